@@ -1,0 +1,425 @@
+"""CaloChallenge-format shower files: read (streaming), write (atomic), validate.
+
+Layout (CaloChallenge 2022, datasets 1-3, and every file showerforge writes):
+
+* ``incident_energies``: (N, 1) float32, incident particle energy in **MeV**;
+* ``showers``: (N, n_voxels) float32, voxel energies in **MeV**, voxels ordered
+  (layer, angle, radius), radius fastest; showerforge divides the visible (sensor) energy by the
+  sampling fraction, as the CaloChallenge files do;
+* attributes (showerforge files; foreign files may have none): ``geometry`` (JSON, see
+  :class:`showerforge.geometry.Geometry`), ``particle``, ``spectrum``, ``seed``,
+  ``geant4_version``, ``physics_list``, ``physics_data``, ``showerforge_version``, ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from showerforge.geometry import PRESETS, Geometry, GeometryError
+
+__all__ = [
+    "CaloFileError",
+    "CaloFile",
+    "ValidationReport",
+    "atomic_output",
+    "write_showers",
+    "open_showers",
+    "validate_file",
+    "guess_geometry",
+    "check_writable",
+]
+
+SHOWERS = "showers"
+ENERGIES = "incident_energies"
+DEFAULT_CHUNK = 2048
+
+
+class CaloFileError(ValueError):
+    """A shower file is unreadable or does not follow the CaloChallenge layout.
+
+    The message names the file and the field and says what was expected.
+    """
+
+    def __init__(self, path: str | Path, fld: str | None, message: str) -> None:
+        self.path, self.field = str(path), fld
+        where = f"{path}" + (f" [{fld}]" if fld else "")
+        super().__init__(f"{where}: {message}")
+
+
+# ----------------------------------------------------------------------------- writing
+def check_writable(path: str | Path) -> Path:
+    """Fail early (before any simulation) if ``path`` cannot be written.
+
+    Raises:
+        CaloFileError: the directory does not exist or is not writable, or path is a directory.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise CaloFileError(path, None, "output path is a directory; give a file name such as out.h5")
+    if not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CaloFileError(path, None, f"cannot create output directory ({err.strerror})") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".sf-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise CaloFileError(path, None, f"output directory is not writable ({err.strerror})") from None
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    An interrupted write never leaves a half file under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _attr_value(value: Any) -> Any:
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True)
+    if value is None:
+        return "none"
+    return value
+
+
+def write_showers(
+    path: str | Path,
+    incident_mev: np.ndarray,
+    showers_mev: np.ndarray,
+    geometry: Geometry,
+    attrs: dict[str, Any] | None = None,
+    *,
+    compression: str | None = "gzip",
+) -> Path:
+    """Write a CaloChallenge-format file atomically.
+
+    Args:
+        path: output file (``.h5``).
+        incident_mev: (N,) or (N, 1) incident energies in MeV.
+        showers_mev: (N, n_voxels) voxel energies in MeV (already divided by the sampling
+            fraction when it applies).
+        geometry: the readout; stored as the ``geometry`` attribute (JSON).
+        attrs: further attributes; dicts and lists are stored as JSON text.
+        compression: HDF5 filter (``gzip`` as in the CaloChallenge files, or ``None``).
+    """
+    inc = np.asarray(incident_mev, dtype=np.float32).reshape(-1, 1)
+    sh = np.asarray(showers_mev, dtype=np.float32)
+    if sh.ndim != 2 or sh.shape[0] != inc.shape[0] or sh.shape[1] != geometry.n_voxels:
+        raise CaloFileError(
+            path, SHOWERS, f"expected shape ({inc.shape[0]}, {geometry.n_voxels}), got {sh.shape}"
+        )
+    from showerforge import __version__
+
+    with atomic_output(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            kw: dict[str, Any] = {"compression": compression} if compression else {}
+            if compression and sh.shape[0]:
+                kw["chunks"] = (min(sh.shape[0], max(1, 2**20 // max(1, sh.shape[1]))), sh.shape[1])
+            f.create_dataset(ENERGIES, data=inc, **({"compression": compression} if compression else {}))
+            f.create_dataset(SHOWERS, data=sh, **kw)
+            f.attrs["format"] = "calochallenge"
+            f.attrs["geometry"] = geometry.to_json()
+            f.attrs["showerforge_version"] = __version__
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = _attr_value(value)
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------- reading
+def guess_geometry(n_voxels: int) -> Geometry | None:
+    """The preset or CaloChallenge binning whose voxel count is ``n_voxels`` (None if unknown)."""
+    for geo in PRESETS.values():
+        if geo.n_voxels == n_voxels:
+            return geo
+    shared = _calochallenge_binning_dirs()
+    for d in shared:
+        for xml in sorted(d.glob("binning_dataset_*.xml")):
+            try:
+                geo = Geometry.from_calochallenge_xml(xml)
+            except GeometryError:
+                continue
+            if geo.n_voxels == n_voxels:
+                return geo
+    return None
+
+
+def _calochallenge_binning_dirs() -> list[Path]:
+    dirs = [Path(__file__).resolve().parent / "binning"]
+    env = os.environ.get("SHOWERFORGE_BINNING_DIR")
+    if env:
+        dirs.insert(0, Path(env))
+    return [d for d in dirs if d.is_dir()]
+
+
+@dataclass
+class CaloFile:
+    """A CaloChallenge-format file opened for streaming reads.
+
+    Use as a context manager. ``geometry`` comes from the file's attribute, else from the
+    ``geometry`` argument, else from the voxel count (presets and CaloChallenge binnings).
+
+    Example:
+        >>> with CaloFile("electrons.h5") as f:
+        ...     for inc, showers in f.iter_chunks(4096):
+        ...         ...
+    """
+
+    path: Path
+    geometry: Geometry
+    attrs: dict[str, Any] = field(default_factory=dict)
+    _h5: h5py.File | None = field(default=None, repr=False)
+    geometry_source: str = "attribute"
+
+    @classmethod
+    def open(cls, path: str | Path, geometry: Geometry | str | None = None) -> CaloFile:
+        """Open and check structure (keys, shapes, dtypes); data values are not read.
+
+        Raises:
+            CaloFileError: naming the file and field.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise CaloFileError(path, None, "file not found")
+        if path.is_dir():
+            raise CaloFileError(path, None, "is a directory, expected an HDF5 file")
+        try:
+            h5 = h5py.File(path, "r")
+        except OSError as err:
+            raise CaloFileError(path, None, f"not a readable HDF5 file (truncated or wrong format: {err})") from None
+        try:
+            return cls._from_h5(path, h5, geometry)
+        except Exception:
+            h5.close()
+            raise
+
+    @classmethod
+    def _from_h5(cls, path: Path, h5: h5py.File, geometry: Geometry | str | None) -> CaloFile:
+        for key in (ENERGIES, SHOWERS):
+            if key not in h5:
+                raise CaloFileError(path, key, f"missing dataset; expected keys {ENERGIES!r} and {SHOWERS!r}, found {sorted(h5.keys())}")
+            if not isinstance(h5[key], h5py.Dataset):
+                raise CaloFileError(path, key, "is a group, expected a dataset")
+        inc, sh = h5[ENERGIES], h5[SHOWERS]
+        if inc.ndim not in (1, 2) or (inc.ndim == 2 and inc.shape[1] != 1):
+            raise CaloFileError(path, ENERGIES, f"expected shape (N, 1), got {inc.shape}")
+        if sh.ndim != 2:
+            raise CaloFileError(path, SHOWERS, f"expected shape (N, n_voxels), got {sh.shape}")
+        if sh.shape[0] != inc.shape[0]:
+            raise CaloFileError(path, SHOWERS, f"has {sh.shape[0]} rows but {ENERGIES} has {inc.shape[0]}")
+        for key, ds in ((ENERGIES, inc), (SHOWERS, sh)):
+            if ds.dtype.kind != "f":
+                raise CaloFileError(path, key, f"expected floating-point values, got dtype {ds.dtype}")
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5.attrs.items()}
+        source = "attribute"
+        file_geo: Geometry | None = None
+        if "geometry" in attrs:
+            try:
+                file_geo = Geometry.from_json(str(attrs["geometry"]))
+            except GeometryError as err:
+                raise CaloFileError(path, "geometry", f"attribute is not a valid geometry ({err})") from None
+        if geometry is not None:
+            from showerforge.geometry import get_geometry
+
+            geo = get_geometry(geometry)
+            source = "argument"
+            if file_geo is not None and not file_geo.same_readout(geo):
+                raise CaloFileError(
+                    path, "geometry", f"file describes readout {file_geo.name!r} ({file_geo.n_voxels} voxels) "
+                    f"but {geo.name!r} ({geo.n_voxels} voxels) was given"
+                )
+            if file_geo is not None and file_geo.sampling_fraction is not None:
+                from dataclasses import replace
+
+                geo = replace(geo, sampling_fraction=file_geo.sampling_fraction)
+        elif file_geo is not None:
+            geo = file_geo
+        else:
+            guessed = guess_geometry(sh.shape[1])
+            if guessed is None:
+                raise CaloFileError(
+                    path, SHOWERS, f"{sh.shape[1]} voxels match no known geometry; pass one with "
+                    "--geometry (preset name, JSON file or CaloChallenge binning XML)"
+                )
+            geo, source = guessed, "voxel count"
+        if sh.shape[1] != geo.n_voxels:
+            raise CaloFileError(
+                path, SHOWERS, f"has {sh.shape[1]} voxels per shower, geometry {geo.name!r} expects {geo.n_voxels}"
+            )
+        return cls(path=path, geometry=geo, attrs=attrs, _h5=h5, geometry_source=source)
+
+    # context manager
+    def __enter__(self) -> CaloFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HDF5 file."""
+        if self._h5 is not None:
+            self._h5.close()
+            self._h5 = None
+
+    @property
+    def h5(self) -> h5py.File:
+        if self._h5 is None:
+            raise CaloFileError(self.path, None, "file is closed")
+        return self._h5
+
+    def __len__(self) -> int:
+        return int(self.h5[SHOWERS].shape[0])
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.h5[SHOWERS].shape[1])
+
+    def read(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``start:stop`` as (incident (n,) MeV float32, showers (n, n_voxels) MeV float32)."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        inc = np.asarray(self.h5[ENERGIES][start:stop], dtype=np.float32).reshape(-1)
+        sh = np.asarray(self.h5[SHOWERS][start:stop], dtype=np.float32)
+        return inc, sh
+
+    def iter_chunks(self, chunk: int = DEFAULT_CHUNK, start: int = 0, stop: int | None = None
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stream (incident, showers) in chunks of ``chunk`` rows; memory is bounded by the chunk."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        for lo in range(start, stop, chunk):
+            yield self.read(lo, min(lo + chunk, stop))
+
+    def incident_energies(self) -> np.ndarray:
+        """All incident energies (N,) in MeV (small: one number per shower)."""
+        return np.asarray(self.h5[ENERGIES][...], dtype=np.float32).reshape(-1)
+
+
+def open_showers(path: str | Path, geometry: Geometry | str | None = None) -> CaloFile:
+    """Open a CaloChallenge-format file (see :class:`CaloFile`)."""
+    return CaloFile.open(path, geometry)
+
+
+# ----------------------------------------------------------------------------- validation
+@dataclass
+class ValidationReport:
+    """Outcome of :func:`validate_file`: statistics, and problems that make a file unusable."""
+
+    path: str
+    n_showers: int
+    n_voxels: int
+    geometry: str
+    geometry_source: str
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def validate_file(path: str | Path, geometry: Geometry | str | None = None, chunk: int = DEFAULT_CHUNK,
+                  progress: Any = None) -> ValidationReport:
+    """Check a CaloChallenge-style file in streaming chunks.
+
+    Checks keys, shapes and dtypes (on open), then values: NaN/inf, negative energies, incident
+    energies in a plausible range (1 MeV - 10 TeV, i.e. MeV units), deposited energy not far above the
+    incident energy, geometry match.
+
+    Raises:
+        CaloFileError: structural problems (the file cannot be read as showers at all).
+    """
+    with CaloFile.open(path, geometry) as f:
+        rep = ValidationReport(str(path), len(f), f.n_voxels, f.geometry.name, f.geometry_source)
+        n = len(f)
+        e_min, e_max = np.inf, -np.inf
+        n_nan_inc = n_neg_inc = n_nan_sh = n_neg_sh = 0
+        ratio_sum = ratio_sq = 0.0
+        ratio_max = 0.0
+        nonzero = 0
+        first_bad: dict[str, int] = {}
+        for lo, (inc, sh) in zip(range(0, n, chunk), f.iter_chunks(chunk)):
+            bad_inc = ~np.isfinite(inc)
+            if bad_inc.any():
+                n_nan_inc += int(bad_inc.sum())
+                first_bad.setdefault(ENERGIES, lo + int(np.argmax(bad_inc)))
+            neg_inc = inc <= 0
+            n_neg_inc += int(neg_inc.sum())
+            if neg_inc.any():
+                first_bad.setdefault(ENERGIES + "<=0", lo + int(np.argmax(neg_inc)))
+            bad_rows = ~np.isfinite(sh).all(axis=1)
+            if bad_rows.any():
+                n_nan_sh += int(bad_rows.sum())
+                first_bad.setdefault(SHOWERS, lo + int(np.argmax(bad_rows)))
+            neg_rows = (sh < 0).any(axis=1)
+            if neg_rows.any():
+                n_neg_sh += int(neg_rows.sum())
+                first_bad.setdefault(SHOWERS + "<0", lo + int(np.argmax(neg_rows)))
+            good = np.isfinite(inc) & (inc > 0)
+            if good.any():
+                e_min, e_max = min(e_min, float(inc[good].min())), max(e_max, float(inc[good].max()))
+                tot = np.nan_to_num(sh[good]).sum(axis=1, dtype=np.float64)
+                r = tot / inc[good]
+                ratio_sum += float(r.sum())
+                ratio_sq += float((r * r).sum())
+                ratio_max = max(ratio_max, float(r.max()))
+            nonzero += int(np.count_nonzero(sh > 0))
+            if progress is not None:
+                progress(len(inc))
+        if n_nan_inc:
+            rep.errors.append(f"{ENERGIES}: {n_nan_inc} NaN/inf values (first at row {first_bad[ENERGIES]})")
+        if n_neg_inc:
+            rep.errors.append(f"{ENERGIES}: {n_neg_inc} values <= 0 MeV (first at row {first_bad[ENERGIES + '<=0']}); expected positive energies in MeV")
+        if n_nan_sh:
+            rep.errors.append(f"{SHOWERS}: {n_nan_sh} showers with NaN/inf voxels (first at row {first_bad[SHOWERS]})")
+        if n_neg_sh:
+            rep.errors.append(f"{SHOWERS}: {n_neg_sh} showers with negative voxel energies (first at row {first_bad[SHOWERS + '<0']}); expected energies >= 0 MeV")
+        n_good = max(1, n - n_nan_inc - n_neg_inc)
+        mean_ratio = ratio_sum / n_good
+        if n and np.isfinite(e_min):
+            if e_max < 1.0 or e_min > 1e7:
+                rep.warnings.append(
+                    f"{ENERGIES}: range {e_min:.3g}-{e_max:.3g} is implausible for MeV (GeV or keV units?)"
+                )
+            if mean_ratio > 2.0:
+                rep.warnings.append(
+                    f"{SHOWERS}: mean deposited/incident = {mean_ratio:.3g} > 2; are showers and energies in the same unit (MeV)?"
+                )
+            elif mean_ratio < 1e-3 and mean_ratio >= 0:
+                rep.warnings.append(
+                    f"{SHOWERS}: mean deposited/incident = {mean_ratio:.3g}; not divided by the sampling fraction, or wrong units?"
+                )
+        rep.stats = {
+            "incident_energy_mev": [None if not np.isfinite(e_min) else e_min, None if not np.isfinite(e_max) else e_max],
+            "mean_etot_over_einc": mean_ratio,
+            "std_etot_over_einc": float(np.sqrt(max(0.0, ratio_sq / n_good - mean_ratio**2))),
+            "max_etot_over_einc": ratio_max,
+            "mean_nonzero_voxel_fraction": nonzero / max(1, n * f.n_voxels),
+        }
+        if n == 0:
+            rep.warnings.append("file holds 0 showers")
+    return rep

@@ -1,0 +1,362 @@
+"""Detector and readout geometry shared by the simulator, the data layer, the features and the plots.
+
+A :class:`Geometry` describes a sampling calorimeter and its cylindrical readout:
+
+* the physical stack: ``n_physical_layers`` repetitions of (absorber, sensor), materials named
+  by their Geant4 NIST names (``G4_W``, ``G4_Si``, ...), thicknesses in **mm**;
+* the readout: ``readout`` layers (each groups ``n_physical_layers / n_layers`` consecutive
+  physical layers), each with its radial bin edges (mm) and its number of angular bins.
+
+Voxels are ordered (layer, angle, radius), radius fastest, as in the CaloChallenge 2022 files.
+Angular bin ``a`` of ``n`` covers ``[-pi + 2 pi a / n, -pi + 2 pi (a + 1) / n)`` (radians).
+
+This module must not import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ReadoutLayer",
+    "Geometry",
+    "GeometryError",
+    "PRESETS",
+    "get_geometry",
+    "RADIATION_LENGTH_MM",
+]
+
+# Radiation lengths X0 in mm (PDG "Atomic and nuclear properties"), for the materials of the presets.
+RADIATION_LENGTH_MM: dict[str, float] = {
+    "G4_W": 3.504,
+    "G4_Si": 93.70,
+    "G4_Pb": 5.612,
+    "G4_Fe": 17.57,
+    "G4_Cu": 14.36,
+    "G4_PbWO4": 8.903,
+    "G4_lAr": 140.0,
+    "G4_POLYSTYRENE": 413.1,
+}
+# Critical energies (MeV, PDG, electrons) for the absorbers of the presets.
+CRITICAL_ENERGY_MEV: dict[str, float] = {"G4_W": 7.97, "G4_Pb": 7.43, "G4_Fe": 21.68, "G4_Cu": 19.42}
+
+
+class GeometryError(ValueError):
+    """A geometry description is invalid or does not match a file."""
+
+
+@dataclass(frozen=True)
+class ReadoutLayer:
+    """One readout layer of a cylindrical readout.
+
+    Args:
+        r_edges_mm: radial bin edges in mm, increasing; ``len - 1`` radial bins (a single edge
+            means the layer has no voxels, as in CaloChallenge dataset 1).
+        n_alpha: number of angular bins covering (-pi, pi].
+    """
+
+    r_edges_mm: tuple[float, ...]
+    n_alpha: int = 1
+
+    def __post_init__(self) -> None:
+        edges = tuple(float(e) for e in self.r_edges_mm)
+        object.__setattr__(self, "r_edges_mm", edges)
+        if len(edges) < 1 or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0:
+            raise GeometryError(f"r_edges_mm must be non-negative and increasing, got {edges}")
+        if int(self.n_alpha) < 1:
+            raise GeometryError(f"n_alpha must be >= 1, got {self.n_alpha}")
+        object.__setattr__(self, "n_alpha", int(self.n_alpha))
+
+    @property
+    def n_radial(self) -> int:
+        """Number of radial bins."""
+        return len(self.r_edges_mm) - 1
+
+    @property
+    def n_voxels(self) -> int:
+        """Number of voxels (angle x radius) in this layer."""
+        return self.n_radial * self.n_alpha if self.n_radial > 0 else 0
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A sampling calorimeter with a cylindrical readout (see module docstring).
+
+    Args:
+        name: short name (``ds2``, ``ds3``, ``mini`` or a user's).
+        readout: the readout layers, front to back.
+        absorber, sensor: Geant4 NIST material names (``None`` for a readout-only description,
+            e.g. one read from a CaloChallenge binning XML file).
+        absorber_mm, sensor_mm: thickness of one absorber / sensor slab in mm.
+        n_physical_layers: number of (absorber + sensor) pairs; a multiple of ``len(readout)``.
+        sampling_fraction: visible (sensor) / deposited energy, measured for this geometry;
+            files store showers divided by it, as the CaloChallenge files do.
+        transverse_size_mm: transverse half-size of the calorimeter slabs, mm.
+        particle_pid: PDG id from a CaloChallenge binning file, informational.
+    """
+
+    name: str
+    readout: tuple[ReadoutLayer, ...]
+    absorber: str | None = "G4_W"
+    absorber_mm: float = 1.4
+    sensor: str | None = "G4_Si"
+    sensor_mm: float = 0.3
+    n_physical_layers: int | None = None
+    sampling_fraction: float | None = None
+    transverse_size_mm: float = 500.0
+    particle_pid: int | None = None
+    _offsets: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        layers = tuple(
+            layer if isinstance(layer, ReadoutLayer) else ReadoutLayer(**layer) for layer in self.readout
+        )
+        object.__setattr__(self, "readout", layers)
+        if not layers:
+            raise GeometryError(f"geometry {self.name!r}: needs at least one readout layer")
+        if self.n_physical_layers is not None:
+            if self.n_physical_layers < 1 or self.n_physical_layers % len(layers):
+                raise GeometryError(
+                    f"geometry {self.name!r}: n_physical_layers={self.n_physical_layers} must be a "
+                    f"positive multiple of the {len(layers)} readout layers"
+                )
+        if self.absorber is not None and (self.absorber_mm <= 0 or self.sensor_mm <= 0):
+            raise GeometryError(f"geometry {self.name!r}: thicknesses must be > 0 mm")
+        offsets = np.concatenate([[0], np.cumsum([layer.n_voxels for layer in layers])])
+        object.__setattr__(self, "_offsets", tuple(int(o) for o in offsets))
+
+    # ----------------------------------------------------------------- sizes
+    @property
+    def n_layers(self) -> int:
+        """Number of readout layers."""
+        return len(self.readout)
+
+    @property
+    def n_voxels(self) -> int:
+        """Total number of voxels (the width of the ``showers`` array)."""
+        return self._offsets[-1]
+
+    @property
+    def is_regular(self) -> bool:
+        """True when every layer has the same binning, so showers reshape to (L, A, R)."""
+        first = self.readout[0]
+        return all(layer == first for layer in self.readout) and first.n_voxels > 0
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(layers, angular bins, radial bins) of a regular geometry."""
+        if not self.is_regular:
+            raise GeometryError(f"geometry {self.name!r} is irregular: it has no (L, A, R) shape")
+        return (self.n_layers, self.readout[0].n_alpha, self.readout[0].n_radial)
+
+    def layer_slice(self, layer: int) -> slice:
+        """Columns of the ``showers`` array that belong to readout ``layer``."""
+        return slice(self._offsets[layer], self._offsets[layer + 1])
+
+    @property
+    def layer_offsets(self) -> np.ndarray:
+        """Voxel offset of each layer, length ``n_layers + 1``."""
+        return np.asarray(self._offsets, dtype=np.int64)
+
+    @property
+    def physical_per_readout(self) -> int:
+        """Physical (absorber + sensor) layers per readout layer."""
+        if self.n_physical_layers is None:
+            raise GeometryError(f"geometry {self.name!r} has no physical stack")
+        return self.n_physical_layers // self.n_layers
+
+    @property
+    def has_stack(self) -> bool:
+        """True when the geometry describes materials, so Geant4 can simulate it."""
+        return self.absorber is not None and self.sensor is not None and self.n_physical_layers is not None
+
+    # ----------------------------------------------------------- coordinates
+    def voxel_layer(self) -> np.ndarray:
+        """Readout layer index of each voxel, shape (n_voxels,)."""
+        return np.repeat(np.arange(self.n_layers), [layer.n_voxels for layer in self.readout])
+
+    def voxel_r_mm(self) -> np.ndarray:
+        """Radial bin centre of each voxel in mm, shape (n_voxels,)."""
+        parts = []
+        for layer in self.readout:
+            if layer.n_voxels:
+                e = np.asarray(layer.r_edges_mm)
+                parts.append(np.tile(0.5 * (e[1:] + e[:-1]), layer.n_alpha))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def voxel_alpha(self) -> np.ndarray:
+        """Angular bin centre of each voxel in radians in (-pi, pi), shape (n_voxels,)."""
+        parts = []
+        for layer in self.readout:
+            if layer.n_voxels:
+                n = layer.n_alpha
+                centres = -math.pi + (np.arange(n) + 0.5) * 2 * math.pi / n if n > 1 else np.zeros(1)
+                parts.append(np.repeat(centres, layer.n_radial))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def voxel_xy_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        """Transverse (x, y) of each voxel centre in mm: r cos(alpha), r sin(alpha)."""
+        r, a = self.voxel_r_mm(), self.voxel_alpha()
+        return r * np.cos(a), r * np.sin(a)
+
+    def voxel_area_mm2(self) -> np.ndarray:
+        """Transverse area of each voxel in mm^2."""
+        parts = []
+        for layer in self.readout:
+            if layer.n_voxels:
+                e = np.asarray(layer.r_edges_mm)
+                ring = math.pi * (e[1:] ** 2 - e[:-1] ** 2) / layer.n_alpha
+                parts.append(np.tile(ring, layer.n_alpha))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    # ------------------------------------------------------------- materials
+    @property
+    def layer_thickness_mm(self) -> float:
+        """Depth of one readout layer in mm."""
+        return self.physical_per_readout * (self.absorber_mm + self.sensor_mm)
+
+    def radiation_lengths_per_layer(self) -> float:
+        """Depth of one readout layer in radiation lengths X0 (needs tabulated materials)."""
+        try:
+            x0a = RADIATION_LENGTH_MM[self.absorber or ""]
+            x0s = RADIATION_LENGTH_MM[self.sensor or ""]
+        except KeyError as err:
+            raise GeometryError(f"no radiation length tabulated for material {err.args[0]!r}") from None
+        return self.physical_per_readout * (self.absorber_mm / x0a + self.sensor_mm / x0s)
+
+    def with_sampling_fraction(self, value: float) -> Geometry:
+        """A copy with the measured sampling fraction set."""
+        return replace(self, sampling_fraction=float(value))
+
+    # ------------------------------------------------------------ comparison
+    def same_readout(self, other: Geometry) -> bool:
+        """True when both describe the same voxels (layers, edges to 1e-6 mm, angular bins)."""
+        if self.n_layers != other.n_layers:
+            return False
+        for a, b in zip(self.readout, other.readout):
+            if a.n_alpha != b.n_alpha or a.n_radial != b.n_radial:
+                return False
+            if not np.allclose(a.r_edges_mm, b.r_edges_mm, atol=1e-6, rtol=0):
+                return False
+        return True
+
+    # --------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (round trip: :meth:`from_dict`)."""
+        d = asdict(self)
+        d.pop("_offsets", None)
+        d["readout"] = [
+            {"r_edges_mm": list(layer.r_edges_mm), "n_alpha": layer.n_alpha} for layer in self.readout
+        ]
+        # compress a regular readout to one entry plus a count
+        if all(layer == self.readout[0] for layer in self.readout):
+            d["readout"] = {"repeat": self.n_layers, "layer": d["readout"][0]}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Geometry:
+        """Build from :meth:`to_dict` output."""
+        d = dict(d)
+        ro = d.pop("readout")
+        if isinstance(ro, dict):
+            layers = tuple(ReadoutLayer(**ro["layer"]) for _ in range(int(ro["repeat"])))
+        else:
+            layers = tuple(ReadoutLayer(**layer) for layer in ro)
+        known = {f for f in cls.__dataclass_fields__ if not f.startswith("_")}
+        unknown = set(d) - known
+        if unknown:
+            raise GeometryError(f"unknown geometry fields {sorted(unknown)}; expected some of {sorted(known)}")
+        return cls(readout=layers, **d)
+
+    def to_json(self) -> str:
+        """JSON text (stored as the ``geometry`` attribute of every file)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Geometry:
+        """Inverse of :meth:`to_json`."""
+        try:
+            return cls.from_dict(json.loads(text))
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise GeometryError(f"geometry JSON is not valid: {err}") from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Geometry:
+        """Read a geometry from a JSON file or a CaloChallenge binning XML file."""
+        path = Path(path)
+        if not path.is_file():
+            raise GeometryError(f"{path}: geometry file not found")
+        if path.suffix.lower() == ".xml":
+            return cls.from_calochallenge_xml(path)
+        return cls.from_json(path.read_text())
+
+    @classmethod
+    def from_calochallenge_xml(cls, path: str | Path, name: str | None = None) -> Geometry:
+        """Read a CaloChallenge 2022 binning file (``binning_dataset_*.xml``).
+
+        The XML carries only the readout; the physical stack stays unknown unless it is the Par04
+        readout of datasets 2/3, which gets the ``ds2``/``ds3`` stack.
+        """
+        path = Path(path)
+        try:
+            root = ET.parse(path).getroot()
+        except (ET.ParseError, OSError) as err:
+            raise GeometryError(f"{path}: not a readable CaloChallenge binning XML ({err})") from None
+        bins = root.find("Bin") if root.tag != "Bin" else root
+        if bins is None:
+            raise GeometryError(f"{path}: no <Bin> element; expected a CaloChallenge binning file")
+        layers = []
+        for el in bins.findall("Layer"):
+            edges = tuple(float(x) for x in el.attrib["r_edges"].split(",") if x.strip())
+            layers.append(ReadoutLayer(edges, int(el.attrib.get("n_bin_alpha", 1))))
+        pid = int(bins.attrib["pid"]) if "pid" in bins.attrib else None
+        geo = cls(
+            name=name or path.stem,
+            readout=tuple(layers),
+            absorber=None,
+            sensor=None,
+            n_physical_layers=None,
+            particle_pid=pid,
+        )
+        for preset in ("ds2", "ds3"):
+            ref = PRESETS[preset]
+            if geo.same_readout(ref):
+                return replace(ref, name=name or preset, particle_pid=pid)
+        return geo
+
+
+def _regular(n_layers: int, n_alpha: int, n_r: int, dr_mm: float) -> tuple[ReadoutLayer, ...]:
+    edges = tuple(round(dr_mm * i, 6) for i in range(n_r + 1))
+    return tuple(ReadoutLayer(edges, n_alpha) for _ in range(n_layers))
+
+
+PRESETS: dict[str, Geometry] = {
+    # Geant4 Par04 calorimeter of CaloChallenge datasets 2/3: 90 x (1.4 mm W + 0.3 mm Si).
+    "ds2": Geometry("ds2", _regular(45, 16, 9, 4.65), "G4_W", 1.4, "G4_Si", 0.3, 90),
+    "ds3": Geometry("ds3", _regular(45, 50, 18, 2.325), "G4_W", 1.4, "G4_Si", 0.3, 90),
+    # Small and fast, for tests and the demo: 24 x (3.5 mm W + 0.3 mm Si) ~ 24 X0,
+    # read out as 12 layers x 8 angles x 6 radial bins of 8 mm (576 voxels).
+    "mini": Geometry("mini", _regular(12, 8, 6, 8.0), "G4_W", 3.5, "G4_Si", 0.3, 24),
+}
+
+
+def get_geometry(spec: str | Path | Geometry) -> Geometry:
+    """Resolve a preset name, a JSON geometry file or a CaloChallenge XML file to a Geometry."""
+    if isinstance(spec, Geometry):
+        return spec
+    key = str(spec)
+    if key in PRESETS:
+        return PRESETS[key]
+    if Path(key).suffix.lower() in (".json", ".xml"):
+        return Geometry.from_file(key)
+    raise GeometryError(
+        f"unknown geometry {key!r}: use a preset ({', '.join(PRESETS)}), a JSON geometry file "
+        "or a CaloChallenge binning XML file"
+    )

@@ -1,0 +1,80 @@
+"""``showerforge inspect``: describe and validate a CaloChallenge-format file, streaming."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from showerforge.data.calo import ValidationReport, open_showers, validate_file
+from showerforge.geometry import Geometry
+
+__all__ = ["inspect_file", "format_inspection"]
+
+_SHOWN_ATTRS = ("particle", "spectrum", "seed", "n_showers", "geant4_version", "physics_list", "physics_data",
+                "production_cut_mm", "sampling_fraction", "sampling_fraction_error", "showerforge_version",
+                "model", "checkpoint_sha256", "sampler")
+
+
+def inspect_file(path: str | Path, geometry: Geometry | str | None = None, chunk: int = 2048) -> dict[str, Any]:
+    """Validate ``path`` and collect what a user wants to see about it (JSON-ready).
+
+    Raises:
+        CaloFileError: when the file cannot be read as CaloChallenge showers at all.
+    """
+    rep: ValidationReport = validate_file(path, geometry, chunk=chunk)
+    with open_showers(path, geometry) as f:
+        geo = f.geometry
+        attrs = {k: _plain(f.attrs[k]) for k in _SHOWN_ATTRS if k in f.attrs}
+    desc: dict[str, Any] = {
+        "file": str(path),
+        "ok": rep.ok,
+        "n_showers": rep.n_showers,
+        "n_voxels": rep.n_voxels,
+        "geometry": geo.name,
+        "geometry_source": rep.geometry_source,
+        "readout": (f"{geo.shape[0]} layers x {geo.shape[1]} angular x {geo.shape[2]} radial bins"
+                    if geo.is_regular else f"{geo.n_layers} layers, irregular binning"),
+        "stack": (f"{geo.n_physical_layers} x ({geo.absorber_mm} mm {geo.absorber} + {geo.sensor_mm} mm {geo.sensor})"
+                  if geo.has_stack else "unknown (readout only)"),
+        "attributes": attrs,
+        "stats": rep.stats,
+        "errors": rep.errors,
+        "warnings": rep.warnings,
+    }
+    return desc
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def format_inspection(desc: dict[str, Any]) -> str:
+    """Plain-text rendering of :func:`inspect_file` output."""
+    st = desc["stats"]
+    lo, hi = st.get("incident_energy_mev", [None, None])
+    lines = [
+        f"file        {desc['file']}",
+        f"showers     {desc['n_showers']} x {desc['n_voxels']} voxels (float32, MeV)",
+        f"geometry    {desc['geometry']} (from {desc['geometry_source']}): {desc['readout']}",
+        f"stack       {desc['stack']}",
+    ]
+    if lo is not None:
+        lines.append(f"E_inc       {lo / 1e3:.4g} - {hi / 1e3:.4g} GeV")
+        lines.append(f"E_dep/E_inc {st['mean_etot_over_einc']:.4f} +- {st['std_etot_over_einc']:.4f} (mean +- std)")
+        lines.append(f"occupancy   {100 * st['mean_nonzero_voxel_fraction']:.2f} % of voxels non-zero")
+    for k, v in desc["attributes"].items():
+        lines.append(f"{k:<11} {v}")
+    for w in desc["warnings"]:
+        lines.append(f"warning: {w}")
+    for e in desc["errors"]:
+        lines.append(f"ERROR: {e}")
+    lines.append("checks      " + ("passed" if desc["ok"] else f"FAILED ({len(desc['errors'])} problems)"))
+    return "\n".join(lines)

@@ -1,0 +1,379 @@
+"""Sharded simulation campaigns: shards run as separate processes, resume, merge.
+
+A campaign splits N events into shards of ``shard_size`` events. Shard ``i`` gets its own seed
+(derived from the campaign seed and ``i``), its own incident energies (drawn from the spectrum with
+that seed) and runs as a short-lived subprocess (Geant4 keeps one state per process), launched by
+a Dask task (``LocalCluster`` by default, or a remote scheduler). Each shard is written atomically
+into ``OUTPUT.shards/``; re-running the same command skips finished shards. The merge streams the
+shards, in order, into the output file (atomically).
+
+Same seed and shard layout give identical ``showers`` bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from showerforge.data.calo import atomic_output, check_writable
+from showerforge.geometry import Geometry
+from showerforge.simulate.energies import EnergySpec
+
+__all__ = ["CaloCampaign", "ShardSpec", "run_campaign", "CampaignError", "shard_seed"]
+
+SHARD_FORMAT = "showerforge-calo-shard-v1"
+
+
+class CampaignError(RuntimeError):
+    """A shard failed; the message carries the shard's own error output."""
+
+
+def shard_seed(seed: int, index: int) -> int:
+    """Seed of shard ``index`` of a campaign with ``seed`` (a 31-bit integer, distinct per shard)."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint32)[0] >> 1)
+
+
+@dataclass
+class ShardSpec:
+    """Everything one shard subprocess needs (written as JSON next to the shard)."""
+
+    index: int
+    geometry_json: str
+    particle: str
+    energies_mev: list[float]
+    seed: int
+    physics: str
+    production_cut_mm: float
+    output: str
+    progress_file: str
+    campaign_hash: str
+    position_mm: tuple[float, float, float | None] = (0.0, 0.0, None)
+    direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
+
+
+@dataclass
+class CaloCampaign:
+    """A Geant4 calorimeter campaign (see module docstring).
+
+    Args:
+        geometry: the calorimeter (must have a physical stack and a regular readout).
+        particle: ``e-``, ``e+`` or ``gamma``.
+        energy: incident energies (:func:`showerforge.simulate.energies.parse_energy`).
+        n: number of showers.
+        seed: campaign seed.
+        output: final HDF5 file.
+        shard_size: events per shard.
+        physics: EM physics constructor (``standard``, ``option1`` .. ``option4``).
+        production_cut_mm: Geant4 production cut in mm.
+        sampling_fraction: divide visible energy by this; None = use the campaign's measurement.
+    """
+
+    geometry: Geometry
+    particle: str
+    energy: EnergySpec
+    n: int
+    seed: int
+    output: Path
+    shard_size: int = 250
+    physics: str = "standard"
+    production_cut_mm: float = 0.7
+    sampling_fraction: float | None = None
+    position_mm: tuple[float, float, float | None] = (0.0, 0.0, None)
+    direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    extra_attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+        if self.n < 1:
+            raise ValueError(f"--n must be >= 1, got {self.n}")
+        if self.shard_size < 1:
+            raise ValueError(f"--shard-size must be >= 1, got {self.shard_size}")
+        if self.particle not in ("e-", "e+", "gamma"):
+            raise ValueError(f"particle {self.particle!r} is not supported; use e-, e+ or gamma")
+        if not self.geometry.has_stack:
+            raise ValueError(f"geometry {self.geometry.name!r} has no materials: it can be read, not simulated")
+        if not self.geometry.is_regular:
+            raise ValueError(f"geometry {self.geometry.name!r} has an irregular readout: simulation needs a regular one")
+        if self.production_cut_mm <= 0:
+            raise ValueError(f"--cut must be > 0 mm, got {self.production_cut_mm}")
+
+    @property
+    def shard_dir(self) -> Path:
+        return self.output.with_name(self.output.name + ".shards")
+
+    def shard_sizes(self) -> list[int]:
+        full, rest = divmod(self.n, self.shard_size)
+        return [self.shard_size] * full + ([rest] if rest else [])
+
+    def config_hash(self) -> str:
+        """Hash of everything that determines the shards' content."""
+        d = {
+            "geometry": self.geometry.to_json(), "particle": self.particle,
+            "energy": [list(self.energy.values_mev), self.energy.spectrum], "n": self.n, "seed": self.seed,
+            "shard_size": self.shard_size, "physics": self.physics, "cut": self.production_cut_mm,
+            "position": list(self.position_mm), "direction": list(self.direction),
+        }
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def shard_specs(self) -> list[ShardSpec]:
+        specs, h = [], self.config_hash()
+        for i, size in enumerate(self.shard_sizes()):
+            seed = shard_seed(self.seed, i)
+            energies = self.energy.sample(size, np.random.default_rng(seed))
+            specs.append(ShardSpec(
+                index=i, geometry_json=self.geometry.to_json(), particle=self.particle,
+                energies_mev=[float(e) for e in energies], seed=seed, physics=self.physics,
+                production_cut_mm=self.production_cut_mm,
+                output=str(self.shard_dir / f"shard-{i:05d}.h5"),
+                progress_file=str(self.shard_dir / f"shard-{i:05d}.progress"),
+                campaign_hash=h, position_mm=self.position_mm, direction=self.direction,
+            ))
+        return specs
+
+
+def shard_is_complete(spec: ShardSpec) -> bool:
+    """True when the shard file exists, is readable and belongs to this campaign."""
+    path = Path(spec.output)
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return (f.attrs.get("format") == SHARD_FORMAT and f.attrs.get("campaign_hash") == spec.campaign_hash
+                    and f["visible"].shape[0] == len(spec.energies_mev))
+    except (OSError, KeyError):
+        return False
+
+
+def _run_shard_subprocess(spec_path: str) -> tuple[int, str]:
+    """Dask task: run one shard in a fresh Python process; returns (exit code, stderr tail)."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "showerforge.simulate.calo_shard", spec_path],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL,
+    )
+    return proc.returncode, (proc.stderr or "")[-3000:]
+
+
+def _read_progress(path: str) -> int:
+    try:
+        return int(Path(path).read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def run_campaign(
+    campaign: CaloCampaign,
+    *,
+    workers: int = 2,
+    scheduler: str | None = None,
+    progress: bool = True,
+    keep_shards: bool = False,
+    on_status: Callable[[str], None] | None = None,
+) -> Path:
+    """Run (or resume) a campaign and merge it into ``campaign.output``.
+
+    Args:
+        workers: local processes (ignored with ``scheduler``).
+        scheduler: address of a Dask scheduler (``tcp://host:port``); None = a LocalCluster.
+        progress: show a progress bar with showers/s.
+        keep_shards: keep ``OUTPUT.shards/`` after the merge.
+        on_status: callback for one-line status messages.
+
+    Returns:
+        The output path.
+    """
+    say = on_status or (lambda msg: None)
+    check_writable(campaign.output)
+    campaign.shard_dir.mkdir(parents=True, exist_ok=True)
+    specs = campaign.shard_specs()
+    todo = [s for s in specs if not shard_is_complete(s)]
+    done_events = sum(len(s.energies_mev) for s in specs if s not in todo)
+    if len(todo) < len(specs):
+        say(f"resuming: {len(specs) - len(todo)} of {len(specs)} shards already done")
+    spec_paths = []
+    for s in todo:
+        p = Path(s.output).with_suffix(".json")
+        p.write_text(json.dumps(asdict(s)))
+        Path(s.progress_file).unlink(missing_ok=True)
+        spec_paths.append(str(p))
+    if todo:
+        _execute(todo, spec_paths, workers, scheduler, progress, campaign.n, done_events)
+    say(f"merging {len(specs)} shards into {campaign.output}")
+    merge_shards(campaign, specs)
+    if not keep_shards:
+        shutil.rmtree(campaign.shard_dir, ignore_errors=True)
+    return campaign.output
+
+
+def _execute(todo: list[ShardSpec], spec_paths: list[str], workers: int, scheduler: str | None,
+             progress: bool, n_total: int, done_before: int) -> None:
+    import logging
+
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    for name in ("distributed", "distributed.scheduler", "distributed.core", "distributed.worker"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        # Threads suffice: each task only waits on its Geant4 subprocess.
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=False,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+    try:
+        futures = {client.submit(_run_shard_subprocess, p, pure=False, key=f"shard-{s.index}"): s
+                   for s, p in zip(todo, spec_paths)}
+        failures: list[str] = []
+        bar = _Progress(n_total, done_before, enabled=progress)
+        pending = set(futures)
+        ac = as_completed(futures)
+        with bar:
+            while pending:
+                running = sum(_read_progress(s.progress_file) for f, s in futures.items() if f in pending)
+                finished = sum(len(s.energies_mev) for f, s in futures.items() if f not in pending)
+                bar.update(done_before + finished + running)
+                for fut in ac.next_batch(block=False) if ac.has_ready() else []:
+                    pending.discard(fut)
+                    s = futures[fut]
+                    rc, err = fut.result()
+                    if rc != 0 or not shard_is_complete(s):
+                        failures.append(f"shard {s.index} (seed {s.seed}) exited with {rc}: {err.strip()[-800:]}")
+                if pending:
+                    time.sleep(0.3)
+            bar.update(done_before + sum(len(s.energies_mev) for s in todo))
+        if failures:
+            raise CampaignError("; ".join(failures[:3]) + (f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+class _Progress:
+    """A rich progress bar in showers with showers/s (or nothing)."""
+
+    def __init__(self, total: int, done: int, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty() or os.environ.get("SHOWERFORGE_PROGRESS") == "1"
+        self.total, self.done = total, done
+        if self.enabled:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            class _Rate(TextColumn):
+                def render(self, task: Any) -> Any:  # noqa: D102
+                    from rich.text import Text
+
+                    speed = task.finished_speed or task.speed
+                    return Text(f"{speed:.2f} showers/s" if speed else "… showers/s")
+
+            self.p = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), _Rate(""),
+                              TimeRemainingColumn(), transient=False)
+            self.task = self.p.add_task("sim", total=total, completed=done)
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self.p.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.p.stop()
+
+    def update(self, done: int) -> None:
+        if self.enabled:
+            self.p.update(self.task, completed=min(done, self.total))
+
+
+def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
+    """Stream the shards, in order, into the final CaloChallenge file (atomically).
+
+    Showers are divided by the sampling fraction: the campaign's ``sampling_fraction`` if set,
+    else the one measured on all shards (sum of sensor energy / sum of sensor + absorber energy).
+    """
+    sens = absb = 0.0
+    per_event: list[np.ndarray] = []
+    provenance: dict[str, Any] = {}
+    for s in specs:
+        with h5py.File(s.output, "r") as f:
+            vis_tot = f["visible"][...].sum(axis=1, dtype=np.float64) + f["sensor_outside"][...]
+            ab = f["absorber"][...].astype(np.float64)
+            sens += float(vis_tot.sum())
+            absb += float(ab.sum())
+            per_event.append(vis_tot / np.maximum(vis_tot + ab, 1e-300))
+            provenance = json.loads(f.attrs["provenance"])
+    fr = np.concatenate(per_event)
+    sf_measured = sens / (sens + absb)
+    sf_error = float(fr.std(ddof=1) / np.sqrt(len(fr))) if len(fr) > 1 else float("nan")
+    sf = campaign.sampling_fraction or sf_measured
+    geo = campaign.geometry.with_sampling_fraction(sf)
+    from showerforge import __version__
+
+    attrs = {
+        "particle": campaign.particle,
+        "spectrum": campaign.energy.describe(),
+        "energy_values_mev": list(campaign.energy.values_mev),
+        "energy_spectrum": campaign.energy.spectrum,
+        "seed": campaign.seed,
+        "shard_size": campaign.shard_size,
+        "shard_seeds": [s.seed for s in specs],
+        "n_showers": campaign.n,
+        "sampling_fraction": sf,
+        "sampling_fraction_measured": sf_measured,
+        "sampling_fraction_error": sf_error,
+        "production_cut_mm": campaign.production_cut_mm,
+        "gun_position_mm": list(campaign.position_mm),
+        "gun_direction": list(campaign.direction),
+        "units": "MeV",
+        "package": f"showerforge {__version__}",
+        **{k: v for k, v in provenance.items()},
+        **campaign.extra_attrs,
+    }
+    out = campaign.output
+    with atomic_output(out) as tmp:
+        with h5py.File(tmp, "w") as f:
+            nvox = geo.n_voxels
+            chunk_rows = max(1, min(campaign.n, 2**20 // nvox))
+            ds_sh = f.create_dataset("showers", shape=(campaign.n, nvox), dtype=np.float32,
+                                     compression="gzip", chunks=(chunk_rows, nvox))
+            ds_inc = f.create_dataset("incident_energies", shape=(campaign.n, 1), dtype=np.float32,
+                                      compression="gzip")
+            row = 0
+            for s in specs:
+                with h5py.File(s.output, "r") as sf_:
+                    vis = sf_["visible"][...].astype(np.float64)
+                    inc = sf_["incident"][...]
+                k = len(inc)
+                ds_sh[row:row + k] = (vis / sf).astype(np.float32)
+                ds_inc[row:row + k, 0] = inc.astype(np.float32)
+                row += k
+            extra = f.create_group("showerforge")
+            extra.attrs["description"] = "per-event Geant4 bookkeeping (MeV, not divided by the sampling fraction)"
+            outside = np.concatenate([_read_shard(s, "sensor_outside") for s in specs])
+            absorber = np.concatenate([_read_shard(s, "absorber") for s in specs])
+            extra.create_dataset("sensor_outside_grid_mev", data=outside.astype(np.float32), compression="gzip")
+            extra.create_dataset("absorber_mev", data=absorber.astype(np.float32), compression="gzip")
+            f.attrs["format"] = "calochallenge"
+            f.attrs["geometry"] = geo.to_json()
+            f.attrs["showerforge_version"] = __version__
+            for key, value in attrs.items():
+                f.attrs[key] = json.dumps(value) if isinstance(value, (list, dict, tuple)) else value
+    return out
+
+
+def _read_shard(spec: ShardSpec, key: str) -> np.ndarray:
+    with h5py.File(spec.output, "r") as f:
+        return f[key][...]
