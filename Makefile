@@ -1,0 +1,31 @@
+# The two set-up commands (each creates .venv and installs everything on a fresh machine):
+#   make demo   -- runs the main job: simulate (Geant4) -> train -> generate -> evaluate, on `mini`
+#   make test   -- runs the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install clean bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch is pinned in pyproject (2.13.0, CPU wheel); anything else pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/showerforge demo --output demo
+
+test: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_geant4.py
+	$(BIN)/python benchmarks/bench_surrogate.py
+
+clean:
+	rm -rf $(VENV) demo build *.egg-info

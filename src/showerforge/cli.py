@@ -1,0 +1,159 @@
+"""Command line: ``showerforge simulate / inspect / train / generate / evaluate / demo``.
+
+The CLI holds no logic: it parses, validates, calls the library and prints. User mistakes end
+with a one-line ``error: ...`` naming the file and field, exit code 2, and no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+__all__ = ["main", "cli"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from showerforge.data.calo import CaloFileError
+    from showerforge.geometry import GeometryError
+    from showerforge.simulate.campaign import CampaignError
+
+    errs: list[type[BaseException]] = [CaloFileError, GeometryError, CampaignError, ValueError,
+                                       FileNotFoundError, PermissionError, IsADirectoryError]
+    return tuple(errs)
+
+
+def friendly(fn: F) -> F:
+    """Turn user errors into ``error: message`` and exit code 2 (tracebacks with SHOWERFORGE_DEBUG=1)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo("interrupted: finished shards/epochs are kept; re-run the same command to resume", err=True)
+            sys.exit(130)
+        except _user_errors() as err:
+            if os.environ.get("SHOWERFORGE_DEBUG"):
+                raise
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            click.echo(f"error: {msg}", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="showerforge")
+def cli() -> None:
+    """showerforge: reference simulation -> dataset -> surrogate -> generate -> evaluate.
+
+    Energies are in MeV inside files; options accept units (10GeV, 500MeV). Lengths are mm.
+    Run any command with --help for its options.
+    """
+
+
+# ----------------------------------------------------------------------------- simulate
+@cli.group()
+def simulate() -> None:
+    """Run a reference simulation (Geant4 calorimeter showers, Pythia8 jets)."""
+
+
+@simulate.command("calo")
+@click.option("--geometry", "geometry", default="ds2", show_default=True,
+              help="Preset (ds2, ds3, mini) or a JSON geometry file.")
+@click.option("--particle", default="e-", show_default=True, type=click.Choice(["e-", "e+", "gamma"]),
+              help="Particle shot along +z into the calorimeter.")
+@click.option("--energy", default="1:100GeV", show_default=True,
+              help="10GeV (fixed), 1,10,100GeV (list) or 1:100GeV (range). Units keV/MeV/GeV/TeV.")
+@click.option("--spectrum", type=click.Choice(["fixed", "list", "uniform", "log-uniform"]), default=None,
+              help="How energies are drawn (default: fixed / list / log-uniform by the form of --energy).")
+@click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True, help="Number of showers.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Campaign seed.")
+@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",
+              help="Local worker processes.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=250, show_default=True,
+              help="Showers per shard (each shard: own seed, own process, resumable).")
+@click.option("--physics", default="standard", show_default=True,
+              type=click.Choice(["standard", "option1", "option2", "option3", "option4"]),
+              help="Geant4 EM physics constructor (G4EmStandardPhysics[_optionN]).")
+@click.option("--cut", "cut_mm", type=click.FloatRange(min=0, min_open=True), default=0.7, show_default=True,
+              help="Geant4 production cut in mm.")
+@click.option("--sampling-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Divide visible energy by this value (default: measured in this campaign).")
+@click.option("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:PORT) instead of local workers.")
+@click.option("--keep-shards", is_flag=True, help="Keep OUTPUT.shards/ after merging.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output HDF5 file (CaloChallenge layout).")
+@friendly
+def simulate_calo(geometry: str, particle: str, energy: str, spectrum: str | None, n: int, seed: int,
+                  workers: int, shard_size: int, physics: str, cut_mm: float, sampling_fraction: float | None,
+                  scheduler: str | None, keep_shards: bool, output: Path) -> None:
+    """Simulate calorimeter showers with Geant4 into a CaloChallenge-format HDF5 file.
+
+    \b
+    Example:
+      showerforge simulate calo --geometry ds2 --particle e- --energy 1:100GeV \\
+          --spectrum log-uniform --n 10000 --seed 7 --workers 2 -o electrons.h5
+
+    Re-running the same command resumes an interrupted campaign.
+    """
+    from showerforge.data.calo import check_writable
+    from showerforge.geometry import get_geometry
+    from showerforge.simulate.campaign import CaloCampaign, run_campaign
+    from showerforge.simulate.energies import parse_energy
+
+    check_writable(output)
+    campaign = CaloCampaign(
+        geometry=get_geometry(geometry), particle=particle, energy=parse_energy(energy, spectrum), n=n,
+        seed=seed, output=output, shard_size=shard_size, physics=physics, production_cut_mm=cut_mm,
+        sampling_fraction=sampling_fraction,
+    )
+    click.echo(f"simulating {n} {particle} showers, {campaign.energy.describe()}, geometry "
+               f"{campaign.geometry.name}, {len(campaign.shard_sizes())} shards on "
+               f"{scheduler or f'{workers} local workers'}", err=True)
+    run_campaign(campaign, workers=workers, scheduler=scheduler, keep_shards=keep_shards,
+                 on_status=lambda m: click.echo(m, err=True))
+    click.echo(f"wrote {output}")
+
+
+# ----------------------------------------------------------------------------- inspect
+@cli.command("inspect")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--geometry", default=None,
+              help="Geometry to check against: preset, JSON file or CaloChallenge binning XML "
+                   "(default: from the file, else from its voxel count).")
+@click.option("--binning", "binning", type=click.Path(path_type=Path), default=None,
+              help="CaloChallenge binning XML (same as --geometry FILE.xml).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@friendly
+def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json: bool) -> None:
+    """Describe and validate a CaloChallenge-format shower file (streams; any size).
+
+    Checks keys, shapes, dtypes, units plausibility, NaN or negative energies and the geometry.
+    Exit code 0 when the checks pass, 1 when a check fails, 2 when the file cannot be read.
+    """
+    from showerforge.inspect import format_inspection, inspect_file
+
+    desc = inspect_file(file, str(binning) if binning else geometry)
+    click.echo(json.dumps(desc, indent=2, default=str) if as_json else format_inspection(desc))
+    if not desc["ok"]:
+        click.echo(f"error: {file}: {desc['errors'][0]}", err=True)
+        sys.exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="showerforge")
+
+
+if __name__ == "__main__":
+    main()
