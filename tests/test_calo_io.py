@@ -182,3 +182,12 @@ def test_unwritable_output_fails_early(tmp_path):
             check_writable(target)
     finally:
         ro.chmod(0o700)
+
+
+def test_foreign_geometry_note_is_ignored_not_fatal(tmp_path):
+    inc, sh = _showers(5, PRESETS["ds2"])
+    path = _raw(tmp_path / "par04.h5", incident_energies=inc.reshape(-1, 1), showers=sh)  # float64 too
+    with h5py.File(path, "a") as f:
+        f.attrs["geometry"] = "Par04 SiW cylinder"
+    rep = validate_file(path)
+    assert rep.ok and rep.geometry == "ds2" and any("not a showerforge geometry" in w for w in rep.warnings)

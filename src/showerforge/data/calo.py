@@ -195,6 +195,7 @@ class CaloFile:
     attrs: dict[str, Any] = field(default_factory=dict)
     _h5: h5py.File | None = field(default=None, repr=False)
     geometry_source: str = "attribute"
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def open(cls, path: str | Path, geometry: Geometry | str | None = None) -> CaloFile:
@@ -238,11 +239,14 @@ class CaloFile:
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5.attrs.items()}
         source = "attribute"
         file_geo: Geometry | None = None
+        notes: list[str] = []
         if "geometry" in attrs:
+            text = str(attrs["geometry"])
             try:
-                file_geo = Geometry.from_json(str(attrs["geometry"]))
-            except GeometryError as err:
-                raise CaloFileError(path, "geometry", f"attribute is not a valid geometry ({err})") from None
+                file_geo = Geometry.from_json(text) if text.lstrip().startswith("{") else PRESETS[text]
+            except (GeometryError, KeyError):
+                # a foreign tool's own geometry note: not ours to parse; fall back to the voxel count
+                notes.append(f"geometry attribute {text[:40]!r} is not a showerforge geometry; ignored")
         if geometry is not None:
             from showerforge.geometry import get_geometry
 
@@ -271,7 +275,7 @@ class CaloFile:
             raise CaloFileError(
                 path, SHOWERS, f"has {sh.shape[1]} voxels per shower, geometry {geo.name!r} expects {geo.n_voxels}"
             )
-        return cls(path=path, geometry=geo, attrs=attrs, _h5=h5, geometry_source=source)
+        return cls(path=path, geometry=geo, attrs=attrs, _h5=h5, geometry_source=source, notes=notes)
 
     # context manager
     def __enter__(self) -> CaloFile:
@@ -355,6 +359,7 @@ def validate_file(path: str | Path, geometry: Geometry | str | None = None, chun
     """
     with CaloFile.open(path, geometry) as f:
         rep = ValidationReport(str(path), len(f), f.n_voxels, f.geometry.name, f.geometry_source)
+        rep.warnings.extend(f.notes)
         n = len(f)
         e_min, e_max = np.inf, -np.inf
         n_nan_inc = n_neg_inc = n_nan_sh = n_neg_sh = 0
