@@ -69,7 +69,7 @@ def test_same_seed_same_bytes(reference_run, tmp_path):
 def test_killed_campaign_resumes_without_redoing_shards(reference_run, tmp_path):
     out = tmp_path / "killed.h5"
     shards = Path(str(out) + ".shards")
-    proc = subprocess.Popen([*CLI, *ARGS, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([*CLI, *ARGS, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and not (shards / "shard-00000.h5").exists():

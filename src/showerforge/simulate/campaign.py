@@ -323,6 +323,7 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
     from showerforge import __version__
 
     attrs = {
+        **{k: v for k, v in provenance.items() if k not in ("seed", "seeds", "n_events")},
         "particle": campaign.particle,
         "spectrum": campaign.energy.describe(),
         "energy_values_mev": list(campaign.energy.values_mev),
@@ -339,7 +340,6 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
         "gun_direction": list(campaign.direction),
         "units": "MeV",
         "package": f"showerforge {__version__}",
-        **{k: v for k, v in provenance.items()},
         **campaign.extra_attrs,
     }
     out = campaign.output
