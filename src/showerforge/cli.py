@@ -24,7 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _user_errors() -> tuple[type[BaseException], ...]:
     from showerforge.data.calo import CaloFileError
     from showerforge.geometry import GeometryError
-    from showerforge.simulate.campaign import CampaignError
+    from showerforge.simulate.shards import CampaignError
 
     errs: list[type[BaseException]] = [CaloFileError, GeometryError, CampaignError, ValueError,
                                        FileNotFoundError, PermissionError, IsADirectoryError]

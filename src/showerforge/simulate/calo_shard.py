@@ -30,12 +30,12 @@ def run_shard(spec_path: str | Path) -> None:
     from showerforge.simulate.calo_g4 import simulate_showers
     from showerforge.simulate.campaign import SHARD_FORMAT
 
+    from showerforge.simulate.shards import write_progress
+
     progress_file = Path(spec["progress_file"])
 
     def progress(done: int) -> None:
-        tmp = progress_file.with_suffix(".tmp")
-        tmp.write_text(str(done))
-        os.replace(tmp, progress_file)
+        write_progress(progress_file, done)
 
     geometry = Geometry.from_json(spec["geometry_json"])
     pos = spec.get("position_mm") or (0.0, 0.0, None)

@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,14 +26,11 @@ import numpy as np
 from showerforge.data.calo import atomic_output, check_writable
 from showerforge.geometry import Geometry
 from showerforge.simulate.energies import EnergySpec
+from showerforge.simulate.shards import CampaignError, ShardTask, execute_shards
 
-__all__ = ["CaloCampaign", "ShardSpec", "run_campaign", "CampaignError", "shard_seed"]
+__all__ = ["CaloCampaign", "ShardSpec", "run_campaign", "CampaignError", "shard_seed", "merge_shards"]
 
 SHARD_FORMAT = "showerforge-calo-shard-v1"
-
-
-class CampaignError(RuntimeError):
-    """A shard failed; the message carries the shard's own error output."""
 
 
 def shard_seed(seed: int, index: int) -> int:
@@ -156,24 +149,6 @@ def shard_is_complete(spec: ShardSpec) -> bool:
         return False
 
 
-def _run_shard_subprocess(spec_path: str) -> tuple[int, str]:
-    """Dask task: run one shard in a fresh Python process; returns (exit code, stderr tail)."""
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "showerforge.simulate.calo_shard", spec_path],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL,
-    )
-    return proc.returncode, (proc.stderr or "")[-3000:]
-
-
-def _read_progress(path: str) -> int:
-    try:
-        return int(Path(path).read_text() or 0)
-    except (OSError, ValueError):
-        return 0
-
-
 def run_campaign(
     campaign: CaloCampaign,
     *,
@@ -210,92 +185,16 @@ def run_campaign(
         Path(s.progress_file).unlink(missing_ok=True)
         spec_paths.append(str(p))
     if todo:
-        _execute(todo, spec_paths, workers, scheduler, progress, campaign.n, done_events)
+        tasks = [ShardTask(s.index, s.seed, len(s.energies_mev), p, s.progress_file) for s, p in zip(todo, spec_paths)]
+        by_index = {s.index: s for s in todo}
+        execute_shards(tasks, "showerforge.simulate.calo_shard", lambda t: shard_is_complete(by_index[t.index]),
+                       workers=workers, scheduler=scheduler, progress=progress, n_total=campaign.n,
+                       done_before=done_events, label="simulating showers", unit="showers")
     say(f"merging {len(specs)} shards into {campaign.output}")
     merge_shards(campaign, specs)
     if not keep_shards:
         shutil.rmtree(campaign.shard_dir, ignore_errors=True)
     return campaign.output
-
-
-def _execute(todo: list[ShardSpec], spec_paths: list[str], workers: int, scheduler: str | None,
-             progress: bool, n_total: int, done_before: int) -> None:
-    import logging
-
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    for name in ("distributed", "distributed.scheduler", "distributed.core", "distributed.worker"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        # Threads suffice: each task only waits on its Geant4 subprocess.
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=False,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-        client = Client(cluster)
-    try:
-        futures = {client.submit(_run_shard_subprocess, p, pure=False, key=f"shard-{s.index}"): s
-                   for s, p in zip(todo, spec_paths)}
-        failures: list[str] = []
-        bar = _Progress(n_total, done_before, enabled=progress)
-        pending = set(futures)
-        ac = as_completed(futures)
-        with bar:
-            while pending:
-                running = sum(_read_progress(s.progress_file) for f, s in futures.items() if f in pending)
-                finished = sum(len(s.energies_mev) for f, s in futures.items() if f not in pending)
-                bar.update(done_before + finished + running)
-                for fut in ac.next_batch(block=False) if ac.has_ready() else []:
-                    pending.discard(fut)
-                    s = futures[fut]
-                    rc, err = fut.result()
-                    if rc != 0 or not shard_is_complete(s):
-                        failures.append(f"shard {s.index} (seed {s.seed}) exited with {rc}: {err.strip()[-800:]}")
-                if pending:
-                    time.sleep(0.3)
-            bar.update(done_before + sum(len(s.energies_mev) for s in todo))
-        if failures:
-            raise CampaignError("; ".join(failures[:3]) + (f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-class _Progress:
-    """A rich progress bar in showers with showers/s (or nothing)."""
-
-    def __init__(self, total: int, done: int, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty() or os.environ.get("SHOWERFORGE_PROGRESS") == "1"
-        self.total, self.done = total, done
-        if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
-
-            class _Rate(TextColumn):
-                def render(self, task: Any) -> Any:  # noqa: D102
-                    from rich.text import Text
-
-                    speed = task.finished_speed or task.speed
-                    return Text(f"{speed:.2f} showers/s" if speed else "… showers/s")
-
-            self.p = Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), _Rate(""),
-                              TimeRemainingColumn(), transient=False)
-            self.task = self.p.add_task("sim", total=total, completed=done)
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            self.p.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.enabled:
-            self.p.stop()
-
-    def update(self, done: int) -> None:
-        if self.enabled:
-            self.p.update(self.task, completed=min(done, self.total))
 
 
 def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:

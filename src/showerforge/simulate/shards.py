@@ -1,0 +1,144 @@
+"""Run shards as short-lived subprocesses through Dask, with a progress bar in events/s.
+
+Shared by the Geant4 calorimeter and the Pythia8 jet campaigns. Each shard is a JSON spec file
+handed to ``python -m MODULE SPEC.json``; the module writes its output atomically and, while it
+runs, the number of events done into the shard's progress file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CampaignError", "ShardTask", "execute_shards", "write_progress"]
+
+
+class CampaignError(RuntimeError):
+    """A shard failed; the message carries the shard's own error output."""
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard to run: its index, seed, number of events, spec file and progress file."""
+
+    index: int
+    seed: int
+    n_events: int
+    spec_path: str
+    progress_file: str
+
+
+def write_progress(path: str | Path, done: int) -> None:
+    """Record ``done`` events in a shard's progress file (atomically)."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(str(done))
+    os.replace(tmp, path)
+
+
+def _run_subprocess(module: str, spec_path: str) -> tuple[int, str]:
+    """Dask task: run one shard in a fresh Python process; returns (exit code, stderr tail)."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    proc = subprocess.run([sys.executable, "-m", module, spec_path], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL)
+    return proc.returncode, (proc.stderr or "")[-3000:]
+
+
+def _read_progress(path: str) -> int:
+    try:
+        return int(Path(path).read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def execute_shards(tasks: list[ShardTask], module: str, is_complete: Callable[[ShardTask], bool], *,
+                   workers: int, scheduler: str | None, progress: bool, n_total: int, done_before: int = 0,
+                   label: str = "simulating", unit: str = "events") -> None:
+    """Run ``tasks`` on a Dask LocalCluster (``workers`` slots) or a remote ``scheduler``.
+
+    Raises:
+        CampaignError: when shards fail (their error output is in the message); finished shards stay.
+    """
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    for name in ("distributed", "distributed.scheduler", "distributed.core", "distributed.worker"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for t in tasks:
+        Path(t.progress_file).unlink(missing_ok=True)
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        # Threads suffice: each task only waits on its subprocess.
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=False,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+    try:
+        futures = {client.submit(_run_subprocess, module, t.spec_path, pure=False, key=f"shard-{t.index}"): t
+                   for t in tasks}
+        failures: list[str] = []
+        pending = set(futures)
+        ac = as_completed(futures)
+        with _Progress(n_total, done_before, progress, label, unit) as bar:
+            while pending:
+                running = sum(_read_progress(t.progress_file) for f, t in futures.items() if f in pending)
+                finished = sum(t.n_events for f, t in futures.items() if f not in pending)
+                bar.update(done_before + finished + running)
+                for fut in ac.next_batch(block=False) if ac.has_ready() else []:
+                    pending.discard(fut)
+                    t = futures[fut]
+                    rc, err = fut.result()
+                    if rc != 0 or not is_complete(t):
+                        failures.append(f"shard {t.index} (seed {t.seed}) exited with {rc}: {err.strip()[-800:]}")
+                if pending:
+                    time.sleep(0.3)
+            bar.update(done_before + sum(t.n_events for t in tasks))
+        if failures:
+            more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
+            raise CampaignError("; ".join(failures[:3]) + more)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+class _Progress:
+    """A rich progress bar with events/s on a terminal (or SHOWERFORGE_PROGRESS=1), else nothing."""
+
+    def __init__(self, total: int, done: int, enabled: bool, label: str, unit: str) -> None:
+        self.enabled = (enabled and sys.stderr.isatty()) or os.environ.get("SHOWERFORGE_PROGRESS") == "1"
+        self.total = total
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.text import Text
+
+            class _Rate(TextColumn):
+                def render(self, task: Any) -> Text:
+                    speed = task.finished_speed or task.speed
+                    return Text(f"{speed:.2f} {unit}/s" if speed else f"… {unit}/s")
+
+            self.p = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), _Rate(""),
+                              TimeRemainingColumn(), console=Console(stderr=True))
+            self.task = self.p.add_task(label, total=total, completed=done)
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            self.p.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.p.stop()
+
+    def update(self, done: int) -> None:
+        if self.enabled:
+            self.p.update(self.task, completed=min(done, self.total))
