@@ -1,0 +1,489 @@
+"""Geant4 sampling calorimeter: the reference simulation of voxelised showers.
+
+A :class:`~showerforge.geometry.Geometry` is built in Geant4 as ``n_physical_layers`` x
+(absorber slab + sensor slab), square slabs of half-size ``transverse_size_mm``, in a
+``G4_Galactic`` world. The calorimeter front face is at ``z = 0``; the beam goes along +z.
+
+Scoring runs in C++ (no Python call per step): each sensor slab holds a cylinder of the readout
+radius (last radial edge), replicated in phi (``n_alpha``) and then in rho (``n_radial``);
+a ``G4MultiFunctionalDetector`` with ``G4PSEnergyDeposit3D`` scores the cells, two more score
+the sensor outside the cylinder and the absorbers. Python reads the hit maps once per event.
+
+Geant4 holds one state per process: a process builds one geometry and simulates one shard
+(:func:`simulate_showers` may be called again in the same process only with the same geometry
+and physics). The interpreter may crash at teardown after Geant4 ran; callers that care flush
+their outputs and leave with ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from showerforge.geometry import Geometry, GeometryError
+
+__all__ = ["ShowerBatch", "simulate_showers", "measure_sampling_fraction", "PHYSICS_EM", "PARTICLES"]
+
+# physics name -> geant4_pybind EM constructor
+PHYSICS_EM: dict[str, str] = {
+    "standard": "G4EmStandardPhysics",
+    "option0": "G4EmStandardPhysics",
+    "option1": "G4EmStandardPhysics_option1",
+    "option2": "G4EmStandardPhysics_option2",
+    "option3": "G4EmStandardPhysics_option3",
+    "option4": "G4EmStandardPhysics_option4",
+}
+# accepted particle names (aliases) -> Geant4 names
+PARTICLES: dict[str, str] = {
+    "e-": "e-", "electron": "e-", "e+": "e+", "positron": "e+", "gamma": "gamma", "photon": "gamma",
+    "pi+": "pi+", "pi-": "pi-",
+}
+_HADRONS = {"pi+", "pi-"}
+
+
+@dataclass
+class ShowerBatch:
+    """Showers of one Geant4 run.
+
+    Attributes:
+        showers: (N, n_voxels) float32, visible (sensor) energy in MeV per voxel, voxels in
+            (layer, angle, radius) order; *not* divided by the sampling fraction.
+        sensor_outside_mev: (N,) visible energy in the sensors outside the readout grid.
+        absorber_mev: (N,) energy deposited in the absorbers.
+        incident_mev: (N,) kinetic energy of the primary.
+        provenance: Geant4 version, physics list, data sets, production cut, seed, ...
+    """
+
+    showers: np.ndarray
+    sensor_outside_mev: np.ndarray
+    absorber_mev: np.ndarray
+    incident_mev: np.ndarray
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.showers.shape[0])
+
+    @property
+    def visible_mev(self) -> np.ndarray:
+        """All visible energy per shower (grid + outside), MeV."""
+        return self.showers.sum(axis=1, dtype=np.float64) + self.sensor_outside_mev
+
+
+def measure_sampling_fraction(batch: ShowerBatch) -> tuple[float, float]:
+    """Sampling fraction E_sensor / (E_sensor + E_absorber) and its statistical uncertainty.
+
+    Ratio of sums over the batch (the energy-weighted mean), with the uncertainty of a ratio
+    estimator from the per-shower spread (delta method).
+    """
+    vis = np.asarray(batch.visible_mev, dtype=np.float64)
+    tot = vis + np.asarray(batch.absorber_mev, dtype=np.float64)
+    n = len(vis)
+    if n == 0 or tot.sum() <= 0:
+        raise ValueError("measure_sampling_fraction: the batch has no deposited energy")
+    f = float(vis.sum() / tot.sum())
+    if n < 2:
+        return f, float("nan")
+    resid = vis - f * tot
+    err = math.sqrt(float(np.sum(resid**2)) / (n * (n - 1))) / float(tot.mean())
+    return f, err
+
+
+# ------------------------------------------------------------------------------------------------
+# one Geant4 state per process
+
+_STATE: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def _quiet_stdout(enabled: bool):
+    """Send the C++ stdout (Geant4 banner, tables) to /dev/null while the block runs."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _check_geometry(geometry: Geometry) -> tuple[int, int, float]:
+    if not geometry.has_stack:
+        raise GeometryError(
+            f"geometry {geometry.name!r} has no physical stack (materials/thicknesses): cannot simulate"
+        )
+    if not geometry.is_regular:
+        raise GeometryError(
+            f"geometry {geometry.name!r}: Geant4 simulation needs a regular readout (same binning in every layer)"
+        )
+    _n_layers, n_alpha, n_r = geometry.shape
+    edges = np.asarray(geometry.readout[0].r_edges_mm)
+    dr = float(edges[1] - edges[0])
+    if edges[0] != 0.0 or not np.allclose(np.diff(edges), dr, rtol=1e-6, atol=1e-9):
+        raise GeometryError(
+            f"geometry {geometry.name!r}: Geant4 readout needs uniform radial bins starting at 0, got {tuple(edges)}"
+        )
+    if edges[-1] > geometry.transverse_size_mm:
+        raise GeometryError(
+            f"geometry {geometry.name!r}: readout radius {edges[-1]} mm exceeds the slab half-size "
+            f"{geometry.transverse_size_mm} mm"
+        )
+    return n_alpha, n_r, dr
+
+
+def _config_key(geometry: Geometry, physics: str, cut: float) -> str:
+    return f"{geometry.to_json()}|{physics}|{cut:.9g}"
+
+
+def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bool) -> dict[str, Any]:
+    """Build geometry, physics and actions once per process; return the state."""
+    from showerforge.simulate.g4data import ensure_geant4_env
+
+    data_info = ensure_geant4_env()
+    if data_info.get("physics_data") == "approximate" and physics == "option4":
+        raise ValueError(
+            "physics 'option4' needs data of the real G4EMLOW data set (Goudsmit-Saunderson msc, "
+            "Penelope/Livermore models) that has no approximate stand-in: install the Geant4 data "
+            "(GEANT4_DATA_DIR) or use standard, option1, option2 or option3"
+        )
+    import geant4_pybind as g4
+
+    n_alpha, n_r, dr = _check_geometry(geometry)
+    n_phys = int(geometry.n_physical_layers)
+    mm = g4.mm
+    pitch = geometry.absorber_mm + geometry.sensor_mm
+    total = n_phys * pitch
+    half_xy = geometry.transverse_size_mm
+    radius = n_r * dr
+    keep: list[Any] = []  # Python references to every Geant4 object we create
+
+    class Detector(g4.G4VUserDetectorConstruction):
+        def Construct(self):  # noqa: N802 (Geant4 API)
+            nist = g4.G4NistManager.Instance()
+            names = {"world": "G4_Galactic", "abs": geometry.absorber, "sen": geometry.sensor}
+            mats = {}
+            for key, name in names.items():
+                mat = nist.FindOrBuildMaterial(name)
+                if mat is None:
+                    raise GeometryError(f"geometry {geometry.name!r}: unknown Geant4 NIST material {name!r}")
+                mats[key] = mat
+            world_s = g4.G4Box("World", (half_xy + 10) * mm, (half_xy + 10) * mm, (total + 10) * mm)
+            world_l = g4.G4LogicalVolume(world_s, mats["world"], "World")
+            world_p = g4.G4PVPlacement(None, g4.G4ThreeVector(), world_l, "World", None, False, 0, False)
+            abs_s = g4.G4Box("Absorber", half_xy * mm, half_xy * mm, 0.5 * geometry.absorber_mm * mm)
+            abs_l = g4.G4LogicalVolume(abs_s, mats["abs"], "Absorber")
+            sen_s = g4.G4Box("Sensor", half_xy * mm, half_xy * mm, 0.5 * geometry.sensor_mm * mm)
+            sen_l = g4.G4LogicalVolume(sen_s, mats["sen"], "Sensor")
+            hz = 0.5 * geometry.sensor_mm * mm
+            cyl_s = g4.G4Tubs("Readout", 0.0, radius * mm, hz, 0.0, 2 * math.pi)
+            cyl_l = g4.G4LogicalVolume(cyl_s, mats["sen"], "Readout")
+            dphi = 2 * math.pi / n_alpha
+            # phi replicas: copy a spans [-pi + a dphi, -pi + (a+1) dphi) when the cell solid is
+            # centred on its local x axis (Geant4 rotates copy a to offset + (a + 1/2) width)
+            phi_s = g4.G4Tubs("PhiCell", 0.0, radius * mm, hz, -0.5 * dphi, dphi)
+            phi_l = g4.G4LogicalVolume(phi_s, mats["sen"], "PhiCell")
+            rho_s = g4.G4Tubs("RhoCell", 0.0, dr * mm, hz, -0.5 * dphi, dphi)
+            rho_l = g4.G4LogicalVolume(rho_s, mats["sen"], "RhoCell")
+            phi_p = g4.G4PVReplica("PhiCell", phi_l, cyl_l, g4.kPhi, n_alpha, dphi, -math.pi)
+            rho_p = g4.G4PVReplica("RhoCell", rho_l, phi_l, g4.kRho, n_r, dr * mm, 0.0)
+            cyl_p = g4.G4PVPlacement(None, g4.G4ThreeVector(), cyl_l, "Readout", sen_l, False, 0, False)
+            keep.extend([world_s, world_l, abs_s, abs_l, sen_s, sen_l, cyl_s, cyl_l, phi_s, phi_l,
+                         rho_s, rho_l, phi_p, rho_p, cyl_p])
+            for i in range(n_phys):
+                z0 = i * pitch
+                pa = g4.G4PVPlacement(None, g4.G4ThreeVector(0, 0, (z0 + 0.5 * geometry.absorber_mm) * mm),
+                                      abs_l, "Absorber", world_l, False, i, False)
+                ps = g4.G4PVPlacement(
+                    None, g4.G4ThreeVector(0, 0, (z0 + geometry.absorber_mm + 0.5 * geometry.sensor_mm) * mm),
+                    sen_l, "Sensor", world_l, False, i, False)
+                keep.extend([pa, ps])
+            self.logicals = {"rho": rho_l, "sen": sen_l, "abs": abs_l}
+            keep.append(world_p)
+            return world_p
+
+        def ConstructSDandField(self):  # noqa: N802
+            sdm = g4.G4SDManager.GetSDMpointer()
+            sdm.SetVerboseLevel(0)
+            specs = {
+                # depth: 0 rho cell, 1 phi cell, 2 readout cylinder, 3 sensor slab (copy = layer)
+                "grid": ("rho", g4.G4PSEnergyDeposit3D("edep", n_phys, n_alpha, n_r, 3, 1, 0)),
+                "outside": ("sen", g4.G4PSEnergyDeposit("edep", 0)),
+                "absorber": ("abs", g4.G4PSEnergyDeposit("edep", 0)),
+            }
+            for det_name, (lv_key, scorer) in specs.items():
+                det = g4.G4MultiFunctionalDetector(det_name)
+                det.RegisterPrimitive(scorer)
+                sdm.AddNewDetector(det)
+                self.SetSensitiveDetector(self.logicals[lv_key], det)
+                keep.extend([det, scorer])
+
+    # ----- physics (instantiated after the run manager exists: cuts need the default region)
+    if physics in PHYSICS_EM:
+        ctor = getattr(g4, PHYSICS_EM[physics])
+
+        class PhysicsList(g4.G4VModularPhysicsList):
+            def __init__(self):
+                super().__init__()
+                self.SetVerboseLevel(0)
+                self.SetDefaultCutValue(production_cut_mm * mm)
+                self.em = ctor()
+                self.RegisterPhysics(self.em)
+
+        def make_physics():
+            return PhysicsList()
+
+        physics_name = PHYSICS_EM[physics]
+        hadronic = False
+    else:
+        if data_info.get("physics_data") != "geant4":
+            raise ValueError(
+                f"physics {physics!r}: hadronic reference physics lists need the real Geant4 data sets "
+                "(set GEANT4_DATA_DIR); only the EM lists " + ", ".join(PHYSICS_EM) + " run on approximate tables"
+            )
+
+        def make_physics():
+            factory = g4.G4PhysListFactory()
+            if not factory.IsReferencePhysList(physics):
+                raise ValueError(
+                    f"unknown physics {physics!r}: use one of {sorted(PHYSICS_EM)} or a Geant4 reference list"
+                )
+            pl = factory.GetReferencePhysList(physics)
+            pl.SetDefaultCutValue(production_cut_mm * mm)
+            return pl
+
+        physics_name = physics
+        hadronic = True
+
+    st = _STATE  # the closures below read the per-run "job" from the process-wide state
+    st.clear()
+    st.update({
+        "key": _config_key(geometry, physics, production_cut_mm),
+        "ready": False,
+        "g4": g4,
+        "data_info": data_info,
+        "physics_name": physics_name,
+        "hadronic": hadronic,
+        "n_phys": n_phys,
+        "n_cells": n_phys * n_alpha * n_r,
+        "keep": keep,
+    })
+
+    class Primary(g4.G4VUserPrimaryGeneratorAction):
+        def __init__(self):
+            super().__init__()
+            self.gun = g4.G4ParticleGun(1)
+
+        def GeneratePrimaries(self, event):  # noqa: N802
+            job = st["job"]
+            i = event.GetEventID()
+            self.gun.SetParticleEnergy(float(job["energies"][i]) * g4.MeV)
+            self.gun.GeneratePrimaryVertex(event)
+
+    class EventAction(g4.G4UserEventAction):
+        def EndOfEventAction(self, event):  # noqa: N802
+            job = st["job"]
+            i = event.GetEventID()
+            hce = event.GetHCofThisEvent()
+            grid = job["grid"]
+            for key, val in hce.GetHC(st["cid"]["grid"]):
+                grid[i, key] += val
+            job["outside"][i] = sum(v for _k, v in hce.GetHC(st["cid"]["outside"]))
+            job["absorber"][i] = sum(v for _k, v in hce.GetHC(st["cid"]["absorber"]))
+            done = i + 1
+            cb = job["progress"]
+            if cb is not None and (done % job["every"] == 0 or done == job["n"]):
+                cb(done)
+
+    with _quiet_stdout(quiet):
+        rm = g4.G4RunManagerFactory.CreateRunManager(g4.G4RunManagerType.SerialOnly)
+        ui = g4.G4UImanager.GetUIpointer()
+        for cmd in ("/control/verbose 0", "/run/verbose 0", "/event/verbose 0", "/tracking/verbose 0",
+                    "/process/verbose 0", "/process/em/verbose 0", "/process/had/verbose 0"):
+            ui.ApplyCommand(cmd)
+        params = g4.G4EmParameters.Instance()
+        params.SetVerbose(0)
+        detector = Detector()
+        rm.SetUserInitialization(detector)
+        physics_list = make_physics()
+        if data_info.get("physics_data") == "approximate" and physics in ("option3", "option4"):
+            # these options switch on atomic de-excitation, whose data (fluor/, auger/) has no
+            # approximate stand-in: run them without it and say so in the provenance
+            params.SetFluo(False)
+            params.SetAuger(False)
+            params.SetPixe(False)
+            st["deexcitation"] = "off (approximate data)"
+        rm.SetUserInitialization(physics_list)
+        primary = Primary()
+        event_action = EventAction()
+        rm.SetUserAction(primary)
+        rm.SetUserAction(event_action)
+        rm.Initialize()
+        sdm = g4.G4SDManager.GetSDMpointer()
+        st["cid"] = {n: sdm.GetCollectionID(f"{n}/edep") for n in ("grid", "outside", "absorber")}
+        st["job"] = None
+        rm.BeamOn(0)  # builds the physics tables (prints a lot) while stdout is silenced
+    st.update(rm=rm, detector=detector, primary=primary, event_action=event_action, physics_list=physics_list)
+    st["ready"] = True
+    return st
+
+
+def _seed_engine(g4: Any, seed: int) -> list[int]:
+    seeds = [int(s) & 0x7FFFFFFF for s in np.random.SeedSequence(int(seed)).generate_state(4)]
+    seeds = [s if s else 1 for s in seeds]
+    g4.HepRandom.setTheEngine(g4.MixMaxRng())
+    g4.HepRandom.setTheSeeds(seeds + [0])
+    return seeds
+
+
+def simulate_showers(
+    geometry: Geometry,
+    particle: str,
+    energies_mev: np.ndarray,
+    seed: int,
+    *,
+    physics: str = "standard",
+    production_cut_mm: float = 0.7,
+    position_mm: tuple[float, float, float | None] = (0.0, 0.0, None),
+    direction: tuple[float, float, float] = (0.0, 0.0, 1.0),
+    progress: Callable[[int], None] | None = None,
+    quiet: bool = True,
+) -> ShowerBatch:
+    """Simulate one shower per entry of ``energies_mev`` with Geant4 (sequential run manager).
+
+    Args:
+        geometry: a regular geometry with a physical stack (``ds2``, ``ds3``, ``mini``, ...).
+        particle: ``e-``, ``e+``, ``gamma`` (aliases ``electron``, ``positron``, ``photon``);
+            ``pi+``/``pi-`` only with a hadronic reference list (``physics="FTFP_BERT"``).
+        energies_mev: kinetic energy of the primary of each event, MeV.
+        seed: random seed; the same seed (and inputs) gives identical bytes.
+        physics: ``standard`` (``G4EmStandardPhysics``), ``option1``..``option4``, or a Geant4
+            reference list name (needs the real data sets). On approximate data ``option3`` runs
+            without atomic de-excitation and ``option4`` is refused.
+        production_cut_mm: production cut (range) for all particles, mm.
+        position_mm: gun position; z = 0 is the calorimeter front face, ``None`` means 1 mm in
+            front of it.
+        direction: gun direction (normalised here).
+        progress: called as ``progress(k)`` with the number of events done, every few events.
+        quiet: silence Geant4's stdout while it initialises.
+
+    Returns:
+        A :class:`ShowerBatch`.
+
+    Raises:
+        GeometryError: irregular or material-less geometry.
+        ValueError: bad particle / physics / energies.
+        RuntimeError: Geant4 was already set up in this process for another configuration.
+    """
+    name = PARTICLES.get(str(particle))
+    if name is None:
+        raise ValueError(f"unknown particle {particle!r}: expected one of {sorted(PARTICLES)}")
+    physics = str(physics)
+    if name in _HADRONS and physics in PHYSICS_EM:
+        raise ValueError(
+            f"particle {particle!r} needs hadronic physics, but physics={physics!r} is electromagnetic only; "
+            "use a Geant4 reference list such as physics='FTFP_BERT' (requires the real Geant4 data sets)"
+        )
+    energies = np.asarray(energies_mev, dtype=np.float64).reshape(-1)
+    if energies.size and (not np.all(np.isfinite(energies)) or np.any(energies <= 0)):
+        raise ValueError("energies_mev must be finite and > 0 (MeV)")
+    if not production_cut_mm > 0:
+        raise ValueError(f"production_cut_mm must be > 0, got {production_cut_mm}")
+    d = np.asarray(direction, dtype=np.float64)
+    if d.shape != (3,) or not np.linalg.norm(d) > 0:
+        raise ValueError(f"direction must be a non-zero 3-vector, got {direction}")
+    d = d / np.linalg.norm(d)
+    _check_geometry(geometry)
+
+    key = _config_key(geometry, physics, production_cut_mm)
+    if not _STATE:
+        _build(geometry, physics, float(production_cut_mm), quiet)
+    elif not _STATE.get("ready"):
+        raise RuntimeError("Geant4 initialisation failed earlier in this process; start a fresh process")
+    elif _STATE["key"] != key:
+        raise RuntimeError(
+            "Geant4 was already initialised in this process for another geometry/physics; "
+            "run each configuration (shard) in a fresh process"
+        )
+    st = _STATE
+    g4 = st["g4"]
+
+    n_alpha, n_r = geometry.shape[1], geometry.shape[2]
+    n = int(energies.size)
+    seeds = _seed_engine(g4, seed)
+    gun = st["primary"].gun
+    gun.SetParticleDefinition(g4.G4ParticleTable.GetParticleTable().FindParticle(name))
+    x, y, z = position_mm
+    z = -1.0 if z is None else float(z)
+    gun.SetParticlePosition(g4.G4ThreeVector(float(x) * g4.mm, float(y) * g4.mm, z * g4.mm))
+    gun.SetParticleMomentumDirection(g4.G4ThreeVector(*map(float, d)))
+
+    grid = np.zeros((n, st["n_cells"]), dtype=np.float64)
+    job = {
+        "energies": energies,
+        "grid": grid,
+        "outside": np.zeros(n),
+        "absorber": np.zeros(n),
+        "progress": progress,
+        "every": max(1, min(100, n // 20 or 1)),
+        "n": n,
+    }
+    st["job"] = job
+    try:
+        if n:
+            st["rm"].BeamOn(n)
+    finally:
+        st["job"] = None
+
+    ppr = geometry.physical_per_readout
+    showers = grid.reshape(n, geometry.n_layers, ppr, n_alpha * n_r).sum(axis=2).reshape(n, -1)
+    provenance = {
+        "engine": "geant4",
+        **_geant4_version(g4),
+        "geant4_pybind": _pybind_version(),
+        "physics_list": st["physics_name"],
+        "production_cut_mm": float(production_cut_mm),
+        "particle": name,
+        "seed": int(seed),
+        "engine_seeds": seeds,
+        "position_mm": [float(x), float(y), z],
+        "direction": [float(v) for v in d],
+        "geometry": geometry.name,
+        **({"deexcitation": st["deexcitation"]} if "deexcitation" in st else {}),
+        **{k: v for k, v in st["data_info"].items()},
+    }
+    return ShowerBatch(
+        showers=showers.astype(np.float32),
+        sensor_outside_mev=job["outside"],
+        absorber_mev=job["absorber"],
+        incident_mev=energies.copy(),
+        provenance=provenance,
+    )
+
+
+def _geant4_version(g4: Any) -> dict[str, str]:
+    text = str(getattr(g4, "G4Version", "")).strip("$ ").replace("Name: ", "")
+    m = re.search(r"geant4-(\d+)-(\d+)(?:-patch-(\d+))?", text)
+    short = f"{int(m.group(1))}.{int(m.group(2))}.{int(m.group(3) or 0)}" if m else text
+    return {"geant4_version": short, "geant4_release": text}
+
+
+def _pybind_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("geant4-pybind")
+    except Exception:  # pragma: no cover - metadata missing
+        return "unknown"
