@@ -32,8 +32,9 @@ call builds its own Pythia instance, so calls are independent and may run in fre
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,11 @@ __all__ = [
 ]
 
 JET_TYPES: tuple[str, ...] = ("g", "q", "t", "w", "z")
-"""Jet types, in the order used by the integer ``jet_type`` labels (JetNet order)."""
+"""Jet types, in the order used by the integer ``jet_type`` labels.
+
+Note: the ``jetnet`` package's loader numbers types as ``("g", "t", "q", "w", "z")``;
+:mod:`showerforge.data.jetnet` converts when it reads such a type column.
+"""
 
 _HADRONIC = "1 2 3 4 5"  # decay to any quark pair (t excluded by kinematics)
 
@@ -111,10 +116,14 @@ class JetConfig:
         mpi: Multiparton interactions (underlying event) on or off.
         radius: Anti-kT distance parameter R.
         sqrt_s_gev: Proton-proton centre-of-mass energy, GeV.
-        pthat_min_gev: ``PhaseSpace:pTHatMin`` in GeV; ``None`` -> ``0.85 * pt_min_gev``
-            (jets carry slightly less pT than their parton, so the window starts below the jet
-            window; the few jets from lower-pT-hat events are lost, a small threshold effect).
-        pthat_max_gev: ``PhaseSpace:pTHatMax`` in GeV; ``None`` -> ``1.15 * pt_max_gev``.
+        pthat_min_gev: ``PhaseSpace:pTHatMin`` in GeV; ``None`` -> ``0.75 * pt_min_gev``.
+            Initial-state radiation lets jets above the window come from lower pT-hat events:
+            at 800 GeV, a 0.85 factor lost ~10 % of the jets in the lowest 50 GeV (g and t),
+            0.75 agrees with 0.5 within the 3 % statistical precision of a 3000-jet check,
+            at about twice the events per jet of 0.85.
+        pthat_max_gev: ``PhaseSpace:pTHatMax`` in GeV; ``None`` -> ``1.5 * pt_max_gev``
+            (capped at sqrt_s / 2): jets lose pT out of the cone, and the steeply falling
+            spectrum makes the extra high-pT-hat events cheap.
     """
 
     jet_type: str
@@ -134,6 +143,7 @@ class JetConfig:
             raise ValueError(f"unknown jet_type {self.jet_type!r}; expected one of {JET_TYPES}")
         if int(self.n_particles) != self.n_particles or self.n_particles <= 0:
             raise ValueError(f"n_particles must be a positive integer, got {self.n_particles!r}")
+        self.n_particles = int(self.n_particles)
         if not (0.0 <= self.pt_min_gev < self.pt_max_gev):
             raise ValueError(
                 f"empty jet pT window: need 0 <= pt_min_gev < pt_max_gev, "
@@ -153,8 +163,11 @@ class JetConfig:
 
     def pthat_window(self) -> tuple[float, float]:
         """Resolved ``(pTHatMin, pTHatMax)`` in GeV."""
-        lo = 0.85 * self.pt_min_gev if self.pthat_min_gev is None else self.pthat_min_gev
-        hi = 1.15 * self.pt_max_gev if self.pthat_max_gev is None else self.pthat_max_gev
+        lo = 0.75 * self.pt_min_gev if self.pthat_min_gev is None else self.pthat_min_gev
+        if self.pthat_max_gev is None:
+            hi = min(1.5 * self.pt_max_gev, self.sqrt_s_gev / 2)
+        else:
+            hi = self.pthat_max_gev
         return float(lo), float(hi)
 
 
