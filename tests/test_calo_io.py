@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from showerforge.cli import cli
-from showerforge.data.calo import CaloFileError, atomic_output, check_writable, open_showers, validate_file, write_showers
+from showerforge.data.calo import CaloFileError, open_showers, validate_file, write_showers
+from showerforge.data.io import OutputPathError, atomic_output, check_writable
 from showerforge.geometry import PRESETS
 
 MINI = PRESETS["mini"]
@@ -178,7 +179,7 @@ def test_unwritable_output_fails_early(tmp_path):
             (tmp_path / "file-not-dir").write_text("x")
         else:
             target = ro / "out.h5"
-        with pytest.raises(CaloFileError, match="output"):
+        with pytest.raises(OutputPathError, match="output"):
             check_writable(target)
     finally:
         ro.chmod(0o700)

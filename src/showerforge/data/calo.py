@@ -13,10 +13,8 @@ Layout (CaloChallenge 2022, datasets 1-3, and every file showerforge writes):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from showerforge.data.io import OutputPathError, atomic_output, check_writable
 from showerforge.geometry import PRESETS, Geometry, GeometryError
 
 __all__ = [
@@ -37,6 +36,7 @@ __all__ = [
     "validate_file",
     "guess_geometry",
     "check_writable",
+    "OutputPathError",
 ]
 
 SHOWERS = "showers"
@@ -54,50 +54,6 @@ class CaloFileError(ValueError):
         self.path, self.field = str(path), fld
         where = f"{path}" + (f" [{fld}]" if fld else "")
         super().__init__(f"{where}: {message}")
-
-
-# ----------------------------------------------------------------------------- writing
-def check_writable(path: str | Path) -> Path:
-    """Fail early (before any simulation) if ``path`` cannot be written.
-
-    Raises:
-        CaloFileError: the directory does not exist or is not writable, or path is a directory.
-    """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise CaloFileError(path, None, "output path is a directory; give a file name such as out.h5")
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise CaloFileError(path, None, f"cannot create output directory ({err.strerror})") from None
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".sf-probe-", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise CaloFileError(path, None, f"output directory is not writable ({err.strerror})") from None
-    return path
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
-
-    An interrupted write never leaves a half file under the final name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def _attr_value(value: Any) -> Any:

@@ -9,7 +9,7 @@ key                  shape         content
                                    150 highest-pT constituents, pT-descending, zero-padded
 ``jet_features``     (N, 4)        float32 jet ``pT`` (GeV), ``eta``, ``mass`` (GeV),
                                    multiplicity
-``jet_type``         (N,)          int8 index into :data:`~showerforge.simulate.jets.JET_TYPES`
+``jet_type``         (N,)          int8 index into :data:`JET_TYPES`
 ===================  ============  ===========================================================
 
 File attributes: ``format = "jetnet"``, ``showerforge_version``, ``jet_types`` (JSON list, the
@@ -30,17 +30,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
-from showerforge.simulate.jets import JET_TYPES
+from showerforge.data.io import atomic_output
 
 __all__ = [
+    "JET_TYPES",
     "JETNET_LOADER_TYPE_ORDER",
     "JetData",
     "JetFileError",
@@ -52,6 +53,9 @@ __all__ = [
 
 JETNET_LOADER_TYPE_ORDER: tuple[str, ...] = ("g", "t", "q", "w", "z")
 """Type order of the ``jetnet`` package's type column (differs from :data:`JET_TYPES`)."""
+
+JET_TYPES: tuple[str, ...] = ("g", "q", "t", "w", "z")
+"""Jet types, in the order of the ``jet_type`` index (gluon, light quark, top, W, Z)."""
 
 _PARTICLE_NAMES = ["eta_rel", "phi_rel", "pt_rel", "mask"]
 _JET_NAMES = ["pt", "eta", "mass", "multiplicity"]
@@ -79,7 +83,7 @@ class JetData:
     Attributes:
         particle_features: ``(N, n, 4)`` float32 ``eta_rel, phi_rel, pt_rel, mask``.
         jet_features: ``(N, 4)`` float32 ``pT`` (GeV), ``eta``, ``mass`` (GeV), multiplicity.
-        jet_type: ``(N,)`` int8 index into :data:`~showerforge.simulate.jets.JET_TYPES`.
+        jet_type: ``(N,)`` int8 index into :data:`JET_TYPES`.
         attrs: File attributes (JSON strings decoded).
         type_column_found: True if the file's ``jet_features`` had 5 columns with the type in
             column 0 (the ``jetnet`` loader layout).
@@ -109,7 +113,7 @@ def parse_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None]:
     """Split a ``path[:type]`` spec, e.g. ``"jets.h5:t"`` -> ``(Path("jets.h5"), "t")``.
 
     A suffix is read as a type only if it is one of
-    :data:`~showerforge.simulate.jets.JET_TYPES` (case-insensitive) and the whole spec is not an
+    :data:`JET_TYPES` (case-insensitive) and the whole spec is not an
     existing file.
 
     Args:
@@ -242,16 +246,6 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=default, sort_keys=True)
 
 
-def _atomic_h5(path: Path) -> tuple[Path, Any]:
-    """Open a temporary HDF5 file next to ``path`` for writing; returns (tmp path, h5 file)."""
-    import h5py
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp), h5py.File(tmp, "w")
-
-
 def _write_attrs(h5: Any, settings: Mapping[str, Any], attrs: Mapping[str, Any] | None) -> None:
     """Standard and user attributes (user values stored as JSON strings)."""
     import showerforge
@@ -307,17 +301,11 @@ def write_jets(
     path = Path(path)
     pf, jf, jt, settings = _as_arrays(batch_or_arrays)
     pf, jf, jt = _check_arrays(pf, jf, jt, f"<arrays for {path}>")
-    tmp, h5 = _atomic_h5(path)
-    try:
-        with h5:
-            _create(h5, "particle_features", pf.shape, np.float32)[...] = pf
-            _create(h5, "jet_features", jf.shape, np.float32)[...] = jf
-            _create(h5, "jet_type", jt.shape, np.int8)[...] = jt
-            _write_attrs(h5, settings, attrs)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as h5:
+        _create(h5, "particle_features", pf.shape, np.float32)[...] = pf
+        _create(h5, "jet_features", jf.shape, np.float32)[...] = jf
+        _create(h5, "jet_type", jt.shape, np.int8)[...] = jt
+        _write_attrs(h5, settings, attrs)
     return path
 
 
@@ -463,22 +451,16 @@ def merge_jet_files(
     seeds = [
         s["settings"].get("seed") if isinstance(s["settings"], dict) else None for s in sources
     ]
-    tmp, h5 = _atomic_h5(out)
-    try:
-        with h5:
-            dpf = _create(h5, "particle_features", (total, int(n_particles or 0), 4), np.float32)
-            djf = _create(h5, "jet_features", (total, 4), np.float32)
-            djt = _create(h5, "jet_type", (total,), np.int8)
-            start = 0
-            for spec, size in zip(specs, sizes, strict=True):
-                data = read_jets(spec)
-                dpf[start : start + size] = data.particle_features
-                djf[start : start + size] = data.jet_features
-                djt[start : start + size] = data.jet_type
-                start += size
-            _write_attrs(h5, {**settings, "seeds": seeds}, attrs)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(out) as tmp, h5py.File(tmp, "w") as h5:
+        dpf = _create(h5, "particle_features", (total, int(n_particles or 0), 4), np.float32)
+        djf = _create(h5, "jet_features", (total, 4), np.float32)
+        djt = _create(h5, "jet_type", (total,), np.int8)
+        start = 0
+        for spec, size in zip(specs, sizes, strict=True):
+            data = read_jets(spec)
+            dpf[start : start + size] = data.particle_features
+            djf[start : start + size] = data.jet_features
+            djt[start : start + size] = data.jet_type
+            start += size
+        _write_attrs(h5, {**settings, "seeds": seeds}, attrs)
     return out

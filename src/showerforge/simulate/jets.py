@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from showerforge.data.jetnet import JET_TYPES
+
 __all__ = [
     "JET_TYPES",
     "JetBatch",
@@ -46,7 +48,6 @@ __all__ = [
     "simulate_jets",
 ]
 
-JET_TYPES: tuple[str, ...] = ("g", "q", "t", "w", "z")
 """Jet types, in the order used by the integer ``jet_type`` labels.
 
 Note: the ``jetnet`` package's loader numbers types as ``("g", "t", "q", "w", "z")``;
