@@ -1,0 +1,127 @@
+"""Sharded Pythia8 + FastJet campaigns, run like the calorimeter campaigns.
+
+Each jet type is split into shards of ``shard_size`` jets; shard ``i`` (counted over all types)
+gets its own seed (derived from the campaign seed and ``i``), runs as its own process through Dask
+(:func:`showerforge.simulate.shards.execute_shards`), and is written atomically into
+``OUTPUT.shards/``. Re-running the same command skips finished shards; the merge writes the
+output atomically. Same seed and shard layout give identical arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from showerforge.data.io import check_writable
+from showerforge.data.jetnet import merge_jet_files
+from showerforge.simulate.campaign import shard_seed
+from showerforge.simulate.shards import ShardTask, execute_shards
+
+__all__ = ["JetCampaign", "run_jet_campaign"]
+
+PYTHIA_MAX_SEED = 900_000_000
+
+
+@dataclass
+class JetCampaign:
+    """Jets of several types (see module docstring).
+
+    Args:
+        configs: one :class:`showerforge.simulate.jets.JetConfig` per jet type.
+        n_per_type: jets of each type.
+        seed: campaign seed.
+        output: final JetNet-format HDF5 file.
+        shard_size: jets per shard.
+    """
+
+    configs: list[Any]
+    n_per_type: int
+    seed: int
+    output: Path
+    shard_size: int = 2000
+    extra_attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+        if self.n_per_type < 1:
+            raise ValueError(f"--n must be >= 1 jets per type, got {self.n_per_type}")
+        if self.shard_size < 1:
+            raise ValueError(f"--shard-size must be >= 1, got {self.shard_size}")
+        if not self.configs:
+            raise ValueError("no jet type given; use --type g,q,t,w,z or a subset")
+
+    @property
+    def shard_dir(self) -> Path:
+        return self.output.with_name(self.output.name + ".shards")
+
+    def config_hash(self) -> str:
+        d = {"configs": [asdict(c) for c in self.configs], "n": self.n_per_type, "seed": self.seed,
+             "shard_size": self.shard_size}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def shard_specs(self) -> list[dict[str, Any]]:
+        specs, h, index = [], self.config_hash(), 0
+        full, rest = divmod(self.n_per_type, self.shard_size)
+        sizes = [self.shard_size] * full + ([rest] if rest else [])
+        for cfg in self.configs:
+            for size in sizes:
+                out = self.shard_dir / f"shard-{index:05d}-{cfg.jet_type}.h5"
+                specs.append({
+                    "index": index, "config": asdict(cfg), "n_jets": size,
+                    "seed": shard_seed(self.seed, index) % PYTHIA_MAX_SEED, "output": str(out),
+                    "progress_file": str(out.with_suffix(".progress")), "campaign_hash": h,
+                })
+                index += 1
+        return specs
+
+
+def _complete(spec: dict[str, Any]) -> bool:
+    path = Path(spec["output"])
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            stored = f.attrs.get("campaign_hash")
+            return (stored in (spec["campaign_hash"], json.dumps(spec["campaign_hash"]))
+                    and f["jet_type"].shape[0] == spec["n_jets"])
+    except (OSError, KeyError):
+        return False
+
+
+def run_jet_campaign(campaign: JetCampaign, *, workers: int = 2, scheduler: str | None = None,
+                     progress: bool = True, keep_shards: bool = False,
+                     on_status: Callable[[str], None] | None = None) -> Path:
+    """Run (or resume) a jet campaign and merge it into ``campaign.output``."""
+    say = on_status or (lambda msg: None)
+    check_writable(campaign.output)
+    campaign.shard_dir.mkdir(parents=True, exist_ok=True)
+    specs = campaign.shard_specs()
+    todo = [s for s in specs if not _complete(s)]
+    if len(todo) < len(specs):
+        say(f"resuming: {len(specs) - len(todo)} of {len(specs)} shards already done")
+    tasks = []
+    for s in todo:
+        spec_path = Path(s["output"]).with_suffix(".json")
+        spec_path.write_text(json.dumps(s))
+        tasks.append(ShardTask(s["index"], s["seed"], s["n_jets"], str(spec_path), s["progress_file"]))
+    by_index = {s["index"]: s for s in todo}
+    total = campaign.n_per_type * len(campaign.configs)
+    if tasks:
+        execute_shards(tasks, "showerforge.simulate.jet_shard", lambda t: _complete(by_index[t.index]),
+                       workers=workers, scheduler=scheduler, progress=progress, n_total=total,
+                       done_before=sum(s["n_jets"] for s in specs if s not in todo),
+                       label="simulating jets", unit="jets")
+    say(f"merging {len(specs)} shards into {campaign.output}")
+    merge_jet_files([s["output"] for s in specs], campaign.output,
+                    attrs={"campaign_seed": campaign.seed, "shard_size": campaign.shard_size,
+                           "n_per_type": campaign.n_per_type, **campaign.extra_attrs})
+    if not keep_shards:
+        shutil.rmtree(campaign.shard_dir, ignore_errors=True)
+    return campaign.output
