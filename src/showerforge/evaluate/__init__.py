@@ -1,1 +1,67 @@
-"""showerforge.evaluate."""
+"""showerforge.evaluate: CaloChallenge-standard evaluation of shower files.
+
+High-level features (:mod:`.features`), histogram distances with bootstrap errors
+(:mod:`.metrics`), the classifier two-sample test (:mod:`.classifier`) and the report
+(:func:`evaluate_files`, :func:`format_summary`). Works on files alone; imports no model code.
+torch, scikit-learn, matplotlib and jinja2 are imported only when a classifier is trained, a plot
+drawn or the HTML page rendered.
+"""
+
+from __future__ import annotations
+
+from showerforge.evaluate.classifier import (
+    ClassifierConfig,
+    ClassifierResult,
+    classifier_test,
+    classifier_test_indexed,
+    high_level_inputs,
+    low_level_inputs,
+)
+from showerforge.evaluate.features import (
+    PER_LAYER_FEATURES,
+    PER_SHOWER_FEATURES,
+    challenge_dataset,
+    compute_features,
+    default_threshold_mev,
+    defined_layers,
+    stream_features,
+    voxel_histograms,
+)
+from showerforge.evaluate.metrics import (
+    Measurement,
+    Resampler,
+    separation_power,
+    separation_power_counts,
+    separation_power_from_hist,
+    unit_histogram,
+    wasserstein1,
+)
+from showerforge.evaluate.report import SCHEMA, compare_features, evaluate_files, format_summary
+
+__all__ = [
+    "SCHEMA",
+    "evaluate_files",
+    "format_summary",
+    "compare_features",
+    "compute_features",
+    "stream_features",
+    "voxel_histograms",
+    "defined_layers",
+    "challenge_dataset",
+    "default_threshold_mev",
+    "PER_SHOWER_FEATURES",
+    "PER_LAYER_FEATURES",
+    "Measurement",
+    "Resampler",
+    "separation_power",
+    "separation_power_counts",
+    "separation_power_from_hist",
+    "unit_histogram",
+    "wasserstein1",
+    "ClassifierConfig",
+    "ClassifierResult",
+    "classifier_test",
+    "classifier_test_indexed",
+    "low_level_inputs",
+    "high_level_inputs",
+]

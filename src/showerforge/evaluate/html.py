@@ -1,0 +1,98 @@
+"""``index.html`` of the evaluation report (jinja2 template, imported only when rendering)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render_html"]
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>showerforge evaluation: {{ m.candidate.path }} vs {{ m.reference.path }}</title>
+<style>
+body { font-family: sans-serif; margin: 2em; max-width: 1400px; }
+table { border-collapse: collapse; margin-bottom: 1.5em; }
+td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; font-size: 0.9em; }
+td:first-child, th:first-child { text-align: left; }
+figure { margin: 1em 0 2em 0; }
+figure img { max-width: 100%; }
+.small { color: #555; font-size: 0.85em; }
+</style>
+</head>
+<body>
+<h1>Shower evaluation</h1>
+<p>
+candidate: <code>{{ m.candidate.path }}</code> ({{ m.candidate.n_showers }} showers)<br>
+reference: <code>{{ m.reference.path }}</code> ({{ m.reference.n_showers }} showers)<br>
+readout: {{ m.geometry.name }} ({{ m.geometry.n_layers }} layers, {{ m.geometry.n_voxels }} voxels{% if m.geometry.challenge_dataset %}, CaloChallenge dataset {{ m.geometry.challenge_dataset }}{% endif %})<br>
+voxel threshold: {{ "%.4g"|format(m.settings.threshold_mev) }} MeV; seed {{ m.settings.seed }};
+{{ m.settings.n_bootstrap }} bootstrap replicas; {{ "quick" if m.settings.quick else "full" }} classifier
+</p>
+<h2>Summary</h2>
+<p class="small">The floor compares two halves of the reference: the value a perfect candidate would reach
+with half the reference statistics.</p>
+<table>
+<tr><th>metric</th><th>candidate vs reference</th><th>reference vs reference (floor)</th></tr>
+{% for name, cand, floor in rows %}<tr><td>{{ name }}</td><td>{{ cand }}</td><td>{{ floor }}</td></tr>
+{% endfor %}</table>
+<h2>Separation power per histogram</h2>
+<table>
+<tr><th>feature</th><th>layer</th><th>candidate</th><th>floor</th><th>W1 candidate</th><th>W1 floor</th></tr>
+{% for r in per_layer %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td><td>{{ r[2] }}</td><td>{{ r[3] }}</td><td>{{ r[4] }}</td><td>{{ r[5] }}</td></tr>
+{% endfor %}</table>
+<h2>Plots</h2>
+{% for p in plots %}<figure>
+<img src="{{ p.file }}" alt="{{ p.caption }}">
+<figcaption>{{ p.caption }}</figcaption>
+</figure>
+{% endfor %}
+<p class="small">showerforge {{ m.showerforge_version }}, schema {{ m.schema }}; all numbers also in
+<a href="metrics.json">metrics.json</a>.</p>
+</body>
+</html>
+"""
+
+
+def _fmt(m: dict[str, Any] | None) -> str:
+    if not m or m.get("value") is None:
+        return "n/a"
+    v, e = m["value"], m.get("error")
+    return f"{v:.4g}" if e is None else f"{v:.4g} ± {e:.2g}"
+
+
+def _per_layer_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    comp, floor = metrics["candidate_vs_reference"], metrics["reference_vs_reference"]
+    rows = []
+    for name, value in comp["separation_power"].items():
+        entries = value.items() if "value" not in value else [("", value)]
+        for layer, m in entries:
+            def pick(block: dict[str, Any], key: str) -> Any:
+                v = block[key].get(name)
+                if v is None:
+                    return None
+                return v if layer == "" else v.get(layer)
+
+            rows.append((name, layer, _fmt(m), _fmt(pick(floor, "separation_power")),
+                         _fmt(pick(comp, "wasserstein")), _fmt(pick(floor, "wasserstein"))))
+    return rows
+
+
+def render_html(metrics: dict[str, Any], plots: list[dict[str, str]], rows: list[tuple[str, str, str]]) -> str:
+    """The report page.
+
+    Args:
+        metrics: the ``metrics.json`` dict.
+        plots: ``{"file": relative path, "caption": text}`` per plot.
+        rows: summary rows (metric, candidate, floor).
+
+    Returns:
+        HTML text.
+    """
+    try:
+        import jinja2
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise ImportError("the HTML report needs jinja2: pip install 'showerforge[report]'") from err
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(_TEMPLATE).render(m=metrics, plots=plots, rows=rows, per_layer=_per_layer_rows(metrics))

@@ -1,0 +1,174 @@
+"""The evaluation report: files, keys, identical inputs, geometry checks, streaming."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from showerforge.data.calo import CaloFileError, write_showers
+from showerforge.evaluate import evaluate_files, format_summary
+from showerforge.evaluate.features import PER_LAYER_FEATURES
+from showerforge.geometry import PRESETS, Geometry, ReadoutLayer
+
+MINI = PRESETS["mini"]
+
+
+def _showers(n: int, seed: int, width: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Random showers: gamma-distributed voxels on a smooth mean profile, 30 % empty voxels."""
+    rng = np.random.default_rng(seed)
+    n_l, n_a, n_r = MINI.shape
+    inc = 10 ** rng.uniform(3, 4.5, n)
+    depth = np.exp(-(((np.arange(n_l) - 5) / 3.0) ** 2))
+    radial = np.exp(-np.arange(n_r) / (1.5 * width))
+    prof = np.broadcast_to(depth[:, None, None] * radial[None, None, :], (n_l, n_a, n_r)).ravel()
+    x = rng.gamma(2.0, 0.5, (n, MINI.n_voxels)) * (prof / prof.sum()) * inc[:, None]
+    x[rng.random(x.shape) < 0.3] = 0.0
+    return inc, x
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("eval")
+    ref = write_showers(d / "ref.h5", *_showers(400, 1), MINI)
+    cand = write_showers(d / "cand.h5", *_showers(300, 2, width=1.3), MINI)
+    return d, ref, cand
+
+
+@pytest.fixture(scope="module")
+def report(files):
+    d, ref, cand = files
+    out = d / "report"
+    return out, evaluate_files(ref, cand, out, quick=True, seed=0, threshold_mev=0.01)
+
+
+def test_report_files_and_keys(report) -> None:
+    out, m = report
+    assert (out / "metrics.json").is_file() and (out / "index.html").is_file()
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == m
+    assert set(m) == {"schema", "showerforge_version", "reference", "candidate", "geometry", "settings",
+                      "candidate_vs_reference", "reference_vs_reference"}
+    assert m["schema"] == "showerforge.evaluate/1"
+    assert m["geometry"]["name"] == "mini" and m["geometry"]["challenge_dataset"] is None
+    for block in ("candidate_vs_reference", "reference_vs_reference"):
+        b = m[block]
+        assert set(b) == {"n_showers", "separation_power", "wasserstein", "separation_power_mean",
+                          "wasserstein_mean", "classifier"}
+        assert set(b["separation_power"]) == {"etot_over_einc", "voxel_energy", *PER_LAYER_FEATURES}
+        assert set(b["wasserstein"]) == {"etot_over_einc", *PER_LAYER_FEATURES}
+        assert set(b["separation_power"]["center_x"]) == {str(i) for i in range(12)}
+        assert set(b["separation_power"]["etot_over_einc"]) == {"value", "error"}
+        for kind in ("high_level", "low_level"):
+            assert set(b["classifier"][kind]["auc"]) == {"value", "error"}
+            assert b["classifier"][kind]["skipped"] is None
+    assert m["candidate_vs_reference"]["n_showers"] == [400, 300]
+    assert m["reference_vs_reference"]["n_showers"] == [200, 200]
+    assert m["settings"]["low_level_showers_per_class"] == 300
+    # a wider candidate is seen: its radial widths differ more than the reference halves do
+    comp, floor = m["candidate_vs_reference"], m["reference_vs_reference"]
+    assert comp["separation_power_mean"]["width_r"]["value"] > 3 * floor["separation_power_mean"]["width_r"]["value"]
+
+
+def test_html_references_every_plot(report) -> None:
+    out, _ = report
+    html = (out / "index.html").read_text()
+    pngs = sorted(p.relative_to(out).as_posix() for p in (out / "plots").glob("*.png"))
+    expected = {"etot_over_einc", "voxel_energy", "response_vs_einc", "mean_images", *PER_LAYER_FEATURES}
+    assert {p.split("/")[-1][:-4] for p in pngs} == expected
+    for p in pngs:
+        assert f'src="{p}"' in html
+        assert (out / p).stat().st_size > 1000
+
+
+def test_summary_table(report) -> None:
+    _, m = report
+    text = format_summary(m)
+    assert "classifier low-level AUC" in text and "reference floor" in text
+    assert "W1 center_x [mm]" in text
+    assert "\x1b[" not in text  # no colour codes
+
+
+def test_identical_files_give_zero_distances(files) -> None:
+    d, ref, _ = files
+    m = evaluate_files(ref, ref, d / "same", classifiers=(), plots=False, n_bootstrap=3, threshold_mev=0.01)
+    comp = m["candidate_vs_reference"]
+    assert comp["separation_power"]["etot_over_einc"]["value"] == 0.0
+    assert comp["separation_power"]["voxel_energy"]["value"] == 0.0
+    for name in PER_LAYER_FEATURES:
+        for layer, meas in comp["separation_power"][name].items():
+            assert meas["value"] == 0.0, (name, layer)
+            assert comp["wasserstein"][name][layer]["value"] == 0.0
+    assert comp["classifier"] == {}
+
+
+def test_streaming_chunk_size_does_not_change_results(files) -> None:
+    d, ref, cand = files
+    kw = dict(classifiers=("high_level",), plots=False, n_bootstrap=4, threshold_mev=0.01, quick=True)
+    a = evaluate_files(ref, cand, d / "c7", chunk=7, **kw)
+    b = evaluate_files(ref, cand, d / "c1000", chunk=1000, **kw)
+    for key in ("candidate_vs_reference", "reference_vs_reference"):
+        assert a[key] == b[key]
+
+
+def test_mismatched_geometries_refused(files, tmp_path) -> None:
+    d, ref, _ = files
+    wide = Geometry("wide", tuple(ReadoutLayer(tuple(10.0 * i for i in range(7)), 8) for _ in range(12)))
+    assert wide.n_voxels == MINI.n_voxels
+    other = write_showers(tmp_path / "wide.h5", *_showers(20, 3), wide)
+    with pytest.raises(CaloFileError) as err:
+        evaluate_files(ref, other, tmp_path / "out", plots=False, classifiers=())
+    msg = str(err.value)
+    assert str(ref) in msg and str(other) in msg and "'wide'" in msg and "'mini'" in msg
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_foreign_file_without_attributes(files, tmp_path) -> None:
+    d, ref, _ = files
+    inc, sh = _showers(50, 4)
+    path = tmp_path / "foreign.h5"
+    with h5py.File(path, "w") as f:  # a CaloChallenge-style file from elsewhere: no attributes
+        f.create_dataset("incident_energies", data=inc.reshape(-1, 1).astype(np.float32))
+        f.create_dataset("showers", data=sh.astype(np.float32))
+    m = evaluate_files(ref, path, tmp_path / "out", classifiers=(), plots=False, n_bootstrap=2, max_showers=40)
+    assert m["candidate"]["geometry_source"] == "voxel count"
+    assert m["candidate"]["n_showers"] == 40 and m["reference"]["n_showers"] == 40
+    m2 = evaluate_files(ref, path, tmp_path / "out2", geometry="mini", classifiers=(), plots=False, n_bootstrap=2)
+    assert m2["candidate"]["geometry_source"] == "argument"
+
+
+def test_bad_options(files, tmp_path) -> None:
+    d, ref, cand = files
+    with pytest.raises(ValueError, match="unknown classifiers"):
+        evaluate_files(ref, cand, tmp_path, classifiers=("resnet",))
+    with pytest.raises(CaloFileError, match="file not found"):
+        evaluate_files(ref, tmp_path / "missing.h5", tmp_path)
+
+
+def test_irregular_dataset1_readout(tmp_path) -> None:
+    from pathlib import Path
+
+    import showerforge.data
+
+    xml = Path(showerforge.data.__file__).parent / "binning" / "binning_dataset_1_photons.xml"
+    geo = Geometry.from_calochallenge_xml(xml)
+    rng = np.random.default_rng(8)
+    paths = []
+    for k, scale in enumerate((1.0, 1.2)):
+        inc = 2.0 ** rng.integers(8, 16, 150)
+        sh = rng.exponential(scale, (150, geo.n_voxels)) * inc[:, None] / geo.n_voxels * (rng.random((150, geo.n_voxels)) < 0.5)
+        paths.append(write_showers(tmp_path / f"ds1_{k}.h5", inc, sh, geo))
+    # the geometry given as the CaloChallenge binning XML file
+    m = evaluate_files(*paths, tmp_path / "out", geometry=str(xml), quick=True, classifiers=("high_level",),
+                       n_bootstrap=3)
+    assert m["geometry"]["challenge_dataset"] == "1-photons" and not m["geometry"]["is_regular"]
+    assert m["settings"]["threshold_mev"] == 1.0
+    sep = m["candidate_vs_reference"]["separation_power"]
+    with_voxels = [i for i, layer in enumerate(geo.readout) if layer.n_voxels]
+    with_alpha = [i for i, layer in enumerate(geo.readout) if layer.n_alpha > 1 and layer.n_voxels]
+    assert sorted(map(int, sep["layer_energy"])) == with_voxels
+    assert sorted(map(int, sep["center_x"])) == with_alpha
+    assert (tmp_path / "out" / "plots" / "center_r.png").is_file()
+    assert not (tmp_path / "out" / "plots" / "mean_images.png").exists()
