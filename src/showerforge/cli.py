@@ -204,6 +204,146 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
         sys.exit(1)
 
 
+# ----------------------------------------------------------------------------- train / generate
+@cli.command("train")
+@click.option("--data", "data", required=True, help="Training file: CaloChallenge showers, or JetNet jets (FILE.h5[:TYPE]).")
+@click.option("--model", "model", default=None,
+              help="Registered model (showers: cfm-voxel; jets: cfm-set). Default by data kind.")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run directory: config.json, checkpoint.pt, history.json.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs (a finished run is extended).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Samples per optimizer step.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (AdamW).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of weights, split, noise.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after the epoch that passes this wall time (the run can be resumed).")
+@click.option("--condition", default="type", show_default=True, help="Jets: what the model is conditioned on.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Model hyperparameter override, e.g. --set d_model=128 (repeatable).")
+@click.option("--no-resume", is_flag=True, help="Refuse to continue an existing run in the output directory.")
+@friendly
+def train_cmd(data: str, model: str | None, output: Path, epochs: int | None, batch_size: int | None,
+              lr: float | None, seed: int, device: str, max_minutes: float | None, condition: str,
+              overrides: tuple[str, ...], no_resume: bool) -> None:
+    """Train a surrogate on reference data; re-running the same command resumes.
+
+    \b
+    Example:
+      showerforge train --data electrons_train.h5 --model cfm-voxel -o runs/e1/
+    """
+    cfg = _parse_overrides(overrides)
+    kw = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None}
+    if _file_kind(data) == "jets":
+        from showerforge.train.jets import train_jets
+
+        result = train_jets(data, output, model=model or "cfm-set", condition=condition, seed=seed, device=device,
+                            resume=not no_resume, max_minutes=max_minutes, config_overrides=cfg or None, **kw)
+    else:
+        from showerforge.train import train_model
+
+        result = train_model(data, model or "cfm-voxel", output, seed=seed, device=device, resume=not no_resume,
+                             max_minutes=max_minutes, config_overrides=cfg or None, **kw)
+    click.echo(f"run: {output} ({_describe_result(result)})")
+
+
+def _describe_result(result: object) -> str:
+    history = getattr(result, "history", None) or [{}]
+    last = history[-1]
+    parts = [f"{getattr(result, 'epochs_completed', len(history))} epochs"]
+    for key in ("loss", "val_loss"):
+        if last.get(key) is not None:
+            parts.append(f"{key} {last[key]:.4g}")
+    if getattr(result, "stopped_early", False):
+        parts.append("stopped at --max-minutes; re-run to continue")
+    return ", ".join(parts)
+
+
+def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set d_model=128")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+@cli.command("generate")
+@click.option("--model", "run_dir", type=click.Path(path_type=Path), required=True,
+              help="Run directory (or checkpoint.pt) written by `showerforge train`.")
+@click.option("--energies-from", type=click.Path(path_type=Path), default=None,
+              help="Showers: take the incident energies of this CaloChallenge file (same order).")
+@click.option("--energy", default=None, help="Showers: energies instead, e.g. 10GeV or 1:100GeV (with --n).")
+@click.option("--type", "jet_type", default=None, help="Jets: jet type(s) to generate, e.g. t or g,q.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=None, help="How many showers (with --energy) or jets per type.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Sampling seed.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True, help="Samples per batch.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="ODE steps (default: the model's).")
+@click.option("--solver", type=click.Choice(["euler", "midpoint", "rk4"]), default=None,
+              help="ODE solver (default: the model's).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, ...")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output HDF5 file.")
+@friendly
+def generate_cmd(run_dir: Path, energies_from: Path | None, energy: str | None, jet_type: str | None, n: int | None,
+                 seed: int, batch_size: int, steps: int | None, solver: str | None, device: str,
+                 output: Path) -> None:
+    """Generate showers (CaloChallenge format) or jets (JetNet format) with a trained surrogate.
+
+    \b
+    Examples:
+      showerforge generate --model runs/e1/ --energies-from electrons_test.h5 -o generated.h5
+      showerforge generate --model runs/e1/ --energy 1:100GeV --n 10000 -o generated.h5
+      showerforge generate --model runs/jets/ --type t --n 50000 -o gen_t.h5
+    """
+    from showerforge.data.io import check_writable
+
+    check_writable(output)
+    if jet_type is not None:
+        from showerforge.generate.jets import generate_jets
+
+        types = [t.strip() for t in jet_type.split(",") if t.strip()]
+        generate_jets(run_dir, types if len(types) > 1 else types[0], n or 1000, output, seed=seed,
+                      batch_size=batch_size, steps=steps, solver=solver, device=device)
+    else:
+        import numpy as np
+
+        from showerforge.generate import energies_from as read_energies
+        from showerforge.generate import generate_showers
+
+        if energies_from is not None:
+            inc = read_energies(energies_from)
+        elif energy is not None and n is not None:
+            from showerforge.simulate.energies import parse_energy
+
+            inc = parse_energy(energy).sample(n, np.random.default_rng(seed))
+        else:
+            raise ValueError("give --energies-from FILE, or --energy with --n (showers), or --type with --n (jets)")
+        generate_showers(run_dir, inc, output, batch_size=batch_size, seed=seed, steps=steps, solver=solver,
+                         device=device)
+    click.echo(f"wrote {output}")
+
+
+# ----------------------------------------------------------------------------- demo
+@cli.command("demo")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True,
+              help="Folder for the demo's files and report.")
+@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores")
+@friendly
+def demo_cmd(output: Path, workers: int) -> None:
+    """The embedded default job: Geant4 showers on `mini` -> train cfm-voxel -> generate -> evaluate.
+
+    About 10-15 minutes on 2 CPU cores; re-running resumes. Ends by printing where the report is.
+    """
+    from showerforge.demo import DemoConfig, run_demo
+
+    index = run_demo(output, DemoConfig(workers=workers), say=lambda m: click.echo(m, err=True))
+    click.echo(f"report: {index}")
+
+
 # ----------------------------------------------------------------------------- evaluate
 @cli.command("evaluate")
 @click.option("--reference", required=True, help="Reference file (Geant4 / Pythia8); jets: FILE.h5:TYPE selects a type.")
