@@ -1,1 +1,13 @@
-"""showerforge.generate."""
+"""Generation: batched, seeded sampling of trained surrogates.
+
+Public API:
+    * :func:`generate_showers` - run directory + incident energies -> CaloChallenge-format file;
+    * :func:`sample_array` - in-memory sampling of a loaded :class:`~showerforge.train.Surrogate`;
+    * :func:`energies_from` - incident energies of a reference file.
+"""
+
+from __future__ import annotations
+
+from showerforge.generate.sampling import energies_from, generate_showers, sample_array
+
+__all__ = ["generate_showers", "sample_array", "energies_from"]

@@ -1,1 +1,43 @@
-"""showerforge.train."""
+"""Training: loop with EMA, validation, atomic per-epoch checkpoints and resume; loading models.
+
+Public API:
+    * :func:`train_model` - train a registered model on a shower file, resumable;
+    * :func:`load_model` - a :class:`Surrogate` (model + preprocessing + geometry) from a run
+      directory or checkpoint, loaded with ``torch.load(weights_only=True)``;
+    * :func:`read_checkpoint` - the raw checkpoint dict (JSON fields parsed).
+"""
+
+from __future__ import annotations
+
+from showerforge.train.checkpoint import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    CheckpointError,
+    Surrogate,
+    checkpoint_path,
+    file_sha256,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
+from showerforge.train.data import TrainingData
+from showerforge.train.loop import DEFAULT_TRAIN, TrainError, TrainResult, lr_at, resolve_device, train_model
+
+__all__ = [
+    "train_model",
+    "TrainResult",
+    "TrainError",
+    "DEFAULT_TRAIN",
+    "lr_at",
+    "resolve_device",
+    "TrainingData",
+    "load_model",
+    "Surrogate",
+    "read_checkpoint",
+    "save_checkpoint",
+    "checkpoint_path",
+    "file_sha256",
+    "CheckpointError",
+    "CHECKPOINT_NAME",
+    "CONFIG_NAME",
+]

@@ -1,0 +1,366 @@
+"""Invertible preprocessing of voxelised showers, fitted on training data and saved with a model.
+
+The model never sees MeV. :class:`ShowerPreprocessor` maps a shower to a factorised
+representation, as the best shower models do (CaloDREAM, arXiv:2405.09629: layer energies first,
+then the normalised shape of each layer):
+
+* condition ``c = standardise(log E_inc)`` with ``E_inc`` in MeV, shape (N, 1) (a vector, so angle
+  or geometry features can be appended later);
+* the layer energies ``E_l`` in stick-breaking form (as CaloFlow, Krause & Shih,
+  arXiv:2106.05285): the total ``log(E_tot / E_inc + frac_eps)`` and, for every layer but the
+  last, the share of the energy not yet assigned to earlier layers,
+  ``s_l = E_l / (E_l + ... + E_{L-1})`` in [0, 1], mapped by ``logit(alpha + (1 - 2 alpha) s_l)``;
+  all standardised per feature. The total energy, the best-measured quantity of a shower, is
+  thus one feature, and any generated values give non-negative layer energies summing to the
+  generated total. Generated values are clipped to the range seen in training;
+* per voxel the normalised layer shape ``s_v = e_v / E_l`` (sums to 1 in each layer; 0 when the
+  layer is empty) mapped by ``logit(alpha + (1 - 2 alpha) s_v)`` and standardised per voxel.
+
+Features are interleaved layer by layer, ``[y_0, z_0[0..n_0), y_1, z_1[0..n_1), ...]``, so a regular
+geometry reshapes to tokens of shape (L, 1 + A * R) with no gather. Layers without voxels (CaloChallenge
+dataset 1) carry no features.
+
+:meth:`ShowerPreprocessor.inverse` is exact up to float rounding on training data; on generated
+data it clips shapes to [0, 1], renormalises each layer's shape to sum 1 (so the generated layer
+energy is kept exactly), and sets voxels below ``threshold_mev`` to 0. The default threshold is the
+smallest non-zero voxel energy seen in training times ``1 - 1e-4`` (the data's own readout
+threshold; the factor absorbs float32 rounding), so no generated voxel is softer than any
+training voxel.
+
+Every object has ``fit`` / ``forward`` / ``inverse`` / ``state_dict`` / ``load_state_dict``; the
+state is JSON-serialisable (plain floats and lists). This module is numpy only (no torch).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Standardize",
+    "ShowerPreprocessor",
+    "PREPROCESSORS",
+    "preprocessor_from_state",
+]
+
+_STD_FLOOR = 1e-6
+
+
+class Standardize:
+    """Per-feature affine map ``z = (x - mean) / std``, fitted in streaming passes.
+
+    Features whose standard deviation is below 1e-6 (constant in training) get ``std = 1``.
+
+    Args:
+        n_features: width of the arrays it transforms.
+    """
+
+    def __init__(self, n_features: int) -> None:
+        self.n_features = int(n_features)
+        self.mean = np.zeros(self.n_features)
+        self.std = np.ones(self.n_features)
+        self._n = 0
+        self._sum = np.zeros(self.n_features)
+        self._sumsq = np.zeros(self.n_features)
+
+    def partial_fit(self, x: np.ndarray) -> Standardize:
+        """Accumulate statistics of ``x`` (n, n_features); call :meth:`finalize` after the last chunk."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1, self.n_features)
+        self._n += x.shape[0]
+        self._sum += x.sum(axis=0)
+        self._sumsq += (x * x).sum(axis=0)
+        return self
+
+    def finalize(self) -> Standardize:
+        """Turn the accumulated sums into ``mean`` and ``std``."""
+        if self._n == 0:
+            raise ValueError("Standardize.finalize: no data was seen")
+        self.mean = self._sum / self._n
+        var = np.maximum(self._sumsq / self._n - self.mean**2, 0.0)
+        std = np.sqrt(var)
+        self.std = np.where(std < _STD_FLOOR, 1.0, std)
+        return self
+
+    def fit(self, x: np.ndarray) -> Standardize:
+        """Fit on one array (n, n_features)."""
+        return self.partial_fit(x).finalize()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """(n, n_features) -> standardised (n, n_features)."""
+        return (x - self.mean) / self.std
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`forward`."""
+        return z * self.std + self.mean
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {"n_features": self.n_features, "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""
+        self.n_features = int(state["n_features"])
+        self.mean = np.asarray(state["mean"], dtype=np.float64)
+        self.std = np.asarray(state["std"], dtype=np.float64)
+        if self.mean.shape != (self.n_features,) or self.std.shape != (self.n_features,):
+            raise ValueError(f"Standardize state: expected {self.n_features} means and stds")
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p) - np.log1p(-p)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+class ShowerPreprocessor:
+    """Voxel showers (MeV) <-> factorised, standardised features (see module docstring).
+
+    Args:
+        layer_sizes: voxels per readout layer (``[g.readout[l].n_voxels for l ...]``; zeros allowed).
+        alpha: logit regulariser of the normalised shapes (CaloDREAM uses 1e-6).
+        frac_eps: floor inside ``log(E_tot / E_inc + frac_eps)``.
+        threshold_mev: generated voxels below this energy (MeV) become 0; ``None`` fits it to the
+            smallest non-zero training voxel times ``1 - 1e-4``.
+
+    Shapes:
+        ``forward(incident (N,), showers (N, n_voxels)) -> (cond (N, 1), x (N, n_features))`` with
+        ``n_features = n_voxels + number of layers with voxels``.
+
+    Example:
+        >>> pre = ShowerPreprocessor.from_geometry(geometry).fit(chunks)
+        >>> cond, x = pre.forward(inc, showers)
+        >>> showers_back = pre.inverse(inc, x)
+    """
+
+    kind = "calo-factorised"
+    """Name in :data:`PREPROCESSORS` and in saved states."""
+
+    def __init__(
+        self,
+        layer_sizes: Sequence[int],
+        *,
+        alpha: float = 1e-6,
+        frac_eps: float = 1e-7,
+        threshold_mev: float | None = None,
+    ) -> None:
+        self.layer_sizes = [int(n) for n in layer_sizes]
+        if not self.layer_sizes or min(self.layer_sizes) < 0 or max(self.layer_sizes) == 0:
+            raise ValueError(f"layer_sizes must be non-negative with at least one voxel, got {self.layer_sizes}")
+        self.alpha = float(alpha)
+        self.frac_eps = float(frac_eps)
+        self.threshold_mev = None if threshold_mev is None else float(threshold_mev)
+        self._fixed_threshold = threshold_mev is not None
+        self.offsets = np.concatenate([[0], np.cumsum(self.layer_sizes)]).astype(np.int64)
+        self.active = [i for i, n in enumerate(self.layer_sizes) if n > 0]
+        self.cond_std = Standardize(1)
+        self.energy_std = Standardize(len(self.active))
+        self.shape_std = Standardize(self.n_voxels)
+        self._min_nonzero = np.inf
+        self.y_min = np.full(len(self.active), np.inf)
+        self.y_max = np.full(len(self.active), -np.inf)
+        self._build_index()
+
+    # ------------------------------------------------------------ sizes
+    @classmethod
+    def from_geometry(cls, geometry: Any, **kwargs: Any) -> ShowerPreprocessor:
+        """Build for a :class:`showerforge.geometry.Geometry` (``kwargs`` as in the constructor)."""
+        return cls([layer.n_voxels for layer in geometry.readout], **kwargs)
+
+    @property
+    def n_voxels(self) -> int:
+        """Width of the ``showers`` array."""
+        return int(self.offsets[-1])
+
+    @property
+    def n_features(self) -> int:
+        """Width of the feature array ``x``."""
+        return self.n_voxels + len(self.active)
+
+    @property
+    def n_cond(self) -> int:
+        """Width of the condition vector (1: log incident energy)."""
+        return 1
+
+    @property
+    def token_sizes(self) -> list[int]:
+        """Features per layer token, ``1 + n_voxels(l)`` for each layer with voxels."""
+        return [1 + self.layer_sizes[i] for i in self.active]
+
+    def _build_index(self) -> None:
+        # positions of the energy feature and of the voxel features inside the interleaved x
+        e_pos, v_pos, pos = [], [], 0
+        for i in self.active:
+            e_pos.append(pos)
+            v_pos.extend(range(pos + 1, pos + 1 + self.layer_sizes[i]))
+            pos += 1 + self.layer_sizes[i]
+        self._e_pos = np.asarray(e_pos, dtype=np.int64)
+        self._v_pos = np.asarray(v_pos, dtype=np.int64)
+        # layer index of every voxel (columns of the showers array)
+        self._voxel_layer = np.repeat(np.arange(len(self.layer_sizes)), self.layer_sizes)
+        # position of each active layer among the active layers
+        self._active_of_voxel = np.searchsorted(np.asarray(self.active), self._voxel_layer)
+
+    # ------------------------------------------------------------ pieces
+    def _check(self, incident_mev: np.ndarray, showers_mev: np.ndarray | None = None) -> np.ndarray:
+        inc = np.asarray(incident_mev, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(inc)) or np.any(inc <= 0):
+            raise ValueError("incident energies must be finite and > 0 MeV")
+        if showers_mev is not None:
+            sh = np.asarray(showers_mev)
+            if sh.ndim != 2 or sh.shape != (inc.shape[0], self.n_voxels):
+                raise ValueError(f"showers: expected shape ({inc.shape[0]}, {self.n_voxels}), got {sh.shape}")
+        return inc
+
+    def _layer_energies(self, showers: np.ndarray) -> np.ndarray:
+        """(N, n_voxels) -> (N, n_active) layer energies."""
+        return np.add.reduceat(showers, self.offsets[:-1][self.active], axis=1)
+
+    def _raw(self, inc: np.ndarray, showers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unstandardised (log E_inc, [logit stick fractions, log total fraction], logit shapes)."""
+        sh = np.clip(np.asarray(showers, dtype=np.float64), 0.0, None)
+        e_layer = self._layer_energies(sh)
+        remaining = np.cumsum(e_layer[:, ::-1], axis=1)[:, ::-1]  # E_l + ... + E_{L-1}
+        stick = np.divide(e_layer[:, :-1], remaining[:, :-1], out=np.zeros_like(e_layer[:, :-1]),
+                          where=remaining[:, :-1] > 0)
+        y = np.concatenate([_logit(self.alpha + (1.0 - 2.0 * self.alpha) * np.clip(stick, 0.0, 1.0)),
+                            np.log(remaining[:, :1] / inc[:, None] + self.frac_eps)], axis=1)
+        denom = e_layer[:, self._active_of_voxel]
+        shape = np.divide(sh, denom, out=np.zeros_like(sh), where=denom > 0)
+        z = _logit(self.alpha + (1.0 - 2.0 * self.alpha) * shape)
+        return np.log(inc)[:, None], y, z
+
+    # ------------------------------------------------------------ fit
+    def partial_fit(self, incident_mev: np.ndarray, showers_mev: np.ndarray) -> ShowerPreprocessor:
+        """Accumulate statistics from one chunk; call :meth:`finalize` after the last one."""
+        inc = self._check(incident_mev, showers_mev)
+        u, y, z = self._raw(inc, showers_mev)
+        self.cond_std.partial_fit(u)
+        self.energy_std.partial_fit(y)
+        self.shape_std.partial_fit(z)
+        self.y_min = np.minimum(self.y_min, y.min(axis=0))
+        self.y_max = np.maximum(self.y_max, y.max(axis=0))
+        sh = np.asarray(showers_mev)
+        pos = sh[sh > 0]
+        if pos.size:
+            self._min_nonzero = min(self._min_nonzero, float(pos.min()))
+        return self
+
+    def finalize(self) -> ShowerPreprocessor:
+        """Fix the standardisation and the threshold after :meth:`partial_fit` calls."""
+        self.cond_std.finalize()
+        self.energy_std.finalize()
+        self.shape_std.finalize()
+        if not self._fixed_threshold:
+            self.threshold_mev = float(self._min_nonzero * (1 - 1e-4)) if np.isfinite(self._min_nonzero) else 0.0
+        return self
+
+    def fit(self, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> ShowerPreprocessor:
+        """Fit on an iterable of (incident (n,) MeV, showers (n, n_voxels) MeV) chunks (one pass)."""
+        for inc, sh in chunks:
+            self.partial_fit(inc, sh)
+        return self.finalize()
+
+    # ------------------------------------------------------------ transforms
+    def condition(self, incident_mev: np.ndarray) -> np.ndarray:
+        """Incident energies (N,) MeV -> condition vectors (N, 1), float32."""
+        inc = self._check(incident_mev)
+        return self.cond_std.forward(np.log(inc)[:, None]).astype(np.float32)
+
+    def forward(self, incident_mev: np.ndarray, showers_mev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(incident (N,) MeV, showers (N, n_voxels) MeV) -> (cond (N, 1), x (N, n_features)), float32."""
+        inc = self._check(incident_mev, showers_mev)
+        u, y, z = self._raw(inc, showers_mev)
+        x = np.empty((inc.shape[0], self.n_features), dtype=np.float64)
+        x[:, self._e_pos] = self.energy_std.forward(y)
+        x[:, self._v_pos] = self.shape_std.forward(z)
+        return self.cond_std.forward(u).astype(np.float32), x.astype(np.float32)
+
+    def inverse(self, incident_mev: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Features (N, n_features) + incident (N,) MeV -> showers (N, n_voxels) MeV, float32, >= 0.
+
+        Energy features are clipped to the range seen in training; shapes are clipped to
+        [0, 1] and renormalised to sum 1 per layer (a layer whose shape clips to all zeros stays
+        empty); voxels below ``threshold_mev`` are set to 0.
+        """
+        inc = self._check(incident_mev)
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (inc.shape[0], self.n_features):
+            raise ValueError(f"features: expected shape ({inc.shape[0]}, {self.n_features}), got {x.shape}")
+        y = np.clip(self.energy_std.inverse(x[:, self._e_pos]), self.y_min, self.y_max)
+        e_layer = self._stick_inverse(y, inc)
+        z = self.shape_std.inverse(x[:, self._v_pos])
+        shape = np.clip((_sigmoid(z) - self.alpha) / (1.0 - 2.0 * self.alpha), 0.0, 1.0)
+        norm = np.add.reduceat(shape, self.offsets[:-1][self.active], axis=1)[:, self._active_of_voxel]
+        shape = np.divide(shape, norm, out=np.zeros_like(shape), where=norm > 0)
+        showers = shape * e_layer[:, self._active_of_voxel]
+        showers[showers < (self.threshold_mev or 0.0)] = 0.0
+        return showers.astype(np.float32)
+
+    def _stick_inverse(self, y: np.ndarray, inc: np.ndarray) -> np.ndarray:
+        """(N, n_active) unstandardised energy features -> layer energies (N, n_active) MeV, >= 0."""
+        e_tot = np.clip(np.exp(y[:, -1]) - self.frac_eps, 0.0, None) * inc
+        stick = np.clip((_sigmoid(y[:, :-1]) - self.alpha) / (1.0 - 2.0 * self.alpha), 0.0, 1.0)
+        left = np.cumprod(np.concatenate([np.ones((len(y), 1)), 1.0 - stick], axis=1), axis=1)
+        share = np.concatenate([stick, np.ones((len(y), 1))], axis=1) * left
+        return share * e_tot[:, None]
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state (round trip: :meth:`load_state_dict` / :func:`preprocessor_from_state`)."""
+        return {
+            "kind": self.kind,
+            "layer_sizes": list(self.layer_sizes),
+            "alpha": self.alpha,
+            "frac_eps": self.frac_eps,
+            "threshold_mev": self.threshold_mev,
+            "energy_feature_min": self.y_min.tolist(),
+            "energy_feature_max": self.y_max.tolist(),
+            "cond": self.cond_std.state_dict(),
+            "energy": self.energy_std.state_dict(),
+            "shape": self.shape_std.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`; the layer layout must match."""
+        if state.get("kind") != self.kind:
+            raise ValueError(f"preprocessing state of kind {state.get('kind')!r}, expected {self.kind!r}")
+        if [int(n) for n in state["layer_sizes"]] != self.layer_sizes:
+            raise ValueError("preprocessing state describes a different layer layout")
+        self.alpha, self.frac_eps = float(state["alpha"]), float(state["frac_eps"])
+        t = state["threshold_mev"]
+        self.threshold_mev = None if t is None else float(t)
+        self.y_min = np.asarray(state["energy_feature_min"], dtype=np.float64)
+        self.y_max = np.asarray(state["energy_feature_max"], dtype=np.float64)
+        self.cond_std.load_state_dict(state["cond"])
+        self.energy_std.load_state_dict(state["energy"])
+        self.shape_std.load_state_dict(state["shape"])
+
+    def to_json(self) -> str:
+        """:meth:`state_dict` as JSON text."""
+        return json.dumps(self.state_dict())
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> ShowerPreprocessor:
+        """Build and restore from :meth:`state_dict` output."""
+        obj = cls(state["layer_sizes"], alpha=state["alpha"], frac_eps=state["frac_eps"])
+        obj.load_state_dict(state)
+        return obj
+
+
+PREPROCESSORS: dict[str, type[ShowerPreprocessor]] = {ShowerPreprocessor.kind: ShowerPreprocessor}
+"""Preprocessor classes by their ``kind`` (the ``kind`` field of a saved state)."""
+
+
+def preprocessor_from_state(state: dict[str, Any] | str) -> ShowerPreprocessor:
+    """Rebuild a fitted preprocessor from its state (dict or JSON text), via :data:`PREPROCESSORS`."""
+    if isinstance(state, str):
+        state = json.loads(state)
+    kind = state.get("kind")
+    if kind not in PREPROCESSORS:
+        raise ValueError(f"unknown preprocessing kind {kind!r}; known: {sorted(PREPROCESSORS)}")
+    return PREPROCESSORS[kind].from_state_dict(state)

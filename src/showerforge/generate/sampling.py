@@ -1,0 +1,141 @@
+"""Batched, seeded sampling of trained surrogates into arrays or CaloChallenge-format files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from showerforge.data.calo import CaloFile, check_writable, write_showers
+from showerforge.models import get_solver
+from showerforge.train.checkpoint import Surrogate, load_model
+
+__all__ = ["sample_array", "generate_showers", "energies_from"]
+
+_INVERSE_ROWS = 512
+
+
+def _incident(incident_mev: np.ndarray) -> np.ndarray:
+    inc = np.asarray(incident_mev, dtype=np.float64).reshape(-1)
+    if inc.size == 0:
+        raise ValueError("no incident energies given")
+    if not np.all(np.isfinite(inc)) or np.any(inc <= 0):
+        raise ValueError("incident energies must be finite and > 0 MeV")
+    return inc
+
+
+def sample_array(
+    surrogate: Surrogate,
+    incident_mev: np.ndarray,
+    *,
+    batch_size: int = 1000,
+    seed: int = 0,
+    steps: int | None = None,
+    solver: str | None = None,
+    device: str | torch.device | None = None,
+    progress: Callable[[int], Any] | None = None,
+) -> np.ndarray:
+    """Generate showers in memory.
+
+    Args:
+        surrogate: from :func:`showerforge.train.load_model`.
+        incident_mev: (N,) or (N, 1) incident energies in MeV.
+        batch_size: showers per network call (on CPU 100-1,000 is fastest: larger batches fall
+            out of cache; on GPU use as many as fit).
+        seed: seed of the noise; same (seed, batch_size, device, steps, solver) -> same showers.
+        steps: ODE steps (``None``: the model's default, see ``surrogate.model.default_sampler``).
+        solver: ``"euler"``, ``"midpoint"`` or ``"rk4"`` (``None``: the model's default).
+        device: where to run (``None``: where the model is).
+        progress: called with the number of showers after each batch.
+
+    Returns:
+        Showers (N, n_voxels) in MeV, float32, non-negative, voxels in (layer, angle, radius) order.
+    """
+    inc = _incident(incident_mev)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    model = surrogate.model
+    if device is not None:
+        model = model.to(device)
+    dev = next(model.parameters()).device
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    cond_all = surrogate.preprocessing.condition(inc)
+    out = np.empty((inc.shape[0], surrogate.preprocessing.n_voxels), dtype=np.float32)
+    model.eval()
+    for lo in range(0, inc.shape[0], batch_size):
+        hi = min(lo + batch_size, inc.shape[0])
+        cond = torch.from_numpy(cond_all[lo:hi]).to(dev)
+        x = model.sample(cond, generator=gen, steps=steps, solver=solver).float().cpu().numpy()
+        for a in range(0, hi - lo, _INVERSE_ROWS):  # cache-sized slices: 10x faster at batch 10,000
+            b = min(a + _INVERSE_ROWS, hi - lo)
+            out[lo + a : lo + b] = surrogate.preprocessing.inverse(inc[lo + a : lo + b], x[a:b])
+        if progress is not None:
+            progress(hi - lo)
+    return out
+
+
+def generate_showers(
+    run_dir: str | Path,
+    incident_mev: np.ndarray,
+    out_path: str | Path,
+    *,
+    batch_size: int = 1000,
+    seed: int = 0,
+    steps: int | None = None,
+    solver: str | None = None,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int], Any] | None = None,
+) -> Path:
+    """Sample a trained run and write a CaloChallenge-format file (atomically).
+
+    Args:
+        run_dir: run directory (or checkpoint file) written by :func:`showerforge.train.train_model`.
+        incident_mev: (N,) incident energies in MeV (e.g. :func:`energies_from` a reference file).
+        out_path: output ``.h5``.
+        batch_size, seed, steps, solver, device, progress: as in :func:`sample_array`.
+
+    Returns:
+        ``out_path``. Its attributes name the model (``model``, ``model_config``), the checkpoint
+        (``checkpoint``, ``checkpoint_sha256``, ``checkpoint_epoch``), the sampler (``solver``,
+        ``steps``, ``nfe``, ``seed``, ``batch_size``, ``device``) and the training data
+        (``training_data``, ``training_data_sha256``, ``particle`` when known).
+    """
+    check_writable(out_path)
+    surrogate = load_model(run_dir, device)
+    default = surrogate.model.default_sampler
+    solver_name = get_solver(solver or default["solver"]).name
+    n_steps = int(steps or default["steps"])
+    showers = sample_array(surrogate, incident_mev, batch_size=batch_size, seed=seed, steps=n_steps,
+                           solver=solver_name, progress=progress)
+    prov = surrogate.provenance
+    attrs: dict[str, Any] = {
+        "generator": "showerforge",
+        "model": surrogate.name,
+        "model_config": json.dumps(surrogate.config, sort_keys=True),
+        "checkpoint": str(surrogate.checkpoint.resolve()),
+        "checkpoint_sha256": surrogate.sha256,
+        "checkpoint_epoch": surrogate.epoch,
+        "solver": solver_name,
+        "steps": n_steps,
+        "nfe": n_steps * get_solver(solver_name).nfe_per_step,
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+        "device": str(device),
+        "threshold_mev": float(surrogate.preprocessing.threshold_mev or 0.0),
+        "training_data": str(prov.get("path", "")),
+        "training_data_sha256": str(prov.get("sha256", "")),
+    }
+    particle = prov.get("file_attrs", {}).get("particle")
+    if particle is not None:
+        attrs["particle"] = particle
+    return write_showers(out_path, _incident(incident_mev), showers, surrogate.geometry, attrs)
+
+
+def energies_from(path: str | Path) -> np.ndarray:
+    """Incident energies (N,) in MeV of a CaloChallenge-format file, to generate the same spectrum."""
+    with CaloFile.open(path) as f:
+        return f.incident_energies()

@@ -1,0 +1,68 @@
+"""The interface every showerforge generative model implements.
+
+A model is a :class:`torch.nn.Module` that works on preprocessed tensors only (it never reads
+files and never sees MeV; :mod:`showerforge.data.preprocess` does that) and carries a JSON-able
+``config`` from which :func:`showerforge.models.build_model` rebuilds the same architecture, so a
+checkpoint is just ``config`` + ``state_dict``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["GenerativeModel"]
+
+
+class GenerativeModel(nn.Module):
+    """Base class of conditional generative models.
+
+    Shapes:
+        * ``x``: (N, *event_shape) preprocessed data, e.g. (N, n_features) for voxel showers or
+          (N, n_particles, n_features) for particle sets;
+        * ``cond``: (N, n_cond) condition vectors (log incident energy today; angle, geometry
+          features later);
+        * ``mask``: ``None`` for fixed-size data, else bool (N, n_particles), True = real entry.
+          Masked-out entries are ignored by :meth:`loss` and returned as zeros by :meth:`sample`.
+
+    Attributes:
+        config: JSON-able dict holding ``name`` (the registry key) and every constructor
+            argument, including the data dimensions; ``build_model(model.config)`` rebuilds it.
+        event_shape: shape of one sample.
+    """
+
+    config: dict[str, Any]
+    event_shape: tuple[int, ...]
+
+    def loss(
+        self, x: Tensor, cond: Tensor, mask: Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Training loss, a scalar tensor (mean over the batch and unmasked entries)."""
+        raise NotImplementedError
+
+    def sample(
+        self,
+        cond: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+        solver: str | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        """One sample per condition row, shape (N, *event_shape), without gradients.
+
+        Args:
+            cond: (N, n_cond).
+            generator: torch random generator on ``cond.device``; same seed, same samples.
+            steps: ODE steps (``None``: the model's default).
+            solver: ``"euler"``, ``"midpoint"`` or ``"rk4"`` (``None``: the model's default).
+            mask: (N, n_particles) for set models, else ``None``.
+        """
+        raise NotImplementedError
+
+    @property
+    def default_sampler(self) -> dict[str, Any]:
+        """``{"solver": name, "steps": int}`` used when ``sample`` gets ``None``."""
+        return {"solver": self.config.get("solver", "midpoint"), "steps": int(self.config.get("steps", 8))}

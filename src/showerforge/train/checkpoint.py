@@ -1,0 +1,222 @@
+"""Checkpoints: a state_dict plus JSON text, written atomically, read with ``weights_only=True``.
+
+Layout of ``<run_dir>/checkpoint.pt`` (a dict; only tensors, dicts, lists, str and numbers, so
+``torch.load(..., weights_only=True)`` reads it without executing code):
+
+=====================  ====================================================================
+key                    value
+=====================  ====================================================================
+``format``             ``"showerforge-checkpoint"``
+``format_version``     1
+``model_name``         registry key, e.g. ``"cfm-voxel"``
+``model_config``       JSON text of ``model.config`` (rebuilds the architecture)
+``train_config``       JSON text of the training hyperparameters
+``preprocessing``      JSON text of the fitted preprocessing state
+``geometry``           JSON text of the :class:`~showerforge.geometry.Geometry`
+``provenance``         JSON text: training file path, SHA-256, size, rows, split, file attributes
+``history``            JSON text: one record per completed epoch (loss, val_loss, lr, seconds)
+``epoch``              completed epochs (int); resuming starts at this epoch index
+``step``               optimizer steps taken (int)
+``model``              ``state_dict`` of the trained weights
+``ema``                ``state_dict`` of the EMA weights (used for sampling)
+``ema_n_averaged``     EMA updates so far (int)
+``optimizer``          optimizer ``state_dict`` (AdamW)
+``showerforge_version``, ``torch_version``  str
+=====================  ====================================================================
+
+``config.json`` next to it holds the same configuration, resolved and human readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from showerforge.data.preprocess import ShowerPreprocessor, preprocessor_from_state
+from showerforge.geometry import Geometry
+from showerforge.models import GenerativeModel, build_model
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "CONFIG_NAME",
+    "CheckpointError",
+    "Surrogate",
+    "checkpoint_path",
+    "file_sha256",
+    "save_checkpoint",
+    "read_checkpoint",
+    "load_model",
+    "write_json_atomic",
+]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CONFIG_NAME = "config.json"
+FORMAT = "showerforge-checkpoint"
+FORMAT_VERSION = 1
+_JSON_KEYS = ("model_config", "train_config", "preprocessing", "geometry", "provenance", "history")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, unsafe or not a showerforge checkpoint."""
+
+
+def checkpoint_path(run_dir_or_checkpoint: str | Path) -> Path:
+    """``<dir>/checkpoint.pt`` for a run directory, the path itself for a file."""
+    p = Path(run_dir_or_checkpoint)
+    return p / CHECKPOINT_NAME if p.is_dir() else p
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    """SHA-256 hex digest of a file, read in 4 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON via a temporary file and a rename."""
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+    return _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename (never a half-written file).
+
+    Values under the JSON keys (``model_config``, ``preprocessing``, ...) may be dicts/lists;
+    they are stored as JSON text.
+    """
+    payload = dict(payload)
+    for key in _JSON_KEYS:
+        if key in payload and not isinstance(payload[key], str):
+            payload[key] = json.dumps(payload[key], sort_keys=True)
+    payload.setdefault("format", FORMAT)
+    payload.setdefault("format_version", FORMAT_VERSION)
+    return _atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)``; JSON fields come back parsed.
+
+    Raises:
+        CheckpointError: the file is missing, holds pickled objects other than tensors and plain
+            containers, or is not a showerforge checkpoint.
+    """
+    path = checkpoint_path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        detail = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]
+        raise CheckpointError(
+            f"{path}: refused: the file holds objects other than tensors and plain containers, and "
+            f"showerforge loads checkpoints only with weights_only=True"
+            + (f" ({detail[0].split(' was not')[0]})" if detail else "")
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({err})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a showerforge checkpoint (missing format={FORMAT!r})")
+    if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {ckpt['format_version']} is newer than this showerforge")
+    for key in _JSON_KEYS:
+        if key in ckpt:
+            ckpt[key] = json.loads(ckpt[key])
+    return ckpt
+
+
+@dataclass
+class Surrogate:
+    """A trained model ready to sample: network, preprocessing and geometry from one checkpoint.
+
+    Attributes:
+        model: the :class:`~showerforge.models.GenerativeModel` (EMA weights by default), in eval mode.
+        preprocessing: fitted :class:`~showerforge.data.preprocess.ShowerPreprocessor`.
+        geometry: readout the model generates.
+        config: model config (``config["name"]`` is the registry key).
+        checkpoint: path of the checkpoint file.
+        sha256: SHA-256 of the checkpoint file.
+        epoch: completed training epochs.
+        provenance: training-data provenance (path, SHA-256, rows, file attributes).
+        train_config: training hyperparameters.
+    """
+
+    model: GenerativeModel
+    preprocessing: ShowerPreprocessor
+    geometry: Geometry
+    config: dict[str, Any]
+    checkpoint: Path
+    sha256: str
+    epoch: int
+    provenance: dict[str, Any] = field(default_factory=dict)
+    train_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Registry name of the model."""
+        return str(self.config["name"])
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters."""
+        return next(self.model.parameters()).device
+
+
+def load_model(run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *, ema: bool = True) -> Surrogate:
+    """Load a trained surrogate without executing code from the file.
+
+    Args:
+        run_dir_or_checkpoint: a run directory (holding ``checkpoint.pt``) or a checkpoint file.
+        device: where to put the model (``"cpu"``, ``"cuda"``, ...).
+        ema: use the EMA weights (default, the ones meant for sampling) or the raw weights.
+    """
+    path = checkpoint_path(run_dir_or_checkpoint)
+    ckpt = read_checkpoint(path, map_location="cpu")
+    try:
+        model = build_model(ckpt["model_config"])
+        state = ckpt["ema"] if ema else ckpt["model"]
+        if ema:
+            state = {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
+        model.load_state_dict(state)
+        pre = preprocessor_from_state(ckpt["preprocessing"])
+        geo = Geometry.from_dict(ckpt["geometry"])
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
+    model.to(device).eval()
+    return Surrogate(
+        model=model,
+        preprocessing=pre,
+        geometry=geo,
+        config=dict(ckpt["model_config"]),
+        checkpoint=path,
+        sha256=file_sha256(path),
+        epoch=int(ckpt["epoch"]),
+        provenance=dict(ckpt.get("provenance", {})),
+        train_config=dict(ckpt.get("train_config", {})),
+    )

@@ -1,0 +1,427 @@
+"""Training set models on JetNet-format jets: split, preprocessing, multiplicity, loop, checkpoints.
+
+:func:`train_jets` is the jet counterpart of :func:`showerforge.train.train_model`. It reuses the
+generic machinery of :mod:`showerforge.train.loop` and :mod:`showerforge.train.checkpoint`
+(learning-rate schedule, EMA with warmup, thread control, resume checks, atomic checkpoints read
+with ``weights_only=True``); only the data side is jet specific:
+
+* the training file(s) are read with :func:`showerforge.data.jetnet.read_jets` and held in memory
+  (JetNet sizes: 170k jets x 150 particles x 3 float32 is 300 MB);
+* a :class:`~showerforge.data.jet_preprocess.JetPreprocessor` and a
+  :class:`~showerforge.models.multiplicity.CategoricalMultiplicity` are fitted on the training
+  split and saved in the checkpoint; the set model (``"cfm-set"``) learns the particles for the
+  real slots of each jet's mask.
+
+Checkpoint layout: as in :mod:`showerforge.train.checkpoint` (``preprocessing`` holds the
+:class:`JetPreprocessor` state, there is no ``geometry``), plus ``data_kind = "jet-set"``,
+``multiplicity`` (``state_dict`` of the multiplicity model) and ``multiplicity_config`` (JSON
+text). The split, every epoch's batch order and the flow-matching noise depend only on ``seed``
+and the epoch index, so a resumed run matches an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target
+from showerforge.data.jetnet import JetData, read_jets
+from showerforge.models import GenerativeModel, build_model, get_spec
+from showerforge.models.multiplicity import CategoricalMultiplicity
+from showerforge.train.checkpoint import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    CheckpointError,
+    checkpoint_path,
+    file_sha256,
+    read_checkpoint,
+    save_checkpoint,
+    write_json_atomic,
+)
+
+# generic parts of the shower loop (EMA with warmup, thread control, resume checks)
+from showerforge.train.loop import (
+    TrainError,
+    TrainResult,
+    _check_resume,
+    _ema,
+    _threads,
+    lr_at,
+    resolve_device,
+)
+
+__all__ = ["DEFAULT_JET_TRAIN", "JetSurrogate", "JetTrainingData", "train_jets", "load_jet_model"]
+
+DATA_KIND = "jet-set"
+MAX_VAL_JETS = 10_000
+
+DEFAULT_JET_TRAIN: dict[str, Any] = {
+    "epochs": 30,
+    "batch_size": 256,
+    "lr": 1e-3,
+    "val_fraction": 0.1,
+    "seed": 0,
+    "weight_decay": 0.0,
+    "schedule": "cosine",
+    "warmup_steps": 100,
+    "grad_clip": 1.0,
+    "ema_decay": 0.999,
+    "condition": "type",
+    "n_pt_bins": 4,
+}
+"""Jet training hyperparameters and their defaults (recorded in ``config.json``)."""
+
+
+def _read(data_spec: str | Path | Sequence[str | Path]) -> tuple[JetData, list[dict[str, Any]]]:
+    """Concatenate one or more ``path[:type]`` specs; provenance of each file."""
+    specs = [data_spec] if isinstance(data_spec, (str, Path)) else list(data_spec)
+    if not specs:
+        raise TrainError("no training file given")
+    parts = [read_jets(s) for s in specs]
+    n = {p.n_particles for p in parts}
+    if len(n) > 1:
+        raise TrainError(f"training files differ in particle slots per jet: {sorted(n)}")
+    files = [{"spec": str(s), "path": str(Path(p.path).resolve()), "sha256": file_sha256(p.path),
+              "n_jets": len(p), "selected_type": p.selected_type} for s, p in zip(specs, parts)]
+    data = JetData(np.concatenate([p.particle_features for p in parts]),
+                   np.concatenate([p.jet_features for p in parts]),
+                   np.concatenate([p.jet_type for p in parts]), dict(parts[0].attrs))
+    if len(data) == 0:
+        raise TrainError(f"{specs}: no jets to train on")
+    return data, files
+
+
+class JetTrainingData:
+    """Preprocessed jets in memory: training and validation splits, seeded batches.
+
+    Args:
+        data: jets (all of them; the split is drawn here).
+        preprocessing: fitted on the training split when ``None``.
+        val_fraction: held-out fraction (at most 10,000 jets).
+        seed: seed of the split and of the batch order.
+        device: device of the tensors.
+        condition, n_pt_bins: passed to a new :class:`JetPreprocessor`.
+    """
+
+    def __init__(self, data: JetData, *, val_fraction: float, seed: int, device: torch.device,
+                 preprocessing: JetPreprocessor | None = None, condition: str = "type", n_pt_bins: int = 4) -> None:
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        self.seed, self.device = int(seed), device
+        n_val = min(int(round(val_fraction * len(data))), MAX_VAL_JETS)
+        if len(data) - n_val < 1:
+            raise ValueError(f"{len(data)} jets leave no training jets")
+        perm = np.random.default_rng(self.seed).permutation(len(data))
+        tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+        pf, jf, jt = data.particle_features, data.jet_features, data.jet_type
+        if preprocessing is None:
+            preprocessing = JetPreprocessor(data.n_particles, condition, n_pt_bins).fit(pf[tr], jf[tr], jt[tr])
+        self.preprocessing = preprocessing
+        self.n_train, self.n_val = tr.size, n_val
+        self.labels = preprocessing.conditioning.labels(jt[tr], jf[tr, 0])
+        self.k = np.minimum(multiplicity_target(pf[tr], jf[tr]), preprocessing.k_max)
+        self.train = self._tensors(pf[tr], jf[tr], jt[tr])
+        self.val = self._tensors(pf[va], jf[va], jt[va]) if n_val else None
+
+    def _tensors(self, pf: np.ndarray, jf: np.ndarray, jt: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+        x, mask = self.preprocessing.forward(pf)
+        cond = self.preprocessing.conditioning.condition(jt, jf[:, 0])
+        return tuple(torch.from_numpy(a).to(self.device) for a in (x, mask, cond))  # type: ignore[return-value]
+
+    def multiplicity(self) -> CategoricalMultiplicity:
+        """The multiplicity model fitted on the training split."""
+        conditioning = self.preprocessing.conditioning
+        mult = CategoricalMultiplicity(conditioning.n_labels, self.preprocessing.k_max)
+        return mult.fit(torch.from_numpy(self.labels), torch.from_numpy(self.k))
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        """Optimizer steps in one epoch (the last, partial batch included)."""
+        return -(-self.n_train // batch_size)
+
+    def epoch(self, epoch: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """Shuffled batches ``(x (B, n, 3), mask (B, n), cond (B, n_cond))`` of one epoch."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(self.n_train, generator=gen).to(self.device)
+        for lo in range(0, self.n_train, batch_size):
+            idx = perm[lo : lo + batch_size]
+            yield tuple(a[idx] for a in self.train)  # type: ignore[misc]
+
+
+@dataclass
+class JetSurrogate:
+    """A trained jet model ready to sample.
+
+    Attributes:
+        model: the set :class:`~showerforge.models.GenerativeModel` (EMA weights by default), eval mode.
+        multiplicity: the fitted :class:`CategoricalMultiplicity` (on CPU).
+        preprocessing: the fitted :class:`JetPreprocessor`.
+        config: model config (``config["name"]`` is the registry key).
+        checkpoint: path of the checkpoint file.
+        sha256: SHA-256 of the checkpoint file.
+        epoch: completed training epochs.
+        provenance: training-data provenance.
+        train_config: training hyperparameters.
+    """
+
+    model: GenerativeModel
+    multiplicity: CategoricalMultiplicity
+    preprocessing: JetPreprocessor
+    config: dict[str, Any]
+    checkpoint: Path
+    sha256: str
+    epoch: int
+    provenance: dict[str, Any] = field(default_factory=dict)
+    train_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Registry name of the model."""
+        return str(self.config["name"])
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters."""
+        return next(self.model.parameters()).device
+
+
+def load_jet_model(run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *,
+                   ema: bool = True) -> JetSurrogate:
+    """Load a jet surrogate written by :func:`train_jets` (``torch.load(weights_only=True)``).
+
+    Args:
+        run_dir_or_checkpoint: run directory or ``checkpoint.pt``.
+        device: where to put the set model (the multiplicity model stays on CPU).
+        ema: EMA weights (default, meant for sampling) or the raw weights.
+
+    Raises:
+        CheckpointError: missing, unsafe, not a jet checkpoint, or inconsistent.
+    """
+    path = checkpoint_path(run_dir_or_checkpoint)
+    ckpt = read_checkpoint(path, map_location="cpu")
+    if ckpt.get("data_kind") != DATA_KIND:
+        raise CheckpointError(f"{path}: not a jet-set checkpoint (data_kind={ckpt.get('data_kind')!r})")
+    try:
+        model = build_model(ckpt["model_config"])
+        state = ckpt["ema"] if ema else ckpt["model"]
+        if ema:
+            state = {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
+        model.load_state_dict(state)
+        mult = CategoricalMultiplicity(**json.loads(ckpt["multiplicity_config"]))
+        mult.load_state_dict(ckpt["multiplicity"])
+        pre = JetPreprocessor.from_state(ckpt["preprocessing"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
+    model.to(device).eval()
+    return JetSurrogate(model, mult.eval(), pre, dict(ckpt["model_config"]), path, file_sha256(path),
+                        int(ckpt["epoch"]), dict(ckpt.get("provenance", {})), dict(ckpt.get("train_config", {})))
+
+
+@torch.no_grad()
+def _val_loss(model: GenerativeModel, data: JetTrainingData, batch_size: int, seed: int) -> float | None:
+    """Validation loss with a fixed noise seed, so epochs are comparable."""
+    if data.val is None:
+        return None
+    was_training = model.training
+    model.eval()
+    x, mask, cond = data.val
+    gen = torch.Generator(device=x.device).manual_seed(seed + 12345)
+    total = 0.0
+    for lo in range(0, x.shape[0], batch_size):
+        sl = slice(lo, lo + batch_size)
+        total += float(model.loss(x[sl], cond[sl], mask[sl], generator=gen)) * x[sl].shape[0]
+    model.train(was_training)
+    return total / x.shape[0]
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[rate]} jets/s"),
+                    TimeRemainingColumn(), disable=not enabled)
+
+
+def _provenance(files: list[dict[str, Any]], data: JetTrainingData) -> dict[str, Any]:
+    digest = files[0]["sha256"] if len(files) == 1 else hashlib.sha256(
+        "\n".join(f"{f['spec']} {f['sha256']}" for f in files).encode()).hexdigest()
+    return {"path": files[0]["path"] if len(files) == 1 else [f["path"] for f in files], "sha256": digest,
+            "files": files, "n_jets": data.n_train + data.n_val, "n_train": data.n_train, "n_val": data.n_val,
+            "jet_types": data.preprocessing.conditioning.types}
+
+
+def train_jets(
+    data_spec: str | Path | Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    model: str = "cfm-set",
+    condition: str = DEFAULT_JET_TRAIN["condition"],
+    epochs: int = DEFAULT_JET_TRAIN["epochs"],
+    batch_size: int = DEFAULT_JET_TRAIN["batch_size"],
+    lr: float = DEFAULT_JET_TRAIN["lr"],
+    seed: int = DEFAULT_JET_TRAIN["seed"],
+    device: str | torch.device = "auto",
+    resume: bool = True,
+    max_minutes: float | None = None,
+    config_overrides: dict[str, Any] | None = None,
+    val_fraction: float = DEFAULT_JET_TRAIN["val_fraction"],
+    n_pt_bins: int = DEFAULT_JET_TRAIN["n_pt_bins"],
+    weight_decay: float = DEFAULT_JET_TRAIN["weight_decay"],
+    schedule: str = DEFAULT_JET_TRAIN["schedule"],
+    warmup_steps: int = DEFAULT_JET_TRAIN["warmup_steps"],
+    grad_clip: float = DEFAULT_JET_TRAIN["grad_clip"],
+    ema_decay: float = DEFAULT_JET_TRAIN["ema_decay"],
+    progress: bool = True,
+    num_threads: int | None = None,
+) -> TrainResult:
+    """Train a registered set model (``data_kind = "jet-set"``) on JetNet-format jets.
+
+    Writes ``<out_dir>/config.json``, ``<out_dir>/checkpoint.pt`` after every epoch (atomically)
+    and ``<out_dir>/history.json``. Re-running with the same arguments continues from the last
+    complete epoch; a larger ``epochs`` extends a finished run.
+
+    Args:
+        data_spec: a JetNet-format file, ``path:type`` to keep one type, or a list of them
+            (concatenated; e.g. the public ``g.hdf5`` and ``t.hdf5``).
+        out_dir: run directory.
+        model: key of :data:`showerforge.models.MODELS` with ``data_kind == "jet-set"``.
+        condition: ``"type"`` (one-hot jet type) or ``"type+pt"`` (plus standardised log jet pT).
+        epochs: total epochs (including resumed ones).
+        batch_size: jets per optimizer step.
+        lr: peak AdamW learning rate.
+        seed: seed of weights, split, batch order and flow-matching noise.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        resume: continue an existing run in ``out_dir``; ``False`` refuses to touch one.
+        max_minutes: stop after the last epoch expected to end within this wall time.
+        config_overrides: model hyperparameters (see ``MODELS[model].defaults``).
+        val_fraction: held-out fraction for the validation loss (at most 10,000 jets).
+        n_pt_bins: jet-pT bins of the multiplicity model for ``condition="type+pt"``.
+        weight_decay, schedule, warmup_steps, grad_clip, ema_decay: as in
+            :func:`showerforge.train.train_model`.
+        progress: show a rich progress bar (loss, val loss, jets/s).
+        num_threads: CPU threads (default: all cores available to the process).
+
+    Returns:
+        A :class:`~showerforge.train.TrainResult`.
+
+    Raises:
+        TrainError: bad settings, a non-set model, or a resume with different settings.
+    """
+    t_start = time.perf_counter()
+    spec = get_spec(model)
+    if spec.data_kind != DATA_KIND:
+        raise TrainError(f"model {model!r} trains on {spec.data_kind!r} data; train_jets needs a 'jet-set' model")
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise TrainError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
+    lr_at(0, 1, lr, schedule, warmup_steps)  # validates the schedule name
+    dev = resolve_device(device)
+    run_dir = Path(out_dir)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    ckpt = None
+    if ckpt_path.exists():
+        if not resume:
+            raise TrainError(f"{ckpt_path} exists; pass resume=True to continue it or choose another out_dir")
+        ckpt = read_checkpoint(ckpt_path)
+        if ckpt.get("data_kind") != DATA_KIND:
+            raise TrainError(f"{ckpt_path} is not a jet-set run; choose another out_dir")
+    train_cfg = {
+        "model_name": model, "condition": condition, "n_pt_bins": n_pt_bins, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction, "seed": seed,
+        "weight_decay": weight_decay, "schedule": schedule, "warmup_steps": warmup_steps,
+        "grad_clip": grad_clip, "ema_decay": ema_decay,
+    }
+    with _threads(dev, num_threads):
+        jets, files = _read(data_spec)
+        pre = JetPreprocessor.from_state(ckpt["preprocessing"]) if ckpt is not None else None
+        try:
+            data = JetTrainingData(jets, val_fraction=val_fraction, seed=seed, device=dev, preprocessing=pre,
+                                   condition=condition, n_pt_bins=n_pt_bins)
+        except ValueError as err:
+            raise TrainError(f"{data_spec}: {err}") from None
+        provenance = _provenance(files, data)
+        model_cfg = spec.resolve(**{**(config_overrides or {}), "n_particles": data.preprocessing.n_particles,
+                                    "n_features": data.preprocessing.n_features,
+                                    "n_cond": data.preprocessing.n_cond})
+        if ckpt is not None:
+            _check_resume(ckpt, model_cfg, train_cfg, provenance["sha256"], ckpt_path)
+        torch.manual_seed(seed)
+        net = spec.builder(model_cfg).to(dev)
+        ema = _ema(net, ema_decay)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+        mult = data.multiplicity()
+        start_epoch, step, history = 0, 0, []
+        if ckpt is not None:
+            net.load_state_dict(ckpt["model"])
+            ema.load_state_dict(ckpt["ema"])
+            opt.load_state_dict(ckpt["optimizer"])
+            mult.load_state_dict(ckpt["multiplicity"])
+            start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
+        pre_state = data.preprocessing.state_dict()
+        write_json_atomic(run_dir / CONFIG_NAME, {
+            "data_kind": DATA_KIND, "model": model_cfg, "train": train_cfg, "data": provenance,
+            "preprocessing": pre_state, "multiplicity": mult.config, "device": str(dev),
+        })
+        common = {
+            "data_kind": DATA_KIND, "model_name": model, "model_config": model_cfg, "train_config": train_cfg,
+            "preprocessing": pre_state, "provenance": provenance,
+            "multiplicity": mult.state_dict(), "multiplicity_config": json.dumps(mult.config),
+        }
+        steps_per_epoch = data.batches_per_epoch(batch_size)
+        total_steps = epochs * steps_per_epoch
+        stopped, last_epoch_s, ran = False, 0.0, 0
+        net.train()
+        with _progress(progress) as bar:
+            task = bar.add_task("train", total=(epochs - start_epoch) * steps_per_epoch, loss="-", val="-", rate="-")
+            for epoch in range(start_epoch, epochs):
+                if max_minutes is not None and ran and time.perf_counter() - t_start + last_epoch_s > 60 * max_minutes:
+                    stopped = True
+                    break
+                t0 = time.perf_counter()
+                bar.update(task, description=f"epoch {epoch + 1}/{epochs}")
+                gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + epoch)
+                loss_sum, seen = 0.0, 0
+                for x, mask, cond in data.epoch(epoch, batch_size):
+                    for group in opt.param_groups:
+                        group["lr"] = lr_at(step, total_steps, lr, schedule, warmup_steps)
+                    loss = net.loss(x, cond, mask, generator=gen)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if grad_clip > 0:
+                        nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+                    opt.step()
+                    ema.update_parameters(net)
+                    step += 1
+                    loss_sum += float(loss.detach()) * x.shape[0]
+                    seen += x.shape[0]
+                    rate = seen / max(1e-9, time.perf_counter() - t0)
+                    bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}", rate=f"{rate:.0f}")
+                val = _val_loss(ema.module, data, max(batch_size, 1024), seed)
+                last_epoch_s = time.perf_counter() - t0
+                history.append({"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "val_loss": val,
+                                "lr": opt.param_groups[0]["lr"], "seconds": last_epoch_s,
+                                "jets_per_s": seen / max(1e-9, last_epoch_s)})
+                bar.update(task, val="-" if val is None else f"{val:.4f}")
+                save_checkpoint(ckpt_path, {
+                    **common, "history": history, "epoch": epoch + 1, "step": step,
+                    "model": net.state_dict(), "ema": ema.state_dict(), "ema_n_averaged": int(ema.n_averaged),
+                    "optimizer": opt.state_dict(), "showerforge_version": _version(),
+                    "torch_version": str(torch.__version__),
+                })
+                write_json_atomic(run_dir / "history.json", history)
+                ran += 1
+    done = history[-1]["epoch"] if history else start_epoch
+    return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
+
+
+def _version() -> str:
+    from showerforge import __version__
+
+    return __version__

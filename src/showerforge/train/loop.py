@@ -1,0 +1,362 @@
+"""The training loop: AdamW, warmup + cosine (or constant) learning rate, EMA, validation,
+one atomic checkpoint per epoch, resume after interruption."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+from showerforge.models import GenerativeModel, get_spec
+from showerforge.train.checkpoint import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    file_sha256,
+    read_checkpoint,
+    save_checkpoint,
+    write_json_atomic,
+)
+from showerforge.train.data import TrainingData
+
+__all__ = ["TrainError", "TrainResult", "train_model", "lr_at", "resolve_device", "DEFAULT_TRAIN"]
+
+DEFAULT_TRAIN: dict[str, Any] = {
+    "epochs": 30,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "val_fraction": 0.1,
+    "seed": 0,
+    "weight_decay": 0.0,
+    "schedule": "cosine",
+    "warmup_steps": 100,
+    "grad_clip": 1.0,
+    "ema_decay": 0.999,
+}
+"""Training hyperparameters and their defaults (recorded in ``config.json``)."""
+
+# settings that may change between a run and its resumption
+_RESUMABLE = {"epochs"}
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or resume (the message says why and what to do)."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_model` did.
+
+    Attributes:
+        run_dir: the run directory.
+        checkpoint: path of ``checkpoint.pt``.
+        epochs_completed: epochs in the checkpoint (including earlier, resumed ones).
+        epochs_run: epochs run by this call.
+        stopped_early: True when ``max_minutes`` ended the run before ``epochs``.
+        history: one record per completed epoch (``epoch``, ``loss``, ``val_loss``, ``lr``,
+            ``seconds``, ``showers_per_s``).
+        seconds: wall time of this call.
+    """
+
+    run_dir: Path
+    checkpoint: Path
+    epochs_completed: int
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; other values as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TrainError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def lr_at(step: int, total_steps: int, lr: float, schedule: str, warmup_steps: int) -> float:
+    """Learning rate at optimizer step ``step``: linear warmup, then constant or cosine to 0."""
+    warm = min(1.0, (step + 1) / max(1, warmup_steps))
+    if schedule == "constant":
+        return lr * warm
+    if schedule == "cosine":
+        progress = min(1.0, step / max(1, total_steps))
+        return lr * warm * 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
+
+
+def _ema(model: nn.Module, decay: float) -> AveragedModel:
+    """EMA of the weights with warmup ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates."""
+
+    @torch.no_grad()
+    def update(avg: list[torch.Tensor], cur: list[torch.Tensor], n: torch.Tensor) -> None:
+        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        for a, c in zip(avg, cur):
+            if a.is_floating_point():
+                a.lerp_(c, 1.0 - d)
+            else:
+                a.copy_(c)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+
+
+def _available_cores() -> int:
+    """Cores this process may run on (affinity-aware on Linux)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _threads(device: torch.device, num_threads: int | None) -> Iterator[None]:
+    """On CPU use every core this process may run on (or ``num_threads``); restore afterwards."""
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(num_threads or _available_cores())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _provenance(data: TrainingData) -> dict[str, Any]:
+    attrs = {k: v for k, v in data.attrs.items() if isinstance(v, (str, int, float, bool)) and k != "geometry"}
+    return {
+        "path": str(data.path.resolve()),
+        "sha256": file_sha256(data.path),
+        "size_bytes": data.path.stat().st_size,
+        "n_showers": data.n_rows,
+        "n_train": data.n_train,
+        "n_val": data.n_val,
+        "geometry": data.geometry.name,
+        "file_attrs": json.loads(json.dumps(attrs, default=str)),
+    }
+
+
+@torch.no_grad()
+def _val_loss(model: GenerativeModel, data: TrainingData, batch_size: int, seed: int) -> float | None:
+    """Validation loss with a fixed noise seed, so epochs are comparable."""
+    if data.val is None:
+        return None
+    was_training = model.training
+    model.eval()
+    x, c = data.val
+    gen = torch.Generator(device=x.device).manual_seed(seed + 12345)
+    total = 0.0
+    for lo in range(0, x.shape[0], batch_size):
+        xb, cb = x[lo : lo + batch_size], c[lo : lo + batch_size]
+        total += float(model.loss(xb, cb, generator=gen)) * xb.shape[0]
+    model.train(was_training)
+    return total / x.shape[0]
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[rate]} showers/s"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def _check_resume(ckpt: dict[str, Any], model_cfg: dict[str, Any], train_cfg: dict[str, Any], sha: str,
+                  path: Path) -> None:
+    diffs = []
+    if ckpt["model_config"] != model_cfg:
+        keys = set(ckpt["model_config"]) | set(model_cfg)
+        diffs += [f"model.{k}: {ckpt['model_config'].get(k)!r} -> {model_cfg.get(k)!r}"
+                  for k in sorted(keys) if ckpt["model_config"].get(k) != model_cfg.get(k)]
+    for k, v in train_cfg.items():
+        if k not in _RESUMABLE and ckpt["train_config"].get(k) != v:
+            diffs.append(f"train.{k}: {ckpt['train_config'].get(k)!r} -> {v!r}")
+    if ckpt["provenance"].get("sha256") != sha:
+        diffs.append("training data: the file's SHA-256 differs from the one the run was trained on")
+    if diffs:
+        raise TrainError(
+            f"{path}: cannot resume, settings differ from the checkpoint ({'; '.join(diffs)}); "
+            "use the original settings or a new output directory"
+        )
+
+
+def train_model(
+    data_path: str | Path,
+    model_name: str = "cfm-voxel",
+    out_dir: str | Path = "runs/cfm-voxel",
+    *,
+    epochs: int = DEFAULT_TRAIN["epochs"],
+    batch_size: int = DEFAULT_TRAIN["batch_size"],
+    lr: float = DEFAULT_TRAIN["lr"],
+    val_fraction: float = DEFAULT_TRAIN["val_fraction"],
+    seed: int = DEFAULT_TRAIN["seed"],
+    device: str | torch.device = "auto",
+    resume: bool = True,
+    progress: bool = True,
+    max_minutes: float | None = None,
+    config_overrides: dict[str, Any] | None = None,
+    weight_decay: float = DEFAULT_TRAIN["weight_decay"],
+    schedule: str = DEFAULT_TRAIN["schedule"],
+    warmup_steps: int = DEFAULT_TRAIN["warmup_steps"],
+    grad_clip: float = DEFAULT_TRAIN["grad_clip"],
+    ema_decay: float = DEFAULT_TRAIN["ema_decay"],
+    num_threads: int | None = None,
+    max_memory_gb: float = 2.0,
+) -> TrainResult:
+    """Train a registered model on a CaloChallenge-format shower file.
+
+    Writes ``<out_dir>/config.json`` (resolved configuration), ``<out_dir>/checkpoint.pt`` after
+    every epoch (atomically; layout in :mod:`showerforge.train.checkpoint`) and
+    ``<out_dir>/history.json``. Re-running with the same arguments continues from the last
+    complete epoch (bit-identical to an uninterrupted run on the same device); a larger
+    ``epochs`` extends a finished run.
+
+    Args:
+        data_path: training file (``incident_energies`` (N, 1) MeV, ``showers`` (N, voxels) MeV).
+        model_name: key of :data:`showerforge.models.MODELS`.
+        out_dir: run directory.
+        epochs: total epochs (including resumed ones).
+        batch_size: showers per optimizer step.
+        lr: peak learning rate of AdamW.
+        val_fraction: held-out fraction for the validation loss (at most 10,000 rows).
+        seed: seed of weights, split, batch order and flow-matching noise.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        resume: continue an existing run in ``out_dir``; ``False`` refuses to touch one.
+        progress: show a rich progress bar (loss, val loss, showers/s).
+        max_minutes: stop after the last epoch expected to end within this wall time.
+        config_overrides: model hyperparameters (see ``MODELS[model_name].defaults``).
+        weight_decay: AdamW weight decay.
+        schedule: ``"cosine"`` (to 0 at the last epoch) or ``"constant"``, after linear warmup.
+        warmup_steps: optimizer steps of linear warmup.
+        grad_clip: max gradient norm (0 disables clipping).
+        ema_decay: EMA decay of the sampling weights (with warmup, see ``_ema``).
+        num_threads: CPU threads (default: all cores available to the process).
+        max_memory_gb: hold preprocessed training rows in memory up to this size, else stream.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    t_start = time.perf_counter()
+    spec = get_spec(model_name)
+    if spec.data_kind != "calo-voxel":
+        raise TrainError(f"model {model_name!r} trains on {spec.data_kind!r} data; train_model reads shower files")
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise TrainError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
+    lr_at(0, 1, lr, schedule, warmup_steps)  # validates the schedule name
+    dev = resolve_device(device)
+    run_dir = Path(out_dir)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    ckpt = None
+    if ckpt_path.exists():
+        if not resume:
+            raise TrainError(f"{ckpt_path} exists; pass resume=True to continue it or choose another out_dir")
+        ckpt = read_checkpoint(ckpt_path)
+    train_cfg = {
+        "model_name": model_name, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "val_fraction": val_fraction, "seed": seed, "weight_decay": weight_decay, "schedule": schedule,
+        "warmup_steps": warmup_steps, "grad_clip": grad_clip, "ema_decay": ema_decay,
+    }
+    with _threads(dev, num_threads):
+        pre = None
+        if ckpt is not None:
+            from showerforge.data.preprocess import preprocessor_from_state
+
+            pre = preprocessor_from_state(ckpt["preprocessing"])
+        data = TrainingData(data_path, val_fraction=val_fraction, seed=seed, device=dev,
+                            preprocessing=pre, max_memory_gb=max_memory_gb)
+        provenance = _provenance(data)
+        model_cfg = spec.resolve(**{**(config_overrides or {}),
+                                    "token_sizes": data.preprocessing.token_sizes,
+                                    "n_cond": data.preprocessing.n_cond})
+        if ckpt is not None:
+            _check_resume(ckpt, model_cfg, train_cfg, provenance["sha256"], ckpt_path)
+        torch.manual_seed(seed)
+        model = spec.builder(model_cfg).to(dev)
+        ema = _ema(model, ema_decay)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        start_epoch, step, history = 0, 0, []
+        if ckpt is not None:
+            model.load_state_dict(ckpt["model"])
+            ema.load_state_dict(ckpt["ema"])
+            opt.load_state_dict(ckpt["optimizer"])
+            start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
+        write_json_atomic(run_dir / CONFIG_NAME, {
+            "model": model_cfg, "train": train_cfg, "data": provenance,
+            "preprocessing": data.preprocessing.state_dict(), "geometry": data.geometry.to_dict(),
+            "device": str(dev), "in_memory": data.in_memory,
+        })
+        steps_per_epoch = data.batches_per_epoch(batch_size)
+        total_steps = epochs * steps_per_epoch
+        common = {
+            "model_name": model_name, "model_config": model_cfg, "train_config": train_cfg,
+            "preprocessing": data.preprocessing.state_dict(), "geometry": data.geometry.to_dict(),
+            "provenance": provenance,
+        }
+        stopped, last_epoch_s, ran = False, 0.0, 0
+        model.train()
+        with _progress(progress) as bar:
+            task = bar.add_task("train", total=(epochs - start_epoch) * steps_per_epoch,
+                                loss="-", val="-", rate="-")
+            for epoch in range(start_epoch, epochs):
+                elapsed = time.perf_counter() - t_start
+                if max_minutes is not None and ran and elapsed + last_epoch_s > 60 * max_minutes:
+                    stopped = True
+                    break
+                t0 = time.perf_counter()
+                bar.update(task, description=f"epoch {epoch + 1}/{epochs}")
+                gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + epoch)
+                loss_sum, seen = 0.0, 0
+                for x, c in data.epoch(epoch, batch_size):
+                    for group in opt.param_groups:
+                        group["lr"] = lr_at(step, total_steps, lr, schedule, warmup_steps)
+                    loss = model.loss(x, c, generator=gen)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if grad_clip > 0:
+                        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                    opt.step()
+                    ema.update_parameters(model)
+                    step += 1
+                    loss_sum += float(loss.detach()) * x.shape[0]
+                    seen += x.shape[0]
+                    rate = seen / max(1e-9, time.perf_counter() - t0)
+                    bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}", rate=f"{rate:.0f}")
+                val = _val_loss(ema.module, data, max(batch_size, 1024), seed)
+                last_epoch_s = time.perf_counter() - t0
+                record = {"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "val_loss": val,
+                          "lr": opt.param_groups[0]["lr"], "seconds": last_epoch_s,
+                          "showers_per_s": seen / max(1e-9, last_epoch_s)}
+                history.append(record)
+                bar.update(task, val="-" if val is None else f"{val:.4f}")
+                save_checkpoint(ckpt_path, {
+                    **common, "history": history, "epoch": epoch + 1, "step": step,
+                    "model": model.state_dict(), "ema": ema.state_dict(),
+                    "ema_n_averaged": int(ema.n_averaged), "optimizer": opt.state_dict(),
+                    "showerforge_version": _version(), "torch_version": str(torch.__version__),
+                })
+                write_json_atomic(run_dir / "history.json", history)
+                ran += 1
+    done = history[-1]["epoch"] if history else start_epoch
+    return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
+
+
+def _version() -> str:
+    from showerforge import __version__
+
+    return __version__
