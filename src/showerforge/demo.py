@@ -24,7 +24,7 @@ class DemoConfig:
     n_test: int = 1000
     seed: int = 7
     workers: int = 2
-    epochs: int = 30
+    epochs: int = 300
     max_train_minutes: float = 6.0
     model: str = "cfm-voxel"
 
