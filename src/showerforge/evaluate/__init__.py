@@ -2,9 +2,10 @@
 
 High-level features (:mod:`.features`), histogram distances with bootstrap errors
 (:mod:`.metrics`), the classifier two-sample test (:mod:`.classifier`) and the report
-(:func:`evaluate_files`, :func:`format_summary`). Works on files alone; imports no model code.
-torch, scikit-learn, matplotlib and jinja2 are imported only when a classifier is trained, a plot
-drawn or the HTML page rendered.
+(:func:`evaluate_files`, :func:`format_summary`); the jet report (:func:`evaluate_jet_files`,
+:func:`format_jet_summary`) and :func:`detect_format`, which tells the two kinds of file apart.
+Works on files alone; imports no model code. torch, scikit-learn, matplotlib and jinja2 are
+imported only when a classifier is trained, a plot drawn or the HTML page rendered.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from showerforge.evaluate.features import (
     defined_layers,
     stream_features,
     voxel_histograms,
+)
+from showerforge.evaluate.jet_report import (
+    JET_SCHEMA,
+    detect_format,
+    evaluate_jet_files,
+    format_jet_summary,
 )
 from showerforge.evaluate.metrics import (
     Measurement,
@@ -64,4 +71,8 @@ __all__ = [
     "classifier_test_indexed",
     "low_level_inputs",
     "high_level_inputs",
+    "JET_SCHEMA",
+    "evaluate_jet_files",
+    "format_jet_summary",
+    "detect_format",
 ]

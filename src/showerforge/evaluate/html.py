@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["render_html"]
+__all__ = ["PAGE_STYLE", "render_html", "render_template"]
 
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>showerforge evaluation: {{ m.candidate.path }} vs {{ m.reference.path }}</title>
-<style>
+#: The ``<style>`` block shared by every evaluation page (showers and jets).
+PAGE_STYLE = """<style>
 body { font-family: sans-serif; margin: 2em; max-width: 1400px; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
 td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; font-size: 0.9em; }
@@ -20,7 +16,14 @@ figure { margin: 1em 0 2em 0; }
 figure img { max-width: 100%; }
 .small { color: #555; font-size: 0.85em; }
 </style>
-</head>
+"""
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>showerforge evaluation: {{ m.candidate.path }} vs {{ m.reference.path }}</title>
+""" + PAGE_STYLE + """</head>
 <body>
 <h1>Shower evaluation</h1>
 <p>
@@ -90,9 +93,25 @@ def render_html(metrics: dict[str, Any], plots: list[dict[str, str]], rows: list
     Returns:
         HTML text.
     """
+    return render_template(_TEMPLATE, m=metrics, plots=plots, rows=rows, per_layer=_per_layer_rows(metrics))
+
+
+def render_template(template: str, **context: Any) -> str:
+    """Render a page template with the report's jinja2 settings (autoescape, strict undefined).
+
+    Args:
+        template: jinja2 template text (pages include :data:`PAGE_STYLE` for the common look).
+        **context: template variables.
+
+    Returns:
+        HTML text.
+
+    Raises:
+        ImportError: jinja2 is not installed (``pip install 'showerforge[report]'``).
+    """
     try:
         import jinja2
     except ImportError as err:  # pragma: no cover - depends on the install
         raise ImportError("the HTML report needs jinja2: pip install 'showerforge[report]'") from err
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    return env.from_string(_TEMPLATE).render(m=metrics, plots=plots, rows=rows, per_layer=_per_layer_rows(metrics))
+    return env.from_string(template).render(**context)
