@@ -358,7 +358,8 @@ def demo_cmd(output: Path, workers: int) -> None:
                    "which takes hours on a CPU for ds2.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seeds splits, bootstrap and classifiers.")
-@click.option("--max-showers", type=click.IntRange(min=1), default=None, help="Use only the first N showers of each file.")
+@click.option("--max-showers", "--max-jets", "max_showers", type=click.IntRange(min=1), default=None,
+              help="Use only the first N showers (jets) of each file.")
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @friendly
 def evaluate_cmd(reference: str, candidate: str, output: Path, geometry: str | None, quick: bool, seed: int,
@@ -375,7 +376,8 @@ def evaluate_cmd(reference: str, candidate: str, output: Path, geometry: str | N
     if kind == "jets":
         from showerforge.evaluate.jet_report import evaluate_jet_files, format_jet_summary
 
-        metrics = evaluate_jet_files(reference, candidate, output, seed=seed, quick=quick, plots=not no_plots)
+        metrics = evaluate_jet_files(reference, candidate, output, seed=seed, quick=quick, plots=not no_plots,
+                                     max_jets=max_showers)
         click.echo(format_jet_summary(metrics))
     else:
         from showerforge.evaluate import evaluate_files, format_summary

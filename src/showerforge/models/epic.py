@@ -71,7 +71,10 @@ class EPiCLayer(nn.Module):
         hidden = int(round(mlp_ratio * d_model))
         self.glob = _mlp(d_global + 2 * d_model + d_cond, hidden, d_global)
         self.norm = nn.LayerNorm(d_model, elementwise_affine=False, eps=1e-6)
-        self.local = _mlp(d_model + d_global, hidden, d_model)
+        # the particle MLP sees [u_i, g]; its first layer is split so g is added, not concatenated
+        self.local_in = nn.Linear(d_model, hidden)
+        self.local_glob = nn.Linear(d_global, hidden, bias=False)
+        self.local_out = nn.Linear(hidden, d_model)
         self.ada = nn.Linear(d_cond, 3 * d_model)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
@@ -81,8 +84,8 @@ class EPiCLayer(nn.Module):
         g = g + self.glob(torch.cat([g, mean, total, c], dim=-1))
         shift, scale, gate = self.ada(c).unsqueeze(1).chunk(3, dim=-1)
         u = self.norm(h) * (1 + scale) + shift
-        u = torch.cat([u, g.unsqueeze(1).expand(-1, h.shape[1], -1)], dim=-1)
-        return h + gate * self.local(u), g
+        a = self.local_in(u) + self.local_glob(g).unsqueeze(1)
+        return h + gate * self.local_out(F.silu(a)), g
 
 
 class EPiCVelocity(nn.Module):
