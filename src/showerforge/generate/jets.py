@@ -30,6 +30,7 @@ from showerforge.data.jet_preprocess import jet_mass
 from showerforge.data.jetnet import JET_TYPES, write_jets
 from showerforge.models import get_solver
 from showerforge.train.jets import JetSurrogate, load_jet_model
+from showerforge.train.loop import resolve_device
 
 __all__ = ["sample_jets", "generate_jets"]
 
@@ -125,7 +126,7 @@ def generate_jets(
         n: jets per type, >= 1.
         out_path: output ``.h5``.
         seed, batch_size, steps, solver, progress: as in :func:`sample_jets`.
-        device: where to run the set model.
+        device: where to run the set model (``"auto"``: CUDA when available, else CPU).
 
     Returns:
         ``out_path``. Attributes name the model (``model``, ``model_config``), the checkpoint
@@ -135,6 +136,7 @@ def generate_jets(
     """
     types = _types(jet_type, int(n))
     check_writable(out_path)
+    device = resolve_device(device)
     surrogate = load_jet_model(run_dir, device)
     default = surrogate.model.default_sampler
     solver_name = get_solver(solver or default["solver"]).name

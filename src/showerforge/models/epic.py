@@ -8,6 +8,9 @@ and the network is equivariant under any permutation of the particles:
     g <- g + MLP([g, mean_i h_i, sum_i h_i / n_max, c])          (global update)
     h_i <- h_i + gate * MLP([modulate(LN(h_i); shift, scale), g])   (per-particle update)
 
+(the first layer of the per-particle MLP is split into a particle part and a global part that is
+added, which equals the concatenation but never materialises the broadcast global vector)
+
 where ``c`` is the embedding of the flow time plus the embedding of the condition vector, and
 ``shift, scale, gate`` come from ``c`` (adaptive LayerNorm, zero-initialised as in DiT, Peebles &
 Xie, arXiv:2212.09748, so the untrained network is the zero velocity field). Pooling sees real
@@ -80,6 +83,7 @@ class EPiCLayer(nn.Module):
         nn.init.zeros_(self.ada.bias)
 
     def forward(self, h: Tensor, g: Tensor, c: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Updated ``(h, g)``; ``mask`` (N, n) bool selects the particles that are pooled."""
         mean, total = masked_pool(h, mask)
         g = g + self.glob(torch.cat([g, mean, total, c], dim=-1))
         shift, scale, gate = self.ada(c).unsqueeze(1).chunk(3, dim=-1)
@@ -128,6 +132,7 @@ class EPiCVelocity(nn.Module):
             nn.init.zeros_(lin.bias)
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Velocity (N, n, n_features), zero at padded slots (see the class docstring for shapes)."""
         if mask is None:
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         m = mask.to(x.dtype).unsqueeze(-1)
