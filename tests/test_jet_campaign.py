@@ -53,3 +53,10 @@ def test_bad_inputs_one_line_errors(tmp_path):
                          (["--particles", "0"], "--particles")):
         proc = subprocess.run([*CLI, *extra, "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_inspect_jet_file(first, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "showerforge.cli", "inspect", first.path], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "40 x 30 particles" in proc.stdout and "type w" in proc.stdout and "type z" in proc.stdout

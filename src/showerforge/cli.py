@@ -190,15 +190,15 @@ def simulate_jets_cmd(types: str, n: int, particles: int, pt_window: str, eta_ma
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @friendly
 def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json: bool) -> None:
-    """Describe and validate a CaloChallenge-format shower file (streams; any size).
+    """Describe and validate a shower file (CaloChallenge; streams, any size) or a jet file (JetNet).
 
     Checks keys, shapes, dtypes, units plausibility, NaN or negative energies and the geometry.
     Exit code 0 when the checks pass, 1 when a check fails, 2 when the file cannot be read.
     """
-    from showerforge.inspect import format_inspection, inspect_file
+    from showerforge.inspect import inspect_any
 
-    desc = inspect_file(file, str(binning) if binning else geometry)
-    click.echo(json.dumps(desc, indent=2, default=str) if as_json else format_inspection(desc))
+    desc, text = inspect_any(file, str(binning) if binning else geometry)
+    click.echo(json.dumps(desc, indent=2, default=str) if as_json else text)
     if not desc["ok"]:
         click.echo(f"error: {file}: {desc['errors'][0]}", err=True)
         sys.exit(1)
@@ -218,7 +218,8 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after the epoch that passes this wall time (the run can be resumed).")
-@click.option("--condition", default="type", show_default=True, help="Jets: what the model is conditioned on.")
+@click.option("--condition", type=click.Choice(["type", "type+pt"]), default="type", show_default=True,
+              help="Jets: condition on the jet type (one-hot), or on type and log jet pT.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Model hyperparameter override, e.g. --set d_model=128 (repeatable).")
 @click.option("--no-resume", is_flag=True, help="Refuse to continue an existing run in the output directory.")
@@ -390,10 +391,8 @@ def evaluate_cmd(reference: str, candidate: str, output: Path, geometry: str | N
 
 def _file_kind(spec: str) -> str:
     """``calo`` or ``jets`` from the HDF5 keys (a ``:TYPE`` suffix is allowed)."""
-    try:
-        from showerforge.evaluate.jet_report import detect_format
-    except ImportError:  # jets report not installed: showers only
-        return "calo"
+    from showerforge.data.formats import detect_format
+
     return detect_format(spec)
 
 

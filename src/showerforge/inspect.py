@@ -9,7 +9,7 @@ from typing import Any
 from showerforge.data.calo import ValidationReport, open_showers, validate_file
 from showerforge.geometry import Geometry
 
-__all__ = ["inspect_file", "format_inspection"]
+__all__ = ["inspect_file", "format_inspection", "inspect_any", "inspect_jet_file", "format_jet_inspection"]
 
 _SHOWN_ATTRS = ("particle", "spectrum", "seed", "n_showers", "geant4_version", "physics_list", "physics_data",
                 "production_cut_mm", "sampling_fraction", "sampling_fraction_error", "showerforge_version",
@@ -77,4 +77,69 @@ def format_inspection(desc: dict[str, Any]) -> str:
     for e in desc["errors"]:
         lines.append(f"ERROR: {e}")
     lines.append("checks      " + ("passed" if desc["ok"] else f"FAILED ({len(desc['errors'])} problems)"))
+    return "\n".join(lines)
+
+
+def inspect_any(path: str | Path, geometry: Geometry | str | None = None) -> tuple[dict[str, Any], str]:
+    """Inspect a shower or a jet file (by its keys); returns (description, text rendering)."""
+    from showerforge.data.formats import detect_format
+
+    if detect_format(path) == "jets":
+        desc = inspect_jet_file(path)
+        return desc, format_jet_inspection(desc)
+    desc = inspect_file(path, geometry)
+    return desc, format_inspection(desc)
+
+
+def inspect_jet_file(spec: str | Path) -> dict[str, Any]:
+    """Read and validate a JetNet-format file; per-type counts, pT range, masses, multiplicities.
+
+    Raises:
+        JetFileError: when the file does not follow the JetNet layout.
+    """
+    import numpy as np
+
+    from showerforge.data.jetnet import JET_TYPES, read_jets
+
+    data = read_jets(spec)
+    per_type = {}
+    for i, name in enumerate(JET_TYPES):
+        sel = data.jet_type == i
+        if not sel.any():
+            continue
+        jf = data.jet_features[sel]
+        mult = data.particle_features[sel][..., 3].sum(axis=1)
+        per_type[name] = {
+            "n_jets": int(sel.sum()),
+            "pt_gev": [float(jf[:, 0].min()), float(jf[:, 0].max())],
+            "median_mass_gev": float(np.median(jf[:, 2])),
+            "mean_multiplicity": float(jf[:, 3].mean()),
+            "mean_particles_kept": float(mult.mean()),
+        }
+    settings = data.attrs.get("settings")
+    return {
+        "file": str(spec), "ok": True, "format": "jetnet", "n_jets": len(data), "n_particles": data.n_particles,
+        "type_column_found": data.type_column_found, "jet_type_source": data.attrs.get("jet_type_source"),
+        "per_type": per_type,
+        "generator": settings.get("pythia_version") if isinstance(settings, dict) else None,
+        "model": data.attrs.get("model"),
+    }
+
+
+def format_jet_inspection(desc: dict[str, Any]) -> str:
+    """Plain-text rendering of :func:`inspect_jet_file` output."""
+    lines = [
+        f"file        {desc['file']}",
+        f"jets        {desc['n_jets']} x {desc['n_particles']} particles (eta_rel, phi_rel, pT_rel, mask)",
+        f"type column {'found in jet_features[:, 0] (jetnet loader layout)' if desc['type_column_found'] else 'jet_type dataset'}"
+        + (f"; types from {desc['jet_type_source']}" if desc.get("jet_type_source") else ""),
+    ]
+    for name, t in desc["per_type"].items():
+        lines.append(f"type {name:<6} {t['n_jets']:>7} jets, pT {t['pt_gev'][0]:.0f}-{t['pt_gev'][1]:.0f} GeV, "
+                     f"median mass {t['median_mass_gev']:.1f} GeV, multiplicity {t['mean_multiplicity']:.1f} "
+                     f"({t['mean_particles_kept']:.1f} kept)")
+    for key in ("generator", "model"):
+        if desc.get(key):
+            lines.append(f"{key:<11} {desc[key]}")
+    lines.append("checks      passed")
     return "\n".join(lines)

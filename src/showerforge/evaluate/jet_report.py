@@ -72,6 +72,7 @@ from typing import Any
 import numpy as np
 
 from showerforge.data.io import atomic_output
+from showerforge.data.formats import detect_format
 from showerforge.data.jetnet import JET_TYPES, JetData, JetFileError, parse_spec, read_jets
 from showerforge.evaluate.jet_metrics import PARTICLE_FEATURE_NAMES, evaluate_jets
 
@@ -88,8 +89,6 @@ JET_SCHEMA = "showerforge.evaluate.jets/1"
 TARGET_FACTOR = 3.0
 """The goal for a surrogate: every metric within this factor of truth vs truth."""
 
-_CALO_KEYS = ("showers", "incident_energies")
-_JET_KEY = "particle_features"
 _SUMMARY = (
     ("W1M", "W1M (m/pT)"),
     ("W1P", "W1P mean"),
@@ -103,47 +102,6 @@ _SUMMARY = (
 
 
 # ----------------------------------------------------------------------------- format detection
-def detect_format(path: str | os.PathLike[str]) -> str:
-    """Whether a file holds calorimeter showers or jets, from its HDF5 keys.
-
-    Args:
-        path: File path; a ``:type`` jet-type suffix (``jets.h5:t``) is stripped.
-
-    Returns:
-        ``"calo"`` (keys ``showers`` and ``incident_energies``) or ``"jets"``
-        (key ``particle_features``).
-
-    Raises:
-        FileNotFoundError: The file does not exist.
-        ValueError: Not an HDF5 file, neither layout (or both), or a jet-type suffix on a
-            shower file.
-    """
-    import h5py
-
-    file, jet_type = parse_spec(path)
-    if not file.exists():
-        raise FileNotFoundError(f"{file}: no such file")
-    try:
-        with h5py.File(file, "r") as h5:
-            keys = set(h5.keys())
-    except OSError as err:
-        raise ValueError(f"{file}: not an HDF5 file ({err}); expected a shower or jet file") from None
-    is_calo = all(k in keys for k in _CALO_KEYS)
-    is_jets = _JET_KEY in keys
-    if is_calo and is_jets:
-        raise ValueError(f"{file}: holds both shower and jet keys ({sorted(keys)}); cannot tell which to evaluate")
-    if is_calo:
-        if jet_type is not None:
-            raise ValueError(f"{path}: ':{jet_type}' selects a jet type, but {file} is a shower file")
-        return "calo"
-    if is_jets:
-        return "jets"
-    raise ValueError(
-        f"{file}: neither a shower file (keys 'showers', 'incident_energies') nor a jet file "
-        f"(key 'particle_features'); found keys {sorted(keys)}"
-    )
-
-
 # ----------------------------------------------------------------------------- inputs
 def _type_counts(data: JetData) -> dict[str, int]:
     """Jets per type, in :data:`JET_TYPES` order, types present only."""

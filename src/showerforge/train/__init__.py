@@ -22,9 +22,14 @@ from showerforge.train.checkpoint import (
 )
 from showerforge.train.data import TrainingData
 from showerforge.train.loop import DEFAULT_TRAIN, TrainError, TrainResult, lr_at, resolve_device, train_model
+from showerforge.train.jets import DEFAULT_JET_TRAIN, JetSurrogate, load_jet_model, train_jets
 
 __all__ = [
     "train_model",
+    "train_jets",
+    "load_jet_model",
+    "JetSurrogate",
+    "DEFAULT_JET_TRAIN",
     "TrainResult",
     "TrainError",
     "DEFAULT_TRAIN",

@@ -52,9 +52,9 @@ from showerforge.train.checkpoint import (
 from showerforge.train.loop import (
     TrainError,
     TrainResult,
-    _check_resume,
-    _ema,
-    _threads,
+    check_resume,
+    ema_model,
+    torch_threads,
     lr_at,
     resolve_device,
 )
@@ -338,7 +338,7 @@ def train_jets(
         "weight_decay": weight_decay, "schedule": schedule, "warmup_steps": warmup_steps,
         "grad_clip": grad_clip, "ema_decay": ema_decay,
     }
-    with _threads(dev, num_threads):
+    with torch_threads(dev, num_threads):
         jets, files = _read(data_spec)
         pre = JetPreprocessor.from_state(ckpt["preprocessing"]) if ckpt is not None else None
         try:
@@ -351,10 +351,10 @@ def train_jets(
                                     "n_features": data.preprocessing.n_features,
                                     "n_cond": data.preprocessing.n_cond})
         if ckpt is not None:
-            _check_resume(ckpt, model_cfg, train_cfg, provenance["sha256"], ckpt_path)
+            check_resume(ckpt, model_cfg, train_cfg, provenance["sha256"], ckpt_path)
         torch.manual_seed(seed)
         net = spec.builder(model_cfg).to(dev)
-        ema = _ema(net, ema_decay)
+        ema = ema_model(net, ema_decay)
         opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
         mult = data.multiplicity()
         start_epoch, step, history = 0, 0, []

@@ -28,7 +28,8 @@ from showerforge.train.checkpoint import (
 )
 from showerforge.train.data import TrainingData
 
-__all__ = ["TrainError", "TrainResult", "train_model", "lr_at", "resolve_device", "DEFAULT_TRAIN"]
+__all__ = ["TrainError", "TrainResult", "train_model", "lr_at", "resolve_device", "DEFAULT_TRAIN", "ema_model",
+           "torch_threads", "check_resume"]
 
 DEFAULT_TRAIN: dict[str, Any] = {
     "epochs": 30,
@@ -97,7 +98,7 @@ def lr_at(step: int, total_steps: int, lr: float, schedule: str, warmup_steps: i
     raise ValueError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
 
 
-def _ema(model: nn.Module, decay: float) -> AveragedModel:
+def ema_model(model: nn.Module, decay: float) -> AveragedModel:
     """EMA of the weights with warmup ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates."""
 
     @torch.no_grad()
@@ -121,7 +122,7 @@ def _available_cores() -> int:
 
 
 @contextlib.contextmanager
-def _threads(device: torch.device, num_threads: int | None) -> Iterator[None]:
+def torch_threads(device: torch.device, num_threads: int | None) -> Iterator[None]:
     """On CPU use every core this process may run on (or ``num_threads``); restore afterwards."""
     before = torch.get_num_threads()
     if device.type == "cpu":
@@ -177,7 +178,7 @@ def _progress(enabled: bool) -> Any:
     )
 
 
-def _check_resume(ckpt: dict[str, Any], model_cfg: dict[str, Any], train_cfg: dict[str, Any], sha: str,
+def check_resume(ckpt: dict[str, Any], model_cfg: dict[str, Any], train_cfg: dict[str, Any], sha: str,
                   path: Path) -> None:
     diffs = []
     if ckpt["model_config"] != model_cfg:
@@ -245,7 +246,7 @@ def train_model(
         schedule: ``"cosine"`` (to 0 at the last epoch) or ``"constant"``, after linear warmup.
         warmup_steps: optimizer steps of linear warmup.
         grad_clip: max gradient norm (0 disables clipping).
-        ema_decay: EMA decay of the sampling weights (with warmup, see ``_ema``).
+        ema_decay: EMA decay of the sampling weights (with warmup, see ``ema_model``).
         num_threads: CPU threads (default: all cores available to the process).
         max_memory_gb: hold preprocessed training rows in memory up to this size, else stream.
 
@@ -272,7 +273,7 @@ def train_model(
         "val_fraction": val_fraction, "seed": seed, "weight_decay": weight_decay, "schedule": schedule,
         "warmup_steps": warmup_steps, "grad_clip": grad_clip, "ema_decay": ema_decay,
     }
-    with _threads(dev, num_threads):
+    with torch_threads(dev, num_threads):
         pre = None
         if ckpt is not None:
             from showerforge.data.preprocess import preprocessor_from_state
@@ -285,10 +286,10 @@ def train_model(
                                     "token_sizes": data.preprocessing.token_sizes,
                                     "n_cond": data.preprocessing.n_cond})
         if ckpt is not None:
-            _check_resume(ckpt, model_cfg, train_cfg, provenance["sha256"], ckpt_path)
+            check_resume(ckpt, model_cfg, train_cfg, provenance["sha256"], ckpt_path)
         torch.manual_seed(seed)
         model = spec.builder(model_cfg).to(dev)
-        ema = _ema(model, ema_decay)
+        ema = ema_model(model, ema_decay)
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         start_epoch, step, history = 0, 0, []
         if ckpt is not None:
