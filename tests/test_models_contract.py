@@ -84,8 +84,9 @@ def test_sample_shapes_and_masks(spec_model):
 
 def test_physical_units_non_negative(spec_model):
     spec, model = spec_model
-    if spec.data_kind != "calo-voxel":
-        pytest.skip("physical-units check is defined for calo-voxel models here")
+    if spec.data_kind == "jet-set":
+        _check_jet_units(spec, model)
+        return
     layer_sizes = [n - 1 for n in model.config["token_sizes"]]
     rng = np.random.default_rng(0)
     inc = rng.uniform(1e3, 1e4, 50)
@@ -96,6 +97,28 @@ def test_physical_units_non_negative(spec_model):
     gen = _sample(model, cond, mask).numpy()
     out = pre.inverse(inc[:N], gen)
     assert out.shape == (N, sum(layer_sizes)) and np.isfinite(out).all() and (out >= 0).all()
+
+
+def _check_jet_units(spec, model):
+    """Generated particles come back as JetNet features: pT_rel >= 0, phi in (-pi, pi], zero padding."""
+    from showerforge.data.jet_preprocess import ParticleTransform
+
+    n = model.event_shape[0]
+    rng = np.random.default_rng(0)
+    mult = rng.integers(1, n + 1, 40)
+    mask = np.arange(n)[None, :] < mult[:, None]
+    pt = rng.exponential(1.0, (40, n)) * mask
+    pt /= pt.sum(axis=1, keepdims=True)
+    pf = np.stack([rng.normal(0, 0.2, (40, n)) * mask, rng.normal(0, 0.2, (40, n)) * mask, pt, mask], -1)
+    tr = ParticleTransform(n).fit(pf.astype(np.float32))
+    _, cond, tmask = _batch(spec, model)
+    out = tr.inverse(_sample(model, cond, tmask).numpy(), tmask.numpy())
+    real = out[..., 3] > 0
+    assert out.shape == (N, n, 4) and np.isfinite(out).all()
+    # the inverse sorts particles by pT: same number of real particles per jet, padding at the end
+    assert np.array_equal(real.sum(axis=1), tmask.numpy().sum(axis=1)) and (out[~real] == 0).all()
+    assert np.all(np.diff(out[..., 2], axis=1) <= 0)
+    assert (out[..., 2] >= 0).all() and (np.abs(out[..., 1]) <= math.pi).all()
 
 
 def test_conditioning_changes_output(spec_model):
