@@ -13,19 +13,26 @@ then the normalised shape of each layer):
   all standardised per feature. The total energy, the best-measured quantity of a shower, is
   thus one feature, and any generated values give non-negative layer energies summing to the
   generated total. Generated values are clipped to the range seen in training;
-* per voxel the normalised layer shape ``s_v = e_v / E_l`` (sums to 1 in each layer; 0 when the
-  layer is empty) mapped by ``logit(alpha + (1 - 2 alpha) s_v)`` and standardised per voxel.
+* per voxel the layer shape ``s_v = e_v / max(E_l, n_l delta)`` (``n_l`` voxels in the layer) mapped
+  by ``logit(alpha + (1 - 2 alpha) s_v)`` and standardised per voxel.
 
-Features are interleaved layer by layer, ``[y_0, z_0[0..n_0), y_1, z_1[0..n_1), ...]``, so a regular
-geometry reshapes to tokens of shape (L, 1 + A * R) with no gather. Layers without voxels (CaloChallenge
-dataset 1) carry no features.
+Zeros are dequantised (as CaloFlow, arXiv:2106.05285, and CaloDREAM do): voxels below the
+threshold ``delta`` (``threshold_mev``) count as empty, and every empty voxel gets a value
+``u delta`` with ``u`` uniform in (0, 1), every empty layer an energy ``u delta``. A shower is thus a
+point of a continuous density whose empty voxels sit just below the softest kept voxels, instead
+of a spike at ``logit(alpha)`` that a flow smears into a tail of spurious soft voxels. The noise is a
+hash of (``seed``, the shower's bytes, the feature index): the same shower always gets the same
+noise, whatever the chunking, so fits and resumed runs are reproducible.
 
-:meth:`ShowerPreprocessor.inverse` is exact up to float rounding on training data; on generated
-data it clips shapes to [0, 1], renormalises each layer's shape to sum 1 (so the generated layer
-energy is kept exactly), and sets voxels below ``threshold_mev`` to 0. The default threshold is the
-smallest non-zero voxel energy seen in training times ``1 - 1e-4`` (the data's own readout
-threshold; the factor absorbs float32 rounding), so no generated voxel is softer than any
-training voxel.
+``delta`` defaults to the ``threshold_quantile`` (1 %) quantile of the non-zero voxel energies of the
+first ``threshold_rows`` training showers (few real voxels are that soft; the 1e-7 MeV stragglers
+of Geant4 files are far below it).
+
+:meth:`ShowerPreprocessor.inverse` is exact up to float rounding on training data (voxels below
+``delta`` come back as 0). On generated data it clips features to their training range, empties
+layers whose energy is below ``delta``, zeroes voxels below ``delta`` and then rescales the kept
+voxels of each layer to the generated layer energy, so layer energies and the total are kept
+exactly and no voxel is softer than ``delta`` (the hardest voxel of a layer is always kept).
 
 Every object has ``fit`` / ``forward`` / ``inverse`` / ``state_dict`` / ``load_state_dict``; the
 state is JSON-serialisable (plain floats and lists). This module is numpy only (no torch).
@@ -34,6 +41,7 @@ state is JSON-serialisable (plain floats and lists). This module is numpy only (
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -44,6 +52,7 @@ __all__ = [
     "ShowerPreprocessor",
     "PREPROCESSORS",
     "preprocessor_from_state",
+    "hash_uniform",
 ]
 
 _STD_FLOOR = 1e-6
@@ -117,15 +126,47 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser of a uint64 array (wrapping arithmetic), elementwise."""
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def hash_uniform(seed: int, incident_mev: np.ndarray, showers_mev: np.ndarray, n: int) -> np.ndarray:
+    """Uniform numbers in (0, 1), shape (N, n), a deterministic function of each row's content.
+
+    Row ``i`` depends only on ``seed``, ``incident_mev[i]`` and ``showers_mev[i]`` (as float32 bits),
+    so the numbers do not depend on how the rows are chunked.
+    """
+    sh = np.ascontiguousarray(showers_mev, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    col = np.arange(sh.shape[1], dtype=np.uint64) * _GOLDEN
+    inc = np.ascontiguousarray(np.asarray(incident_mev, dtype=np.float32).reshape(-1, 1)).view(np.uint32)
+    key = _mix(sh + col).sum(axis=1, dtype=np.uint64) ^ _mix(inc.astype(np.uint64))[:, 0]
+    key = _mix(key ^ np.full(1, zlib.crc32(str(int(seed)).encode()), dtype=np.uint64))
+    bits = _mix(key[:, None] ^ (np.arange(n, dtype=np.uint64) * _GOLDEN)[None, :])
+    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
 class ShowerPreprocessor:
     """Voxel showers (MeV) <-> factorised, standardised features (see module docstring).
 
     Args:
         layer_sizes: voxels per readout layer (``[g.readout[l].n_voxels for l ...]``; zeros allowed).
-        alpha: logit regulariser of the normalised shapes (CaloDREAM uses 1e-6).
+        alpha: logit regulariser of the shapes (CaloDREAM uses 1e-6).
         frac_eps: floor inside ``log(E_tot / E_inc + frac_eps)``.
-        threshold_mev: generated voxels below this energy (MeV) become 0; ``None`` fits it to the
-            smallest non-zero training voxel times ``1 - 1e-4``.
+        threshold_mev: ``delta``: voxels (and layers) below this energy (MeV) are empty, in training
+            and in generated showers; ``None`` fits it (``threshold_quantile``).
+        threshold_quantile: quantile of the non-zero training voxel energies that sets ``delta``.
+        threshold_rows: ``delta`` is fitted on this many first training showers (held in memory
+            until then; chunking does not matter).
+        dequantize: fill empty voxels and layers with noise below ``delta`` in :meth:`forward`
+            (off: they map to the constant ``logit(alpha)``).
+        seed: seed of the dequantisation noise.
 
     Shapes:
         ``forward(incident (N,), showers (N, n_voxels)) -> (cond (N, 1), x (N, n_features))`` with
@@ -147,20 +188,32 @@ class ShowerPreprocessor:
         alpha: float = 1e-6,
         frac_eps: float = 1e-7,
         threshold_mev: float | None = None,
+        threshold_quantile: float = 1e-2,
+        threshold_rows: int = 1000,
+        dequantize: bool = True,
+        seed: int = 0,
     ) -> None:
         self.layer_sizes = [int(n) for n in layer_sizes]
         if not self.layer_sizes or min(self.layer_sizes) < 0 or max(self.layer_sizes) == 0:
             raise ValueError(f"layer_sizes must be non-negative with at least one voxel, got {self.layer_sizes}")
+        if not 0.0 <= threshold_quantile < 1.0 or threshold_rows < 1:
+            raise ValueError(f"need 0 <= threshold_quantile < 1 and threshold_rows >= 1, got "
+                             f"{threshold_quantile}, {threshold_rows}")
+        if threshold_mev is not None and not threshold_mev >= 0.0:
+            raise ValueError(f"threshold_mev must be >= 0, got {threshold_mev}")
         self.alpha = float(alpha)
         self.frac_eps = float(frac_eps)
         self.threshold_mev = None if threshold_mev is None else float(threshold_mev)
-        self._fixed_threshold = threshold_mev is not None
+        self.threshold_quantile = float(threshold_quantile)
+        self.threshold_rows = int(threshold_rows)
+        self.dequantize = bool(dequantize)
+        self.seed = int(seed)
         self.offsets = np.concatenate([[0], np.cumsum(self.layer_sizes)]).astype(np.int64)
         self.active = [i for i, n in enumerate(self.layer_sizes) if n > 0]
         self.cond_std = Standardize(1)
         self.energy_std = Standardize(len(self.active))
         self.shape_std = Standardize(self.n_voxels)
-        self._min_nonzero = np.inf
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self.y_min = np.full(len(self.active), np.inf)
         self.y_max = np.full(len(self.active), -np.inf)
         self._build_index()
@@ -191,6 +244,10 @@ class ShowerPreprocessor:
         """Features per layer token, ``1 + n_voxels(l)`` for each layer with voxels."""
         return [1 + self.layer_sizes[i] for i in self.active]
 
+    @property
+    def _delta(self) -> float:
+        return self.threshold_mev or 0.0
+
     def _build_index(self) -> None:
         # positions of the energy feature and of the voxel features inside the interleaved x
         e_pos, v_pos, pos = [], [], 0
@@ -204,6 +261,7 @@ class ShowerPreprocessor:
         self._voxel_layer = np.repeat(np.arange(len(self.layer_sizes)), self.layer_sizes)
         # position of each active layer among the active layers
         self._active_of_voxel = np.searchsorted(np.asarray(self.active), self._voxel_layer)
+        self._active_sizes = np.asarray([self.layer_sizes[i] for i in self.active], dtype=np.float64)
 
     # ------------------------------------------------------------ pieces
     def _check(self, incident_mev: np.ndarray, showers_mev: np.ndarray | None = None) -> np.ndarray:
@@ -220,43 +278,71 @@ class ShowerPreprocessor:
         """(N, n_voxels) -> (N, n_active) layer energies."""
         return np.add.reduceat(showers, self.offsets[:-1][self.active], axis=1)
 
+    def _scale(self, e_layer: np.ndarray) -> np.ndarray:
+        """Shape denominators ``max(E_l, n_l delta)`` per voxel, (N, n_active) -> (N, n_voxels)."""
+        return np.maximum(e_layer, self._active_sizes * self._delta)[:, self._active_of_voxel]
+
     def _raw(self, inc: np.ndarray, showers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unstandardised (log E_inc, [logit stick fractions, log total fraction], logit shapes)."""
-        sh = np.clip(np.asarray(showers, dtype=np.float64), 0.0, None)
+        delta = self._delta
+        sh = np.asarray(showers, dtype=np.float64)
+        sh = np.where(sh >= delta, np.clip(sh, 0.0, None), 0.0)
         e_layer = self._layer_energies(sh)
+        if self.dequantize and delta > 0:
+            u = hash_uniform(self.seed, inc, showers, self.n_features)
+            sh = np.where(sh > 0, sh, delta * u[:, : self.n_voxels])
+            e_layer = np.where(e_layer > 0, e_layer, delta * u[:, self.n_voxels :])
         remaining = np.cumsum(e_layer[:, ::-1], axis=1)[:, ::-1]  # E_l + ... + E_{L-1}
         stick = np.divide(e_layer[:, :-1], remaining[:, :-1], out=np.zeros_like(e_layer[:, :-1]),
                           where=remaining[:, :-1] > 0)
         y = np.concatenate([_logit(self.alpha + (1.0 - 2.0 * self.alpha) * np.clip(stick, 0.0, 1.0)),
                             np.log(remaining[:, :1] / inc[:, None] + self.frac_eps)], axis=1)
-        denom = e_layer[:, self._active_of_voxel]
+        denom = self._scale(e_layer)
         shape = np.divide(sh, denom, out=np.zeros_like(sh), where=denom > 0)
-        z = _logit(self.alpha + (1.0 - 2.0 * self.alpha) * shape)
+        z = _logit(self.alpha + (1.0 - 2.0 * self.alpha) * np.clip(shape, 0.0, 1.0))
         return np.log(inc)[:, None], y, z
 
     # ------------------------------------------------------------ fit
     def partial_fit(self, incident_mev: np.ndarray, showers_mev: np.ndarray) -> ShowerPreprocessor:
-        """Accumulate statistics from one chunk; call :meth:`finalize` after the last one."""
+        """Accumulate statistics from one chunk; call :meth:`finalize` after the last one.
+
+        While ``delta`` is still to be fitted, chunks are held until ``threshold_rows`` showers
+        have been seen.
+        """
         inc = self._check(incident_mev, showers_mev)
+        if self.threshold_mev is not None:
+            return self._accumulate(inc, showers_mev)
+        self._pending.append((inc, np.array(showers_mev, dtype=np.float32)))
+        if sum(len(p[0]) for p in self._pending) >= self.threshold_rows:
+            self._flush()
+        return self
+
+    def _flush(self) -> None:
+        """Fit ``delta`` on the first ``threshold_rows`` held showers, then accumulate them all."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        first = np.concatenate([p[1] for p in pending])[: self.threshold_rows]
+        pos = first[first > 0].astype(np.float64)
+        self.threshold_mev = float(np.quantile(pos, self.threshold_quantile)) if pos.size else 0.0
+        for inc, sh in pending:
+            self._accumulate(inc, sh)
+
+    def _accumulate(self, inc: np.ndarray, showers_mev: np.ndarray) -> ShowerPreprocessor:
         u, y, z = self._raw(inc, showers_mev)
         self.cond_std.partial_fit(u)
         self.energy_std.partial_fit(y)
         self.shape_std.partial_fit(z)
         self.y_min = np.minimum(self.y_min, y.min(axis=0))
         self.y_max = np.maximum(self.y_max, y.max(axis=0))
-        sh = np.asarray(showers_mev)
-        pos = sh[sh > 0]
-        if pos.size:
-            self._min_nonzero = min(self._min_nonzero, float(pos.min()))
         return self
 
     def finalize(self) -> ShowerPreprocessor:
-        """Fix the standardisation and the threshold after :meth:`partial_fit` calls."""
+        """Fix ``delta`` (if not yet) and the standardisation after :meth:`partial_fit` calls."""
+        self._flush()
         self.cond_std.finalize()
         self.energy_std.finalize()
         self.shape_std.finalize()
-        if not self._fixed_threshold:
-            self.threshold_mev = float(self._min_nonzero * (1 - 1e-4)) if np.isfinite(self._min_nonzero) else 0.0
         return self
 
     def fit(self, chunks: Iterable[tuple[np.ndarray, np.ndarray]]) -> ShowerPreprocessor:
@@ -272,7 +358,10 @@ class ShowerPreprocessor:
         return self.cond_std.forward(np.log(inc)[:, None]).astype(np.float32)
 
     def forward(self, incident_mev: np.ndarray, showers_mev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(incident (N,) MeV, showers (N, n_voxels) MeV) -> (cond (N, 1), x (N, n_features)), float32."""
+        """(incident (N,) MeV, showers (N, n_voxels) MeV) -> (cond (N, 1), x (N, n_features)), float32.
+
+        Deterministic: empty voxels get the same dequantisation noise on every call.
+        """
         inc = self._check(incident_mev, showers_mev)
         u, y, z = self._raw(inc, showers_mev)
         x = np.empty((inc.shape[0], self.n_features), dtype=np.float64)
@@ -283,9 +372,11 @@ class ShowerPreprocessor:
     def inverse(self, incident_mev: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Features (N, n_features) + incident (N,) MeV -> showers (N, n_voxels) MeV, float32, >= 0.
 
-        Energy features are clipped to the range seen in training; shapes are clipped to
-        [0, 1] and renormalised to sum 1 per layer (a layer whose shape clips to all zeros stays
-        empty); voxels below ``threshold_mev`` are set to 0.
+        Energy features are clipped to the range seen in training and shapes to [0, 1]; layers
+        with energy below ``delta`` are emptied; in every other layer voxels below ``delta`` are
+        set to 0 (the hardest one is always kept) and the kept voxels are rescaled to sum to the
+        layer energy. Every voxel is thus 0 or >= ``delta`` and every layer keeps its generated
+        energy (a layer whose shape is all 0 stays empty).
         """
         inc = self._check(incident_mev)
         x = np.asarray(x, dtype=np.float64)
@@ -293,13 +384,26 @@ class ShowerPreprocessor:
             raise ValueError(f"features: expected shape ({inc.shape[0]}, {self.n_features}), got {x.shape}")
         y = np.clip(self.energy_std.inverse(x[:, self._e_pos]), self.y_min, self.y_max)
         e_layer = self._stick_inverse(y, inc)
+        e_layer[e_layer < self._delta] = 0.0
         z = self.shape_std.inverse(x[:, self._v_pos])
         shape = np.clip((_sigmoid(z) - self.alpha) / (1.0 - 2.0 * self.alpha), 0.0, 1.0)
-        norm = np.add.reduceat(shape, self.offsets[:-1][self.active], axis=1)[:, self._active_of_voxel]
-        shape = np.divide(shape, norm, out=np.zeros_like(shape), where=norm > 0)
-        showers = shape * e_layer[:, self._active_of_voxel]
-        showers[showers < (self.threshold_mev or 0.0)] = 0.0
+        showers = shape * self._scale(e_layer)
+        for k, i in enumerate(self.active):
+            lo, hi = self.offsets[i], self.offsets[i + 1]
+            showers[:, lo:hi] = self._threshold_layer(showers[:, lo:hi], e_layer[:, k])
         return showers.astype(np.float32)
+
+    def _threshold_layer(self, v: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """Zero voxels below ``delta`` (keeping the hardest) and rescale to sum ``e``; (N, n), (N,)."""
+        rows = np.arange(v.shape[0])
+        top = v.argmax(axis=1)
+        for _ in range(2):  # the first rescale may push voxels below delta; the second only raises
+            keep = v >= self._delta
+            keep[rows, top] = True
+            v = np.where(keep & (e[:, None] > 0), v, 0.0)
+            total = v.sum(axis=1)
+            v = v * np.divide(e, total, out=np.zeros_like(e), where=total > 0)[:, None]
+        return v
 
     def _stick_inverse(self, y: np.ndarray, inc: np.ndarray) -> np.ndarray:
         """(N, n_active) unstandardised energy features -> layer energies (N, n_active) MeV, >= 0."""
@@ -318,6 +422,10 @@ class ShowerPreprocessor:
             "alpha": self.alpha,
             "frac_eps": self.frac_eps,
             "threshold_mev": self.threshold_mev,
+            "threshold_quantile": self.threshold_quantile,
+            "threshold_rows": self.threshold_rows,
+            "dequantize": self.dequantize,
+            "seed": self.seed,
             "energy_feature_min": self.y_min.tolist(),
             "energy_feature_max": self.y_max.tolist(),
             "cond": self.cond_std.state_dict(),
@@ -326,7 +434,10 @@ class ShowerPreprocessor:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from :meth:`state_dict`; the layer layout must match."""
+        """Restore from :meth:`state_dict`; the layer layout must match.
+
+        States written before dequantisation existed load with ``dequantize=False``.
+        """
         if state.get("kind") != self.kind:
             raise ValueError(f"preprocessing state of kind {state.get('kind')!r}, expected {self.kind!r}")
         if [int(n) for n in state["layer_sizes"]] != self.layer_sizes:
@@ -334,6 +445,10 @@ class ShowerPreprocessor:
         self.alpha, self.frac_eps = float(state["alpha"]), float(state["frac_eps"])
         t = state["threshold_mev"]
         self.threshold_mev = None if t is None else float(t)
+        self.threshold_quantile = float(state.get("threshold_quantile", self.threshold_quantile))
+        self.threshold_rows = int(state.get("threshold_rows", self.threshold_rows))
+        self.dequantize = bool(state.get("dequantize", False))
+        self.seed = int(state.get("seed", 0))
         self.y_min = np.asarray(state["energy_feature_min"], dtype=np.float64)
         self.y_max = np.asarray(state["energy_feature_max"], dtype=np.float64)
         self.cond_std.load_state_dict(state["cond"])

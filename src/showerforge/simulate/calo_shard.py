@@ -7,9 +7,6 @@ atomically, then leaves with ``os._exit`` (the interpreter may crash at teardown
 from __future__ import annotations
 
 import json
-import os
-import sys
-import traceback
 from pathlib import Path
 
 __all__ = ["run_shard"]
@@ -58,15 +55,10 @@ def run_shard(spec_path: str | Path) -> None:
 
 
 def main() -> None:
-    code = 0
-    try:
-        run_shard(sys.argv[1])
-    except BaseException:  # report everything to the parent through stderr
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """Run the shard named on the command line (see :func:`showerforge.simulate.shards.shard_main`)."""
+    from showerforge.simulate.shards import shard_main
+
+    shard_main(run_shard)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
-import traceback
 from pathlib import Path
 
 __all__ = ["run_jet_shard"]
@@ -25,15 +22,10 @@ def run_jet_shard(spec_path: str | Path) -> None:
 
 
 def main() -> None:
-    code = 0
-    try:
-        run_jet_shard(sys.argv[1])
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """Run the shard named on the command line (see :func:`showerforge.simulate.shards.shard_main`)."""
+    from showerforge.simulate.shards import shard_main
+
+    shard_main(run_jet_shard)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CampaignError", "ShardTask", "execute_shards", "write_progress"]
+__all__ = ["CampaignError", "ShardTask", "execute_shards", "write_progress", "shard_main"]
 
 
 class CampaignError(RuntimeError):
@@ -41,6 +41,25 @@ def write_progress(path: str | Path, done: int) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(str(done))
     os.replace(tmp, path)
+
+
+def shard_main(run: Callable[[str], None]) -> None:
+    """Body of a shard's ``__main__``: run ``run(argv[1])``, report errors on stderr, flush, ``os._exit``.
+
+    ``os._exit`` skips interpreter teardown, which may crash after Geant4 ran; outputs are written
+    (atomically) and flushed before it.
+    """
+    import traceback
+
+    code = 0
+    try:
+        run(sys.argv[1])
+    except BaseException:  # everything goes to the parent through stderr
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _run_subprocess(module: str, spec_path: str) -> tuple[int, str]:
