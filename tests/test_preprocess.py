@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from showerforge.data.preprocess import ShowerPreprocessor, Standardize, preprocessor_from_state
+from showerforge.data.preprocess import ShowerPreprocessor, Standardize, hash_uniform, preprocessor_from_state
 from showerforge.geometry import PRESETS
 
 LAYERS = [6, 0, 4, 4, 9]  # irregular, with an empty layer as in CaloChallenge dataset 1
@@ -32,16 +32,61 @@ def test_sizes():
 
 
 def test_round_trip_exact():
+    """Training showers come back exactly, except voxels below the threshold, which become 0."""
     inc, sh = _showers(400)
     pre = ShowerPreprocessor(LAYERS).fit([(inc, sh)])
     cond, x = pre.forward(inc, sh)
     assert cond.shape == (400, 1) and x.shape == (400, 27) and x.dtype == np.float32
     assert np.isfinite(x).all()
     assert abs(float(x.mean())) < 0.1 and abs(float(cond.std()) - 1) < 1e-3
+    delta = pre.threshold_mev
+    assert delta > 0 and 0 < (sh[sh > 0] < delta).mean() < 0.05
+    kept = np.where(sh >= delta, sh, 0.0)
     back = pre.inverse(inc, x)
-    np.testing.assert_allclose(back, sh, rtol=1e-5, atol=1e-6 * float(sh.max()))
-    np.testing.assert_array_equal(back > 0, sh > 0)
+    np.testing.assert_allclose(back, kept, rtol=1e-5, atol=1e-6 * float(sh.max()))
+    np.testing.assert_array_equal(back > 0, kept > 0)
 
+
+def test_round_trip_exact_without_dequantisation():
+    inc, sh = _showers(200)
+    for pre in (ShowerPreprocessor(LAYERS, threshold_mev=0.0), ShowerPreprocessor(LAYERS, dequantize=False)):
+        pre.fit([(inc, sh)])
+        kept = np.where(sh >= pre.threshold_mev, sh, 0.0)
+        back = pre.inverse(inc, pre.forward(inc, sh)[1])
+        np.testing.assert_allclose(back, kept, rtol=1e-5, atol=1e-6 * float(sh.max()))
+    np.testing.assert_array_equal(back > 0, kept > 0)
+
+
+def test_dequantisation_noise():
+    """Empty voxels get distinct values below the softest kept voxel; the same ones on every call."""
+    inc, sh = _showers(300)
+    pre = ShowerPreprocessor(LAYERS).fit([(inc, sh)])
+    x = pre.forward(inc, sh)[1]
+    np.testing.assert_array_equal(x, pre.forward(inc, sh)[1])
+    np.testing.assert_array_equal(x[:100], pre.forward(inc[:100], sh[:100])[1])  # row-wise
+    shapes = x[:, pre._v_pos]
+    empty = (sh < pre.threshold_mev) & (np.repeat(pre._layer_energies(sh), LAYERS[:1] + LAYERS[2:], axis=1) > 0)
+    for v in range(sh.shape[1]):
+        lo, hi = shapes[empty[:, v], v], shapes[~empty[:, v] & (sh[:, v] > 0), v]
+        assert np.unique(lo).size == lo.size  # no spike at logit(alpha)
+        if lo.size and hi.size:
+            assert np.median(lo) < np.median(hi)
+    # the noise stays below noise_scale * delta: generated features of empty voxels come back as 0
+    assert (pre.inverse(inc, x)[empty] == 0).all()
+    raw = np.exp(pre.shape_std.inverse(shapes.astype(np.float64))) * pre._scale(pre._layer_energies(sh))
+    assert (raw[empty] < 1.01 * pre.noise_scale * pre.threshold_mev).all()
+    plain = ShowerPreprocessor(LAYERS, dequantize=False).fit([(inc, sh)]).forward(inc, sh)[1]
+    assert not np.array_equal(plain, x)
+
+
+def test_hash_uniform():
+    inc, sh = _showers(500)
+    u = hash_uniform(0, inc, sh, 30)
+    assert u.shape == (500, 30) and (u > 0).all() and (u < 1).all()
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.005
+    np.testing.assert_array_equal(u[100:200], hash_uniform(0, inc[100:200], sh[100:200], 30))
+    assert not np.array_equal(u, hash_uniform(1, inc, sh, 30))
+    assert abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.15
 
 def test_state_dict_json_round_trip():
     inc, sh = _showers(200)
@@ -67,11 +112,19 @@ def test_streaming_fit_matches_one_shot():
     assert one.threshold_mev == chunks.threshold_mev
 
 
-def test_threshold_is_min_nonzero_training_voxel():
-    inc, sh = _showers(100)
-    pre = ShowerPreprocessor(LAYERS).fit([(inc, sh)])
-    assert pre.threshold_mev == pytest.approx(float(sh[sh > 0].min()) * (1 - 1e-4))
+def test_threshold_is_quantile_of_first_rows():
+    inc, sh = _showers(300)
+    pre = ShowerPreprocessor(LAYERS, threshold_quantile=0.02, threshold_rows=100).fit([(inc, sh)])
+    first = sh[:100]
+    assert pre.threshold_mev == pytest.approx(float(np.quantile(first[first > 0].astype(np.float64), 0.02)))
+    chunked = ShowerPreprocessor(LAYERS, threshold_quantile=0.02, threshold_rows=100)
+    chunked.fit([(inc[i : i + 7], sh[i : i + 7]) for i in range(0, 300, 7)])
+    assert chunked.threshold_mev == pre.threshold_mev
+    few = ShowerPreprocessor(LAYERS, threshold_quantile=0.02).fit([(inc[:50], sh[:50])])  # fewer than rows
+    assert few.threshold_mev == pytest.approx(float(np.quantile(sh[:50][sh[:50] > 0].astype(np.float64), 0.02)))
     assert ShowerPreprocessor(LAYERS, threshold_mev=0.5).fit([(inc, sh)]).threshold_mev == 0.5
+    with pytest.raises(ValueError, match="threshold_quantile"):
+        ShowerPreprocessor(LAYERS, threshold_quantile=1.0)
 
 
 def test_inverse_of_arbitrary_features_is_physical():
@@ -92,8 +145,16 @@ def test_inverse_of_arbitrary_features_is_physical():
     assert hit.all() and full.mean() > 0.5
     # the total stays in the training range
     assert (got.sum(1) / inc[:50] <= (sh.sum(1) / inc).max() * (1 + 1e-5)).all()
-    thr = ShowerPreprocessor(LAYERS, threshold_mev=5.0).fit([(inc, sh)]).inverse(inc[:50], x)
+    pre5 = ShowerPreprocessor(LAYERS, threshold_mev=5.0).fit([(inc, sh)])
+    thr = pre5.inverse(inc[:50], x)
     assert ((thr == 0) | (thr >= 5.0)).all()
+    # thresholding happens before the rescale: every layer keeps its generated energy, or is empty
+    y5 = np.clip(pre5.energy_std.inverse(x[:, pre5._e_pos].astype(np.float64)), pre5.y_min, pre5.y_max)
+    want = pre5._stick_inverse(y5, inc[:50].astype(np.float64))
+    got5 = np.add.reduceat(thr.astype(np.float64), [0, 6, 10, 14], axis=1)
+    full5 = (want >= 5.0) & (got5 > 0)  # (a layer whose shape clips to all zeros stays empty)
+    np.testing.assert_allclose(got5[full5], want[full5], rtol=1e-5)
+    assert (got5[want < 5.0] == 0).all() and full5.mean() > 0.5
 
 
 def test_bad_input_is_refused():

@@ -25,7 +25,7 @@ class DemoConfig:
     seed: int = 7
     workers: int = 2
     epochs: int = 300
-    max_train_minutes: float = 6.0
+    max_train_minutes: float = 5.0
     model: str = "cfm-voxel"
 
 

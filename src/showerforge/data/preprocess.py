@@ -17,12 +17,15 @@ then the normalised shape of each layer):
   by ``logit(alpha + (1 - 2 alpha) s_v)`` and standardised per voxel.
 
 Zeros are dequantised (as CaloFlow, arXiv:2106.05285, and CaloDREAM do): voxels below the
-threshold ``delta`` (``threshold_mev``) count as empty, and every empty voxel gets a value
-``u delta`` with ``u`` uniform in (0, 1), every empty layer an energy ``u delta``. A shower is thus a
-point of a continuous density whose empty voxels sit just below the softest kept voxels, instead
-of a spike at ``logit(alpha)`` that a flow smears into a tail of spurious soft voxels. The noise is a
-hash of (``seed``, the shower's bytes, the feature index): the same shower always gets the same
-noise, whatever the chunking, so fits and resumed runs are reproducible.
+threshold ``delta`` (``threshold_mev``) count as empty, and every empty voxel gets an energy
+``u rho delta`` with ``u`` uniform in (0, 1) and ``rho = noise_scale`` (0.1), every empty layer an
+energy ``u rho delta`` too. A shower is thus a point of a continuous density, instead of a spike at
+``logit(alpha)`` that a flow smears into a tail of spurious soft voxels; the gap between
+``rho delta`` and ``delta`` keeps what the flow smears of the empty voxels (most voxels) below the
+threshold (with ``rho = 1`` the mass piled just under ``delta`` leaks over it: twice the true number
+of non-zero voxels on ``mini``). The noise is a hash of (``seed``, the shower's bytes, the feature
+index): the same shower always gets the same noise, whatever the chunking, so fits and resumed
+runs are reproducible.
 
 ``delta`` defaults to the ``threshold_quantile`` (1 %) quantile of the non-zero voxel energies of the
 first ``threshold_rows`` training showers (few real voxels are that soft; the 1e-7 MeV stragglers
@@ -166,6 +169,8 @@ class ShowerPreprocessor:
             until then; chunking does not matter).
         dequantize: fill empty voxels and layers with noise below ``delta`` in :meth:`forward`
             (off: they map to the constant ``logit(alpha)``).
+        noise_scale: the noise is uniform in ``(0, noise_scale * delta)`` MeV; below 1 it leaves a
+            gap under ``delta`` that keeps the generated empty voxels clear of the threshold.
         seed: seed of the dequantisation noise.
 
     Shapes:
@@ -191,6 +196,7 @@ class ShowerPreprocessor:
         threshold_quantile: float = 1e-2,
         threshold_rows: int = 1000,
         dequantize: bool = True,
+        noise_scale: float = 0.1,
         seed: int = 0,
     ) -> None:
         self.layer_sizes = [int(n) for n in layer_sizes]
@@ -199,6 +205,8 @@ class ShowerPreprocessor:
         if not 0.0 <= threshold_quantile < 1.0 or threshold_rows < 1:
             raise ValueError(f"need 0 <= threshold_quantile < 1 and threshold_rows >= 1, got "
                              f"{threshold_quantile}, {threshold_rows}")
+        if not 0.0 < noise_scale <= 1.0:
+            raise ValueError(f"noise_scale must be in (0, 1], got {noise_scale}")
         if threshold_mev is not None and not threshold_mev >= 0.0:
             raise ValueError(f"threshold_mev must be >= 0, got {threshold_mev}")
         self.alpha = float(alpha)
@@ -207,6 +215,7 @@ class ShowerPreprocessor:
         self.threshold_quantile = float(threshold_quantile)
         self.threshold_rows = int(threshold_rows)
         self.dequantize = bool(dequantize)
+        self.noise_scale = float(noise_scale)
         self.seed = int(seed)
         self.offsets = np.concatenate([[0], np.cumsum(self.layer_sizes)]).astype(np.int64)
         self.active = [i for i, n in enumerate(self.layer_sizes) if n > 0]
@@ -290,8 +299,9 @@ class ShowerPreprocessor:
         e_layer = self._layer_energies(sh)
         if self.dequantize and delta > 0:
             u = hash_uniform(self.seed, inc, showers, self.n_features)
-            sh = np.where(sh > 0, sh, delta * u[:, : self.n_voxels])
-            e_layer = np.where(e_layer > 0, e_layer, delta * u[:, self.n_voxels :])
+            low = self.noise_scale * delta
+            sh = np.where(sh > 0, sh, low * u[:, : self.n_voxels])
+            e_layer = np.where(e_layer > 0, e_layer, low * u[:, self.n_voxels :])
         remaining = np.cumsum(e_layer[:, ::-1], axis=1)[:, ::-1]  # E_l + ... + E_{L-1}
         stick = np.divide(e_layer[:, :-1], remaining[:, :-1], out=np.zeros_like(e_layer[:, :-1]),
                           where=remaining[:, :-1] > 0)
@@ -425,6 +435,7 @@ class ShowerPreprocessor:
             "threshold_quantile": self.threshold_quantile,
             "threshold_rows": self.threshold_rows,
             "dequantize": self.dequantize,
+            "noise_scale": self.noise_scale,
             "seed": self.seed,
             "energy_feature_min": self.y_min.tolist(),
             "energy_feature_max": self.y_max.tolist(),
@@ -448,6 +459,7 @@ class ShowerPreprocessor:
         self.threshold_quantile = float(state.get("threshold_quantile", self.threshold_quantile))
         self.threshold_rows = int(state.get("threshold_rows", self.threshold_rows))
         self.dequantize = bool(state.get("dequantize", False))
+        self.noise_scale = float(state.get("noise_scale", self.noise_scale))
         self.seed = int(state.get("seed", 0))
         self.y_min = np.asarray(state["energy_feature_min"], dtype=np.float64)
         self.y_max = np.asarray(state["energy_feature_max"], dtype=np.float64)
