@@ -28,6 +28,7 @@ import torch
 from showerforge.data.io import check_writable
 from showerforge.data.jet_preprocess import jet_mass
 from showerforge.data.jetnet import JET_TYPES, write_jets
+from showerforge.generate.sampling import CPU_SLICE
 from showerforge.models import get_solver
 from showerforge.train.jets import JetSurrogate, load_jet_model
 from showerforge.train.loop import resolve_device
@@ -63,7 +64,7 @@ def sample_jets(
         jet_type: (N,) jet type of each jet, as names (``"g"``, ...) or integer labels.
         seed: seed of kinematics, multiplicities and noise; same (seed, batch_size, device,
             steps, solver) -> same jets.
-        batch_size: jets per network call.
+        batch_size: jets per batch (on CPU solved in slices of ``CPU_SLICE`` rows).
         steps: ODE steps (``None``: the model's default).
         solver: ``"euler"``, ``"midpoint"`` or ``"rk4"`` (``None``: the model's default).
         jet_pt: (N,) jet pT in GeV to use instead of drawing it (the model is conditioned on it
@@ -94,8 +95,10 @@ def sample_jets(
     for lo in range(0, types.size, batch_size):
         sl = slice(lo, min(lo + batch_size, types.size))
         mask = np.arange(pre.n_particles)[None, :] < n_real[sl, None]
-        cond = torch.from_numpy(cond_all[sl]).to(dev)
-        x = model.sample(cond, generator=gen, steps=steps, solver=solver, mask=torch.from_numpy(mask).to(dev))
+        cond, tmask = torch.from_numpy(cond_all[sl]).to(dev), torch.from_numpy(mask).to(dev)
+        step = len(cond) if dev.type != "cpu" else min(len(cond), CPU_SLICE)  # cache-sized calls on CPU
+        x = torch.cat([model.sample(cond[a:a + step], generator=gen, steps=steps, solver=solver,
+                                    mask=tmask[a:a + step]) for a in range(0, len(cond), step)])
         pf[sl] = pre.inverse(x.float().cpu().numpy(), mask)
         if progress is not None:
             progress(sl.stop - sl.start)
