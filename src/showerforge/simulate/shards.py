@@ -98,7 +98,7 @@ def execute_shards(tasks: list[ShardTask], module: str, is_complete: Callable[[S
     else:
         # Threads suffice: each task only waits on its subprocess.
         cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=False,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
         futures = {client.submit(_run_subprocess, module, t.spec_path, pure=False, key=f"shard-{t.index}"): t
