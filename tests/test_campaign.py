@@ -49,6 +49,11 @@ def test_file_layout_and_attributes(reference_run):
         for key in ("geometry", "particle", "spectrum", "seed", "geant4_version", "physics_list", "physics_data",
                     "showerforge_version", "sampling_fraction"):
             assert key in f.attrs, key
+        from showerforge.geometry import Geometry
+
+        geo = Geometry.from_json(f.attrs["geometry"])  # the full geometry, with the measured sampling fraction
+        assert geo.same_readout(PRESETS["mini"]) and geo.sampling_fraction == pytest.approx(f.attrs["sampling_fraction"])
+        assert 0.005 < geo.sampling_fraction < 0.05
         inc = f["incident_energies"][:, 0]
         assert np.all((inc >= 1000) & (inc <= 2000))
         # divided by the sampling fraction: deposited / incident close to 1 (leakage and grid edge aside)

@@ -222,7 +222,8 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
     from showerforge import __version__
 
     attrs = {
-        **{k: v for k, v in provenance.items() if k not in ("seed", "seeds", "n_events")},
+        **{k: v for k, v in provenance.items() if k not in ("seed", "seeds", "n_events", "geometry", "format")},
+        "geometry_name": campaign.geometry.name,
         "particle": campaign.particle,
         "spectrum": campaign.energy.describe(),
         "energy_values_mev": list(campaign.energy.values_mev),
@@ -265,11 +266,11 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
             absorber = np.concatenate([_read_shard(s, "absorber") for s in specs])
             extra.create_dataset("sensor_outside_grid_mev", data=outside.astype(np.float32), compression="gzip")
             extra.create_dataset("absorber_mev", data=absorber.astype(np.float32), compression="gzip")
-            f.attrs["format"] = "calochallenge"
-            f.attrs["geometry"] = geo.to_json()
-            f.attrs["showerforge_version"] = __version__
             for key, value in attrs.items():
                 f.attrs[key] = json.dumps(value) if isinstance(value, (list, dict, tuple)) else value
+            f.attrs["format"] = "calochallenge"
+            f.attrs["geometry"] = geo.to_json()  # last: nothing may overwrite the geometry
+            f.attrs["showerforge_version"] = __version__
     return out
 
 
