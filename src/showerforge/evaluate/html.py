@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from showerforge.evaluate.metrics import format_measurement
+
 __all__ = ["PAGE_STYLE", "render_html", "render_template"]
 
 #: The ``<style>`` block shared by every evaluation page (showers and jets).
@@ -57,14 +59,6 @@ with half the reference statistics.</p>
 </html>
 """
 
-
-def _fmt(m: dict[str, Any] | None) -> str:
-    if not m or m.get("value") is None:
-        return "n/a"
-    v, e = m["value"], m.get("error")
-    return f"{v:.4g}" if e is None else f"{v:.4g} ± {e:.2g}"
-
-
 def _per_layer_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
     comp, floor = metrics["candidate_vs_reference"], metrics["reference_vs_reference"]
     rows = []
@@ -77,10 +71,9 @@ def _per_layer_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, s
                     return None
                 return v if layer == "" else v.get(layer)
 
-            rows.append((name, layer, _fmt(m), _fmt(pick(floor, "separation_power")),
-                         _fmt(pick(comp, "wasserstein")), _fmt(pick(floor, "wasserstein"))))
+            rows.append((name, layer, format_measurement(m), format_measurement(pick(floor, "separation_power")),
+                         format_measurement(pick(comp, "wasserstein")), format_measurement(pick(floor, "wasserstein"))))
     return rows
-
 
 def render_html(metrics: dict[str, Any], plots: list[dict[str, str]], rows: list[tuple[str, str, str]]) -> str:
     """The report page.
@@ -94,7 +87,6 @@ def render_html(metrics: dict[str, Any], plots: list[dict[str, str]], rows: list
         HTML text.
     """
     return render_template(_TEMPLATE, m=metrics, plots=plots, rows=rows, per_layer=_per_layer_rows(metrics))
-
 
 def render_template(template: str, **context: Any) -> str:
     """Render a page template with the report's jinja2 settings (autoescape, strict undefined).

@@ -21,12 +21,15 @@ the sorted samples and the bin indices (:class:`Resampler`).
 
 from __future__ import annotations
 
+from typing import Any
+
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import wasserstein_distance
 
 __all__ = [
+    "format_measurement",
     "Measurement",
     "Resampler",
     "separation_power",
@@ -268,3 +271,11 @@ def wasserstein1(reference: np.ndarray, candidate: np.ndarray, *, n_bootstrap: i
         return Measurement(central, None)
     reps = _w1_replicas(u, v, wu[good], wv[good])
     return Measurement(central, float(np.std(reps, ddof=1)))
+
+
+def format_measurement(m: dict[str, Any] | None) -> str:
+    """``value ± error`` of a JSON measurement (``{"value", "error"}``), ``n/a`` when undefined."""
+    if not m or m.get("value") is None:
+        return "n/a"
+    v, e = m["value"], m.get("error")
+    return f"{v:.4g}" if e is None else f"{v:.4g} ± {e:.2g}"
