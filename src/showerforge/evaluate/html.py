@@ -59,6 +59,7 @@ with half the reference statistics.</p>
 </html>
 """
 
+
 def _per_layer_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
     comp, floor = metrics["candidate_vs_reference"], metrics["reference_vs_reference"]
     rows = []
@@ -75,6 +76,7 @@ def _per_layer_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, s
                          format_measurement(pick(comp, "wasserstein")), format_measurement(pick(floor, "wasserstein"))))
     return rows
 
+
 def render_html(metrics: dict[str, Any], plots: list[dict[str, str]], rows: list[tuple[str, str, str]]) -> str:
     """The report page.
 
@@ -87,6 +89,7 @@ def render_html(metrics: dict[str, Any], plots: list[dict[str, str]], rows: list
         HTML text.
     """
     return render_template(_TEMPLATE, m=metrics, plots=plots, rows=rows, per_layer=_per_layer_rows(metrics))
+
 
 def render_template(template: str, **context: Any) -> str:
     """Render a page template with the report's jinja2 settings (autoescape, strict undefined).

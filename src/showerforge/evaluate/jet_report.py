@@ -101,6 +101,7 @@ _SUMMARY = (
     ("KPD", "KPD"),
 )
 
+
 # ----------------------------------------------------------------------------- format detection
 # ----------------------------------------------------------------------------- inputs
 def _type_counts(data: JetData) -> dict[str, int]:
@@ -108,14 +109,17 @@ def _type_counts(data: JetData) -> dict[str, int]:
     counts = np.bincount(np.asarray(data.jet_type, dtype=np.int64), minlength=len(JET_TYPES))
     return {t: int(c) for t, c in zip(JET_TYPES, counts, strict=True) if c > 0}
 
+
 def _select(data: JetData, jet_type: str) -> JetData:
     """The jets of one type (a new :class:`JetData`)."""
     keep = data.jet_type == JET_TYPES.index(jet_type)
     return JetData(data.particle_features[keep], data.jet_features[keep], data.jet_type[keep], data.attrs,
                    data.type_column_found, data.path, jet_type)
 
+
 def _describe(counts: dict[str, int]) -> str:
     return ", ".join(f"{t}: {n}" for t, n in counts.items()) or "no jets"
+
 
 def _load_pair(reference: str, candidate: str) -> tuple[JetData, JetData, dict[str, Any], dict[str, Any]]:
     """Read both specs, check n, resolve the jet types (see module docstring)."""
@@ -159,12 +163,14 @@ def _load_pair(reference: str, candidate: str) -> tuple[JetData, JetData, dict[s
     return (ref, cand, info(reference, ref_file, ref, ref_in, ref_how),
             info(candidate, cand_file, cand, cand_in, cand_how))
 
+
 def _head(data: JetData, n: int | None) -> JetData:
     """The first ``n`` jets (all when ``n`` is None)."""
     if n is None or n >= len(data):
         return data
     return JetData(data.particle_features[:n], data.jet_features[:n], data.jet_type[:n], data.attrs,
                    data.type_column_found, data.path, data.selected_type)
+
 
 # ----------------------------------------------------------------------------- metrics
 def _block(raw: dict[str, Any], n_jets: Sequence[int]) -> dict[str, Any]:
@@ -180,6 +186,7 @@ def _block(raw: dict[str, Any], n_jets: Sequence[int]) -> dict[str, Any]:
         "KPD": raw["kpd"],
     }
 
+
 def _pick(block: dict[str, Any], key: str) -> dict[str, float]:
     """The measurement of a summary key (``W1P`` is the mean, ``W1P_<feature>`` one feature)."""
     if key == "W1P":
@@ -188,8 +195,10 @@ def _pick(block: dict[str, Any], key: str) -> dict[str, float]:
         return block["W1P"][key[4:]]
     return block[key]
 
+
 def _ratio(cand: dict[str, float], truth: dict[str, float]) -> float | None:
     return float(cand["value"] / truth["value"]) if truth["value"] > 0 else None
+
 
 def _target(comp: dict[str, Any], truth: dict[str, Any], factor: float) -> dict[str, Any]:
     ratio, within = {}, {}
@@ -199,6 +208,7 @@ def _target(comp: dict[str, Any], truth: dict[str, Any], factor: float) -> dict[
         within[key] = bool(c["value"] <= factor * max(t["value"], t["error"]))
     return {"factor": factor, "rule": "candidate value <= factor * max(truth value, truth error)",
             "ratio": ratio, "within": within, "all_within": all(within.values())}
+
 
 def evaluate_jet_files(reference: str | os.PathLike[str], candidate: str | os.PathLike[str],
                        out_dir: str | os.PathLike[str], *, seed: int = 0, quick: bool = False, plots: bool = True,
@@ -270,10 +280,12 @@ def evaluate_jet_files(reference: str | os.PathLike[str], candidate: str | os.Pa
         warnings.warn(message, UserWarning, stacklevel=2)
     return metrics
 
+
 # ----------------------------------------------------------------------------- plots
 def _multiplicity(data: JetData) -> np.ndarray:
     """Real particles per jet (mask column)."""
     return (data.particle_features[..., 3] > 0.5).sum(axis=1)
+
 
 def _draw(out: Path, ref: JetData, cand: JetData) -> list[dict[str, str]]:
     """Every PNG of the report; returns ``{"file", "caption"}`` per plot."""
@@ -315,8 +327,8 @@ def _draw(out: Path, ref: JetData, cand: JetData) -> list[dict[str, str]]:
             "Jet mass in GeV (jet_features column 2, as stored in the files)")
     return files
 
-# ----------------------------------------------------------------------------- summary
 
+# ----------------------------------------------------------------------------- summary
 def jet_summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(metric, candidate vs reference, truth vs truth, ratio) rows of the summary table.
 
@@ -336,6 +348,7 @@ def jet_summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str]]
             ratio += " *"
         rows.append((label, format_measurement(_pick(comp, key)), format_measurement(_pick(truth, key)), ratio))
     return rows
+
 
 def format_jet_summary(metrics: dict[str, Any]) -> str:
     """A plain-text table (rendered with rich, no colour codes): candidate beside truth vs truth.
@@ -372,11 +385,13 @@ def format_jet_summary(metrics: dict[str, Any]) -> str:
                else f"{n_miss} of {len(metrics['target']['within'])} metrics beyond {factor:g}x of truth vs truth")
     return buf.getvalue() + verdict + "\n"
 
+
 # ----------------------------------------------------------------------------- page
 def _style() -> str:
     from showerforge.evaluate.html import PAGE_STYLE
 
     return PAGE_STYLE
+
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">

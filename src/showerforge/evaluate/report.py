@@ -106,6 +106,7 @@ FEATURE_LABELS: dict[str, str] = {
 _CLASSIFIERS = ("high_level", "low_level")
 Progress = Callable[[str, int, int], None]
 
+
 # ----------------------------------------------------------------------------- comparisons
 def _edges_for(geometry: Geometry, dataset: str | None, ref: dict[str, np.ndarray], threshold: float
                ) -> dict[str, Any]:
@@ -124,6 +125,7 @@ def _edges_for(geometry: Geometry, dataset: str | None, ref: dict[str, np.ndarra
         edges[name] = per
     return edges
 
+
 def _mean_of(ms: Sequence[Measurement]) -> Measurement:
     vals = [m for m in ms if m.value is not None]
     if not vals:
@@ -132,6 +134,7 @@ def _mean_of(ms: Sequence[Measurement]) -> Measurement:
     errs = [m.error for m in vals if m.error is not None]
     err = math.sqrt(sum(e * e for e in errs)) / len(vals) if len(errs) == len(vals) else None
     return Measurement(value, err)
+
 
 def compare_features(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray], geometry: Geometry,
                      edges: dict[str, Any], *, voxel_counts: tuple[np.ndarray, np.ndarray] | None = None,
@@ -175,8 +178,10 @@ def compare_features(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray], ge
     return {"n_showers": [n_ref, n_cand], "separation_power": sep, "wasserstein": w1,
             "separation_power_mean": sep_mean, "wasserstein_mean": w1_mean}
 
+
 def _take(features: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     return {k: v[idx] for k, v in features.items()}
+
 
 def _to_json(obj: Any) -> Any:
     if isinstance(obj, Measurement):
@@ -191,6 +196,7 @@ def _to_json(obj: Any) -> Any:
         v = float(obj)
         return v if math.isfinite(v) else None
     return obj
+
 
 # ----------------------------------------------------------------------------- streaming passes
 class _Pass:
@@ -225,6 +231,7 @@ class _Pass:
         if self.progress is not None:
             self.progress(self.stage, self.done, self.total)
 
+
 def _voxel_pass(f: CaloFile, n: int, chunk: int, threshold: float, edges: np.ndarray,
                 progress: Progress | None) -> np.ndarray:
     """Per-shower voxel-energy histograms (n, B) of the first ``n`` showers of ``f``."""
@@ -235,6 +242,7 @@ def _voxel_pass(f: CaloFile, n: int, chunk: int, threshold: float, edges: np.nda
         if progress is not None:
             progress("reference voxel histogram", min(lo + chunk, n), n)
     return np.concatenate(counts) if counts else np.zeros((0, len(edges) - 1), np.int32)
+
 
 # ----------------------------------------------------------------------------- main entry
 def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | Path, *,
@@ -380,6 +388,7 @@ def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | 
         tmp.write_text(render_html(metrics, plot_files, format_rows(metrics)))
     return metrics
 
+
 def _run_classifier(x: np.ndarray, ref_rows: np.ndarray, cand_rows: np.ndarray, cfg: ClassifierConfig,
                     seed: int) -> dict[str, Any]:
     n = min(len(ref_rows), len(cand_rows))
@@ -388,6 +397,7 @@ def _run_classifier(x: np.ndarray, ref_rows: np.ndarray, cand_rows: np.ndarray, 
                 "skipped": f"needs at least 10 showers per class, has {n}"}
     res = classifier_test_indexed(x, ref_rows, cand_rows, config=cfg, seed=seed)
     return {**res.to_dict(), "skipped": None}
+
 
 # ----------------------------------------------------------------------------- plots
 def _draw(out: Path, geo: Geometry, edges: dict[str, Any], ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
@@ -438,8 +448,8 @@ def _draw(out: Path, geo: Geometry, edges: dict[str, Any], ref: dict[str, np.nda
             "Mean shower per layer (reference, candidate, ratio)")
     return files
 
-# ----------------------------------------------------------------------------- summary
 
+# ----------------------------------------------------------------------------- summary
 def format_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(metric, candidate vs reference, reference vs reference) rows of the summary table."""
     comp, floor = metrics["candidate_vs_reference"], metrics["reference_vs_reference"]
@@ -459,6 +469,7 @@ def format_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
         label = f"W1 {key}" + (f" [{unit}]" if unit else "") + (" (layer mean)" if key in PER_LAYER_FEATURES else "")
         rows.append((label, format_measurement(m), format_measurement(floor["wasserstein_mean"].get(key))))
     return rows
+
 
 def format_summary(metrics: dict[str, Any]) -> str:
     """A plain-text table (rendered with rich, no colour codes): candidate beside the floor.
