@@ -44,6 +44,7 @@ from showerforge.geometry import Geometry
 from showerforge.models import GenerativeModel, build_model
 
 __all__ = [
+    "LoadedRun",
     "CHECKPOINT_NAME",
     "CONFIG_NAME",
     "CheckpointError",
@@ -140,8 +141,25 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
+class LoadedRun:
+    """What every loaded run offers: the registry ``name`` and the ``device`` of its model."""
+
+    model: GenerativeModel
+    config: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """Registry name of the model."""
+        return str(self.config["name"])
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters."""
+        return next(self.model.parameters()).device
+
+
 @dataclass
-class Surrogate:
+class Surrogate(LoadedRun):
     """A trained model ready to sample: network, preprocessing and geometry from one checkpoint.
 
     Attributes:
@@ -165,16 +183,6 @@ class Surrogate:
     epoch: int
     provenance: dict[str, Any] = field(default_factory=dict)
     train_config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        """Registry name of the model."""
-        return str(self.config["name"])
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the model's parameters."""
-        return next(self.model.parameters()).device
 
 
 def load_model(run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *, ema: bool = True) -> Surrogate:

@@ -38,6 +38,7 @@ from showerforge.data.jetnet import JetData, read_jets
 from showerforge.models import GenerativeModel, build_model, get_spec
 from showerforge.models.multiplicity import CategoricalMultiplicity
 from showerforge.train.checkpoint import (
+    LoadedRun,
     CHECKPOINT_NAME,
     CONFIG_NAME,
     CheckpointError,
@@ -157,7 +158,7 @@ class JetTrainingData:
 
 
 @dataclass
-class JetSurrogate:
+class JetSurrogate(LoadedRun):
     """A trained jet model ready to sample.
 
     Attributes:
@@ -181,16 +182,6 @@ class JetSurrogate:
     epoch: int
     provenance: dict[str, Any] = field(default_factory=dict)
     train_config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        """Registry name of the model."""
-        return str(self.config["name"])
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the model's parameters."""
-        return next(self.model.parameters()).device
 
 
 def load_jet_model(run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *,
