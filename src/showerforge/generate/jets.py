@@ -17,7 +17,6 @@ constituents, k)``, the mass computed by :func:`~showerforge.data.jet_preprocess
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,7 @@ import torch
 from showerforge.data.io import check_writable
 from showerforge.data.jet_preprocess import jet_mass
 from showerforge.data.jetnet import JET_TYPES, write_jets
-from showerforge.generate.sampling import CPU_SLICE
-from showerforge.models import get_solver
+from showerforge.generate.sampling import CPU_SLICE, generation_attrs, resolve_sampler
 from showerforge.train.jets import JetSurrogate, load_jet_model
 from showerforge.train.loop import resolve_device
 
@@ -141,30 +139,14 @@ def generate_jets(
     check_writable(out_path)
     device = resolve_device(device)
     surrogate = load_jet_model(run_dir, device)
-    default = surrogate.model.default_sampler
-    solver_name = get_solver(solver or default["solver"]).name
-    n_steps = int(steps or default["steps"])
+    solver_name, n_steps = resolve_sampler(surrogate, solver, steps)
     arrays = sample_jets(surrogate, types, seed=seed, batch_size=batch_size, steps=n_steps, solver=solver_name,
                          progress=progress)
-    prov = surrogate.provenance
-    attrs = {
-        "generator": "showerforge",
-        "model": surrogate.name,
-        "model_config": json.dumps(surrogate.config, sort_keys=True),
-        "checkpoint": str(surrogate.checkpoint.resolve()),
-        "checkpoint_sha256": surrogate.sha256,
-        "checkpoint_epoch": surrogate.epoch,
-        "solver": solver_name,
-        "steps": n_steps,
-        "nfe": n_steps * get_solver(solver_name).nfe_per_step,
-        "seed": int(seed),
-        "batch_size": int(batch_size),
-        "device": str(device),
+    attrs = generation_attrs(surrogate, solver_name, n_steps, seed=seed, batch_size=batch_size, device=device)
+    attrs |= {
         "condition": surrogate.preprocessing.conditioning.kind,
         "jet_features_source": "pt, eta drawn from the training spectra per type; mass from the "
                                "generated constituents (massless); multiplicity from the multiplicity model",
-        "training_data": prov.get("path", ""),
-        "training_data_sha256": str(prov.get("sha256", "")),
     }
     arrays["settings"] = {"generator": "showerforge", "model": surrogate.name, "seed": int(seed)}
     return write_jets(out_path, arrays, attrs)

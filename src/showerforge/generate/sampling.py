@@ -12,9 +12,9 @@ import torch
 
 from showerforge.data.calo import CaloFile, check_writable, write_showers
 from showerforge.models import get_solver
-from showerforge.train.checkpoint import Surrogate, load_model
+from showerforge.train.checkpoint import LoadedRun, Surrogate, load_model
 
-__all__ = ["sample_array", "generate_showers", "energies_from"]
+__all__ = ["sample_array", "generate_showers", "energies_from", "resolve_sampler", "generation_attrs"]
 
 _INVERSE_ROWS = 512
 CPU_SLICE = 512
@@ -85,6 +85,34 @@ def sample_array(
     return out
 
 
+def resolve_sampler(surrogate: LoadedRun, solver: str | None, steps: int | None) -> tuple[str, int]:
+    """(solver name, steps): the given ones, else the model's default sampler."""
+    default = surrogate.model.default_sampler
+    return get_solver(solver or default["solver"]).name, int(steps or default["steps"])
+
+
+def generation_attrs(surrogate: LoadedRun, solver: str, steps: int, *, seed: int, batch_size: int,
+                     device: str | torch.device) -> dict[str, Any]:
+    """Attributes every generated file carries: model, checkpoint, sampler, training data."""
+    prov = surrogate.provenance
+    return {
+        "generator": "showerforge",
+        "model": surrogate.name,
+        "model_config": json.dumps(surrogate.config, sort_keys=True),
+        "checkpoint": str(surrogate.checkpoint.resolve()),
+        "checkpoint_sha256": surrogate.sha256,
+        "checkpoint_epoch": surrogate.epoch,
+        "solver": solver,
+        "steps": int(steps),
+        "nfe": int(steps) * get_solver(solver).nfe_per_step,
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+        "device": str(device),
+        "training_data": str(prov.get("path", "")),
+        "training_data_sha256": str(prov.get("sha256", "")),
+    }
+
+
 def generate_showers(
     run_dir: str | Path,
     incident_mev: np.ndarray,
@@ -113,29 +141,12 @@ def generate_showers(
     """
     check_writable(out_path)
     surrogate = load_model(run_dir, device)
-    default = surrogate.model.default_sampler
-    solver_name = get_solver(solver or default["solver"]).name
-    n_steps = int(steps or default["steps"])
+    solver_name, n_steps = resolve_sampler(surrogate, solver, steps)
     showers = sample_array(surrogate, incident_mev, batch_size=batch_size, seed=seed, steps=n_steps,
                            solver=solver_name, progress=progress)
     prov = surrogate.provenance
-    attrs: dict[str, Any] = {
-        "generator": "showerforge",
-        "model": surrogate.name,
-        "model_config": json.dumps(surrogate.config, sort_keys=True),
-        "checkpoint": str(surrogate.checkpoint.resolve()),
-        "checkpoint_sha256": surrogate.sha256,
-        "checkpoint_epoch": surrogate.epoch,
-        "solver": solver_name,
-        "steps": n_steps,
-        "nfe": n_steps * get_solver(solver_name).nfe_per_step,
-        "seed": int(seed),
-        "batch_size": int(batch_size),
-        "device": str(device),
-        "threshold_mev": float(surrogate.preprocessing.threshold_mev or 0.0),
-        "training_data": str(prov.get("path", "")),
-        "training_data_sha256": str(prov.get("sha256", "")),
-    }
+    attrs = generation_attrs(surrogate, solver_name, n_steps, seed=seed, batch_size=batch_size, device=device)
+    attrs["threshold_mev"] = float(surrogate.preprocessing.threshold_mev or 0.0)
     particle = prov.get("file_attrs", {}).get("particle")
     if particle is not None:
         attrs["particle"] = particle

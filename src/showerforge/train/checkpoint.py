@@ -45,6 +45,7 @@ from showerforge.models import GenerativeModel, build_model
 
 __all__ = [
     "LoadedRun",
+    "build_weights",
     "CHECKPOINT_NAME",
     "CONFIG_NAME",
     "CheckpointError",
@@ -185,6 +186,21 @@ class Surrogate(LoadedRun):
     train_config: dict[str, Any] = field(default_factory=dict)
 
 
+def build_weights(ckpt: dict[str, Any], *, ema: bool = True) -> GenerativeModel:
+    """The registered model of a checkpoint with its EMA (default) or raw weights loaded.
+
+    Raises:
+        KeyError, ValueError, RuntimeError: the checkpoint lacks a part or its weights do not fit;
+            callers turn these into :class:`CheckpointError` naming the file.
+    """
+    model = build_model(ckpt["model_config"])
+    state = ckpt["ema"] if ema else ckpt["model"]
+    if ema:  # AveragedModel keeps the network under "module."
+        state = {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
+    model.load_state_dict(state)
+    return model
+
+
 def load_model(run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *, ema: bool = True) -> Surrogate:
     """Load a trained surrogate without executing code from the file.
 
@@ -196,11 +212,7 @@ def load_model(run_dir_or_checkpoint: str | Path, device: str | torch.device = "
     path = checkpoint_path(run_dir_or_checkpoint)
     ckpt = read_checkpoint(path, map_location="cpu")
     try:
-        model = build_model(ckpt["model_config"])
-        state = ckpt["ema"] if ema else ckpt["model"]
-        if ema:
-            state = {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
-        model.load_state_dict(state)
+        model = build_weights(ckpt, ema=ema)
         pre = preprocessor_from_state(ckpt["preprocessing"])
         geo = Geometry.from_dict(ckpt["geometry"])
     except (KeyError, ValueError, RuntimeError) as err:

@@ -35,10 +35,11 @@ from torch import Tensor, nn
 
 from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target
 from showerforge.data.jetnet import JetData, read_jets
-from showerforge.models import GenerativeModel, build_model, get_spec
+from showerforge.models import GenerativeModel, get_spec
 from showerforge.models.multiplicity import CategoricalMultiplicity
 from showerforge.train.checkpoint import (
     LoadedRun,
+    build_weights,
     CHECKPOINT_NAME,
     CONFIG_NAME,
     CheckpointError,
@@ -201,11 +202,7 @@ def load_jet_model(run_dir_or_checkpoint: str | Path, device: str | torch.device
     if ckpt.get("data_kind") != DATA_KIND:
         raise CheckpointError(f"{path}: not a jet-set checkpoint (data_kind={ckpt.get('data_kind')!r})")
     try:
-        model = build_model(ckpt["model_config"])
-        state = ckpt["ema"] if ema else ckpt["model"]
-        if ema:
-            state = {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
-        model.load_state_dict(state)
+        model = build_weights(ckpt, ema=ema)
         mult = CategoricalMultiplicity(**json.loads(ckpt["multiplicity_config"]))
         mult.load_state_dict(ckpt["multiplicity"])
         pre = JetPreprocessor.from_state(ckpt["preprocessing"])
