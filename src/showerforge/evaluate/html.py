@@ -6,7 +6,7 @@ from typing import Any
 
 from showerforge.evaluate.metrics import format_measurement
 
-__all__ = ["PAGE_STYLE", "render_html", "render_template"]
+__all__ = ["PAGE_STYLE", "PAGE_PLOTS_FOOTER", "render_html", "render_template"]
 
 #: The ``<style>`` block shared by every evaluation page (showers and jets).
 PAGE_STYLE = """<style>
@@ -19,6 +19,19 @@ figure img { max-width: 100%; }
 .small { color: #555; font-size: 0.85em; }
 </style>
 """
+
+PAGE_PLOTS_FOOTER = """<h2>Plots</h2>
+{% for p in plots %}<figure>
+<img src="{{ p.file }}" alt="{{ p.caption }}">
+<figcaption>{{ p.caption }}</figcaption>
+</figure>
+{% endfor %}
+<p class="small">showerforge {{ m.showerforge_version }}, schema {{ m.schema }}; all numbers also in
+<a href="metrics.json">metrics.json</a>.</p>
+</body>
+</html>
+"""
+"""End of every report page: the plots with captions and the pointer to metrics.json."""
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
@@ -47,17 +60,7 @@ with half the reference statistics.</p>
 <tr><th>feature</th><th>layer</th><th>candidate</th><th>floor</th><th>W1 candidate</th><th>W1 floor</th></tr>
 {% for r in per_layer %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td><td>{{ r[2] }}</td><td>{{ r[3] }}</td><td>{{ r[4] }}</td><td>{{ r[5] }}</td></tr>
 {% endfor %}</table>
-<h2>Plots</h2>
-{% for p in plots %}<figure>
-<img src="{{ p.file }}" alt="{{ p.caption }}">
-<figcaption>{{ p.caption }}</figcaption>
-</figure>
-{% endfor %}
-<p class="small">showerforge {{ m.showerforge_version }}, schema {{ m.schema }}; all numbers also in
-<a href="metrics.json">metrics.json</a>.</p>
-</body>
-</html>
-"""
+""" + PAGE_PLOTS_FOOTER
 
 
 def _per_layer_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:

@@ -74,6 +74,7 @@ import numpy as np
 from showerforge.data.io import atomic_output
 from showerforge.data.formats import detect_format
 from showerforge.data.jetnet import JET_TYPES, JetData, JetFileError, parse_spec, read_jets
+from showerforge.evaluate.html import PAGE_PLOTS_FOOTER, PAGE_STYLE
 from showerforge.evaluate.jet_metrics import PARTICLE_FEATURE_NAMES, evaluate_jets
 from showerforge.evaluate.metrics import format_measurement
 
@@ -271,11 +272,11 @@ def evaluate_jet_files(reference: str | os.PathLike[str], candidate: str | os.Pa
     metrics = json.loads(json.dumps(metrics))  # plain JSON types, as read back from disk
     with atomic_output(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1) + "\n")
-    from showerforge.evaluate.html import render_template
+    from showerforge.evaluate.html import render_template  # jinja2 only when a page is rendered
 
     with atomic_output(out / "index.html") as tmp:
         tmp.write_text(render_template(_TEMPLATE, m=metrics, plots=metrics["plots"], rows=jet_summary_rows(metrics),
-                                       style=_style()))
+                                       style=PAGE_STYLE))
     for message in messages:
         warnings.warn(message, UserWarning, stacklevel=2)
     return metrics
@@ -387,12 +388,6 @@ def format_jet_summary(metrics: dict[str, Any]) -> str:
 
 
 # ----------------------------------------------------------------------------- page
-def _style() -> str:
-    from showerforge.evaluate.html import PAGE_STYLE
-
-    return PAGE_STYLE
-
-
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -417,14 +412,4 @@ W1EFP, FPD and KPD in normalised EFP units.</p>
 {% for name, cand, truth, ratio in rows %}<tr><td>{{ name }}</td><td>{{ cand }}</td><td>{{ truth }}</td><td>{{ ratio }}</td></tr>
 {% endfor %}</table>
 {% if m.warnings %}<p class="small">{% for w in m.warnings %}warning: {{ w }}<br>{% endfor %}</p>
-{% endif %}<h2>Plots</h2>
-{% for p in plots %}<figure>
-<img src="{{ p.file }}" alt="{{ p.caption }}">
-<figcaption>{{ p.caption }}</figcaption>
-</figure>
-{% endfor %}
-<p class="small">showerforge {{ m.showerforge_version }}, schema {{ m.schema }}; all numbers also in
-<a href="metrics.json">metrics.json</a>.</p>
-</body>
-</html>
-"""
+{% endif %}""" + PAGE_PLOTS_FOOTER
