@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target
 from showerforge.data.jetnet import JetData, read_jets
@@ -46,7 +46,6 @@ from showerforge.train.checkpoint import (
     checkpoint_path,
     file_sha256,
     read_checkpoint,
-    save_checkpoint,
     write_json_atomic,
 )
 
@@ -59,6 +58,7 @@ from showerforge.train.loop import (
     torch_threads,
     lr_at,
     resolve_device,
+    run_epochs,
 )
 
 __all__ = ["DEFAULT_JET_TRAIN", "JetSurrogate", "JetTrainingData", "train_jets", "load_jet_model"]
@@ -230,14 +230,6 @@ def _val_loss(model: GenerativeModel, data: JetTrainingData, batch_size: int, se
     return total / x.shape[0]
 
 
-def _progress(enabled: bool) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[rate]} jets/s"),
-                    TimeRemainingColumn(), disable=not enabled)
-
-
 def _provenance(files: list[dict[str, Any]], data: JetTrainingData) -> dict[str, Any]:
     digest = files[0]["sha256"] if len(files) == 1 else hashlib.sha256(
         "\n".join(f"{f['spec']} {f['sha256']}" for f in files).encode()).hexdigest()
@@ -363,53 +355,13 @@ def train_jets(
             "multiplicity": mult.state_dict(), "multiplicity_config": json.dumps(mult.config),
         }
         steps_per_epoch = data.batches_per_epoch(batch_size)
-        total_steps = epochs * steps_per_epoch
-        stopped, last_epoch_s, ran = False, 0.0, 0
-        net.train()
-        with _progress(progress) as bar:
-            task = bar.add_task("train", total=(epochs - start_epoch) * steps_per_epoch, loss="-", val="-", rate="-")
-            for epoch in range(start_epoch, epochs):
-                if max_minutes is not None and ran and time.perf_counter() - t_start + last_epoch_s > 60 * max_minutes:
-                    stopped = True
-                    break
-                t0 = time.perf_counter()
-                bar.update(task, description=f"epoch {epoch + 1}/{epochs}")
-                gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + epoch)
-                loss_sum, seen = 0.0, 0
-                for x, mask, cond in data.epoch(epoch, batch_size):
-                    for group in opt.param_groups:
-                        group["lr"] = lr_at(step, total_steps, lr, schedule, warmup_steps)
-                    loss = net.loss(x, cond, mask, generator=gen)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if grad_clip > 0:
-                        nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-                    opt.step()
-                    ema.update_parameters(net)
-                    step += 1
-                    loss_sum += float(loss.detach()) * x.shape[0]
-                    seen += x.shape[0]
-                    rate = seen / max(1e-9, time.perf_counter() - t0)
-                    bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}", rate=f"{rate:.0f}")
-                val = _val_loss(ema.module, data, max(batch_size, 1024), seed)
-                last_epoch_s = time.perf_counter() - t0
-                history.append({"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "val_loss": val,
-                                "lr": opt.param_groups[0]["lr"], "seconds": last_epoch_s,
-                                "jets_per_s": seen / max(1e-9, last_epoch_s)})
-                bar.update(task, val="-" if val is None else f"{val:.4f}")
-                save_checkpoint(ckpt_path, {
-                    **common, "history": history, "epoch": epoch + 1, "step": step,
-                    "model": net.state_dict(), "ema": ema.state_dict(), "ema_n_averaged": int(ema.n_averaged),
-                    "optimizer": opt.state_dict(), "showerforge_version": _version(),
-                    "torch_version": str(torch.__version__),
-                })
-                write_json_atomic(run_dir / "history.json", history)
-                ran += 1
+        ran, stopped, step = run_epochs(
+            net, ema, opt, lambda e: ((x, c, m) for x, m, c in data.epoch(e, batch_size)),
+            lambda: _val_loss(ema.module, data, max(batch_size, 1024), seed),
+            epochs=epochs, start_epoch=start_epoch, step=step, history=history, steps_per_epoch=steps_per_epoch,
+            lr=lr, schedule=schedule, warmup_steps=warmup_steps, grad_clip=grad_clip, seed=seed, device=dev,
+            max_minutes=max_minutes, t_start=t_start, progress=progress, rate_key="jets_per_s",
+            run_dir=run_dir, checkpoint=ckpt_path, common=common,
+        )
     done = history[-1]["epoch"] if history else start_epoch
     return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
-
-
-def _version() -> str:
-    from showerforge import __version__
-
-    return __version__

@@ -8,13 +8,13 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from showerforge.models import GenerativeModel, get_spec
@@ -28,7 +28,7 @@ from showerforge.train.checkpoint import (
 )
 from showerforge.train.data import TrainingData
 
-__all__ = ["TrainError", "TrainResult", "train_model", "lr_at", "resolve_device", "DEFAULT_TRAIN", "ema_model",
+__all__ = ["TrainError", "TrainResult", "train_model", "lr_at", "resolve_device", "DEFAULT_TRAIN", "ema_model", "run_epochs",
            "torch_threads", "check_resume"]
 
 DEFAULT_TRAIN: dict[str, Any] = {
@@ -164,14 +164,14 @@ def _val_loss(model: GenerativeModel, data: TrainingData, batch_size: int, seed:
     return total / x.shape[0]
 
 
-def _progress(enabled: bool) -> Any:
+def _progress(enabled: bool, unit: str = "showers") -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[rate]} showers/s"),
+        TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[rate]} " + unit + "/s"),
         TimeRemainingColumn(),
         disable=not enabled,
         transient=False,
@@ -303,58 +303,84 @@ def train_model(
             "device": str(dev), "in_memory": data.in_memory,
         })
         steps_per_epoch = data.batches_per_epoch(batch_size)
-        total_steps = epochs * steps_per_epoch
         common = {
             "model_name": model_name, "model_config": model_cfg, "train_config": train_cfg,
             "preprocessing": data.preprocessing.state_dict(), "geometry": data.geometry.to_dict(),
             "provenance": provenance,
         }
-        stopped, last_epoch_s, ran = False, 0.0, 0
-        model.train()
-        with _progress(progress) as bar:
-            task = bar.add_task("train", total=(epochs - start_epoch) * steps_per_epoch,
-                                loss="-", val="-", rate="-")
-            for epoch in range(start_epoch, epochs):
-                elapsed = time.perf_counter() - t_start
-                if max_minutes is not None and ran and elapsed + last_epoch_s > 60 * max_minutes:
-                    stopped = True
-                    break
-                t0 = time.perf_counter()
-                bar.update(task, description=f"epoch {epoch + 1}/{epochs}")
-                gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + epoch)
-                loss_sum, seen = 0.0, 0
-                for x, c in data.epoch(epoch, batch_size):
-                    for group in opt.param_groups:
-                        group["lr"] = lr_at(step, total_steps, lr, schedule, warmup_steps)
-                    loss = model.loss(x, c, generator=gen)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if grad_clip > 0:
-                        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                    opt.step()
-                    ema.update_parameters(model)
-                    step += 1
-                    loss_sum += float(loss.detach()) * x.shape[0]
-                    seen += x.shape[0]
-                    rate = seen / max(1e-9, time.perf_counter() - t0)
-                    bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}", rate=f"{rate:.0f}")
-                val = _val_loss(ema.module, data, max(batch_size, 1024), seed)
-                last_epoch_s = time.perf_counter() - t0
-                record = {"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "val_loss": val,
-                          "lr": opt.param_groups[0]["lr"], "seconds": last_epoch_s,
-                          "showers_per_s": seen / max(1e-9, last_epoch_s)}
-                history.append(record)
-                bar.update(task, val="-" if val is None else f"{val:.4f}")
-                save_checkpoint(ckpt_path, {
-                    **common, "history": history, "epoch": epoch + 1, "step": step,
-                    "model": model.state_dict(), "ema": ema.state_dict(),
-                    "ema_n_averaged": int(ema.n_averaged), "optimizer": opt.state_dict(),
-                    "showerforge_version": _version(), "torch_version": str(torch.__version__),
-                })
-                write_json_atomic(run_dir / "history.json", history)
-                ran += 1
+        ran, stopped, step = run_epochs(
+            model, ema, opt, lambda e: ((x, c, None) for x, c in data.epoch(e, batch_size)),
+            lambda: _val_loss(ema.module, data, max(batch_size, 1024), seed),
+            epochs=epochs, start_epoch=start_epoch, step=step, history=history, steps_per_epoch=steps_per_epoch,
+            lr=lr, schedule=schedule, warmup_steps=warmup_steps, grad_clip=grad_clip, seed=seed, device=dev,
+            max_minutes=max_minutes, t_start=t_start, progress=progress, rate_key="showers_per_s",
+            run_dir=run_dir, checkpoint=ckpt_path, common=common,
+        )
     done = history[-1]["epoch"] if history else start_epoch
     return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
+
+
+def run_epochs(model: GenerativeModel, ema: AveragedModel, opt: torch.optim.Optimizer,
+               batches: Callable[[int], Iterable[tuple[Tensor, Tensor, Tensor | None]]],
+               val_loss: Callable[[], float | None], *, epochs: int, start_epoch: int, step: int,
+               history: list[dict[str, Any]], steps_per_epoch: int, lr: float, schedule: str, warmup_steps: int,
+               grad_clip: float, seed: int, device: torch.device, max_minutes: float | None, t_start: float,
+               progress: bool, rate_key: str, run_dir: Path, checkpoint: Path,
+               common: dict[str, Any]) -> tuple[int, bool, int]:
+    """The epoch loop shared by every data kind; checkpoints after each epoch (atomically).
+
+    Args:
+        batches: ``batches(epoch)`` yields ``(x, cond, mask)`` (mask ``None`` for fixed-size data).
+        val_loss: validation loss of the EMA model (or ``None``).
+        history: per-epoch records, extended in place (``rate_key`` names the samples/s column).
+        common: checkpoint entries that do not change between epochs (config, preprocessing, ...).
+
+    Returns:
+        (epochs run, stopped by ``max_minutes``, optimizer steps so far).
+    """
+    total_steps = epochs * steps_per_epoch
+    stopped, last_epoch_s, ran = False, 0.0, 0
+    model.train()
+    with _progress(progress, rate_key.removesuffix("_per_s")) as bar:
+        task = bar.add_task("train", total=(epochs - start_epoch) * steps_per_epoch, loss="-", val="-", rate="-")
+        for epoch in range(start_epoch, epochs):
+            if max_minutes is not None and ran and time.perf_counter() - t_start + last_epoch_s > 60 * max_minutes:
+                stopped = True
+                break
+            t0 = time.perf_counter()
+            bar.update(task, description=f"epoch {epoch + 1}/{epochs}")
+            gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+            loss_sum, seen = 0.0, 0
+            for x, c, mask in batches(epoch):
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step, total_steps, lr, schedule, warmup_steps)
+                loss = model.loss(x, c, mask, generator=gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                opt.step()
+                ema.update_parameters(model)
+                step += 1
+                loss_sum += float(loss.detach()) * x.shape[0]
+                seen += x.shape[0]
+                rate = seen / max(1e-9, time.perf_counter() - t0)
+                bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}", rate=f"{rate:.0f}")
+            val = val_loss()
+            last_epoch_s = time.perf_counter() - t0
+            history.append({"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "val_loss": val,
+                            "lr": opt.param_groups[0]["lr"], "seconds": last_epoch_s,
+                            rate_key: seen / max(1e-9, last_epoch_s)})
+            bar.update(task, val="-" if val is None else f"{val:.4f}")
+            save_checkpoint(checkpoint, {
+                **common, "history": history, "epoch": epoch + 1, "step": step,
+                "model": model.state_dict(), "ema": ema.state_dict(), "ema_n_averaged": int(ema.n_averaged),
+                "optimizer": opt.state_dict(), "showerforge_version": _version(),
+                "torch_version": str(torch.__version__),
+            })
+            write_json_atomic(run_dir / "history.json", history)
+            ran += 1
+    return ran, stopped, step
 
 
 def _version() -> str:
