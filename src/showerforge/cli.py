@@ -216,6 +216,8 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (AdamW).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of weights, split, noise.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for training (default: every core this process may use).")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after the epoch that passes this wall time (the run can be resumed).")
 @click.option("--condition", type=click.Choice(["type", "type+pt"]), default="type", show_default=True,
@@ -225,8 +227,8 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
 @click.option("--no-resume", is_flag=True, help="Refuse to continue an existing run in the output directory.")
 @friendly
 def train_cmd(data: str, model: str | None, output: Path, epochs: int | None, batch_size: int | None,
-              lr: float | None, seed: int, device: str, max_minutes: float | None, condition: str,
-              overrides: tuple[str, ...], no_resume: bool) -> None:
+              lr: float | None, seed: int, device: str, threads: int | None, max_minutes: float | None,
+              condition: str, overrides: tuple[str, ...], no_resume: bool) -> None:
     """Train a surrogate on reference data; re-running the same command resumes.
 
     \b
@@ -234,7 +236,8 @@ def train_cmd(data: str, model: str | None, output: Path, epochs: int | None, ba
       showerforge train --data electrons_train.h5 --model cfm-voxel -o runs/e1/
     """
     cfg = _parse_overrides(overrides)
-    kw = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)) if v is not None}
+    kw = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("num_threads", threads))
+          if v is not None}
     if _file_kind(data) == "jets":
         from showerforge.train.jets import train_jets
 

@@ -88,6 +88,10 @@ class LayerTransformer(nn.Module):
         layers_per_token: consecutive layers merged into one token (1 = one token per layer;
             0 = automatic, ``ceil(L / 16)``: 1 for ``mini``, 3 for ds2/ds3 like the 3-layer
             patches of the universal ViT, arXiv:2601.05289, which keeps CPU sampling fast).
+        n_layer_cond: the last ``n_layer_cond`` columns of ``cond`` are one value per readout
+            layer (``len(token_sizes)`` of them, e.g. the layer energies a shape model is
+            conditioned on); besides entering the global condition, each is embedded into the
+            token of its layer. 0 = none.
 
     Shapes:
         ``x`` (N, sum(token_sizes)), ``t`` (N,), ``cond`` (N, n_cond) -> (N, sum(token_sizes)).
@@ -103,6 +107,7 @@ class LayerTransformer(nn.Module):
         n_heads: int = 4,
         mlp_ratio: float = 2.0,
         layers_per_token: int = 0,
+        n_layer_cond: int = 0,
     ) -> None:
         super().__init__()
         if d_model % n_heads:
@@ -123,6 +128,13 @@ class LayerTransformer(nn.Module):
         self.register_buffer("gather_index", gather, persistent=False)
         self.register_buffer("scatter_index", scatter, persistent=False)
 
+        self.n_layer_cond = int(n_layer_cond)
+        if self.n_layer_cond not in (0, len(sizes)) or self.n_layer_cond > n_cond:
+            raise ValueError(f"n_layer_cond must be 0 or the number of layers ({len(sizes)}) and <= n_cond={n_cond}")
+        if self.n_layer_cond:
+            # layer l sits at position l % g of token l // g (zero-padded at the end)
+            self.group = g
+            self.layer_embed = nn.Linear(g, d_model)
         self.embed = nn.Linear(self.width, d_model)
         self.pos = nn.Parameter(torch.randn(self.n_tokens, d_model) * 0.02)
         self.time = TimeEmbedding(d_model)
@@ -148,6 +160,11 @@ class LayerTransformer(nn.Module):
         """Velocity, shape like ``x`` (``mask`` is unused: voxel showers have a fixed size)."""
         c = F.silu(self.time(t) + self.cond(cond))
         h = self.embed(self._tokens(x)) + self.pos
+        if self.n_layer_cond:
+            lc = cond[:, cond.shape[1] - self.n_layer_cond :]
+            pad = self.n_tokens * self.group - self.n_layer_cond
+            lc = torch.cat([lc, lc.new_zeros(lc.shape[0], pad)], dim=1) if pad else lc
+            h = h + self.layer_embed(lc.reshape(lc.shape[0], self.n_tokens, self.group))
         for block in self.blocks:
             h = block(h, c)
         shift, scale = self.ada_out(c).chunk(2, dim=-1)

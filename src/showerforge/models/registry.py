@@ -8,6 +8,7 @@ from typing import Any
 
 from showerforge.models.base import GenerativeModel
 from showerforge.models.epic import build_cfm_set
+from showerforge.models.factorised import build_factorised
 from showerforge.models.flow_matching import FlowMatching
 from showerforge.models.layer_transformer import LayerTransformer
 
@@ -96,6 +97,32 @@ CFM_VOXEL = ModelSpec(
     references=("arXiv:2210.02747", "arXiv:2302.00482", "arXiv:2405.09629", "arXiv:2212.09748"),
 )
 
+CFM_FACTORISED = ModelSpec(
+    name="cfm-factorised",
+    builder=build_factorised,
+    defaults={
+        "d_model": 128,
+        "n_blocks": 3,
+        "n_heads": 4,
+        "mlp_ratio": 2.0,
+        "layers_per_token": 0,
+        "energy_width": 128,
+        "energy_blocks": 3,
+        "energy_steps": 16,
+        "sigma": 0.0,
+        "time_sampling": "uniform",
+        "solver": "midpoint",
+        "steps": 8,
+    },
+    data_keys=("token_sizes", "n_cond"),
+    data_kind="calo-voxel",
+    description="two-stage CFM: layer energies (residual MLP), then shapes given them (layer transformer)",
+    example_config={"token_sizes": [6, 10, 10], "n_cond": 1, "d_model": 16, "n_blocks": 2, "n_heads": 2,
+                     "layers_per_token": 2, "energy_width": 16, "energy_blocks": 2, "energy_steps": 3,
+                     "steps": 3},
+    references=("arXiv:2405.09629", "arXiv:2210.02747", "arXiv:2212.09748"),
+)
+
 CFM_SET = ModelSpec(
     name="cfm-set",
     builder=build_cfm_set,
@@ -119,6 +146,7 @@ CFM_SET = ModelSpec(
 
 MODELS: dict[str, ModelSpec] = {
     "cfm-voxel": CFM_VOXEL,
+    "cfm-factorised": CFM_FACTORISED,
     "cfm-set": CFM_SET,
 }
 """Registered models by name. Add an entry here to register a model (no import-time magic)."""
