@@ -2,7 +2,7 @@
 
 Generates a reference and a candidate file of ``--n`` random showers on a preset readout
 (default: dataset 2, 6,480 voxels, so 100,000 showers are 2.6 GB of float32 per file) in chunks,
-so the generator itself stays small, then runs :func:`showerforge.evaluate.evaluate_files`
+so the generator itself stays small, then runs :func:`showerforge.evaluation.evaluate_files`
 (quick classifier) in a child process and reports that process's peak RSS. The showers are
 random, not physics: gamma-distributed voxel energies on a smooth mean profile, about 60 % of the
 voxels empty, the candidate slightly wider than the reference.
@@ -74,7 +74,7 @@ def write_random_file(path: str | Path, geo: Geometry, n: int, *, seed: int, wid
 
 
 def _child(args: argparse.Namespace) -> None:
-    from showerforge.evaluate import evaluate_files
+    from showerforge.evaluation import evaluate_files
 
     t0 = time.perf_counter()
     m = evaluate_files(args.reference, args.candidate, args.report, quick=True, seed=0, chunk=args.chunk,

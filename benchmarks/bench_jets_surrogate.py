@@ -32,7 +32,7 @@ from showerforge.generate.jets import sample_jets
 from showerforge.models import MODELS, get_solver
 from showerforge.models.multiplicity import CategoricalMultiplicity
 from showerforge.simulate.jets import JetBatch, JetConfig, simulate_jets
-from showerforge.train.jets import JetSurrogate, load_jet_model
+from showerforge.training.jets import JetSurrogate, load_jet_model
 
 __all__ = ["reference_jets", "fresh_jet_surrogate", "jets_per_second", "main"]
 

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from bench_surrogate import fresh_surrogate, time_per_shower  # noqa: E402
 
-from showerforge.train import load_model  # noqa: E402
+from showerforge.generate.pretrained import load as load_model  # noqa: E402
 
 _G4 = textwrap.dedent("""
     import json, os, sys, time, resource
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--geometry", default="ds2")
     ap.add_argument("--energies", type=float, nargs="+", default=[10.0], help="GeV")
     ap.add_argument("--n-geant4", type=int, default=20)
-    ap.add_argument("--run", default=None, help="trained run directory (default: fresh cfm-voxel)")
+    ap.add_argument("--run", default=None, help="trained run directory or shipped model name (default: fresh cfm-voxel)")
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 100, 10_000])
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)

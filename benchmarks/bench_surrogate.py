@@ -26,7 +26,8 @@ from showerforge.data.preprocess import ShowerPreprocessor
 from showerforge.generate import sample_array
 from showerforge.geometry import get_geometry
 from showerforge.models import MODELS, get_solver
-from showerforge.train import Surrogate, load_model
+from showerforge.generate.pretrained import load as load_model
+from showerforge.training import Surrogate
 
 __all__ = ["fresh_surrogate", "time_per_shower", "main"]
 
@@ -68,7 +69,7 @@ def time_per_shower(sur: Surrogate, batch: int, *, repeats: int, min_showers: in
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", nargs="*", default=[], help="trained run directories")
+    ap.add_argument("--run", nargs="*", default=[], help="trained run directories or shipped model names")
     ap.add_argument("--geometry", nargs="*", default=["ds2", "mini"], help="fresh cfm-voxel on these presets")
     ap.add_argument("--batch", nargs="*", type=int, default=[1, 100, 10_000])
     ap.add_argument("--device", nargs="*", default=None, help="default: cpu, plus cuda when available")

@@ -1,6 +1,6 @@
 """Training throughput: showers/s and achieved GFLOP/s of one optimizer step, on this machine.
 
-Times the real training step of :func:`showerforge.train` (AdamW, loss, backward, gradient
+Times the real training step of :func:`showerforge.training` (AdamW, loss, backward, gradient
 clipping, EMA update) on preprocessed-shape random features of a preset geometry, for registered
 voxel models with their default or overridden hyperparameters. FLOPs of one step are counted with
 ``torch.utils.flop_counter.FlopCounterMode`` (matrix products; elementwise work is not counted,
@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from showerforge.geometry import get_geometry
 from showerforge.models import MODELS
-from showerforge.train.loop import ema_model
+from showerforge.training.loop import ema_model
 
 __all__ = ["step_throughput", "main"]
 

@@ -15,7 +15,8 @@ def test_forms_and_units():
     assert parse_energy("500MeV:2GeV").values_mev == (500.0, 2000.0)
     assert parse_energy("1:100GeV").spectrum == "log-uniform"
     assert parse_energy("1:100GeV", "uniform").spectrum == "uniform"
-    assert parse_energy("250").values_mev == (250.0,)
+    assert parse_energy("250MeV").values_mev == (250.0,)
+    assert parse_energy("1,2GeV").values_mev == (1e3, 2e3)  # the last unit applies to all
 
 
 def test_log_uniform_has_uniform_log():
@@ -35,7 +36,7 @@ def test_same_seed_same_energies():
 
 
 @pytest.mark.parametrize("text,match", [
-    ("", "empty"), ("10 parsecs", "unit"), ("100:1GeV", "LOW < HIGH"), ("0GeV", "> 0"), ("abcGeV", "cannot read"),
+    ("", "empty"), ("10 parsecs", "unit"), ("5", "no unit"), ("1:100", "no unit"), ("100:1GeV", "LOW < HIGH"), ("0GeV", "> 0"), ("abcGeV", "cannot read"),
 ])
 def test_bad_energies(text, match):
     with pytest.raises(ValueError, match=match):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from showerforge.data.calo import CaloFile, write_showers
-from showerforge.evaluate.features import (
+from showerforge.evaluation.features import (
     PER_LAYER_FEATURES,
     challenge_dataset,
     compute_features,

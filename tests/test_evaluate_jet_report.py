@@ -10,7 +10,7 @@ import pytest
 
 from showerforge.data.calo import write_showers
 from showerforge.data.jetnet import JET_TYPES, JetFileError, write_jets
-from showerforge.evaluate.jet_report import (
+from showerforge.evaluation.jet_report import (
     JET_SCHEMA,
     detect_format,
     evaluate_jet_files,
@@ -85,7 +85,7 @@ def test_report_files_and_keys(identical) -> None:
         assert (out / name).stat().st_size > 1000
         assert f'src="{name}"' in html
     # same look as the shower report
-    from showerforge.evaluate.html import PAGE_STYLE
+    from showerforge.evaluation.html import PAGE_STYLE
 
     assert PAGE_STYLE in html
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm, wasserstein_distance
 
-from showerforge.evaluate.metrics import (
+from showerforge.evaluation.metrics import (
     Measurement,
     Resampler,
     _w1_replicas,

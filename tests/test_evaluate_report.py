@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from showerforge.data.calo import CaloFileError, write_showers
-from showerforge.evaluate import evaluate_files, format_summary
-from showerforge.evaluate.features import PER_LAYER_FEATURES
+from showerforge.evaluation import evaluate_files, format_summary
+from showerforge.evaluation.features import PER_LAYER_FEATURES
 from showerforge.geometry import PRESETS, Geometry, ReadoutLayer
 
 MINI = PRESETS["mini"]
@@ -51,7 +51,7 @@ def test_report_files_and_keys(report) -> None:
     assert on_disk == m
     assert set(m) == {"schema", "showerforge_version", "reference", "candidate", "geometry", "settings",
                       "candidate_vs_reference", "reference_vs_reference"}
-    assert m["schema"] == "showerforge.evaluate/1"
+    assert m["schema"] == "showerforge.evaluation/1"
     assert m["geometry"]["name"] == "mini" and m["geometry"]["challenge_dataset"] is None
     for block in ("candidate_vs_reference", "reference_vs_reference"):
         b = m[block]

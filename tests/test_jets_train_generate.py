@@ -9,8 +9,8 @@ import torch
 from showerforge.data.jetnet import JET_TYPES, read_jets, write_jets
 from showerforge.generate.jets import generate_jets
 from showerforge.simulate.jets import JetConfig, simulate_jets
-from showerforge.train import TrainError, read_checkpoint
-from showerforge.train.jets import load_jet_model, train_jets
+from showerforge.training import TrainError, read_checkpoint
+from showerforge.training.jets import load_jet_model, train_jets
 
 torch.set_num_threads(1)
 

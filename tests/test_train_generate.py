@@ -13,7 +13,7 @@ import torch
 from showerforge.data.calo import CaloFile, validate_file, write_showers
 from showerforge.geometry import PRESETS
 from showerforge.generate import energies_from, generate_showers, sample_array
-from showerforge.train import (
+from showerforge.training import (
     CheckpointError,
     TrainError,
     TrainingData,

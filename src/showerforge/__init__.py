@@ -1,10 +1,32 @@
 """showerforge: fast simulation for particle physics.
 
 Geant4 / Pythia8 references, generative surrogates, CaloChallenge / JetNet evaluation.
+
+The user's entry points live at the top (imported on first use, so ``import showerforge`` stays
+light)::
+
+    import showerforge as sf
+    sf.simulate_showers(...), sf.simulate_jets(...), sf.train(...), sf.load(...), sf.evaluate(...)
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "simulate_showers", "simulate_jets", "train", "load", "evaluate", "shipped_models"]
+
+_API = {"simulate_showers", "simulate_jets", "train", "load", "evaluate", "shipped_models"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from showerforge import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'showerforge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

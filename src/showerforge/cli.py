@@ -26,8 +26,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from showerforge.data.jetnet import JetFileError
     from showerforge.geometry import GeometryError
     from showerforge.simulate.shards import CampaignError
+    from showerforge.training.loop import TrainError
 
-    errs: list[type[BaseException]] = [CaloFileError, JetFileError, GeometryError, CampaignError, ValueError,
+    errs: list[type[BaseException]] = [CaloFileError, JetFileError, GeometryError, CampaignError, TrainError, ValueError,
                                        FileNotFoundError, PermissionError, IsADirectoryError]
     return tuple(errs)
 
@@ -239,12 +240,12 @@ def train_cmd(data: str, model: str | None, output: Path, epochs: int | None, ba
     kw = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("num_threads", threads))
           if v is not None}
     if _file_kind(data) == "jets":
-        from showerforge.train.jets import train_jets
+        from showerforge.training.jets import train_jets
 
         result = train_jets(data, output, model=model or "cfm-set", condition=condition, seed=seed, device=device,
                             resume=not no_resume, max_minutes=max_minutes, config_overrides=cfg or None, **kw)
     else:
-        from showerforge.train import train_model
+        from showerforge.training import train_model
 
         result = train_model(data, model or "cfm-voxel", output, seed=seed, device=device, resume=not no_resume,
                              max_minutes=max_minutes, config_overrides=cfg or None, **kw)
@@ -278,7 +279,8 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
 
 @cli.command("generate")
 @click.option("--model", "run_dir", type=click.Path(path_type=Path), required=True,
-              help="Run directory (or checkpoint.pt) written by `showerforge train`.")
+              help="Run directory (or checkpoint.pt) written by `showerforge train`, or a shipped model "
+                   "name such as ds2-electron (`showerforge models` lists them).")
 @click.option("--energies-from", type=click.Path(path_type=Path), default=None,
               help="Showers: take the incident energies of this CaloChallenge file (same order).")
 @click.option("--energy", default=None, help="Showers: energies instead, e.g. 10GeV or 1:100GeV (with --n).")
@@ -301,11 +303,13 @@ def generate_cmd(run_dir: Path, energies_from: Path | None, energy: str | None, 
     Examples:
       showerforge generate --model runs/e1/ --energies-from electrons_test.h5 -o generated.h5
       showerforge generate --model runs/e1/ --energy 1:100GeV --n 10000 -o generated.h5
+      showerforge generate --model ds2-electron --energy 1:100GeV --n 10000 --seed 1 -o x.h5
       showerforge generate --model runs/jets/ --type t --n 50000 -o gen_t.h5
     """
-    from showerforge.data.io import check_writable
+    from showerforge.data.io import check_not_input, check_writable
 
     check_writable(output)
+    check_not_input(output, energies_from, run_dir)
     if jet_type is not None:
         from showerforge.generate.jets import generate_jets
 
@@ -329,6 +333,43 @@ def generate_cmd(run_dir: Path, energies_from: Path | None, energy: str | None, 
         generate_showers(run_dir, inc, output, batch_size=batch_size, seed=seed, steps=steps, solver=solver,
                          device=device)
     click.echo(f"wrote {output}")
+
+
+@cli.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@friendly
+def models_cmd(as_json: bool) -> None:
+    """List the registered model architectures and the pretrained surrogates shipped with showerforge.
+
+    A shipped model is used by name: `showerforge generate --model ds2-electron ...` or
+    `showerforge.load("ds2-electron")` in Python; its card states the reference it was trained on
+    (generator, seeds, Geant4 version, physics data), the training budget and the measured fidelity.
+    """
+    from showerforge.generate.pretrained import shipped_models
+    from showerforge.models import MODELS
+
+    shipped = shipped_models()
+    if as_json:
+        click.echo(json.dumps({"architectures": {k: {"data_kind": v.data_kind, "description": v.description}
+                                                 for k, v in MODELS.items()}, "shipped": shipped}, indent=2))
+        return
+    click.echo("architectures (showerforge train --model NAME):")
+    for name, spec in MODELS.items():
+        click.echo(f"  {name:<16} {spec.data_kind:<11} {spec.description}")
+    click.echo("shipped pretrained surrogates (showerforge generate --model NAME):")
+    if not shipped:
+        click.echo("  none installed")
+    for name, card in shipped.items():
+        click.echo(f"  {name:<16} {card.get('summary', '')}")
+        for key in ("reference", "training", "fidelity"):
+            if key in card:
+                click.echo(f"  {'':<16} {key}: {_card_line(card[key])}")
+
+
+def _card_line(value: object) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {v}" for k, v in value.items() if not isinstance(v, (dict, list)))
+    return str(value)
 
 
 # ----------------------------------------------------------------------------- demo
@@ -378,13 +419,13 @@ def evaluate_cmd(reference: str, candidate: str, output: Path, geometry: str | N
     """
     kind = _file_kind(reference)
     if kind == "jets":
-        from showerforge.evaluate.jet_report import evaluate_jet_files, format_jet_summary
+        from showerforge.evaluation.jet_report import evaluate_jet_files, format_jet_summary
 
         metrics = evaluate_jet_files(reference, candidate, output, seed=seed, quick=quick, plots=not no_plots,
                                      max_jets=max_showers)
         click.echo(format_jet_summary(metrics))
     else:
-        from showerforge.evaluate import evaluate_files, format_summary
+        from showerforge.evaluation import evaluate_files, format_summary
 
         metrics = evaluate_files(reference, candidate, output, geometry=geometry, quick=quick, seed=seed,
                                  max_showers=max_showers, plots=not no_plots)
@@ -400,8 +441,23 @@ def _file_kind(spec: str) -> str:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="showerforge")
+    """Console-script entry point; usage mistakes, like other user errors, end with one line and exit code 2."""
+    try:
+        code = cli.main(prog_name="showerforge", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as err:  # a bare `showerforge`: the help text
+        click.echo(err.format_message())
+        sys.exit(0)
+    except click.UsageError as err:
+        hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+        click.echo(f"error: {err.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as err:
+        click.echo(f"error: {err.format_message()}", err=True)
+        sys.exit(err.exit_code)
+    except click.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

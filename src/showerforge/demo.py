@@ -1,4 +1,5 @@
-"""The embedded default job: simulate (Geant4) -> train -> generate -> evaluate, on ``mini``.
+"""The embedded default job: simulate (Geant4) -> train -> generate -> evaluate, on ``mini``;
+then the shipped ``ds2-electron`` surrogate beside a small fresh Geant4 ds2 sample.
 
 Small enough for 2 CPU cores in well under 20 minutes; every step is the real one.
 """
@@ -27,6 +28,9 @@ class DemoConfig:
     epochs: int = 300
     max_train_minutes: float = 5.0
     model: str = "cfm-voxel"
+    shipped: str = "ds2-electron"
+    shipped_n: int = 500
+    shipped_energy: str = "1:100GeV"
 
 
 def run_demo(out: Path, cfg: DemoConfig | None = None, say: Callable[[str], None] = print) -> Path:
@@ -51,9 +55,9 @@ def run_demo(out: Path, cfg: DemoConfig | None = None, say: Callable[[str], None
         path = out / f"{cfg.particle}_{split}.h5"
         files[split] = path
         if path.exists():
-            say(f"[1/4] {path} exists, kept")
+            say(f"[1/5] {path} exists, kept")
         else:
-            say(f"[1/4] Geant4: {n} {cfg.particle} showers ({split}), {cfg.energy} log-uniform, geometry {geo.name}")
+            say(f"[1/5] Geant4: {n} {cfg.particle} showers ({split}), {cfg.energy} log-uniform, geometry {geo.name}")
             t = time.time()
             run_campaign(CaloCampaign(geo, cfg.particle, parse_energy(cfg.energy), n, seed, path, shard_size=250,
                                       sampling_fraction=sampling_fraction), workers=cfg.workers, on_status=say)
@@ -61,10 +65,10 @@ def run_demo(out: Path, cfg: DemoConfig | None = None, say: Callable[[str], None
         if sampling_fraction is None:
             with open_showers(path) as f:
                 sampling_fraction = f.geometry.sampling_fraction
-    from showerforge.train import train_model
+    from showerforge.training import train_model
 
     run_dir = out / "run"
-    say(f"[2/4] training {cfg.model} on {files['train']} (≤ {cfg.max_train_minutes:g} min)")
+    say(f"[2/5] training {cfg.model} on {files['train']} (≤ {cfg.max_train_minutes:g} min)")
     t = time.time()
     train_model(files["train"], cfg.model, run_dir, epochs=cfg.epochs, seed=cfg.seed,
                 max_minutes=cfg.max_train_minutes)
@@ -72,21 +76,58 @@ def run_demo(out: Path, cfg: DemoConfig | None = None, say: Callable[[str], None
     from showerforge.generate import energies_from, generate_showers
 
     gen = out / "generated.h5"
-    say(f"[3/4] generating {cfg.n_test} showers with the energies of {files['test']}")
+    say(f"[3/5] generating {cfg.n_test} showers with the energies of {files['test']}")
     t = time.time()
     generate_showers(run_dir, energies_from(files["test"]), gen, seed=cfg.seed)
     timings["generate_s"] = time.time() - t
-    from showerforge.evaluate import evaluate_files
+    from showerforge.evaluation import evaluate_files
 
-    say("[4/4] evaluating generated vs Geant4 (quick classifier protocol)")
+    say("[4/5] evaluating generated vs Geant4 (quick classifier protocol)")
     report = out / "report"
     metrics = evaluate_files(files["test"], gen, report, quick=True, seed=cfg.seed)
-    say(_summary(metrics, timings, cfg, workers=cfg.workers))
+    say(_summary(metrics, timings, cfg.n_test, workers=cfg.workers))
+    _shipped_demo(out, cfg, say)
     say(f"done in {(time.time() - t0) / 60:.1f} min")
     return report / "index.html"
 
 
-def _summary(metrics: dict, timings: dict[str, float], cfg: DemoConfig, workers: int) -> str:
+def _shipped_demo(out: Path, cfg: DemoConfig, say: Callable[[str], None]) -> None:
+    """ds2 showers of the shipped surrogate beside a small fresh Geant4 ds2 sample of the same energies."""
+    from showerforge.evaluation import evaluate_files
+    from showerforge.generate import energies_from, generate_showers
+    from showerforge.generate.pretrained import shipped_models
+    from showerforge.geometry import get_geometry
+    from showerforge.simulate.campaign import CaloCampaign, run_campaign
+    from showerforge.simulate.energies import parse_energy
+
+    card = shipped_models().get(cfg.shipped)
+    if card is None:
+        say(f"[5/5] the shipped model {cfg.shipped} is not installed: skipped")
+        return
+    ref, gen = out / "ds2_geant4.h5", out / "ds2_shipped.h5"
+    timings: dict[str, float] = {}
+    sf = card.get("reference", {}).get("sampling_fraction")
+    if ref.exists():
+        say(f"[5/5] {ref} exists, kept")
+    else:
+        say(f"[5/5] Geant4: {cfg.shipped_n} {cfg.particle} showers in ds2, {cfg.shipped_energy} log-uniform "
+            f"(calibrated with the shipped model's sampling fraction)")
+        t = time.time()
+        run_campaign(CaloCampaign(get_geometry("ds2"), cfg.particle, parse_energy(cfg.shipped_energy),
+                                  cfg.shipped_n, cfg.seed + 2000, ref, shard_size=50, sampling_fraction=sf),
+                     workers=cfg.workers, on_status=say)
+        timings["geant4_test_s"] = time.time() - t
+    say(f"      generating the same energies with the shipped {cfg.shipped} (no training)")
+    t = time.time()
+    generate_showers(cfg.shipped, energies_from(ref), gen, seed=cfg.seed)
+    timings["generate_s"] = time.time() - t
+    metrics = evaluate_files(ref, gen, out / "report_ds2", quick=True, seed=cfg.seed)
+    say(f"ds2 ({cfg.shipped_n} showers each; small samples: see docs/benchmarks.md for 10k):")
+    say(_summary(metrics, timings, cfg.shipped_n, workers=cfg.workers))
+    say(f"ds2 report: {out / 'report_ds2' / 'index.html'}")
+
+
+def _summary(metrics: dict, timings: dict[str, float], n_test: int, workers: int) -> str:
     """Two numbers side by side: how indistinguishable (classifier AUC) and how much faster."""
     lines = []
     cand, floor = metrics["candidate_vs_reference"], metrics["reference_vs_reference"]
@@ -97,8 +138,8 @@ def _summary(metrics: dict, timings: dict[str, float], cfg: DemoConfig, workers:
             lines.append(f"classifier AUC ({kind.replace('_', '-')}): {c['value']:.3f} ± {c['error']:.3f}"
                          f"   (Geant4 vs Geant4: {f.get('value', float('nan')):.3f})")
     if "geant4_test_s" in timings and "generate_s" in timings:
-        g4 = timings["geant4_test_s"] * workers / cfg.n_test  # core-seconds per shower
-        sur = timings["generate_s"] / cfg.n_test
+        g4 = timings["geant4_test_s"] * workers / n_test  # core-seconds per shower
+        sur = timings["generate_s"] / n_test
         lines.append(f"speed: Geant4 {1e3 * g4:.1f} ms/shower per core, surrogate {1e3 * sur:.2f} ms/shower "
                      f"(whole generate step, CPU): {g4 / sur:.0f}x faster")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ __all__ = [
     "CaloFileError",
     "CaloFile",
     "ValidationReport",
+    "require_clean",
     "atomic_output",
     "write_showers",
     "open_showers",
@@ -382,5 +383,22 @@ def validate_file(path: str | Path, geometry: Geometry | str | None = None, chun
             "mean_nonzero_voxel_fraction": nonzero / max(1, n * f.n_voxels),
         }
         if n == 0:
-            rep.warnings.append("file holds 0 showers")
+            rep.errors.append(f"{SHOWERS}: the file holds 0 showers")
+    return rep
+
+
+def require_clean(path: str | Path, geometry: Geometry | str | None = None, *, role: str = "input") -> ValidationReport:
+    """:func:`validate_file`, raising on the first problem (NaN/inf, negative energies, 0 showers).
+
+    Used before training and evaluation start, so that bad data fails at once and names the first
+    bad row instead of producing NaN losses or a misleading metric.
+
+    Raises:
+        CaloFileError: naming the file, the field and the first bad row.
+    """
+    rep = validate_file(path, geometry)
+    if rep.errors:
+        fld, _, msg = rep.errors[0].partition(": ")
+        raise CaloFileError(path, fld, f"{msg}; {role} must hold finite, non-negative energies in MeV "
+                                        "(`showerforge inspect` lists every problem)")
     return rep

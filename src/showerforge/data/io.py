@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["OutputPathError", "check_writable", "atomic_output"]
+__all__ = ["OutputPathError", "check_writable", "check_writable_dir", "check_not_input", "atomic_output"]
 
 
 class OutputPathError(ValueError):
@@ -45,6 +45,41 @@ def check_writable(path: str | Path) -> Path:
     except OSError as err:
         raise OutputPathError(path, f"output directory is not writable ({err.strerror})") from None
     return path
+
+
+def check_writable_dir(path: str | Path) -> Path:
+    """Fail early if the output folder ``path`` cannot be created or written (it is created).
+
+    Raises:
+        OutputPathError: ``path`` is a file, or it (or its parent) is not writable.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(path, "output folder is an existing file; give a folder name")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputPathError(path, f"cannot create the output folder ({err.strerror})") from None
+    check_writable(path / "probe")
+    return path
+
+
+def check_not_input(output: str | Path, *inputs: str | Path | None) -> None:
+    """Refuse an output that would overwrite one of the inputs (same file, any spelling).
+
+    Raises:
+        OutputPathError: naming the output and the input it would overwrite.
+    """
+    out = Path(output)
+    for item in inputs:
+        if item is None:
+            continue
+        inp = Path(str(item).split(":")[0]) if not Path(str(item)).exists() else Path(item)
+        if inp.is_dir():
+            inp = inp / "checkpoint.pt"
+        same = out.exists() and inp.exists() and os.path.samefile(out, inp)
+        if same or out.resolve() == inp.resolve():
+            raise OutputPathError(out, f"the output would overwrite the input {item}; choose another output name")
 
 
 @contextlib.contextmanager

@@ -69,11 +69,11 @@ class JetFileError(ValueError):
     """
 
     def __init__(self, source: str | os.PathLike[str], fieldname: str, problem: str) -> None:
-        """Build the message ``"<source>: field '<fieldname>': <problem>"``."""
+        """Build the message ``"<source> [<fieldname>]: <problem>"`` (as :class:`CaloFileError`)."""
         self.source = str(source)
         self.field = fieldname
         self.problem = problem
-        super().__init__(f"{self.source}: field {fieldname!r}: {problem}")
+        super().__init__(f"{self.source} [{fieldname}]: {problem}")
 
 
 @dataclass
@@ -160,8 +160,8 @@ def _check_arrays(
         JetFileError: Naming ``source``, the field and what was expected.
     """
     for name, arr, ndim in (("particle_features", pf, 3), ("jet_features", jf, 2)):
-        if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-            raise JetFileError(source, name, f"expected a float array, got dtype {arr.dtype}")
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise JetFileError(source, name, f"expected a float array (JetNet layout), got dtype {arr.dtype}")
         if arr.ndim != ndim:
             want = "(N, n, 4)" if ndim == 3 else "(N, 4)"
             raise JetFileError(source, name, f"expected shape {want}, got {arr.shape}")
@@ -199,6 +199,15 @@ def _check_arrays(
             "particle_features",
             f"expected mask (column 3) in {{0, 1}}, found {mask[first]} at {first}",
         )
+    neg = (pf[..., 2] < 0) & (mask == 1)
+    if neg.any():
+        first = tuple(int(i) for i in np.argwhere(neg)[0])
+        raise JetFileError(source, "particle_features",
+                           f"expected pT_rel (column 2) >= 0, found {pf[first + (2,)]:.4g} at {first}")
+    if pf.shape[0] and np.any(jf[:, 0] <= 0):
+        row = int(np.argmax(jf[:, 0] <= 0))
+        raise JetFileError(source, "jet_features", f"expected jet pT (column 0, GeV) > 0, found {jf[row, 0]:.4g} "
+                                                   f"at row {row}")
     bad_type = (jt < 0) | (jt >= len(JET_TYPES))
     if np.any(bad_type):
         raise JetFileError(

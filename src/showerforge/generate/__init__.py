@@ -2,7 +2,7 @@
 
 Public API:
     * :func:`generate_showers` - run directory + incident energies -> CaloChallenge-format file;
-    * :func:`sample_array` - in-memory sampling of a loaded :class:`~showerforge.train.Surrogate`;
+    * :func:`sample_array` - in-memory sampling of a loaded :class:`~showerforge.training.Surrogate`;
     * :func:`energies_from` - incident energies of a reference file;
     * :func:`generate_jets` / :func:`sample_jets` - the same for jet (set) surrogates, JetNet format.
 """

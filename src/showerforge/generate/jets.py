@@ -27,14 +27,16 @@ import torch
 from showerforge.data.io import check_writable
 from showerforge.data.jet_preprocess import jet_mass
 from showerforge.data.jetnet import JET_TYPES, write_jets
+from showerforge.generate.pretrained import resolve_model
 from showerforge.generate.sampling import CPU_SLICE, generation_attrs, resolve_sampler
-from showerforge.train.jets import JetSurrogate, load_jet_model
-from showerforge.train.loop import resolve_device
+from showerforge.training.jets import JetSurrogate, load_jet_model
+from showerforge.training.loop import resolve_device
 
-__all__ = ["sample_jets", "generate_jets"]
+__all__ = ["sample_jets", "generate_jets", "jet_types_for"]
 
 
-def _types(jet_type: str | list[str], n: int) -> list[str]:
+def jet_types_for(jet_type: str | list[str], n: int) -> list[str]:
+    """``n`` labels of each named type, in order (``("t", 2)`` -> ``["t", "t"]``)."""
     names = [jet_type] if isinstance(jet_type, str) else list(jet_type)
     if not names or n < 1:
         raise ValueError(f"need at least one jet type and n >= 1, got {jet_type!r}, n={n}")
@@ -58,7 +60,7 @@ def sample_jets(
     """Generate jets in memory.
 
     Args:
-        surrogate: from :func:`showerforge.train.jets.load_jet_model`.
+        surrogate: from :func:`showerforge.training.jets.load_jet_model`.
         jet_type: (N,) jet type of each jet, as names (``"g"``, ...) or integer labels.
         seed: seed of kinematics, multiplicities and noise; same (seed, batch_size, device,
             steps, solver) -> same jets.
@@ -120,7 +122,7 @@ def generate_jets(
     """Sample a trained jet run and write a JetNet-format file (atomically).
 
     Args:
-        run_dir: run directory (or checkpoint) written by :func:`showerforge.train.jets.train_jets`.
+        run_dir: run directory (or checkpoint) written by :func:`showerforge.training.jets.train_jets`.
         jet_type: a type (``"g"``, ``"q"``, ``"t"``, ``"w"``, ``"z"``) or a list of types; the
             file holds ``n`` jets of each listed type, in list order. Every type must have been
             in the training data.
@@ -135,10 +137,10 @@ def generate_jets(
         ``steps``, ``nfe``, ``seed``, ``batch_size``, ``device``), the conditioning and the
         training data (``training_data``, ``training_data_sha256``).
     """
-    types = _types(jet_type, int(n))
+    types = jet_types_for(jet_type, int(n))
     check_writable(out_path)
     device = resolve_device(device)
-    surrogate = load_jet_model(run_dir, device)
+    surrogate = load_jet_model(resolve_model(run_dir), device)
     solver_name, n_steps = resolve_sampler(surrogate, solver, steps)
     arrays = sample_jets(surrogate, types, seed=seed, batch_size=batch_size, steps=n_steps, solver=solver_name,
                          progress=progress)

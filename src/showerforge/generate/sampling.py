@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,10 @@ import torch
 
 from showerforge.data.calo import CaloFile, check_writable, write_showers
 from showerforge.models import get_solver
-from showerforge.train.checkpoint import LoadedRun, Surrogate, load_model
+from showerforge.generate.pretrained import resolve_model
+from showerforge.training.checkpoint import LoadedRun, Surrogate, load_model
 
-__all__ = ["sample_array", "generate_showers", "energies_from", "resolve_sampler", "generation_attrs"]
+__all__ = ["warn_outside_range", "sample_array", "generate_showers", "energies_from", "resolve_sampler", "generation_attrs"]
 
 _INVERSE_ROWS = 512
 CPU_SLICE = 512
@@ -44,7 +46,7 @@ def sample_array(
     """Generate showers in memory.
 
     Args:
-        surrogate: from :func:`showerforge.train.load_model`.
+        surrogate: from :func:`showerforge.training.load_model`.
         incident_mev: (N,) or (N, 1) incident energies in MeV.
         batch_size: showers per batch; on CPU a batch is solved in slices of ``CPU_SLICE`` rows
             (larger network calls fall out of cache); on GPU use as many as fit.
@@ -60,6 +62,7 @@ def sample_array(
     inc = _incident(incident_mev)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    warn_outside_range(surrogate, inc)
     model = surrogate.model
     if device is not None:
         model = model.to(device)
@@ -83,6 +86,20 @@ def sample_array(
         if progress is not None:
             progress(hi - lo)
     return out
+
+
+def warn_outside_range(surrogate: Surrogate, incident_mev: np.ndarray) -> int:
+    """Warn when incident energies lie outside the training range (1 % margin); returns how many."""
+    rng = surrogate.energy_range_mev
+    if rng is None:
+        return 0
+    lo, hi = rng
+    outside = int(np.count_nonzero((incident_mev < 0.99 * lo) | (incident_mev > 1.01 * hi)))
+    if outside:
+        warnings.warn(f"{outside} of {incident_mev.size} incident energies lie outside the training range "
+                      f"{lo / 1e3:g}-{hi / 1e3:g} GeV of this {surrogate.name} model: it extrapolates there",
+                      UserWarning, stacklevel=3)
+    return outside
 
 
 def resolve_sampler(surrogate: LoadedRun, solver: str | None, steps: int | None) -> tuple[str, int]:
@@ -128,7 +145,8 @@ def generate_showers(
     """Sample a trained run and write a CaloChallenge-format file (atomically).
 
     Args:
-        run_dir: run directory (or checkpoint file) written by :func:`showerforge.train.train_model`.
+        run_dir: run directory (or checkpoint file) written by :func:`showerforge.training.train_model`,
+            or the name of a shipped model (``"ds2-electron"``).
         incident_mev: (N,) incident energies in MeV (e.g. :func:`energies_from` a reference file).
         out_path: output ``.h5``.
         batch_size, seed, steps, solver, device, progress: as in :func:`sample_array`.
@@ -140,7 +158,7 @@ def generate_showers(
         (``training_data``, ``training_data_sha256``, ``particle`` when known).
     """
     check_writable(out_path)
-    surrogate = load_model(run_dir, device)
+    surrogate = load_model(resolve_model(run_dir), device)
     solver_name, n_steps = resolve_sampler(surrogate, solver, steps)
     showers = sample_array(surrogate, incident_mev, batch_size=batch_size, seed=seed, steps=n_steps,
                            solver=solver_name, progress=progress)

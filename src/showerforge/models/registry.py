@@ -51,6 +51,10 @@ class ModelSpec:
                 f"model {self.name!r}: unknown config keys {sorted(unknown)}; "
                 f"hyperparameters are {sorted(self.defaults)}"
             )
+        for key, value in config.items():
+            if key in self.defaults and not _same_type(self.defaults[key], value):
+                raise ValueError(f"model {self.name!r}: {key} must be {type(self.defaults[key]).__name__} "
+                                 f"like its default {self.defaults[key]!r}, got {value!r}")
         missing = set(self.data_keys) - set(config)
         if missing:
             raise ValueError(f"model {self.name!r}: missing data keys {sorted(missing)}")
@@ -59,6 +63,15 @@ class ModelSpec:
     def build(self, **config: Any) -> GenerativeModel:
         """A freshly initialised model (seed torch first for reproducible weights)."""
         return self.builder(self.resolve(**config))
+
+
+def _same_type(default: Any, value: Any) -> bool:
+    """``value`` may replace ``default``: same JSON type (an int where a float is expected is fine)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 def _build_cfm_voxel(cfg: dict[str, Any]) -> GenerativeModel:

@@ -50,7 +50,7 @@ def parse_energy(text: str, spectrum: str | None = None) -> EnergySpec:
 
     ``10GeV`` (fixed), ``1,10,100GeV`` (list), ``1:100GeV`` (range; spectrum ``log-uniform`` unless
     ``uniform`` is asked). A unit (keV, MeV, GeV, TeV) may follow each number or only the last one;
-    without any unit the numbers are MeV.
+    a bare number is refused (``5`` could be MeV or GeV).
 
     Raises:
         ValueError: with a message saying what was expected.
@@ -61,7 +61,9 @@ def parse_energy(text: str, spectrum: str | None = None) -> EnergySpec:
     is_range = ":" in raw
     parts = raw.split(":" if is_range else ",")
     m_last = re.fullmatch(r"([0-9.eE+-]+)([a-zA-Z]*)", parts[-1])
-    default_unit = (m_last.group(2).lower() if m_last else "") or "mev"
+    default_unit = m_last.group(2).lower() if m_last else ""
+    if m_last and not default_unit:
+        raise ValueError(f"energy {text!r} has no unit; write e.g. {text}GeV or {text}MeV (keV, MeV, GeV, TeV)")
     values = []
     for p in parts:
         m = re.fullmatch(r"([0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)", p)

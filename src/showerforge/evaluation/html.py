@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from showerforge.evaluate.metrics import format_measurement
+from showerforge.evaluation.metrics import format_measurement
 
 __all__ = ["PAGE_STYLE", "PAGE_PLOTS_FOOTER", "render_html", "render_template"]
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from showerforge.models import GenerativeModel, get_spec
-from showerforge.train.checkpoint import (
+from showerforge.training.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
     file_sha256,
@@ -26,7 +26,8 @@ from showerforge.train.checkpoint import (
     save_checkpoint,
     write_json_atomic,
 )
-from showerforge.train.data import TrainingData
+from showerforge.training.data import TrainingData
+from showerforge.training.distributed import DistContext, LossModule, init_distributed
 
 __all__ = ["TrainError", "TrainResult", "train_model", "lr_at", "resolve_device", "DEFAULT_TRAIN", "ema_model", "run_epochs",
            "torch_threads", "check_resume"]
@@ -81,9 +82,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; other values as given."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise TrainError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:1, ...") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainError(f"device {device!r} requested but CUDA is not available")
+        raise TrainError(f"device {device!r} requested but CUDA is not available on this machine; use --device cpu")
     return dev
 
 
@@ -125,8 +129,9 @@ def _available_cores() -> int:
 def torch_threads(device: torch.device, num_threads: int | None) -> Iterator[None]:
     """On CPU use every core this process may run on (or ``num_threads``); restore afterwards."""
     before = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(num_threads or _available_cores())
+    if device.type == "cpu":  # torchrun: the cores are shared by the local processes
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        torch.set_num_threads(num_threads or max(1, _available_cores() // local))
     try:
         yield
     finally:
@@ -143,6 +148,7 @@ def _provenance(data: TrainingData) -> dict[str, Any]:
         "n_train": data.n_train,
         "n_val": data.n_val,
         "geometry": data.geometry.name,
+        "incident_mev_range": list(data.incident_range_mev),
         "file_attrs": json.loads(json.dumps(attrs, default=str)),
     }
 
@@ -223,7 +229,7 @@ def train_model(
     """Train a registered model on a CaloChallenge-format shower file.
 
     Writes ``<out_dir>/config.json`` (resolved configuration), ``<out_dir>/checkpoint.pt`` after
-    every epoch (atomically; layout in :mod:`showerforge.train.checkpoint`) and
+    every epoch (atomically; layout in :mod:`showerforge.training.checkpoint`) and
     ``<out_dir>/history.json``. Re-running with the same arguments continues from the last
     complete epoch (bit-identical to an uninterrupted run on the same device); a larger
     ``epochs`` extends a finished run.
@@ -260,7 +266,7 @@ def train_model(
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise TrainError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
     lr_at(0, 1, lr, schedule, warmup_steps)  # validates the schedule name
-    dev = resolve_device(device)
+    ctx, dev = init_distributed(resolve_device(device))
     run_dir = Path(out_dir)
     ckpt_path = run_dir / CHECKPOINT_NAME
     ckpt = None
@@ -297,11 +303,12 @@ def train_model(
             ema.load_state_dict(ckpt["ema"])
             opt.load_state_dict(ckpt["optimizer"])
             start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
-        write_json_atomic(run_dir / CONFIG_NAME, {
-            "model": model_cfg, "train": train_cfg, "data": provenance,
-            "preprocessing": data.preprocessing.state_dict(), "geometry": data.geometry.to_dict(),
-            "device": str(dev), "in_memory": data.in_memory,
-        })
+        if ctx.is_main:
+            write_json_atomic(run_dir / CONFIG_NAME, {
+                "model": model_cfg, "train": train_cfg, "data": provenance,
+                "preprocessing": data.preprocessing.state_dict(), "geometry": data.geometry.to_dict(),
+                "device": str(dev), "in_memory": data.in_memory, "processes": ctx.world_size,
+            })
         steps_per_epoch = data.batches_per_epoch(batch_size)
         common = {
             "model_name": model_name, "model_config": model_cfg, "train_config": train_cfg,
@@ -314,7 +321,7 @@ def train_model(
             epochs=epochs, start_epoch=start_epoch, step=step, history=history, steps_per_epoch=steps_per_epoch,
             lr=lr, schedule=schedule, warmup_steps=warmup_steps, grad_clip=grad_clip, seed=seed, device=dev,
             max_minutes=max_minutes, t_start=t_start, progress=progress, rate_key="showers_per_s",
-            run_dir=run_dir, checkpoint=ckpt_path, common=common,
+            run_dir=run_dir, checkpoint=ckpt_path, common=common, ctx=ctx,
         )
     done = history[-1]["epoch"] if history else start_epoch
     return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
@@ -326,7 +333,7 @@ def run_epochs(model: GenerativeModel, ema: AveragedModel, opt: torch.optim.Opti
                history: list[dict[str, Any]], steps_per_epoch: int, lr: float, schedule: str, warmup_steps: int,
                grad_clip: float, seed: int, device: torch.device, max_minutes: float | None, t_start: float,
                progress: bool, rate_key: str, run_dir: Path, checkpoint: Path,
-               common: dict[str, Any]) -> tuple[int, bool, int]:
+               common: dict[str, Any], ctx: DistContext | None = None) -> tuple[int, bool, int]:
     """The epoch loop shared by every data kind; checkpoints after each epoch (atomically).
 
     Args:
@@ -334,27 +341,38 @@ def run_epochs(model: GenerativeModel, ema: AveragedModel, opt: torch.optim.Opti
         val_loss: validation loss of the EMA model (or ``None``).
         history: per-epoch records, extended in place (``rate_key`` names the samples/s column).
         common: checkpoint entries that do not change between epochs (config, preprocessing, ...).
+        ctx: torchrun context: each rank trains on its rows of every global batch through DDP;
+            rank 0 alone writes files and shows progress.
 
     Returns:
         (epochs run, stopped by ``max_minutes``, optimizer steps so far).
     """
+    ctx = ctx or DistContext()
+    ddp = None
+    if ctx.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(LossModule(model), broadcast_buffers=False)
     total_steps = epochs * steps_per_epoch
     stopped, last_epoch_s, ran = False, 0.0, 0
     model.train()
-    with _progress(progress, rate_key.removesuffix("_per_s")) as bar:
+    with _progress(progress and ctx.is_main, rate_key.removesuffix("_per_s")) as bar:
         task = bar.add_task("train", total=(epochs - start_epoch) * steps_per_epoch, loss="-", val="-", rate="-")
         for epoch in range(start_epoch, epochs):
-            if max_minutes is not None and ran and time.perf_counter() - t_start + last_epoch_s > 60 * max_minutes:
+            late = max_minutes is not None and ran and time.perf_counter() - t_start + last_epoch_s > 60 * max_minutes
+            if ctx.mean(float(late)) > 0:  # every rank stops at the same epoch
                 stopped = True
                 break
             t0 = time.perf_counter()
             bar.update(task, description=f"epoch {epoch + 1}/{epochs}")
-            gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch)
+            gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch + 7_919 * ctx.rank)
             loss_sum, seen = 0.0, 0
-            for x, c, mask in batches(epoch):
+            for x_all, c_all, mask_all in batches(epoch):
+                x, c, mask = ctx.share(x_all, c_all, mask_all)
+                assert x is not None and c is not None
                 for group in opt.param_groups:
                     group["lr"] = lr_at(step, total_steps, lr, schedule, warmup_steps)
-                loss = model.loss(x, c, mask, generator=gen)
+                loss = ddp(x, c, mask, gen) if ddp is not None else model.loss(x, c, mask, generator=gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if grad_clip > 0:
@@ -364,21 +382,23 @@ def run_epochs(model: GenerativeModel, ema: AveragedModel, opt: torch.optim.Opti
                 step += 1
                 loss_sum += float(loss.detach()) * x.shape[0]
                 seen += x.shape[0]
-                rate = seen / max(1e-9, time.perf_counter() - t0)
+                rate = ctx.world_size * seen / max(1e-9, time.perf_counter() - t0)
                 bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}", rate=f"{rate:.0f}")
             val = val_loss()
             last_epoch_s = time.perf_counter() - t0
-            history.append({"epoch": epoch + 1, "loss": loss_sum / max(1, seen), "val_loss": val,
+            history.append({"epoch": epoch + 1, "loss": ctx.mean(loss_sum / max(1, seen)), "val_loss": val,
                             "lr": opt.param_groups[0]["lr"], "seconds": last_epoch_s,
-                            rate_key: seen / max(1e-9, last_epoch_s)})
+                            rate_key: ctx.world_size * seen / max(1e-9, last_epoch_s)})
             bar.update(task, val="-" if val is None else f"{val:.4f}")
-            save_checkpoint(checkpoint, {
-                **common, "history": history, "epoch": epoch + 1, "step": step,
-                "model": model.state_dict(), "ema": ema.state_dict(), "ema_n_averaged": int(ema.n_averaged),
-                "optimizer": opt.state_dict(), "showerforge_version": _version(),
-                "torch_version": str(torch.__version__),
-            })
-            write_json_atomic(run_dir / "history.json", history)
+            if ctx.is_main:
+                save_checkpoint(checkpoint, {
+                    **common, "history": history, "epoch": epoch + 1, "step": step,
+                    "model": model.state_dict(), "ema": ema.state_dict(), "ema_n_averaged": int(ema.n_averaged),
+                    "optimizer": opt.state_dict(), "showerforge_version": _version(),
+                    "torch_version": str(torch.__version__),
+                })
+                write_json_atomic(run_dir / "history.json", history)
+            ctx.barrier()
             ran += 1
     return ran, stopped, step
 

@@ -1,4 +1,4 @@
-"""showerforge.evaluate: CaloChallenge-standard evaluation of shower files.
+"""showerforge.evaluation: CaloChallenge-standard evaluation of shower files.
 
 High-level features (:mod:`.features`), histogram distances with bootstrap errors
 (:mod:`.metrics`), the classifier two-sample test (:mod:`.classifier`) and the report
@@ -10,7 +10,7 @@ imported only when a classifier is trained, a plot drawn or the HTML page render
 
 from __future__ import annotations
 
-from showerforge.evaluate.classifier import (
+from showerforge.evaluation.classifier import (
     ClassifierConfig,
     ClassifierResult,
     classifier_test,
@@ -18,7 +18,7 @@ from showerforge.evaluate.classifier import (
     high_level_inputs,
     low_level_inputs,
 )
-from showerforge.evaluate.features import (
+from showerforge.evaluation.features import (
     PER_LAYER_FEATURES,
     PER_SHOWER_FEATURES,
     challenge_dataset,
@@ -28,13 +28,13 @@ from showerforge.evaluate.features import (
     stream_features,
     voxel_histograms,
 )
-from showerforge.evaluate.jet_report import (
+from showerforge.evaluation.jet_report import (
     JET_SCHEMA,
     detect_format,
     evaluate_jet_files,
     format_jet_summary,
 )
-from showerforge.evaluate.metrics import (
+from showerforge.evaluation.metrics import (
     Measurement,
     Resampler,
     separation_power,
@@ -43,7 +43,7 @@ from showerforge.evaluate.metrics import (
     unit_histogram,
     wasserstein1,
 )
-from showerforge.evaluate.report import SCHEMA, compare_features, evaluate_files, format_summary
+from showerforge.evaluation.report import SCHEMA, compare_features, evaluate_files, format_summary
 
 __all__ = [
     "SCHEMA",

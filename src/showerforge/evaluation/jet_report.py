@@ -2,7 +2,7 @@
 
 :func:`evaluate_jet_files` reads two JetNet-format files (:func:`showerforge.data.jetnet.read_jets`
 specs, ``jets.h5:t`` selects a type), computes the metrics of arXiv:2211.10295 with
-:func:`showerforge.evaluate.jet_metrics.evaluate_jets` (W1M, W1P, W1EFP, FPD, KPD) for the
+:func:`showerforge.evaluation.jet_metrics.evaluate_jets` (W1M, W1P, W1EFP, FPD, KPD) for the
 candidate and, as the floor, for one random half of the reference against the other
 ("truth vs truth"), and writes, into ``out_dir``:
 
@@ -12,7 +12,7 @@ candidate and, as the floor, for one random half of the reference against the ot
   mass from the constituents (``relative_mass.png``), the particle multiplicity
   (``multiplicity.png``) and, when both files carry jet masses in GeV, ``jet_mass.png``;
 * ``index.html``: the summary table and the plots, in the look of the shower report
-  (:data:`showerforge.evaluate.html.PAGE_STYLE`).
+  (:data:`showerforge.evaluation.html.PAGE_STYLE`).
 
 Nothing is printed; :func:`format_jet_summary` turns the returned dict into a table for the CLI,
 and :func:`detect_format` tells a jet file from a shower file so that ``showerforge evaluate``
@@ -26,7 +26,7 @@ only when the reference holds exactly the same set of types; otherwise, as when 
 selections differ (e.g. ``ref.h5:t`` against a gluon-only candidate), a :class:`ValueError` asks
 for a ``file:type`` selection and lists the types of both files.
 
-``metrics.json`` (schema ``showerforge.evaluate.jets/1``); every measurement is
+``metrics.json`` (schema ``showerforge.evaluation.jets/1``); every measurement is
 ``{"value": v, "error": e}``:
 
 * ``schema``, ``showerforge_version``;
@@ -35,7 +35,7 @@ for a ``file:type`` selection and lists the types of both files.
   ``types_in_file``, ``selected_type`` (or null), ``type_selection`` (``"spec"``,
   ``"automatic"`` or ``"none"``);
 * ``settings``: ``seed``, ``quick``, ``max_jets``, and the sample sizes and conventions of
-  :func:`~showerforge.evaluate.jet_metrics.evaluate_jets` (``w1_samples``, ``w1_batches``,
+  :func:`~showerforge.evaluation.jet_metrics.evaluate_jets` (``w1_samples``, ``w1_batches``,
   ``fpd_min``, ``fpd_max``, ``fpd_batches``, ``kpd_batches``, ``kpd_size``, ``kpd_degree``,
   ``efp_features``, ``w1efp_set``, the error definitions);
 * ``candidate_vs_reference`` (candidate against reference half A) and ``truth_vs_truth``
@@ -45,7 +45,7 @@ for a ``file:type`` selection and lists the types of both files.
   - ``W1M``: W1 of the relative jet mass m/pT (dimensionless);
   - ``W1P``: ``eta_rel``, ``phi_rel``, ``pt_rel`` (W1 in the feature's unit) and ``mean``;
   - ``W1EFP``: W1 averaged over the 5 connected n=4, d=4 EFPs; ``W1EFP_per_efp``: per EFP
-    (keyed by :attr:`~showerforge.evaluate.jet_metrics.EFPGraph.name`);
+    (keyed by :attr:`~showerforge.evaluation.jet_metrics.EFPGraph.name`);
   - ``FPD`` and ``KPD`` (normalised EFP units);
 * ``target``: ``factor`` (3), ``rule``, and per summary metric (``W1M``, ``W1P``,
   ``W1P_eta_rel``, ``W1P_phi_rel``, ``W1P_pt_rel``, ``W1EFP``, ``FPD``, ``KPD``) the
@@ -74,9 +74,9 @@ import numpy as np
 from showerforge.data.io import atomic_output
 from showerforge.data.formats import detect_format
 from showerforge.data.jetnet import JET_TYPES, JetData, JetFileError, parse_spec, read_jets
-from showerforge.evaluate.html import PAGE_PLOTS_FOOTER, PAGE_STYLE
-from showerforge.evaluate.jet_metrics import PARTICLE_FEATURE_NAMES, evaluate_jets
-from showerforge.evaluate.metrics import format_measurement
+from showerforge.evaluation.html import PAGE_PLOTS_FOOTER, PAGE_STYLE
+from showerforge.evaluation.jet_metrics import PARTICLE_FEATURE_NAMES, evaluate_jets
+from showerforge.evaluation.metrics import format_measurement
 
 __all__ = [
     "JET_SCHEMA",
@@ -87,7 +87,7 @@ __all__ = [
     "jet_summary_rows",
 ]
 
-JET_SCHEMA = "showerforge.evaluate.jets/1"
+JET_SCHEMA = "showerforge.evaluation.jets/1"
 TARGET_FACTOR = 3.0
 """The goal for a surrogate: every metric within this factor of truth vs truth."""
 
@@ -221,7 +221,7 @@ def evaluate_jet_files(reference: str | os.PathLike[str], candidate: str | os.Pa
         candidate: Candidate (generated) file with the same number of particle slots n.
         out_dir: Output folder (created): ``metrics.json``, ``index.html``, ``plots/``.
         seed: Seeds the reference halves and every bootstrap.
-        quick: Smaller bootstrap sizes (see :func:`~showerforge.evaluate.jet_metrics.evaluate_jets`):
+        quick: Smaller bootstrap sizes (see :func:`~showerforge.evaluation.jet_metrics.evaluate_jets`):
             for small samples and tests.
         plots: Write the PNG plots (needs matplotlib).
         max_jets: Use only the first ``max_jets`` jets of each file (after type selection).
@@ -272,7 +272,7 @@ def evaluate_jet_files(reference: str | os.PathLike[str], candidate: str | os.Pa
     metrics = json.loads(json.dumps(metrics))  # plain JSON types, as read back from disk
     with atomic_output(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1) + "\n")
-    from showerforge.evaluate.html import render_template  # jinja2 only when a page is rendered
+    from showerforge.evaluation.html import render_template  # jinja2 only when a page is rendered
 
     with atomic_output(out / "index.html") as tmp:
         tmp.write_text(render_template(_TEMPLATE, m=metrics, plots=metrics["plots"], rows=jet_summary_rows(metrics),
@@ -290,9 +290,9 @@ def _multiplicity(data: JetData) -> np.ndarray:
 
 def _draw(out: Path, ref: JetData, cand: JetData) -> list[dict[str, str]]:
     """Every PNG of the report; returns ``{"file", "caption"}`` per plot."""
-    from showerforge.evaluate.jet_metrics import plot_jet_mass, plot_particle_features
-    from showerforge.evaluate.metrics import unit_histogram
-    from showerforge.evaluate.plots import HistPanel, plot_histograms
+    from showerforge.evaluation.jet_metrics import plot_jet_mass, plot_particle_features
+    from showerforge.evaluation.metrics import unit_histogram
+    from showerforge.evaluation.plots import HistPanel, plot_histograms
 
     pdir = out / "plots"
     files: list[dict[str, str]] = []

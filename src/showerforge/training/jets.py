@@ -1,7 +1,7 @@
 """Training set models on JetNet-format jets: split, preprocessing, multiplicity, loop, checkpoints.
 
-:func:`train_jets` is the jet counterpart of :func:`showerforge.train.train_model`. It reuses the
-generic machinery of :mod:`showerforge.train.loop` and :mod:`showerforge.train.checkpoint`
+:func:`train_jets` is the jet counterpart of :func:`showerforge.training.train_model`. It reuses the
+generic machinery of :mod:`showerforge.training.loop` and :mod:`showerforge.training.checkpoint`
 (learning-rate schedule, EMA with warmup, thread control, resume checks, atomic checkpoints read
 with ``weights_only=True``); only the data side is jet specific:
 
@@ -12,7 +12,7 @@ with ``weights_only=True``); only the data side is jet specific:
   split and saved in the checkpoint; the set model (``"cfm-set"``) learns the particles for the
   real slots of each jet's mask.
 
-Checkpoint layout: as in :mod:`showerforge.train.checkpoint` (``preprocessing`` holds the
+Checkpoint layout: as in :mod:`showerforge.training.checkpoint` (``preprocessing`` holds the
 :class:`JetPreprocessor` state, there is no ``geometry``), plus ``data_kind = "jet-set"``,
 ``multiplicity`` (``state_dict`` of the multiplicity model) and ``multiplicity_config`` (JSON
 text). The split, every epoch's batch order and the flow-matching noise depend only on ``seed``
@@ -37,7 +37,7 @@ from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target
 from showerforge.data.jetnet import JetData, read_jets
 from showerforge.models import GenerativeModel, get_spec
 from showerforge.models.multiplicity import CategoricalMultiplicity
-from showerforge.train.checkpoint import (
+from showerforge.training.checkpoint import (
     LoadedRun,
     build_weights,
     CHECKPOINT_NAME,
@@ -50,7 +50,8 @@ from showerforge.train.checkpoint import (
 )
 
 # generic parts of the shower loop (EMA with warmup, thread control, resume checks)
-from showerforge.train.loop import (
+from showerforge.training.distributed import init_distributed
+from showerforge.training.loop import (
     TrainError,
     TrainResult,
     check_resume,
@@ -184,6 +185,19 @@ class JetSurrogate(LoadedRun):
     provenance: dict[str, Any] = field(default_factory=dict)
     train_config: dict[str, Any] = field(default_factory=dict)
 
+    def sample(self, n: int, jet_type: str | list[str] = "t", *, seed: int = 0, steps: int | None = None,
+               solver: str | None = None, batch_size: int = 1000) -> dict[str, Any]:
+        """``n`` jets of each type in ``jet_type`` (``"t"`` or ``["g", "t"]``), JetNet arrays.
+
+        Returns:
+            ``particle_features`` (N, n_particles, 4: eta_rel, phi_rel, pT_rel, mask),
+            ``jet_features`` (N, 4: pT GeV, eta, mass GeV, multiplicity), ``jet_type`` (N,) int8.
+        """
+        from showerforge.generate.jets import jet_types_for, sample_jets
+
+        return sample_jets(self, jet_types_for(jet_type, n), seed=seed, steps=steps, solver=solver,
+                           batch_size=batch_size)
+
 
 def load_jet_model(run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *,
                    ema: bool = True) -> JetSurrogate:
@@ -285,12 +299,12 @@ def train_jets(
         val_fraction: held-out fraction for the validation loss (at most 10,000 jets).
         n_pt_bins: jet-pT bins of the multiplicity model for ``condition="type+pt"``.
         weight_decay, schedule, warmup_steps, grad_clip, ema_decay: as in
-            :func:`showerforge.train.train_model`.
+            :func:`showerforge.training.train_model`.
         progress: show a rich progress bar (loss, val loss, jets/s).
         num_threads: CPU threads (default: all cores available to the process).
 
     Returns:
-        A :class:`~showerforge.train.TrainResult`.
+        A :class:`~showerforge.training.TrainResult`.
 
     Raises:
         TrainError: bad settings, a non-set model, or a resume with different settings.
@@ -302,7 +316,7 @@ def train_jets(
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise TrainError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
     lr_at(0, 1, lr, schedule, warmup_steps)  # validates the schedule name
-    dev = resolve_device(device)
+    ctx, dev = init_distributed(resolve_device(device))
     run_dir = Path(out_dir)
     ckpt_path = run_dir / CHECKPOINT_NAME
     ckpt = None
@@ -345,10 +359,11 @@ def train_jets(
             mult.load_state_dict(ckpt["multiplicity"])
             start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
         pre_state = data.preprocessing.state_dict()
-        write_json_atomic(run_dir / CONFIG_NAME, {
-            "data_kind": DATA_KIND, "model": model_cfg, "train": train_cfg, "data": provenance,
-            "preprocessing": pre_state, "multiplicity": mult.config, "device": str(dev),
-        })
+        if ctx.is_main:
+            write_json_atomic(run_dir / CONFIG_NAME, {
+                "data_kind": DATA_KIND, "model": model_cfg, "train": train_cfg, "data": provenance,
+                "preprocessing": pre_state, "multiplicity": mult.config, "device": str(dev),
+            })
         common = {
             "data_kind": DATA_KIND, "model_name": model, "model_config": model_cfg, "train_config": train_cfg,
             "preprocessing": pre_state, "provenance": provenance,
@@ -360,7 +375,7 @@ def train_jets(
             lambda: _val_loss(ema.module, data, max(batch_size, 1024), seed),
             epochs=epochs, start_epoch=start_epoch, step=step, history=history, steps_per_epoch=steps_per_epoch,
             lr=lr, schedule=schedule, warmup_steps=warmup_steps, grad_clip=grad_clip, seed=seed, device=dev,
-            max_minutes=max_minutes, t_start=t_start, progress=progress, rate_key="jets_per_s",
+            max_minutes=max_minutes, t_start=t_start, progress=progress, rate_key="jets_per_s", ctx=ctx,
             run_dir=run_dir, checkpoint=ckpt_path, common=common,
         )
     done = history[-1]["epoch"] if history else start_epoch

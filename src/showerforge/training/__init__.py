@@ -9,7 +9,7 @@ Public API:
 
 from __future__ import annotations
 
-from showerforge.train.checkpoint import (
+from showerforge.training.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
     CheckpointError,
@@ -20,9 +20,9 @@ from showerforge.train.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from showerforge.train.data import TrainingData
-from showerforge.train.loop import DEFAULT_TRAIN, TrainError, TrainResult, lr_at, resolve_device, train_model
-from showerforge.train.jets import DEFAULT_JET_TRAIN, JetSurrogate, load_jet_model, train_jets
+from showerforge.training.data import TrainingData
+from showerforge.training.loop import DEFAULT_TRAIN, TrainError, TrainResult, lr_at, resolve_device, train_model
+from showerforge.training.jets import DEFAULT_JET_TRAIN, JetSurrogate, load_jet_model, train_jets
 
 __all__ = [
     "train_model",

@@ -121,6 +121,11 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = checkpoint_path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] != b"PK":  # torch.save writes a zip archive
+        raise CheckpointError(f"{path}: not a torch checkpoint (expected a checkpoint.pt written by "
+                              "`showerforge train`, or a run directory)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -184,6 +189,38 @@ class Surrogate(LoadedRun):
     epoch: int
     provenance: dict[str, Any] = field(default_factory=dict)
     train_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def energy_range_mev(self) -> tuple[float, float] | None:
+        """(lowest, highest) incident energy of the training data in MeV, when recorded."""
+        rng = self.provenance.get("incident_mev_range")
+        if rng is None:  # older runs: the simulation campaign's energy attribute
+            values = self.provenance.get("file_attrs", {}).get("energy_values_mev")
+            try:
+                rng = json.loads(values) if isinstance(values, str) else values
+            except json.JSONDecodeError:
+                rng = None
+        if not rng:
+            return None
+        return float(min(rng)), float(max(rng))
+
+    def sample(self, energies: Any, *, seed: int = 0, steps: int | None = None, solver: str | None = None,
+               batch_size: int = 1000) -> Any:
+        """Showers for the given incident energies.
+
+        Args:
+            energies: (N,) incident energies in MeV.
+            seed: noise seed (same seed, batch size, device and sampler -> same showers).
+            steps, solver: ODE sampler (default: the model's).
+            batch_size: showers per batch.
+
+        Returns:
+            (N, n_voxels) float32 array in MeV, voxels in CaloChallenge (layer, angle, radius) order.
+            Energies outside the training range give a warning (the model extrapolates there).
+        """
+        from showerforge.generate.sampling import sample_array
+
+        return sample_array(self, energies, seed=seed, steps=steps, solver=solver, batch_size=batch_size)
 
 
 def build_weights(ckpt: dict[str, Any], *, ema: bool = True) -> GenerativeModel:

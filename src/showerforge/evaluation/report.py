@@ -2,7 +2,7 @@
 
 :func:`evaluate_files` reads both files in chunks (memory bounded by a chunk plus the small
 per-shower features), computes the high-level features of
-:mod:`showerforge.evaluate.features`, and compares candidate with reference, and, as a floor
+:mod:`showerforge.evaluation.features`, and compares candidate with reference, and, as a floor
 (what statistics alone give), one half of the reference with the other half (seeded split).
 It writes, into ``out_dir``:
 
@@ -14,7 +14,7 @@ It writes, into ``out_dir``:
 
 Nothing is printed; :func:`format_summary` turns the returned dict into a table for the CLI.
 
-``metrics.json`` keys (schema ``showerforge.evaluate/1``); every measurement is
+``metrics.json`` keys (schema ``showerforge.evaluation/1``); every measurement is
 ``{"value": v, "error": e}`` with ``null`` where undefined (e.g. a histogram without entries inside
 the challenge's fixed range, such as every E_tot/E_inc outside [0.5, 1.5]):
 
@@ -46,7 +46,7 @@ the reference, so it carries the statistical noise of half the reference. The lo
 holds its inputs in memory: each class is limited to
 ``low_level_memory_mb / (2 * 4 bytes * (n_voxels + 1))`` showers (seeded subsample; 1 GB gives
 about 20,000 dataset-2 or 3,300 dataset-3 showers per class). Histograms use the CaloChallenge
-binnings (:mod:`showerforge.evaluate.binning`), with edges from the whole reference.
+binnings (:mod:`showerforge.evaluation.binning`), with edges from the whole reference.
 """
 
 from __future__ import annotations
@@ -59,15 +59,16 @@ from typing import Any
 
 import numpy as np
 
-from showerforge.data.calo import CaloFile, CaloFileError, atomic_output
-from showerforge.evaluate.binning import feature_edges
-from showerforge.evaluate.classifier import (
+from showerforge.data.calo import CaloFile, CaloFileError, atomic_output, require_clean
+from showerforge.data.io import check_writable_dir
+from showerforge.evaluation.binning import feature_edges
+from showerforge.evaluation.classifier import (
     ClassifierConfig,
     classifier_test_indexed,
     high_level_inputs,
     low_level_inputs,
 )
-from showerforge.evaluate.features import (
+from showerforge.evaluation.features import (
     PER_LAYER_FEATURES,
     auto_chunk,
     challenge_dataset,
@@ -76,7 +77,7 @@ from showerforge.evaluate.features import (
     stream_features,
     voxel_histograms,
 )
-from showerforge.evaluate.metrics import (
+from showerforge.evaluation.metrics import (
     Measurement,
     Resampler,
     separation_power,
@@ -85,11 +86,11 @@ from showerforge.evaluate.metrics import (
     wasserstein1,
 )
 from showerforge.geometry import Geometry
-from showerforge.evaluate.metrics import format_measurement
+from showerforge.evaluation.metrics import format_measurement
 
 __all__ = ["SCHEMA", "evaluate_files", "format_summary", "compare_features", "FEATURE_LABELS"]
 
-SCHEMA = "showerforge.evaluate/1"
+SCHEMA = "showerforge.evaluation/1"
 #: Axis labels (with units) of the features.
 FEATURE_LABELS: dict[str, str] = {
     "etot_over_einc": "E_tot / E_inc",
@@ -142,7 +143,7 @@ def compare_features(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray], ge
     """Separation power and W1 of every feature between two feature sets.
 
     Args:
-        ref, cand: feature dicts of :func:`showerforge.evaluate.features.compute_features`.
+        ref, cand: feature dicts of :func:`showerforge.evaluation.features.compute_features`.
         geometry: the readout.
         edges: bin edges (``etot_over_einc``, ``voxel_energy`` arrays; per-layer dicts).
         voxel_counts: per-shower voxel-energy histograms (n, B), (m, B) on ``edges["voxel_energy"]``.
@@ -266,7 +267,7 @@ def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | 
         max_showers: use only the first ``max_showers`` showers of each file.
         chunk: showers per read; default: about 8 million voxels per chunk.
         threshold_mev: voxel threshold in MeV; default: the challenge's
-            (:func:`showerforge.evaluate.features.default_threshold_mev`).
+            (:func:`showerforge.evaluation.features.default_threshold_mev`).
         n_bootstrap: bootstrap replicas (default 20, quick 10).
         classifiers: which classifier tests to run (``"high_level"``, ``"low_level"``).
         classifier_config: classifier hyper-parameters (overrides ``quick`` for the classifier).
@@ -285,7 +286,9 @@ def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | 
     unknown = set(classifiers) - set(_CLASSIFIERS)
     if unknown:
         raise ValueError(f"unknown classifiers {sorted(unknown)}; expected some of {list(_CLASSIFIERS)}")
-    out = Path(out_dir)
+    out = check_writable_dir(out_dir)
+    for path in (reference, candidate):
+        require_clean(path, geometry, role="a file to evaluate")
     n_boot = int(n_bootstrap if n_bootstrap is not None else (10 if quick else 20))
     cfg = classifier_config or (ClassifierConfig.quick() if quick else ClassifierConfig())
     with CaloFile.open(reference, geometry) as fr, CaloFile.open(candidate, geometry) as fc:
@@ -382,7 +385,7 @@ def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | 
                            totals)
     with atomic_output(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1, sort_keys=False) + "\n")
-    from showerforge.evaluate.html import render_html
+    from showerforge.evaluation.html import render_html
 
     with atomic_output(out / "index.html") as tmp:
         tmp.write_text(render_html(metrics, plot_files, format_rows(metrics)))
@@ -403,7 +406,7 @@ def _run_classifier(x: np.ndarray, ref_rows: np.ndarray, cand_rows: np.ndarray, 
 def _draw(out: Path, geo: Geometry, edges: dict[str, Any], ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
           metrics: dict[str, Any], mean_ref: np.ndarray, mean_cand: np.ndarray,
           voxel_totals: tuple[np.ndarray, np.ndarray] | None) -> list[dict[str, str]]:
-    from showerforge.evaluate.plots import HistPanel, plot_histograms, plot_mean_images, plot_response_vs_energy
+    from showerforge.evaluation.plots import HistPanel, plot_histograms, plot_mean_images, plot_response_vs_energy
 
     sep = metrics["candidate_vs_reference"]["separation_power"]
     files: list[dict[str, str]] = []

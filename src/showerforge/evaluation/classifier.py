@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from showerforge.evaluate.features import PER_LAYER_FEATURES, defined_layers
-from showerforge.evaluate.metrics import Measurement
+from showerforge.evaluation.features import PER_LAYER_FEATURES, defined_layers
+from showerforge.evaluation.metrics import Measurement
 from showerforge.geometry import Geometry
 
 __all__ = [
@@ -139,7 +139,7 @@ def low_level_inputs(incident_mev: np.ndarray, showers_mev: np.ndarray, *, thres
 
 
 def high_level_inputs(features: dict[str, np.ndarray], geometry: Geometry) -> np.ndarray:
-    """High-level classifier input from the features of :mod:`showerforge.evaluate.features`.
+    """High-level classifier input from the features of :mod:`showerforge.evaluation.features`.
 
     Returns:
         (n, d) float32, columns as in the module docstring.

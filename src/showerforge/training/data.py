@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from showerforge.data.calo import CaloFile
+from showerforge.data.calo import CaloFile, require_clean
 from showerforge.data.preprocess import ShowerPreprocessor
 from showerforge.geometry import Geometry
 
@@ -54,10 +54,13 @@ class TrainingData:
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.path, self.seed, self.device = Path(path), int(seed), device
+        require_clean(self.path, role="training data")
         with CaloFile.open(self.path) as f:
             self.geometry: Geometry = f.geometry
             self.attrs: dict[str, Any] = dict(f.attrs)
             self.n_rows = len(f)
+            inc = f.incident_energies()
+        self.incident_range_mev = (float(inc.min()), float(inc.max())) if inc.size else (0.0, 0.0)
         n_val = min(int(round(val_fraction * self.n_rows)), MAX_VAL_ROWS)
         if self.n_rows - n_val < 1:
             raise ValueError(f"{self.path}: {self.n_rows} showers leave no training rows")

@@ -1,0 +1,166 @@
+"""The user's entry points, one import away (``import showerforge as sf``).
+
+Example:
+    >>> import numpy as np
+    >>> import showerforge as sf
+    >>> sf.simulate_showers(geometry="mini", particle="e-", energy="1:10GeV", n=200, seed=1, output="e.h5")
+    >>> run = sf.train("e.h5", model="cfm-voxel", output="run/", epochs=1)
+    >>> showers = sf.load(run).sample(energies=np.full(100, 5000.0), seed=3)   # (100, 576) MeV
+    >>> model = sf.load("ds2-electron")                                        # a shipped model
+    >>> result = sf.evaluate("e.h5", "gen.h5", output="report/", quick=True)
+
+The command line is a thin layer over the same functions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["simulate_showers", "simulate_jets", "train", "load", "evaluate", "shipped_models"]
+
+
+def simulate_showers(*, geometry: str = "ds2", particle: str = "e-", energy: str = "1:100GeV", n: int = 1000,
+                     seed: int = 0, output: str | Path, spectrum: str | None = None, workers: int | None = None,
+                     shard_size: int = 250, physics: str = "standard", cut_mm: float = 0.7,
+                     sampling_fraction: float | None = None, scheduler: str | None = None,
+                     progress: bool = True) -> Path:
+    """Geant4 showers into a CaloChallenge-format file (``showerforge simulate calo``).
+
+    Args:
+        geometry: preset (``ds2``, ``ds3``, ``mini``) or a JSON geometry file.
+        particle: ``e-``, ``e+`` or ``gamma``.
+        energy: with units: ``"10GeV"``, ``"1,10,100GeV"``, ``"1:100GeV"``.
+        n: showers.
+        seed: campaign seed (same seed and shard size -> identical showers).
+        output: HDF5 file to write (atomically); an interrupted campaign resumes.
+        spectrum: ``fixed``, ``list``, ``uniform``, ``log-uniform`` (default by the form of ``energy``).
+        workers: local processes (default: all cores).
+        shard_size, physics, cut_mm, sampling_fraction, scheduler: as on the command line.
+        progress: progress bar (plain lines when not on a terminal).
+
+    Returns:
+        The output path.
+    """
+    from showerforge.data.io import check_writable
+    from showerforge.geometry import get_geometry
+    from showerforge.simulate.campaign import CaloCampaign, run_campaign
+    from showerforge.simulate.energies import parse_energy
+
+    check_writable(output)
+    campaign = CaloCampaign(geometry=get_geometry(geometry), particle=particle, energy=parse_energy(energy, spectrum),
+                            n=n, seed=seed, output=Path(output), shard_size=shard_size, physics=physics,
+                            production_cut_mm=cut_mm, sampling_fraction=sampling_fraction)
+    return run_campaign(campaign, workers=workers or os.cpu_count() or 1, scheduler=scheduler, progress=progress)
+
+
+def simulate_jets(*, types: str | list[str] = "g,q,t,w,z", n: int = 1000, seed: int = 0, output: str | Path,
+                  particles: int = 30, pt_gev: tuple[float, float] = (800.0, 1600.0), eta_max: float = 2.5,
+                  radius: float = 0.8, mpi: bool = True, workers: int | None = None, shard_size: int = 2000,
+                  scheduler: str | None = None, progress: bool = True) -> Path:
+    """Pythia8 + FastJet jets into a JetNet-format file (``showerforge simulate jets``).
+
+    Args:
+        types: jet types, ``"t"``, ``"g,q"`` or a list.
+        n: jets per type.
+        seed: campaign seed.
+        output: HDF5 file to write (atomically); an interrupted campaign resumes.
+        particles: highest-pT constituents kept per jet (zero-padded).
+        pt_gev: jet pT window in GeV.
+        eta_max, radius, mpi: jet |eta| cut, anti-kT R, multiparton interactions.
+        workers, shard_size, scheduler, progress: as on the command line.
+    """
+    from showerforge.data.io import check_writable
+    from showerforge.simulate.jet_campaign import JetCampaign, run_jet_campaign
+    from showerforge.simulate.jets import JetConfig
+
+    check_writable(output)
+    names = [t.strip().lower() for t in (types.split(",") if isinstance(types, str) else types) if t.strip()]
+    configs = [JetConfig(t, n_particles=particles, pt_min_gev=pt_gev[0], pt_max_gev=pt_gev[1], eta_max=eta_max,
+                         mpi=mpi, radius=radius) for t in names]
+    campaign = JetCampaign(configs, n, seed, Path(output), shard_size=shard_size)
+    return run_jet_campaign(campaign, workers=workers or os.cpu_count() or 1, scheduler=scheduler,
+                            progress=progress)
+
+
+def train(data: str | Path, *, output: str | Path, model: str | None = None, epochs: int | None = None,
+          seed: int = 0, device: str = "auto", max_minutes: float | None = None,
+          config: dict[str, Any] | None = None, progress: bool = True, **train_settings: Any) -> Path:
+    """Train a surrogate on a shower file (CaloChallenge) or a jet file (JetNet, ``FILE.h5[:TYPE]``).
+
+    Args:
+        data: training file; its kind chooses the default model (``cfm-voxel`` / ``cfm-set``).
+        output: run directory (``checkpoint.pt``, ``config.json``, ``history.json``); re-running resumes.
+        model: registered model name (``showerforge models`` lists them).
+        epochs: total epochs (default: the training default of the data kind).
+        seed, device, max_minutes, progress: as on the command line.
+        config: model hyperparameters (``MODELS[name].defaults``).
+        **train_settings: further training settings (``batch_size``, ``lr``, ``num_threads``, ...).
+
+    Returns:
+        The run directory, ready for :func:`load`.
+    """
+    from showerforge.data.formats import detect_format
+
+    kw = dict(train_settings)
+    if epochs is not None:
+        kw["epochs"] = epochs
+    if detect_format(str(data)) == "jets":
+        from showerforge.training.jets import train_jets
+
+        train_jets(data, output, model=model or "cfm-set", seed=seed, device=device, max_minutes=max_minutes,
+                   config_overrides=config, progress=progress, **kw)
+    else:
+        from showerforge.training.loop import train_model
+
+        train_model(data, model or "cfm-voxel", output, seed=seed, device=device, max_minutes=max_minutes,
+                    config_overrides=config, progress=progress, **kw)
+    return Path(output)
+
+
+def load(name_or_path: str | Path, device: str = "cpu") -> Any:
+    """A trained surrogate: a shipped name (``"ds2-electron"``), a run directory or a checkpoint.
+
+    Showers: ``load(...).sample(energies=MeV_array, seed=0)`` -> (N, voxels) MeV.
+    Jets: ``load(...).sample(n=100, jet_type="t", seed=0)`` -> JetNet arrays.
+    """
+    from showerforge.generate.pretrained import load as _load
+
+    return _load(name_or_path, device)
+
+
+def shipped_models() -> dict[str, dict[str, Any]]:
+    """Model cards of the pretrained surrogates shipped with the package, by name."""
+    from showerforge.generate.pretrained import shipped_models as _shipped
+
+    return _shipped()
+
+
+def evaluate(reference: str | Path, candidate: str | Path, *, output: str | Path | None = None,
+             quick: bool = False, seed: int = 0, plots: bool = True, max_samples: int | None = None) -> dict[str, Any]:
+    """Compare a candidate file with a reference file (showers or jets, detected from the files).
+
+    Args:
+        reference: reference file (Geant4 / Pythia8); jets may name a type, ``FILE.h5:t``.
+        candidate: candidate (generated) file.
+        output: report folder (``metrics.json``, ``plots/``, ``index.html``); default: a folder
+            ``<candidate>.report`` beside the candidate.
+        quick: the quick classifier protocol (see ``showerforge evaluate --help``).
+        seed: seeds splits, bootstraps and classifiers.
+        plots: write PNG plots.
+        max_samples: use only the first N showers/jets of each file.
+
+    Returns:
+        The metrics (the content of ``metrics.json``), each value with its uncertainty and floor.
+    """
+    from showerforge.data.formats import detect_format
+
+    out = Path(output) if output is not None else Path(str(candidate).split(":")[0] + ".report")
+    if detect_format(str(reference)) == "jets":
+        from showerforge.evaluation.jet_report import evaluate_jet_files
+
+        return evaluate_jet_files(reference, candidate, out, seed=seed, quick=quick, plots=plots, max_jets=max_samples)
+    from showerforge.evaluation import evaluate_files
+
+    return evaluate_files(reference, candidate, out, quick=quick, seed=seed, plots=plots, max_showers=max_samples)
