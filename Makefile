@@ -1,12 +1,12 @@
 # The two set-up commands (each creates .venv and installs everything on a fresh machine):
 #   make demo   -- runs the main job: simulate (Geant4) -> train -> generate -> evaluate, on `mini`
-#   make test   -- runs the test suite
+#   make test   -- runs lint (ruff), type checks (mypy) and the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean bench
+.PHONY: demo test lint install clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/showerforge demo --output demo
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)

@@ -47,8 +47,16 @@ def _profile(geo: Geometry, width: float) -> np.ndarray:
     return prof / prof.sum()
 
 
-def write_random_file(path: str | Path, geo: Geometry, n: int, *, seed: int, width: float = 1.0,
-                      chunk: int = 1000, compression: str | None = "gzip") -> Path:
+def write_random_file(
+    path: str | Path,
+    geo: Geometry,
+    n: int,
+    *,
+    seed: int,
+    width: float = 1.0,
+    chunk: int = 1000,
+    compression: str | None = "gzip",
+) -> Path:
     """Write ``n`` random showers (MeV) in chunks of ``chunk`` rows; memory ~ one chunk."""
     from showerforge import __version__
 
@@ -68,8 +76,8 @@ def write_random_file(path: str | Path, geo: Geometry, n: int, *, seed: int, wid
             # gamma mean 1, 40 % of voxels kept, scaled by 1 / 0.4: E_tot / E_inc ~ 1
             x = rng.gamma(2.5, 0.4, (m, geo.n_voxels)).astype(np.float32) * prof * (inc / 0.4)[:, None]
             x[rng.random((m, geo.n_voxels), dtype=np.float32) < 0.6] = 0.0
-            inc_ds[lo:lo + m, 0] = inc
-            sh_ds[lo:lo + m] = x
+            inc_ds[lo : lo + m, 0] = inc
+            sh_ds[lo : lo + m] = x
     return Path(path)
 
 
@@ -77,22 +85,49 @@ def _child(args: argparse.Namespace) -> None:
     from showerforge.evaluation import evaluate_files
 
     t0 = time.perf_counter()
-    m = evaluate_files(args.reference, args.candidate, args.report, quick=True, seed=0, chunk=args.chunk,
-                       plots=not args.no_plots, low_level_memory_mb=args.low_level_mb)
+    m = evaluate_files(
+        args.reference,
+        args.candidate,
+        args.report,
+        quick=True,
+        seed=0,
+        chunk=args.chunk,
+        plots=not args.no_plots,
+        low_level_memory_mb=args.low_level_mb,
+    )
     wall = time.perf_counter() - t0
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     comp = m["candidate_vs_reference"]
-    print(json.dumps({"wall_s": wall, "peak_rss_mb": peak_kb / 1024.0,
-                      "auc_low": comp["classifier"]["low_level"]["auc"]["value"],
-                      "auc_high": comp["classifier"]["high_level"]["auc"]["value"],
-                      "low_level_per_class": m["settings"]["low_level_showers_per_class"]}))
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "peak_rss_mb": peak_kb / 1024.0,
+                "auc_low": comp["classifier"]["low_level"]["auc"]["value"],
+                "auc_high": comp["classifier"]["high_level"]["auc"]["value"],
+                "low_level_per_class": m["settings"]["low_level_showers_per_class"],
+            }
+        )
+    )
 
 
-def measure(reference: Path, candidate: Path, report: Path, *, chunk: int | None, plots: bool,
-            low_level_mb: float) -> dict[str, float]:
+def measure(
+    reference: Path, candidate: Path, report: Path, *, chunk: int | None, plots: bool, low_level_mb: float
+) -> dict[str, float]:
     """Run the evaluation in a child process; its peak RSS (MB) and wall time (s)."""
-    cmd = [sys.executable, __file__, "--child", "--reference", str(reference), "--candidate", str(candidate),
-           "--report", str(report), "--low-level-mb", str(low_level_mb)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--reference",
+        str(reference),
+        "--candidate",
+        str(candidate),
+        "--report",
+        str(report),
+        "--low-level-mb",
+        str(low_level_mb),
+    ]
     if chunk:
         cmd += ["--chunk", str(chunk)]
     if not plots:
@@ -126,14 +161,17 @@ def main(argv: list[str] | None = None) -> None:
     write_random_file(ref, geo, args.n, seed=1)
     write_random_file(cand, geo, args.n, seed=2, width=1.1)
     gen_s = time.perf_counter() - t0
-    res = measure(ref, cand, work / "report", chunk=args.chunk, plots=not args.no_plots,
-                  low_level_mb=args.low_level_mb)
+    res = measure(ref, cand, work / "report", chunk=args.chunk, plots=not args.no_plots, low_level_mb=args.low_level_mb)
     size_gb = args.n * geo.n_voxels * 4 / 1e9
-    print("| geometry | showers per file | float32 per file | peak RSS | evaluate wall | generate wall | "
-          "low-level showers/class | AUC low / high |")
+    print(
+        "| geometry | showers per file | float32 per file | peak RSS | evaluate wall | generate wall | "
+        "low-level showers/class | AUC low / high |"
+    )
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| {geo.name} | {args.n} | {size_gb:.2f} GB | {res['peak_rss_mb'] / 1024:.2f} GB | {res['wall_s']:.0f} s | "
-          f"{gen_s:.0f} s | {res['low_level_per_class']} | {res['auc_low']:.3f} / {res['auc_high']:.3f} |")
+    print(
+        f"| {geo.name} | {args.n} | {size_gb:.2f} GB | {res['peak_rss_mb'] / 1024:.2f} GB | {res['wall_s']:.0f} s | "
+        f"{gen_s:.0f} s | {res['low_level_per_class']} | {res['auc_low']:.3f} / {res['auc_high']:.3f} |"
+    )
     print(f"cpus: {len(os.sched_getaffinity(0))}")
     if not args.keep:
         for f in (ref, cand):

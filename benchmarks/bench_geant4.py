@@ -65,15 +65,27 @@ def main(argv: list[str] | None = None) -> int:
         b = simulate_showers(geo, args.particle, np.full(n, 1000.0 * e_gev), args.seed + 1, physics=args.physics)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         sf, _ = measure_sampling_fraction(b)
-        rows.append({"energy_gev": e_gev, "n": n, "wall_s": wall, "cpu_s": cpu,
-                     "s_per_shower": wall / n, "cpu_s_per_shower": cpu / n, "sampling_fraction": sf})
+        rows.append(
+            {
+                "energy_gev": e_gev,
+                "n": n,
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "s_per_shower": wall / n,
+                "cpu_s_per_shower": cpu / n,
+                "sampling_fraction": sf,
+            }
+        )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
     print(f"### Geant4 reference speed ({geo.name}, {args.particle}, {prov['physics_list']})\n")
-    print(f"- machine: {_cpu_model()}, {os.cpu_count()} logical cores (1 used), "
-          f"{platform.system()} {platform.release()}")
-    print(f"- Geant4 {prov['geant4_version']} via geant4-pybind {prov['geant4_pybind']}, Python "
-          f"{platform.python_version()}, sequential run manager, production cut {prov['production_cut_mm']} mm")
+    print(
+        f"- machine: {_cpu_model()}, {os.cpu_count()} logical cores (1 used), {platform.system()} {platform.release()}"
+    )
+    print(
+        f"- Geant4 {prov['geant4_version']} via geant4-pybind {prov['geant4_pybind']}, Python "
+        f"{platform.python_version()}, sequential run manager, production cut {prov['production_cut_mm']} mm"
+    )
     data = prov["physics_data"]
     if data == "approximate":
         data = "approximate tables built by showerforge (the real G4EMLOW data set is not installed)"
@@ -82,12 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     print("| energy | showers | wall s/shower | CPU s/shower | showers/s | visible/deposited |")
     print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['energy_gev']:g} GeV | {r['n']} | {r['s_per_shower']:.3f} | {r['cpu_s_per_shower']:.3f} | "
-              f"{1.0 / r['s_per_shower']:.1f} | {100 * r['sampling_fraction']:.2f} % |")
+        print(
+            f"| {r['energy_gev']:g} GeV | {r['n']} | {r['s_per_shower']:.3f} | {r['cpu_s_per_shower']:.3f} | "
+            f"{1.0 / r['s_per_shower']:.1f} | {100 * r['sampling_fraction']:.2f} % |"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"geometry": geo.name, "particle": args.particle, "init_s": init_s, "peak_rss_mib": peak_mib,
-                       "cpu": _cpu_model(), "provenance": prov, "rows": rows}, f, indent=2)
+            json.dump(
+                {
+                    "geometry": geo.name,
+                    "particle": args.particle,
+                    "init_s": init_s,
+                    "peak_rss_mib": peak_mib,
+                    "cpu": _cpu_model(),
+                    "provenance": prov,
+                    "rows": rows,
+                },
+                f,
+                indent=2,
+            )
     sys.stdout.flush()
     os._exit(0)  # Geant4 may crash at interpreter teardown; everything is printed
 

@@ -24,7 +24,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target
@@ -87,15 +86,20 @@ def main(argv: list[str] | None = None) -> None:
     sampler = sur.model.default_sampler
     solver = get_solver(sampler["solver"])
     label = f"{sur.name} ({'fresh' if args.run is None else Path(args.run).name})"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads for the surrogate; Pythia8 on 1 core; "
-          f"reference: {args.n_jets} {args.type} jets, MPI {'off' if args.no_mpi else 'on'}, 30 particles\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads for the surrogate; Pythia8 on 1 core; "
+        f"reference: {args.n_jets} {args.type} jets, MPI {'off' if args.no_mpi else 'on'}, 30 particles\n"
+    )
     print("| generator | sampler (NFE) | batch | jets/s | ms/jet | speed-up |")
     print("|---|---|---:|---:|---:|---:|")
     print(f"| Pythia8 + FastJet | - | - | {ref_rate:,.1f} | {1e3 / ref_rate:.2f} | 1x |", flush=True)
     for batch in args.batch:
         rate = jets_per_second(sur, args.type, batch, repeats=args.repeats, min_jets=args.min_jets)
-        print(f"| {label} | {solver.name} x {sampler['steps']} ({sampler['steps'] * solver.nfe_per_step}) | "
-              f"{batch} | {rate:,.0f} | {1e3 / rate:.3f} | {rate / ref_rate:,.1f}x |", flush=True)
+        print(
+            f"| {label} | {solver.name} x {sampler['steps']} ({sampler['steps'] * solver.nfe_per_step}) | "
+            f"{batch} | {rate:,.0f} | {1e3 / rate:.3f} | {rate / ref_rate:,.1f}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -79,10 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         f"machine: {platform.processor() or platform.machine()}, 1 process = 1 core, "
         f"pT 800-1600 GeV, |eta| < 2.5, anti-kT R = 0.8, n = 30\n"
     )
-    print(
-        "| jet | MPI | jets | events | init s | wall s | CPU s | jets/s | jets/CPU-s "
-        "| Pythia share |"
-    )
+    print("| jet | MPI | jets | events | init s | wall s | CPU s | jets/s | jets/CPU-s | Pythia share |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for jet_type in args.types:
         for mpi in (True, False):

@@ -50,8 +50,13 @@ _G4 = textwrap.dedent("""
 def geant4_seconds(geometry: str, energy_gev: float, n: int) -> dict[str, float]:
     """Geant4 wall and CPU seconds per e- shower, measured in a fresh process."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", _G4, geometry, str(energy_gev), str(n)], capture_output=True,
-                         text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _G4, geometry, str(energy_gev), str(n)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -60,17 +65,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--geometry", default="ds2")
     ap.add_argument("--energies", type=float, nargs="+", default=[10.0], help="GeV")
     ap.add_argument("--n-geant4", type=int, default=20)
-    ap.add_argument("--run", default=None, help="trained run directory or shipped model name (default: fresh cfm-voxel)")
+    ap.add_argument(
+        "--run", default=None, help="trained run directory or shipped model name (default: fresh cfm-voxel)"
+    )
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 100, 10_000])
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     sur = load_model(args.run) if args.run else fresh_surrogate(args.geometry, "cpu")
-    print(f"- date: {datetime.date.today()}; command: `python benchmarks/bench_speedup.py "
-          f"{' '.join(argv if argv is not None else sys.argv[1:])}`")
-    print(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch threads "
-          f"{args.threads}; Geant4 one process (one core); surrogate {'trained ' + args.run if args.run else 'fresh cfm-voxel'}"
-          f" ({sur.model.default_sampler})")
+    print(
+        f"- date: {datetime.date.today()}; command: `python benchmarks/bench_speedup.py "
+        f"{' '.join(argv if argv is not None else sys.argv[1:])}`"
+    )
+    print(
+        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch threads "
+        f"{args.threads}; Geant4 one process (one core); surrogate {'trained ' + args.run if args.run else 'fresh cfm-voxel'}"
+        f" ({sur.model.default_sampler})"
+    )
     print()
     print("| geometry | E (GeV) | Geant4 s/shower (wall) | batch | surrogate ms/shower | speed-up |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -78,8 +89,10 @@ def main(argv: list[str] | None = None) -> None:
         g4 = geant4_seconds(args.geometry, e, args.n_geant4)
         for b in args.batch:
             s = time_per_shower(sur, b, repeats=3, min_showers=max(20, b), steps=None, solver=None)
-            print(f"| {args.geometry} | {e:g} | {g4['wall']:.3f} | {b} | {1e3 * s:.2f} | {g4['wall'] / s:.0f}× |",
-                  flush=True)
+            print(
+                f"| {args.geometry} | {e:g} | {g4['wall']:.3f} | {b} | {1e3 * s:.2f} | {g4['wall'] / s:.0f}× |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ import torch
 
 from showerforge.data.preprocess import ShowerPreprocessor
 from showerforge.generate import sample_array
+from showerforge.generate.pretrained import load as load_model
 from showerforge.geometry import get_geometry
 from showerforge.models import MODELS, get_solver
-from showerforge.generate.pretrained import load as load_model
 from showerforge.training import Surrogate
 
 __all__ = ["fresh_surrogate", "time_per_shower", "main"]
@@ -48,8 +48,9 @@ def fresh_surrogate(geometry: str, device: str, seed: int = 0) -> Surrogate:
     return Surrogate(model, pre, geo, model.config, Path("<fresh>"), "", 0)
 
 
-def time_per_shower(sur: Surrogate, batch: int, *, repeats: int, min_showers: int, steps: int | None,
-                    solver: str | None) -> float:
+def time_per_shower(
+    sur: Surrogate, batch: int, *, repeats: int, min_showers: int, steps: int | None, solver: str | None
+) -> float:
     """Median seconds per shower of ``sample_array`` over ``repeats`` timed runs."""
     dev = sur.device
     n = max(batch, min_showers)
@@ -82,8 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-          f"reference {args.reference_s * 1e3:.0f} ms/shower\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"reference {args.reference_s * 1e3:.0f} ms/shower\n"
+    )
     print("| model | geometry | device | sampler (NFE) | batch | ms/shower | showers/s | speed-up |")
     print("|---|---|---|---|---:|---:|---:|---:|")
     for dev in devices:
@@ -94,11 +97,15 @@ def main(argv: list[str] | None = None) -> None:
             solver = get_solver(args.solver or default["solver"])
             steps = args.steps or default["steps"]
             for batch in args.batch:
-                s = time_per_shower(sur, batch, repeats=args.repeats, min_showers=args.min_showers,
-                                    steps=steps, solver=solver.name)
-                print(f"| {label} | {sur.geometry.name} | {dev} | {solver.name} x {steps} "
-                      f"({steps * solver.nfe_per_step}) | {batch} | {s * 1e3:.3f} | {1 / s:,.0f} | "
-                      f"{args.reference_s / s:,.0f}x |", flush=True)
+                s = time_per_shower(
+                    sur, batch, repeats=args.repeats, min_showers=args.min_showers, steps=steps, solver=solver.name
+                )
+                print(
+                    f"| {label} | {sur.geometry.name} | {dev} | {solver.name} x {steps} "
+                    f"({steps * solver.nfe_per_step}) | {batch} | {s * 1e3:.3f} | {1 / s:,.0f} | "
+                    f"{args.reference_s / s:,.0f}x |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

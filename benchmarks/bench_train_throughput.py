@@ -32,8 +32,15 @@ from showerforge.training.loop import ema_model
 __all__ = ["step_throughput", "main"]
 
 
-def step_throughput(model_name: str, geometry: str, batch: int, *, overrides: dict[str, Any] | None = None,
-                    steps: int = 20, warmup: int = 3) -> dict[str, Any]:
+def step_throughput(
+    model_name: str,
+    geometry: str,
+    batch: int,
+    *,
+    overrides: dict[str, Any] | None = None,
+    steps: int = 20,
+    warmup: int = 3,
+) -> dict[str, Any]:
     """Showers/s, GFLOP/s and parameters of the training step of one model (CPU)."""
     geo = get_geometry(geometry)
     sizes = [1 + layer.n_voxels for layer in geo.readout if layer.n_voxels]
@@ -61,17 +68,30 @@ def step_throughput(model_name: str, geometry: str, batch: int, *, overrides: di
     for _ in range(steps):
         one()
     dt = (time.perf_counter() - t0) / steps
-    return {"model": model_name, "overrides": overrides or {}, "geometry": geometry, "batch": batch,
-            "parameters": sum(p.numel() for p in model.parameters()), "showers_per_s": batch / dt,
-            "gflop_per_step": flops / 1e9, "gflop_per_s": flops / dt / 1e9, "ms_per_step": 1e3 * dt}
+    return {
+        "model": model_name,
+        "overrides": overrides or {},
+        "geometry": geometry,
+        "batch": batch,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "showers_per_s": batch / dt,
+        "gflop_per_step": flops / 1e9,
+        "gflop_per_s": flops / dt / 1e9,
+        "ms_per_step": 1e3 * dt,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--geometry", default="ds2")
     ap.add_argument("--model", nargs="+", default=["cfm-voxel", "cfm-factorised"])
-    ap.add_argument("--set", action="append", default=[], metavar="MODEL:KEY=VALUE",
-                    help="hyperparameter override for one model, e.g. cfm-factorised:d_model=128")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL:KEY=VALUE",
+        help="hyperparameter override for one model, e.g. cfm-factorised:d_model=128",
+    )
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20)
@@ -82,16 +102,21 @@ def main(argv: list[str] | None = None) -> None:
         name, kv = item.split(":", 1)
         key, value = kv.split("=", 1)
         over.setdefault(name, {})[key] = json.loads(value)
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{args.threads} threads, load average before: {os.getloadavg()[0]:.2f}, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{args.threads} threads, load average before: {os.getloadavg()[0]:.2f}, "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
     print("| model | overrides | parameters | batch | ms/step | showers/s | GFLOP/step | GFLOP/s |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.model:
         r = step_throughput(name, args.geometry, args.batch, overrides=over.get(name), steps=args.steps)
-        print(f"| {name} | {json.dumps(r['overrides']) if r['overrides'] else 'defaults'} | "
-              f"{r['parameters'] / 1e6:.2f} M | {r['batch']} | {r['ms_per_step']:.1f} | {r['showers_per_s']:.0f} | "
-              f"{r['gflop_per_step']:.2f} | {r['gflop_per_s']:.1f} |", flush=True)
+        print(
+            f"| {name} | {json.dumps(r['overrides']) if r['overrides'] else 'defaults'} | "
+            f"{r['parameters'] / 1e6:.2f} M | {r['batch']} | {r['ms_per_step']:.1f} | {r['showers_per_s']:.0f} | "
+            f"{r['gflop_per_step']:.2f} | {r['gflop_per_s']:.1f} |",
+            flush=True,
+        )
     print(f"# load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -56,16 +56,23 @@ def main(argv: list[str] | None = None) -> None:
     n_test = m["candidate_vs_reference"]["n_showers"]
     card = {
         "summary": "e- showers in ds2 (CaloChallenge dataset-2 layout, 45 x 16 x 9 = 6480 voxels), 1-100 GeV",
-        "geometry": "ds2", "particle": "e-", "energy_range_gev": [1, 100], "units": "MeV",
+        "geometry": "ds2",
+        "particle": "e-",
+        "energy_range_gev": [1, 100],
+        "units": "MeV",
         "reference": {
             "generator": f"Geant4 {attrs.get('geant4_version', '?')} via showerforge simulate calo",
-            "physics_list": attrs.get("physics_list"), "physics_data": attrs.get("physics_data"),
-            "production_cut_mm": attrs.get("production_cut_mm"), "seed": int(attrs.get("seed", -1)),
-            "n_showers": int(attrs.get("n_showers", 0)), "spectrum": attrs.get("spectrum"),
+            "physics_list": attrs.get("physics_list"),
+            "physics_data": attrs.get("physics_data"),
+            "production_cut_mm": attrs.get("production_cut_mm"),
+            "seed": int(attrs.get("seed", -1)),
+            "n_showers": int(attrs.get("n_showers", 0)),
+            "spectrum": attrs.get("spectrum"),
             "sampling_fraction": float(attrs.get("sampling_fraction", 0.0)),
         },
         "training": {
-            "epochs": int(ckpt["epoch"]), "minutes": round(sum(h["seconds"] for h in hist) / 60, 1),
+            "epochs": int(ckpt["epoch"]),
+            "minutes": round(sum(h["seconds"] for h in hist) / 60, 1),
             "showers_per_s": round(sum(h.get("showers_per_s", 0) for h in hist) / max(1, len(hist))),
             "device": "CPU, 1 thread (2-core x86_64 shared with a Geant4 process)",
             "val_loss": hist[-1]["val_loss"],
@@ -73,8 +80,10 @@ def main(argv: list[str] | None = None) -> None:
         "fidelity": {
             "test": f"{n_test[0]} independent Geant4 showers (seed 2002) vs {n_test[1]} generated",
             "protocol": "quick classifier (3 x 256, 15 epochs, 1 repeat)",
-            "high_level_auc": auc_text(m, "high_level"), "low_level_auc": auc_text(m, "low_level"),
-            "floor_high_level_auc": auc_text(fl, "high_level"), "floor_low_level_auc": auc_text(fl, "low_level"),
+            "high_level_auc": auc_text(m, "high_level"),
+            "low_level_auc": auc_text(m, "low_level"),
+            "floor_high_level_auc": auc_text(fl, "high_level"),
+            "floor_low_level_auc": auc_text(fl, "low_level"),
         },
         "note": args.note,
     }

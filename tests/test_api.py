@@ -26,11 +26,19 @@ def test_top_level_names():
 
 def test_notebook_example(workdir, monkeypatch):
     monkeypatch.chdir(workdir)
-    e = sf.simulate_showers(geometry="mini", particle="e-", energy="1:10GeV", n=200, seed=1, output="e.h5",
-                            workers=1, progress=False)
+    e = sf.simulate_showers(
+        geometry="mini", particle="e-", energy="1:10GeV", n=200, seed=1, output="e.h5", workers=1, progress=False
+    )
     t = sf.simulate_jets(types="t", n=500, seed=1, output="t.h5", workers=1, progress=False)
-    run = sf.train(e, model="cfm-voxel", output="run/", epochs=1, progress=False, num_threads=1,
-                   config={"d_model": 16, "n_blocks": 1, "n_heads": 2})
+    run = sf.train(
+        e,
+        model="cfm-voxel",
+        output="run/",
+        epochs=1,
+        progress=False,
+        num_threads=1,
+        config={"d_model": 16, "n_blocks": 1, "n_heads": 2},
+    )
     model = sf.load(run)
     showers = model.sample(energies=np.full(100, 5000.0), seed=3)
     assert showers.shape == (100, 576) and showers.dtype == np.float32 and (showers >= 0).all()

@@ -10,11 +10,10 @@ import sys
 import h5py
 import numpy as np
 import pytest
+from test_train_generate import toy_showers
 
 from showerforge.data.calo import write_showers
 from showerforge.geometry import PRESETS
-
-from test_train_generate import toy_showers
 
 CLI = [sys.executable, "-m", "showerforge.cli"]
 TINY = ["--set", "d_model=16", "--set", "n_blocks=1", "--set", "n_heads=2"]
@@ -39,51 +38,81 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("bad")
     inc, sh = toy_showers(120, seed=5)
     write_showers(d / "good.h5", inc, sh, PRESETS["mini"], {"particle": "e-"})
-    for name, edit in {"nan": lambda s, i: s.__setitem__((37, 4), np.nan),
-                       "neg": lambda s, i: s.__setitem__((12, 9), -3.0),
-                       "inf_inc": lambda s, i: i.__setitem__(50, np.inf)}.items():
+    for name, edit in {
+        "nan": lambda s, i: s.__setitem__((37, 4), np.nan),
+        "neg": lambda s, i: s.__setitem__((12, 9), -3.0),
+        "inf_inc": lambda s, i: i.__setitem__(50, np.inf),
+    }.items():
         s, i = sh.copy(), inc.copy()
         edit(s, i)
         write_showers(d / f"{name}.h5", i, s, PRESETS["mini"], {"particle": "e-"})
     write_showers(d / "empty.h5", inc[:0], sh[:0], PRESETS["mini"])
     (d / "notes.txt").write_text("not a checkpoint\n")
-    subprocess.run([*CLI, "train", "--data", d / "good.h5", "-o", d / "run", "--epochs", "1", "--device", "cpu",
-                    *TINY], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [*CLI, "train", "--data", d / "good.h5", "-o", d / "run", "--epochs", "1", "--device", "cpu", *TINY],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return d
 
 
 def test_energy_without_unit_is_refused(tmp_path):
-    _fails(["simulate", "calo", "--geometry", "mini", "--energy", "5", "--n", "2", "-o", tmp_path / "x.h5"],
-           ["'5'", "no unit", "GeV"])
+    _fails(
+        ["simulate", "calo", "--geometry", "mini", "--energy", "5", "--n", "2", "-o", tmp_path / "x.h5"],
+        ["'5'", "no unit", "GeV"],
+    )
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("name,words", [("nan", ["[showers]", "first at row 37"]),
-                                        ("neg", ["[showers]", "negative", "first at row 12"]),
-                                        ("inf_inc", ["[incident_energies]", "first at row 50"])])
+@pytest.mark.parametrize(
+    "name,words",
+    [
+        ("nan", ["[showers]", "first at row 37"]),
+        ("neg", ["[showers]", "negative", "first at row 12"]),
+        ("inf_inc", ["[incident_energies]", "first at row 50"]),
+    ],
+)
 def test_training_refuses_bad_values(files, tmp_path, name, words):
     before = _sha(files / f"{name}.h5")
-    _fails(["train", "--data", files / f"{name}.h5", "-o", tmp_path / "run", "--epochs", "1", *TINY],
-           [f"{name}.h5", *words])
+    _fails(
+        ["train", "--data", files / f"{name}.h5", "-o", tmp_path / "run", "--epochs", "1", *TINY],
+        [f"{name}.h5", *words],
+    )
     assert _sha(files / f"{name}.h5") == before and not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_evaluate_refuses_nan_and_names_the_file(files, tmp_path):
-    _fails(["evaluate", "--reference", files / "good.h5", "--candidate", files / "nan.h5", "-o", tmp_path / "r",
-            "--quick"], ["nan.h5", "[showers]", "first at row 37"])
+    _fails(
+        [
+            "evaluate",
+            "--reference",
+            files / "good.h5",
+            "--candidate",
+            files / "nan.h5",
+            "-o",
+            tmp_path / "r",
+            "--quick",
+        ],
+        ["nan.h5", "[showers]", "first at row 37"],
+    )
 
 
 def test_evaluate_output_checked_before_work(files, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _fails(["evaluate", "--reference", files / "good.h5", "--candidate", files / "good.h5", "-o", blocker],
-           [str(blocker), "is a file"])
+    _fails(
+        ["evaluate", "--reference", files / "good.h5", "--candidate", files / "good.h5", "-o", blocker],
+        [str(blocker), "is a file"],
+    )
 
 
 def test_generate_may_not_overwrite_its_input(files):
     before = _sha(files / "good.h5")
-    _fails(["generate", "--model", files / "run", "--energies-from", files / "good.h5", "-o", files / "good.h5"],
-           ["good.h5", "overwrite the input"])
+    _fails(
+        ["generate", "--model", files / "run", "--energies-from", files / "good.h5", "-o", files / "good.h5"],
+        ["good.h5", "overwrite the input"],
+    )
     assert _sha(files / "good.h5") == before
     assert sorted(p.name for p in files.iterdir() if p.name.startswith(".")) == []
 
@@ -95,20 +124,26 @@ def test_unusable_device(files, tmp_path, device, words):
 
 
 def test_hyperparameter_of_wrong_type(files, tmp_path):
-    _fails(["train", "--data", files / "good.h5", "-o", tmp_path / "run", "--set", "d_model=abc"],
-           ["d_model", "must be int", "'abc'"])
+    _fails(
+        ["train", "--data", files / "good.h5", "-o", tmp_path / "run", "--set", "d_model=abc"],
+        ["d_model", "must be int", "'abc'"],
+    )
 
 
 def test_resume_with_other_settings(files):
     before = _sha(files / "run" / "checkpoint.pt")
-    _fails(["train", "--data", files / "good.h5", "-o", files / "run", "--epochs", "1", "--lr", "0.5", *TINY],
-           ["cannot resume", "train.lr"])
+    _fails(
+        ["train", "--data", files / "good.h5", "-o", files / "run", "--epochs", "1", "--lr", "0.5", *TINY],
+        ["cannot resume", "train.lr"],
+    )
     assert _sha(files / "run" / "checkpoint.pt") == before
 
 
 def test_text_file_as_model(files, tmp_path):
-    _fails(["generate", "--model", files / "notes.txt", "--energy", "1GeV", "--n", "2", "-o", tmp_path / "x.h5"],
-           ["notes.txt", "not a"])
+    _fails(
+        ["generate", "--model", files / "notes.txt", "--energy", "1GeV", "--n", "2", "-o", tmp_path / "x.h5"],
+        ["notes.txt", "not a"],
+    )
     assert not (tmp_path / "x.h5").exists()
 
 
@@ -127,8 +162,13 @@ def _jet_file(path, pf, jf, jt):
         f["particle_features"], f["jet_features"], f["jet_type"] = pf, jf, jt
 
 
-@pytest.mark.parametrize("case,words", [("neg_pt", ["[particle_features]", "pT_rel (column 2) >= 0"]),
-                                        ("int", ["[particle_features]", "float array", "int64"])])
+@pytest.mark.parametrize(
+    "case,words",
+    [
+        ("neg_pt", ["[particle_features]", "pT_rel (column 2) >= 0"]),
+        ("int", ["[particle_features]", "float array", "int64"]),
+    ],
+)
 def test_training_refuses_bad_jets(tmp_path, case, words):
     rng = np.random.default_rng(0)
     pf = np.zeros((20, 5, 4))
@@ -144,3 +184,22 @@ def test_training_refuses_bad_jets(tmp_path, case, words):
     _jet_file(path, pf, jf, np.zeros(20, np.int8))
     _fails(["train", "--data", path, "-o", tmp_path / "run", "--epochs", "1"], [f"{case}.h5", *words])
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_missing_optional_package_names_its_extra():
+    from showerforge.extras import missing_extra_message
+
+    msg = missing_extra_message(ModuleNotFoundError("No module named 'geant4_pybind'", name="geant4_pybind"))
+    assert "showerforge[geant4]" in msg
+    assert missing_extra_message(ModuleNotFoundError("x", name="not_an_extra")) is None
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    from showerforge.extras import EXTRAS
+
+    for module, extra in EXTRAS.items():
+        assert extra in extras, (module, extra)

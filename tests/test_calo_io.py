@@ -54,8 +54,9 @@ def test_round_trip_and_streaming(good):
 def test_foreign_file_without_attributes_is_accepted(tmp_path):
     """A file from another tool (CaloChallenge layout, no attributes) is read by its voxel count."""
     inc, sh = _showers(20, PRESETS["ds2"])
-    path = _raw(tmp_path / "foreign.h5", incident_energies=inc.reshape(-1, 1).astype(np.float32),
-                showers=sh.astype(np.float32))
+    path = _raw(
+        tmp_path / "foreign.h5", incident_energies=inc.reshape(-1, 1).astype(np.float32), showers=sh.astype(np.float32)
+    )
     rep = validate_file(path)
     assert rep.ok and rep.geometry == "ds2" and rep.geometry_source == "voxel count"
     assert rep.stats["mean_etot_over_einc"] == pytest.approx(1.0, rel=1e-5)
@@ -69,15 +70,18 @@ def test_dataset1_file_found_by_voxel_count(tmp_path):
         assert f.geometry.n_voxels == 368 and not f.geometry.is_regular
 
 
-@pytest.mark.parametrize("case,field,match", [
-    ("not_hdf5", None, "not a readable HDF5"),
-    ("truncated", None, "not a readable HDF5"),
-    ("missing_key", "showers", "missing dataset"),
-    ("wrong_rows", "showers", "rows"),
-    ("wrong_voxels", "showers", "voxels"),
-    ("int_dtype", "incident_energies", "floating"),
-    ("geometry_mismatch", "geometry", "readout"),
-])
+@pytest.mark.parametrize(
+    "case,field,match",
+    [
+        ("not_hdf5", None, "not a readable HDF5"),
+        ("truncated", None, "not a readable HDF5"),
+        ("missing_key", "showers", "missing dataset"),
+        ("wrong_rows", "showers", "rows"),
+        ("wrong_voxels", "showers", "voxels"),
+        ("int_dtype", "incident_energies", "floating"),
+        ("geometry_mismatch", "geometry", "readout"),
+    ],
+)
 def test_structural_errors_name_file_and_field(tmp_path, good, case, field, match):
     path = tmp_path / f"{case}.h5"
     inc, sh = _showers(10)
@@ -100,8 +104,11 @@ def test_structural_errors_name_file_and_field(tmp_path, good, case, field, matc
     elif case == "geometry_mismatch":
         import dataclasses
 
-        other = dataclasses.replace(MINI, name="mini-wide", readout=tuple(
-            type(layer)(tuple(2 * e for e in layer.r_edges_mm), layer.n_alpha) for layer in MINI.readout))
+        other = dataclasses.replace(
+            MINI,
+            name="mini-wide",
+            readout=tuple(type(layer)(tuple(2 * e for e in layer.r_edges_mm), layer.n_alpha) for layer in MINI.readout),
+        )
         write_showers(path, inc, sh, other)
         geometry = "mini"
     with pytest.raises(CaloFileError, match=match) as err:
@@ -111,7 +118,9 @@ def test_structural_errors_name_file_and_field(tmp_path, good, case, field, matc
         assert f"[{field}]" in str(err.value)
 
 
-@pytest.mark.parametrize("defect,field", [("nan", "showers"), ("negative", "showers"), ("neg_energy", "incident_energies")])
+@pytest.mark.parametrize(
+    "defect,field", [("nan", "showers"), ("negative", "showers"), ("neg_energy", "incident_energies")]
+)
 def test_value_errors_found_while_streaming(tmp_path, defect, field):
     inc, sh = _showers(30)
     if defect == "nan":
@@ -155,8 +164,9 @@ def test_cli_inspect_ok_and_errors(tmp_path, good):
 def test_cli_inspect_real_process_no_traceback(tmp_path):
     """The installed console script: one line on stderr, exit code 2."""
     missing = tmp_path / "missing.h5"
-    proc = subprocess.run([sys.executable, "-m", "showerforge.cli", "inspect", str(missing)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "showerforge.cli", "inspect", str(missing)], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {missing}: file not found"
 
 

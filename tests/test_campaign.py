@@ -15,12 +15,28 @@ import numpy as np
 import pytest
 
 from showerforge.geometry import PRESETS
-from showerforge.simulate.campaign import CaloCampaign, run_campaign, shard_seed
+from showerforge.simulate.campaign import CaloCampaign, shard_seed
 from showerforge.simulate.energies import parse_energy
 
 CLI = [sys.executable, "-m", "showerforge.cli"]
-ARGS = ["simulate", "calo", "--geometry", "mini", "--particle", "e-", "--energy", "1:2GeV", "--n", "6",
-        "--shard-size", "2", "--seed", "11", "--workers", "1"]
+ARGS = [
+    "simulate",
+    "calo",
+    "--geometry",
+    "mini",
+    "--particle",
+    "e-",
+    "--energy",
+    "1:2GeV",
+    "--n",
+    "6",
+    "--shard-size",
+    "2",
+    "--seed",
+    "11",
+    "--workers",
+    "1",
+]
 
 
 def _digest(path: Path) -> str:
@@ -46,13 +62,24 @@ def test_file_layout_and_attributes(reference_run):
         assert f["showers"].shape == (6, PRESETS["mini"].n_voxels) and f["showers"].dtype == np.float32
         assert f["incident_energies"].shape == (6, 1)
         assert f["showers"].compression == "gzip"
-        for key in ("geometry", "particle", "spectrum", "seed", "geant4_version", "physics_list", "physics_data",
-                    "showerforge_version", "sampling_fraction"):
+        for key in (
+            "geometry",
+            "particle",
+            "spectrum",
+            "seed",
+            "geant4_version",
+            "physics_list",
+            "physics_data",
+            "showerforge_version",
+            "sampling_fraction",
+        ):
             assert key in f.attrs, key
         from showerforge.geometry import Geometry
 
         geo = Geometry.from_json(f.attrs["geometry"])  # the full geometry, with the measured sampling fraction
-        assert geo.same_readout(PRESETS["mini"]) and geo.sampling_fraction == pytest.approx(f.attrs["sampling_fraction"])
+        assert geo.same_readout(PRESETS["mini"]) and geo.sampling_fraction == pytest.approx(
+            f.attrs["sampling_fraction"]
+        )
         assert 0.005 < geo.sampling_fraction < 0.05
         inc = f["incident_energies"][:, 0]
         assert np.all((inc >= 1000) & (inc <= 2000))
@@ -74,8 +101,9 @@ def test_same_seed_same_bytes(reference_run, tmp_path):
 def test_killed_campaign_resumes_without_redoing_shards(reference_run, tmp_path):
     out = tmp_path / "killed.h5"
     shards = Path(str(out) + ".shards")
-    proc = subprocess.Popen([*CLI, *ARGS, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*CLI, *ARGS, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not (shards / "shard-00000.h5").exists():
         time.sleep(0.1)
@@ -86,8 +114,7 @@ def test_killed_campaign_resumes_without_redoing_shards(reference_run, tmp_path)
     done = sorted(shards.glob("shard-*.h5"))
     stamps = {p.name: p.stat().st_mtime_ns for p in done}
     assert 1 <= len(done) < 3
-    res = subprocess.run([*CLI, *ARGS, "-o", str(out), "--keep-shards"], capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run([*CLI, *ARGS, "-o", str(out), "--keep-shards"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "resuming" in res.stderr
     for name, stamp in stamps.items():
@@ -112,6 +139,7 @@ def test_bad_campaign_inputs():
     from showerforge.geometry import Geometry
 
     xml_geo = Geometry.from_calochallenge_xml(
-        Path(__file__).resolve().parents[1] / "src/showerforge/data/binning/binning_dataset_1_photons.xml")
+        Path(__file__).resolve().parents[1] / "src/showerforge/data/binning/binning_dataset_1_photons.xml"
+    )
     with pytest.raises(ValueError, match="no materials"):
         CaloCampaign(xml_geo, "gamma", parse_energy("1GeV"), 5, 0, Path("x.h5"))

@@ -22,10 +22,39 @@ def _ok(*args, timeout=600):
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     d = tmp_path_factory.mktemp("chain")
-    _ok("simulate", "calo", "--geometry", "mini", "--energy", "1:5GeV", "--n", "160", "--seed", "3",
-        "--shard-size", "80", "--workers", "2", "-o", d / "ref.h5")
-    _ok("train", "--data", d / "ref.h5", "-o", d / "run", "--epochs", "2", "--batch-size", "32",
-        "--set", "d_model=16", "--set", "n_blocks=1")
+    _ok(
+        "simulate",
+        "calo",
+        "--geometry",
+        "mini",
+        "--energy",
+        "1:5GeV",
+        "--n",
+        "160",
+        "--seed",
+        "3",
+        "--shard-size",
+        "80",
+        "--workers",
+        "2",
+        "-o",
+        d / "ref.h5",
+    )
+    _ok(
+        "train",
+        "--data",
+        d / "ref.h5",
+        "-o",
+        d / "run",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--set",
+        "d_model=16",
+        "--set",
+        "n_blocks=1",
+    )
     _ok("generate", "--model", d / "run", "--energies-from", d / "ref.h5", "--steps", "2", "-o", d / "gen.h5")
     return d
 
@@ -42,15 +71,33 @@ def test_generated_file_is_calochallenge_and_named(chain):
 
 
 def test_same_seed_same_file(chain, tmp_path):
-    _ok("generate", "--model", chain / "run", "--energies-from", chain / "ref.h5", "--steps", "2",
-        "-o", tmp_path / "again.h5")
+    _ok(
+        "generate",
+        "--model",
+        chain / "run",
+        "--energies-from",
+        chain / "ref.h5",
+        "--steps",
+        "2",
+        "-o",
+        tmp_path / "again.h5",
+    )
     with h5py.File(chain / "gen.h5", "r") as a, h5py.File(tmp_path / "again.h5", "r") as b:
         assert np.array_equal(a["showers"][...], b["showers"][...])
 
 
 def test_evaluate_prints_summary_and_writes_report(chain):
-    proc = _ok("evaluate", "--reference", chain / "ref.h5", "--candidate", chain / "gen.h5", "--quick",
-               "--no-plots", "-o", chain / "report")
+    proc = _ok(
+        "evaluate",
+        "--reference",
+        chain / "ref.h5",
+        "--candidate",
+        chain / "gen.h5",
+        "--quick",
+        "--no-plots",
+        "-o",
+        chain / "report",
+    )
     assert "classifier high-level AUC" in proc.stdout and "report:" in proc.stdout
     metrics = json.loads((chain / "report" / "metrics.json").read_text())
     assert {"candidate_vs_reference", "reference_vs_reference"} <= set(metrics)
@@ -62,8 +109,10 @@ def test_user_errors_are_one_line(chain, tmp_path):
         (["generate", "--model", tmp_path / "nope", "--energy", "1GeV", "--n", "2", "-o", tmp_path / "x.h5"], "nope"),
         (["train", "--data", chain / "ref.h5", "-o", chain / "run", "--set", "d_model"], "KEY=VALUE"),
         (["train", "--data", chain / "ref.h5", "--model", "no-such-model", "-o", tmp_path / "r"], "unknown model"),
-        (["evaluate", "--reference", chain / "ref.h5", "--candidate", tmp_path / "missing.h5", "-o", tmp_path / "r"],
-         "missing.h5"),
+        (
+            ["evaluate", "--reference", chain / "ref.h5", "--candidate", tmp_path / "missing.h5", "-o", tmp_path / "r"],
+            "missing.h5",
+        ),
     ]
     for args, words in cases:
         proc = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=120)

@@ -9,12 +9,11 @@ import sys
 
 import pytest
 import torch
+from test_train_generate import toy_showers
 
 from showerforge.data.calo import write_showers
 from showerforge.geometry import PRESETS
 from showerforge.training import read_checkpoint, train_model
-
-from test_train_generate import toy_showers
 
 TINY = '{"d_model": 16, "n_blocks": 1, "n_heads": 2, "steps": 2}'
 
@@ -28,9 +27,32 @@ def data_file(tmp_path_factory):
 
 
 def _torchrun(data, out, epochs, *extra):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "showerforge.cli", "train", "--data", str(data), "-o", str(out), "--model", "cfm-voxel",
-           "--epochs", str(epochs), "--batch-size", "64", "--device", "cpu", "--threads", "1", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "showerforge.cli",
+        "train",
+        "--data",
+        str(data),
+        "-o",
+        str(out),
+        "--model",
+        "cfm-voxel",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        *extra,
+    ]
     for kv in json.loads(TINY).items():
         cmd += ["--set", f"{kv[0]}={kv[1]}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -47,8 +69,18 @@ def ddp_run(data_file, tmp_path_factory):
 
 
 def test_two_processes_match_one_on_the_same_global_batch(data_file, ddp_run, tmp_path):
-    single = train_model(data_file, "cfm-voxel", tmp_path / "run1", epochs=2, batch_size=64, seed=0, device="cpu",
-                         progress=False, config_overrides=json.loads(TINY), num_threads=1)
+    single = train_model(
+        data_file,
+        "cfm-voxel",
+        tmp_path / "run1",
+        epochs=2,
+        batch_size=64,
+        seed=0,
+        device="cpu",
+        progress=False,
+        config_overrides=json.loads(TINY),
+        num_threads=1,
+    )
     two = read_checkpoint(ddp_run)
     assert two["epoch"] == 2 and two["step"] == single.history[-1]["epoch"] * -(-360 // 64)
     for a, b in zip(single.history, two["history"]):

@@ -35,9 +35,18 @@ def test_same_seed_same_energies():
     assert np.array_equal(a, b) and set(a) <= {1e3, 1e4, 1e5}
 
 
-@pytest.mark.parametrize("text,match", [
-    ("", "empty"), ("10 parsecs", "unit"), ("5", "no unit"), ("1:100", "no unit"), ("100:1GeV", "LOW < HIGH"), ("0GeV", "> 0"), ("abcGeV", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("", "empty"),
+        ("10 parsecs", "unit"),
+        ("5", "no unit"),
+        ("1:100", "no unit"),
+        ("100:1GeV", "LOW < HIGH"),
+        ("0GeV", "> 0"),
+        ("abcGeV", "cannot read"),
+    ],
+)
 def test_bad_energies(text, match):
     with pytest.raises(ValueError, match=match):
         parse_energy(text)

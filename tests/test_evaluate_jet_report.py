@@ -26,8 +26,9 @@ N_PART = 30
 METRICS = ("W1M", "W1P", "W1EFP", "W1EFP_per_efp", "FPD", "KPD", "n_jets")
 
 
-def _jets(n: int, seed: int, *, n_part: int = N_PART, eta_shift: float = 0.0,
-          jet_type: str | np.ndarray = "t") -> dict[str, np.ndarray]:
+def _jets(
+    n: int, seed: int, *, n_part: int = N_PART, eta_shift: float = 0.0, jet_type: str | np.ndarray = "t"
+) -> dict[str, np.ndarray]:
     """Random valid clouds: multiplicity 5..n, Gaussian eta/phi, exponential pT normalised, pT-sorted."""
     rng = np.random.default_rng(seed)
     mult = rng.integers(5, n_part + 1, size=n)
@@ -59,8 +60,18 @@ def test_report_files_and_keys(identical) -> None:
     out, m = identical
     assert json.loads((out / "metrics.json").read_text()) == m
     assert m["schema"] == JET_SCHEMA
-    assert set(m) == {"schema", "showerforge_version", "reference", "candidate", "settings",
-                      "candidate_vs_reference", "truth_vs_truth", "target", "plots", "warnings"}
+    assert set(m) == {
+        "schema",
+        "showerforge_version",
+        "reference",
+        "candidate",
+        "settings",
+        "candidate_vs_reference",
+        "truth_vs_truth",
+        "target",
+        "plots",
+        "warnings",
+    }
     for block in ("candidate_vs_reference", "truth_vs_truth"):
         b = m[block]
         assert set(b) == set(METRICS)
@@ -77,8 +88,17 @@ def test_report_files_and_keys(identical) -> None:
     assert any("recommended" in w for w in m["warnings"])
     # plots exist and the page shows them
     names = {p["file"] for p in m["plots"]}
-    assert names == {f"plots/{n}.png" for n in ("particle_eta_rel", "particle_phi_rel", "particle_pt_rel",
-                                                 "relative_mass", "multiplicity", "jet_mass")}
+    assert names == {
+        f"plots/{n}.png"
+        for n in (
+            "particle_eta_rel",
+            "particle_phi_rel",
+            "particle_pt_rel",
+            "relative_mass",
+            "multiplicity",
+            "jet_mass",
+        )
+    }
     html = (out / "index.html").read_text()
     assert "Jet evaluation" in html and "metrics.json" in html
     for name in names:

@@ -49,14 +49,28 @@ def test_report_files_and_keys(report) -> None:
     assert (out / "metrics.json").is_file() and (out / "index.html").is_file()
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == m
-    assert set(m) == {"schema", "showerforge_version", "reference", "candidate", "geometry", "settings",
-                      "candidate_vs_reference", "reference_vs_reference"}
+    assert set(m) == {
+        "schema",
+        "showerforge_version",
+        "reference",
+        "candidate",
+        "geometry",
+        "settings",
+        "candidate_vs_reference",
+        "reference_vs_reference",
+    }
     assert m["schema"] == "showerforge.evaluation/1"
     assert m["geometry"]["name"] == "mini" and m["geometry"]["challenge_dataset"] is None
     for block in ("candidate_vs_reference", "reference_vs_reference"):
         b = m[block]
-        assert set(b) == {"n_showers", "separation_power", "wasserstein", "separation_power_mean",
-                          "wasserstein_mean", "classifier"}
+        assert set(b) == {
+            "n_showers",
+            "separation_power",
+            "wasserstein",
+            "separation_power_mean",
+            "wasserstein_mean",
+            "classifier",
+        }
         assert set(b["separation_power"]) == {"etot_over_einc", "voxel_energy", *PER_LAYER_FEATURES}
         assert set(b["wasserstein"]) == {"etot_over_einc", *PER_LAYER_FEATURES}
         assert set(b["separation_power"]["center_x"]) == {str(i) for i in range(12)}
@@ -158,11 +172,17 @@ def test_irregular_dataset1_readout(tmp_path) -> None:
     paths = []
     for k, scale in enumerate((1.0, 1.2)):
         inc = 2.0 ** rng.integers(8, 16, 150)
-        sh = rng.exponential(scale, (150, geo.n_voxels)) * inc[:, None] / geo.n_voxels * (rng.random((150, geo.n_voxels)) < 0.5)
+        sh = (
+            rng.exponential(scale, (150, geo.n_voxels))
+            * inc[:, None]
+            / geo.n_voxels
+            * (rng.random((150, geo.n_voxels)) < 0.5)
+        )
         paths.append(write_showers(tmp_path / f"ds1_{k}.h5", inc, sh, geo))
     # the geometry given as the CaloChallenge binning XML file
-    m = evaluate_files(*paths, tmp_path / "out", geometry=str(xml), quick=True, classifiers=("high_level",),
-                       n_bootstrap=3)
+    m = evaluate_files(
+        *paths, tmp_path / "out", geometry=str(xml), quick=True, classifiers=("high_level",), n_bootstrap=3
+    )
     assert m["geometry"]["challenge_dataset"] == "1-photons" and not m["geometry"]["is_regular"]
     assert m["settings"]["threshold_mev"] == 1.0
     sep = m["candidate_vs_reference"]["separation_power"]

@@ -106,10 +106,22 @@ def g4runs(tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
     # the bin centres of the angular bins containing 0 and pi/2 (16 bins of pi/8)
     r, a0, a90 = 20.0, np.pi / 16, np.pi / 2 + np.pi / 16
     small = [
-        {"name": "ax", "particle": "e-", "energy_mev": 1000.0, "n": 3, "seed": 5,
-         "position_mm": [r * np.cos(a0), r * np.sin(a0), None]},
-        {"name": "ay", "particle": "e-", "energy_mev": 1000.0, "n": 3, "seed": 5,
-         "position_mm": [r * np.cos(a90), r * np.sin(a90), None]},
+        {
+            "name": "ax",
+            "particle": "e-",
+            "energy_mev": 1000.0,
+            "n": 3,
+            "seed": 5,
+            "position_mm": [r * np.cos(a0), r * np.sin(a0), None],
+        },
+        {
+            "name": "ay",
+            "particle": "e-",
+            "energy_mev": 1000.0,
+            "n": 3,
+            "seed": 5,
+            "position_mm": [r * np.cos(a90), r * np.sin(a90), None],
+        },
         {"name": "rep", "particle": "e-", "energy_mev": 2000.0, "n": 4, "seed": 7},
         {"name": "rep_other", "particle": "e-", "energy_mev": 2000.0, "n": 4, "seed": 8},
     ]
@@ -260,7 +272,9 @@ def test_sampling_fraction_estimator():
     absorber = rng.normal(1000.0, 30.0, n)
     vis = 0.03 * absorber * rng.normal(1.0, 0.05, n)
     batch = ShowerBatch(
-        showers=vis[:, None].astype(np.float32), sensor_outside_mev=np.zeros(n), absorber_mev=absorber - vis,
+        showers=vis[:, None].astype(np.float32),
+        sensor_outside_mev=np.zeros(n),
+        absorber_mev=absorber - vis,
         incident_mev=np.full(n, 1000.0),
     )
     f, err = measure_sampling_fraction(batch)
@@ -304,9 +318,16 @@ def test_approximate_tables_are_built_atomically_and_warn(tmp_path, monkeypatch)
         info = g4data.ensure_geant4_env()
     assert info["physics_data"] == "approximate"
     le = Path(os.environ["G4LEDATA"])
-    for rel in ("brem_SB/br74", "brem_SB/br14", "brem_SB/br1", "epics2017/phot/pe-cs-74.dat",
-                "epics2017/phot/pe-high-74.dat", "epics2017/phot/pe-low-74.dat",
-                "epics2017/rayl/re-cs-74.dat", "fluor/binding.dat"):
+    for rel in (
+        "brem_SB/br74",
+        "brem_SB/br14",
+        "brem_SB/br1",
+        "epics2017/phot/pe-cs-74.dat",
+        "epics2017/phot/pe-high-74.dat",
+        "epics2017/phot/pe-low-74.dat",
+        "epics2017/rayl/re-cs-74.dat",
+        "fluor/binding.dat",
+    ):
         assert (le / rel).is_file(), rel
     assert (Path(os.environ["G4ENSDFSTATEDATA"]) / "ENSDFSTATE.dat").is_file()
     assert os.environ["GEANT4_DATA_DIR"]  # stops geant4-pybind's download prompt
@@ -315,7 +336,7 @@ def test_approximate_tables_are_built_atomically_and_warn(tmp_path, monkeypatch)
     lines = (le / "brem_SB" / "br74").read_text().split("\n")
     _t, nx, ny = map(int, lines[0].split())
     assert len(lines[1].split()) == nx and len(lines[2].split()) == ny
-    chi = np.array([[float(v) for v in row.split()] for row in lines[3:3 + ny]])
+    chi = np.array([[float(v) for v in row.split()] for row in lines[3 : 3 + ny]])
     assert chi.shape == (ny, nx) and (chi > 0).all()
     # high-energy, soft-photon limit of chi = k dsigma/dk / Z^2 for W: 4 alpha r_e^2 (Lrad - f +
     # L'rad/Z) 4/3 ~ 11 mb (Tsai); the Seltzer-Berger table gives ~10-12 mb

@@ -60,12 +60,15 @@ def test_xy_centres_on_the_right_side():
     assert np.allclose(np.hypot(x, y), geo.voxel_r_mm())
 
 
-@pytest.mark.parametrize("xml,voxels,name", [
-    ("binning_dataset_1_photons.xml", 368, None),
-    ("binning_dataset_1_pions.xml", 533, None),
-    ("binning_dataset_2.xml", 6480, "ds2"),
-    ("binning_dataset_3.xml", 40500, "ds3"),
-])
+@pytest.mark.parametrize(
+    "xml,voxels,name",
+    [
+        ("binning_dataset_1_photons.xml", 368, None),
+        ("binning_dataset_1_pions.xml", 533, None),
+        ("binning_dataset_2.xml", 6480, "ds2"),
+        ("binning_dataset_3.xml", 40500, "ds3"),
+    ],
+)
 def test_calochallenge_xml(xml, voxels, name):
     path = SHARED / xml if (SHARED / xml).exists() else PACKAGED / xml
     geo = Geometry.from_calochallenge_xml(path)

@@ -42,21 +42,29 @@ def test_same_seed_same_arrays_any_worker_count(first, tmp_path):
     assert len(shards) == 4
     # resume: every shard is already done, nothing is simulated again
     stamps = {p: p.stat().st_mtime_ns for p in shards}
-    proc = subprocess.run([*CLI, *ARGS, "--workers", "1", "--keep-shards", "-o", str(tmp_path / "again.h5")],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [*CLI, *ARGS, "--workers", "1", "--keep-shards", "-o", str(tmp_path / "again.h5")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0 and "4 of 4 shards already done" in proc.stderr
     assert all(p.stat().st_mtime_ns == s for p, s in stamps.items())
 
 
 def test_bad_inputs_one_line_errors(tmp_path):
-    for extra, words in ((["--type", "x"], "unknown jet_type"), (["--pt", "900:800"], "empty jet pT window"),
-                         (["--particles", "0"], "--particles")):
+    for extra, words in (
+        (["--type", "x"], "unknown jet_type"),
+        (["--pt", "900:800"], "empty jet pT window"),
+        (["--particles", "0"], "--particles"),
+    ):
         proc = subprocess.run([*CLI, *extra, "-o", str(tmp_path / "x.h5")], capture_output=True, text=True)
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_inspect_jet_file(first, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "showerforge.cli", "inspect", first.path], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "showerforge.cli", "inspect", first.path], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     assert "40 x 30 particles" in proc.stdout and "type w" in proc.stdout and "type z" in proc.stdout

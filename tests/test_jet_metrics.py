@@ -170,9 +170,7 @@ def test_frechet_distance_closed_form() -> None:
     got = jm.frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2))
     assert got == pytest.approx(want, rel=1e-10)
     q, _ = np.linalg.qr(rng.normal(size=(4, 4)))  # rotation invariance
-    got_rot = jm.frechet_distance(
-        q @ mu1, q @ np.diag(s1**2) @ q.T, q @ mu2, q @ np.diag(s2**2) @ q.T
-    )
+    got_rot = jm.frechet_distance(q @ mu1, q @ np.diag(s1**2) @ q.T, q @ mu2, q @ np.diag(s2**2) @ q.T)
     assert got_rot == pytest.approx(want, rel=1e-8)
     assert jm.frechet_distance(mu1, np.zeros((4, 4)), mu1, np.zeros((4, 4))) == 0.0
 
@@ -245,10 +243,7 @@ def test_evaluate_jets_json_and_truth_baseline(tmp_path: Path) -> None:
     for side in ("candidate", "truth"):
         assert set(res[side]) == {"w1m", "w1p", "w1efp", "fpd", "kpd"}
     c, t = res["candidate"], res["truth"]
-    assert (
-        c["w1p"]["per_component"]["eta_rel"]["value"]
-        > 10 * t["w1p"]["per_component"]["eta_rel"]["value"]
-    )
+    assert c["w1p"]["per_component"]["eta_rel"]["value"] > 10 * t["w1p"]["per_component"]["eta_rel"]["value"]
     for name in ("fpd", "kpd", "w1m"):
         assert c[name]["value"] > t[name]["value"] + 3 * (c[name]["error"] + t[name]["error"])
     ok = jm.evaluate_jets(ref, good, seed=0, quick=True)["candidate"]

@@ -22,9 +22,7 @@ from showerforge.data.jetnet import (
 from showerforge.simulate.jets import JET_TYPES, JetBatch
 
 
-def _batch(
-    n: int = 40, n_particles: int = 30, seed: int = 0, types: tuple[int, ...] = (0, 2)
-) -> JetBatch:
+def _batch(n: int = 40, n_particles: int = 30, seed: int = 0, types: tuple[int, ...] = (0, 2)) -> JetBatch:
     rng = np.random.default_rng(seed)
     mult = rng.integers(1, n_particles + 10, size=n)
     pf = np.zeros((n, n_particles, 4), np.float32)
@@ -32,9 +30,9 @@ def _batch(
         pf[i, :m, :2] = rng.normal(0, 0.2, (m, 2))
         pf[i, :m, 2] = np.sort(rng.random(m))[::-1] / m
         pf[i, :m, 3] = 1
-    jf = np.stack(
-        [rng.uniform(800, 1600, n), rng.uniform(-2.5, 2.5, n), rng.uniform(0, 250, n), mult], axis=1
-    ).astype(np.float32)
+    jf = np.stack([rng.uniform(800, 1600, n), rng.uniform(-2.5, 2.5, n), rng.uniform(0, 250, n), mult], axis=1).astype(
+        np.float32
+    )
     jt = np.asarray(rng.choice(types, size=n), np.int8)
     return JetBatch(pf, jf, jt, settings={"seed": seed, "mpi": False, "processes": ["x = on"]})
 
@@ -147,16 +145,12 @@ def test_nan_and_mask_errors(tmp_path: Path) -> None:
     b = _batch()
     pf = b.particle_features.copy()
     pf[3, 2, 1] = np.nan
-    path = _write_raw(
-        tmp_path / "nan.h5", particle_features=pf, jet_features=b.jet_features, jet_type=b.jet_type
-    )
+    path = _write_raw(tmp_path / "nan.h5", particle_features=pf, jet_features=b.jet_features, jet_type=b.jet_type)
     with pytest.raises(JetFileError, match=r"NaN.*\(3, 2, 1\)"):
         read_jets(path)
     pf = b.particle_features.copy()
     pf[5, 0, 3] = 0.5
-    path = _write_raw(
-        tmp_path / "mask.h5", particle_features=pf, jet_features=b.jet_features, jet_type=b.jet_type
-    )
+    path = _write_raw(tmp_path / "mask.h5", particle_features=pf, jet_features=b.jet_features, jet_type=b.jet_type)
     with pytest.raises(JetFileError, match="mask"):
         read_jets(path)
     with pytest.raises(JetFileError, match="mask"):  # the writer validates too

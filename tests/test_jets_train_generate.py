@@ -22,10 +22,13 @@ KW = {"batch_size": 32, "seed": 0, "device": "cpu", "progress": False, "num_thre
 @pytest.fixture(scope="module")
 def jet_file(tmp_path_factory):
     """100 gluon + 100 top jets (MPI off), JetNet format."""
-    batches = [simulate_jets(JetConfig(t, n_particles=N_PARTICLES, mpi=False), 100, seed=11 + i)
-               for i, t in enumerate(("g", "t"))]
-    arrays = {k: np.concatenate([getattr(b, k) for b in batches])
-              for k in ("particle_features", "jet_features", "jet_type")}
+    batches = [
+        simulate_jets(JetConfig(t, n_particles=N_PARTICLES, mpi=False), 100, seed=11 + i)
+        for i, t in enumerate(("g", "t"))
+    ]
+    arrays = {
+        k: np.concatenate([getattr(b, k) for b in batches]) for k in ("particle_features", "jet_features", "jet_type")
+    }
     return write_jets(tmp_path_factory.mktemp("jets") / "jets.h5", arrays)
 
 

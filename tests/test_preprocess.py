@@ -88,6 +88,7 @@ def test_hash_uniform():
     assert not np.array_equal(u, hash_uniform(1, inc, sh, 30))
     assert abs(np.corrcoef(u[:, 0], u[:, 1])[0, 1]) < 0.15
 
+
 def test_state_dict_json_round_trip():
     inc, sh = _showers(200)
     pre = ShowerPreprocessor(LAYERS).fit([(inc, sh)])

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from showerforge.data.calo import CaloFile, validate_file, write_showers
-from showerforge.geometry import PRESETS
 from showerforge.generate import energies_from, generate_showers, sample_array
+from showerforge.geometry import PRESETS
 from showerforge.training import (
     CheckpointError,
     TrainError,
@@ -28,8 +28,9 @@ from showerforge.training import (
 torch.set_num_threads(1)
 
 TINY = {"d_model": 16, "n_blocks": 1, "n_heads": 2, "steps": 2}
-KW = dict(batch_size=64, lr=1e-3, val_fraction=0.1, seed=0, device="cpu", progress=False,
-          config_overrides=TINY, num_threads=1)
+KW = dict(
+    batch_size=64, lr=1e-3, val_fraction=0.1, seed=0, device="cpu", progress=False, config_overrides=TINY, num_threads=1
+)
 
 
 def toy_showers(n, geometry=PRESETS["mini"], seed=0):

@@ -15,17 +15,32 @@ The command line is a thin layer over the same functions.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 __all__ = ["simulate_showers", "simulate_jets", "train", "load", "evaluate", "shipped_models"]
 
 
-def simulate_showers(*, geometry: str = "ds2", particle: str = "e-", energy: str = "1:100GeV", n: int = 1000,
-                     seed: int = 0, output: str | Path, spectrum: str | None = None, workers: int | None = None,
-                     shard_size: int = 250, physics: str = "standard", cut_mm: float = 0.7,
-                     sampling_fraction: float | None = None, scheduler: str | None = None,
-                     progress: bool = True) -> Path:
+def simulate_showers(
+    *,
+    geometry: str = "ds2",
+    particle: str = "e-",
+    energy: str = "1:100GeV",
+    n: int = 1000,
+    seed: int = 0,
+    output: str | Path,
+    spectrum: str | None = None,
+    workers: int | None = None,
+    shard_size: int = 250,
+    physics: str = "standard",
+    cut_mm: float = 0.7,
+    sampling_fraction: float | None = None,
+    scheduler: str | None = None,
+    keep_shards: bool = False,
+    progress: bool = True,
+    on_status: Callable[[str], None] | None = None,
+) -> Path:
     """Geant4 showers into a CaloChallenge-format file (``showerforge simulate calo``).
 
     Args:
@@ -37,8 +52,9 @@ def simulate_showers(*, geometry: str = "ds2", particle: str = "e-", energy: str
         output: HDF5 file to write (atomically); an interrupted campaign resumes.
         spectrum: ``fixed``, ``list``, ``uniform``, ``log-uniform`` (default by the form of ``energy``).
         workers: local processes (default: all cores).
-        shard_size, physics, cut_mm, sampling_fraction, scheduler: as on the command line.
+        shard_size, physics, cut_mm, sampling_fraction, scheduler, keep_shards: as on the command line.
         progress: progress bar (plain lines when not on a terminal).
+        on_status: called with one-line status messages (what runs where, resume, merge).
 
     Returns:
         The output path.
@@ -49,16 +65,47 @@ def simulate_showers(*, geometry: str = "ds2", particle: str = "e-", energy: str
     from showerforge.simulate.energies import parse_energy
 
     check_writable(output)
-    campaign = CaloCampaign(geometry=get_geometry(geometry), particle=particle, energy=parse_energy(energy, spectrum),
-                            n=n, seed=seed, output=Path(output), shard_size=shard_size, physics=physics,
-                            production_cut_mm=cut_mm, sampling_fraction=sampling_fraction)
-    return run_campaign(campaign, workers=workers or os.cpu_count() or 1, scheduler=scheduler, progress=progress)
+    campaign = CaloCampaign(
+        geometry=get_geometry(geometry),
+        particle=particle,
+        energy=parse_energy(energy, spectrum),
+        n=n,
+        seed=seed,
+        output=Path(output),
+        shard_size=shard_size,
+        physics=physics,
+        production_cut_mm=cut_mm,
+        sampling_fraction=sampling_fraction,
+    )
+    n_workers = workers or os.cpu_count() or 1
+    say = on_status or (lambda message: None)
+    say(
+        f"simulating {n} {particle} showers, {campaign.energy.describe()}, geometry {campaign.geometry.name}, "
+        f"{len(campaign.shard_sizes())} shards on {scheduler or f'{n_workers} local workers'}"
+    )
+    return run_campaign(
+        campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say
+    )
 
 
-def simulate_jets(*, types: str | list[str] = "g,q,t,w,z", n: int = 1000, seed: int = 0, output: str | Path,
-                  particles: int = 30, pt_gev: tuple[float, float] = (800.0, 1600.0), eta_max: float = 2.5,
-                  radius: float = 0.8, mpi: bool = True, workers: int | None = None, shard_size: int = 2000,
-                  scheduler: str | None = None, progress: bool = True) -> Path:
+def simulate_jets(
+    *,
+    types: str | list[str] = "g,q,t,w,z",
+    n: int = 1000,
+    seed: int = 0,
+    output: str | Path,
+    particles: int = 30,
+    pt_gev: tuple[float, float] = (800.0, 1600.0),
+    eta_max: float = 2.5,
+    radius: float = 0.8,
+    mpi: bool = True,
+    workers: int | None = None,
+    shard_size: int = 2000,
+    scheduler: str | None = None,
+    keep_shards: bool = False,
+    progress: bool = True,
+    on_status: Callable[[str], None] | None = None,
+) -> Path:
     """Pythia8 + FastJet jets into a JetNet-format file (``showerforge simulate jets``).
 
     Args:
@@ -69,7 +116,8 @@ def simulate_jets(*, types: str | list[str] = "g,q,t,w,z", n: int = 1000, seed: 
         particles: highest-pT constituents kept per jet (zero-padded).
         pt_gev: jet pT window in GeV.
         eta_max, radius, mpi: jet |eta| cut, anti-kT R, multiparton interactions.
-        workers, shard_size, scheduler, progress: as on the command line.
+        workers, shard_size, scheduler, keep_shards, progress: as on the command line.
+        on_status: called with one-line status messages.
     """
     from showerforge.data.io import check_writable
     from showerforge.simulate.jet_campaign import JetCampaign, run_jet_campaign
@@ -77,16 +125,43 @@ def simulate_jets(*, types: str | list[str] = "g,q,t,w,z", n: int = 1000, seed: 
 
     check_writable(output)
     names = [t.strip().lower() for t in (types.split(",") if isinstance(types, str) else types) if t.strip()]
-    configs = [JetConfig(t, n_particles=particles, pt_min_gev=pt_gev[0], pt_max_gev=pt_gev[1], eta_max=eta_max,
-                         mpi=mpi, radius=radius) for t in names]
+    configs = [
+        JetConfig(
+            t,
+            n_particles=particles,
+            pt_min_gev=pt_gev[0],
+            pt_max_gev=pt_gev[1],
+            eta_max=eta_max,
+            mpi=mpi,
+            radius=radius,
+        )
+        for t in names
+    ]
     campaign = JetCampaign(configs, n, seed, Path(output), shard_size=shard_size)
-    return run_jet_campaign(campaign, workers=workers or os.cpu_count() or 1, scheduler=scheduler,
-                            progress=progress)
+    n_workers = workers or os.cpu_count() or 1
+    say = on_status or (lambda message: None)
+    say(
+        f"simulating {n} jets of each type {','.join(names)}, pT {pt_gev[0]:g}-{pt_gev[1]:g} GeV, R = {radius:g}, "
+        f"MPI {'on' if mpi else 'off'}, on {scheduler or f'{n_workers} local workers'}"
+    )
+    return run_jet_campaign(
+        campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say
+    )
 
 
-def train(data: str | Path, *, output: str | Path, model: str | None = None, epochs: int | None = None,
-          seed: int = 0, device: str = "auto", max_minutes: float | None = None,
-          config: dict[str, Any] | None = None, progress: bool = True, **train_settings: Any) -> Path:
+def train(
+    data: str | Path,
+    *,
+    output: str | Path,
+    model: str | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    max_minutes: float | None = None,
+    config: dict[str, Any] | None = None,
+    progress: bool = True,
+    **train_settings: Any,
+) -> Path:
     """Train a surrogate on a shower file (CaloChallenge) or a jet file (JetNet, ``FILE.h5[:TYPE]``).
 
     Args:
@@ -109,13 +184,31 @@ def train(data: str | Path, *, output: str | Path, model: str | None = None, epo
     if detect_format(str(data)) == "jets":
         from showerforge.training.jets import train_jets
 
-        train_jets(data, output, model=model or "cfm-set", seed=seed, device=device, max_minutes=max_minutes,
-                   config_overrides=config, progress=progress, **kw)
+        train_jets(
+            data,
+            output,
+            model=model or "cfm-set",
+            seed=seed,
+            device=device,
+            max_minutes=max_minutes,
+            config_overrides=config,
+            progress=progress,
+            **kw,
+        )
     else:
         from showerforge.training.loop import train_model
 
-        train_model(data, model or "cfm-voxel", output, seed=seed, device=device, max_minutes=max_minutes,
-                    config_overrides=config, progress=progress, **kw)
+        train_model(
+            data,
+            model or "cfm-voxel",
+            output,
+            seed=seed,
+            device=device,
+            max_minutes=max_minutes,
+            config_overrides=config,
+            progress=progress,
+            **kw,
+        )
     return Path(output)
 
 
@@ -137,8 +230,16 @@ def shipped_models() -> dict[str, dict[str, Any]]:
     return _shipped()
 
 
-def evaluate(reference: str | Path, candidate: str | Path, *, output: str | Path | None = None,
-             quick: bool = False, seed: int = 0, plots: bool = True, max_samples: int | None = None) -> dict[str, Any]:
+def evaluate(
+    reference: str | Path,
+    candidate: str | Path,
+    *,
+    output: str | Path | None = None,
+    quick: bool = False,
+    seed: int = 0,
+    plots: bool = True,
+    max_samples: int | None = None,
+) -> dict[str, Any]:
     """Compare a candidate file with a reference file (showers or jets, detected from the files).
 
     Args:

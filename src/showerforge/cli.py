@@ -28,8 +28,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from showerforge.simulate.shards import CampaignError
     from showerforge.training.loop import TrainError
 
-    errs: list[type[BaseException]] = [CaloFileError, JetFileError, GeometryError, CampaignError, TrainError, ValueError,
-                                       FileNotFoundError, PermissionError, IsADirectoryError]
+    errs: list[type[BaseException]] = [
+        CaloFileError,
+        JetFileError,
+        GeometryError,
+        CampaignError,
+        TrainError,
+        ValueError,
+        FileNotFoundError,
+        PermissionError,
+        IsADirectoryError,
+    ]
     return tuple(errs)
 
 
@@ -43,6 +52,14 @@ def friendly(fn: F) -> F:
         except KeyboardInterrupt:
             click.echo("interrupted: finished shards/epochs are kept; re-run the same command to resume", err=True)
             sys.exit(130)
+        except ModuleNotFoundError as err:
+            from showerforge.extras import missing_extra_message
+
+            hint = missing_extra_message(err)
+            if hint is None or os.environ.get("SHOWERFORGE_DEBUG"):
+                raise
+            click.echo(f"error: {hint}", err=True)
+            sys.exit(2)
         except _user_errors() as err:
             if os.environ.get("SHOWERFORGE_DEBUG"):
                 raise
@@ -63,6 +80,10 @@ def cli() -> None:
     """
 
 
+def _status(message: str) -> None:
+    click.echo(message, err=True)
+
+
 # ----------------------------------------------------------------------------- simulate
 @cli.group()
 def simulate() -> None:
@@ -70,35 +91,91 @@ def simulate() -> None:
 
 
 @simulate.command("calo")
-@click.option("--geometry", "geometry", default="ds2", show_default=True,
-              help="Preset (ds2, ds3, mini) or a JSON geometry file.")
-@click.option("--particle", default="e-", show_default=True, type=click.Choice(["e-", "e+", "gamma"]),
-              help="Particle shot along +z into the calorimeter.")
-@click.option("--energy", default="1:100GeV", show_default=True,
-              help="10GeV (fixed), 1,10,100GeV (list) or 1:100GeV (range). Units keV/MeV/GeV/TeV.")
-@click.option("--spectrum", type=click.Choice(["fixed", "list", "uniform", "log-uniform"]), default=None,
-              help="How energies are drawn (default: fixed / list / log-uniform by the form of --energy).")
+@click.option(
+    "--geometry", "geometry", default="ds2", show_default=True, help="Preset (ds2, ds3, mini) or a JSON geometry file."
+)
+@click.option(
+    "--particle",
+    default="e-",
+    show_default=True,
+    type=click.Choice(["e-", "e+", "gamma"]),
+    help="Particle shot along +z into the calorimeter.",
+)
+@click.option(
+    "--energy",
+    default="1:100GeV",
+    show_default=True,
+    help="10GeV (fixed), 1,10,100GeV (list) or 1:100GeV (range). Units keV/MeV/GeV/TeV.",
+)
+@click.option(
+    "--spectrum",
+    type=click.Choice(["fixed", "list", "uniform", "log-uniform"]),
+    default=None,
+    help="How energies are drawn (default: fixed / list / log-uniform by the form of --energy).",
+)
 @click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True, help="Number of showers.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Campaign seed.")
-@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",
-              help="Local worker processes.")
-@click.option("--shard-size", type=click.IntRange(min=1), default=250, show_default=True,
-              help="Showers per shard (each shard: own seed, own process, resumable).")
-@click.option("--physics", default="standard", show_default=True,
-              type=click.Choice(["standard", "option1", "option2", "option3", "option4"]),
-              help="Geant4 EM physics constructor (G4EmStandardPhysics[_optionN]).")
-@click.option("--cut", "cut_mm", type=click.FloatRange(min=0, min_open=True), default=0.7, show_default=True,
-              help="Geant4 production cut in mm.")
-@click.option("--sampling-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="Divide visible energy by this value (default: measured in this campaign).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="all cores",
+    help="Local worker processes.",
+)
+@click.option(
+    "--shard-size",
+    type=click.IntRange(min=1),
+    default=250,
+    show_default=True,
+    help="Showers per shard (each shard: own seed, own process, resumable).",
+)
+@click.option(
+    "--physics",
+    default="standard",
+    show_default=True,
+    type=click.Choice(["standard", "option1", "option2", "option3", "option4"]),
+    help="Geant4 EM physics constructor (G4EmStandardPhysics[_optionN]).",
+)
+@click.option(
+    "--cut",
+    "cut_mm",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.7,
+    show_default=True,
+    help="Geant4 production cut in mm.",
+)
+@click.option(
+    "--sampling-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Divide visible energy by this value (default: measured in this campaign).",
+)
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:PORT) instead of local workers.")
 @click.option("--keep-shards", is_flag=True, help="Keep OUTPUT.shards/ after merging.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Output HDF5 file (CaloChallenge layout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output HDF5 file (CaloChallenge layout).",
+)
 @friendly
-def simulate_calo(geometry: str, particle: str, energy: str, spectrum: str | None, n: int, seed: int,
-                  workers: int, shard_size: int, physics: str, cut_mm: float, sampling_fraction: float | None,
-                  scheduler: str | None, keep_shards: bool, output: Path) -> None:
+def simulate_calo(
+    geometry: str,
+    particle: str,
+    energy: str,
+    spectrum: str | None,
+    n: int,
+    seed: int,
+    workers: int,
+    shard_size: int,
+    physics: str,
+    cut_mm: float,
+    sampling_fraction: float | None,
+    scheduler: str | None,
+    keep_shards: bool,
+    output: Path,
+) -> None:
     """Simulate calorimeter showers with Geant4 into a CaloChallenge-format HDF5 file.
 
     \b
@@ -108,49 +185,86 @@ def simulate_calo(geometry: str, particle: str, energy: str, spectrum: str | Non
 
     Re-running the same command resumes an interrupted campaign.
     """
-    from showerforge.data.calo import check_writable
-    from showerforge.geometry import get_geometry
-    from showerforge.simulate.campaign import CaloCampaign, run_campaign
-    from showerforge.simulate.energies import parse_energy
+    from showerforge.api import simulate_showers
 
-    check_writable(output)
-    campaign = CaloCampaign(
-        geometry=get_geometry(geometry), particle=particle, energy=parse_energy(energy, spectrum), n=n,
-        seed=seed, output=output, shard_size=shard_size, physics=physics, production_cut_mm=cut_mm,
+    simulate_showers(
+        geometry=geometry,
+        particle=particle,
+        energy=energy,
+        spectrum=spectrum,
+        n=n,
+        seed=seed,
+        output=output,
+        workers=workers,
+        shard_size=shard_size,
+        physics=physics,
+        cut_mm=cut_mm,
         sampling_fraction=sampling_fraction,
+        scheduler=scheduler,
+        keep_shards=keep_shards,
+        on_status=_status,
     )
-    click.echo(f"simulating {n} {particle} showers, {campaign.energy.describe()}, geometry "
-               f"{campaign.geometry.name}, {len(campaign.shard_sizes())} shards on "
-               f"{scheduler or f'{workers} local workers'}", err=True)
-    run_campaign(campaign, workers=workers, scheduler=scheduler, keep_shards=keep_shards,
-                 on_status=lambda m: click.echo(m, err=True))
     click.echo(f"wrote {output}")
 
 
 @simulate.command("jets")
-@click.option("--type", "types", default="g,q,t,w,z", show_default=True,
-              help="Comma-separated jet types: g (gluon), q (light quark), t (top), w, z.")
+@click.option(
+    "--type",
+    "types",
+    default="g,q,t,w,z",
+    show_default=True,
+    help="Comma-separated jet types: g (gluon), q (light quark), t (top), w, z.",
+)
 @click.option("--n", "n", type=click.IntRange(min=1), default=1000, show_default=True, help="Jets per type.")
-@click.option("--particles", type=click.IntRange(min=1), default=30, show_default=True,
-              help="Highest-pT constituents kept per jet (JetNet: 30 or 150), zero-padded.")
+@click.option(
+    "--particles",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Highest-pT constituents kept per jet (JetNet: 30 or 150), zero-padded.",
+)
 @click.option("--pt", "pt_window", default="800:1600", show_default=True, help="Jet pT window in GeV, LOW:HIGH.")
-@click.option("--eta-max", type=click.FloatRange(min=0, min_open=True), default=2.5, show_default=True,
-              help="Jet |eta| cut.")
-@click.option("--radius", type=click.FloatRange(min=0, min_open=True), default=0.8, show_default=True,
-              help="Anti-kT R.")
+@click.option(
+    "--eta-max", type=click.FloatRange(min=0, min_open=True), default=2.5, show_default=True, help="Jet |eta| cut."
+)
+@click.option(
+    "--radius", type=click.FloatRange(min=0, min_open=True), default=0.8, show_default=True, help="Anti-kT R."
+)
 @click.option("--mpi/--no-mpi", default=True, show_default=True, help="Multiparton interactions (underlying event).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Campaign seed.")
-@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",
-              help="Local worker processes.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default="all cores",
+    help="Local worker processes.",
+)
 @click.option("--shard-size", type=click.IntRange(min=1), default=2000, show_default=True, help="Jets per shard.")
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:PORT) instead of local workers.")
 @click.option("--keep-shards", is_flag=True, help="Keep OUTPUT.shards/ after merging.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Output HDF5 file (JetNet layout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output HDF5 file (JetNet layout).",
+)
 @friendly
-def simulate_jets_cmd(types: str, n: int, particles: int, pt_window: str, eta_max: float, radius: float,
-                      mpi: bool, seed: int, workers: int, shard_size: int, scheduler: str | None,
-                      keep_shards: bool, output: Path) -> None:
+def simulate_jets_cmd(
+    types: str,
+    n: int,
+    particles: int,
+    pt_window: str,
+    eta_max: float,
+    radius: float,
+    mpi: bool,
+    seed: int,
+    workers: int,
+    shard_size: int,
+    scheduler: str | None,
+    keep_shards: bool,
+    output: Path,
+) -> None:
     """Generate jets with Pythia8 (pp, 13 TeV) + FastJet anti-kT into a JetNet-format HDF5 file.
 
     \b
@@ -160,34 +274,47 @@ def simulate_jets_cmd(types: str, n: int, particles: int, pt_window: str, eta_ma
     Jets are matched to the hard parton (t/W/Z: the resonance) within Delta R < 0.4. Re-running the
     same command resumes an interrupted campaign.
     """
-    from showerforge.data.io import check_writable
-    from showerforge.simulate.jet_campaign import JetCampaign, run_jet_campaign
-    from showerforge.simulate.jets import JetConfig
+    from showerforge.api import simulate_jets
 
-    check_writable(output)
     try:
         lo, hi = (float(x) for x in pt_window.split(":"))
     except ValueError:
         raise ValueError(f"--pt {pt_window!r}: expected LOW:HIGH in GeV, e.g. 800:1600") from None
-    names = [t.strip().lower() for t in types.split(",") if t.strip()]
-    configs = [JetConfig(t, n_particles=particles, pt_min_gev=lo, pt_max_gev=hi, eta_max=eta_max, mpi=mpi,
-                         radius=radius) for t in names]
-    campaign = JetCampaign(configs, n, seed, output, shard_size=shard_size)
-    click.echo(f"simulating {n} jets of each type {','.join(names)}, pT {lo:g}-{hi:g} GeV, R = {radius:g}, "
-               f"MPI {'on' if mpi else 'off'}, on {scheduler or f'{workers} local workers'}", err=True)
-    run_jet_campaign(campaign, workers=workers, scheduler=scheduler, keep_shards=keep_shards,
-                     on_status=lambda m: click.echo(m, err=True))
+    simulate_jets(
+        types=types,
+        n=n,
+        seed=seed,
+        output=output,
+        particles=particles,
+        pt_gev=(lo, hi),
+        eta_max=eta_max,
+        radius=radius,
+        mpi=mpi,
+        workers=workers,
+        shard_size=shard_size,
+        scheduler=scheduler,
+        keep_shards=keep_shards,
+        on_status=_status,
+    )
     click.echo(f"wrote {output}")
 
 
 # ----------------------------------------------------------------------------- inspect
 @cli.command("inspect")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--geometry", default=None,
-              help="Geometry to check against: preset, JSON file or CaloChallenge binning XML "
-                   "(default: from the file, else from its voxel count).")
-@click.option("--binning", "binning", type=click.Path(path_type=Path), default=None,
-              help="CaloChallenge binning XML (same as --geometry FILE.xml).")
+@click.option(
+    "--geometry",
+    default=None,
+    help="Geometry to check against: preset, JSON file or CaloChallenge binning XML "
+    "(default: from the file, else from its voxel count).",
+)
+@click.option(
+    "--binning",
+    "binning",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="CaloChallenge binning XML (same as --geometry FILE.xml).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @friendly
 def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json: bool) -> None:
@@ -207,29 +334,67 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
 
 # ----------------------------------------------------------------------------- train / generate
 @cli.command("train")
-@click.option("--data", "data", required=True, help="Training file: CaloChallenge showers, or JetNet jets (FILE.h5[:TYPE]).")
-@click.option("--model", "model", default=None,
-              help="Registered model (showers: cfm-voxel; jets: cfm-set). Default by data kind.")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Run directory: config.json, checkpoint.pt, history.json.")
+@click.option(
+    "--data", "data", required=True, help="Training file: CaloChallenge showers, or JetNet jets (FILE.h5[:TYPE])."
+)
+@click.option(
+    "--model", "model", default=None, help="Registered model (showers: cfm-voxel; jets: cfm-set). Default by data kind."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Run directory: config.json, checkpoint.pt, history.json.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs (a finished run is extended).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Samples per optimizer step.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (AdamW).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of weights, split, noise.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads for training (default: every core this process may use).")
-@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Stop after the epoch that passes this wall time (the run can be resumed).")
-@click.option("--condition", type=click.Choice(["type", "type+pt"]), default="type", show_default=True,
-              help="Jets: condition on the jet type (one-hot), or on type and log jet pT.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Model hyperparameter override, e.g. --set d_model=128 (repeatable).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads for training (default: every core this process may use).",
+)
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after the epoch that passes this wall time (the run can be resumed).",
+)
+@click.option(
+    "--condition",
+    type=click.Choice(["type", "type+pt"]),
+    default="type",
+    show_default=True,
+    help="Jets: condition on the jet type (one-hot), or on type and log jet pT.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Model hyperparameter override, e.g. --set d_model=128 (repeatable).",
+)
 @click.option("--no-resume", is_flag=True, help="Refuse to continue an existing run in the output directory.")
 @friendly
-def train_cmd(data: str, model: str | None, output: Path, epochs: int | None, batch_size: int | None,
-              lr: float | None, seed: int, device: str, threads: int | None, max_minutes: float | None,
-              condition: str, overrides: tuple[str, ...], no_resume: bool) -> None:
+def train_cmd(
+    data: str,
+    model: str | None,
+    output: Path,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    seed: int,
+    device: str,
+    threads: int | None,
+    max_minutes: float | None,
+    condition: str,
+    overrides: tuple[str, ...],
+    no_resume: bool,
+) -> None:
     """Train a surrogate on reference data; re-running the same command resumes.
 
     \b
@@ -237,18 +402,40 @@ def train_cmd(data: str, model: str | None, output: Path, epochs: int | None, ba
       showerforge train --data electrons_train.h5 --model cfm-voxel -o runs/e1/
     """
     cfg = _parse_overrides(overrides)
-    kw = {k: v for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("num_threads", threads))
-          if v is not None}
+    kw: dict[str, Any] = {
+        k: v
+        for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("num_threads", threads))
+        if v is not None
+    }
     if _file_kind(data) == "jets":
         from showerforge.training.jets import train_jets
 
-        result = train_jets(data, output, model=model or "cfm-set", condition=condition, seed=seed, device=device,
-                            resume=not no_resume, max_minutes=max_minutes, config_overrides=cfg or None, **kw)
+        result = train_jets(
+            data,
+            output,
+            model=model or "cfm-set",
+            condition=condition,
+            seed=seed,
+            device=device,
+            resume=not no_resume,
+            max_minutes=max_minutes,
+            config_overrides=cfg or None,
+            **kw,
+        )
     else:
         from showerforge.training import train_model
 
-        result = train_model(data, model or "cfm-voxel", output, seed=seed, device=device, resume=not no_resume,
-                             max_minutes=max_minutes, config_overrides=cfg or None, **kw)
+        result = train_model(
+            data,
+            model or "cfm-voxel",
+            output,
+            seed=seed,
+            device=device,
+            resume=not no_resume,
+            max_minutes=max_minutes,
+            config_overrides=cfg or None,
+            **kw,
+        )
     click.echo(f"run: {output} ({_describe_result(result)})")
 
 
@@ -278,25 +465,49 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
 
 
 @cli.command("generate")
-@click.option("--model", "run_dir", type=click.Path(path_type=Path), required=True,
-              help="Run directory (or checkpoint.pt) written by `showerforge train`, or a shipped model "
-                   "name such as ds2-electron (`showerforge models` lists them).")
-@click.option("--energies-from", type=click.Path(path_type=Path), default=None,
-              help="Showers: take the incident energies of this CaloChallenge file (same order).")
+@click.option(
+    "--model",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Run directory (or checkpoint.pt) written by `showerforge train`, or a shipped model "
+    "name such as ds2-electron (`showerforge models` lists them).",
+)
+@click.option(
+    "--energies-from",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Showers: take the incident energies of this CaloChallenge file (same order).",
+)
 @click.option("--energy", default=None, help="Showers: energies instead, e.g. 10GeV or 1:100GeV (with --n).")
 @click.option("--type", "jet_type", default=None, help="Jets: jet type(s) to generate, e.g. t or g,q.")
-@click.option("--n", "n", type=click.IntRange(min=1), default=None, help="How many showers (with --energy) or jets per type.")
+@click.option(
+    "--n", "n", type=click.IntRange(min=1), default=None, help="How many showers (with --energy) or jets per type."
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Sampling seed.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True, help="Samples per batch.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="ODE steps (default: the model's).")
-@click.option("--solver", type=click.Choice(["euler", "midpoint", "rk4"]), default=None,
-              help="ODE solver (default: the model's).")
+@click.option(
+    "--solver", type=click.Choice(["euler", "midpoint", "rk4"]), default=None, help="ODE solver (default: the model's)."
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, ...")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output HDF5 file.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output HDF5 file."
+)
 @friendly
-def generate_cmd(run_dir: Path, energies_from: Path | None, energy: str | None, jet_type: str | None, n: int | None,
-                 seed: int, batch_size: int, steps: int | None, solver: str | None, device: str,
-                 output: Path) -> None:
+def generate_cmd(
+    run_dir: Path,
+    energies_from: Path | None,
+    energy: str | None,
+    jet_type: str | None,
+    n: int | None,
+    seed: int,
+    batch_size: int,
+    steps: int | None,
+    solver: str | None,
+    device: str,
+    output: Path,
+) -> None:
     """Generate showers (CaloChallenge format) or jets (JetNet format) with a trained surrogate.
 
     \b
@@ -314,8 +525,17 @@ def generate_cmd(run_dir: Path, energies_from: Path | None, energy: str | None, 
         from showerforge.generate.jets import generate_jets
 
         types = [t.strip() for t in jet_type.split(",") if t.strip()]
-        generate_jets(run_dir, types if len(types) > 1 else types[0], n or 1000, output, seed=seed,
-                      batch_size=batch_size, steps=steps, solver=solver, device=device)
+        generate_jets(
+            run_dir,
+            types if len(types) > 1 else types[0],
+            n or 1000,
+            output,
+            seed=seed,
+            batch_size=batch_size,
+            steps=steps,
+            solver=solver,
+            device=device,
+        )
     else:
         import numpy as np
 
@@ -330,8 +550,9 @@ def generate_cmd(run_dir: Path, energies_from: Path | None, energy: str | None, 
             inc = parse_energy(energy).sample(n, np.random.default_rng(seed))
         else:
             raise ValueError("give --energies-from FILE, or --energy with --n (showers), or --type with --n (jets)")
-        generate_showers(run_dir, inc, output, batch_size=batch_size, seed=seed, steps=steps, solver=solver,
-                         device=device)
+        generate_showers(
+            run_dir, inc, output, batch_size=batch_size, seed=seed, steps=steps, solver=solver, device=device
+        )
     click.echo(f"wrote {output}")
 
 
@@ -350,8 +571,17 @@ def models_cmd(as_json: bool) -> None:
 
     shipped = shipped_models()
     if as_json:
-        click.echo(json.dumps({"architectures": {k: {"data_kind": v.data_kind, "description": v.description}
-                                                 for k, v in MODELS.items()}, "shipped": shipped}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "architectures": {
+                        k: {"data_kind": v.data_kind, "description": v.description} for k, v in MODELS.items()
+                    },
+                    "shipped": shipped,
+                },
+                indent=2,
+            )
+        )
         return
     click.echo("architectures (showerforge train --model NAME):")
     for name, spec in MODELS.items():
@@ -374,8 +604,13 @@ def _card_line(value: object) -> str:
 
 # ----------------------------------------------------------------------------- demo
 @cli.command("demo")
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True,
-              help="Folder for the demo's files and report.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo"),
+    show_default=True,
+    help="Folder for the demo's files and report.",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores")
 @friendly
 def demo_cmd(output: Path, workers: int) -> None:
@@ -391,24 +626,52 @@ def demo_cmd(output: Path, workers: int) -> None:
 
 # ----------------------------------------------------------------------------- evaluate
 @cli.command("evaluate")
-@click.option("--reference", required=True, help="Reference file (Geant4 / Pythia8); jets: FILE.h5:TYPE selects a type.")
+@click.option(
+    "--reference", required=True, help="Reference file (Geant4 / Pythia8); jets: FILE.h5:TYPE selects a type."
+)
 @click.option("--candidate", required=True, help="Candidate (generated) file of the same geometry / jet type.")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Report folder: metrics.json, plots/, index.html.")
-@click.option("--geometry", default=None,
-              help="Showers: readout for files without a geometry attribute (preset, JSON or CaloChallenge XML).")
-@click.option("--quick", is_flag=True,
-              help="Small classifier (3 x 256, 15 epochs, 1 repeat) and fewer bootstrap replicas: for small "
-                   "samples and tests. Default: the CaloChallenge protocol (3 x 2048, 50 epochs, 5 repeats), "
-                   "which takes hours on a CPU for ds2.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seeds splits, bootstrap and classifiers.")
-@click.option("--max-showers", "--max-jets", "max_showers", type=click.IntRange(min=1), default=None,
-              help="Use only the first N showers (jets) of each file.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Report folder: metrics.json, plots/, index.html.",
+)
+@click.option(
+    "--geometry",
+    default=None,
+    help="Showers: readout for files without a geometry attribute (preset, JSON or CaloChallenge XML).",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Small classifier (3 x 256, 15 epochs, 1 repeat) and fewer bootstrap replicas: for small "
+    "samples and tests. Default: the CaloChallenge protocol (3 x 2048, 50 epochs, 5 repeats), "
+    "which takes hours on a CPU for ds2.",
+)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds splits, bootstrap and classifiers."
+)
+@click.option(
+    "--max-showers",
+    "--max-jets",
+    "max_showers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use only the first N showers (jets) of each file.",
+)
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @friendly
-def evaluate_cmd(reference: str, candidate: str, output: Path, geometry: str | None, quick: bool, seed: int,
-                 max_showers: int | None, no_plots: bool) -> None:
+def evaluate_cmd(
+    reference: str,
+    candidate: str,
+    output: Path,
+    geometry: str | None,
+    quick: bool,
+    seed: int,
+    max_showers: int | None,
+    no_plots: bool,
+) -> None:
     """Compare a candidate file with a reference: CaloChallenge metrics for showers, JetNet metrics for jets.
 
     \b
@@ -421,14 +684,23 @@ def evaluate_cmd(reference: str, candidate: str, output: Path, geometry: str | N
     if kind == "jets":
         from showerforge.evaluation.jet_report import evaluate_jet_files, format_jet_summary
 
-        metrics = evaluate_jet_files(reference, candidate, output, seed=seed, quick=quick, plots=not no_plots,
-                                     max_jets=max_showers)
+        metrics = evaluate_jet_files(
+            reference, candidate, output, seed=seed, quick=quick, plots=not no_plots, max_jets=max_showers
+        )
         click.echo(format_jet_summary(metrics))
     else:
         from showerforge.evaluation import evaluate_files, format_summary
 
-        metrics = evaluate_files(reference, candidate, output, geometry=geometry, quick=quick, seed=seed,
-                                 max_showers=max_showers, plots=not no_plots)
+        metrics = evaluate_files(
+            reference,
+            candidate,
+            output,
+            geometry=geometry,
+            quick=quick,
+            seed=seed,
+            max_showers=max_showers,
+            plots=not no_plots,
+        )
         click.echo(format_summary(metrics))
     click.echo(f"report: {output / 'index.html'}")
 

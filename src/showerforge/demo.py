@@ -59,8 +59,20 @@ def run_demo(out: Path, cfg: DemoConfig | None = None, say: Callable[[str], None
         else:
             say(f"[1/5] Geant4: {n} {cfg.particle} showers ({split}), {cfg.energy} log-uniform, geometry {geo.name}")
             t = time.time()
-            run_campaign(CaloCampaign(geo, cfg.particle, parse_energy(cfg.energy), n, seed, path, shard_size=250,
-                                      sampling_fraction=sampling_fraction), workers=cfg.workers, on_status=say)
+            run_campaign(
+                CaloCampaign(
+                    geo,
+                    cfg.particle,
+                    parse_energy(cfg.energy),
+                    n,
+                    seed,
+                    path,
+                    shard_size=250,
+                    sampling_fraction=sampling_fraction,
+                ),
+                workers=cfg.workers,
+                on_status=say,
+            )
             timings[f"geant4_{split}_s"] = time.time() - t
         if sampling_fraction is None:
             with open_showers(path) as f:
@@ -70,8 +82,7 @@ def run_demo(out: Path, cfg: DemoConfig | None = None, say: Callable[[str], None
     run_dir = out / "run"
     say(f"[2/5] training {cfg.model} on {files['train']} (≤ {cfg.max_train_minutes:g} min)")
     t = time.time()
-    train_model(files["train"], cfg.model, run_dir, epochs=cfg.epochs, seed=cfg.seed,
-                max_minutes=cfg.max_train_minutes)
+    train_model(files["train"], cfg.model, run_dir, epochs=cfg.epochs, seed=cfg.seed, max_minutes=cfg.max_train_minutes)
     timings["train_s"] = time.time() - t
     from showerforge.generate import energies_from, generate_showers
 
@@ -110,12 +121,25 @@ def _shipped_demo(out: Path, cfg: DemoConfig, say: Callable[[str], None]) -> Non
     if ref.exists():
         say(f"[5/5] {ref} exists, kept")
     else:
-        say(f"[5/5] Geant4: {cfg.shipped_n} {cfg.particle} showers in ds2, {cfg.shipped_energy} log-uniform "
-            f"(calibrated with the shipped model's sampling fraction)")
+        say(
+            f"[5/5] Geant4: {cfg.shipped_n} {cfg.particle} showers in ds2, {cfg.shipped_energy} log-uniform "
+            f"(calibrated with the shipped model's sampling fraction)"
+        )
         t = time.time()
-        run_campaign(CaloCampaign(get_geometry("ds2"), cfg.particle, parse_energy(cfg.shipped_energy),
-                                  cfg.shipped_n, cfg.seed + 2000, ref, shard_size=50, sampling_fraction=sf),
-                     workers=cfg.workers, on_status=say)
+        run_campaign(
+            CaloCampaign(
+                get_geometry("ds2"),
+                cfg.particle,
+                parse_energy(cfg.shipped_energy),
+                cfg.shipped_n,
+                cfg.seed + 2000,
+                ref,
+                shard_size=50,
+                sampling_fraction=sf,
+            ),
+            workers=cfg.workers,
+            on_status=say,
+        )
         timings["geant4_test_s"] = time.time() - t
     say(f"      generating the same energies with the shipped {cfg.shipped} (no training)")
     t = time.time()
@@ -135,11 +159,15 @@ def _summary(metrics: dict, timings: dict[str, float], n_test: int, workers: int
         c = (cand.get("classifier", {}).get(kind) or {}).get("auc") or {}
         f = (floor.get("classifier", {}).get(kind) or {}).get("auc") or {}
         if c.get("value") is not None:
-            lines.append(f"classifier AUC ({kind.replace('_', '-')}): {c['value']:.3f} ± {c['error']:.3f}"
-                         f"   (Geant4 vs Geant4: {f.get('value', float('nan')):.3f})")
+            lines.append(
+                f"classifier AUC ({kind.replace('_', '-')}): {c['value']:.3f} ± {c['error']:.3f}"
+                f"   (Geant4 vs Geant4: {f.get('value', float('nan')):.3f})"
+            )
     if "geant4_test_s" in timings and "generate_s" in timings:
         g4 = timings["geant4_test_s"] * workers / n_test  # core-seconds per shower
         sur = timings["generate_s"] / n_test
-        lines.append(f"speed: Geant4 {1e3 * g4:.1f} ms/shower per core, surrogate {1e3 * sur:.2f} ms/shower "
-                     f"(whole generate step, CPU): {g4 / sur:.0f}x faster")
+        lines.append(
+            f"speed: Geant4 {1e3 * g4:.1f} ms/shower per core, surrogate {1e3 * sur:.2f} ms/shower "
+            f"(whole generate step, CPU): {g4 / sur:.0f}x faster"
+        )
     return "\n".join(lines)

@@ -115,9 +115,7 @@ class Geometry:
     _offsets: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        layers = tuple(
-            layer if isinstance(layer, ReadoutLayer) else ReadoutLayer(**layer) for layer in self.readout
-        )
+        layers = tuple(layer if isinstance(layer, ReadoutLayer) else ReadoutLayer(**layer) for layer in self.readout)
         object.__setattr__(self, "readout", layers)
         if not layers:
             raise GeometryError(f"geometry {self.name!r}: needs at least one readout layer")
@@ -252,9 +250,7 @@ class Geometry:
         """A JSON-ready dictionary (round trip: :meth:`from_dict`)."""
         d = asdict(self)
         d.pop("_offsets", None)
-        d["readout"] = [
-            {"r_edges_mm": list(layer.r_edges_mm), "n_alpha": layer.n_alpha} for layer in self.readout
-        ]
+        d["readout"] = [{"r_edges_mm": list(layer.r_edges_mm), "n_alpha": layer.n_alpha} for layer in self.readout]
         # compress a regular readout to one entry plus a count
         if all(layer == self.readout[0] for layer in self.readout):
             d["readout"] = {"repeat": self.n_layers, "layer": d["readout"][0]}

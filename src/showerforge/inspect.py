@@ -11,9 +11,22 @@ from showerforge.geometry import Geometry
 
 __all__ = ["inspect_file", "format_inspection", "inspect_any", "inspect_jet_file", "format_jet_inspection"]
 
-_SHOWN_ATTRS = ("particle", "spectrum", "seed", "n_showers", "geant4_version", "physics_list", "physics_data",
-                "production_cut_mm", "sampling_fraction", "sampling_fraction_error", "showerforge_version",
-                "model", "checkpoint_sha256", "sampler")
+_SHOWN_ATTRS = (
+    "particle",
+    "spectrum",
+    "seed",
+    "n_showers",
+    "geant4_version",
+    "physics_list",
+    "physics_data",
+    "production_cut_mm",
+    "sampling_fraction",
+    "sampling_fraction_error",
+    "showerforge_version",
+    "model",
+    "checkpoint_sha256",
+    "sampler",
+)
 
 
 def inspect_file(path: str | Path, geometry: Geometry | str | None = None, chunk: int = 2048) -> dict[str, Any]:
@@ -33,10 +46,16 @@ def inspect_file(path: str | Path, geometry: Geometry | str | None = None, chunk
         "n_voxels": rep.n_voxels,
         "geometry": geo.name,
         "geometry_source": rep.geometry_source,
-        "readout": (f"{geo.shape[0]} layers x {geo.shape[1]} angular x {geo.shape[2]} radial bins"
-                    if geo.is_regular else f"{geo.n_layers} layers, irregular binning"),
-        "stack": (f"{geo.n_physical_layers} x ({geo.absorber_mm} mm {geo.absorber} + {geo.sensor_mm} mm {geo.sensor})"
-                  if geo.has_stack else "unknown (readout only)"),
+        "readout": (
+            f"{geo.shape[0]} layers x {geo.shape[1]} angular x {geo.shape[2]} radial bins"
+            if geo.is_regular
+            else f"{geo.n_layers} layers, irregular binning"
+        ),
+        "stack": (
+            f"{geo.n_physical_layers} x ({geo.absorber_mm} mm {geo.absorber} + {geo.sensor_mm} mm {geo.sensor})"
+            if geo.has_stack
+            else "unknown (readout only)"
+        ),
         "attributes": attrs,
         "stats": rep.stats,
         "errors": rep.errors,
@@ -118,8 +137,13 @@ def inspect_jet_file(spec: str | Path) -> dict[str, Any]:
         }
     settings = data.attrs.get("settings")
     return {
-        "file": str(spec), "ok": True, "format": "jetnet", "n_jets": len(data), "n_particles": data.n_particles,
-        "type_column_found": data.type_column_found, "jet_type_source": data.attrs.get("jet_type_source"),
+        "file": str(spec),
+        "ok": True,
+        "format": "jetnet",
+        "n_jets": len(data),
+        "n_particles": data.n_particles,
+        "type_column_found": data.type_column_found,
+        "jet_type_source": data.attrs.get("jet_type_source"),
         "per_type": per_type,
         "generator": settings.get("pythia_version") if isinstance(settings, dict) else None,
         "model": data.attrs.get("model"),
@@ -135,9 +159,11 @@ def format_jet_inspection(desc: dict[str, Any]) -> str:
         + (f"; types from {desc['jet_type_source']}" if desc.get("jet_type_source") else ""),
     ]
     for name, t in desc["per_type"].items():
-        lines.append(f"type {name:<6} {t['n_jets']:>7} jets, pT {t['pt_gev'][0]:.0f}-{t['pt_gev'][1]:.0f} GeV, "
-                     f"median mass {t['median_mass_gev']:.1f} GeV, multiplicity {t['mean_multiplicity']:.1f} "
-                     f"({t['mean_particles_kept']:.1f} kept)")
+        lines.append(
+            f"type {name:<6} {t['n_jets']:>7} jets, pT {t['pt_gev'][0]:.0f}-{t['pt_gev'][1]:.0f} GeV, "
+            f"median mass {t['median_mass_gev']:.1f} GeV, multiplicity {t['mean_multiplicity']:.1f} "
+            f"({t['mean_particles_kept']:.1f} kept)"
+        )
     for key in ("generator", "model"):
         if desc.get(key):
             lines.append(f"{key:<11} {desc[key]}")

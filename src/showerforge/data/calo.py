@@ -88,9 +88,7 @@ def write_showers(
     inc = np.asarray(incident_mev, dtype=np.float32).reshape(-1, 1)
     sh = np.asarray(showers_mev, dtype=np.float32)
     if sh.ndim != 2 or sh.shape[0] != inc.shape[0] or sh.shape[1] != geometry.n_voxels:
-        raise CaloFileError(
-            path, SHOWERS, f"expected shape ({inc.shape[0]}, {geometry.n_voxels}), got {sh.shape}"
-        )
+        raise CaloFileError(path, SHOWERS, f"expected shape ({inc.shape[0]}, {geometry.n_voxels}), got {sh.shape}")
     from showerforge import __version__
 
     with atomic_output(path) as tmp:
@@ -180,7 +178,9 @@ class CaloFile:
     def _from_h5(cls, path: Path, h5: h5py.File, geometry: Geometry | str | None) -> CaloFile:
         for key in (ENERGIES, SHOWERS):
             if key not in h5:
-                raise CaloFileError(path, key, f"missing dataset; expected keys {ENERGIES!r} and {SHOWERS!r}, found {sorted(h5.keys())}")
+                raise CaloFileError(
+                    path, key, f"missing dataset; expected keys {ENERGIES!r} and {SHOWERS!r}, found {sorted(h5.keys())}"
+                )
             if not isinstance(h5[key], h5py.Dataset):
                 raise CaloFileError(path, key, "is a group, expected a dataset")
         inc, sh = h5[ENERGIES], h5[SHOWERS]
@@ -211,8 +211,10 @@ class CaloFile:
             source = "argument"
             if file_geo is not None and not file_geo.same_readout(geo):
                 raise CaloFileError(
-                    path, "geometry", f"file describes readout {file_geo.name!r} ({file_geo.n_voxels} voxels) "
-                    f"but {geo.name!r} ({geo.n_voxels} voxels) was given"
+                    path,
+                    "geometry",
+                    f"file describes readout {file_geo.name!r} ({file_geo.n_voxels} voxels) "
+                    f"but {geo.name!r} ({geo.n_voxels} voxels) was given",
                 )
             if file_geo is not None and file_geo.sampling_fraction is not None:
                 from dataclasses import replace
@@ -224,8 +226,10 @@ class CaloFile:
             guessed = guess_geometry(sh.shape[1])
             if guessed is None:
                 raise CaloFileError(
-                    path, SHOWERS, f"{sh.shape[1]} voxels match no known geometry; pass one with "
-                    "--geometry (preset name, JSON file or CaloChallenge binning XML)"
+                    path,
+                    SHOWERS,
+                    f"{sh.shape[1]} voxels match no known geometry; pass one with "
+                    "--geometry (preset name, JSON file or CaloChallenge binning XML)",
                 )
             geo, source = guessed, "voxel count"
         if sh.shape[1] != geo.n_voxels:
@@ -267,8 +271,9 @@ class CaloFile:
         sh = np.asarray(self.h5[SHOWERS][start:stop], dtype=np.float32)
         return inc, sh
 
-    def iter_chunks(self, chunk: int = DEFAULT_CHUNK, start: int = 0, stop: int | None = None
-                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_chunks(
+        self, chunk: int = DEFAULT_CHUNK, start: int = 0, stop: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Stream (incident, showers) in chunks of ``chunk`` rows; memory is bounded by the chunk."""
         stop = len(self) if stop is None else min(stop, len(self))
         for lo in range(start, stop, chunk):
@@ -303,8 +308,9 @@ class ValidationReport:
         return not self.errors
 
 
-def validate_file(path: str | Path, geometry: Geometry | str | None = None, chunk: int = DEFAULT_CHUNK,
-                  progress: Any = None) -> ValidationReport:
+def validate_file(
+    path: str | Path, geometry: Geometry | str | None = None, chunk: int = DEFAULT_CHUNK, progress: Any = None
+) -> ValidationReport:
     """Check a CaloChallenge-style file in streaming chunks.
 
     Checks keys, shapes and dtypes (on open), then values: NaN/inf, negative energies, incident
@@ -355,11 +361,15 @@ def validate_file(path: str | Path, geometry: Geometry | str | None = None, chun
         if n_nan_inc:
             rep.errors.append(f"{ENERGIES}: {n_nan_inc} NaN/inf values (first at row {first_bad[ENERGIES]})")
         if n_neg_inc:
-            rep.errors.append(f"{ENERGIES}: {n_neg_inc} values <= 0 MeV (first at row {first_bad[ENERGIES + '<=0']}); expected positive energies in MeV")
+            rep.errors.append(
+                f"{ENERGIES}: {n_neg_inc} values <= 0 MeV (first at row {first_bad[ENERGIES + '<=0']}); expected positive energies in MeV"
+            )
         if n_nan_sh:
             rep.errors.append(f"{SHOWERS}: {n_nan_sh} showers with NaN/inf voxels (first at row {first_bad[SHOWERS]})")
         if n_neg_sh:
-            rep.errors.append(f"{SHOWERS}: {n_neg_sh} showers with negative voxel energies (first at row {first_bad[SHOWERS + '<0']}); expected energies >= 0 MeV")
+            rep.errors.append(
+                f"{SHOWERS}: {n_neg_sh} showers with negative voxel energies (first at row {first_bad[SHOWERS + '<0']}); expected energies >= 0 MeV"
+            )
         n_good = max(1, n - n_nan_inc - n_neg_inc)
         mean_ratio = ratio_sum / n_good
         if n and np.isfinite(e_min):
@@ -376,7 +386,10 @@ def validate_file(path: str | Path, geometry: Geometry | str | None = None, chun
                     f"{SHOWERS}: mean deposited/incident = {mean_ratio:.3g}; not divided by the sampling fraction, or wrong units?"
                 )
         rep.stats = {
-            "incident_energy_mev": [None if not np.isfinite(e_min) else e_min, None if not np.isfinite(e_max) else e_max],
+            "incident_energy_mev": [
+                None if not np.isfinite(e_min) else e_min,
+                None if not np.isfinite(e_max) else e_max,
+            ],
             "mean_etot_over_einc": mean_ratio,
             "std_etot_over_einc": float(np.sqrt(max(0.0, ratio_sq / n_good - mean_ratio**2))),
             "max_etot_over_einc": ratio_max,
@@ -399,6 +412,9 @@ def require_clean(path: str | Path, geometry: Geometry | str | None = None, *, r
     rep = validate_file(path, geometry)
     if rep.errors:
         fld, _, msg = rep.errors[0].partition(": ")
-        raise CaloFileError(path, fld, f"{msg}; {role} must hold finite, non-negative energies in MeV "
-                                        "(`showerforge inspect` lists every problem)")
+        raise CaloFileError(
+            path,
+            fld,
+            f"{msg}; {role} must hold finite, non-negative energies in MeV (`showerforge inspect` lists every problem)",
+        )
     return rep

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from showerforge.data.preprocess import Standardize
 from showerforge.data.jetnet import JET_TYPES
+from showerforge.data.preprocess import Standardize
 
 __all__ = [
     "JET_CONDITIONS",
@@ -151,8 +151,13 @@ class ParticleTransform:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state."""
-        return {"n_particles": self.n_particles, "scale": self.scale.state_dict(), "low": self.low.tolist(),
-                "high": self.high.tolist(), "sum_max": self.sum_max}
+        return {
+            "n_particles": self.n_particles,
+            "scale": self.scale.state_dict(),
+            "low": self.low.tolist(),
+            "high": self.high.tolist(),
+            "sum_max": self.sum_max,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`."""
@@ -269,9 +274,14 @@ class JetConditioning:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state."""
-        return {"kind": self.kind, "n_pt_bins": self.n_pt_bins, "log_pt": self.log_pt.state_dict(),
-                "pt_edges": list(self.pt_edges), "pt_quantiles": dict(self.pt_quantiles),
-                "eta_quantiles": dict(self.eta_quantiles)}
+        return {
+            "kind": self.kind,
+            "n_pt_bins": self.n_pt_bins,
+            "log_pt": self.log_pt.state_dict(),
+            "pt_edges": list(self.pt_edges),
+            "pt_quantiles": dict(self.pt_quantiles),
+            "eta_quantiles": dict(self.eta_quantiles),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`."""
@@ -338,8 +348,12 @@ class JetPreprocessor:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state."""
-        return {"kind": self.kind, "particles": self.particles.state_dict(),
-                "conditioning": self.conditioning.state_dict(), "k_max": self.k_max}
+        return {
+            "kind": self.kind,
+            "particles": self.particles.state_dict(),
+            "conditioning": self.conditioning.state_dict(),
+            "k_max": self.k_max,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`."""
@@ -357,7 +371,10 @@ class JetPreprocessor:
     def from_state(cls, state: dict[str, Any] | str) -> JetPreprocessor:
         """Rebuild from :meth:`state_dict` (a dict or its JSON text)."""
         state = json.loads(state) if isinstance(state, str) else state
-        pre = cls(int(state["particles"]["n_particles"]), state["conditioning"]["kind"],
-                  int(state["conditioning"]["n_pt_bins"]))
+        pre = cls(
+            int(state["particles"]["n_particles"]),
+            state["conditioning"]["kind"],
+            int(state["conditioning"]["n_pt_bins"]),
+        )
         pre.load_state_dict(state)
         return pre

@@ -166,9 +166,7 @@ def _check_arrays(
             want = "(N, n, 4)" if ndim == 3 else "(N, 4)"
             raise JetFileError(source, name, f"expected shape {want}, got {arr.shape}")
     if pf.shape[2] != 4 or pf.shape[1] < 1:
-        raise JetFileError(
-            source, "particle_features", f"expected shape (N, n>=1, 4), got {pf.shape}"
-        )
+        raise JetFileError(source, "particle_features", f"expected shape (N, n>=1, 4), got {pf.shape}")
     if jf.shape[1] != 4:
         raise JetFileError(source, "jet_features", f"expected shape (N, 4), got {jf.shape}")
     if jf.shape[0] != pf.shape[0]:
@@ -188,9 +186,7 @@ def _check_arrays(
         bad = ~np.isfinite(arr)
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise JetFileError(
-                source, name, f"expected finite values, found NaN/inf at index {first}"
-            )
+            raise JetFileError(source, name, f"expected finite values, found NaN/inf at index {first}")
     mask = pf[..., 3]
     if not np.all((mask == 0) | (mask == 1)):
         first = tuple(int(i) for i in np.argwhere((mask != 0) & (mask != 1))[0])
@@ -202,19 +198,20 @@ def _check_arrays(
     neg = (pf[..., 2] < 0) & (mask == 1)
     if neg.any():
         first = tuple(int(i) for i in np.argwhere(neg)[0])
-        raise JetFileError(source, "particle_features",
-                           f"expected pT_rel (column 2) >= 0, found {pf[first + (2,)]:.4g} at {first}")
+        raise JetFileError(
+            source, "particle_features", f"expected pT_rel (column 2) >= 0, found {pf[first + (2,)]:.4g} at {first}"
+        )
     if pf.shape[0] and np.any(jf[:, 0] <= 0):
         row = int(np.argmax(jf[:, 0] <= 0))
-        raise JetFileError(source, "jet_features", f"expected jet pT (column 0, GeV) > 0, found {jf[row, 0]:.4g} "
-                                                   f"at row {row}")
+        raise JetFileError(
+            source, "jet_features", f"expected jet pT (column 0, GeV) > 0, found {jf[row, 0]:.4g} at row {row}"
+        )
     bad_type = (jt < 0) | (jt >= len(JET_TYPES))
     if np.any(bad_type):
         raise JetFileError(
             source,
             "jet_type",
-            f"unknown type label {jt[bad_type][0]!r}; "
-            f"expected 0..{len(JET_TYPES) - 1} for {JET_TYPES}",
+            f"unknown type label {jt[bad_type][0]!r}; expected 0..{len(JET_TYPES) - 1} for {JET_TYPES}",
         )
     return pf, jf, np.asarray(jt, dtype=np.int8)
 
@@ -375,14 +372,10 @@ def _resolve_types(
         order = tuple(file_order) if isinstance(file_order, list) else JETNET_LOADER_TYPE_ORDER
         col = jf[:, 0]
         if not np.all(np.isfinite(col)) or not np.all(col == np.round(col)):
-            raise JetFileError(
-                path, "jet_features", "expected integer type labels in column 0 of 5"
-            )
+            raise JetFileError(path, "jet_features", "expected integer type labels in column 0 of 5")
         col = col.astype(np.int64)
         if np.any((col < 0) | (col >= len(order))):
-            raise JetFileError(
-                path, "jet_features", f"unknown type label in column 0; order {order}"
-            )
+            raise JetFileError(path, "jet_features", f"unknown type label in column 0; order {order}")
         if any(t not in JET_TYPES for t in order):
             raise JetFileError(path, "jet_types", f"unknown type name in attribute {order}")
         remap = np.array([JET_TYPES.index(t) for t in order])
@@ -395,9 +388,7 @@ def _resolve_types(
     elif jt is not None:
         if isinstance(file_order, list) and tuple(file_order) != JET_TYPES:
             if any(t not in JET_TYPES for t in file_order):
-                raise JetFileError(
-                    path, "jet_types", f"unknown type name in attribute {file_order}"
-                )
+                raise JetFileError(path, "jet_types", f"unknown type name in attribute {file_order}")
             jt = np.array([JET_TYPES.index(t) for t in file_order])[np.asarray(jt, np.int64)]
         attrs["jet_type_source"] = "jet_type"
     else:
@@ -457,9 +448,7 @@ def merge_jet_files(
         sources.append({"path": spec, "n_jets": len(data), "settings": data.attrs.get("settings")})
     total = int(sum(sizes))
     settings = {"merged_from": sources}
-    seeds = [
-        s["settings"].get("seed") if isinstance(s["settings"], dict) else None for s in sources
-    ]
+    seeds = [s["settings"].get("seed") if isinstance(s["settings"], dict) else None for s in sources]
     with atomic_output(out) as tmp, h5py.File(tmp, "w") as h5:
         dpf = _create(h5, "particle_features", (total, int(n_particles or 0), 4), np.float32)
         djf = _create(h5, "jet_features", (total, 4), np.float32)

@@ -203,8 +203,9 @@ class ShowerPreprocessor:
         if not self.layer_sizes or min(self.layer_sizes) < 0 or max(self.layer_sizes) == 0:
             raise ValueError(f"layer_sizes must be non-negative with at least one voxel, got {self.layer_sizes}")
         if not 0.0 <= threshold_quantile < 1.0 or threshold_rows < 1:
-            raise ValueError(f"need 0 <= threshold_quantile < 1 and threshold_rows >= 1, got "
-                             f"{threshold_quantile}, {threshold_rows}")
+            raise ValueError(
+                f"need 0 <= threshold_quantile < 1 and threshold_rows >= 1, got {threshold_quantile}, {threshold_rows}"
+            )
         if not 0.0 < noise_scale <= 1.0:
             raise ValueError(f"noise_scale must be in (0, 1], got {noise_scale}")
         if threshold_mev is not None and not threshold_mev >= 0.0:
@@ -259,7 +260,9 @@ class ShowerPreprocessor:
 
     def _build_index(self) -> None:
         # positions of the energy feature and of the voxel features inside the interleaved x
-        e_pos, v_pos, pos = [], [], 0
+        e_pos: list[int] = []
+        v_pos: list[int] = []
+        pos = 0
         for i in self.active:
             e_pos.append(pos)
             v_pos.extend(range(pos + 1, pos + 1 + self.layer_sizes[i]))
@@ -303,10 +306,16 @@ class ShowerPreprocessor:
             sh = np.where(sh > 0, sh, low * u[:, : self.n_voxels])
             e_layer = np.where(e_layer > 0, e_layer, low * u[:, self.n_voxels :])
         remaining = np.cumsum(e_layer[:, ::-1], axis=1)[:, ::-1]  # E_l + ... + E_{L-1}
-        stick = np.divide(e_layer[:, :-1], remaining[:, :-1], out=np.zeros_like(e_layer[:, :-1]),
-                          where=remaining[:, :-1] > 0)
-        y = np.concatenate([_logit(self.alpha + (1.0 - 2.0 * self.alpha) * np.clip(stick, 0.0, 1.0)),
-                            np.log(remaining[:, :1] / inc[:, None] + self.frac_eps)], axis=1)
+        stick = np.divide(
+            e_layer[:, :-1], remaining[:, :-1], out=np.zeros_like(e_layer[:, :-1]), where=remaining[:, :-1] > 0
+        )
+        y = np.concatenate(
+            [
+                _logit(self.alpha + (1.0 - 2.0 * self.alpha) * np.clip(stick, 0.0, 1.0)),
+                np.log(remaining[:, :1] / inc[:, None] + self.frac_eps),
+            ],
+            axis=1,
+        )
         denom = self._scale(e_layer)
         shape = np.divide(sh, denom, out=np.zeros_like(sh), where=denom > 0)
         z = _logit(self.alpha + (1.0 - 2.0 * self.alpha) * np.clip(shape, 0.0, 1.0))
@@ -485,9 +494,8 @@ PREPROCESSORS: dict[str, type[ShowerPreprocessor]] = {ShowerPreprocessor.kind: S
 
 def preprocessor_from_state(state: dict[str, Any] | str) -> ShowerPreprocessor:
     """Rebuild a fitted preprocessor from its state (dict or JSON text), via :data:`PREPROCESSORS`."""
-    if isinstance(state, str):
-        state = json.loads(state)
-    kind = state.get("kind")
+    st: dict[str, Any] = json.loads(state) if isinstance(state, str) else state
+    kind = st.get("kind")
     if kind not in PREPROCESSORS:
         raise ValueError(f"unknown preprocessing kind {kind!r}; known: {sorted(PREPROCESSORS)}")
-    return PREPROCESSORS[kind].from_state_dict(state)
+    return PREPROCESSORS[kind].from_state_dict(st)

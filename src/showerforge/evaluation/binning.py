@@ -67,9 +67,16 @@ def _linear_range(name: str, layer: int, geometry: Geometry, dataset: str | None
     return (lo * scale, hi * scale)
 
 
-def feature_edges(name: str, geometry: Geometry, dataset: str | None, *, layer: int | None = None,
-                  threshold_mev: float = 0.0, reference_max: float = float("nan"),
-                  reference_min_positive: float = float("nan")) -> np.ndarray | None:
+def feature_edges(
+    name: str,
+    geometry: Geometry,
+    dataset: str | None,
+    *,
+    layer: int | None = None,
+    threshold_mev: float = 0.0,
+    reference_max: float = float("nan"),
+    reference_min_positive: float = float("nan"),
+) -> np.ndarray | None:
     """Bin edges of a feature histogram (see module docstring).
 
     Args:

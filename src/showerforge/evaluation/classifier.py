@@ -115,12 +115,15 @@ class ClassifierResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``auc`` and ``jsd`` as ``{"value", "error"}``)."""
-        return {"auc": self.auc.to_dict(), "jsd": self.jsd.to_dict(), "n_per_class": self.n_per_class,
-                "runs": [dict(r) for r in self.runs]}
+        return {
+            "auc": self.auc.to_dict(),
+            "jsd": self.jsd.to_dict(),
+            "n_per_class": self.n_per_class,
+            "runs": [dict(r) for r in self.runs],
+        }
 
 
-def low_level_inputs(incident_mev: np.ndarray, showers_mev: np.ndarray, *, threshold_mev: float = 0.0
-                     ) -> np.ndarray:
+def low_level_inputs(incident_mev: np.ndarray, showers_mev: np.ndarray, *, threshold_mev: float = 0.0) -> np.ndarray:
     """Low-level classifier input ``[log10 E_inc, voxels / E_inc]``.
 
     Args:
@@ -174,9 +177,15 @@ def _threads(cfg: ClassifierConfig) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def classifier_test(reference: np.ndarray, candidate: np.ndarray, *, quick: bool = False,
-                    config: ClassifierConfig | None = None, repeats: int | None = None, seed: int = 0
-                    ) -> ClassifierResult:
+def classifier_test(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    *,
+    quick: bool = False,
+    config: ClassifierConfig | None = None,
+    repeats: int | None = None,
+    seed: int = 0,
+) -> ClassifierResult:
     """Train a classifier to separate reference from candidate inputs; AUC and JSD on held-out data.
 
     Args:
@@ -199,13 +208,21 @@ def classifier_test(reference: np.ndarray, candidate: np.ndarray, *, quick: bool
         raise ValueError(f"classifier inputs must be (n, d) with the same d, got {ref.shape} and {cand.shape}")
     x = np.concatenate([ref, cand])
     idx = np.arange(len(x))
-    return classifier_test_indexed(x, idx[: len(ref)], idx[len(ref):], quick=quick, config=config,
-                                   repeats=repeats, seed=seed)
+    return classifier_test_indexed(
+        x, idx[: len(ref)], idx[len(ref) :], quick=quick, config=config, repeats=repeats, seed=seed
+    )
 
 
-def classifier_test_indexed(inputs: np.ndarray, reference_rows: np.ndarray, candidate_rows: np.ndarray, *,
-                            quick: bool = False, config: ClassifierConfig | None = None,
-                            repeats: int | None = None, seed: int = 0) -> ClassifierResult:
+def classifier_test_indexed(
+    inputs: np.ndarray,
+    reference_rows: np.ndarray,
+    candidate_rows: np.ndarray,
+    *,
+    quick: bool = False,
+    config: ClassifierConfig | None = None,
+    repeats: int | None = None,
+    seed: int = 0,
+) -> ClassifierResult:
     """:func:`classifier_test` on rows of one array, without copying it (for large inputs).
 
     Args:
@@ -247,13 +264,16 @@ def classifier_test_indexed(inputs: np.ndarray, reference_rows: np.ndarray, cand
         jsd = Measurement(float(jsds.mean()), float(jsds.std(ddof=1)))
     else:
         run = runs[0]
-        auc = Measurement(float(aucs[0]), hanley_mcneil_error(float(aucs[0]), run["n_val_pos"], run["n_val_neg"]))
+        auc = Measurement(
+            float(aucs[0]), hanley_mcneil_error(float(aucs[0]), int(run["n_val_pos"]), int(run["n_val_neg"]))
+        )
         jsd = Measurement(float(jsds[0]), float(run["jsd_error"]))
     return ClassifierResult(auc, jsd, n, tuple(runs))
 
 
-def _splits(pos: np.ndarray, neg: np.ndarray, split: tuple[float, float, float], rng: np.random.Generator
-            ) -> list[np.ndarray]:
+def _splits(
+    pos: np.ndarray, neg: np.ndarray, split: tuple[float, float, float], rng: np.random.Generator
+) -> list[np.ndarray]:
     """Rows of train, test and validation: the same permuted positions of both samples."""
     n = len(pos)
     perm = rng.permutation(n)
@@ -263,8 +283,9 @@ def _splits(pos: np.ndarray, neg: np.ndarray, split: tuple[float, float, float],
     return [np.concatenate([pos[perm[a:b]], neg[perm[a:b]]]) for a, b in cuts]
 
 
-def _one_run(torch: Any, x: np.ndarray, pos: np.ndarray, neg: np.ndarray, cfg: ClassifierConfig, seed: int
-             ) -> dict[str, float]:
+def _one_run(
+    torch: Any, x: np.ndarray, pos: np.ndarray, neg: np.ndarray, cfg: ClassifierConfig, seed: int
+) -> dict[str, float]:
     from sklearn.isotonic import IsotonicRegression
     from sklearn.metrics import roc_auc_score
 
@@ -286,7 +307,7 @@ def _one_run(torch: Any, x: np.ndarray, pos: np.ndarray, neg: np.ndarray, cfg: C
 
     def batches(idx: np.ndarray) -> Any:
         for lo in range(0, len(idx), cfg.batch_size):
-            sel = np.sort(idx[lo:lo + cfg.batch_size])
+            sel = np.sort(idx[lo : lo + cfg.batch_size])
             yield (torch.from_numpy(x[sel]).to(device), torch.from_numpy(y[sel]).to(device))
 
     def predict(idx: np.ndarray) -> np.ndarray:
@@ -295,7 +316,7 @@ def _one_run(torch: Any, x: np.ndarray, pos: np.ndarray, neg: np.ndarray, cfg: C
             out = [torch.sigmoid(model(xb)[:, 0]).double().cpu().numpy() for xb, _ in batches(idx)]
         return np.concatenate(out)
 
-    test_y = y[np.concatenate([np.sort(test[lo:lo + cfg.batch_size]) for lo in range(0, len(test), cfg.batch_size)])]
+    test_y = y[np.concatenate([np.sort(test[lo : lo + cfg.batch_size]) for lo in range(0, len(test), cfg.batch_size)])]
     best_acc, best_epoch, best_state = -1.0, 0, None
     for epoch in range(cfg.epochs):
         model.train()
@@ -313,7 +334,7 @@ def _one_run(torch: Any, x: np.ndarray, pos: np.ndarray, neg: np.ndarray, cfg: C
     if best_state is not None:
         model.load_state_dict(best_state)
     p_test = predict(test)
-    val_order = np.concatenate([np.sort(val[lo:lo + cfg.batch_size]) for lo in range(0, len(val), cfg.batch_size)])
+    val_order = np.concatenate([np.sort(val[lo : lo + cfg.batch_size]) for lo in range(0, len(val), cfg.batch_size)])
     p_val, val_y = predict(val), y[val_order].astype(np.float64)
     iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-6, y_max=1.0 - 1e-6).fit(p_test, test_y)
     p_cal = np.clip(iso.predict(p_val), 1e-6, 1.0 - 1e-6)
@@ -322,5 +343,12 @@ def _one_run(torch: Any, x: np.ndarray, pos: np.ndarray, neg: np.ndarray, cfg: C
     ln2 = math.log(2.0)
     jsd = (ln2 - float(bce_each.mean())) / ln2
     jsd_err = float(bce_each.std(ddof=1) / math.sqrt(len(bce_each))) / ln2
-    return {"auc": auc, "jsd": jsd, "jsd_error": jsd_err, "best_epoch": float(best_epoch),
-            "test_accuracy": best_acc, "n_val_pos": int(val_y.sum()), "n_val_neg": int((1 - val_y).sum())}
+    return {
+        "auc": auc,
+        "jsd": jsd,
+        "jsd_error": jsd_err,
+        "best_epoch": float(best_epoch),
+        "test_accuracy": best_acc,
+        "n_val_pos": int(val_y.sum()),
+        "n_val_neg": int((1 - val_y).sum()),
+    }

@@ -71,7 +71,7 @@ def auto_chunk(n_voxels: int) -> int:
     return int(max(16, min(65536, _CHUNK_VOXELS // max(1, n_voxels))))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dataset1_geometries() -> dict[str, Geometry]:
     out: dict[str, Geometry] = {}
     folder = Path(__file__).resolve().parent.parent / "data" / "binning"
@@ -134,8 +134,9 @@ def _weighted_moments(e: np.ndarray, coord: np.ndarray) -> tuple[np.ndarray, np.
     return mean, np.sqrt(np.clip(second - mean * mean, 0.0, None))
 
 
-def compute_features(incident_mev: np.ndarray, showers_mev: np.ndarray, geometry: Geometry, *,
-                     threshold_mev: float = 0.0) -> dict[str, np.ndarray]:
+def compute_features(
+    incident_mev: np.ndarray, showers_mev: np.ndarray, geometry: Geometry, *, threshold_mev: float = 0.0
+) -> dict[str, np.ndarray]:
     """High-level features of a batch of showers (see module docstring).
 
     Args:
@@ -176,14 +177,21 @@ def compute_features(incident_mev: np.ndarray, showers_mev: np.ndarray, geometry
             if layer.n_voxels == 0:
                 continue
             sl = geometry.layer_slice(layer_idx)
-            _fill(per, np.array([layer_idx]), x[:, None, sl], vx[sl], vy[sl], vr[sl],
-                  binned_in_alpha=layer.n_alpha > 1)
+            _fill(per, np.array([layer_idx]), x[:, None, sl], vx[sl], vy[sl], vr[sl], binned_in_alpha=layer.n_alpha > 1)
     out.update(per)
     return out
 
 
-def _fill(per: dict[str, np.ndarray], layers: np.ndarray, e: np.ndarray, vx: np.ndarray,
-          vy: np.ndarray, vr: np.ndarray, *, binned_in_alpha: bool) -> None:
+def _fill(
+    per: dict[str, np.ndarray],
+    layers: np.ndarray,
+    e: np.ndarray,
+    vx: np.ndarray,
+    vy: np.ndarray,
+    vr: np.ndarray,
+    *,
+    binned_in_alpha: bool,
+) -> None:
     """Write the per-layer features of ``e`` (n, k, V) into the columns ``layers`` of ``per``."""
     per["layer_energy"][:, layers] = e.sum(axis=-1)
     per["sparsity"][:, layers] = 1.0 - (e > 0).mean(axis=-1)
@@ -227,11 +235,15 @@ def concat_features(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]
     return {key: np.concatenate([p[key] for p in parts], axis=0) for key in parts[0]}
 
 
-def stream_features(source: str | Path | object, *, geometry: Geometry | str | None = None,
-                    threshold_mev: float | None = None, chunk: int | None = None,
-                    max_showers: int | None = None,
-                    on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
-                    ) -> dict[str, np.ndarray]:
+def stream_features(
+    source: str | Path | object,
+    *,
+    geometry: Geometry | str | None = None,
+    threshold_mev: float | None = None,
+    chunk: int | None = None,
+    max_showers: int | None = None,
+    on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+) -> dict[str, np.ndarray]:
     """Features of every shower of a CaloChallenge-format file, read in chunks.
 
     Memory is bounded by one chunk of voxels plus the (small) per-shower features.
@@ -252,12 +264,11 @@ def stream_features(source: str | Path | object, *, geometry: Geometry | str | N
 
     if isinstance(source, CaloFile):
         return _stream(source, threshold_mev, chunk, max_showers, on_chunk)
-    with CaloFile.open(Path(source), geometry) as f:
+    with CaloFile.open(Path(str(source)), geometry) as f:
         return _stream(f, threshold_mev, chunk, max_showers, on_chunk)
 
 
-def _iter_rows(f: object, chunk: int | None, max_showers: int | None
-               ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def _iter_rows(f: object, chunk: int | None, max_showers: int | None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     n = len(f)  # type: ignore[arg-type]
     stop = n if max_showers is None else min(n, int(max_showers))
     step = chunk or auto_chunk(f.n_voxels)  # type: ignore[attr-defined]
@@ -266,8 +277,13 @@ def _iter_rows(f: object, chunk: int | None, max_showers: int | None
         yield lo, inc, sh
 
 
-def _stream(f: object, threshold_mev: float | None, chunk: int | None, max_showers: int | None,
-            on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None) -> dict[str, np.ndarray]:
+def _stream(
+    f: object,
+    threshold_mev: float | None,
+    chunk: int | None,
+    max_showers: int | None,
+    on_chunk: Callable[[int, np.ndarray, np.ndarray], None] | None,
+) -> dict[str, np.ndarray]:
     geo: Geometry = f.geometry  # type: ignore[attr-defined]
     thr = default_threshold_mev(geo) if threshold_mev is None else float(threshold_mev)
     parts = []

@@ -33,12 +33,15 @@ PAGE_PLOTS_FOOTER = """<h2>Plots</h2>
 """
 """End of every report page: the plots with captions and the pointer to metrics.json."""
 
-_TEMPLATE = """<!DOCTYPE html>
+_TEMPLATE = (
+    """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>showerforge evaluation: {{ m.candidate.path }} vs {{ m.reference.path }}</title>
-""" + PAGE_STYLE + """</head>
+"""
+    + PAGE_STYLE
+    + """</head>
 <body>
 <h1>Shower evaluation</h1>
 <p>
@@ -60,7 +63,9 @@ with half the reference statistics.</p>
 <tr><th>feature</th><th>layer</th><th>candidate</th><th>floor</th><th>W1 candidate</th><th>W1 floor</th></tr>
 {% for r in per_layer %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td><td>{{ r[2] }}</td><td>{{ r[3] }}</td><td>{{ r[4] }}</td><td>{{ r[5] }}</td></tr>
 {% endfor %}</table>
-""" + PAGE_PLOTS_FOOTER
+"""
+    + PAGE_PLOTS_FOOTER
+)
 
 
 def _per_layer_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
@@ -69,14 +74,23 @@ def _per_layer_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, s
     for name, value in comp["separation_power"].items():
         entries = value.items() if "value" not in value else [("", value)]
         for layer, m in entries:
-            def pick(block: dict[str, Any], key: str) -> Any:
+
+            def pick(block: dict[str, Any], key: str, name: str = name, layer: str = layer) -> Any:
                 v = block[key].get(name)
                 if v is None:
                     return None
                 return v if layer == "" else v.get(layer)
 
-            rows.append((name, layer, format_measurement(m), format_measurement(pick(floor, "separation_power")),
-                         format_measurement(pick(comp, "wasserstein")), format_measurement(pick(floor, "wasserstein"))))
+            rows.append(
+                (
+                    name,
+                    layer,
+                    format_measurement(m),
+                    format_measurement(pick(floor, "separation_power")),
+                    format_measurement(pick(comp, "wasserstein")),
+                    format_measurement(pick(floor, "wasserstein")),
+                )
+            )
     return rows
 
 

@@ -71,8 +71,8 @@ from typing import Any
 
 import numpy as np
 
-from showerforge.data.io import atomic_output
 from showerforge.data.formats import detect_format
+from showerforge.data.io import atomic_output
 from showerforge.data.jetnet import JET_TYPES, JetData, JetFileError, parse_spec, read_jets
 from showerforge.evaluation.html import PAGE_PLOTS_FOOTER, PAGE_STYLE
 from showerforge.evaluation.jet_metrics import PARTICLE_FEATURE_NAMES, evaluate_jets
@@ -114,8 +114,15 @@ def _type_counts(data: JetData) -> dict[str, int]:
 def _select(data: JetData, jet_type: str) -> JetData:
     """The jets of one type (a new :class:`JetData`)."""
     keep = data.jet_type == JET_TYPES.index(jet_type)
-    return JetData(data.particle_features[keep], data.jet_features[keep], data.jet_type[keep], data.attrs,
-                   data.type_column_found, data.path, jet_type)
+    return JetData(
+        data.particle_features[keep],
+        data.jet_features[keep],
+        data.jet_type[keep],
+        data.attrs,
+        data.type_column_found,
+        data.path,
+        jet_type,
+    )
 
 
 def _describe(counts: dict[str, int]) -> str:
@@ -129,7 +136,8 @@ def _load_pair(reference: str, candidate: str) -> tuple[JetData, JetData, dict[s
     ref_all, cand_all = read_jets(ref_file), read_jets(cand_file)
     if ref_all.n_particles != cand_all.n_particles:
         raise JetFileError(
-            candidate, "particle_features",
+            candidate,
+            "particle_features",
             f"n = {cand_all.n_particles} particles per jet, but the reference {reference} has "
             f"n = {ref_all.n_particles}; compare files with the same number of particles (e.g. both 30 or both 150)",
         )
@@ -144,8 +152,7 @@ def _load_pair(reference: str, candidate: str) -> tuple[JetData, JetData, dict[s
         ref_how = "spec"
     ref = _select(ref_all, ref_type) if ref_type else ref_all
     ref_types = _type_counts(ref)
-    hint = (f"reference {reference} holds {{{_describe(ref_in)}}}, candidate {candidate} holds "
-            f"{{{_describe(cand_in)}}}")
+    hint = f"reference {reference} holds {{{_describe(ref_in)}}}, candidate {candidate} holds {{{_describe(cand_in)}}}"
     if len(cand) == 0:
         raise JetFileError(candidate, "jet_type", f"no jets of type {cand_type!r}; {hint}")
     if len(ref) == 0:
@@ -157,20 +164,39 @@ def _load_pair(reference: str, candidate: str) -> tuple[JetData, JetData, dict[s
         )
 
     def info(spec: str, file: Path, data: JetData, in_file: dict[str, int], how: str) -> dict[str, Any]:
-        return {"path": str(spec), "file": str(file), "n_jets": len(data), "n_jets_in_file": int(sum(in_file.values())),
-                "n_particles": data.n_particles, "types": _type_counts(data), "types_in_file": in_file,
-                "selected_type": data.selected_type, "type_selection": how}
+        return {
+            "path": str(spec),
+            "file": str(file),
+            "n_jets": len(data),
+            "n_jets_in_file": int(sum(in_file.values())),
+            "n_particles": data.n_particles,
+            "types": _type_counts(data),
+            "types_in_file": in_file,
+            "selected_type": data.selected_type,
+            "type_selection": how,
+        }
 
-    return (ref, cand, info(reference, ref_file, ref, ref_in, ref_how),
-            info(candidate, cand_file, cand, cand_in, cand_how))
+    return (
+        ref,
+        cand,
+        info(reference, ref_file, ref, ref_in, ref_how),
+        info(candidate, cand_file, cand, cand_in, cand_how),
+    )
 
 
 def _head(data: JetData, n: int | None) -> JetData:
     """The first ``n`` jets (all when ``n`` is None)."""
     if n is None or n >= len(data):
         return data
-    return JetData(data.particle_features[:n], data.jet_features[:n], data.jet_type[:n], data.attrs,
-                   data.type_column_found, data.path, data.selected_type)
+    return JetData(
+        data.particle_features[:n],
+        data.jet_features[:n],
+        data.jet_type[:n],
+        data.attrs,
+        data.type_column_found,
+        data.path,
+        data.selected_type,
+    )
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -207,13 +233,25 @@ def _target(comp: dict[str, Any], truth: dict[str, Any], factor: float) -> dict[
         c, t = _pick(comp, key), _pick(truth, key)
         ratio[key] = _ratio(c, t)
         within[key] = bool(c["value"] <= factor * max(t["value"], t["error"]))
-    return {"factor": factor, "rule": "candidate value <= factor * max(truth value, truth error)",
-            "ratio": ratio, "within": within, "all_within": all(within.values())}
+    return {
+        "factor": factor,
+        "rule": "candidate value <= factor * max(truth value, truth error)",
+        "ratio": ratio,
+        "within": within,
+        "all_within": all(within.values()),
+    }
 
 
-def evaluate_jet_files(reference: str | os.PathLike[str], candidate: str | os.PathLike[str],
-                       out_dir: str | os.PathLike[str], *, seed: int = 0, quick: bool = False, plots: bool = True,
-                       max_jets: int | None = None) -> dict[str, Any]:
+def evaluate_jet_files(
+    reference: str | os.PathLike[str],
+    candidate: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    plots: bool = True,
+    max_jets: int | None = None,
+) -> dict[str, Any]:
     """Evaluate a candidate jet file against a reference jet file (see module docstring).
 
     Args:
@@ -256,9 +294,12 @@ def evaluate_jet_files(reference: str | os.PathLike[str], candidate: str | os.Pa
         "showerforge_version": __version__,
         "reference": ref_info,
         "candidate": cand_info,
-        "settings": {"seed": int(seed), "quick": bool(quick), "max_jets": max_jets,
-                     **{k: v for k, v in raw["settings"].items() if k not in ("quick", "n_reference_half",
-                                                                              "n_candidate")}},
+        "settings": {
+            "seed": int(seed),
+            "quick": bool(quick),
+            "max_jets": max_jets,
+            **{k: v for k, v in raw["settings"].items() if k not in ("quick", "n_reference_half", "n_candidate")},
+        },
         "candidate_vs_reference": comp,
         "truth_vs_truth": truth,
         "target": _target(comp, truth, TARGET_FACTOR),
@@ -275,8 +316,11 @@ def evaluate_jet_files(reference: str | os.PathLike[str], candidate: str | os.Pa
     from showerforge.evaluation.html import render_template  # jinja2 only when a page is rendered
 
     with atomic_output(out / "index.html") as tmp:
-        tmp.write_text(render_template(_TEMPLATE, m=metrics, plots=metrics["plots"], rows=jet_summary_rows(metrics),
-                                       style=PAGE_STYLE))
+        tmp.write_text(
+            render_template(
+                _TEMPLATE, m=metrics, plots=metrics["plots"], rows=jet_summary_rows(metrics), style=PAGE_STYLE
+            )
+        )
     for message in messages:
         warnings.warn(message, UserWarning, stacklevel=2)
     return metrics
@@ -300,32 +344,49 @@ def _draw(out: Path, ref: JetData, cand: JetData) -> list[dict[str, str]]:
     def add(path: Path, caption: str) -> None:
         files.append({"file": path.relative_to(out).as_posix(), "caption": caption})
 
-    captions = {"eta_rel": "Particle eta relative to the jet axis",
-                "phi_rel": "Particle phi relative to the jet axis",
-                "pt_rel": "Particle pT / jet pT"}
+    captions = {
+        "eta_rel": "Particle eta relative to the jet axis",
+        "phi_rel": "Particle phi relative to the jet axis",
+        "pt_rel": "Particle pT / jet pT",
+    }
     for path, name in zip(plot_particle_features(ref, cand, pdir), PARTICLE_FEATURE_NAMES, strict=True):
         add(path, f"{captions[name]} (real particles)")
-    add(plot_jet_mass(ref, cand, pdir / "relative_mass.png"),
-        "Relative jet mass m/pT from the constituents (the W1M observable)")
+    add(
+        plot_jet_mass(ref, cand, pdir / "relative_mass.png"),
+        "Relative jet mass m/pT from the constituents (the W1M observable)",
+    )
     n = ref.n_particles
     edges = np.arange(-0.5, n + 1.0)
     m_ref, m_cand = _multiplicity(ref), _multiplicity(cand)
-    add(plot_histograms(pdir / "multiplicity.png",
-                        [HistPanel("particle multiplicity", edges, unit_histogram(m_ref, edges),
-                                   unit_histogram(m_cand, edges),
-                                   f"mean {m_ref.mean():.3g} vs {m_cand.mean():.3g}")],
-                        xlabel=f"real particles per jet (of {n})"),
-        "Particle multiplicity (mask column)")
+    add(
+        plot_histograms(
+            pdir / "multiplicity.png",
+            [
+                HistPanel(
+                    "particle multiplicity",
+                    edges,
+                    unit_histogram(m_ref, edges),
+                    unit_histogram(m_cand, edges),
+                    f"mean {m_ref.mean():.3g} vs {m_cand.mean():.3g}",
+                )
+            ],
+            xlabel=f"real particles per jet (of {n})",
+        ),
+        "Particle multiplicity (mask column)",
+    )
     mass_ref, mass_cand = ref.jet_features[:, 2].astype(np.float64), cand.jet_features[:, 2].astype(np.float64)
     if np.any(mass_ref > 0) and np.any(mass_cand > 0):
         both = np.concatenate([mass_ref, mass_cand])
         lo, hi = np.percentile(both, [0.1, 99.9])
         medges = np.linspace(lo, hi if hi > lo else lo + 1.0, 51)
-        add(plot_histograms(pdir / "jet_mass.png",
-                            [HistPanel("jet mass", medges, unit_histogram(mass_ref, medges),
-                                       unit_histogram(mass_cand, medges))],
-                            xlabel="jet mass [GeV]"),
-            "Jet mass in GeV (jet_features column 2, as stored in the files)")
+        add(
+            plot_histograms(
+                pdir / "jet_mass.png",
+                [HistPanel("jet mass", medges, unit_histogram(mass_ref, medges), unit_histogram(mass_cand, medges))],
+                xlabel="jet mass [GeV]",
+            ),
+            "Jet mass in GeV (jet_features column 2, as stored in the files)",
+        )
     return files
 
 
@@ -370,8 +431,10 @@ def format_jet_summary(metrics: dict[str, Any]) -> str:
     ref, cand = metrics["reference"], metrics["candidate"]
     types = ",".join(cand["types"]) or "-"
     factor = metrics["target"]["factor"]
-    table = Table(title=Text(f"{cand['path']} vs {ref['path']} (jet type {types}, n = {cand['n_particles']})"),
-                  caption=f"truth: two halves of the reference; * candidate > {factor:g} x max(truth, its error)")
+    table = Table(
+        title=Text(f"{cand['path']} vs {ref['path']} (jet type {types}, n = {cand['n_particles']})"),
+        caption=f"truth: two halves of the reference; * candidate > {factor:g} x max(truth, its error)",
+    )
     comp_n, truth_n = metrics["candidate_vs_reference"]["n_jets"], metrics["truth_vs_truth"]["n_jets"]
     table.add_column("metric")
     table.add_column(f"candidate vs reference ({comp_n[1]} vs {comp_n[0]})", justify="right")
@@ -382,13 +445,17 @@ def format_jet_summary(metrics: dict[str, Any]) -> str:
     buf = io.StringIO()
     Console(file=buf, width=120, color_system=None, force_terminal=False, record=False).print(table)
     n_miss = sum(not v for v in metrics["target"]["within"].values())
-    verdict = (f"every metric within {factor:g}x of truth vs truth" if n_miss == 0
-               else f"{n_miss} of {len(metrics['target']['within'])} metrics beyond {factor:g}x of truth vs truth")
+    verdict = (
+        f"every metric within {factor:g}x of truth vs truth"
+        if n_miss == 0
+        else f"{n_miss} of {len(metrics['target']['within'])} metrics beyond {factor:g}x of truth vs truth"
+    )
     return buf.getvalue() + verdict + "\n"
 
 
 # ----------------------------------------------------------------------------- page
-_TEMPLATE = """<!DOCTYPE html>
+_TEMPLATE = (
+    """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -412,4 +479,6 @@ W1EFP, FPD and KPD in normalised EFP units.</p>
 {% for name, cand, truth, ratio in rows %}<tr><td>{{ name }}</td><td>{{ cand }}</td><td>{{ truth }}</td><td>{{ ratio }}</td></tr>
 {% endfor %}</table>
 {% if m.warnings %}<p class="small">{% for w in m.warnings %}warning: {{ w }}<br>{% endfor %}</p>
-{% endif %}""" + PAGE_PLOTS_FOOTER
+{% endif %}"""
+    + PAGE_PLOTS_FOOTER
+)

@@ -21,9 +21,8 @@ the sorted samples and the bin indices (:class:`Resampler`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.stats import wasserstein_distance
@@ -172,9 +171,15 @@ def _weights_hist(idx: np.ndarray, n_bins: int, weights: np.ndarray) -> np.ndarr
     return out
 
 
-def separation_power(reference: np.ndarray, candidate: np.ndarray, edges: np.ndarray, *,
-                     n_bootstrap: int = 20, seed: int = 0, resampler: Resampler | None = None,
-                     ) -> Measurement:
+def separation_power(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    edges: np.ndarray,
+    *,
+    n_bootstrap: int = 20,
+    seed: int = 0,
+    resampler: Resampler | None = None,
+) -> Measurement:
     """Separation power of two samples histogrammed on ``edges``, with a bootstrap error.
 
     Args:
@@ -200,9 +205,14 @@ def separation_power(reference: np.ndarray, candidate: np.ndarray, edges: np.nda
     return _measure(central, _sep(_weights_hist(ir, n_bins, rs.ref), _weights_hist(ic, n_bins, rs.cand)))
 
 
-def separation_power_counts(reference_counts: np.ndarray, candidate_counts: np.ndarray, *,
-                            n_bootstrap: int = 20, seed: int = 0, resampler: Resampler | None = None,
-                            ) -> Measurement:
+def separation_power_counts(
+    reference_counts: np.ndarray,
+    candidate_counts: np.ndarray,
+    *,
+    n_bootstrap: int = 20,
+    seed: int = 0,
+    resampler: Resampler | None = None,
+) -> Measurement:
     """Separation power of histograms given as per-shower counts (e.g. voxel energies).
 
     Args:
@@ -241,8 +251,14 @@ def _w1_replicas(u: np.ndarray, v: np.ndarray, wu: np.ndarray, wv: np.ndarray) -
     return out
 
 
-def wasserstein1(reference: np.ndarray, candidate: np.ndarray, *, n_bootstrap: int = 20, seed: int = 0,
-                 resampler: Resampler | None = None) -> Measurement:
+def wasserstein1(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    *,
+    n_bootstrap: int = 20,
+    seed: int = 0,
+    resampler: Resampler | None = None,
+) -> Measurement:
     """Wasserstein-1 distance between two 1-D samples, with a bootstrap error.
 
     Non-finite values are dropped.

@@ -49,14 +49,23 @@ def _figure(width: float, height: float) -> tuple[Any, Any]:
     return fig, fig
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, facecolor="white")
     return path
 
 
-def plot_histograms(path: str | Path, panels: list[HistPanel], *, xlabel: str, suptitle: str = "",
-                    logx: bool = False, logy: bool = False, max_cols: int = 6) -> Path:
+def plot_histograms(
+    path: str | Path,
+    panels: list[HistPanel],
+    *,
+    xlabel: str,
+    suptitle: str = "",
+    logx: bool = False,
+    logy: bool = False,
+    max_cols: int = 6,
+) -> Path:
     """Reference (filled) vs candidate (line) histograms, each over a candidate/reference ratio panel.
 
     Args:
@@ -109,8 +118,14 @@ def plot_histograms(path: str | Path, panels: list[HistPanel], *, xlabel: str, s
     return _save(fig, path)
 
 
-def plot_mean_images(path: str | Path, geometry: Geometry, mean_reference: np.ndarray,
-                     mean_candidate: np.ndarray, *, max_layers: int = 12) -> Path:
+def plot_mean_images(
+    path: str | Path,
+    geometry: Geometry,
+    mean_reference: np.ndarray,
+    mean_candidate: np.ndarray,
+    *,
+    max_layers: int = 12,
+) -> Path:
     """Mean shower per layer in polar (alpha, r) coordinates: reference, candidate, ratio.
 
     Args:
@@ -136,8 +151,9 @@ def plot_mean_images(path: str | Path, geometry: Geometry, mean_reference: np.nd
     for j, layer in enumerate(layers):
         for i, (label, img) in enumerate(rows):
             ax = fig.add_subplot(3, len(layers), i * len(layers) + j + 1, projection="polar")
-            mesh = ax.pcolormesh(theta, rad, np.clip(img[layer].T, vmin, None),
-                                 norm=LogNorm(vmin=vmin, vmax=vmax), cmap="viridis")
+            mesh = ax.pcolormesh(
+                theta, rad, np.clip(img[layer].T, vmin, None), norm=LogNorm(vmin=vmin, vmax=vmax), cmap="viridis"
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{label}\nlayer {layer}" if j == 0 else f"layer {layer}", fontsize=7)
@@ -154,9 +170,15 @@ def plot_mean_images(path: str | Path, geometry: Geometry, mean_reference: np.nd
     return _save(fig, path)
 
 
-def plot_response_vs_energy(path: str | Path, inc_reference: np.ndarray, resp_reference: np.ndarray,
-                            inc_candidate: np.ndarray, resp_candidate: np.ndarray, *, n_bins: int = 15
-                            ) -> Path:
+def plot_response_vs_energy(
+    path: str | Path,
+    inc_reference: np.ndarray,
+    resp_reference: np.ndarray,
+    inc_candidate: np.ndarray,
+    resp_candidate: np.ndarray,
+    *,
+    n_bins: int = 15,
+) -> Path:
     """Mean and spread of E_tot/E_inc in bins of log10 E_inc, reference vs candidate.
 
     Args:
@@ -176,8 +198,10 @@ def plot_response_vs_energy(path: str | Path, inc_reference: np.ndarray, resp_re
     ax = fig.add_subplot(grid[0])
     rax = fig.add_subplot(grid[1], sharex=ax)
     means = []
-    for label, inc, resp, color in (("reference", inc_reference, resp_reference, _REF_COLOR),
-                                    ("candidate", inc_candidate, resp_candidate, _CAND_COLOR)):
+    for label, inc, resp, color in (
+        ("reference", inc_reference, resp_reference, _REF_COLOR),
+        ("candidate", inc_candidate, resp_candidate, _CAND_COLOR),
+    ):
         idx = np.clip(np.searchsorted(edges, inc, side="right") - 1, 0, n_bins - 1)
         ok = np.isfinite(resp) & np.isfinite(inc)
         cnt = np.bincount(idx[ok], minlength=n_bins).astype(float)
@@ -187,8 +211,16 @@ def plot_response_vs_energy(path: str | Path, inc_reference: np.ndarray, resp_re
             mean = s1 / cnt
             std = np.sqrt(np.clip(s2 / cnt - mean**2, 0, None))
         means.append(mean)
-        ax.errorbar(centres, mean, yerr=std, fmt="o" if label == "reference" else "s", color=color,
-                    label=label, markersize=4, capsize=2)
+        ax.errorbar(
+            centres,
+            mean,
+            yerr=std,
+            fmt="o" if label == "reference" else "s",
+            color=color,
+            label=label,
+            markersize=4,
+            capsize=2,
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         rax.plot(centres, means[1] / means[0], "s", color=_CAND_COLOR, markersize=4)
     rax.axhline(1.0, color=_REF_COLOR, linewidth=0.8)

@@ -80,13 +80,13 @@ from showerforge.evaluation.features import (
 from showerforge.evaluation.metrics import (
     Measurement,
     Resampler,
+    format_measurement,
     separation_power,
     separation_power_counts,
     unit_histogram,
     wasserstein1,
 )
 from showerforge.geometry import Geometry
-from showerforge.evaluation.metrics import format_measurement
 
 __all__ = ["SCHEMA", "evaluate_files", "format_summary", "compare_features", "FEATURE_LABELS"]
 
@@ -109,8 +109,7 @@ Progress = Callable[[str, int, int], None]
 
 
 # ----------------------------------------------------------------------------- comparisons
-def _edges_for(geometry: Geometry, dataset: str | None, ref: dict[str, np.ndarray], threshold: float
-               ) -> dict[str, Any]:
+def _edges_for(geometry: Geometry, dataset: str | None, ref: dict[str, np.ndarray], threshold: float) -> dict[str, Any]:
     """Bin edges of every histogram: name -> edges, per-layer name -> {layer: edges}."""
     edges: dict[str, Any] = {"etot_over_einc": feature_edges("etot_over_einc", geometry, dataset)}
     for name in PER_LAYER_FEATURES:
@@ -120,8 +119,10 @@ def _edges_for(geometry: Geometry, dataset: str | None, ref: dict[str, np.ndarra
             if name == "layer_energy":
                 col = ref[name][:, layer].astype(np.float64)
                 pos = col[col > 0]
-                kw = {"reference_max": float(col.max()) if col.size else math.nan,
-                      "reference_min_positive": float(pos.min()) if pos.size else math.nan}
+                kw = {
+                    "reference_max": float(col.max()) if col.size else math.nan,
+                    "reference_min_positive": float(pos.min()) if pos.size else math.nan,
+                }
             per[int(layer)] = feature_edges(name, geometry, dataset, layer=int(layer), threshold_mev=threshold, **kw)
         edges[name] = per
     return edges
@@ -137,9 +138,16 @@ def _mean_of(ms: Sequence[Measurement]) -> Measurement:
     return Measurement(value, err)
 
 
-def compare_features(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray], geometry: Geometry,
-                     edges: dict[str, Any], *, voxel_counts: tuple[np.ndarray, np.ndarray] | None = None,
-                     n_bootstrap: int = 20, seed: int = 0) -> dict[str, Any]:
+def compare_features(
+    ref: dict[str, np.ndarray],
+    cand: dict[str, np.ndarray],
+    geometry: Geometry,
+    edges: dict[str, Any],
+    *,
+    voxel_counts: tuple[np.ndarray, np.ndarray] | None = None,
+    n_bootstrap: int = 20,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Separation power and W1 of every feature between two feature sets.
 
     Args:
@@ -158,8 +166,9 @@ def compare_features(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray], ge
     rs = Resampler(n_ref, n_cand, n_bootstrap, seed)
     sep: dict[str, Any] = {}
     w1: dict[str, Any] = {}
-    sep["etot_over_einc"] = separation_power(ref["etot_over_einc"], cand["etot_over_einc"],
-                                             edges["etot_over_einc"], resampler=rs)
+    sep["etot_over_einc"] = separation_power(
+        ref["etot_over_einc"], cand["etot_over_einc"], edges["etot_over_einc"], resampler=rs
+    )
     w1["etot_over_einc"] = wasserstein1(ref["etot_over_einc"], cand["etot_over_einc"], resampler=rs)
     if voxel_counts is not None:
         sep["voxel_energy"] = separation_power_counts(*voxel_counts, resampler=rs)
@@ -176,8 +185,13 @@ def compare_features(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray], ge
     every = [sep["etot_over_einc"], sep["voxel_energy"]] + [m for k in PER_LAYER_FEATURES for m in sep[k].values()]
     sep_mean["all"] = _mean_of(every)
     w1_mean = {k: (v if isinstance(v, Measurement) else _mean_of(list(v.values()))) for k, v in w1.items()}
-    return {"n_showers": [n_ref, n_cand], "separation_power": sep, "wasserstein": w1,
-            "separation_power_mean": sep_mean, "wasserstein_mean": w1_mean}
+    return {
+        "n_showers": [n_ref, n_cand],
+        "separation_power": sep,
+        "wasserstein": w1,
+        "separation_power_mean": sep_mean,
+        "wasserstein_mean": w1_mean,
+    }
 
 
 def _take(features: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -203,9 +217,18 @@ def _to_json(obj: Any) -> Any:
 class _Pass:
     """Per-chunk accumulators: mean shower, extreme voxels, low-level rows, voxel histograms."""
 
-    def __init__(self, n_voxels: int, threshold: float, rows: np.ndarray | None, buffer: np.ndarray | None,
-                 offset: int, voxel_edges: np.ndarray | None, progress: Progress | None, stage: str,
-                 total: int) -> None:
+    def __init__(
+        self,
+        n_voxels: int,
+        threshold: float,
+        rows: np.ndarray | None,
+        buffer: np.ndarray | None,
+        offset: int,
+        voxel_edges: np.ndarray | None,
+        progress: Progress | None,
+        stage: str,
+        total: int,
+    ) -> None:
         self.sum = np.zeros(n_voxels)
         self.min_positive = math.inf
         self.threshold = threshold
@@ -223,8 +246,9 @@ class _Pass:
         if self.rows is not None and self.buffer is not None:
             sel = self.rows[(self.rows >= lo) & (self.rows < lo + len(inc))] - lo
             if sel.size:
-                self.buffer[self.filled:self.filled + sel.size] = low_level_inputs(
-                    inc[sel], sh[sel], threshold_mev=self.threshold)
+                self.buffer[self.filled : self.filled + sel.size] = low_level_inputs(
+                    inc[sel], sh[sel], threshold_mev=self.threshold
+                )
                 self.filled += sel.size
         if self.edges is not None:
             self.counts.append(voxel_histograms(kept, self.edges, threshold_mev=self.threshold))
@@ -233,8 +257,9 @@ class _Pass:
             self.progress(self.stage, self.done, self.total)
 
 
-def _voxel_pass(f: CaloFile, n: int, chunk: int, threshold: float, edges: np.ndarray,
-                progress: Progress | None) -> np.ndarray:
+def _voxel_pass(
+    f: CaloFile, n: int, chunk: int, threshold: float, edges: np.ndarray, progress: Progress | None
+) -> np.ndarray:
     """Per-shower voxel-energy histograms (n, B) of the first ``n`` showers of ``f``."""
     counts = []
     for lo in range(0, n, chunk):
@@ -246,14 +271,24 @@ def _voxel_pass(f: CaloFile, n: int, chunk: int, threshold: float, edges: np.nda
 
 
 # ----------------------------------------------------------------------------- main entry
-def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | Path, *,
-                   geometry: Geometry | str | None = None, quick: bool = False, seed: int = 0,
-                   max_showers: int | None = None, chunk: int | None = None,
-                   threshold_mev: float | None = None, n_bootstrap: int | None = None,
-                   classifiers: Sequence[str] = _CLASSIFIERS,
-                   classifier_config: ClassifierConfig | None = None,
-                   low_level_memory_mb: float = 1024.0, plots: bool = True,
-                   progress: Progress | None = None) -> dict[str, Any]:
+def evaluate_files(
+    reference: str | Path,
+    candidate: str | Path,
+    out_dir: str | Path,
+    *,
+    geometry: Geometry | str | None = None,
+    quick: bool = False,
+    seed: int = 0,
+    max_showers: int | None = None,
+    chunk: int | None = None,
+    threshold_mev: float | None = None,
+    n_bootstrap: int | None = None,
+    classifiers: Sequence[str] = _CLASSIFIERS,
+    classifier_config: ClassifierConfig | None = None,
+    low_level_memory_mb: float = 1024.0,
+    plots: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Evaluate a candidate shower file against a reference file (see module docstring).
 
     Args:
@@ -295,7 +330,8 @@ def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | 
         geo = fr.geometry
         if not geo.same_readout(fc.geometry):
             raise CaloFileError(
-                candidate, "geometry",
+                candidate,
+                "geometry",
                 f"readout {fc.geometry.name!r} ({fc.geometry.n_layers} layers, {fc.geometry.n_voxels} voxels, "
                 f"from {fc.geometry_source}) differs from the readout {geo.name!r} ({geo.n_layers} layers, "
                 f"{geo.n_voxels} voxels, from {fr.geometry_source}) of the reference {reference}; "
@@ -307,8 +343,9 @@ def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | 
         n_ref = len(fr) if max_showers is None else min(len(fr), int(max_showers))
         n_cand = len(fc) if max_showers is None else min(len(fc), int(max_showers))
         if n_ref < 2 or n_cand < 2:
-            raise CaloFileError(reference if n_ref < 2 else candidate, "showers",
-                                "needs at least 2 showers to evaluate")
+            raise CaloFileError(
+                reference if n_ref < 2 else candidate, "showers", "needs at least 2 showers to evaluate"
+            )
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE7A1]))
         n_low = 0
         ref_rows = cand_rows = low = None
@@ -323,8 +360,14 @@ def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | 
         ref_acc = _Pass(geo.n_voxels, thr, ref_rows, low, 0, None, progress, "reference", n_ref)
         ref_f = stream_features(fr, threshold_mev=thr, chunk=step, max_showers=n_ref, on_chunk=ref_acc)
         vmax = float(np.max(ref_f["max_voxel"]))
-        vedges = feature_edges("voxel_energy", geo, dataset, threshold_mev=thr, reference_max=vmax,
-                               reference_min_positive=ref_acc.min_positive)
+        vedges = feature_edges(
+            "voxel_energy",
+            geo,
+            dataset,
+            threshold_mev=thr,
+            reference_max=vmax,
+            reference_min_positive=ref_acc.min_positive,
+        )
         # pass 2: reference voxel histograms (their edges need the reference maximum)
         ref_counts = _voxel_pass(fr, n_ref, step, thr, vedges, progress) if vedges is not None else None
         # pass 3: candidate
@@ -332,34 +375,54 @@ def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | 
         cand_f = stream_features(fc, threshold_mev=thr, chunk=step, max_showers=n_cand, on_chunk=cand_acc)
         cand_counts = np.concatenate(cand_acc.counts) if vedges is not None else None
         file_info = {
-            "reference": {"path": str(reference), "n_showers": n_ref, "n_showers_in_file": len(fr),
-                          "geometry_source": fr.geometry_source},
-            "candidate": {"path": str(candidate), "n_showers": n_cand, "n_showers_in_file": len(fc),
-                          "geometry_source": fc.geometry_source},
+            "reference": {
+                "path": str(reference),
+                "n_showers": n_ref,
+                "n_showers_in_file": len(fr),
+                "geometry_source": fr.geometry_source,
+            },
+            "candidate": {
+                "path": str(candidate),
+                "n_showers": n_cand,
+                "n_showers_in_file": len(fc),
+                "geometry_source": fc.geometry_source,
+            },
         }
     edges = _edges_for(geo, dataset, ref_f, thr)
     edges["voxel_energy"] = vedges
     # the floor: two seeded halves of the reference
     perm = rng.permutation(n_ref)
-    half_a, half_b = np.sort(perm[: n_ref // 2]), np.sort(perm[n_ref // 2: 2 * (n_ref // 2)])
-    comp = compare_features(ref_f, cand_f, geo, edges, n_bootstrap=n_boot, seed=seed,
-                            voxel_counts=(ref_counts, cand_counts) if ref_counts is not None else None)
-    floor = compare_features(_take(ref_f, half_a), _take(ref_f, half_b), geo, edges, n_bootstrap=n_boot,
-                             seed=seed + 1,
-                             voxel_counts=(ref_counts[half_a], ref_counts[half_b]) if ref_counts is not None else None)
+    half_a, half_b = np.sort(perm[: n_ref // 2]), np.sort(perm[n_ref // 2 : 2 * (n_ref // 2)])
+    comp = compare_features(
+        ref_f,
+        cand_f,
+        geo,
+        edges,
+        n_bootstrap=n_boot,
+        seed=seed,
+        voxel_counts=(ref_counts, cand_counts) if ref_counts is not None and cand_counts is not None else None,
+    )
+    floor = compare_features(
+        _take(ref_f, half_a),
+        _take(ref_f, half_b),
+        geo,
+        edges,
+        n_bootstrap=n_boot,
+        seed=seed + 1,
+        voxel_counts=(ref_counts[half_a], ref_counts[half_b]) if ref_counts is not None else None,
+    )
     # classifiers
     comp["classifier"], floor["classifier"] = {}, {}
     if "high_level" in classifiers:
         high = np.concatenate([high_level_inputs(ref_f, geo), high_level_inputs(cand_f, geo)])
-        comp["classifier"]["high_level"] = _run_classifier(high, np.arange(n_ref), n_ref + np.arange(n_cand),
-                                                           cfg, seed)
+        comp["classifier"]["high_level"] = _run_classifier(high, np.arange(n_ref), n_ref + np.arange(n_cand), cfg, seed)
         floor["classifier"]["high_level"] = _run_classifier(high, half_a, half_b, cfg, seed + 1)
         del high
     if low is not None:
         comp["classifier"]["low_level"] = _run_classifier(low, np.arange(n_low), n_low + np.arange(n_low), cfg, seed)
         p = np.random.default_rng(np.random.SeedSequence([int(seed), 0x1A1F])).permutation(n_low)
         h = n_low // 2
-        floor["classifier"]["low_level"] = _run_classifier(low, np.sort(p[:h]), np.sort(p[h:2 * h]), cfg, seed + 1)
+        floor["classifier"]["low_level"] = _run_classifier(low, np.sort(p[:h]), np.sort(p[h : 2 * h]), cfg, seed + 1)
         del low
     from showerforge import __version__
 
@@ -367,12 +430,25 @@ def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | 
         "schema": SCHEMA,
         "showerforge_version": __version__,
         **file_info,
-        "geometry": {"name": geo.name, "n_layers": geo.n_layers, "n_voxels": geo.n_voxels,
-                     "is_regular": geo.is_regular, "challenge_dataset": dataset},
-        "settings": {"seed": int(seed), "quick": bool(quick), "threshold_mev": thr, "n_bootstrap": n_boot,
-                     "chunk": step, "max_showers": max_showers, "classifiers": list(classifiers),
-                     "classifier_config": cfg.to_dict() if classifiers else None,
-                     "low_level_showers_per_class": n_low, "low_level_memory_mb": float(low_level_memory_mb)},
+        "geometry": {
+            "name": geo.name,
+            "n_layers": geo.n_layers,
+            "n_voxels": geo.n_voxels,
+            "is_regular": geo.is_regular,
+            "challenge_dataset": dataset,
+        },
+        "settings": {
+            "seed": int(seed),
+            "quick": bool(quick),
+            "threshold_mev": thr,
+            "n_bootstrap": n_boot,
+            "chunk": step,
+            "max_showers": max_showers,
+            "classifiers": list(classifiers),
+            "classifier_config": cfg.to_dict() if classifiers else None,
+            "low_level_showers_per_class": n_low,
+            "low_level_memory_mb": float(low_level_memory_mb),
+        },
         "candidate_vs_reference": comp,
         "reference_vs_reference": floor,
     }
@@ -380,9 +456,12 @@ def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | 
     out.mkdir(parents=True, exist_ok=True)
     plot_files: list[dict[str, str]] = []
     if plots:
-        totals = (ref_counts.sum(axis=0), cand_counts.sum(axis=0)) if ref_counts is not None else None
-        plot_files = _draw(out, geo, edges, ref_f, cand_f, metrics, ref_acc.sum / n_ref, cand_acc.sum / n_cand,
-                           totals)
+        totals = (
+            (ref_counts.sum(axis=0), cand_counts.sum(axis=0))
+            if ref_counts is not None and cand_counts is not None
+            else None
+        )
+        plot_files = _draw(out, geo, edges, ref_f, cand_f, metrics, ref_acc.sum / n_ref, cand_acc.sum / n_cand, totals)
     with atomic_output(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1, sort_keys=False) + "\n")
     from showerforge.evaluation.html import render_html
@@ -392,20 +471,34 @@ def evaluate_files(reference: str | Path, candidate: str | Path, out_dir: str | 
     return metrics
 
 
-def _run_classifier(x: np.ndarray, ref_rows: np.ndarray, cand_rows: np.ndarray, cfg: ClassifierConfig,
-                    seed: int) -> dict[str, Any]:
+def _run_classifier(
+    x: np.ndarray, ref_rows: np.ndarray, cand_rows: np.ndarray, cfg: ClassifierConfig, seed: int
+) -> dict[str, Any]:
     n = min(len(ref_rows), len(cand_rows))
     if n < 10:
-        return {"auc": Measurement(None), "jsd": Measurement(None), "n_per_class": n, "runs": [],
-                "skipped": f"needs at least 10 showers per class, has {n}"}
+        return {
+            "auc": Measurement(None),
+            "jsd": Measurement(None),
+            "n_per_class": n,
+            "runs": [],
+            "skipped": f"needs at least 10 showers per class, has {n}",
+        }
     res = classifier_test_indexed(x, ref_rows, cand_rows, config=cfg, seed=seed)
     return {**res.to_dict(), "skipped": None}
 
 
 # ----------------------------------------------------------------------------- plots
-def _draw(out: Path, geo: Geometry, edges: dict[str, Any], ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
-          metrics: dict[str, Any], mean_ref: np.ndarray, mean_cand: np.ndarray,
-          voxel_totals: tuple[np.ndarray, np.ndarray] | None) -> list[dict[str, str]]:
+def _draw(
+    out: Path,
+    geo: Geometry,
+    edges: dict[str, Any],
+    ref: dict[str, np.ndarray],
+    cand: dict[str, np.ndarray],
+    metrics: dict[str, Any],
+    mean_ref: np.ndarray,
+    mean_cand: np.ndarray,
+    voxel_totals: tuple[np.ndarray, np.ndarray] | None,
+) -> list[dict[str, str]]:
     from showerforge.evaluation.plots import HistPanel, plot_histograms, plot_mean_images, plot_response_vs_energy
 
     sep = metrics["candidate_vs_reference"]["separation_power"]
@@ -418,37 +511,81 @@ def _draw(out: Path, geo: Geometry, edges: dict[str, Any], ref: dict[str, np.nda
         files.append({"file": path.relative_to(out).as_posix(), "caption": caption})
 
     e = edges["etot_over_einc"]
-    add(plot_histograms(out / "plots" / "etot_over_einc.png",
-                        [HistPanel("E_tot / E_inc", e, unit_histogram(ref["etot_over_einc"], e),
-                                   unit_histogram(cand["etot_over_einc"], e), note(sep["etot_over_einc"]))],
-                        xlabel=FEATURE_LABELS["etot_over_einc"], logy=True),
-        "Total deposited over incident energy")
+    add(
+        plot_histograms(
+            out / "plots" / "etot_over_einc.png",
+            [
+                HistPanel(
+                    "E_tot / E_inc",
+                    e,
+                    unit_histogram(ref["etot_over_einc"], e),
+                    unit_histogram(cand["etot_over_einc"], e),
+                    note(sep["etot_over_einc"]),
+                )
+            ],
+            xlabel=FEATURE_LABELS["etot_over_einc"],
+            logy=True,
+        ),
+        "Total deposited over incident energy",
+    )
     for name in PER_LAYER_FEATURES:
         panels = []
         for layer in defined_layers(geo, name):
             eg = edges[name].get(int(layer))
             if eg is None:
                 continue
-            panels.append(HistPanel(f"layer {layer}", eg, unit_histogram(ref[name][:, layer], eg),
-                                    unit_histogram(cand[name][:, layer], eg), note(sep[name].get(str(layer)))))
+            panels.append(
+                HistPanel(
+                    f"layer {layer}",
+                    eg,
+                    unit_histogram(ref[name][:, layer], eg),
+                    unit_histogram(cand[name][:, layer], eg),
+                    note(sep[name].get(str(layer))),
+                )
+            )
         if panels:
-            add(plot_histograms(out / "plots" / f"{name}.png", panels, xlabel=FEATURE_LABELS[name],
-                                logx=name == "layer_energy", logy=name != "sparsity"),
-                f"{FEATURE_LABELS[name]} per layer")
+            add(
+                plot_histograms(
+                    out / "plots" / f"{name}.png",
+                    panels,
+                    xlabel=FEATURE_LABELS[name],
+                    logx=name == "layer_energy",
+                    logy=name != "sparsity",
+                ),
+                f"{FEATURE_LABELS[name]} per layer",
+            )
     ve = edges.get("voxel_energy")
     if ve is not None and voxel_totals is not None:
         vr, vc = (np.asarray(t, dtype=np.float64) for t in voxel_totals)
-        add(plot_histograms(out / "plots" / "voxel_energy.png",
-                            [HistPanel("voxel energy", ve, vr / max(vr.sum(), 1.0), vc / max(vc.sum(), 1.0),
-                                       note(sep["voxel_energy"]))],
-                            xlabel=FEATURE_LABELS["voxel_energy"], logx=True, logy=True),
-            "Voxel energies (all voxels above threshold)")
-    add(plot_response_vs_energy(out / "plots" / "response_vs_einc.png", ref["incident_energy"], ref["etot_over_einc"],
-                                cand["incident_energy"], cand["etot_over_einc"]),
-        "E_tot / E_inc against E_inc (mean and standard deviation per bin)")
+        add(
+            plot_histograms(
+                out / "plots" / "voxel_energy.png",
+                [
+                    HistPanel(
+                        "voxel energy", ve, vr / max(vr.sum(), 1.0), vc / max(vc.sum(), 1.0), note(sep["voxel_energy"])
+                    )
+                ],
+                xlabel=FEATURE_LABELS["voxel_energy"],
+                logx=True,
+                logy=True,
+            ),
+            "Voxel energies (all voxels above threshold)",
+        )
+    add(
+        plot_response_vs_energy(
+            out / "plots" / "response_vs_einc.png",
+            ref["incident_energy"],
+            ref["etot_over_einc"],
+            cand["incident_energy"],
+            cand["etot_over_einc"],
+        ),
+        "E_tot / E_inc against E_inc (mean and standard deviation per bin)",
+    )
     if geo.is_regular:
-        add(plot_mean_images(out / "plots" / "mean_images.png", geo, mean_ref, mean_cand),
-            "Mean shower per layer (reference, candidate, ratio)")
+        add(
+            plot_mean_images(out / "plots" / "mean_images.png", geo, mean_ref, mean_cand),
+            "Mean shower per layer (reference, candidate, ratio)",
+        )
     return files
 
 
@@ -460,8 +597,13 @@ def format_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
     for kind in _CLASSIFIERS:
         if kind in comp.get("classifier", {}):
             for key in ("auc", "jsd"):
-                rows.append((f"classifier {kind.replace('_', '-')} {key.upper()}",
-                             format_measurement(comp["classifier"][kind][key]), format_measurement(floor["classifier"][kind][key])))
+                rows.append(
+                    (
+                        f"classifier {kind.replace('_', '-')} {key.upper()}",
+                        format_measurement(comp["classifier"][kind][key]),
+                        format_measurement(floor["classifier"][kind][key]),
+                    )
+                )
     for key, m in comp["separation_power_mean"].items():
         label = "S, mean of all histograms" if key == "all" else f"S {key}"
         if key in PER_LAYER_FEATURES:
@@ -487,9 +629,10 @@ def format_summary(metrics: dict[str, Any]) -> str:
     from rich.text import Text
 
     comp = metrics["candidate_vs_reference"]
-    table = Table(title=Text(f"{metrics['candidate']['path']} vs {metrics['reference']['path']}"
-                             f" ({metrics['geometry']['name']})"),
-                  caption="S: separation power; W1: Wasserstein-1; floor: two halves of the reference")
+    table = Table(
+        title=Text(f"{metrics['candidate']['path']} vs {metrics['reference']['path']} ({metrics['geometry']['name']})"),
+        caption="S: separation power; W1: Wasserstein-1; floor: two halves of the reference",
+    )
     table.add_column("metric")
     table.add_column(f"candidate vs reference ({comp['n_showers'][1]} vs {comp['n_showers'][0]})", justify="right")
     fl = metrics["reference_vs_reference"]["n_showers"]

@@ -97,8 +97,12 @@ def sample_jets(
         mask = np.arange(pre.n_particles)[None, :] < n_real[sl, None]
         cond, tmask = torch.from_numpy(cond_all[sl]).to(dev), torch.from_numpy(mask).to(dev)
         step = len(cond) if dev.type != "cpu" else min(len(cond), CPU_SLICE)  # cache-sized calls on CPU
-        x = torch.cat([model.sample(cond[a:a + step], generator=gen, steps=steps, solver=solver,
-                                    mask=tmask[a:a + step]) for a in range(0, len(cond), step)])
+        x = torch.cat(
+            [
+                model.sample(cond[a : a + step], generator=gen, steps=steps, solver=solver, mask=tmask[a : a + step])
+                for a in range(0, len(cond), step)
+            ]
+        )
         pf[sl] = pre.inverse(x.float().cpu().numpy(), mask)
         if progress is not None:
             progress(sl.stop - sl.start)
@@ -142,13 +146,14 @@ def generate_jets(
     device = resolve_device(device)
     surrogate = load_jet_model(resolve_model(run_dir), device)
     solver_name, n_steps = resolve_sampler(surrogate, solver, steps)
-    arrays = sample_jets(surrogate, types, seed=seed, batch_size=batch_size, steps=n_steps, solver=solver_name,
-                         progress=progress)
+    arrays = sample_jets(
+        surrogate, types, seed=seed, batch_size=batch_size, steps=n_steps, solver=solver_name, progress=progress
+    )
     attrs = generation_attrs(surrogate, solver_name, n_steps, seed=seed, batch_size=batch_size, device=device)
     attrs |= {
         "condition": surrogate.preprocessing.conditioning.kind,
         "jet_features_source": "pt, eta drawn from the training spectra per type; mass from the "
-                               "generated constituents (massless); multiplicity from the multiplicity model",
+        "generated constituents (massless); multiplicity from the multiplicity model",
     }
-    arrays["settings"] = {"generator": "showerforge", "model": surrogate.name, "seed": int(seed)}
+    arrays["settings"] = {"generator": "showerforge", "model": surrogate.name, "seed": int(seed)}  # type: ignore[assignment]
     return write_jets(out_path, arrays, attrs)

@@ -54,8 +54,10 @@ def pretrained_checkpoint(name: str) -> Path:
     path = PRETRAINED_DIR / name / _CHECKPOINT
     if not path.is_file():
         known = ", ".join(shipped_models()) or "none"
-        raise ValueError(f"{name}: neither a run directory, a checkpoint file nor a shipped model "
-                         f"(shipped: {known}; list them with `showerforge models`)")
+        raise ValueError(
+            f"{name}: neither a run directory, a checkpoint file nor a shipped model "
+            f"(shipped: {known}; list them with `showerforge models`)"
+        )
     return path
 
 
@@ -81,10 +83,16 @@ def export_pretrained(run: str | Path, out_dir: str | Path, card: dict[str, Any]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = save_checkpoint(out / _CHECKPOINT, slim)
-    full_card = {**card, "model": {"name": ckpt["model_name"], "config": ckpt["model_config"],
-                                   "epochs": int(ckpt["epoch"]), "train": ckpt["train_config"],
-                                   "parameters": sum(int(v.numel()) for k, v in ckpt["ema"].items()
-                                                     if k.startswith("module."))}}
+    full_card = {
+        **card,
+        "model": {
+            "name": ckpt["model_name"],
+            "config": ckpt["model_config"],
+            "epochs": int(ckpt["epoch"]),
+            "train": ckpt["train_config"],
+            "parameters": sum(int(v.numel()) for k, v in ckpt["ema"].items() if k.startswith("module.")),
+        },
+    }
     write_json_atomic(out / _CARD, full_card)
     return path
 
@@ -95,8 +103,10 @@ def resolve_model(name_or_path: str | Path) -> Path:
     if p.exists():
         path = checkpoint_path(p)
         if not path.is_file():
-            raise CheckpointError(f"{p}: a directory without {path.name}; give a run directory written by "
-                                  "`showerforge train`, a checkpoint file or a shipped model name")
+            raise CheckpointError(
+                f"{p}: a directory without {path.name}; give a run directory written by "
+                "`showerforge train`, a checkpoint file or a shipped model name"
+            )
         return path
     return pretrained_checkpoint(str(name_or_path))
 

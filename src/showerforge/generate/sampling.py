@@ -12,11 +12,18 @@ import numpy as np
 import torch
 
 from showerforge.data.calo import CaloFile, check_writable, write_showers
-from showerforge.models import get_solver
 from showerforge.generate.pretrained import resolve_model
+from showerforge.models import get_solver
 from showerforge.training.checkpoint import LoadedRun, Surrogate, load_model
 
-__all__ = ["warn_outside_range", "sample_array", "generate_showers", "energies_from", "resolve_sampler", "generation_attrs"]
+__all__ = [
+    "warn_outside_range",
+    "sample_array",
+    "generate_showers",
+    "energies_from",
+    "resolve_sampler",
+    "generation_attrs",
+]
 
 _INVERSE_ROWS = 512
 CPU_SLICE = 512
@@ -76,10 +83,12 @@ def sample_array(
         cond = torch.from_numpy(cond_all[lo:hi]).to(dev)
         # on CPU, large batches fall out of cache: solve them in slices of CPU_SLICE rows
         step = hi - lo if dev.type != "cpu" else min(hi - lo, CPU_SLICE)
-        x = np.concatenate([
-            model.sample(cond[a:a + step], generator=gen, steps=steps, solver=solver).float().cpu().numpy()
-            for a in range(0, hi - lo, step)
-        ])
+        x = np.concatenate(
+            [
+                model.sample(cond[a : a + step], generator=gen, steps=steps, solver=solver).float().cpu().numpy()
+                for a in range(0, hi - lo, step)
+            ]
+        )
         for a in range(0, hi - lo, _INVERSE_ROWS):  # cache-sized slices: 10x faster at batch 10,000
             b = min(a + _INVERSE_ROWS, hi - lo)
             out[lo + a : lo + b] = surrogate.preprocessing.inverse(inc[lo + a : lo + b], x[a:b])
@@ -96,9 +105,12 @@ def warn_outside_range(surrogate: Surrogate, incident_mev: np.ndarray) -> int:
     lo, hi = rng
     outside = int(np.count_nonzero((incident_mev < 0.99 * lo) | (incident_mev > 1.01 * hi)))
     if outside:
-        warnings.warn(f"{outside} of {incident_mev.size} incident energies lie outside the training range "
-                      f"{lo / 1e3:g}-{hi / 1e3:g} GeV of this {surrogate.name} model: it extrapolates there",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{outside} of {incident_mev.size} incident energies lie outside the training range "
+            f"{lo / 1e3:g}-{hi / 1e3:g} GeV of this {surrogate.name} model: it extrapolates there",
+            UserWarning,
+            stacklevel=3,
+        )
     return outside
 
 
@@ -108,8 +120,9 @@ def resolve_sampler(surrogate: LoadedRun, solver: str | None, steps: int | None)
     return get_solver(solver or default["solver"]).name, int(steps or default["steps"])
 
 
-def generation_attrs(surrogate: LoadedRun, solver: str, steps: int, *, seed: int, batch_size: int,
-                     device: str | torch.device) -> dict[str, Any]:
+def generation_attrs(
+    surrogate: LoadedRun, solver: str, steps: int, *, seed: int, batch_size: int, device: str | torch.device
+) -> dict[str, Any]:
     """Attributes every generated file carries: model, checkpoint, sampler, training data."""
     prov = surrogate.provenance
     return {
@@ -160,8 +173,9 @@ def generate_showers(
     check_writable(out_path)
     surrogate = load_model(resolve_model(run_dir), device)
     solver_name, n_steps = resolve_sampler(surrogate, solver, steps)
-    showers = sample_array(surrogate, incident_mev, batch_size=batch_size, seed=seed, steps=n_steps,
-                           solver=solver_name, progress=progress)
+    showers = sample_array(
+        surrogate, incident_mev, batch_size=batch_size, seed=seed, steps=n_steps, solver=solver_name, progress=progress
+    )
     prov = surrogate.provenance
     attrs = generation_attrs(surrogate, solver_name, n_steps, seed=seed, batch_size=batch_size, device=device)
     attrs["threshold_mev"] = float(surrogate.preprocessing.threshold_mev or 0.0)

@@ -59,8 +59,9 @@ class EnergyMLP(nn.Module):
         ``x`` (N, n_features), ``t`` (N,), ``cond`` (N, n_cond) -> (N, n_features).
     """
 
-    def __init__(self, n_features: int, n_cond: int, *, width: int = 256, n_blocks: int = 3,
-                 mlp_ratio: float = 2.0) -> None:
+    def __init__(
+        self, n_features: int, n_cond: int, *, width: int = 256, n_blocks: int = 3, mlp_ratio: float = 2.0
+    ) -> None:
         super().__init__()
         self.embed = nn.Linear(n_features, width)
         self.time = TimeEmbedding(width)
@@ -95,8 +96,12 @@ class FactorisedFlow(GenerativeModel):
         ``x`` (N, sum(token_sizes)) interleaved per layer, ``cond`` (N, n_cond).
     """
 
-    def __init__(self, energy: FlowMatching, shape: FlowMatching, token_sizes: Sequence[int],
-                 config: dict[str, Any]) -> None:
+    e_index: Tensor
+    v_index: Tensor
+
+    def __init__(
+        self, energy: FlowMatching, shape: FlowMatching, token_sizes: Sequence[int], config: dict[str, Any]
+    ) -> None:
         super().__init__()
         self.energy, self.shape = energy, shape
         self.config = dict(config)
@@ -125,7 +130,8 @@ class FactorisedFlow(GenerativeModel):
         """Sum of the two CFM losses (each a mean over its features); the shape model sees true energies."""
         e, v = self.split(x)
         return self.energy.loss(e, cond, generator=generator) + self.shape.loss(
-            v, torch.cat([cond, e], dim=1), generator=generator)
+            v, torch.cat([cond, e], dim=1), generator=generator
+        )
 
     @torch.no_grad()
     def sample(
@@ -138,8 +144,7 @@ class FactorisedFlow(GenerativeModel):
         mask: Tensor | None = None,
     ) -> Tensor:
         """Energies (``energy_steps`` steps), then shapes given them (``steps``, ``solver``)."""
-        e = self.energy.sample(cond, generator=generator, steps=int(self.config.get("energy_steps", 16)),
-                               solver=solver)
+        e = self.energy.sample(cond, generator=generator, steps=int(self.config.get("energy_steps", 16)), solver=solver)
         v = self.shape.sample(torch.cat([cond, e], dim=1), generator=generator, steps=steps, solver=solver)
         return self.join(e, v)
 
@@ -150,12 +155,24 @@ def build_factorised(cfg: dict[str, Any]) -> GenerativeModel:
     n_layers, n_cond = len(sizes), int(cfg["n_cond"])
     sub = {k: cfg[k] for k in ("sigma", "time_sampling", "solver", "steps")}
     energy = FlowMatching(
-        EnergyMLP(n_layers, n_cond, width=cfg["energy_width"], n_blocks=cfg["energy_blocks"],
-                  mlp_ratio=cfg["mlp_ratio"]),
-        (n_layers,), {"name": "energy", **sub})
+        EnergyMLP(
+            n_layers, n_cond, width=cfg["energy_width"], n_blocks=cfg["energy_blocks"], mlp_ratio=cfg["mlp_ratio"]
+        ),
+        (n_layers,),
+        {"name": "energy", **sub},
+    )
     shape = FlowMatching(
-        LayerTransformer([s - 1 for s in sizes], n_cond + n_layers, d_model=cfg["d_model"],
-                         n_blocks=cfg["n_blocks"], n_heads=cfg["n_heads"], mlp_ratio=cfg["mlp_ratio"],
-                         layers_per_token=cfg["layers_per_token"], n_layer_cond=n_layers),
-        (sum(sizes) - n_layers,), {"name": "shape", **sub})
+        LayerTransformer(
+            [s - 1 for s in sizes],
+            n_cond + n_layers,
+            d_model=cfg["d_model"],
+            n_blocks=cfg["n_blocks"],
+            n_heads=cfg["n_heads"],
+            mlp_ratio=cfg["mlp_ratio"],
+            layers_per_token=cfg["layers_per_token"],
+            n_layer_cond=n_layers,
+        ),
+        (sum(sizes) - n_layers,),
+        {"name": "shape", **sub},
+    )
     return FactorisedFlow(energy, shape, sizes, cfg)

@@ -25,6 +25,8 @@ __all__ = ["LayerTransformer", "TimeEmbedding"]
 class TimeEmbedding(nn.Module):
     """Sinusoidal features of ``t`` in [0, 1] followed by a 2-layer MLP: (N,) -> (N, dim)."""
 
+    freqs: Tensor
+
     def __init__(self, dim: int, n_freqs: int = 16) -> None:
         super().__init__()
         freqs = torch.exp(torch.linspace(0.0, math.log(1000.0), n_freqs))
@@ -96,6 +98,9 @@ class LayerTransformer(nn.Module):
     Shapes:
         ``x`` (N, sum(token_sizes)), ``t`` (N,), ``cond`` (N, n_cond) -> (N, sum(token_sizes)).
     """
+
+    gather_index: Tensor
+    scatter_index: Tensor
 
     def __init__(
         self,

@@ -38,6 +38,8 @@ class CategoricalMultiplicity(nn.Module):
         >>> k_new = mult.sample(labels, generator=torch.Generator().manual_seed(0))
     """
 
+    counts: Tensor
+
     def __init__(self, n_labels: int, k_max: int, alpha: float = 0.0) -> None:
         super().__init__()
         if n_labels < 1 or k_max < 1 or alpha < 0:

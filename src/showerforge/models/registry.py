@@ -53,8 +53,10 @@ class ModelSpec:
             )
         for key, value in config.items():
             if key in self.defaults and not _same_type(self.defaults[key], value):
-                raise ValueError(f"model {self.name!r}: {key} must be {type(self.defaults[key]).__name__} "
-                                 f"like its default {self.defaults[key]!r}, got {value!r}")
+                raise ValueError(
+                    f"model {self.name!r}: {key} must be {type(self.defaults[key]).__name__} "
+                    f"like its default {self.defaults[key]!r}, got {value!r}"
+                )
         missing = set(self.data_keys) - set(config)
         if missing:
             raise ValueError(f"model {self.name!r}: missing data keys {sorted(missing)}")
@@ -105,8 +107,15 @@ CFM_VOXEL = ModelSpec(
     data_kind="calo-voxel",
     description="conditional flow matching, layer transformer with adaLN-Zero, factorised voxels",
     # an irregular readout: layers of 5, 9 and 9 voxels (+1 energy feature each)
-    example_config={"token_sizes": [6, 10, 10], "n_cond": 1, "d_model": 16, "n_blocks": 2, "n_heads": 2,
-                     "layers_per_token": 1, "steps": 3},
+    example_config={
+        "token_sizes": [6, 10, 10],
+        "n_cond": 1,
+        "d_model": 16,
+        "n_blocks": 2,
+        "n_heads": 2,
+        "layers_per_token": 1,
+        "steps": 3,
+    },
     references=("arXiv:2210.02747", "arXiv:2302.00482", "arXiv:2405.09629", "arXiv:2212.09748"),
 )
 
@@ -130,9 +139,18 @@ CFM_FACTORISED = ModelSpec(
     data_keys=("token_sizes", "n_cond"),
     data_kind="calo-voxel",
     description="two-stage CFM: layer energies (residual MLP), then shapes given them (layer transformer)",
-    example_config={"token_sizes": [6, 10, 10], "n_cond": 1, "d_model": 16, "n_blocks": 2, "n_heads": 2,
-                     "layers_per_token": 2, "energy_width": 16, "energy_blocks": 2, "energy_steps": 3,
-                     "steps": 3},
+    example_config={
+        "token_sizes": [6, 10, 10],
+        "n_cond": 1,
+        "d_model": 16,
+        "n_blocks": 2,
+        "n_heads": 2,
+        "layers_per_token": 2,
+        "energy_width": 16,
+        "energy_blocks": 2,
+        "energy_steps": 3,
+        "steps": 3,
+    },
     references=("arXiv:2405.09629", "arXiv:2210.02747", "arXiv:2212.09748"),
 )
 
@@ -152,8 +170,15 @@ CFM_SET = ModelSpec(
     data_keys=("n_particles", "n_features", "n_cond"),
     data_kind="jet-set",
     description="conditional flow matching, EPiC layers with adaLN-Zero, jets as masked particle sets",
-    example_config={"n_particles": 7, "n_features": 3, "n_cond": 5, "d_model": 16, "d_global": 8, "n_blocks": 2,
-                    "steps": 3},
+    example_config={
+        "n_particles": 7,
+        "n_features": 3,
+        "n_cond": 5,
+        "d_model": 16,
+        "d_global": 8,
+        "n_blocks": 2,
+        "steps": 3,
+    },
     references=("arXiv:2210.02747", "arXiv:2301.08128", "arXiv:2212.09748"),
 )
 

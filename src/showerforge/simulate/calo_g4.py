@@ -22,8 +22,9 @@ import math
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +43,14 @@ PHYSICS_EM: dict[str, str] = {
 }
 # accepted particle names (aliases) -> Geant4 names
 PARTICLES: dict[str, str] = {
-    "e-": "e-", "electron": "e-", "e+": "e+", "positron": "e+", "gamma": "gamma", "photon": "gamma",
-    "pi+": "pi+", "pi-": "pi-",
+    "e-": "e-",
+    "electron": "e-",
+    "e+": "e+",
+    "positron": "e+",
+    "gamma": "gamma",
+    "photon": "gamma",
+    "pi+": "pi+",
+    "pi-": "pi-",
 }
 _HADRONS = {"pi+", "pi-"}
 
@@ -162,7 +169,7 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
     import geant4_pybind as g4
 
     n_alpha, n_r, dr = _check_geometry(geometry)
-    n_phys = int(geometry.n_physical_layers)
+    n_phys = int(geometry.n_physical_layers or 0)
     mm = g4.mm
     pitch = geometry.absorber_mm + geometry.sensor_mm
     total = n_phys * pitch
@@ -200,15 +207,47 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
             phi_p = g4.G4PVReplica("PhiCell", phi_l, cyl_l, g4.kPhi, n_alpha, dphi, -math.pi)
             rho_p = g4.G4PVReplica("RhoCell", rho_l, phi_l, g4.kRho, n_r, dr * mm, 0.0)
             cyl_p = g4.G4PVPlacement(None, g4.G4ThreeVector(), cyl_l, "Readout", sen_l, False, 0, False)
-            keep.extend([world_s, world_l, abs_s, abs_l, sen_s, sen_l, cyl_s, cyl_l, phi_s, phi_l,
-                         rho_s, rho_l, phi_p, rho_p, cyl_p])
+            keep.extend(
+                [
+                    world_s,
+                    world_l,
+                    abs_s,
+                    abs_l,
+                    sen_s,
+                    sen_l,
+                    cyl_s,
+                    cyl_l,
+                    phi_s,
+                    phi_l,
+                    rho_s,
+                    rho_l,
+                    phi_p,
+                    rho_p,
+                    cyl_p,
+                ]
+            )
             for i in range(n_phys):
                 z0 = i * pitch
-                pa = g4.G4PVPlacement(None, g4.G4ThreeVector(0, 0, (z0 + 0.5 * geometry.absorber_mm) * mm),
-                                      abs_l, "Absorber", world_l, False, i, False)
+                pa = g4.G4PVPlacement(
+                    None,
+                    g4.G4ThreeVector(0, 0, (z0 + 0.5 * geometry.absorber_mm) * mm),
+                    abs_l,
+                    "Absorber",
+                    world_l,
+                    False,
+                    i,
+                    False,
+                )
                 ps = g4.G4PVPlacement(
-                    None, g4.G4ThreeVector(0, 0, (z0 + geometry.absorber_mm + 0.5 * geometry.sensor_mm) * mm),
-                    sen_l, "Sensor", world_l, False, i, False)
+                    None,
+                    g4.G4ThreeVector(0, 0, (z0 + geometry.absorber_mm + 0.5 * geometry.sensor_mm) * mm),
+                    sen_l,
+                    "Sensor",
+                    world_l,
+                    False,
+                    i,
+                    False,
+                )
                 keep.extend([pa, ps])
             self.logicals = {"rho": rho_l, "sen": sen_l, "abs": abs_l}
             keep.append(world_p)
@@ -269,17 +308,19 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
 
     st = _STATE  # the closures below read the per-run "job" from the process-wide state
     st.clear()
-    st.update({
-        "key": _config_key(geometry, physics, production_cut_mm),
-        "ready": False,
-        "g4": g4,
-        "data_info": data_info,
-        "physics_name": physics_name,
-        "hadronic": hadronic,
-        "n_phys": n_phys,
-        "n_cells": n_phys * n_alpha * n_r,
-        "keep": keep,
-    })
+    st.update(
+        {
+            "key": _config_key(geometry, physics, production_cut_mm),
+            "ready": False,
+            "g4": g4,
+            "data_info": data_info,
+            "physics_name": physics_name,
+            "hadronic": hadronic,
+            "n_phys": n_phys,
+            "n_cells": n_phys * n_alpha * n_r,
+            "keep": keep,
+        }
+    )
 
     class Primary(g4.G4VUserPrimaryGeneratorAction):
         def __init__(self):
@@ -310,8 +351,15 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
     with _quiet_stdout(quiet):
         rm = g4.G4RunManagerFactory.CreateRunManager(g4.G4RunManagerType.SerialOnly)
         ui = g4.G4UImanager.GetUIpointer()
-        for cmd in ("/control/verbose 0", "/run/verbose 0", "/event/verbose 0", "/tracking/verbose 0",
-                    "/process/verbose 0", "/process/em/verbose 0", "/process/had/verbose 0"):
+        for cmd in (
+            "/control/verbose 0",
+            "/run/verbose 0",
+            "/event/verbose 0",
+            "/tracking/verbose 0",
+            "/process/verbose 0",
+            "/process/em/verbose 0",
+            "/process/had/verbose 0",
+        ):
             ui.ApplyCommand(cmd)
         params = g4.G4EmParameters.Instance()
         params.SetVerbose(0)
@@ -431,7 +479,7 @@ def simulate_showers(
     gun.SetParticleMomentumDirection(g4.G4ThreeVector(*map(float, d)))
 
     grid = np.zeros((n, st["n_cells"]), dtype=np.float64)
-    job = {
+    job: dict[str, Any] = {
         "energies": energies,
         "grid": grid,
         "outside": np.zeros(n),

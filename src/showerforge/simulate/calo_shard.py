@@ -26,7 +26,6 @@ def run_shard(spec_path: str | Path) -> None:
     from showerforge.geometry import Geometry
     from showerforge.simulate.calo_g4 import simulate_showers
     from showerforge.simulate.campaign import SHARD_FORMAT
-
     from showerforge.simulate.shards import write_progress
 
     progress_file = Path(spec["progress_file"])
@@ -37,9 +36,15 @@ def run_shard(spec_path: str | Path) -> None:
     geometry = Geometry.from_json(spec["geometry_json"])
     pos = spec.get("position_mm") or (0.0, 0.0, None)
     batch = simulate_showers(
-        geometry, spec["particle"], np.asarray(spec["energies_mev"], dtype=np.float64), int(spec["seed"]),
-        physics=spec["physics"], production_cut_mm=float(spec["production_cut_mm"]),
-        position_mm=tuple(pos), direction=tuple(spec.get("direction") or (0.0, 0.0, 1.0)), progress=progress,
+        geometry,
+        spec["particle"],
+        np.asarray(spec["energies_mev"], dtype=np.float64),
+        int(spec["seed"]),
+        physics=spec["physics"],
+        production_cut_mm=float(spec["production_cut_mm"]),
+        position_mm=tuple(pos),
+        direction=tuple(spec.get("direction") or (0.0, 0.0, 1.0)),
+        progress=progress,
     )
     with atomic_output(spec["output"]) as tmp:
         with h5py.File(tmp, "w") as f:

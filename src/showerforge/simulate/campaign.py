@@ -98,7 +98,9 @@ class CaloCampaign:
         if not self.geometry.has_stack:
             raise ValueError(f"geometry {self.geometry.name!r} has no materials: it can be read, not simulated")
         if not self.geometry.is_regular:
-            raise ValueError(f"geometry {self.geometry.name!r} has an irregular readout: simulation needs a regular one")
+            raise ValueError(
+                f"geometry {self.geometry.name!r} has an irregular readout: simulation needs a regular one"
+            )
         if self.production_cut_mm <= 0:
             raise ValueError(f"--cut must be > 0 mm, got {self.production_cut_mm}")
 
@@ -113,10 +115,16 @@ class CaloCampaign:
     def config_hash(self) -> str:
         """Hash of everything that determines the shards' content."""
         d = {
-            "geometry": self.geometry.to_json(), "particle": self.particle,
-            "energy": [list(self.energy.values_mev), self.energy.spectrum], "n": self.n, "seed": self.seed,
-            "shard_size": self.shard_size, "physics": self.physics, "cut": self.production_cut_mm,
-            "position": list(self.position_mm), "direction": list(self.direction),
+            "geometry": self.geometry.to_json(),
+            "particle": self.particle,
+            "energy": [list(self.energy.values_mev), self.energy.spectrum],
+            "n": self.n,
+            "seed": self.seed,
+            "shard_size": self.shard_size,
+            "physics": self.physics,
+            "cut": self.production_cut_mm,
+            "position": list(self.position_mm),
+            "direction": list(self.direction),
         }
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -125,14 +133,22 @@ class CaloCampaign:
         for i, size in enumerate(self.shard_sizes()):
             seed = shard_seed(self.seed, i)
             energies = self.energy.sample(size, np.random.default_rng(seed))
-            specs.append(ShardSpec(
-                index=i, geometry_json=self.geometry.to_json(), particle=self.particle,
-                energies_mev=[float(e) for e in energies], seed=seed, physics=self.physics,
-                production_cut_mm=self.production_cut_mm,
-                output=str(self.shard_dir / f"shard-{i:05d}.h5"),
-                progress_file=str(self.shard_dir / f"shard-{i:05d}.progress"),
-                campaign_hash=h, position_mm=self.position_mm, direction=self.direction,
-            ))
+            specs.append(
+                ShardSpec(
+                    index=i,
+                    geometry_json=self.geometry.to_json(),
+                    particle=self.particle,
+                    energies_mev=[float(e) for e in energies],
+                    seed=seed,
+                    physics=self.physics,
+                    production_cut_mm=self.production_cut_mm,
+                    output=str(self.shard_dir / f"shard-{i:05d}.h5"),
+                    progress_file=str(self.shard_dir / f"shard-{i:05d}.progress"),
+                    campaign_hash=h,
+                    position_mm=self.position_mm,
+                    direction=self.direction,
+                )
+            )
         return specs
 
 
@@ -143,8 +159,11 @@ def shard_is_complete(spec: ShardSpec) -> bool:
         return False
     try:
         with h5py.File(path, "r") as f:
-            return (f.attrs.get("format") == SHARD_FORMAT and f.attrs.get("campaign_hash") == spec.campaign_hash
-                    and f["visible"].shape[0] == len(spec.energies_mev))
+            return (
+                f.attrs.get("format") == SHARD_FORMAT
+                and f.attrs.get("campaign_hash") == spec.campaign_hash
+                and f["visible"].shape[0] == len(spec.energies_mev)
+            )
     except (OSError, KeyError):
         return False
 
@@ -187,9 +206,18 @@ def run_campaign(
     if todo:
         tasks = [ShardTask(s.index, s.seed, len(s.energies_mev), p, s.progress_file) for s, p in zip(todo, spec_paths)]
         by_index = {s.index: s for s in todo}
-        execute_shards(tasks, "showerforge.simulate.calo_shard", lambda t: shard_is_complete(by_index[t.index]),
-                       workers=workers, scheduler=scheduler, progress=progress, n_total=campaign.n,
-                       done_before=done_events, label="simulating showers", unit="showers")
+        execute_shards(
+            tasks,
+            "showerforge.simulate.calo_shard",
+            lambda t: shard_is_complete(by_index[t.index]),
+            workers=workers,
+            scheduler=scheduler,
+            progress=progress,
+            n_total=campaign.n,
+            done_before=done_events,
+            label="simulating showers",
+            unit="showers",
+        )
     say(f"merging {len(specs)} shards into {campaign.output}")
     merge_shards(campaign, specs)
     if not keep_shards:
@@ -247,18 +275,18 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
         with h5py.File(tmp, "w") as f:
             nvox = geo.n_voxels
             chunk_rows = max(1, min(campaign.n, 2**20 // nvox))
-            ds_sh = f.create_dataset("showers", shape=(campaign.n, nvox), dtype=np.float32,
-                                     compression="gzip", chunks=(chunk_rows, nvox))
-            ds_inc = f.create_dataset("incident_energies", shape=(campaign.n, 1), dtype=np.float32,
-                                      compression="gzip")
+            ds_sh = f.create_dataset(
+                "showers", shape=(campaign.n, nvox), dtype=np.float32, compression="gzip", chunks=(chunk_rows, nvox)
+            )
+            ds_inc = f.create_dataset("incident_energies", shape=(campaign.n, 1), dtype=np.float32, compression="gzip")
             row = 0
             for s in specs:
                 with h5py.File(s.output, "r") as sf_:
                     vis = sf_["visible"][...].astype(np.float64)
                     inc = sf_["incident"][...]
                 k = len(inc)
-                ds_sh[row:row + k] = (vis / sf).astype(np.float32)
-                ds_inc[row:row + k, 0] = inc.astype(np.float32)
+                ds_sh[row : row + k] = (vis / sf).astype(np.float32)
+                ds_inc[row : row + k, 0] = inc.astype(np.float32)
                 row += k
             extra = f.create_group("showerforge")
             extra.attrs["description"] = "per-event Geant4 bookkeeping (MeV, not divided by the sampling fraction)"

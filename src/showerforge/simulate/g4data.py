@@ -88,7 +88,7 @@ def _find_dataset(base: Path, name: str) -> Path | None:
     hits = [p for p in base.iterdir() if p.is_dir() and re.fullmatch(re.escape(name) + r"[\d.]+", p.name)]
     if not hits:
         return None
-    return max(hits, key=lambda p: _version_key(p.name[len(name):]))
+    return max(hits, key=lambda p: _version_key(p.name[len(name) :]))
 
 
 def _is_real_emlow(path: Path) -> bool:
@@ -138,9 +138,38 @@ _BARN_MM2 = 1e-22  # 1 barn in Geant4 internal units (mm^2)
 
 # Seltzer-Berger nodes: kappa = k/T (as in the G4EMLOW files) and ln(T/MeV), T = 1 keV .. 10 GeV.
 _SB_X = (
-    1e-12, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65,
-    0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.97, 0.99, 0.995, 0.999, 0.9995, 0.9999, 0.99995,
-    0.99999, 1.0,
+    1e-12,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.35,
+    0.4,
+    0.45,
+    0.5,
+    0.55,
+    0.6,
+    0.65,
+    0.7,
+    0.75,
+    0.8,
+    0.85,
+    0.9,
+    0.925,
+    0.95,
+    0.97,
+    0.99,
+    0.995,
+    0.999,
+    0.9995,
+    0.9999,
+    0.99995,
+    0.99999,
+    1.0,
 )
 _SB_LOG10_T = tuple(-3.0 + 7.0 * i / 56 for i in range(57))
 
@@ -262,8 +291,7 @@ def _build_approx(root: Path) -> None:
         _write_rayleigh(em / "epics2017" / "rayl", z)
     _write_binding(em / "fluor" / "binding.dat")
     (em / "APPROXIMATE").write_text(
-        "Approximate low-energy EM tables written by showerforge (textbook physics), "
-        "NOT the Geant4 G4EMLOW data set.\n"
+        "Approximate low-energy EM tables written by showerforge (textbook physics), NOT the Geant4 G4EMLOW data set.\n"
     )
     (root / "ENSDFSTATE").mkdir()
     (root / "ENSDFSTATE" / "ENSDFSTATE.dat").write_text("")
@@ -321,7 +349,7 @@ def geant4_environment() -> tuple[dict[str, str], dict[str, str]]:
         for name, _version, var in DATASETS:
             if var in real:
                 env[var] = str(real[var])
-                info[name] = real[var].name[len(name):] if real[var].name.startswith(name) else str(real[var])
+                info[name] = real[var].name[len(name) :] if real[var].name.startswith(name) else str(real[var])
         missing = [var for _n, _v, var in DATASETS if var not in real]
         if missing:
             # stand-ins so that nothing prompts; EM physics does not read these

@@ -62,8 +62,12 @@ class JetCampaign:
         return self.output.with_name(self.output.name + ".shards")
 
     def config_hash(self) -> str:
-        d = {"configs": [asdict(c) for c in self.configs], "n": self.n_per_type, "seed": self.seed,
-             "shard_size": self.shard_size}
+        d = {
+            "configs": [asdict(c) for c in self.configs],
+            "n": self.n_per_type,
+            "seed": self.seed,
+            "shard_size": self.shard_size,
+        }
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def shard_specs(self) -> list[dict[str, Any]]:
@@ -73,11 +77,17 @@ class JetCampaign:
         for cfg in self.configs:
             for size in sizes:
                 out = self.shard_dir / f"shard-{index:05d}-{cfg.jet_type}.h5"
-                specs.append({
-                    "index": index, "config": asdict(cfg), "n_jets": size,
-                    "seed": shard_seed(self.seed, index) % PYTHIA_MAX_SEED, "output": str(out),
-                    "progress_file": str(out.with_suffix(".progress")), "campaign_hash": h,
-                })
+                specs.append(
+                    {
+                        "index": index,
+                        "config": asdict(cfg),
+                        "n_jets": size,
+                        "seed": shard_seed(self.seed, index) % PYTHIA_MAX_SEED,
+                        "output": str(out),
+                        "progress_file": str(out.with_suffix(".progress")),
+                        "campaign_hash": h,
+                    }
+                )
                 index += 1
         return specs
 
@@ -89,15 +99,23 @@ def _complete(spec: dict[str, Any]) -> bool:
     try:
         with h5py.File(path, "r") as f:
             stored = f.attrs.get("campaign_hash")
-            return (stored in (spec["campaign_hash"], json.dumps(spec["campaign_hash"]))
-                    and f["jet_type"].shape[0] == spec["n_jets"])
+            return (
+                stored in (spec["campaign_hash"], json.dumps(spec["campaign_hash"]))
+                and f["jet_type"].shape[0] == spec["n_jets"]
+            )
     except (OSError, KeyError):
         return False
 
 
-def run_jet_campaign(campaign: JetCampaign, *, workers: int = 2, scheduler: str | None = None,
-                     progress: bool = True, keep_shards: bool = False,
-                     on_status: Callable[[str], None] | None = None) -> Path:
+def run_jet_campaign(
+    campaign: JetCampaign,
+    *,
+    workers: int = 2,
+    scheduler: str | None = None,
+    progress: bool = True,
+    keep_shards: bool = False,
+    on_status: Callable[[str], None] | None = None,
+) -> Path:
     """Run (or resume) a jet campaign and merge it into ``campaign.output``."""
     say = on_status or (lambda msg: None)
     check_writable(campaign.output)
@@ -114,14 +132,29 @@ def run_jet_campaign(campaign: JetCampaign, *, workers: int = 2, scheduler: str 
     by_index = {s["index"]: s for s in todo}
     total = campaign.n_per_type * len(campaign.configs)
     if tasks:
-        execute_shards(tasks, "showerforge.simulate.jet_shard", lambda t: _complete(by_index[t.index]),
-                       workers=workers, scheduler=scheduler, progress=progress, n_total=total,
-                       done_before=sum(s["n_jets"] for s in specs if s not in todo),
-                       label="simulating jets", unit="jets")
+        execute_shards(
+            tasks,
+            "showerforge.simulate.jet_shard",
+            lambda t: _complete(by_index[t.index]),
+            workers=workers,
+            scheduler=scheduler,
+            progress=progress,
+            n_total=total,
+            done_before=sum(s["n_jets"] for s in specs if s not in todo),
+            label="simulating jets",
+            unit="jets",
+        )
     say(f"merging {len(specs)} shards into {campaign.output}")
-    merge_jet_files([s["output"] for s in specs], campaign.output,
-                    attrs={"campaign_seed": campaign.seed, "shard_size": campaign.shard_size,
-                           "n_per_type": campaign.n_per_type, **campaign.extra_attrs})
+    merge_jet_files(
+        [s["output"] for s in specs],
+        campaign.output,
+        attrs={
+            "campaign_seed": campaign.seed,
+            "shard_size": campaign.shard_size,
+            "n_per_type": campaign.n_per_type,
+            **campaign.extra_attrs,
+        },
+    )
     if not keep_shards:
         shutil.rmtree(campaign.shard_dir, ignore_errors=True)
     return campaign.output

@@ -15,8 +15,12 @@ def run_jet_shard(spec_path: str | Path) -> None:
     from showerforge.simulate.shards import write_progress
 
     spec = json.loads(Path(spec_path).read_text())
-    batch = simulate_jets(JetConfig(**spec["config"]), int(spec["n_jets"]), int(spec["seed"]),
-                          progress=lambda done: write_progress(spec["progress_file"], done))
+    batch = simulate_jets(
+        JetConfig(**spec["config"]),
+        int(spec["n_jets"]),
+        int(spec["seed"]),
+        progress=lambda done: write_progress(spec["progress_file"], done),
+    )
     write_jets(spec["output"], batch, attrs={"campaign_hash": spec["campaign_hash"]})
     Path(spec["progress_file"]).unlink(missing_ok=True)
 

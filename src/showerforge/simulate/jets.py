@@ -331,9 +331,9 @@ def _select(events: Any, config: JetConfig) -> tuple[np.ndarray, np.ndarray]:
     keep = (jpt[sel] >= config.pt_min_gev) & (jpt[sel] < config.pt_max_gev)
     sel = sel[keep & (np.abs(jeta[sel]) < config.eta_max)]
 
-    jet_features = np.stack(
-        [jpt[sel], jeta[sel], jmass[sel], c["n"][sel].astype(np.float64)], axis=1
-    ).astype(np.float32)
+    jet_features = np.stack([jpt[sel], jeta[sel], jmass[sel], c["n"][sel].astype(np.float64)], axis=1).astype(
+        np.float32
+    )
     return _particle_features(c, sel, jpt, jeta, jphi, config.n_particles), jet_features
 
 

@@ -66,8 +66,14 @@ def _run_subprocess(module: str, spec_path: str) -> tuple[int, str]:
     """Dask task: run one shard in a fresh Python process; returns (exit code, stderr tail)."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
-    proc = subprocess.run([sys.executable, "-m", module, spec_path], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, spec_path],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     return proc.returncode, (proc.stderr or "")[-3000:]
 
 
@@ -78,9 +84,19 @@ def _read_progress(path: str) -> int:
         return 0
 
 
-def execute_shards(tasks: list[ShardTask], module: str, is_complete: Callable[[ShardTask], bool], *,
-                   workers: int, scheduler: str | None, progress: bool, n_total: int, done_before: int = 0,
-                   label: str = "simulating", unit: str = "events") -> None:
+def execute_shards(
+    tasks: list[ShardTask],
+    module: str,
+    is_complete: Callable[[ShardTask], bool],
+    *,
+    workers: int,
+    scheduler: str | None,
+    progress: bool,
+    n_total: int,
+    done_before: int = 0,
+    label: str = "simulating",
+    unit: str = "events",
+) -> None:
     """Run ``tasks`` on a Dask LocalCluster (``workers`` slots) or a remote ``scheduler``.
 
     Raises:
@@ -97,12 +113,18 @@ def execute_shards(tasks: list[ShardTask], module: str, is_complete: Callable[[S
         client = Client(scheduler)
     else:
         # Threads suffice: each task only waits on its subprocess.
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=False,
-                               dashboard_address=":0", silence_logs=logging.ERROR)
+        cluster = LocalCluster(
+            n_workers=max(1, workers),
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
         client = Client(cluster)
     try:
-        futures = {client.submit(_run_subprocess, module, t.spec_path, pure=False, key=f"shard-{t.index}"): t
-                   for t in tasks}
+        futures = {
+            client.submit(_run_subprocess, module, t.spec_path, pure=False, key=f"shard-{t.index}"): t for t in tasks
+        }
         failures: list[str] = []
         pending = set(futures)
         ac = as_completed(futures)
@@ -130,11 +152,16 @@ def execute_shards(tasks: list[ShardTask], module: str, is_complete: Callable[[S
 
 
 class _Progress:
-    """A rich progress bar with events/s on a terminal (or SHOWERFORGE_PROGRESS=1), else nothing."""
+    """A rich progress bar with events/s on a terminal (or SHOWERFORGE_PROGRESS=1); elsewhere (a log
+    file, a batch job) a plain line every ``PLAIN_EVERY_S`` seconds."""
+
+    PLAIN_EVERY_S = 30.0
 
     def __init__(self, total: int, done: int, enabled: bool, label: str, unit: str) -> None:
         self.enabled = (enabled and sys.stderr.isatty()) or os.environ.get("SHOWERFORGE_PROGRESS") == "1"
-        self.total = total
+        self.plain = enabled and not self.enabled
+        self.total, self.label, self.unit = total, label, unit
+        self.t0, self.done0, self.last = time.monotonic(), done, 0.0
         if self.enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -145,8 +172,14 @@ class _Progress:
                     speed = task.finished_speed or task.speed
                     return Text(f"{speed:.2f} {unit}/s" if speed else f"… {unit}/s")
 
-            self.p = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), _Rate(""),
-                              TimeRemainingColumn(), console=Console(stderr=True))
+            self.p = Progress(
+                TextColumn(label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _Rate(""),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
             self.task = self.p.add_task(label, total=total, completed=done)
 
     def __enter__(self) -> _Progress:
@@ -161,3 +194,21 @@ class _Progress:
     def update(self, done: int) -> None:
         if self.enabled:
             self.p.update(self.task, completed=min(done, self.total))
+        elif self.plain:
+            now = time.monotonic()
+            if now - self.last >= self.PLAIN_EVERY_S or done >= self.total:
+                self.last = now
+                print(
+                    plain_progress_line(
+                        self.label, min(done, self.total), self.total, self.unit, done - self.done0, now - self.t0
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
+def plain_progress_line(label: str, done: int, total: int, unit: str, done_here: int, seconds: float) -> str:
+    """``label: done/total unit (pct), rate unit/s, ETA`` for logs that are not a terminal."""
+    rate = done_here / seconds if seconds > 0 else 0.0
+    eta = f", about {(total - done) / rate / 60:.1f} min left" if rate > 0 and done < total else ""
+    return f"{label}: {done}/{total} {unit} ({100 * done / max(1, total):.0f} %), {rate:.2f} {unit}/s{eta}"

@@ -21,8 +21,8 @@ from showerforge.training.checkpoint import (
     save_checkpoint,
 )
 from showerforge.training.data import TrainingData
-from showerforge.training.loop import DEFAULT_TRAIN, TrainError, TrainResult, lr_at, resolve_device, train_model
 from showerforge.training.jets import DEFAULT_JET_TRAIN, JetSurrogate, load_jet_model, train_jets
+from showerforge.training.loop import DEFAULT_TRAIN, TrainError, TrainResult, lr_at, resolve_device, train_model
 
 __all__ = [
     "train_model",

@@ -124,8 +124,10 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if magic[:2] != b"PK":  # torch.save writes a zip archive
-        raise CheckpointError(f"{path}: not a torch checkpoint (expected a checkpoint.pt written by "
-                              "`showerforge train`, or a run directory)")
+        raise CheckpointError(
+            f"{path}: not a torch checkpoint (expected a checkpoint.pt written by "
+            "`showerforge train`, or a run directory)"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -152,6 +154,11 @@ class LoadedRun:
 
     model: GenerativeModel
     config: dict[str, Any]
+    checkpoint: Path
+    sha256: str
+    epoch: int
+    provenance: dict[str, Any]
+    train_config: dict[str, Any]
 
     @property
     def name(self) -> str:
@@ -204,8 +211,15 @@ class Surrogate(LoadedRun):
             return None
         return float(min(rng)), float(max(rng))
 
-    def sample(self, energies: Any, *, seed: int = 0, steps: int | None = None, solver: str | None = None,
-               batch_size: int = 1000) -> Any:
+    def sample(
+        self,
+        energies: Any,
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        solver: str | None = None,
+        batch_size: int = 1000,
+    ) -> Any:
         """Showers for the given incident energies.
 
         Args:
@@ -233,7 +247,7 @@ def build_weights(ckpt: dict[str, Any], *, ema: bool = True) -> GenerativeModel:
     model = build_model(ckpt["model_config"])
     state = ckpt["ema"] if ema else ckpt["model"]
     if ema:  # AveragedModel keeps the network under "module."
-        state = {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
+        state = {k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")}
     model.load_state_dict(state)
     return model
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,11 +38,11 @@ from showerforge.data.jetnet import JetData, read_jets
 from showerforge.models import GenerativeModel, get_spec
 from showerforge.models.multiplicity import CategoricalMultiplicity
 from showerforge.training.checkpoint import (
-    LoadedRun,
-    build_weights,
     CHECKPOINT_NAME,
     CONFIG_NAME,
     CheckpointError,
+    LoadedRun,
+    build_weights,
     checkpoint_path,
     file_sha256,
     read_checkpoint,
@@ -56,10 +56,10 @@ from showerforge.training.loop import (
     TrainResult,
     check_resume,
     ema_model,
-    torch_threads,
     lr_at,
     resolve_device,
     run_epochs,
+    torch_threads,
 )
 
 __all__ = ["DEFAULT_JET_TRAIN", "JetSurrogate", "JetTrainingData", "train_jets", "load_jet_model"]
@@ -93,11 +93,22 @@ def _read(data_spec: str | Path | Sequence[str | Path]) -> tuple[JetData, list[d
     n = {p.n_particles for p in parts}
     if len(n) > 1:
         raise TrainError(f"training files differ in particle slots per jet: {sorted(n)}")
-    files = [{"spec": str(s), "path": str(Path(p.path).resolve()), "sha256": file_sha256(p.path),
-              "n_jets": len(p), "selected_type": p.selected_type} for s, p in zip(specs, parts)]
-    data = JetData(np.concatenate([p.particle_features for p in parts]),
-                   np.concatenate([p.jet_features for p in parts]),
-                   np.concatenate([p.jet_type for p in parts]), dict(parts[0].attrs))
+    files = [
+        {
+            "spec": str(s),
+            "path": str(Path(p.path).resolve()),
+            "sha256": file_sha256(p.path),
+            "n_jets": len(p),
+            "selected_type": p.selected_type,
+        }
+        for s, p in zip(specs, parts)
+    ]
+    data = JetData(
+        np.concatenate([p.particle_features for p in parts]),
+        np.concatenate([p.jet_features for p in parts]),
+        np.concatenate([p.jet_type for p in parts]),
+        dict(parts[0].attrs),
+    )
     if len(data) == 0:
         raise TrainError(f"{specs}: no jets to train on")
     return data, files
@@ -115,8 +126,17 @@ class JetTrainingData:
         condition, n_pt_bins: passed to a new :class:`JetPreprocessor`.
     """
 
-    def __init__(self, data: JetData, *, val_fraction: float, seed: int, device: torch.device,
-                 preprocessing: JetPreprocessor | None = None, condition: str = "type", n_pt_bins: int = 4) -> None:
+    def __init__(
+        self,
+        data: JetData,
+        *,
+        val_fraction: float,
+        seed: int,
+        device: torch.device,
+        preprocessing: JetPreprocessor | None = None,
+        condition: str = "type",
+        n_pt_bins: int = 4,
+    ) -> None:
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.seed, self.device = int(seed), device
@@ -185,8 +205,16 @@ class JetSurrogate(LoadedRun):
     provenance: dict[str, Any] = field(default_factory=dict)
     train_config: dict[str, Any] = field(default_factory=dict)
 
-    def sample(self, n: int, jet_type: str | list[str] = "t", *, seed: int = 0, steps: int | None = None,
-               solver: str | None = None, batch_size: int = 1000) -> dict[str, Any]:
+    def sample(
+        self,
+        n: int,
+        jet_type: str | list[str] = "t",
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        solver: str | None = None,
+        batch_size: int = 1000,
+    ) -> dict[str, Any]:
         """``n`` jets of each type in ``jet_type`` (``"t"`` or ``["g", "t"]``), JetNet arrays.
 
         Returns:
@@ -195,12 +223,14 @@ class JetSurrogate(LoadedRun):
         """
         from showerforge.generate.jets import jet_types_for, sample_jets
 
-        return sample_jets(self, jet_types_for(jet_type, n), seed=seed, steps=steps, solver=solver,
-                           batch_size=batch_size)
+        return sample_jets(
+            self, jet_types_for(jet_type, n), seed=seed, steps=steps, solver=solver, batch_size=batch_size
+        )
 
 
-def load_jet_model(run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *,
-                   ema: bool = True) -> JetSurrogate:
+def load_jet_model(
+    run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *, ema: bool = True
+) -> JetSurrogate:
     """Load a jet surrogate written by :func:`train_jets` (``torch.load(weights_only=True)``).
 
     Args:
@@ -223,8 +253,17 @@ def load_jet_model(run_dir_or_checkpoint: str | Path, device: str | torch.device
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
     model.to(device).eval()
-    return JetSurrogate(model, mult.eval(), pre, dict(ckpt["model_config"]), path, file_sha256(path),
-                        int(ckpt["epoch"]), dict(ckpt.get("provenance", {})), dict(ckpt.get("train_config", {})))
+    return JetSurrogate(
+        model,
+        mult.eval(),
+        pre,
+        dict(ckpt["model_config"]),
+        path,
+        file_sha256(path),
+        int(ckpt["epoch"]),
+        dict(ckpt.get("provenance", {})),
+        dict(ckpt.get("train_config", {})),
+    )
 
 
 @torch.no_grad()
@@ -245,11 +284,20 @@ def _val_loss(model: GenerativeModel, data: JetTrainingData, batch_size: int, se
 
 
 def _provenance(files: list[dict[str, Any]], data: JetTrainingData) -> dict[str, Any]:
-    digest = files[0]["sha256"] if len(files) == 1 else hashlib.sha256(
-        "\n".join(f"{f['spec']} {f['sha256']}" for f in files).encode()).hexdigest()
-    return {"path": files[0]["path"] if len(files) == 1 else [f["path"] for f in files], "sha256": digest,
-            "files": files, "n_jets": data.n_train + data.n_val, "n_train": data.n_train, "n_val": data.n_val,
-            "jet_types": data.preprocessing.conditioning.types}
+    digest = (
+        files[0]["sha256"]
+        if len(files) == 1
+        else hashlib.sha256("\n".join(f"{f['spec']} {f['sha256']}" for f in files).encode()).hexdigest()
+    )
+    return {
+        "path": files[0]["path"] if len(files) == 1 else [f["path"] for f in files],
+        "sha256": digest,
+        "files": files,
+        "n_jets": data.n_train + data.n_val,
+        "n_train": data.n_train,
+        "n_val": data.n_val,
+        "jet_types": data.preprocessing.conditioning.types,
+    }
 
 
 def train_jets(
@@ -327,23 +375,44 @@ def train_jets(
         if ckpt.get("data_kind") != DATA_KIND:
             raise TrainError(f"{ckpt_path} is not a jet-set run; choose another out_dir")
     train_cfg = {
-        "model_name": model, "condition": condition, "n_pt_bins": n_pt_bins, "epochs": epochs,
-        "batch_size": batch_size, "lr": lr, "val_fraction": val_fraction, "seed": seed,
-        "weight_decay": weight_decay, "schedule": schedule, "warmup_steps": warmup_steps,
-        "grad_clip": grad_clip, "ema_decay": ema_decay,
+        "model_name": model,
+        "condition": condition,
+        "n_pt_bins": n_pt_bins,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "weight_decay": weight_decay,
+        "schedule": schedule,
+        "warmup_steps": warmup_steps,
+        "grad_clip": grad_clip,
+        "ema_decay": ema_decay,
     }
     with torch_threads(dev, num_threads):
         jets, files = _read(data_spec)
         pre = JetPreprocessor.from_state(ckpt["preprocessing"]) if ckpt is not None else None
         try:
-            data = JetTrainingData(jets, val_fraction=val_fraction, seed=seed, device=dev, preprocessing=pre,
-                                   condition=condition, n_pt_bins=n_pt_bins)
+            data = JetTrainingData(
+                jets,
+                val_fraction=val_fraction,
+                seed=seed,
+                device=dev,
+                preprocessing=pre,
+                condition=condition,
+                n_pt_bins=n_pt_bins,
+            )
         except ValueError as err:
             raise TrainError(f"{data_spec}: {err}") from None
         provenance = _provenance(files, data)
-        model_cfg = spec.resolve(**{**(config_overrides or {}), "n_particles": data.preprocessing.n_particles,
-                                    "n_features": data.preprocessing.n_features,
-                                    "n_cond": data.preprocessing.n_cond})
+        model_cfg = spec.resolve(
+            **{
+                **(config_overrides or {}),
+                "n_particles": data.preprocessing.n_particles,
+                "n_features": data.preprocessing.n_features,
+                "n_cond": data.preprocessing.n_cond,
+            }
+        )
         if ckpt is not None:
             check_resume(ckpt, model_cfg, train_cfg, provenance["sha256"], ckpt_path)
         torch.manual_seed(seed)
@@ -360,23 +429,54 @@ def train_jets(
             start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
         pre_state = data.preprocessing.state_dict()
         if ctx.is_main:
-            write_json_atomic(run_dir / CONFIG_NAME, {
-                "data_kind": DATA_KIND, "model": model_cfg, "train": train_cfg, "data": provenance,
-                "preprocessing": pre_state, "multiplicity": mult.config, "device": str(dev),
-            })
+            write_json_atomic(
+                run_dir / CONFIG_NAME,
+                {
+                    "data_kind": DATA_KIND,
+                    "model": model_cfg,
+                    "train": train_cfg,
+                    "data": provenance,
+                    "preprocessing": pre_state,
+                    "multiplicity": mult.config,
+                    "device": str(dev),
+                },
+            )
         common = {
-            "data_kind": DATA_KIND, "model_name": model, "model_config": model_cfg, "train_config": train_cfg,
-            "preprocessing": pre_state, "provenance": provenance,
-            "multiplicity": mult.state_dict(), "multiplicity_config": json.dumps(mult.config),
+            "data_kind": DATA_KIND,
+            "model_name": model,
+            "model_config": model_cfg,
+            "train_config": train_cfg,
+            "preprocessing": pre_state,
+            "provenance": provenance,
+            "multiplicity": mult.state_dict(),
+            "multiplicity_config": json.dumps(mult.config),
         }
         steps_per_epoch = data.batches_per_epoch(batch_size)
         ran, stopped, step = run_epochs(
-            net, ema, opt, lambda e: ((x, c, m) for x, m, c in data.epoch(e, batch_size)),
-            lambda: _val_loss(ema.module, data, max(batch_size, 1024), seed),
-            epochs=epochs, start_epoch=start_epoch, step=step, history=history, steps_per_epoch=steps_per_epoch,
-            lr=lr, schedule=schedule, warmup_steps=warmup_steps, grad_clip=grad_clip, seed=seed, device=dev,
-            max_minutes=max_minutes, t_start=t_start, progress=progress, rate_key="jets_per_s", ctx=ctx,
-            run_dir=run_dir, checkpoint=ckpt_path, common=common,
+            net,
+            ema,
+            opt,
+            lambda e: ((x, c, m) for x, m, c in data.epoch(e, batch_size)),
+            lambda: _val_loss(cast(GenerativeModel, ema.module), data, max(batch_size, 1024), seed),
+            epochs=epochs,
+            start_epoch=start_epoch,
+            step=step,
+            history=history,
+            steps_per_epoch=steps_per_epoch,
+            lr=lr,
+            schedule=schedule,
+            warmup_steps=warmup_steps,
+            grad_clip=grad_clip,
+            seed=seed,
+            device=dev,
+            max_minutes=max_minutes,
+            t_start=t_start,
+            progress=progress,
+            rate_key="jets_per_s",
+            ctx=ctx,
+            run_dir=run_dir,
+            checkpoint=ckpt_path,
+            common=common,
         )
     done = history[-1]["epoch"] if history else start_epoch
     return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)

@@ -7,11 +7,12 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -29,8 +30,18 @@ from showerforge.training.checkpoint import (
 from showerforge.training.data import TrainingData
 from showerforge.training.distributed import DistContext, LossModule, init_distributed
 
-__all__ = ["TrainError", "TrainResult", "train_model", "lr_at", "resolve_device", "DEFAULT_TRAIN", "ema_model", "run_epochs",
-           "torch_threads", "check_resume"]
+__all__ = [
+    "TrainError",
+    "TrainResult",
+    "train_model",
+    "lr_at",
+    "resolve_device",
+    "DEFAULT_TRAIN",
+    "ema_model",
+    "run_epochs",
+    "torch_threads",
+    "check_resume",
+]
 
 DEFAULT_TRAIN: dict[str, Any] = {
     "epochs": 30,
@@ -106,7 +117,7 @@ def ema_model(model: nn.Module, decay: float) -> AveragedModel:
     """EMA of the weights with warmup ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates."""
 
     @torch.no_grad()
-    def update(avg: list[torch.Tensor], cur: list[torch.Tensor], n: torch.Tensor) -> None:
+    def update(avg: Sequence[torch.Tensor], cur: Sequence[torch.Tensor], n: torch.Tensor | int) -> None:
         d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
         for a, c in zip(avg, cur):
             if a.is_floating_point():
@@ -184,13 +195,17 @@ def _progress(enabled: bool, unit: str = "showers") -> Any:
     )
 
 
-def check_resume(ckpt: dict[str, Any], model_cfg: dict[str, Any], train_cfg: dict[str, Any], sha: str,
-                  path: Path) -> None:
+def check_resume(
+    ckpt: dict[str, Any], model_cfg: dict[str, Any], train_cfg: dict[str, Any], sha: str, path: Path
+) -> None:
     diffs = []
     if ckpt["model_config"] != model_cfg:
         keys = set(ckpt["model_config"]) | set(model_cfg)
-        diffs += [f"model.{k}: {ckpt['model_config'].get(k)!r} -> {model_cfg.get(k)!r}"
-                  for k in sorted(keys) if ckpt["model_config"].get(k) != model_cfg.get(k)]
+        diffs += [
+            f"model.{k}: {ckpt['model_config'].get(k)!r} -> {model_cfg.get(k)!r}"
+            for k in sorted(keys)
+            if ckpt["model_config"].get(k) != model_cfg.get(k)
+        ]
     for k, v in train_cfg.items():
         if k not in _RESUMABLE and ckpt["train_config"].get(k) != v:
             diffs.append(f"train.{k}: {ckpt['train_config'].get(k)!r} -> {v!r}")
@@ -275,9 +290,17 @@ def train_model(
             raise TrainError(f"{ckpt_path} exists; pass resume=True to continue it or choose another out_dir")
         ckpt = read_checkpoint(ckpt_path)
     train_cfg = {
-        "model_name": model_name, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "val_fraction": val_fraction, "seed": seed, "weight_decay": weight_decay, "schedule": schedule,
-        "warmup_steps": warmup_steps, "grad_clip": grad_clip, "ema_decay": ema_decay,
+        "model_name": model_name,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "weight_decay": weight_decay,
+        "schedule": schedule,
+        "warmup_steps": warmup_steps,
+        "grad_clip": grad_clip,
+        "ema_decay": ema_decay,
     }
     with torch_threads(dev, num_threads):
         pre = None
@@ -285,12 +308,17 @@ def train_model(
             from showerforge.data.preprocess import preprocessor_from_state
 
             pre = preprocessor_from_state(ckpt["preprocessing"])
-        data = TrainingData(data_path, val_fraction=val_fraction, seed=seed, device=dev,
-                            preprocessing=pre, max_memory_gb=max_memory_gb)
+        data = TrainingData(
+            data_path, val_fraction=val_fraction, seed=seed, device=dev, preprocessing=pre, max_memory_gb=max_memory_gb
+        )
         provenance = _provenance(data)
-        model_cfg = spec.resolve(**{**(config_overrides or {}),
-                                    "token_sizes": data.preprocessing.token_sizes,
-                                    "n_cond": data.preprocessing.n_cond})
+        model_cfg = spec.resolve(
+            **{
+                **(config_overrides or {}),
+                "token_sizes": data.preprocessing.token_sizes,
+                "n_cond": data.preprocessing.n_cond,
+            }
+        )
         if ckpt is not None:
             check_resume(ckpt, model_cfg, train_cfg, provenance["sha256"], ckpt_path)
         torch.manual_seed(seed)
@@ -304,36 +332,85 @@ def train_model(
             opt.load_state_dict(ckpt["optimizer"])
             start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
         if ctx.is_main:
-            write_json_atomic(run_dir / CONFIG_NAME, {
-                "model": model_cfg, "train": train_cfg, "data": provenance,
-                "preprocessing": data.preprocessing.state_dict(), "geometry": data.geometry.to_dict(),
-                "device": str(dev), "in_memory": data.in_memory, "processes": ctx.world_size,
-            })
+            write_json_atomic(
+                run_dir / CONFIG_NAME,
+                {
+                    "model": model_cfg,
+                    "train": train_cfg,
+                    "data": provenance,
+                    "preprocessing": data.preprocessing.state_dict(),
+                    "geometry": data.geometry.to_dict(),
+                    "device": str(dev),
+                    "in_memory": data.in_memory,
+                    "processes": ctx.world_size,
+                },
+            )
         steps_per_epoch = data.batches_per_epoch(batch_size)
         common = {
-            "model_name": model_name, "model_config": model_cfg, "train_config": train_cfg,
-            "preprocessing": data.preprocessing.state_dict(), "geometry": data.geometry.to_dict(),
+            "model_name": model_name,
+            "model_config": model_cfg,
+            "train_config": train_cfg,
+            "preprocessing": data.preprocessing.state_dict(),
+            "geometry": data.geometry.to_dict(),
             "provenance": provenance,
         }
         ran, stopped, step = run_epochs(
-            model, ema, opt, lambda e: ((x, c, None) for x, c in data.epoch(e, batch_size)),
-            lambda: _val_loss(ema.module, data, max(batch_size, 1024), seed),
-            epochs=epochs, start_epoch=start_epoch, step=step, history=history, steps_per_epoch=steps_per_epoch,
-            lr=lr, schedule=schedule, warmup_steps=warmup_steps, grad_clip=grad_clip, seed=seed, device=dev,
-            max_minutes=max_minutes, t_start=t_start, progress=progress, rate_key="showers_per_s",
-            run_dir=run_dir, checkpoint=ckpt_path, common=common, ctx=ctx,
+            model,
+            ema,
+            opt,
+            lambda e: ((x, c, None) for x, c in data.epoch(e, batch_size)),
+            lambda: _val_loss(cast(GenerativeModel, ema.module), data, max(batch_size, 1024), seed),
+            epochs=epochs,
+            start_epoch=start_epoch,
+            step=step,
+            history=history,
+            steps_per_epoch=steps_per_epoch,
+            lr=lr,
+            schedule=schedule,
+            warmup_steps=warmup_steps,
+            grad_clip=grad_clip,
+            seed=seed,
+            device=dev,
+            max_minutes=max_minutes,
+            t_start=t_start,
+            progress=progress,
+            rate_key="showers_per_s",
+            run_dir=run_dir,
+            checkpoint=ckpt_path,
+            common=common,
+            ctx=ctx,
         )
     done = history[-1]["epoch"] if history else start_epoch
     return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
 
 
-def run_epochs(model: GenerativeModel, ema: AveragedModel, opt: torch.optim.Optimizer,
-               batches: Callable[[int], Iterable[tuple[Tensor, Tensor, Tensor | None]]],
-               val_loss: Callable[[], float | None], *, epochs: int, start_epoch: int, step: int,
-               history: list[dict[str, Any]], steps_per_epoch: int, lr: float, schedule: str, warmup_steps: int,
-               grad_clip: float, seed: int, device: torch.device, max_minutes: float | None, t_start: float,
-               progress: bool, rate_key: str, run_dir: Path, checkpoint: Path,
-               common: dict[str, Any], ctx: DistContext | None = None) -> tuple[int, bool, int]:
+def run_epochs(
+    model: GenerativeModel,
+    ema: AveragedModel,
+    opt: torch.optim.Optimizer,
+    batches: Callable[[int], Iterable[tuple[Tensor, Tensor, Tensor | None]]],
+    val_loss: Callable[[], float | None],
+    *,
+    epochs: int,
+    start_epoch: int,
+    step: int,
+    history: list[dict[str, Any]],
+    steps_per_epoch: int,
+    lr: float,
+    schedule: str,
+    warmup_steps: int,
+    grad_clip: float,
+    seed: int,
+    device: torch.device,
+    max_minutes: float | None,
+    t_start: float,
+    progress: bool,
+    rate_key: str,
+    run_dir: Path,
+    checkpoint: Path,
+    common: dict[str, Any],
+    ctx: DistContext | None = None,
+) -> tuple[int, bool, int]:
     """The epoch loop shared by every data kind; checkpoints after each epoch (atomically).
 
     Args:
@@ -386,17 +463,42 @@ def run_epochs(model: GenerativeModel, ema: AveragedModel, opt: torch.optim.Opti
                 bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}", rate=f"{rate:.0f}")
             val = val_loss()
             last_epoch_s = time.perf_counter() - t0
-            history.append({"epoch": epoch + 1, "loss": ctx.mean(loss_sum / max(1, seen)), "val_loss": val,
-                            "lr": opt.param_groups[0]["lr"], "seconds": last_epoch_s,
-                            rate_key: ctx.world_size * seen / max(1e-9, last_epoch_s)})
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": ctx.mean(loss_sum / max(1, seen)),
+                    "val_loss": val,
+                    "lr": opt.param_groups[0]["lr"],
+                    "seconds": last_epoch_s,
+                    rate_key: ctx.world_size * seen / max(1e-9, last_epoch_s),
+                }
+            )
             bar.update(task, val="-" if val is None else f"{val:.4f}")
+            if progress and ctx.is_main and not sys.stderr.isatty():  # logs and batch jobs: one line an epoch
+                rec = history[-1]
+                print(
+                    f"epoch {epoch + 1}/{epochs}: loss {rec['loss']:.4f}, val "
+                    f"{'-' if val is None else f'{val:.4f}'}, {rec[rate_key]:.0f} "
+                    f"{rate_key.removesuffix('_per_s')}/s, {last_epoch_s:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if ctx.is_main:
-                save_checkpoint(checkpoint, {
-                    **common, "history": history, "epoch": epoch + 1, "step": step,
-                    "model": model.state_dict(), "ema": ema.state_dict(), "ema_n_averaged": int(ema.n_averaged),
-                    "optimizer": opt.state_dict(), "showerforge_version": _version(),
-                    "torch_version": str(torch.__version__),
-                })
+                save_checkpoint(
+                    checkpoint,
+                    {
+                        **common,
+                        "history": history,
+                        "epoch": epoch + 1,
+                        "step": step,
+                        "model": model.state_dict(),
+                        "ema": ema.state_dict(),
+                        "ema_n_averaged": int(ema.n_averaged),
+                        "optimizer": opt.state_dict(),
+                        "showerforge_version": _version(),
+                        "torch_version": str(torch.__version__),
+                    },
+                )
                 write_json_atomic(run_dir / "history.json", history)
             ctx.barrier()
             ran += 1
