@@ -11,7 +11,7 @@ The recipe (each step resumable; figures in ``docs/benchmarks.md``)::
     showerforge generate --model run_ds2 --energies-from ds2_e_test.h5 --seed 1 -o ds2_gen.h5
     showerforge evaluate --reference ds2_e_test.h5 --candidate ds2_gen.h5 --quick -o report_gen
     showerforge evaluate --reference ds2_e_test.h5 --candidate ds2_train_10k.h5 --quick -o report_floor
-    python benchmarks/ship_ds2_electron.py --run run_ds2 --train ds2_e_train.h5 \\
+    python benchmarks/ship_ds2_electron.py --run run_ds2 --train ds2_e_train.h5 --test ds2_e_test.h5 \\
         --metrics report_gen/metrics.json --floor report_floor/metrics.json
 
 ``--floor`` is Geant4 against independent Geant4 at the same sample size (the first 10k showers
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from showerforge.generate.pretrained import PRETRAINED_DIR, export_pretrained
 from showerforge.training import read_checkpoint
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--train", type=Path, required=True, help="training file (for its provenance)")
+    ap.add_argument("--test", type=Path, required=True, help="independent Geant4 test file")
     ap.add_argument("--metrics", type=Path, required=True, help="metrics.json: model vs the test file")
     ap.add_argument("--floor", type=Path, required=True, help="metrics.json: Geant4 vs Geant4, same size")
     ap.add_argument("--name", default="ds2-electron")
@@ -52,6 +54,11 @@ def main(argv: list[str] | None = None) -> None:
     with h5py.File(args.train) as f:
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items() if k != "geometry"}
     m, fl = json.loads(args.metrics.read_text()), json.loads(args.floor.read_text())
+    with h5py.File(args.test) as f:  # mean E_tot / E_inc of the test showers, read in chunks
+        inc = f["incident_energies"][:, 0].astype("f8")
+        test_seed = int(f.attrs.get("seed", -1))
+        etot = [f["showers"][lo : lo + 2000].sum(axis=1, dtype="f8") for lo in range(0, len(inc), 2000)]
+    etot_mean = float((np.concatenate(etot) / inc).mean())
     hist = ckpt["history"]
     n_test = m["candidate_vs_reference"]["n_showers"]
     card = {
@@ -69,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
             "n_showers": int(attrs.get("n_showers", 0)),
             "spectrum": attrs.get("spectrum"),
             "sampling_fraction": float(attrs.get("sampling_fraction", 0.0)),
+            "test_seed": test_seed,
+            "n_test_showers": len(inc),
+            "etot_over_einc_mean": round(etot_mean, 5),
         },
         "training": {
             "epochs": int(ckpt["epoch"]),
@@ -78,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             "val_loss": hist[-1]["val_loss"],
         },
         "fidelity": {
-            "test": f"{n_test[0]} independent Geant4 showers (seed 2002) vs {n_test[1]} generated",
+            "test": f"{n_test[0]} independent Geant4 showers (seed {test_seed}) vs {n_test[1]} generated",
             "protocol": "quick classifier (3 x 256, 15 epochs, 1 repeat)",
             "high_level_auc": auc_text(m, "high_level"),
             "low_level_auc": auc_text(m, "low_level"),

@@ -203,3 +203,61 @@ def test_missing_optional_package_names_its_extra():
 
     for module, extra in EXTRAS.items():
         assert extra in extras, (module, extra)
+
+
+@pytest.fixture(scope="module")
+def top_jets(tmp_path_factory):
+    from showerforge.data.jetnet import write_jets
+
+    rng = np.random.default_rng(0)
+    pf = np.zeros((40, 5, 4), np.float32)
+    pf[:, :3, :2] = rng.normal(0, 0.1, (40, 3, 2))
+    pf[:, :3, 2], pf[:, :3, 3] = 1 / 3, 1
+    jf = np.stack([np.full(40, 1000.0), np.zeros(40), np.full(40, 50.0), np.full(40, 3.0)], 1).astype(np.float32)
+    path = tmp_path_factory.mktemp("jets") / "jets.h5"
+    write_jets(path, {"particle_features": pf, "jet_features": jf, "jet_type": np.full(40, 2, np.int8)})
+    return path
+
+
+def test_jet_file_given_to_a_shower_model(top_jets, tmp_path):
+    _fails(["train", "--data", top_jets, "--model", "cfm-voxel", "-o", tmp_path / "r"], ["jets.h5", "cfm-set"])
+
+
+def test_unknown_jet_type_suffix(top_jets, tmp_path):
+    _fails(
+        ["evaluate", "--reference", f"{top_jets}:x", "--candidate", top_jets, "-o", tmp_path / "r"],
+        ["[jet_type]", "unknown jet type 'x'"],
+    )
+
+
+def test_jet_type_absent_from_the_file(top_jets, tmp_path):
+    _fails(
+        ["train", "--data", f"{top_jets}:q", "-o", tmp_path / "r", "--epochs", "1"],
+        ["jets.h5:q", "no jets to train on"],
+    )
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_second_campaign_on_one_output_is_refused(tmp_path):
+    from showerforge.simulate.shards import campaign_lock
+
+    out = tmp_path / "x.h5"
+    with campaign_lock(out):
+        err = _fails(
+            ["simulate", "calo", "--geometry", "mini", "--energy", "1GeV", "--n", "2", "-o", out],
+            ["x.h5", "another campaign", f"pid {__import__('os').getpid()}"],
+        )
+        assert "x.h5.lock" in err
+    assert not out.exists() and not (tmp_path / "x.h5.lock").exists()
+
+
+def test_stale_lock_is_taken_over(tmp_path):
+    import json
+    import socket
+
+    from showerforge.simulate.shards import campaign_lock
+
+    out = tmp_path / "x.h5"
+    (tmp_path / "x.h5.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 12345}))
+    with campaign_lock(out) as lock:
+        assert json.loads(lock.read_text())["pid"] == __import__("os").getpid()

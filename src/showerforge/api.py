@@ -63,6 +63,7 @@ def simulate_showers(
     from showerforge.geometry import get_geometry
     from showerforge.simulate.campaign import CaloCampaign, run_campaign
     from showerforge.simulate.energies import parse_energy
+    from showerforge.simulate.shards import campaign_lock
 
     check_writable(output)
     campaign = CaloCampaign(
@@ -79,13 +80,14 @@ def simulate_showers(
     )
     n_workers = workers or os.cpu_count() or 1
     say = on_status or (lambda message: None)
-    say(
-        f"simulating {n} {particle} showers, {campaign.energy.describe()}, geometry {campaign.geometry.name}, "
-        f"{len(campaign.shard_sizes())} shards on {scheduler or f'{n_workers} local workers'}"
-    )
-    return run_campaign(
-        campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say
-    )
+    with campaign_lock(output):  # refuse a second campaign on this output before announcing anything
+        say(
+            f"simulating {n} {particle} showers, {campaign.energy.describe()}, geometry {campaign.geometry.name}, "
+            f"{len(campaign.shard_sizes())} shards on {scheduler or f'{n_workers} local workers'}"
+        )
+        return run_campaign(
+            campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say
+        )
 
 
 def simulate_jets(
@@ -122,6 +124,7 @@ def simulate_jets(
     from showerforge.data.io import check_writable
     from showerforge.simulate.jet_campaign import JetCampaign, run_jet_campaign
     from showerforge.simulate.jets import JetConfig
+    from showerforge.simulate.shards import campaign_lock
 
     check_writable(output)
     names = [t.strip().lower() for t in (types.split(",") if isinstance(types, str) else types) if t.strip()]
@@ -140,13 +143,14 @@ def simulate_jets(
     campaign = JetCampaign(configs, n, seed, Path(output), shard_size=shard_size)
     n_workers = workers or os.cpu_count() or 1
     say = on_status or (lambda message: None)
-    say(
-        f"simulating {n} jets of each type {','.join(names)}, pT {pt_gev[0]:g}-{pt_gev[1]:g} GeV, R = {radius:g}, "
-        f"MPI {'on' if mpi else 'off'}, on {scheduler or f'{n_workers} local workers'}"
-    )
-    return run_jet_campaign(
-        campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say
-    )
+    with campaign_lock(output):
+        say(
+            f"simulating {n} jets of each type {','.join(names)}, pT {pt_gev[0]:g}-{pt_gev[1]:g} GeV, R = {radius:g}, "
+            f"MPI {'on' if mpi else 'off'}, on {scheduler or f'{n_workers} local workers'}"
+        )
+        return run_jet_campaign(
+            campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say
+        )
 
 
 def train(

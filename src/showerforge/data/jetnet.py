@@ -124,8 +124,11 @@ def parse_spec(spec: str | os.PathLike[str]) -> tuple[Path, str | None]:
     """
     text = os.fspath(spec)
     head, sep, tail = text.rpartition(":")
-    if sep and head and tail.lower() in JET_TYPES and not Path(text).exists():
-        return Path(head), tail.lower()
+    if sep and head and not Path(text).exists():
+        if tail.lower() in JET_TYPES:
+            return Path(head), tail.lower()
+        if Path(head).exists() and "/" not in tail:
+            raise JetFileError(head, "jet_type", f"unknown jet type {tail!r} in {text!r}; expected one of {JET_TYPES}")
     return Path(text), None
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from showerforge.data.calo import atomic_output, check_writable
 from showerforge.geometry import Geometry
 from showerforge.simulate.energies import EnergySpec
-from showerforge.simulate.shards import CampaignError, ShardTask, execute_shards
+from showerforge.simulate.shards import CampaignError, ShardTask, campaign_lock, execute_shards
 
 __all__ = ["CaloCampaign", "ShardSpec", "run_campaign", "CampaignError", "shard_seed", "merge_shards"]
 
@@ -189,6 +189,28 @@ def run_campaign(
     Returns:
         The output path.
     """
+    check_writable(campaign.output)
+    with campaign_lock(campaign.output):
+        return _run_campaign(
+            campaign,
+            workers=workers,
+            scheduler=scheduler,
+            progress=progress,
+            keep_shards=keep_shards,
+            on_status=on_status,
+        )
+
+
+def _run_campaign(
+    campaign: CaloCampaign,
+    *,
+    workers: int = 2,
+    scheduler: str | None = None,
+    progress: bool = True,
+    keep_shards: bool = False,
+    on_status: Callable[[str], None] | None = None,
+) -> Path:
+    """The body of the public function, run while holding the output's lock."""
     say = on_status or (lambda msg: None)
     check_writable(campaign.output)
     campaign.shard_dir.mkdir(parents=True, exist_ok=True)

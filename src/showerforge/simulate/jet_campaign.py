@@ -22,7 +22,7 @@ import h5py
 from showerforge.data.io import check_writable
 from showerforge.data.jetnet import merge_jet_files
 from showerforge.simulate.campaign import shard_seed
-from showerforge.simulate.shards import ShardTask, execute_shards
+from showerforge.simulate.shards import ShardTask, campaign_lock, execute_shards
 
 __all__ = ["JetCampaign", "run_jet_campaign"]
 
@@ -117,6 +117,28 @@ def run_jet_campaign(
     on_status: Callable[[str], None] | None = None,
 ) -> Path:
     """Run (or resume) a jet campaign and merge it into ``campaign.output``."""
+    check_writable(campaign.output)
+    with campaign_lock(campaign.output):
+        return _run_jet_campaign(
+            campaign,
+            workers=workers,
+            scheduler=scheduler,
+            progress=progress,
+            keep_shards=keep_shards,
+            on_status=on_status,
+        )
+
+
+def _run_jet_campaign(
+    campaign: JetCampaign,
+    *,
+    workers: int = 2,
+    scheduler: str | None = None,
+    progress: bool = True,
+    keep_shards: bool = False,
+    on_status: Callable[[str], None] | None = None,
+) -> Path:
+    """The body of the public function, run while holding the output's lock."""
     say = on_status or (lambda msg: None)
     check_writable(campaign.output)
     campaign.shard_dir.mkdir(parents=True, exist_ok=True)

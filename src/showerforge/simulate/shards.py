@@ -7,21 +7,77 @@ runs, the number of events done into the shard's progress file.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CampaignError", "ShardTask", "execute_shards", "write_progress", "shard_main"]
+__all__ = ["CampaignError", "ShardTask", "execute_shards", "write_progress", "shard_main", "campaign_lock"]
 
 
 class CampaignError(RuntimeError):
     """A shard failed; the message carries the shard's own error output."""
+
+
+@contextlib.contextmanager
+def campaign_lock(output: str | Path) -> Iterator[Path]:
+    """Hold ``OUTPUT.lock`` while a campaign writes ``output``; a second campaign is refused.
+
+    The lock names the process that holds it (host, pid, start time). A lock left by a process
+    that no longer runs on this host is taken over.
+
+    Raises:
+        CampaignError: another live campaign writes the same output.
+    """
+    out = Path(output)
+    lock = out.with_name(out.name + ".lock")
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                holder = {}
+            if holder.get("host") == me["host"] and int(holder.get("pid", 0)) == me["pid"]:
+                yield lock  # this process holds it already (re-entrant): the outer holder releases it
+                return
+            if holder.get("host") == me["host"] and not _alive(int(holder.get("pid", 0))):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            raise CampaignError(
+                f"{out}: another campaign is writing this output (pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')}, since {holder.get('started', '?')}); wait for it to finish, "
+                f"or remove {lock.name} if that process is gone"
+            ) from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        break
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ from showerforge.training.loop import (
     resolve_device,
     run_epochs,
     torch_threads,
+    validation_loss,
 )
 
 __all__ = ["DEFAULT_JET_TRAIN", "JetSurrogate", "JetTrainingData", "train_jets", "load_jet_model"]
@@ -110,7 +111,8 @@ def _read(data_spec: str | Path | Sequence[str | Path]) -> tuple[JetData, list[d
         dict(parts[0].attrs),
     )
     if len(data) == 0:
-        raise TrainError(f"{specs}: no jets to train on")
+        names = ", ".join(str(s) for s in specs) if isinstance(specs, (list, tuple)) else str(specs)
+        raise TrainError(f"{names} [jet_type]: no jets to train on (the selected type is not in the file?)")
     return data, files
 
 
@@ -266,23 +268,6 @@ def load_jet_model(
     )
 
 
-@torch.no_grad()
-def _val_loss(model: GenerativeModel, data: JetTrainingData, batch_size: int, seed: int) -> float | None:
-    """Validation loss with a fixed noise seed, so epochs are comparable."""
-    if data.val is None:
-        return None
-    was_training = model.training
-    model.eval()
-    x, mask, cond = data.val
-    gen = torch.Generator(device=x.device).manual_seed(seed + 12345)
-    total = 0.0
-    for lo in range(0, x.shape[0], batch_size):
-        sl = slice(lo, lo + batch_size)
-        total += float(model.loss(x[sl], cond[sl], mask[sl], generator=gen)) * x[sl].shape[0]
-    model.train(was_training)
-    return total / x.shape[0]
-
-
 def _provenance(files: list[dict[str, Any]], data: JetTrainingData) -> dict[str, Any]:
     digest = (
         files[0]["sha256"]
@@ -360,7 +345,10 @@ def train_jets(
     t_start = time.perf_counter()
     spec = get_spec(model)
     if spec.data_kind != DATA_KIND:
-        raise TrainError(f"model {model!r} trains on {spec.data_kind!r} data; train_jets needs a 'jet-set' model")
+        raise TrainError(
+            f"{data_spec}: a jet file, but model {model!r} trains on {spec.data_kind!r} data; "
+            "use a jet model such as --model cfm-set"
+        )
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise TrainError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
     lr_at(0, 1, lr, schedule, warmup_steps)  # validates the schedule name
@@ -457,7 +445,12 @@ def train_jets(
             ema,
             opt,
             lambda e: ((x, c, m) for x, m, c in data.epoch(e, batch_size)),
-            lambda: _val_loss(cast(GenerativeModel, ema.module), data, max(batch_size, 1024), seed),
+            lambda: validation_loss(
+                cast(GenerativeModel, ema.module),
+                None if data.val is None else (data.val[0], data.val[2], data.val[1]),
+                max(batch_size, 1024),
+                seed,
+            ),
             epochs=epochs,
             start_epoch=start_epoch,
             step=step,

@@ -40,6 +40,7 @@ __all__ = [
     "ema_model",
     "run_epochs",
     "torch_threads",
+    "validation_loss",
     "check_resume",
 ]
 
@@ -165,18 +166,23 @@ def _provenance(data: TrainingData) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def _val_loss(model: GenerativeModel, data: TrainingData, batch_size: int, seed: int) -> float | None:
-    """Validation loss with a fixed noise seed, so epochs are comparable."""
-    if data.val is None:
+def validation_loss(
+    model: GenerativeModel, val: tuple[Tensor, Tensor, Tensor | None] | None, batch_size: int, seed: int
+) -> float | None:
+    """Mean loss over validation rows ``(x, cond, mask)`` with a fixed noise seed, so epochs are comparable.
+
+    Shared by every data kind (``mask`` is ``None`` for fixed-size data); ``None`` without validation rows.
+    """
+    if val is None:
         return None
     was_training = model.training
     model.eval()
-    x, c = data.val
+    x, c, mask = val
     gen = torch.Generator(device=x.device).manual_seed(seed + 12345)
     total = 0.0
     for lo in range(0, x.shape[0], batch_size):
-        xb, cb = x[lo : lo + batch_size], c[lo : lo + batch_size]
-        total += float(model.loss(xb, cb, generator=gen)) * xb.shape[0]
+        sl = slice(lo, lo + batch_size)
+        total += float(model.loss(x[sl], c[sl], None if mask is None else mask[sl], generator=gen)) * x[sl].shape[0]
     model.train(was_training)
     return total / x.shape[0]
 
@@ -277,7 +283,10 @@ def train_model(
     t_start = time.perf_counter()
     spec = get_spec(model_name)
     if spec.data_kind != "calo-voxel":
-        raise TrainError(f"model {model_name!r} trains on {spec.data_kind!r} data; train_model reads shower files")
+        raise TrainError(
+            f"{data_path}: a shower file, but model {model_name!r} trains on {spec.data_kind!r} data; "
+            "use a shower model such as --model cfm-voxel or cfm-factorised"
+        )
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise TrainError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
     lr_at(0, 1, lr, schedule, warmup_steps)  # validates the schedule name
@@ -359,7 +368,12 @@ def train_model(
             ema,
             opt,
             lambda e: ((x, c, None) for x, c in data.epoch(e, batch_size)),
-            lambda: _val_loss(cast(GenerativeModel, ema.module), data, max(batch_size, 1024), seed),
+            lambda: validation_loss(
+                cast(GenerativeModel, ema.module),
+                None if data.val is None else (*data.val, None),
+                max(batch_size, 1024),
+                seed,
+            ),
             epochs=epochs,
             start_epoch=start_epoch,
             step=step,
