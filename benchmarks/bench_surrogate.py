@@ -32,20 +32,20 @@ from showerforge.training import Surrogate
 __all__ = ["fresh_surrogate", "time_per_shower", "main"]
 
 
-def fresh_surrogate(geometry: str, device: str, seed: int = 0) -> Surrogate:
-    """An untrained cfm-voxel with default hyperparameters and preprocessing fitted on random showers."""
+def fresh_surrogate(geometry: str, device: str, seed: int = 0, model: str = "cfm-voxel") -> Surrogate:
+    """An untrained ``model`` with default hyperparameters and preprocessing fitted on random showers."""
     geo = get_geometry(geometry)
     rng = np.random.default_rng(seed)
     inc = np.exp(rng.uniform(np.log(1e3), np.log(1e5), 256))
     sh = rng.exponential(1.0, (256, geo.n_voxels)) * (rng.random((256, geo.n_voxels)) < 0.3)
     pre = ShowerPreprocessor.from_geometry(geo).fit([(inc, sh)])
     torch.manual_seed(seed)
-    model = MODELS["cfm-voxel"].build(token_sizes=pre.token_sizes, n_cond=pre.n_cond)
+    net = MODELS[model].build(token_sizes=pre.token_sizes, n_cond=pre.n_cond)
     with torch.no_grad():  # random (not zero-initialised) weights, as after training
-        for p in model.parameters():
+        for p in net.parameters():
             p.add_(0.02 * torch.randn_like(p))
-    model.to(device).eval()
-    return Surrogate(model, pre, geo, model.config, Path("<fresh>"), "", 0)
+    net.to(device).eval()
+    return Surrogate(net, pre, geo, net.config, Path("<fresh>"), "", 0)
 
 
 def time_per_shower(
@@ -71,7 +71,8 @@ def time_per_shower(
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", nargs="*", default=[], help="trained run directories or shipped model names")
-    ap.add_argument("--geometry", nargs="*", default=["ds2", "mini"], help="fresh cfm-voxel on these presets")
+    ap.add_argument("--geometry", nargs="*", default=["ds2", "mini"], help="fresh models on these presets")
+    ap.add_argument("--model", nargs="*", default=["cfm-voxel"], help="registered voxel models to time fresh")
     ap.add_argument("--batch", nargs="*", type=int, default=[1, 100, 10_000])
     ap.add_argument("--device", nargs="*", default=None, help="default: cpu, plus cuda when available")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all available)")
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---:|---:|---:|---:|")
     for dev in devices:
         surrogates = [(f"{load_model(r, dev).name} ({Path(r).name})", load_model(r, dev)) for r in args.run]
-        surrogates += [("cfm-voxel (fresh)", fresh_surrogate(g, dev)) for g in args.geometry]
+        surrogates += [(f"{m} (fresh)", fresh_surrogate(g, dev, model=m)) for g in args.geometry for m in args.model]
         for label, sur in surrogates:
             default = sur.model.default_sampler
             solver = get_solver(args.solver or default["solver"])

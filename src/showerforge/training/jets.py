@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,32 +34,24 @@ from torch import Tensor
 
 from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target
 from showerforge.data.jetnet import JetData, read_jets
-from showerforge.models import GenerativeModel, get_spec
+from showerforge.models import GenerativeModel
 from showerforge.models.multiplicity import CategoricalMultiplicity
 from showerforge.training.checkpoint import (
-    CHECKPOINT_NAME,
-    CONFIG_NAME,
     CheckpointError,
     LoadedRun,
     build_weights,
     checkpoint_path,
     file_sha256,
     read_checkpoint,
-    write_json_atomic,
 )
 
 # generic parts of the shower loop (EMA with warmup, thread control, resume checks)
-from showerforge.training.distributed import init_distributed
 from showerforge.training.loop import (
+    PreparedData,
+    TrainConfig,
     TrainError,
     TrainResult,
-    check_resume,
-    ema_model,
-    lr_at,
-    resolve_device,
-    run_epochs,
-    torch_threads,
-    validation_loss,
+    fit,
 )
 
 __all__ = ["DEFAULT_JET_TRAIN", "JetSurrogate", "JetTrainingData", "train_jets", "load_jet_model"]
@@ -68,20 +59,7 @@ __all__ = ["DEFAULT_JET_TRAIN", "JetSurrogate", "JetTrainingData", "train_jets",
 DATA_KIND = "jet-set"
 MAX_VAL_JETS = 10_000
 
-DEFAULT_JET_TRAIN: dict[str, Any] = {
-    "epochs": 30,
-    "batch_size": 256,
-    "lr": 1e-3,
-    "val_fraction": 0.1,
-    "seed": 0,
-    "weight_decay": 0.0,
-    "schedule": "cosine",
-    "warmup_steps": 100,
-    "grad_clip": 1.0,
-    "ema_decay": 0.999,
-    "condition": "type",
-    "n_pt_bins": 4,
-}
+DEFAULT_JET_TRAIN: dict[str, Any] = {**asdict(TrainConfig(batch_size=256)), "condition": "type", "n_pt_bins": 4}
 """Jet training hyperparameters and their defaults (recorded in ``config.json``)."""
 
 
@@ -342,42 +320,11 @@ def train_jets(
     Raises:
         TrainError: bad settings, a non-set model, or a resume with different settings.
     """
-    t_start = time.perf_counter()
-    spec = get_spec(model)
-    if spec.data_kind != DATA_KIND:
-        raise TrainError(
-            f"{data_spec}: a jet file, but model {model!r} trains on {spec.data_kind!r} data; "
-            "use a jet model such as --model cfm-set"
-        )
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise TrainError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
-    lr_at(0, 1, lr, schedule, warmup_steps)  # validates the schedule name
-    ctx, dev = init_distributed(resolve_device(device))
-    run_dir = Path(out_dir)
-    ckpt_path = run_dir / CHECKPOINT_NAME
-    ckpt = None
-    if ckpt_path.exists():
-        if not resume:
-            raise TrainError(f"{ckpt_path} exists; pass resume=True to continue it or choose another out_dir")
-        ckpt = read_checkpoint(ckpt_path)
-        if ckpt.get("data_kind") != DATA_KIND:
-            raise TrainError(f"{ckpt_path} is not a jet-set run; choose another out_dir")
-    train_cfg = {
-        "model_name": model,
-        "condition": condition,
-        "n_pt_bins": n_pt_bins,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "val_fraction": val_fraction,
-        "seed": seed,
-        "weight_decay": weight_decay,
-        "schedule": schedule,
-        "warmup_steps": warmup_steps,
-        "grad_clip": grad_clip,
-        "ema_decay": ema_decay,
-    }
-    with torch_threads(dev, num_threads):
+    cfg = TrainConfig(
+        epochs, batch_size, lr, val_fraction, seed, weight_decay, schedule, warmup_steps, grad_clip, ema_decay
+    )
+
+    def prepare(ckpt: dict[str, Any] | None, dev: torch.device) -> PreparedData:
         jets, files = _read(data_spec)
         pre = JetPreprocessor.from_state(ckpt["preprocessing"]) if ckpt is not None else None
         try:
@@ -392,84 +339,62 @@ def train_jets(
             )
         except ValueError as err:
             raise TrainError(f"{data_spec}: {err}") from None
-        provenance = _provenance(files, data)
-        model_cfg = spec.resolve(
-            **{
-                **(config_overrides or {}),
-                "n_particles": data.preprocessing.n_particles,
-                "n_features": data.preprocessing.n_features,
-                "n_cond": data.preprocessing.n_cond,
-            }
-        )
-        if ckpt is not None:
-            check_resume(ckpt, model_cfg, train_cfg, provenance["sha256"], ckpt_path)
-        torch.manual_seed(seed)
-        net = spec.builder(model_cfg).to(dev)
-        ema = ema_model(net, ema_decay)
-        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
-        mult = data.multiplicity()
-        start_epoch, step, history = 0, 0, []
-        if ckpt is not None:
-            net.load_state_dict(ckpt["model"])
-            ema.load_state_dict(ckpt["ema"])
-            opt.load_state_dict(ckpt["optimizer"])
-            mult.load_state_dict(ckpt["multiplicity"])
-            start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
-        pre_state = data.preprocessing.state_dict()
-        if ctx.is_main:
-            write_json_atomic(
-                run_dir / CONFIG_NAME,
-                {
-                    "data_kind": DATA_KIND,
-                    "model": model_cfg,
-                    "train": train_cfg,
-                    "data": provenance,
-                    "preprocessing": pre_state,
-                    "multiplicity": mult.config,
-                    "device": str(dev),
-                },
-            )
-        common = {
+        return _JetData(data, _provenance(files, data))
+
+    return fit(
+        prepare,
+        model,
+        out_dir,
+        cfg,
+        data_kind=DATA_KIND,
+        data_name=str(data_spec),
+        extra_settings={"condition": condition, "n_pt_bins": n_pt_bins},
+        device=device,
+        resume=resume,
+        progress=progress,
+        max_minutes=max_minutes,
+        config_overrides=config_overrides,
+        num_threads=num_threads,
+    )
+
+
+class _JetData:
+    """:class:`~showerforge.training.loop.PreparedData` of JetNet-format jets."""
+
+    rate_key = "jets_per_s"
+
+    def __init__(self, data: JetTrainingData, provenance: dict[str, Any]) -> None:
+        self.data, self.provenance = data, provenance
+        self.mult = data.multiplicity()
+
+    def model_data_keys(self) -> dict[str, Any]:
+        pre = self.data.preprocessing
+        return {"n_particles": pre.n_particles, "n_features": pre.n_features, "n_cond": pre.n_cond}
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return self.data.batches_per_epoch(batch_size)
+
+    def batches(self, epoch: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
+        return ((x, c, m) for x, m, c in self.data.epoch(epoch, batch_size))
+
+    def validation(self) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        val = self.data.val
+        return None if val is None else (val[0], val[2], val[1])
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.mult.load_state_dict(ckpt["multiplicity"])
+
+    def checkpoint_entries(self) -> dict[str, Any]:
+        return {
             "data_kind": DATA_KIND,
-            "model_name": model,
-            "model_config": model_cfg,
-            "train_config": train_cfg,
-            "preprocessing": pre_state,
-            "provenance": provenance,
-            "multiplicity": mult.state_dict(),
-            "multiplicity_config": json.dumps(mult.config),
+            "preprocessing": self.data.preprocessing.state_dict(),
+            "multiplicity": self.mult.state_dict(),
+            "multiplicity_config": json.dumps(self.mult.config),
         }
-        steps_per_epoch = data.batches_per_epoch(batch_size)
-        ran, stopped, step = run_epochs(
-            net,
-            ema,
-            opt,
-            lambda e: ((x, c, m) for x, m, c in data.epoch(e, batch_size)),
-            lambda: validation_loss(
-                cast(GenerativeModel, ema.module),
-                None if data.val is None else (data.val[0], data.val[2], data.val[1]),
-                max(batch_size, 1024),
-                seed,
-            ),
-            epochs=epochs,
-            start_epoch=start_epoch,
-            step=step,
-            history=history,
-            steps_per_epoch=steps_per_epoch,
-            lr=lr,
-            schedule=schedule,
-            warmup_steps=warmup_steps,
-            grad_clip=grad_clip,
-            seed=seed,
-            device=dev,
-            max_minutes=max_minutes,
-            t_start=t_start,
-            progress=progress,
-            rate_key="jets_per_s",
-            ctx=ctx,
-            run_dir=run_dir,
-            checkpoint=ckpt_path,
-            common=common,
-        )
-    done = history[-1]["epoch"] if history else start_epoch
-    return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
+
+    def config_entries(self) -> dict[str, Any]:
+        return {
+            "data_kind": DATA_KIND,
+            "preprocessing": self.data.preprocessing.state_dict(),
+            "multiplicity": self.mult.config,
+        }

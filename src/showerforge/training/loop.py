@@ -10,15 +10,15 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from showerforge.models import GenerativeModel, get_spec
+from showerforge.models import MODELS, GenerativeModel, get_spec
 from showerforge.training.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
@@ -31,6 +31,9 @@ from showerforge.training.data import TrainingData
 from showerforge.training.distributed import DistContext, LossModule, init_distributed
 
 __all__ = [
+    "TrainConfig",
+    "PreparedData",
+    "fit",
     "TrainError",
     "TrainResult",
     "train_model",
@@ -44,19 +47,6 @@ __all__ = [
     "check_resume",
 ]
 
-DEFAULT_TRAIN: dict[str, Any] = {
-    "epochs": 30,
-    "batch_size": 128,
-    "lr": 1e-3,
-    "val_fraction": 0.1,
-    "seed": 0,
-    "weight_decay": 0.0,
-    "schedule": "cosine",
-    "warmup_steps": 100,
-    "grad_clip": 1.0,
-    "ema_decay": 0.999,
-}
-"""Training hyperparameters and their defaults (recorded in ``config.json``)."""
 
 # settings that may change between a run and its resumption
 _RESUMABLE = {"epochs"}
@@ -224,6 +214,245 @@ def check_resume(
         )
 
 
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training settings every data kind shares (recorded in ``config.json`` and checkpoints).
+
+    Attributes:
+        epochs: total epochs (including resumed ones).
+        batch_size: samples per optimizer step.
+        lr: peak AdamW learning rate.
+        val_fraction: held-out fraction for the validation loss (at most 10,000 rows).
+        seed: seed of weights, split, batch order and flow-matching noise.
+        weight_decay: AdamW weight decay.
+        schedule: ``"cosine"`` (to 0 at the last epoch) or ``"constant"``, after linear warmup.
+        warmup_steps: optimizer steps of linear warmup.
+        grad_clip: max gradient norm (0 disables clipping).
+        ema_decay: EMA decay of the sampling weights (with warmup, see :func:`ema_model`).
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    val_fraction: float = 0.1
+    seed: int = 0
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+
+    def check(self) -> None:
+        """Raise :class:`TrainError` for settings that cannot train."""
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise TrainError(
+                f"need epochs >= 1, batch_size >= 1, lr > 0; got {self.epochs}, {self.batch_size}, {self.lr}"
+            )
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise TrainError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        lr_at(0, 1, self.lr, self.schedule, self.warmup_steps)  # validates the schedule name
+
+
+DEFAULT_TRAIN: dict[str, Any] = asdict(TrainConfig())
+"""Training hyperparameters of showers and their defaults (recorded in ``config.json``)."""
+
+
+class PreparedData(Protocol):
+    """What the training loop needs from one kind of data (showers, jets, ...)."""
+
+    provenance: dict[str, Any]
+    """Where the rows came from; ``sha256`` identifies the data for resuming."""
+    rate_key: str
+    """History column of samples per second, e.g. ``"showers_per_s"``."""
+
+    def model_data_keys(self) -> dict[str, Any]:
+        """Config entries the data fixes (e.g. ``token_sizes``, ``n_cond``)."""
+        ...
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        """Optimizer steps of one epoch."""
+        ...
+
+    def batches(self, epoch: int, batch_size: int) -> Iterable[tuple[Tensor, Tensor, Tensor | None]]:
+        """Shuffled ``(x, cond, mask)`` batches of one epoch (same order for the same seed and epoch)."""
+        ...
+
+    def validation(self) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        """Validation rows ``(x, cond, mask)``, or ``None``."""
+        ...
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        """Load kind-specific state (e.g. a multiplicity model) from a checkpoint being resumed."""
+        ...
+
+    def checkpoint_entries(self) -> dict[str, Any]:
+        """Kind-specific checkpoint entries (``data_kind``, ``preprocessing``, ...)."""
+        ...
+
+    def config_entries(self) -> dict[str, Any]:
+        """Kind-specific ``config.json`` entries."""
+        ...
+
+
+def fit(
+    prepare: Callable[[dict[str, Any] | None, torch.device], PreparedData],
+    model_name: str,
+    out_dir: str | Path,
+    cfg: TrainConfig,
+    *,
+    data_kind: str,
+    data_name: str,
+    extra_settings: dict[str, Any] | None = None,
+    device: str | torch.device = "auto",
+    resume: bool = True,
+    progress: bool = True,
+    max_minutes: float | None = None,
+    config_overrides: dict[str, Any] | None = None,
+    num_threads: int | None = None,
+) -> TrainResult:
+    """The one training function of every data kind: settings, resume, model, EMA, loop, checkpoints.
+
+    Args:
+        prepare: ``prepare(checkpoint or None, device)`` reads the data and returns its
+            :class:`PreparedData` (fitting the preprocessing, or restoring it from the checkpoint).
+        model_name: registered model; its ``data_kind`` must be ``data_kind``.
+        out_dir: run directory (``config.json``, ``checkpoint.pt``, ``history.json``).
+        cfg: the shared settings.
+        data_kind: what ``prepare`` yields (``"calo-voxel"``, ``"jet-set"``).
+        data_name: the data as the user named it (for messages).
+        extra_settings: kind-specific settings recorded beside ``cfg`` (checked on resume).
+        device, resume, progress, max_minutes, config_overrides, num_threads: see :func:`train_model`.
+    """
+    t_start = time.perf_counter()
+    spec = get_spec(model_name)
+    if spec.data_kind != data_kind:
+        raise TrainError(
+            f"{data_name}: {_KIND_WORDS.get(data_kind, data_kind)}, but model {model_name!r} trains on "
+            f"{spec.data_kind!r} data; use a {data_kind!r} model: "
+            + ", ".join(k for k, v in MODELS.items() if v.data_kind == data_kind)
+        )
+    cfg.check()
+    ctx, dev = init_distributed(resolve_device(device))
+    run_dir = Path(out_dir)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+    ckpt = None
+    if ckpt_path.exists():
+        if not resume:
+            raise TrainError(f"{ckpt_path} exists; pass resume=True to continue it or choose another out_dir")
+        ckpt = read_checkpoint(ckpt_path)
+        if ckpt.get("data_kind", "calo-voxel") != data_kind:
+            raise TrainError(f"{ckpt_path} holds a {ckpt.get('data_kind', 'calo-voxel')} run; choose another out_dir")
+    train_cfg = {"model_name": model_name, **(extra_settings or {}), **asdict(cfg)}
+    with torch_threads(dev, num_threads):
+        data = prepare(ckpt, dev)
+        model_cfg = spec.resolve(**{**(config_overrides or {}), **data.model_data_keys()})
+        if ckpt is not None:
+            check_resume(ckpt, model_cfg, train_cfg, data.provenance["sha256"], ckpt_path)
+        torch.manual_seed(cfg.seed)
+        model = spec.builder(model_cfg).to(dev)
+        ema = ema_model(model, cfg.ema_decay)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        start_epoch, step, history = 0, 0, []
+        if ckpt is not None:
+            model.load_state_dict(ckpt["model"])
+            ema.load_state_dict(ckpt["ema"])
+            opt.load_state_dict(ckpt["optimizer"])
+            data.restore(ckpt)
+            start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
+        if ctx.is_main:
+            write_json_atomic(
+                run_dir / CONFIG_NAME,
+                {
+                    "model": model_cfg,
+                    "train": train_cfg,
+                    "data": data.provenance,
+                    **data.config_entries(),
+                    "device": str(dev),
+                    "processes": ctx.world_size,
+                },
+            )
+        common = {
+            "model_name": model_name,
+            "model_config": model_cfg,
+            "train_config": train_cfg,
+            "provenance": data.provenance,
+            **data.checkpoint_entries(),
+        }
+        ran, stopped, step = run_epochs(
+            model,
+            ema,
+            opt,
+            lambda e: data.batches(e, cfg.batch_size),
+            lambda: validation_loss(
+                cast(GenerativeModel, ema.module), data.validation(), max(cfg.batch_size, 1024), cfg.seed
+            ),
+            epochs=cfg.epochs,
+            start_epoch=start_epoch,
+            step=step,
+            history=history,
+            steps_per_epoch=data.batches_per_epoch(cfg.batch_size),
+            lr=cfg.lr,
+            schedule=cfg.schedule,
+            warmup_steps=cfg.warmup_steps,
+            grad_clip=cfg.grad_clip,
+            seed=cfg.seed,
+            device=dev,
+            max_minutes=max_minutes,
+            t_start=t_start,
+            progress=progress,
+            rate_key=data.rate_key,
+            run_dir=run_dir,
+            checkpoint=ckpt_path,
+            common=common,
+            ctx=ctx,
+        )
+    done = history[-1]["epoch"] if history else start_epoch
+    return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
+
+
+_KIND_WORDS = {"calo-voxel": "a shower file", "jet-set": "a jet file"}
+
+
+class _ShowerData:
+    """:class:`PreparedData` of a CaloChallenge-format shower file."""
+
+    rate_key = "showers_per_s"
+
+    def __init__(self, data: TrainingData) -> None:
+        self.data = data
+        self.provenance = _provenance(data)
+
+    def model_data_keys(self) -> dict[str, Any]:
+        return {"token_sizes": self.data.preprocessing.token_sizes, "n_cond": self.data.preprocessing.n_cond}
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return self.data.batches_per_epoch(batch_size)
+
+    def batches(self, epoch: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
+        return ((x, c, None) for x, c in self.data.epoch(epoch, batch_size))
+
+    def validation(self) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        return None if self.data.val is None else (*self.data.val, None)
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        pass
+
+    def checkpoint_entries(self) -> dict[str, Any]:
+        return {
+            "data_kind": "calo-voxel",
+            "preprocessing": self.data.preprocessing.state_dict(),
+            "geometry": self.data.geometry.to_dict(),
+        }
+
+    def config_entries(self) -> dict[str, Any]:
+        return {
+            "data_kind": "calo-voxel",
+            "preprocessing": self.data.preprocessing.state_dict(),
+            "geometry": self.data.geometry.to_dict(),
+            "in_memory": self.data.in_memory,
+        }
+
+
 def train_model(
     data_path: str | Path,
     model_name: str = "cfm-voxel",
@@ -280,122 +509,41 @@ def train_model(
     Returns:
         A :class:`TrainResult`.
     """
-    t_start = time.perf_counter()
-    spec = get_spec(model_name)
-    if spec.data_kind != "calo-voxel":
-        raise TrainError(
-            f"{data_path}: a shower file, but model {model_name!r} trains on {spec.data_kind!r} data; "
-            "use a shower model such as --model cfm-voxel or cfm-factorised"
-        )
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise TrainError(f"need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, {batch_size}, {lr}")
-    lr_at(0, 1, lr, schedule, warmup_steps)  # validates the schedule name
-    ctx, dev = init_distributed(resolve_device(device))
-    run_dir = Path(out_dir)
-    ckpt_path = run_dir / CHECKPOINT_NAME
-    ckpt = None
-    if ckpt_path.exists():
-        if not resume:
-            raise TrainError(f"{ckpt_path} exists; pass resume=True to continue it or choose another out_dir")
-        ckpt = read_checkpoint(ckpt_path)
-    train_cfg = {
-        "model_name": model_name,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "val_fraction": val_fraction,
-        "seed": seed,
-        "weight_decay": weight_decay,
-        "schedule": schedule,
-        "warmup_steps": warmup_steps,
-        "grad_clip": grad_clip,
-        "ema_decay": ema_decay,
-    }
-    with torch_threads(dev, num_threads):
+    cfg = TrainConfig(
+        epochs, batch_size, lr, val_fraction, seed, weight_decay, schedule, warmup_steps, grad_clip, ema_decay
+    )
+
+    def prepare(ckpt: dict[str, Any] | None, dev: torch.device) -> PreparedData:
         pre = None
         if ckpt is not None:
             from showerforge.data.preprocess import preprocessor_from_state
 
             pre = preprocessor_from_state(ckpt["preprocessing"])
-        data = TrainingData(
-            data_path, val_fraction=val_fraction, seed=seed, device=dev, preprocessing=pre, max_memory_gb=max_memory_gb
-        )
-        provenance = _provenance(data)
-        model_cfg = spec.resolve(
-            **{
-                **(config_overrides or {}),
-                "token_sizes": data.preprocessing.token_sizes,
-                "n_cond": data.preprocessing.n_cond,
-            }
-        )
-        if ckpt is not None:
-            check_resume(ckpt, model_cfg, train_cfg, provenance["sha256"], ckpt_path)
-        torch.manual_seed(seed)
-        model = spec.builder(model_cfg).to(dev)
-        ema = ema_model(model, ema_decay)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        start_epoch, step, history = 0, 0, []
-        if ckpt is not None:
-            model.load_state_dict(ckpt["model"])
-            ema.load_state_dict(ckpt["ema"])
-            opt.load_state_dict(ckpt["optimizer"])
-            start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
-        if ctx.is_main:
-            write_json_atomic(
-                run_dir / CONFIG_NAME,
-                {
-                    "model": model_cfg,
-                    "train": train_cfg,
-                    "data": provenance,
-                    "preprocessing": data.preprocessing.state_dict(),
-                    "geometry": data.geometry.to_dict(),
-                    "device": str(dev),
-                    "in_memory": data.in_memory,
-                    "processes": ctx.world_size,
-                },
+        return _ShowerData(
+            TrainingData(
+                data_path,
+                val_fraction=val_fraction,
+                seed=seed,
+                device=dev,
+                preprocessing=pre,
+                max_memory_gb=max_memory_gb,
             )
-        steps_per_epoch = data.batches_per_epoch(batch_size)
-        common = {
-            "model_name": model_name,
-            "model_config": model_cfg,
-            "train_config": train_cfg,
-            "preprocessing": data.preprocessing.state_dict(),
-            "geometry": data.geometry.to_dict(),
-            "provenance": provenance,
-        }
-        ran, stopped, step = run_epochs(
-            model,
-            ema,
-            opt,
-            lambda e: ((x, c, None) for x, c in data.epoch(e, batch_size)),
-            lambda: validation_loss(
-                cast(GenerativeModel, ema.module),
-                None if data.val is None else (*data.val, None),
-                max(batch_size, 1024),
-                seed,
-            ),
-            epochs=epochs,
-            start_epoch=start_epoch,
-            step=step,
-            history=history,
-            steps_per_epoch=steps_per_epoch,
-            lr=lr,
-            schedule=schedule,
-            warmup_steps=warmup_steps,
-            grad_clip=grad_clip,
-            seed=seed,
-            device=dev,
-            max_minutes=max_minutes,
-            t_start=t_start,
-            progress=progress,
-            rate_key="showers_per_s",
-            run_dir=run_dir,
-            checkpoint=ckpt_path,
-            common=common,
-            ctx=ctx,
         )
-    done = history[-1]["epoch"] if history else start_epoch
-    return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
+
+    return fit(
+        prepare,
+        model_name,
+        out_dir,
+        cfg,
+        data_kind="calo-voxel",
+        data_name=str(data_path),
+        device=device,
+        resume=resume,
+        progress=progress,
+        max_minutes=max_minutes,
+        config_overrides=config_overrides,
+        num_threads=num_threads,
+    )
 
 
 def run_epochs(
