@@ -156,7 +156,7 @@ def test_w1m_from_particles_and_w1efp() -> None:
     pf[0, 0, :2] = [0.1, 0.05]
     pf[0, 1, :2] = [-0.1, -0.05]
     want = np.sqrt(2 * 0.25 * (np.cosh(0.2) - np.cos(0.1)))
-    assert jm.jet_mass(pf)[0] == pytest.approx(want, rel=1e-12)
+    assert jm.relative_jet_mass(pf)[0] == pytest.approx(want, rel=1e-12)
 
 
 # --------------------------------------------------------------------------- FPD / KPD

@@ -13,7 +13,7 @@ from showerforge.data.jet_preprocess import (
     JetConditioning,
     JetPreprocessor,
     ParticleTransform,
-    jet_mass,
+    jet_mass_gev,
     multiplicity_target,
     wrap_phi,
 )
@@ -170,7 +170,7 @@ def test_jet_mass_closed_form():
     pf[0, 0] = [0.1, 0.2, 0.6, 1]
     pf[0, 1] = [-0.2, -0.1, 0.3, 1]
     pf[0, 2] = [5.0, 5.0, 9.0, 0]  # padding is ignored
-    m = jet_mass(pf, np.array([1000.0]))
+    m = jet_mass_gev(pf, np.array([1000.0]))
     expected = 1000.0 * math.sqrt(2 * 0.6 * 0.3 * (math.cosh(0.3) - math.cos(0.3)))
     assert m[0] == pytest.approx(expected, rel=1e-10)
     assert multiplicity_target(pf, np.array([[1000.0, 0, 0, 1]]))[0] == 2

@@ -44,7 +44,8 @@ __all__ = [
     "ParticleTransform",
     "JetConditioning",
     "JetPreprocessor",
-    "jet_mass",
+    "relative_jet_mass",
+    "jet_mass_gev",
     "wrap_phi",
     "multiplicity_target",
 ]
@@ -67,23 +68,32 @@ def multiplicity_target(particle_features: np.ndarray, jet_features: np.ndarray)
     return np.maximum(np.maximum(np.rint(jet_features[:, 3]).astype(np.int64), slots), 1)
 
 
-def jet_mass(particle_features: np.ndarray, jet_pt: np.ndarray) -> np.ndarray:
-    """Invariant mass (GeV) of the real constituents, treated as massless.
+def relative_jet_mass(particle_features: np.ndarray, real: np.ndarray | None = None) -> np.ndarray:
+    """Relative jet mass :math:`m_J / p_{T,J}` of massless constituents (dimensionless).
+
+    Momenta :math:`p_T^{rel}(\\cos\\phi, \\sin\\phi, \\sinh\\eta)` and energies
+    :math:`p_T^{rel}\\cosh\\eta` are summed over the real constituents.
 
     Args:
-        particle_features: (N, n, 4) ``eta_rel, phi_rel, pt_rel, mask``.
-        jet_pt: (N,) jet pT in GeV (scales ``pt_rel`` to GeV).
+        particle_features: (N, n, >=3) ``eta_rel, phi_rel, pt_rel[, mask]``.
+        real: (N, n) bool, the real constituents (default: mask column > 0 when present, else all).
 
     Returns:
-        (N,) float64 masses in GeV (0 for a single constituent).
+        (N,) float64 (0 for a single constituent).
     """
     pf = np.asarray(particle_features, dtype=np.float64)
-    pt = pf[..., 2] * (pf[..., 3] > 0)
+    if real is None:
+        real = pf[..., 3] > 0 if pf.shape[-1] >= 4 else np.ones(pf.shape[:2], dtype=bool)
+    pt = np.where(real, pf[..., 2], 0.0)
     eta, phi = pf[..., 0], pf[..., 1]
     px, py = (pt * np.cos(phi)).sum(1), (pt * np.sin(phi)).sum(1)
     pz, e = (pt * np.sinh(eta)).sum(1), (pt * np.cosh(eta)).sum(1)
-    m2 = e * e - px * px - py * py - pz * pz
-    return np.asarray(jet_pt, dtype=np.float64) * np.sqrt(np.clip(m2, 0.0, None))
+    return np.sqrt(np.clip(e * e - px * px - py * py - pz * pz, 0.0, None))
+
+
+def jet_mass_gev(particle_features: np.ndarray, jet_pt_gev: np.ndarray) -> np.ndarray:
+    """Jet mass in GeV: :func:`relative_jet_mass` times the jet pT (GeV), shape (N,)."""
+    return np.asarray(jet_pt_gev, dtype=np.float64) * relative_jet_mass(particle_features)
 
 
 class ParticleTransform:

@@ -59,6 +59,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from showerforge.data.jet_preprocess import relative_jet_mass as _relative_jet_mass
+
 __all__ = [
     "EFPGraph",
     "MetricResult",
@@ -70,7 +72,7 @@ __all__ = [
     "fpd",
     "fpd_kpd_features",
     "frechet_distance",
-    "jet_mass",
+    "relative_jet_mass",
     "kpd",
     "mmd2_unbiased",
     "plot_jet_mass",
@@ -142,26 +144,12 @@ def _particle_mask(p: np.ndarray) -> np.ndarray:
     return real
 
 
-def jet_mass(jets: Any) -> np.ndarray:
-    """Relative jet mass :math:`m_J / p_{T,J}` from relative constituent coordinates.
-
-    Constituents are massless with momenta :math:`p_T^{rel}(\\cos\\phi, \\sin\\phi,
-    \\sinh\\eta)` built from ``(eta_rel, phi_rel, pt_rel)``; padded particles are ignored.
-
-    Args:
-        jets: Particle features ``(N, n, >=3)`` (or a JetBatch / JetData).
-
-    Returns:
-        ``(N,)`` float64 relative masses (dimensionless).
-    """
+def relative_jet_mass(jets: Any) -> np.ndarray:
+    """Relative jet mass :math:`m_J / p_{T,J}` (dimensionless) of particle features ``(N, n, >=3)``
+    (or a JetBatch / JetData); padded particles are ignored
+    (:func:`showerforge.data.jet_preprocess.relative_jet_mass`)."""
     p = _particles(jets, "jets")
-    w = np.where(_particle_mask(p), p[..., 2], 0.0)
-    eta, phi = p[..., 0], p[..., 1]
-    px = (w * np.cos(phi)).sum(1)
-    py = (w * np.sin(phi)).sum(1)
-    pz = (w * np.sinh(eta)).sum(1)
-    e = (w * np.cosh(eta)).sum(1)
-    return np.sqrt(np.clip(e**2 - px**2 - py**2 - pz**2, 0.0, None))
+    return _relative_jet_mass(p, _particle_mask(p))
 
 
 def _w1_bootstrap(
@@ -219,14 +207,14 @@ def w1m(
 
 
 def _masses(jets: Any, name: str) -> np.ndarray:
-    """1-D masses: given directly or computed with :func:`jet_mass`."""
+    """1-D masses: given directly or computed with :func:`relative_jet_mass`."""
     arr = getattr(jets, "particle_features", jets)
     arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim == 1:
         if arr.size == 0:
             raise ValueError(f"{name}: empty sample")
         return arr
-    return jet_mass(arr)
+    return relative_jet_mass(arr)
 
 
 def w1p(
@@ -749,7 +737,7 @@ def _all_metrics(
     sub = [i for i, g in enumerate(efp_graphs(4)) if g in _efp_selection("n=4,d=4,connected")]
     efp_names = [efp_graphs(4)[i].name for i in sub]
     return {
-        "w1m": _result_dict(w1m(jet_mass(real), jet_mass(gen), rng, **w1_kw)),
+        "w1m": _result_dict(w1m(relative_jet_mass(real), relative_jet_mass(gen), rng, **w1_kw)),
         "w1p": _multi_dict(w1p(real, gen, rng, **w1_kw), PARTICLE_FEATURE_NAMES),
         "w1efp": _multi_dict(w1efp(real_efp[:, sub], gen_efp[:, sub], rng, **w1_kw), efp_names),
         "fpd": _result_dict(

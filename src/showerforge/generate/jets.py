@@ -11,7 +11,7 @@ A generated jet is built in four steps:
 4. the inverse preprocessing: ``eta_rel, phi_rel, pt_rel`` (pT-descending, zero-padded).
 
 ``jet_features`` of a generated jet are ``(drawn pT, drawn eta, mass of the generated
-constituents, k)``, the mass computed by :func:`~showerforge.data.jet_preprocess.jet_mass` from
+constituents, k)``, the mass computed by :func:`~showerforge.data.jet_preprocess.jet_mass_gev` from
 ``pt_rel``, the relative coordinates and the drawn jet pT (massless constituents).
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from showerforge.data.io import check_writable
-from showerforge.data.jet_preprocess import jet_mass
+from showerforge.data.jet_preprocess import jet_mass_gev
 from showerforge.data.jetnet import JET_TYPES, write_jets
 from showerforge.generate.pretrained import resolve_model
 from showerforge.generate.sampling import CPU_SLICE, generation_attrs, resolve_sampler
@@ -106,7 +106,7 @@ def sample_jets(
         pf[sl] = pre.inverse(x.float().cpu().numpy(), mask)
         if progress is not None:
             progress(sl.stop - sl.start)
-    jf = np.stack([pt, eta, jet_mass(pf, pt), k], axis=1).astype(np.float32)
+    jf = np.stack([pt, eta, jet_mass_gev(pf, pt), k], axis=1).astype(np.float32)
     return {"particle_features": pf, "jet_features": jf, "jet_type": types.astype(np.int8)}
 
 
