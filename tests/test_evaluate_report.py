@@ -90,7 +90,15 @@ def test_html_references_every_plot(report) -> None:
     out, _ = report
     html = (out / "index.html").read_text()
     pngs = sorted(p.relative_to(out).as_posix() for p in (out / "plots").glob("*.png"))
-    expected = {"etot_over_einc", "voxel_energy", "response_vs_einc", "mean_images", *PER_LAYER_FEATURES}
+    expected = {
+        "etot_over_einc",
+        "voxel_energy",
+        "response_vs_einc",
+        "mean_images",
+        "layer_profile",
+        "radial_profile",
+        *PER_LAYER_FEATURES,
+    }
     assert {p.split("/")[-1][:-4] for p in pngs} == expected
     for p in pngs:
         assert f'src="{p}"' in html
@@ -192,3 +200,18 @@ def test_irregular_dataset1_readout(tmp_path) -> None:
     assert sorted(map(int, sep["center_x"])) == with_alpha
     assert (tmp_path / "out" / "plots" / "center_r.png").is_file()
     assert not (tmp_path / "out" / "plots" / "mean_images.png").exists()
+
+
+def test_profiles_conserve_the_mean_energy() -> None:
+    """Known answer: both profiles add up to the mean total energy; per layer and per ring sums."""
+    from showerforge.evaluation.report import _profiles
+    from showerforge.geometry import PRESETS
+
+    geo = PRESETS["mini"]
+    rng = np.random.default_rng(0)
+    ref, cand = rng.exponential(1.0, geo.n_voxels), rng.exponential(2.0, geo.n_voxels)
+    (_, layer, _, _), (_, radial, _, _) = _profiles(geo, ref, cand)
+    n_l, n_a, n_r = geo.shape
+    assert layer.reference.sum() == pytest.approx(ref.sum()) == pytest.approx(radial.reference.sum())
+    assert layer.candidate == pytest.approx(cand.reshape(n_l, n_a, n_r).sum(axis=(1, 2)))
+    assert radial.edges[-1] == pytest.approx(geo.readout[0].r_edges_mm[-1]) and len(radial.reference) == n_r

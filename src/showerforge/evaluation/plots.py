@@ -65,6 +65,7 @@ def plot_histograms(
     logx: bool = False,
     logy: bool = False,
     max_cols: int = 6,
+    ylabel: str = "fraction",
 ) -> Path:
     """Reference (filled) vs candidate (line) histograms, each over a candidate/reference ratio panel.
 
@@ -75,6 +76,7 @@ def plot_histograms(
         suptitle: figure title.
         logx, logy: logarithmic axes.
         max_cols: panels per row.
+        ylabel: y-axis label of the upper panels.
 
     Returns:
         the PNG path.
@@ -109,7 +111,7 @@ def plot_histograms(
         rax.minorticks_off()
         rax.set_xlabel(xlabel, fontsize=8)
         if c == 0:
-            ax.set_ylabel("fraction", fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=8)
             rax.set_ylabel("cand/ref", fontsize=8)
         if k == 0:
             ax.legend(fontsize=7, loc="upper left")

@@ -586,7 +586,37 @@ def _draw(
             plot_mean_images(out / "plots" / "mean_images.png", geo, mean_ref, mean_cand),
             "Mean shower per layer (reference, candidate, ratio)",
         )
+        for name, panel, label, title in _profiles(geo, mean_ref, mean_cand):
+            add(
+                plot_histograms(
+                    out / "plots" / f"{name}.png", [panel], xlabel=label, logy=True, ylabel="mean energy [MeV]"
+                ),
+                title,
+            )
     return files
+
+
+def _profiles(geo: Geometry, mean_ref: np.ndarray, mean_cand: np.ndarray) -> list[tuple[str, Any, str, str]]:
+    """Longitudinal (per layer) and radial (per ring, summed over layers and angles) mean energy."""
+    from showerforge.evaluation.plots import HistPanel
+
+    n_l, n_a, n_r = geo.shape
+    ref, cand = (np.asarray(m, dtype=np.float64).reshape(n_l, n_a, n_r) for m in (mean_ref, mean_cand))
+    r_edges = np.asarray(geo.readout[0].r_edges_mm, dtype=np.float64)
+    return [
+        (
+            "layer_profile",
+            HistPanel("longitudinal profile", np.arange(n_l + 1.0), ref.sum(axis=(1, 2)), cand.sum(axis=(1, 2)), ""),
+            "layer",
+            "Mean energy per layer (longitudinal profile)",
+        ),
+        (
+            "radial_profile",
+            HistPanel("radial profile", r_edges, ref.sum(axis=(0, 1)), cand.sum(axis=(0, 1)), ""),
+            "r [mm]",
+            "Mean energy per radial ring, all layers (radial profile)",
+        ),
+    ]
 
 
 # ----------------------------------------------------------------------------- summary
