@@ -591,7 +591,7 @@ def models_cmd(as_json: bool) -> None:
         click.echo("  none installed")
     for name, card in shipped.items():
         click.echo(f"  {name:<16} {card.get('summary', '')}")
-        for key in ("reference", "training", "fidelity"):
+        for key in ("reference", "training", "fidelity", "note"):
             if key in card:
                 click.echo(f"  {'':<16} {key}: {_card_line(card[key])}")
 

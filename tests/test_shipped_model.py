@@ -1,0 +1,81 @@
+"""The shipped ds2-electron surrogate: safe loading, physical output, known E_tot/E_inc, CLI by name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import showerforge as sf
+from showerforge.generate.pretrained import pretrained_checkpoint, shipped_models
+
+NAME = "ds2-electron"
+
+
+@pytest.fixture(scope="module")
+def card():
+    cards = shipped_models()
+    assert NAME in cards, f"{NAME} is not installed with the package"
+    return cards[NAME]
+
+
+def test_checkpoint_is_tensors_and_json_only(card):
+    path = pretrained_checkpoint(NAME)
+    assert path.stat().st_size <= 10 * 2**20
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)  # no code runs on load
+    assert ckpt["model_name"] == card["model"]["name"] and "optimizer" not in ckpt
+    for key in ("reference", "training", "fidelity"):
+        assert key in card
+    assert card["reference"]["seed"] >= 0 and card["reference"]["physics_data"] in ("approximate", "official")
+
+
+def test_generates_physical_showers_with_the_reference_energy_scale(card):
+    torch.set_num_threads(1)
+    model = sf.load(NAME)
+    assert model.geometry.name == "ds2" and model.geometry.n_voxels == 6480
+    rng = np.random.default_rng(0)
+    inc = np.exp(rng.uniform(np.log(1e3), np.log(1e5), 300))
+    showers = model.sample(energies=inc, seed=1)
+    assert showers.shape == (300, 6480) and showers.dtype == np.float32
+    assert np.isfinite(showers).all() and (showers >= 0).all()
+    ratio = showers.sum(axis=1) / inc
+    # known answer: the Geant4 reference's mean E_tot/E_inc (sampling-fraction calibrated, ~1 % leakage)
+    assert ratio.mean() == pytest.approx(card["reference"]["etot_over_einc_mean"], abs=0.02)
+    assert ratio.std() < 0.1
+
+
+def test_generate_by_name_and_range_warning(tmp_path):
+    out = tmp_path / "x.h5"
+    cmd = [
+        sys.executable,
+        "-m",
+        "showerforge.cli",
+        "generate",
+        "--model",
+        NAME,
+        "--energy",
+        "1:100GeV",
+        "--n",
+        "20",
+        "--seed",
+        "1",
+        "-o",
+        out,
+    ]
+    proc = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with h5py.File(out) as f:
+        assert f["showers"].shape == (20, 6480) and f.attrs["model"] == "cfm-factorised"
+    with pytest.warns(UserWarning, match="outside the training range"):
+        sf.load(NAME).sample(energies=np.array([5e5]), seed=0)
+
+
+def test_models_command_lists_it():
+    proc = subprocess.run(
+        [sys.executable, "-m", "showerforge.cli", "models"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and NAME in proc.stdout and "physics_data" in proc.stdout
