@@ -9,7 +9,8 @@ It writes, into ``out_dir``:
 * ``metrics.json`` (keys below);
 * ``plots/*.png``: reference-vs-candidate histograms with ratio panels (``etot_over_einc``,
   ``voxel_energy``, and one grid per per-layer feature), ``response_vs_einc.png`` and, for
-  regular readouts, ``mean_images.png``;
+  regular readouts, ``mean_images.png``, ``layer_profile.png`` and ``radial_profile.png`` (mean
+  energy per layer and per radial ring);
 * ``index.html``: the tables and the plots on one page.
 
 Nothing is printed; :func:`format_summary` turns the returned dict into a table for the CLI.
