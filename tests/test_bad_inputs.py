@@ -261,3 +261,50 @@ def test_stale_lock_is_taken_over(tmp_path):
     (tmp_path / "x.h5.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": 2**22 + 12345}))
     with campaign_lock(out) as lock:
         assert json.loads(lock.read_text())["pid"] == __import__("os").getpid()
+
+
+def test_internal_value_error_keeps_its_traceback(monkeypatch, tmp_path):
+    """A plain ValueError is a failure of showerforge itself: it is not printed as a user error."""
+    from click.testing import CliRunner
+
+    import showerforge.api
+    from showerforge.cli import cli
+
+    def broken(**kwargs):
+        raise ValueError("internal invariant broken")
+
+    monkeypatch.delenv("SHOWERFORGE_DEBUG", raising=False)
+    monkeypatch.setattr(showerforge.api, "simulate_jets", broken)
+    result = CliRunner().invoke(cli, ["simulate", "jets", "--type", "g", "--n", "1", "-o", str(tmp_path / "j.h5")])
+    assert type(result.exception) is ValueError and "internal invariant broken" in str(result.exception)
+    assert result.exit_code == 1 and "error:" not in result.output
+
+
+def test_user_error_is_one_line_with_exit_code_2(monkeypatch, capsys):
+    from showerforge.cli import friendly
+    from showerforge.errors import UserError
+
+    @friendly
+    def command():
+        raise UserError("--energy '10': no unit; expected e.g. 10GeV\nmore detail")
+
+    monkeypatch.delenv("SHOWERFORGE_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        command()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: --energy '10': no unit; expected e.g. 10GeV\n"
+
+
+def test_file_and_option_errors_are_user_errors():
+    from showerforge.data.calo import CaloFileError
+    from showerforge.data.io import OutputPathError
+    from showerforge.data.jetnet import JetFileError
+    from showerforge.errors import UserError
+    from showerforge.geometry import GeometryError
+    from showerforge.simulate.energies import parse_energy
+    from showerforge.training.checkpoint import CheckpointError
+
+    for cls in (CaloFileError, JetFileError, GeometryError, OutputPathError, CheckpointError):
+        assert issubclass(cls, UserError) and issubclass(cls, ValueError)
+    with pytest.raises(UserError, match="no unit"):
+        parse_energy("10")

@@ -16,30 +16,23 @@ from typing import Any, TypeVar
 
 import click
 
+from showerforge.errors import UserError
+
 __all__ = ["main", "cli"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from showerforge.data.calo import CaloFileError
-    from showerforge.data.jetnet import JetFileError
-    from showerforge.geometry import GeometryError
+    """Exceptions that mean the user's input is wrong; any other exception keeps its traceback.
+
+    :class:`~showerforge.errors.UserError` covers the file errors (calo, jet, geometry,
+    checkpoint, output path) and every option or argument check.
+    """
     from showerforge.simulate.shards import CampaignError
     from showerforge.training.loop import TrainError
 
-    errs: list[type[BaseException]] = [
-        CaloFileError,
-        JetFileError,
-        GeometryError,
-        CampaignError,
-        TrainError,
-        ValueError,
-        FileNotFoundError,
-        PermissionError,
-        IsADirectoryError,
-    ]
-    return tuple(errs)
+    return (UserError, CampaignError, TrainError, FileNotFoundError, PermissionError, IsADirectoryError)
 
 
 def friendly(fn: F) -> F:
@@ -279,7 +272,7 @@ def simulate_jets_cmd(
     try:
         lo, hi = (float(x) for x in pt_window.split(":"))
     except ValueError:
-        raise ValueError(f"--pt {pt_window!r}: expected LOW:HIGH in GeV, e.g. 800:1600") from None
+        raise UserError(f"--pt {pt_window!r}: expected LOW:HIGH in GeV, e.g. 800:1600") from None
     simulate_jets(
         types=types,
         n=n,
@@ -456,7 +449,7 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set d_model=128")
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set d_model=128")
         try:
             out[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -549,7 +542,7 @@ def generate_cmd(
 
             inc = parse_energy(energy).sample(n, np.random.default_rng(seed))
         else:
-            raise ValueError("give --energies-from FILE, or --energy with --n (showers), or --type with --n (jets)")
+            raise UserError("give --energies-from FILE, or --energy with --n (showers), or --type with --n (jets)")
         generate_showers(
             run_dir, inc, output, batch_size=batch_size, seed=seed, steps=steps, solver=solver, device=device
         )

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from showerforge.errors import UserError
+
 __all__ = [
     "ReadoutLayer",
     "Geometry",
@@ -48,7 +50,7 @@ RADIATION_LENGTH_MM: dict[str, float] = {
 CRITICAL_ENERGY_MEV: dict[str, float] = {"G4_W": 7.97, "G4_Pb": 7.43, "G4_Fe": 21.68, "G4_Cu": 19.42}
 
 
-class GeometryError(ValueError):
+class GeometryError(UserError):
     """A geometry description is invalid or does not match a file."""
 
 

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from showerforge.data.io import OutputPathError, atomic_output, check_writable
+from showerforge.errors import UserError
 from showerforge.geometry import PRESETS, Geometry, GeometryError
 
 __all__ = [
@@ -45,7 +46,7 @@ ENERGIES = "incident_energies"
 DEFAULT_CHUNK = 2048
 
 
-class CaloFileError(ValueError):
+class CaloFileError(UserError):
     """A shower file is unreadable or does not follow the CaloChallenge layout.
 
     The message names the file and the field and says what was expected.

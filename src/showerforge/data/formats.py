@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from showerforge.data.jetnet import parse_spec
+from showerforge.errors import UserError
 
 __all__ = ["detect_format"]
 
@@ -24,7 +25,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
     Raises:
         FileNotFoundError: The file does not exist.
-        ValueError: Not an HDF5 file, neither layout (or both), or a jet-type suffix on a
+        UserError: Not an HDF5 file, neither layout (or both), or a jet-type suffix on a
             shower file.
     """
     import h5py
@@ -36,18 +37,18 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         with h5py.File(file, "r") as h5:
             keys = set(h5.keys())
     except OSError as err:
-        raise ValueError(f"{file}: not an HDF5 file ({err}); expected a shower or jet file") from None
+        raise UserError(f"{file}: not an HDF5 file ({err}); expected a shower or jet file") from None
     is_calo = all(k in keys for k in _CALO_KEYS)
     is_jets = _JET_KEY in keys
     if is_calo and is_jets:
-        raise ValueError(f"{file}: holds both shower and jet keys ({sorted(keys)}); cannot tell which to evaluate")
+        raise UserError(f"{file}: holds both shower and jet keys ({sorted(keys)}); cannot tell which to evaluate")
     if is_calo:
         if jet_type is not None:
-            raise ValueError(f"{path}: ':{jet_type}' selects a jet type, but {file} is a shower file")
+            raise UserError(f"{path}: ':{jet_type}' selects a jet type, but {file} is a shower file")
         return "calo"
     if is_jets:
         return "jets"
-    raise ValueError(
+    raise UserError(
         f"{file}: neither a shower file (keys 'showers', 'incident_energies') nor a jet file "
         f"(key 'particle_features'); found keys {sorted(keys)}"
     )

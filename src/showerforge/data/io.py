@@ -12,10 +12,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from showerforge.errors import UserError
+
 __all__ = ["OutputPathError", "check_writable", "check_writable_dir", "check_not_input", "atomic_output"]
 
 
-class OutputPathError(ValueError):
+class OutputPathError(UserError):
     """An output path cannot be written; the message names it and says why."""
 
     def __init__(self, path: str | Path, message: str) -> None:

@@ -38,6 +38,7 @@ import numpy as np
 
 from showerforge.data.jetnet import JET_TYPES
 from showerforge.data.preprocess import Standardize
+from showerforge.errors import UserError
 
 __all__ = [
     "JET_CONDITIONS",
@@ -128,7 +129,9 @@ class ParticleTransform:
         pf = self._check(particle_features)
         mask = pf[..., 3] > 0
         if not mask.any():
-            raise ValueError("particle_features: no real particles to fit on")
+            raise UserError(
+                "particle_features: the training jets hold no real particles (mask column all 0); expected at least one"
+            )
         real = self._raw(pf)[mask]
         self.scale = Standardize(self.n_features).fit(real)
         self.low, self.high = real.min(axis=0), real.max(axis=0)
@@ -197,7 +200,7 @@ class JetConditioning:
 
     def __init__(self, kind: str = "type", n_pt_bins: int = 4) -> None:
         if kind not in JET_CONDITIONS:
-            raise ValueError(f"unknown condition {kind!r}; choose one of {JET_CONDITIONS}")
+            raise UserError(f"unknown condition {kind!r}; choose one of {JET_CONDITIONS}")
         self.kind, self.n_pt_bins = kind, int(n_pt_bins) if kind == "type+pt" else 1
         self.log_pt = Standardize(1)
         self.pt_edges: list[float] = []
@@ -223,7 +226,7 @@ class JetConditioning:
         """Fit on training jets: ``jet_features`` (N, 4: pT GeV, eta, mass GeV, n), ``jet_type`` (N,)."""
         jf, jt = np.asarray(jet_features, np.float64), np.asarray(jet_type, np.int64)
         if np.any(jf[:, 0] <= 0):
-            raise ValueError("jet_features: jet pT must be > 0 GeV")
+            raise UserError("jet_features: jet pT must be > 0 GeV")
         self.log_pt = Standardize(1).fit(np.log(jf[:, :1]))
         inner = np.quantile(jf[:, 0], np.linspace(0, 1, self.n_pt_bins + 1)[1:-1])
         self.pt_edges = inner.tolist()
@@ -239,10 +242,10 @@ class JetConditioning:
         else:
             unknown = sorted({str(t) for t in arr} - set(JET_TYPES))
             if unknown:
-                raise ValueError(f"unknown jet types {unknown}; expected one of {JET_TYPES}")
+                raise UserError(f"unknown jet types {unknown}; expected one of {JET_TYPES}")
             idx = np.array([JET_TYPES.index(str(t)) for t in arr], np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= len(JET_TYPES)):
-            raise ValueError(f"jet type labels must lie in [0, {len(JET_TYPES)})")
+            raise UserError(f"jet type labels must lie in [0, {len(JET_TYPES)})")
         return idx
 
     def condition(self, jet_type: Any, jet_pt: np.ndarray | None = None) -> np.ndarray:
@@ -268,7 +271,7 @@ class JetConditioning:
         for i in np.unique(idx):
             name, sel = JET_TYPES[i], idx == i
             if name not in self.pt_quantiles:
-                raise ValueError(f"jet type {name!r} was not in the training data (trained on {self.types})")
+                raise UserError(f"jet type {name!r} was not in the training data (trained on {self.types})")
             pt[sel] = _draw(self.pt_quantiles[name], rng, int(sel.sum()))
             eta[sel] = _draw(self.eta_quantiles[name], rng, int(sel.sum()))
         return pt, eta
@@ -276,10 +279,10 @@ class JetConditioning:
     @staticmethod
     def check_pt(jet_pt: np.ndarray | None, n: int) -> np.ndarray:
         if jet_pt is None:
-            raise ValueError("condition 'type+pt' needs the jet pT (GeV)")
+            raise UserError("condition 'type+pt' needs the jet pT (GeV)")
         pt = np.asarray(jet_pt, np.float64).reshape(-1)
         if pt.size != n or np.any(pt <= 0):
-            raise ValueError(f"jet_pt: expected {n} values > 0 GeV, got {pt.size}")
+            raise UserError(f"jet_pt: expected {n} values > 0 GeV, got {pt.size}")
         return pt
 
     def state_dict(self) -> dict[str, Any]:

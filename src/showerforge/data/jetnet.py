@@ -39,6 +39,7 @@ import h5py
 import numpy as np
 
 from showerforge.data.io import atomic_output
+from showerforge.errors import UserError
 
 __all__ = [
     "JET_TYPES",
@@ -62,7 +63,7 @@ _JET_NAMES = ["pt", "eta", "mass", "multiplicity"]
 _FORMAT = "jetnet"
 
 
-class JetFileError(ValueError):
+class JetFileError(UserError):
     """A jet file (or array set) that does not follow the JetNet layout.
 
     The message names the file, the field and what was expected.
@@ -269,7 +270,7 @@ def _write_attrs(h5: Any, settings: Mapping[str, Any], attrs: Mapping[str, Any] 
     h5.attrs["seeds"] = _json(seeds)
     for key, value in (attrs or {}).items():
         if key in ("format", "showerforge_version", "jet_types"):
-            raise ValueError(f"attribute {key!r} is reserved by the JetNet writer")
+            raise UserError(f"attribute {key!r} is reserved by the JetNet writer")
         h5.attrs[key] = _json(value)
 
 
@@ -339,10 +340,10 @@ def read_jets(spec: str | os.PathLike[str], jet_type: str | None = None) -> JetD
 
     path, spec_type = parse_spec(spec)
     if jet_type is not None and spec_type is not None and jet_type != spec_type:
-        raise ValueError(f"conflicting jet types: spec {spec!s} and jet_type={jet_type!r}")
+        raise UserError(f"conflicting jet types: spec {spec!s} and jet_type={jet_type!r}")
     wanted = jet_type or spec_type
     if wanted is not None and wanted.lower() not in JET_TYPES:
-        raise ValueError(f"unknown jet type {wanted!r}; expected one of {JET_TYPES}")
+        raise UserError(f"unknown jet type {wanted!r}; expected one of {JET_TYPES}")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such jet file")
     try:
@@ -428,12 +429,12 @@ def merge_jet_files(
         The written path.
 
     Raises:
-        ValueError: If no inputs are given.
+        UserError: If no inputs are given.
         JetFileError: If an input is malformed or the inputs' particle counts n differ.
     """
     specs = [os.fspath(p) for p in paths]
     if not specs:
-        raise ValueError("merge_jet_files needs at least one input file")
+        raise UserError("merge_jet_files needs at least one input file")
     out = Path(out)
     sizes, sources = [], []
     n_particles = None

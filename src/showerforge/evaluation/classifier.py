@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from showerforge.errors import UserError
 from showerforge.evaluation.features import PER_LAYER_FEATURES, defined_layers
 from showerforge.evaluation.metrics import Measurement
 from showerforge.geometry import Geometry
@@ -201,11 +202,11 @@ def classifier_test(
         the classes are balanced.
 
     Raises:
-        ValueError: fewer than 10 showers per class, or inputs of different widths.
+        UserError: fewer than 10 showers per class, or inputs of different widths.
     """
     ref, cand = np.asarray(reference, dtype=np.float32), np.asarray(candidate, dtype=np.float32)
     if ref.ndim != 2 or cand.ndim != 2 or ref.shape[1] != cand.shape[1]:
-        raise ValueError(f"classifier inputs must be (n, d) with the same d, got {ref.shape} and {cand.shape}")
+        raise UserError(f"classifier inputs must be (n, d) with the same d, got {ref.shape} and {cand.shape}")
     x = np.concatenate([ref, cand])
     idx = np.arange(len(x))
     return classifier_test_indexed(
@@ -240,10 +241,10 @@ def classifier_test_indexed(
     x = np.asarray(inputs, dtype=np.float32)
     pos, neg = np.asarray(reference_rows, dtype=np.int64), np.asarray(candidate_rows, dtype=np.int64)
     if x.ndim != 2:
-        raise ValueError(f"classifier inputs must be (N, d), got {x.shape}")
+        raise UserError(f"classifier inputs must be (N, d), got {x.shape}")
     n = min(len(pos), len(neg))
     if n < 10:
-        raise ValueError(f"classifier test needs at least 10 showers per class, got {n}")
+        raise UserError(f"classifier test needs at least 10 showers per class, got {n}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xC1A5]))
     if len(pos) > n:
         pos = pos[np.sort(rng.choice(len(pos), n, replace=False))]

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from showerforge.errors import UserError
 from showerforge.geometry import PRESETS, Geometry
 
 __all__ = [
@@ -154,7 +155,7 @@ def compute_features(
     inc = np.asarray(incident_mev, dtype=np.float64).reshape(-1)
     x = np.array(showers_mev, dtype=np.float64)  # a copy: thresholding happens in place
     if x.ndim != 2 or x.shape != (inc.shape[0], geometry.n_voxels):
-        raise ValueError(f"showers have shape {x.shape}, expected ({inc.shape[0]}, {geometry.n_voxels})")
+        raise UserError(f"showers have shape {x.shape}, expected ({inc.shape[0]}, {geometry.n_voxels})")
     x[(x < threshold_mev) | (x < 0)] = 0.0
     n, n_layers = x.shape[0], geometry.n_layers
     out: dict[str, np.ndarray] = {}

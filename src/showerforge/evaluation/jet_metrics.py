@@ -60,6 +60,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from showerforge.data.jet_preprocess import relative_jet_mass as _relative_jet_mass
+from showerforge.errors import UserError
 
 __all__ = [
     "EFPGraph",
@@ -130,9 +131,9 @@ def _particles(jets: Any, name: str) -> np.ndarray:
     """``(N, n, F)`` float64 particle array (F >= 3) from an array, JetBatch or JetData."""
     arr = np.asarray(getattr(jets, "particle_features", jets), dtype=np.float64)
     if arr.ndim != 3 or arr.shape[2] < 3:
-        raise ValueError(f"{name}: expected particle features of shape (N, n, >=3), got {arr.shape}")
+        raise UserError(f"{name}: expected particle features of shape (N, n, >=3), got {arr.shape}")
     if arr.shape[0] == 0:
-        raise ValueError(f"{name}: empty sample")
+        raise UserError(f"{name}: empty sample; expected at least one jet")
     return arr
 
 
@@ -164,7 +165,7 @@ def _w1_bootstrap(
     from scipy.stats import wasserstein_distance
 
     if num_batches < 1 or num_eval_samples < 1:
-        raise ValueError("num_batches and num_eval_samples must be >= 1")
+        raise UserError("num_batches and num_eval_samples must be >= 1")
     rows = []
     for _ in range(num_batches):
         a = draw(x, rng.choice(len(x), size=num_eval_samples))
@@ -212,7 +213,7 @@ def _masses(jets: Any, name: str) -> np.ndarray:
     arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim == 1:
         if arr.size == 0:
-            raise ValueError(f"{name}: empty sample")
+            raise UserError(f"{name}: empty sample; expected at least one jet mass")
         return arr
     return relative_jet_mass(arr)
 
@@ -290,7 +291,7 @@ def _efp_selection(efp_set: str) -> list[EFPGraph]:
         return [g for g in efp_graphs(4) if g.connected and g.degree == 4 and g.n_vertices == 4]
     if efp_set == "d<=4":
         return [g for g in efp_graphs(4) if g.degree > 0]
-    raise ValueError(f"unknown efp_set {efp_set!r}; expected 'n=4,d=4,connected' or 'd<=4'")
+    raise UserError(f"unknown efp_set {efp_set!r}; expected 'n=4,d=4,connected' or 'd<=4'")
 
 
 def _efp_array(jets: Any, graphs: list[EFPGraph], name: str) -> np.ndarray:
@@ -298,7 +299,7 @@ def _efp_array(jets: Any, graphs: list[EFPGraph], name: str) -> np.ndarray:
     arr = np.asarray(getattr(jets, "particle_features", jets), dtype=np.float64)
     if arr.ndim == 2:
         if arr.shape[1] != len(graphs):
-            raise ValueError(f"{name}: expected {len(graphs)} precomputed EFPs, got {arr.shape[1]}")
+            raise UserError(f"{name}: expected {len(graphs)} precomputed EFPs, got {arr.shape[1]}")
         return arr
     return efps(_particles(arr, name), graphs)
 
@@ -565,9 +566,9 @@ def _features2d(x: Any, name: str) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or len(arr) < 2:
-        raise ValueError(f"{name}: expected features of shape (N>=2, d), got {arr.shape}")
+        raise UserError(f"{name}: expected features of shape (N>=2, d), got {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: features contain NaN or inf")
+        raise UserError(f"{name}: features contain NaN or inf; expected finite values")
     return arr
 
 
@@ -606,9 +607,9 @@ def fpd(
 
     x, y = _features2d(real_features, "real_features"), _features2d(gen_features, "gen_features")
     if x.shape[1] != y.shape[1]:
-        raise ValueError(f"feature dimensions differ: {x.shape[1]} vs {y.shape[1]}")
+        raise UserError(f"feature dimensions differ: {x.shape[1]} vs {y.shape[1]}")
     if not (2 <= min_samples <= max_samples) or num_points < 2 or num_batches < 1:
-        raise ValueError("need 2 <= min_samples <= max_samples, num_points >= 2, num_batches >= 1")
+        raise UserError("need 2 <= min_samples <= max_samples, num_points >= 2, num_batches >= 1")
     _warn_small(min(len(x), len(y)), RECOMMENDED_N_JETS, "fpd")
     if normalise:
         x, y = _normalise(x, y)
@@ -689,9 +690,9 @@ def kpd(
     """
     x, y = _features2d(real_features, "real_features"), _features2d(gen_features, "gen_features")
     if x.shape[1] != y.shape[1]:
-        raise ValueError(f"feature dimensions differ: {x.shape[1]} vs {y.shape[1]}")
+        raise UserError(f"feature dimensions differ: {x.shape[1]} vs {y.shape[1]}")
     if batch_size < 2 or num_batches < 1:
-        raise ValueError("need batch_size >= 2 and num_batches >= 1")
+        raise UserError("need batch_size >= 2 and num_batches >= 1")
     _warn_small(min(len(x), len(y)), RECOMMENDED_N_JETS, "kpd")
     if normalise:
         x, y = _normalise(x, y)
@@ -783,7 +784,7 @@ def evaluate_jets(
     real = _particles(reference, "reference")
     gen = _particles(candidate, "candidate")
     if len(real) < 4:
-        raise ValueError(f"reference: need at least 4 jets to split in halves, got {len(real)}")
+        raise UserError(f"reference: need at least 4 jets to split in halves, got {len(real)}")
     cfg = (
         {
             "w1_samples": 5_000,

@@ -23,7 +23,7 @@ type and holds several types while the candidate (after its own selection) holds
 type ``t``, the reference's ``t`` jets are selected automatically (``type_selection:
 "automatic"`` in ``metrics.json``). A candidate holding several types is compared as a mixture
 only when the reference holds exactly the same set of types; otherwise, as when the two
-selections differ (e.g. ``ref.h5:t`` against a gluon-only candidate), a :class:`ValueError` asks
+selections differ (e.g. ``ref.h5:t`` against a gluon-only candidate), a :class:`~showerforge.errors.UserError` asks
 for a ``file:type`` selection and lists the types of both files.
 
 ``metrics.json`` (schema ``showerforge.evaluation.jets/1``); every measurement is
@@ -74,6 +74,7 @@ import numpy as np
 from showerforge.data.formats import detect_format
 from showerforge.data.io import atomic_output
 from showerforge.data.jetnet import JET_TYPES, JetData, JetFileError, parse_spec, read_jets
+from showerforge.errors import UserError
 from showerforge.evaluation.html import PAGE_PLOTS_FOOTER, PAGE_STYLE
 from showerforge.evaluation.jet_metrics import PARTICLE_FEATURE_NAMES, evaluate_jets
 from showerforge.evaluation.metrics import format_measurement
@@ -158,7 +159,7 @@ def _load_pair(reference: str, candidate: str) -> tuple[JetData, JetData, dict[s
     if len(ref) == 0:
         raise JetFileError(reference, "jet_type", f"no jets of type {ref_type!r} to compare with; {hint}")
     if set(ref_types) != set(cand_types):
-        raise ValueError(
+        raise UserError(
             f"jet types differ: reference {sorted(ref_types)}, candidate {sorted(cand_types)}; "
             f"select the same type on both with FILE.h5:TYPE ({hint})"
         )
@@ -271,11 +272,11 @@ def evaluate_jet_files(
         FileNotFoundError: A file does not exist.
         JetFileError: A file is malformed, the particle counts n differ (naming both files), or a
             selected type has no jets.
-        ValueError: The two files' jet types differ and no single type can be selected
+        UserError: The two files' jet types differ and no single type can be selected
             automatically (the message lists both files' types); ``max_jets`` < 4.
     """
     if max_jets is not None and max_jets < 4:
-        raise ValueError(f"max_jets must be >= 4 (the reference is split in halves), got {max_jets}")
+        raise UserError(f"max_jets must be >= 4 (the reference is split in halves), got {max_jets}")
     ref, cand, ref_info, cand_info = _load_pair(os.fspath(reference), os.fspath(candidate))
     ref, cand = _head(ref, max_jets), _head(cand, max_jets)
     ref_info.update(n_jets=len(ref), types=_type_counts(ref))

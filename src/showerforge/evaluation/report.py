@@ -62,6 +62,7 @@ import numpy as np
 
 from showerforge.data.calo import CaloFile, CaloFileError, atomic_output, require_clean
 from showerforge.data.io import check_writable_dir
+from showerforge.errors import UserError
 from showerforge.evaluation.binning import feature_edges
 from showerforge.evaluation.classifier import (
     ClassifierConfig,
@@ -317,11 +318,11 @@ def evaluate_files(
     Raises:
         CaloFileError: a file is unreadable, or the two readouts differ (naming both files and
             both geometries).
-        ValueError: invalid options.
+        UserError: invalid options.
     """
     unknown = set(classifiers) - set(_CLASSIFIERS)
     if unknown:
-        raise ValueError(f"unknown classifiers {sorted(unknown)}; expected some of {list(_CLASSIFIERS)}")
+        raise UserError(f"unknown classifiers {sorted(unknown)}; expected some of {list(_CLASSIFIERS)}")
     out = check_writable_dir(out_dir)
     for path in (reference, candidate):
         require_clean(path, geometry, role="a file to evaluate")

@@ -27,6 +27,7 @@ import torch
 from showerforge.data.io import check_writable
 from showerforge.data.jet_preprocess import jet_mass_gev
 from showerforge.data.jetnet import JET_TYPES, write_jets
+from showerforge.errors import UserError
 from showerforge.generate.pretrained import resolve_model
 from showerforge.generate.sampling import CPU_SLICE, generation_attrs, resolve_sampler
 from showerforge.training.jets import JetSurrogate, load_jet_model
@@ -39,10 +40,10 @@ def jet_types_for(jet_type: str | list[str], n: int) -> list[str]:
     """``n`` labels of each named type, in order (``("t", 2)`` -> ``["t", "t"]``)."""
     names = [jet_type] if isinstance(jet_type, str) else list(jet_type)
     if not names or n < 1:
-        raise ValueError(f"need at least one jet type and n >= 1, got {jet_type!r}, n={n}")
+        raise UserError(f"need at least one jet type and n >= 1, got {jet_type!r}, n={n}")
     unknown = [t for t in names if t not in JET_TYPES]
     if unknown:
-        raise ValueError(f"unknown jet types {unknown}; expected one of {JET_TYPES}")
+        raise UserError(f"unknown jet types {unknown}; expected one of {JET_TYPES}")
     return [t for t in names for _ in range(n)]
 
 
@@ -76,7 +77,7 @@ def sample_jets(
         (pT GeV, eta, mass GeV, multiplicity), ``jet_type`` (N,) int8.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UserError(f"batch_size must be >= 1, got {batch_size}")
     pre, model = surrogate.preprocessing, surrogate.model
     conditioning = pre.conditioning
     types = conditioning.type_index(jet_type)

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from showerforge.errors import UserError
 from showerforge.training.checkpoint import (
     CheckpointError,
     LoadedRun,
@@ -50,11 +51,11 @@ def shipped_models() -> dict[str, dict[str, Any]]:
 
 
 def pretrained_checkpoint(name: str) -> Path:
-    """Checkpoint file of a shipped model, or a ``ValueError`` naming the shipped ones."""
+    """Checkpoint file of a shipped model, or a :class:`~showerforge.errors.UserError` naming the shipped ones."""
     path = PRETRAINED_DIR / name / _CHECKPOINT
     if not path.is_file():
         known = ", ".join(shipped_models()) or "none"
-        raise ValueError(
+        raise UserError(
             f"{name}: neither a run directory, a checkpoint file nor a shipped model "
             f"(shipped: {known}; list them with `showerforge models`)"
         )

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from showerforge.data.calo import CaloFile, check_writable, write_showers
+from showerforge.errors import UserError
 from showerforge.generate.pretrained import resolve_model
 from showerforge.models import get_solver
 from showerforge.training.checkpoint import LoadedRun, Surrogate, load_model
@@ -33,9 +34,9 @@ CPU_SLICE = 512
 def _incident(incident_mev: np.ndarray) -> np.ndarray:
     inc = np.asarray(incident_mev, dtype=np.float64).reshape(-1)
     if inc.size == 0:
-        raise ValueError("no incident energies given")
+        raise UserError("incident energies: none given; expected at least one energy in MeV")
     if not np.all(np.isfinite(inc)) or np.any(inc <= 0):
-        raise ValueError("incident energies must be finite and > 0 MeV")
+        raise UserError("incident energies must be finite and > 0 MeV")
     return inc
 
 
@@ -68,7 +69,7 @@ def sample_array(
     """
     inc = _incident(incident_mev)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UserError(f"batch_size must be >= 1, got {batch_size}")
     warn_outside_range(surrogate, inc)
     model = surrogate.model
     if device is not None:

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from showerforge.errors import UserError
+
 __all__ = ["LayerTransformer", "TimeEmbedding"]
 
 
@@ -94,6 +96,11 @@ class LayerTransformer(nn.Module):
             layer (``len(token_sizes)`` of them, e.g. the layer energies a shape model is
             conditioned on); besides entering the global condition, each is embedded into the
             token of its layer. 0 = none.
+        x_gain: add a per-feature term ``g(h) * x`` to the output, with the gain ``g`` read from
+            the token's final state like the main output. A token embeds several hundred voxel
+            features into ``d_model`` numbers, so the network cannot see each voxel's current value
+            exactly; the gain restores that elementwise path (the optimal velocity of a straight
+            path is affine in ``x`` for a Gaussian posterior) at the cost of one output layer.
 
     Shapes:
         ``x`` (N, sum(token_sizes)), ``t`` (N,), ``cond`` (N, n_cond) -> (N, sum(token_sizes)).
@@ -113,10 +120,11 @@ class LayerTransformer(nn.Module):
         mlp_ratio: float = 2.0,
         layers_per_token: int = 0,
         n_layer_cond: int = 0,
+        x_gain: bool = False,
     ) -> None:
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(f"d_model={d_model} must be a multiple of n_heads={n_heads}")
+            raise UserError(f"d_model={d_model} must be a multiple of n_heads={n_heads}")
         sizes = [int(s) for s in token_sizes]
         g = int(layers_per_token) if int(layers_per_token) > 0 else -(-len(sizes) // 16)
         groups = [sizes[i : i + g] for i in range(0, len(sizes), g)]
@@ -135,7 +143,7 @@ class LayerTransformer(nn.Module):
 
         self.n_layer_cond = int(n_layer_cond)
         if self.n_layer_cond not in (0, len(sizes)) or self.n_layer_cond > n_cond:
-            raise ValueError(f"n_layer_cond must be 0 or the number of layers ({len(sizes)}) and <= n_cond={n_cond}")
+            raise UserError(f"n_layer_cond must be 0 or the number of layers ({len(sizes)}) and <= n_cond={n_cond}")
         if self.n_layer_cond:
             # layer l sits at position l % g of token l // g (zero-padded at the end)
             self.group = g
@@ -148,9 +156,11 @@ class LayerTransformer(nn.Module):
         self.norm_out = nn.LayerNorm(d_model, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, self.width)
-        for lin in (self.ada_out, self.out):
-            nn.init.zeros_(lin.weight)
-            nn.init.zeros_(lin.bias)
+        self.gain = nn.Linear(d_model, self.width) if x_gain else None
+        for lin in (self.ada_out, self.out, self.gain):
+            if lin is not None:
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
 
     def _tokens(self, x: Tensor) -> Tensor:
         if not self.regular:
@@ -164,7 +174,8 @@ class LayerTransformer(nn.Module):
     def forward(self, x: Tensor, t: Tensor, cond: Tensor, mask: Tensor | None = None) -> Tensor:
         """Velocity, shape like ``x`` (``mask`` is unused: voxel showers have a fixed size)."""
         c = F.silu(self.time(t) + self.cond(cond))
-        h = self.embed(self._tokens(x)) + self.pos
+        tokens = self._tokens(x)
+        h = self.embed(tokens) + self.pos
         if self.n_layer_cond:
             lc = cond[:, cond.shape[1] - self.n_layer_cond :]
             pad = self.n_tokens * self.group - self.n_layer_cond
@@ -173,4 +184,8 @@ class LayerTransformer(nn.Module):
         for block in self.blocks:
             h = block(h, c)
         shift, scale = self.ada_out(c).chunk(2, dim=-1)
-        return self._untokens(self.out(_modulate(self.norm_out(h), shift, scale)))
+        h = _modulate(self.norm_out(h), shift, scale)
+        out = self.out(h)
+        if self.gain is not None:
+            out = out + self.gain(h) * tokens
+        return self._untokens(out)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from showerforge.errors import UserError
+
 __all__ = ["straight_path", "sample_time"]
 
 
@@ -63,4 +65,4 @@ def sample_time(
         return torch.rand(n, generator=generator, device=device)
     if kind == "logit-normal":
         return torch.sigmoid(torch.randn(n, generator=generator, device=device))
-    raise ValueError(f"unknown time sampling {kind!r}; use 'uniform' or 'logit-normal'")
+    raise UserError(f"unknown time sampling {kind!r}; use 'uniform' or 'logit-normal'")

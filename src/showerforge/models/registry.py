@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from showerforge.errors import UserError
 from showerforge.models.base import GenerativeModel
 from showerforge.models.epic import build_cfm_set
 from showerforge.models.factorised import build_factorised
@@ -47,13 +48,13 @@ class ModelSpec:
         config = {k: v for k, v in config.items() if k != "name"}
         unknown = set(config) - set(self.defaults) - set(self.data_keys)
         if unknown:
-            raise ValueError(
+            raise UserError(
                 f"model {self.name!r}: unknown config keys {sorted(unknown)}; "
                 f"hyperparameters are {sorted(self.defaults)}"
             )
         for key, value in config.items():
             if key in self.defaults and not _same_type(self.defaults[key], value):
-                raise ValueError(
+                raise UserError(
                     f"model {self.name!r}: {key} must be {type(self.defaults[key]).__name__} "
                     f"like its default {self.defaults[key]!r}, got {value!r}"
                 )
@@ -131,6 +132,7 @@ CFM_FACTORISED = ModelSpec(
         "energy_width": 128,
         "energy_blocks": 3,
         "energy_steps": 16,
+        "x_gain": False,
         "sigma": 0.0,
         "time_sampling": "uniform",
         "solver": "midpoint",
@@ -195,7 +197,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; registered: {sorted(MODELS)}") from None
+        raise UserError(f"unknown model {name!r}; registered: {sorted(MODELS)}") from None
 
 
 def build_model(config: dict[str, Any]) -> GenerativeModel:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from showerforge.errors import UserError
+
 __all__ = ["VelocityField", "FixedStepSolver", "Euler", "Midpoint", "RK4", "SOLVERS", "get_solver"]
 
 VelocityField = Callable[[Tensor, Tensor], Tensor]
@@ -33,7 +35,7 @@ class FixedStepSolver:
     def __call__(self, f: VelocityField, x0: Tensor, steps: int, t0: float = 0.0, t1: float = 1.0) -> Tensor:
         """Integrate ``dx/dt = f(t, x)`` from ``x(t0) = x0``; returns ``x(t1)`` (same shape as x0)."""
         if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
+            raise UserError(f"steps must be >= 1, got {steps}")
         dt = (t1 - t0) / steps
         x = x0
         for i in range(steps):
@@ -87,4 +89,4 @@ def get_solver(name: str | FixedStepSolver) -> FixedStepSolver:
     try:
         return SOLVERS[name]
     except KeyError:
-        raise ValueError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS)}") from None
+        raise UserError(f"unknown solver {name!r}; choose one of {sorted(SOLVERS)}") from None

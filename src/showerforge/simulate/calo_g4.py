@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from showerforge.errors import UserError
 from showerforge.geometry import Geometry, GeometryError
 
 __all__ = ["ShowerBatch", "simulate_showers", "measure_sampling_fraction", "PHYSICS_EM", "PARTICLES"]
@@ -93,7 +94,10 @@ def measure_sampling_fraction(batch: ShowerBatch) -> tuple[float, float]:
     tot = vis + np.asarray(batch.absorber_mev, dtype=np.float64)
     n = len(vis)
     if n == 0 or tot.sum() <= 0:
-        raise ValueError("measure_sampling_fraction: the batch has no deposited energy")
+        raise UserError(
+            "measure_sampling_fraction: the batch has no deposited energy; "
+            "expected at least one shower that deposits energy in the calorimeter"
+        )
     f = float(vis.sum() / tot.sum())
     if n < 2:
         return f, float("nan")
@@ -161,7 +165,7 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
 
     data_info = ensure_geant4_env()
     if data_info.get("physics_data") == "approximate" and physics == "option4":
-        raise ValueError(
+        raise UserError(
             "physics 'option4' needs data of the real G4EMLOW data set (Goudsmit-Saunderson msc, "
             "Penelope/Livermore models) that has no approximate stand-in: install the Geant4 data "
             "(GEANT4_DATA_DIR) or use standard, option1, option2 or option3"
@@ -288,7 +292,7 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
         hadronic = False
     else:
         if data_info.get("physics_data") != "geant4":
-            raise ValueError(
+            raise UserError(
                 f"physics {physics!r}: hadronic reference physics lists need the real Geant4 data sets "
                 "(set GEANT4_DATA_DIR); only the EM lists " + ", ".join(PHYSICS_EM) + " run on approximate tables"
             )
@@ -296,7 +300,7 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
         def make_physics():
             factory = g4.G4PhysListFactory()
             if not factory.IsReferencePhysList(physics):
-                raise ValueError(
+                raise UserError(
                     f"unknown physics {physics!r}: use one of {sorted(PHYSICS_EM)} or a Geant4 reference list"
                 )
             pl = factory.GetReferencePhysList(physics)
@@ -432,26 +436,26 @@ def simulate_showers(
 
     Raises:
         GeometryError: irregular or material-less geometry.
-        ValueError: bad particle / physics / energies.
+        UserError: bad particle / physics / energies.
         RuntimeError: Geant4 was already set up in this process for another configuration.
     """
     name = PARTICLES.get(str(particle))
     if name is None:
-        raise ValueError(f"unknown particle {particle!r}: expected one of {sorted(PARTICLES)}")
+        raise UserError(f"unknown particle {particle!r}: expected one of {sorted(PARTICLES)}")
     physics = str(physics)
     if name in _HADRONS and physics in PHYSICS_EM:
-        raise ValueError(
+        raise UserError(
             f"particle {particle!r} needs hadronic physics, but physics={physics!r} is electromagnetic only; "
             "use a Geant4 reference list such as physics='FTFP_BERT' (requires the real Geant4 data sets)"
         )
     energies = np.asarray(energies_mev, dtype=np.float64).reshape(-1)
     if energies.size and (not np.all(np.isfinite(energies)) or np.any(energies <= 0)):
-        raise ValueError("energies_mev must be finite and > 0 (MeV)")
+        raise UserError("energies_mev must be finite and > 0 (MeV)")
     if not production_cut_mm > 0:
-        raise ValueError(f"production_cut_mm must be > 0, got {production_cut_mm}")
+        raise UserError(f"production_cut_mm must be > 0, got {production_cut_mm}")
     d = np.asarray(direction, dtype=np.float64)
     if d.shape != (3,) or not np.linalg.norm(d) > 0:
-        raise ValueError(f"direction must be a non-zero 3-vector, got {direction}")
+        raise UserError(f"direction must be a non-zero 3-vector, got {direction}")
     d = d / np.linalg.norm(d)
     _check_geometry(geometry)
 

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from showerforge.data.calo import atomic_output, check_writable
+from showerforge.errors import UserError
 from showerforge.geometry import Geometry
 from showerforge.simulate.energies import EnergySpec
 from showerforge.simulate.shards import CampaignError, ShardTask, campaign_lock, execute_shards
@@ -90,19 +91,17 @@ class CaloCampaign:
     def __post_init__(self) -> None:
         self.output = Path(self.output)
         if self.n < 1:
-            raise ValueError(f"--n must be >= 1, got {self.n}")
+            raise UserError(f"--n must be >= 1, got {self.n}")
         if self.shard_size < 1:
-            raise ValueError(f"--shard-size must be >= 1, got {self.shard_size}")
+            raise UserError(f"--shard-size must be >= 1, got {self.shard_size}")
         if self.particle not in ("e-", "e+", "gamma"):
-            raise ValueError(f"particle {self.particle!r} is not supported; use e-, e+ or gamma")
+            raise UserError(f"particle {self.particle!r} is not supported; use e-, e+ or gamma")
         if not self.geometry.has_stack:
-            raise ValueError(f"geometry {self.geometry.name!r} has no materials: it can be read, not simulated")
+            raise UserError(f"geometry {self.geometry.name!r} has no materials: it can be read, not simulated")
         if not self.geometry.is_regular:
-            raise ValueError(
-                f"geometry {self.geometry.name!r} has an irregular readout: simulation needs a regular one"
-            )
+            raise UserError(f"geometry {self.geometry.name!r} has an irregular readout: simulation needs a regular one")
         if self.production_cut_mm <= 0:
-            raise ValueError(f"--cut must be > 0 mm, got {self.production_cut_mm}")
+            raise UserError(f"--cut must be > 0 mm, got {self.production_cut_mm}")
 
     @property
     def shard_dir(self) -> Path:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from showerforge.errors import UserError
+
 __all__ = ["EnergySpec", "parse_energy", "SPECTRA"]
 
 _UNITS = {"kev": 1e-3, "mev": 1.0, "gev": 1e3, "tev": 1e6}
@@ -53,41 +55,41 @@ def parse_energy(text: str, spectrum: str | None = None) -> EnergySpec:
     a bare number is refused (``5`` could be MeV or GeV).
 
     Raises:
-        ValueError: with a message saying what was expected.
+        UserError: with a message saying what was expected.
     """
     raw = text.strip().replace(" ", "")
     if not raw:
-        raise ValueError("energy is empty; expected e.g. 10GeV, 1,10,100GeV or 1:100GeV")
+        raise UserError("energy is empty; expected e.g. 10GeV, 1,10,100GeV or 1:100GeV")
     is_range = ":" in raw
     parts = raw.split(":" if is_range else ",")
     m_last = re.fullmatch(r"([0-9.eE+-]+)([a-zA-Z]*)", parts[-1])
     default_unit = m_last.group(2).lower() if m_last else ""
     if m_last and not default_unit:
-        raise ValueError(f"energy {text!r} has no unit; write e.g. {text}GeV or {text}MeV (keV, MeV, GeV, TeV)")
+        raise UserError(f"energy {text!r} has no unit; write e.g. {text}GeV or {text}MeV (keV, MeV, GeV, TeV)")
     values = []
     for p in parts:
         m = re.fullmatch(r"([0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)", p)
         if not m:
-            raise ValueError(f"cannot read energy {p!r} in {text!r}; expected a number with a unit (MeV, GeV, TeV)")
+            raise UserError(f"cannot read energy {p!r} in {text!r}; expected a number with a unit (MeV, GeV, TeV)")
         unit = (m.group(2) or default_unit).lower()
         if unit not in _UNITS:
-            raise ValueError(f"unknown energy unit {m.group(2)!r} in {text!r}; use keV, MeV, GeV or TeV")
+            raise UserError(f"unknown energy unit {m.group(2)!r} in {text!r}; use keV, MeV, GeV or TeV")
         values.append(float(m.group(1)) * _UNITS[unit])
     if any(v <= 0 for v in values):
-        raise ValueError(f"energies must be > 0, got {text!r}")
+        raise UserError(f"energies must be > 0, got {text!r}")
     if is_range:
         if len(values) != 2 or values[0] >= values[1]:
-            raise ValueError(f"energy range {text!r} must be LOW:HIGH with LOW < HIGH")
+            raise UserError(f"energy range {text!r} must be LOW:HIGH with LOW < HIGH")
         spec = spectrum or "log-uniform"
         if spec not in ("uniform", "log-uniform"):
-            raise ValueError(f"spectrum {spec!r} does not fit a range; use uniform or log-uniform")
+            raise UserError(f"spectrum {spec!r} does not fit a range; use uniform or log-uniform")
     elif len(values) == 1:
         spec = spectrum or "fixed"
         if spec not in ("fixed", "list"):
-            raise ValueError(f"spectrum {spec!r} needs a range LOW:HIGH, got the single energy {text!r}")
+            raise UserError(f"spectrum {spec!r} needs a range LOW:HIGH, got the single energy {text!r}")
         spec = "fixed"
     else:
         spec = spectrum or "list"
         if spec != "list":
-            raise ValueError(f"spectrum {spec!r} does not fit a list of energies; use list")
+            raise UserError(f"spectrum {spec!r} does not fit a list of energies; use list")
     return EnergySpec(tuple(values), spec)

@@ -21,6 +21,7 @@ import h5py
 
 from showerforge.data.io import check_writable
 from showerforge.data.jetnet import merge_jet_files
+from showerforge.errors import UserError
 from showerforge.simulate.campaign import shard_seed
 from showerforge.simulate.shards import ShardTask, campaign_lock, execute_shards
 
@@ -51,11 +52,11 @@ class JetCampaign:
     def __post_init__(self) -> None:
         self.output = Path(self.output)
         if self.n_per_type < 1:
-            raise ValueError(f"--n must be >= 1 jets per type, got {self.n_per_type}")
+            raise UserError(f"--n must be >= 1 jets per type, got {self.n_per_type}")
         if self.shard_size < 1:
-            raise ValueError(f"--shard-size must be >= 1, got {self.shard_size}")
+            raise UserError(f"--shard-size must be >= 1, got {self.shard_size}")
         if not self.configs:
-            raise ValueError("no jet type given; use --type g,q,t,w,z or a subset")
+            raise UserError("no jet type given; use --type g,q,t,w,z or a subset")
 
     @property
     def shard_dir(self) -> Path:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from showerforge.data.jetnet import JET_TYPES
+from showerforge.errors import UserError
 
 __all__ = [
     "JET_TYPES",
@@ -97,10 +98,10 @@ def jet_processes(jet_type: str) -> tuple[str, ...]:
         The ``readString`` commands (processes and forced hadronic decays).
 
     Raises:
-        ValueError: If ``jet_type`` is unknown.
+        UserError: If ``jet_type`` is unknown.
     """
     if jet_type not in _PROCESSES:
-        raise ValueError(f"unknown jet_type {jet_type!r}; expected one of {JET_TYPES}")
+        raise UserError(f"unknown jet_type {jet_type!r}; expected one of {JET_TYPES}")
     return _PROCESSES[jet_type]
 
 
@@ -139,28 +140,28 @@ class JetConfig:
     pthat_max_gev: float | None = None
 
     def __post_init__(self) -> None:
-        """Validate the configuration (raises ``ValueError`` with the offending field)."""
+        """Validate the configuration (raises ``UserError`` naming the offending field)."""
         if self.jet_type not in JET_TYPES:
-            raise ValueError(f"unknown jet_type {self.jet_type!r}; expected one of {JET_TYPES}")
+            raise UserError(f"unknown jet_type {self.jet_type!r}; expected one of {JET_TYPES}")
         if int(self.n_particles) != self.n_particles or self.n_particles <= 0:
-            raise ValueError(f"n_particles must be a positive integer, got {self.n_particles!r}")
+            raise UserError(f"n_particles must be a positive integer, got {self.n_particles!r}")
         self.n_particles = int(self.n_particles)
         if not (0.0 <= self.pt_min_gev < self.pt_max_gev):
-            raise ValueError(
+            raise UserError(
                 f"empty jet pT window: need 0 <= pt_min_gev < pt_max_gev, "
                 f"got [{self.pt_min_gev}, {self.pt_max_gev}] GeV"
             )
         if self.eta_max <= 0:
-            raise ValueError(f"eta_max must be > 0, got {self.eta_max}")
+            raise UserError(f"eta_max must be > 0, got {self.eta_max}")
         if self.radius <= 0:
-            raise ValueError(f"radius must be > 0, got {self.radius}")
+            raise UserError(f"radius must be > 0, got {self.radius}")
         if self.sqrt_s_gev <= 0:
-            raise ValueError(f"sqrt_s_gev must be > 0, got {self.sqrt_s_gev}")
+            raise UserError(f"sqrt_s_gev must be > 0, got {self.sqrt_s_gev}")
         lo, hi = self.pthat_window()
         if not (0.0 <= lo < hi):
-            raise ValueError(f"empty pTHat window: [{lo}, {hi}] GeV")
+            raise UserError(f"empty pTHat window [{lo}, {hi}] GeV: need 0 <= pthat_min_gev < pthat_max_gev")
         if hi > self.sqrt_s_gev / 2:
-            raise ValueError(f"pthat_max_gev {hi} exceeds sqrt_s/2 = {self.sqrt_s_gev / 2} GeV")
+            raise UserError(f"pthat_max_gev {hi} exceeds sqrt_s/2 = {self.sqrt_s_gev / 2} GeV")
 
     def pthat_window(self) -> tuple[float, float]:
         """Resolved ``(pTHatMin, pTHatMax)`` in GeV."""
@@ -392,16 +393,16 @@ def simulate_jets(
         A :class:`JetBatch` with exactly ``n_jets`` jets.
 
     Raises:
-        ValueError: On an invalid configuration, ``n_jets < 0`` or a seed out of range.
+        UserError: On an invalid configuration, ``n_jets < 0`` or a seed out of range.
         RuntimeError: If Pythia fails to initialise or produces no jets after many events.
     """
     if not isinstance(config, JetConfig):
-        raise ValueError(f"config must be a JetConfig, got {type(config).__name__}")
+        raise UserError(f"config must be a JetConfig, got {type(config).__name__}")
     config.__post_init__()  # re-validate: fields may have been changed after construction
     if int(n_jets) != n_jets or n_jets < 0:
-        raise ValueError(f"n_jets must be a non-negative integer, got {n_jets!r}")
+        raise UserError(f"n_jets must be a non-negative integer, got {n_jets!r}")
     if int(seed) != seed or not (0 <= seed <= 900_000_000):
-        raise ValueError(f"seed must be an integer in [0, 900000000], got {seed!r}")
+        raise UserError(f"seed must be an integer in [0, 900000000], got {seed!r}")
     n_jets, seed = int(n_jets), int(seed)
     commands = _pythia_settings(config, seed)
     pythia = _make_pythia(commands)

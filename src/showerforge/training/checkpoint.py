@@ -40,6 +40,7 @@ import torch
 
 from showerforge.data.io import atomic_output
 from showerforge.data.preprocess import ShowerPreprocessor, preprocessor_from_state
+from showerforge.errors import UserError
 from showerforge.geometry import Geometry
 from showerforge.models import GenerativeModel, build_model
 
@@ -65,7 +66,7 @@ FORMAT_VERSION = 1
 _JSON_KEYS = ("model_config", "train_config", "preprocessing", "geometry", "provenance", "history")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint is missing, unreadable, unsafe or not a showerforge checkpoint."""
 
 

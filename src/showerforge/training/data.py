@@ -20,6 +20,7 @@ from torch import Tensor
 
 from showerforge.data.calo import CaloFile, require_clean
 from showerforge.data.preprocess import ShowerPreprocessor
+from showerforge.errors import UserError
 from showerforge.geometry import Geometry
 
 __all__ = ["TrainingData", "MAX_VAL_ROWS"]
@@ -52,7 +53,7 @@ class TrainingData:
         max_memory_gb: float = 2.0,
     ) -> None:
         if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+            raise UserError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.path, self.seed, self.device = Path(path), int(seed), device
         require_clean(self.path, role="training data")
         with CaloFile.open(self.path) as f:
@@ -63,7 +64,10 @@ class TrainingData:
         self.incident_range_mev = (float(inc.min()), float(inc.max())) if inc.size else (0.0, 0.0)
         n_val = min(int(round(val_fraction * self.n_rows)), MAX_VAL_ROWS)
         if self.n_rows - n_val < 1:
-            raise ValueError(f"{self.path}: {self.n_rows} showers leave no training rows")
+            raise UserError(
+                f"{self.path}: {self.n_rows} showers leave no training rows after the validation split; "
+                "give more showers or a smaller val_fraction"
+            )
         perm = np.random.default_rng(self.seed).permutation(self.n_rows)
         self.is_val = np.zeros(self.n_rows, dtype=bool)
         self.is_val[perm[:n_val]] = True

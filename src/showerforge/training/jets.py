@@ -34,6 +34,7 @@ from torch import Tensor
 
 from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target
 from showerforge.data.jetnet import JetData, read_jets
+from showerforge.errors import UserError
 from showerforge.models import GenerativeModel
 from showerforge.models.multiplicity import CategoricalMultiplicity
 from showerforge.training.checkpoint import (
@@ -118,11 +119,14 @@ class JetTrainingData:
         n_pt_bins: int = 4,
     ) -> None:
         if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+            raise UserError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.seed, self.device = int(seed), device
         n_val = min(int(round(val_fraction * len(data))), MAX_VAL_JETS)
         if len(data) - n_val < 1:
-            raise ValueError(f"{len(data)} jets leave no training jets")
+            raise UserError(
+                f"{len(data)} jets leave no training jets after the validation split; "
+                "give more jets or a smaller val_fraction"
+            )
         perm = np.random.default_rng(self.seed).permutation(len(data))
         tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
         pf, jf, jt = data.particle_features, data.jet_features, data.jet_type
@@ -337,7 +341,7 @@ def train_jets(
                 condition=condition,
                 n_pt_bins=n_pt_bins,
             )
-        except ValueError as err:
+        except UserError as err:
             raise TrainError(f"{data_spec}: {err}") from None
         return _JetData(data, _provenance(files, data))
 

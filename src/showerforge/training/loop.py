@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
+from showerforge.errors import UserError
 from showerforge.models import MODELS, GenerativeModel, get_spec
 from showerforge.training.checkpoint import (
     CHECKPOINT_NAME,
@@ -101,7 +102,7 @@ def lr_at(step: int, total_steps: int, lr: float, schedule: str, warmup_steps: i
     if schedule == "cosine":
         progress = min(1.0, step / max(1, total_steps))
         return lr * warm * 0.5 * (1.0 + math.cos(math.pi * progress))
-    raise ValueError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
+    raise UserError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
 
 
 def ema_model(model: nn.Module, decay: float) -> AveragedModel:
