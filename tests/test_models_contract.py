@@ -246,3 +246,32 @@ def test_layer_tokens_round_trip(group):
     x = torch.randn(4, 19)
     assert torch.equal(net._untokens(net._tokens(x)), x)
     assert net.n_tokens == math.ceil(5 / group)
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_x_gain_is_an_elementwise_path(group):
+    """With the main output off and a unit gain, the velocity is exactly the input, feature by feature."""
+    net = LayerTransformer([3, 5, 5, 2, 4], 1, d_model=8, n_blocks=1, n_heads=2, layers_per_token=group, x_gain=True)
+    _perturb(net)
+    with torch.no_grad():
+        net.out.weight.zero_()
+        net.out.bias.zero_()
+        net.gain.weight.zero_()
+        net.gain.bias.fill_(1.0)
+    x = torch.randn(4, 19)
+    v = net(x, torch.rand(4), torch.randn(4, 1))
+    assert torch.allclose(v, x)
+    assert LayerTransformer([3, 5], 1, d_model=8, n_blocks=1, n_heads=2).gain is None
+
+
+def test_configs_saved_before_x_gain_keep_their_architecture():
+    spec = MODELS["cfm-factorised"]
+    new = spec.build(**spec.example_config)
+    assert new.config["x_gain"] is True and new.shape.velocity.gain is not None
+    old_config = {k: v for k, v in new.config.items() if k != "x_gain"}
+    old = build_model(old_config)
+    assert old.shape.velocity.gain is None
+    assert set(new.state_dict()) - set(old.state_dict()) == {
+        "shape.velocity.gain.weight",
+        "shape.velocity.gain.bias",
+    }

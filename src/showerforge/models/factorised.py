@@ -171,7 +171,7 @@ def build_factorised(cfg: dict[str, Any]) -> GenerativeModel:
             mlp_ratio=cfg["mlp_ratio"],
             layers_per_token=cfg["layers_per_token"],
             n_layer_cond=n_layers,
-            x_gain=bool(cfg.get("x_gain", False)),
+            x_gain=bool(cfg["x_gain"]),
         ),
         (sum(sizes) - n_layers,),
         {"name": "shape", **sub},

@@ -32,6 +32,9 @@ class ModelSpec:
         example_config: a tiny but complete config (data keys included) that the shared contract
             test (``tests/test_models_contract.py``) and the docs build; must set ``n_cond``.
         references: papers the model follows.
+        saved_before: values of hyperparameters added after the model was first released, for
+            configs saved without them (:func:`build_model` fills them in, so older checkpoints
+            keep their architecture while new runs get the current ``defaults``).
     """
 
     name: str
@@ -42,6 +45,7 @@ class ModelSpec:
     description: str = ""
     example_config: dict[str, Any] = field(default_factory=dict)
     references: tuple[str, ...] = field(default=())
+    saved_before: dict[str, Any] = field(default_factory=dict)
 
     def resolve(self, **config: Any) -> dict[str, Any]:
         """Defaults overridden by ``config``; unknown or missing keys raise ``ValueError``."""
@@ -132,7 +136,7 @@ CFM_FACTORISED = ModelSpec(
         "energy_width": 128,
         "energy_blocks": 3,
         "energy_steps": 16,
-        "x_gain": False,
+        "x_gain": True,
         "sigma": 0.0,
         "time_sampling": "uniform",
         "solver": "midpoint",
@@ -154,6 +158,7 @@ CFM_FACTORISED = ModelSpec(
         "steps": 3,
     },
     references=("arXiv:2405.09629", "arXiv:2210.02747", "arXiv:2212.09748"),
+    saved_before={"x_gain": False},
 )
 
 CFM_SET = ModelSpec(
@@ -201,5 +206,9 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def build_model(config: dict[str, Any]) -> GenerativeModel:
-    """Rebuild a model from its ``config`` (as stored in ``model.config`` and in checkpoints)."""
-    return get_spec(str(config.get("name"))).build(**config)
+    """Rebuild a model from its ``config`` (as stored in ``model.config`` and in checkpoints).
+
+    Hyperparameters missing from an older saved config take their ``saved_before`` value.
+    """
+    spec = get_spec(str(config.get("name")))
+    return spec.build(**{**spec.saved_before, **config})
