@@ -4,6 +4,7 @@ no traceback, inputs untouched, nothing half-written left behind."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 
@@ -308,3 +309,24 @@ def test_file_and_option_errors_are_user_errors():
         assert issubclass(cls, UserError) and issubclass(cls, ValueError)
     with pytest.raises(UserError, match="no unit"):
         parse_energy("10")
+
+
+def test_unknown_material_is_refused_before_any_shard(tmp_path):
+    geo = PRESETS["mini"].to_dict() | {"name": "bad", "absorber": "G4_NOPE"}
+    (tmp_path / "bad.json").write_text(json.dumps(geo))
+    _fails(
+        [
+            "simulate",
+            "calo",
+            "--geometry",
+            tmp_path / "bad.json",
+            "--energy",
+            "1GeV",
+            "--n",
+            "2",
+            "-o",
+            tmp_path / "x.h5",
+        ],
+        ["'bad'", "[absorber]", "'G4_NOPE'", "NIST material"],
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]

@@ -81,10 +81,6 @@ def simulate_showers(
     n_workers = workers or os.cpu_count() or 1
     say = on_status or (lambda message: None)
     with campaign_lock(output):  # refuse a second campaign on this output before announcing anything
-        say(
-            f"simulating {n} {particle} showers, {campaign.energy.describe()}, geometry {campaign.geometry.name}, "
-            f"{len(campaign.shard_sizes())} shards on {scheduler or f'{n_workers} local workers'}"
-        )
         return run_campaign(
             campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say
         )

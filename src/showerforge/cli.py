@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -705,8 +706,21 @@ def _file_kind(spec: str) -> str:
     return detect_format(spec)
 
 
+def _one_line_warnings() -> None:
+    """Print warnings as ``warning: message`` (no source line); ``SHOWERFORGE_DEBUG=1`` keeps Python's form."""
+    if os.environ.get("SHOWERFORGE_DEBUG"):
+        return
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        text = str(message).strip()
+        click.echo(f"warning: {text.splitlines()[0] if text else category.__name__}", err=True)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
     """Console-script entry point; usage mistakes, like other user errors, end with one line and exit code 2."""
+    _one_line_warnings()
     try:
         code = cli.main(prog_name="showerforge", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as err:  # a bare `showerforge`: the help text

@@ -31,7 +31,7 @@ import numpy as np
 from showerforge.errors import UserError
 from showerforge.geometry import Geometry, GeometryError
 
-__all__ = ["ShowerBatch", "simulate_showers", "measure_sampling_fraction", "PHYSICS_EM", "PARTICLES"]
+__all__ = ["ShowerBatch", "simulate_showers", "measure_sampling_fraction", "preflight", "PHYSICS_EM", "PARTICLES"]
 
 # physics name -> geant4_pybind EM constructor
 PHYSICS_EM: dict[str, str] = {
@@ -153,6 +153,46 @@ def _check_geometry(geometry: Geometry) -> tuple[int, int, float]:
             f"{geometry.transverse_size_mm} mm"
         )
     return n_alpha, n_r, dr
+
+
+def preflight(geometry: Geometry, physics: str) -> None:
+    """Check, in this process and in well under a second, that Geant4 can build this set-up.
+
+    Catches what would otherwise fail inside every shard process: a geometry Geant4 cannot place,
+    a material that is not in Geant4's NIST database, an unknown physics list, or a hadronic
+    list without the real Geant4 data sets.
+
+    Raises:
+        GeometryError: the geometry or one of its materials.
+        UserError: the physics list.
+    """
+    import warnings
+
+    _check_geometry(geometry)
+    from showerforge.simulate.g4data import ensure_geant4_env
+
+    with warnings.catch_warnings(record=True) as notes:  # said once the set-up is known to be good
+        warnings.simplefilter("always")
+        data_info = ensure_geant4_env()
+    import geant4_pybind as g4
+
+    known = set(g4.G4NistManager.Instance().GetNistMaterialNames())
+    for role, name in (("absorber", geometry.absorber), ("sensor", geometry.sensor)):
+        if name not in known:
+            raise GeometryError(
+                f"geometry {geometry.name!r} [{role}]: {name!r} is not a Geant4 NIST material "
+                "(e.g. G4_W, G4_Si, G4_Pb, G4_PbWO4, G4_lAr)"
+            )
+    if physics not in PHYSICS_EM:
+        if not g4.G4PhysListFactory().IsReferencePhysList(physics):
+            raise UserError(f"unknown physics {physics!r}: use one of {sorted(PHYSICS_EM)} or a Geant4 reference list")
+        if data_info.get("physics_data") != "geant4":
+            raise UserError(
+                f"physics {physics!r}: hadronic reference physics lists need the real Geant4 data sets "
+                "(set GEANT4_DATA_DIR); only the EM lists " + ", ".join(PHYSICS_EM) + " run on approximate tables"
+            )
+    for note in notes:
+        warnings.warn_explicit(note.message, note.category, note.filename, note.lineno)
 
 
 def _config_key(geometry: Geometry, physics: str, cut: float) -> str:

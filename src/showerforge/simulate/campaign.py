@@ -26,6 +26,7 @@ import numpy as np
 from showerforge.data.calo import atomic_output, check_writable
 from showerforge.errors import UserError
 from showerforge.geometry import Geometry
+from showerforge.simulate.calo_g4 import preflight
 from showerforge.simulate.energies import EnergySpec
 from showerforge.simulate.shards import CampaignError, ShardTask, campaign_lock, execute_shards
 
@@ -212,6 +213,12 @@ def _run_campaign(
     """The body of the public function, run while holding the output's lock."""
     say = on_status or (lambda msg: None)
     check_writable(campaign.output)
+    preflight(campaign.geometry, campaign.physics)
+    say(
+        f"simulating {campaign.n} {campaign.particle} showers, {campaign.energy.describe()}, "
+        f"geometry {campaign.geometry.name}, {len(campaign.shard_sizes())} shards on "
+        f"{scheduler or f'{workers} local workers'}"
+    )
     campaign.shard_dir.mkdir(parents=True, exist_ok=True)
     specs = campaign.shard_specs()
     todo = [s for s in specs if not shard_is_complete(s)]
