@@ -7,6 +7,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -330,3 +331,13 @@ def test_unknown_material_is_refused_before_any_shard(tmp_path):
         ["'bad'", "[absorber]", "'G4_NOPE'", "NIST material"],
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]
+
+
+def test_unreachable_scheduler_fails_fast(tmp_path):
+    t0 = time.monotonic()
+    _fails(
+        ["simulate", "jets", "--type", "t", "--n", "2", "--scheduler", "tcp://127.0.0.1:9", "-o", tmp_path / "j.h5"],
+        ["--scheduler tcp://127.0.0.1:9", "cannot connect", "dask scheduler"],
+    )
+    assert time.monotonic() - t0 < 25  # a refused port is known at once (was a 31 s wait)
+    assert list(tmp_path.iterdir()) == []

@@ -120,7 +120,7 @@ def simulate_jets(
     from showerforge.data.io import check_writable
     from showerforge.simulate.jet_campaign import JetCampaign, run_jet_campaign
     from showerforge.simulate.jets import JetConfig
-    from showerforge.simulate.shards import campaign_lock
+    from showerforge.simulate.shards import campaign_lock, check_scheduler
 
     check_writable(output)
     names = [t.strip().lower() for t in (types.split(",") if isinstance(types, str) else types) if t.strip()]
@@ -140,6 +140,8 @@ def simulate_jets(
     n_workers = workers or os.cpu_count() or 1
     say = on_status or (lambda message: None)
     with campaign_lock(output):
+        if scheduler:
+            check_scheduler(scheduler)
         say(
             f"simulating {n} jets of each type {','.join(names)}, pT {pt_gev[0]:g}-{pt_gev[1]:g} GeV, R = {radius:g}, "
             f"MPI {'on' if mpi else 'off'}, on {scheduler or f'{n_workers} local workers'}"

@@ -28,7 +28,14 @@ from showerforge.errors import UserError
 from showerforge.geometry import Geometry
 from showerforge.simulate.calo_g4 import preflight
 from showerforge.simulate.energies import EnergySpec
-from showerforge.simulate.shards import CampaignError, ShardTask, campaign_lock, execute_shards
+from showerforge.simulate.shards import (
+    CampaignError,
+    ShardTask,
+    campaign_lock,
+    check_scheduler,
+    execute_shards,
+    shard_dir,
+)
 
 __all__ = ["CaloCampaign", "ShardSpec", "run_campaign", "CampaignError", "shard_seed", "merge_shards"]
 
@@ -214,38 +221,42 @@ def _run_campaign(
     say = on_status or (lambda msg: None)
     check_writable(campaign.output)
     preflight(campaign.geometry, campaign.physics)
+    if scheduler:
+        check_scheduler(scheduler)
     say(
         f"simulating {campaign.n} {campaign.particle} showers, {campaign.energy.describe()}, "
         f"geometry {campaign.geometry.name}, {len(campaign.shard_sizes())} shards on "
         f"{scheduler or f'{workers} local workers'}"
     )
-    campaign.shard_dir.mkdir(parents=True, exist_ok=True)
-    specs = campaign.shard_specs()
-    todo = [s for s in specs if not shard_is_complete(s)]
-    done_events = sum(len(s.energies_mev) for s in specs if s not in todo)
-    if len(todo) < len(specs):
-        say(f"resuming: {len(specs) - len(todo)} of {len(specs)} shards already done")
-    spec_paths = []
-    for s in todo:
-        p = Path(s.output).with_suffix(".json")
-        p.write_text(json.dumps(asdict(s)))
-        Path(s.progress_file).unlink(missing_ok=True)
-        spec_paths.append(str(p))
-    if todo:
-        tasks = [ShardTask(s.index, s.seed, len(s.energies_mev), p, s.progress_file) for s, p in zip(todo, spec_paths)]
-        by_index = {s.index: s for s in todo}
-        execute_shards(
-            tasks,
-            "showerforge.simulate.calo_shard",
-            lambda t: shard_is_complete(by_index[t.index]),
-            workers=workers,
-            scheduler=scheduler,
-            progress=progress,
-            n_total=campaign.n,
-            done_before=done_events,
-            label="simulating showers",
-            unit="showers",
-        )
+    with shard_dir(campaign.shard_dir):
+        specs = campaign.shard_specs()
+        todo = [s for s in specs if not shard_is_complete(s)]
+        done_events = sum(len(s.energies_mev) for s in specs if s not in todo)
+        if len(todo) < len(specs):
+            say(f"resuming: {len(specs) - len(todo)} of {len(specs)} shards already done")
+        spec_paths = []
+        for s in todo:
+            p = Path(s.output).with_suffix(".json")
+            p.write_text(json.dumps(asdict(s)))
+            Path(s.progress_file).unlink(missing_ok=True)
+            spec_paths.append(str(p))
+        if todo:
+            tasks = [
+                ShardTask(s.index, s.seed, len(s.energies_mev), p, s.progress_file) for s, p in zip(todo, spec_paths)
+            ]
+            by_index = {s.index: s for s in todo}
+            execute_shards(
+                tasks,
+                "showerforge.simulate.calo_shard",
+                lambda t: shard_is_complete(by_index[t.index]),
+                workers=workers,
+                scheduler=scheduler,
+                progress=progress,
+                n_total=campaign.n,
+                done_before=done_events,
+                label="simulating showers",
+                unit="showers",
+            )
     say(f"merging {len(specs)} shards into {campaign.output}")
     merge_shards(campaign, specs)
     if not keep_shards:

@@ -23,7 +23,7 @@ from showerforge.data.io import check_writable
 from showerforge.data.jetnet import merge_jet_files
 from showerforge.errors import UserError
 from showerforge.simulate.campaign import shard_seed
-from showerforge.simulate.shards import ShardTask, campaign_lock, execute_shards
+from showerforge.simulate.shards import ShardTask, campaign_lock, execute_shards, shard_dir
 
 __all__ = ["JetCampaign", "run_jet_campaign"]
 
@@ -142,31 +142,31 @@ def _run_jet_campaign(
     """The body of the public function, run while holding the output's lock."""
     say = on_status or (lambda msg: None)
     check_writable(campaign.output)
-    campaign.shard_dir.mkdir(parents=True, exist_ok=True)
-    specs = campaign.shard_specs()
-    todo = [s for s in specs if not _complete(s)]
-    if len(todo) < len(specs):
-        say(f"resuming: {len(specs) - len(todo)} of {len(specs)} shards already done")
-    tasks = []
-    for s in todo:
-        spec_path = Path(s["output"]).with_suffix(".json")
-        spec_path.write_text(json.dumps(s))
-        tasks.append(ShardTask(s["index"], s["seed"], s["n_jets"], str(spec_path), s["progress_file"]))
-    by_index = {s["index"]: s for s in todo}
-    total = campaign.n_per_type * len(campaign.configs)
-    if tasks:
-        execute_shards(
-            tasks,
-            "showerforge.simulate.jet_shard",
-            lambda t: _complete(by_index[t.index]),
-            workers=workers,
-            scheduler=scheduler,
-            progress=progress,
-            n_total=total,
-            done_before=sum(s["n_jets"] for s in specs if s not in todo),
-            label="simulating jets",
-            unit="jets",
-        )
+    with shard_dir(campaign.shard_dir):
+        specs = campaign.shard_specs()
+        todo = [s for s in specs if not _complete(s)]
+        if len(todo) < len(specs):
+            say(f"resuming: {len(specs) - len(todo)} of {len(specs)} shards already done")
+        tasks = []
+        for s in todo:
+            spec_path = Path(s["output"]).with_suffix(".json")
+            spec_path.write_text(json.dumps(s))
+            tasks.append(ShardTask(s["index"], s["seed"], s["n_jets"], str(spec_path), s["progress_file"]))
+        by_index = {s["index"]: s for s in todo}
+        total = campaign.n_per_type * len(campaign.configs)
+        if tasks:
+            execute_shards(
+                tasks,
+                "showerforge.simulate.jet_shard",
+                lambda t: _complete(by_index[t.index]),
+                workers=workers,
+                scheduler=scheduler,
+                progress=progress,
+                n_total=total,
+                done_before=sum(s["n_jets"] for s in specs if s not in todo),
+                label="simulating jets",
+                unit="jets",
+            )
     say(f"merging {len(specs)} shards into {campaign.output}")
     merge_jet_files(
         [s["output"] for s in specs],

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CampaignError", "ShardTask", "execute_shards", "write_progress", "shard_main", "campaign_lock"]
+__all__ = [
+    "CampaignError",
+    "ShardTask",
+    "execute_shards",
+    "write_progress",
+    "shard_main",
+    "campaign_lock",
+    "shard_dir",
+    "check_scheduler",
+]
 
 
 class CampaignError(RuntimeError):
@@ -140,6 +150,44 @@ def _read_progress(path: str) -> int:
         return 0
 
 
+SCHEDULER_TIMEOUT_S = 10.0
+"""How long a remote Dask scheduler may take to answer before a campaign gives up."""
+
+
+def check_scheduler(scheduler: str) -> None:
+    """Fail fast when nothing listens at a ``tcp://HOST:PORT`` scheduler address (other schemes: Dask decides)."""
+    scheme, _, rest = scheduler.rpartition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme not in ("", "tcp") or not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=SCHEDULER_TIMEOUT_S):
+            pass
+    except OSError as err:
+        raise CampaignError(
+            f"--scheduler {scheduler}: cannot connect ({err.strerror or err}); start a scheduler there "
+            "(`dask scheduler`) or leave --scheduler out to run on local workers"
+        ) from None
+
+
+@contextlib.contextmanager
+def shard_dir(path: str | Path) -> Iterator[Path]:
+    """Create a campaign's shard folder; if the campaign then fails before any shard finished, remove it.
+
+    Finished shards (``*.h5``, written atomically) are what a resumed campaign reuses, so a folder
+    that holds one is kept; a folder with only specs and progress files is not worth leaving behind.
+    """
+    path = Path(path)
+    existed = path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        if not existed and not any(path.glob("*.h5")):
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
 def execute_shards(
     tasks: list[ShardTask],
     module: str,
@@ -166,7 +214,14 @@ def execute_shards(
         Path(t.progress_file).unlink(missing_ok=True)
     cluster = None
     if scheduler:
-        client = Client(scheduler)
+        check_scheduler(scheduler)
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError) as err:
+            raise CampaignError(
+                f"--scheduler {scheduler}: no Dask scheduler answered within {SCHEDULER_TIMEOUT_S:g} s ({err}); "
+                "start one (`dask scheduler`) or leave --scheduler out to run on local workers"
+            ) from None
     else:
         # Threads suffice: each task only waits on its subprocess.
         cluster = LocalCluster(
