@@ -61,6 +61,8 @@ import numpy as np
 
 from showerforge.data.jet_preprocess import relative_jet_mass as _relative_jet_mass
 from showerforge.errors import UserError
+from showerforge.evaluation.metrics import wasserstein1_batches
+from showerforge.evaluation.plots import plot_ratio
 
 __all__ = [
     "EFPGraph",
@@ -161,20 +163,8 @@ def _w1_bootstrap(
     num_eval_samples: int,
     num_batches: int,
 ) -> MultiMetricResult:
-    """Bootstrap W1 over jet subsamples; ``draw(arr, idx)`` returns the 2-D values to compare."""
-    from scipy.stats import wasserstein_distance
-
-    if num_batches < 1 or num_eval_samples < 1:
-        raise UserError("num_batches and num_eval_samples must be >= 1")
-    rows = []
-    for _ in range(num_batches):
-        a = draw(x, rng.choice(len(x), size=num_eval_samples))
-        b = draw(y, rng.choice(len(y), size=num_eval_samples))
-        if len(a) == 0 or len(b) == 0:
-            rows.append([np.inf] * a.shape[1])
-            continue
-        rows.append([wasserstein_distance(a[:, k], b[:, k]) for k in range(a.shape[1])])
-    w = np.asarray(rows, dtype=np.float64)
+    """jetnet's W1 convention (:func:`~showerforge.evaluation.metrics.wasserstein1_batches`) as results."""
+    w = wasserstein1_batches(x, y, draw, rng, num_eval_samples=num_eval_samples, num_batches=num_batches)
     per = tuple(MetricResult(float(m), float(s)) for m, s in zip(w.mean(0), w.std(0), strict=True))
     avg = w.mean(1)
     return MultiMetricResult(per, MetricResult(float(avg.mean()), float(avg.std())))
@@ -844,30 +834,6 @@ def evaluate_jets(
 # --------------------------------------------------------------------------- plots
 
 
-def _ratio_figure(ref: np.ndarray, cand: np.ndarray, bins: np.ndarray, xlabel: str, labels: tuple[str, str]) -> Any:
-    """Normalised histograms with a candidate/reference ratio panel (matplotlib Figure)."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("plots need matplotlib: pip install 'showerforge[report]'") from err
-    fig = Figure(figsize=(5, 5))
-    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    h_ref, _ = np.histogram(ref, bins=bins, density=True)
-    h_cand, _ = np.histogram(cand, bins=bins, density=True)
-    top.stairs(h_ref, bins, label=labels[0], color="black")
-    top.stairs(h_cand, bins, label=labels[1], color="tab:red")
-    top.set_ylabel("normalised")
-    top.legend()
-    ratio = np.divide(h_cand, h_ref, out=np.full_like(h_cand, np.nan), where=h_ref > 0)
-    bottom.stairs(ratio, bins, color="tab:red")
-    bottom.axhline(1.0, color="black", lw=0.8)
-    bottom.set_ylim(0.5, 1.5)
-    bottom.set_ylabel("ratio")
-    bottom.set_xlabel(xlabel)
-    fig.tight_layout()
-    return fig
-
-
 def _edges(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     """Common bin edges from the 0.1-99.9 percentiles of both samples."""
     both = np.concatenate([a, b])
@@ -901,10 +867,8 @@ def plot_particle_features(
     r1, r2 = p1[_particle_mask(p1)], p2[_particle_mask(p2)]
     paths = []
     for k, name in enumerate(PARTICLE_FEATURE_NAMES):
-        fig = _ratio_figure(r1[:, k], r2[:, k], _edges(r1[:, k], r2[:, k], bins), name, labels)
-        path = out / f"particle_{name}.png"
-        fig.savefig(path, dpi=100)
-        paths.append(path)
+        edges = _edges(r1[:, k], r2[:, k], bins)
+        paths.append(plot_ratio(out / f"particle_{name}.png", r1[:, k], r2[:, k], edges, xlabel=name, labels=labels))
     return paths
 
 
@@ -930,6 +894,4 @@ def plot_jet_mass(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     m1, m2 = _masses(reference, "reference"), _masses(candidate, "candidate")
-    fig = _ratio_figure(m1, m2, _edges(m1, m2, bins), "jet mass / jet pT", labels)
-    fig.savefig(path, dpi=100)
-    return path
+    return plot_ratio(path, m1, m2, _edges(m1, m2, bins), xlabel="jet mass / jet pT", labels=labels)

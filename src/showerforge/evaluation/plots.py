@@ -15,7 +15,7 @@ import numpy as np
 
 from showerforge.geometry import Geometry
 
-__all__ = ["HistPanel", "plot_histograms", "plot_mean_images", "plot_response_vs_energy"]
+__all__ = ["HistPanel", "plot_histograms", "plot_ratio", "plot_mean_images", "plot_response_vs_energy"]
 
 _REF_COLOR, _CAND_COLOR = "#7f7f7f", "#d62728"
 
@@ -66,6 +66,7 @@ def plot_histograms(
     logy: bool = False,
     max_cols: int = 6,
     ylabel: str = "fraction",
+    labels: tuple[str, str] = ("reference", "candidate"),
 ) -> Path:
     """Reference (filled) vs candidate (line) histograms, each over a candidate/reference ratio panel.
 
@@ -77,6 +78,7 @@ def plot_histograms(
         logx, logy: logarithmic axes.
         max_cols: panels per row.
         ylabel: y-axis label of the upper panels.
+        labels: legend names of the reference and the candidate.
 
     Returns:
         the PNG path.
@@ -92,8 +94,8 @@ def plot_histograms(
         inner = outer[r, c].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.06)
         ax = fig.add_subplot(inner[0])
         rax = fig.add_subplot(inner[1], sharex=ax)
-        ax.stairs(p.reference, p.edges, fill=True, color=_REF_COLOR, alpha=0.35, label="reference")
-        ax.stairs(p.candidate, p.edges, color=_CAND_COLOR, linewidth=1.5, label="candidate")
+        ax.stairs(p.reference, p.edges, fill=True, color=_REF_COLOR, alpha=0.35, label=labels[0])
+        ax.stairs(p.candidate, p.edges, color=_CAND_COLOR, linewidth=1.5, label=labels[1])
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(p.reference > 0, p.candidate / p.reference, np.nan)
         rax.stairs(ratio, p.edges, color=_CAND_COLOR, baseline=None)
@@ -118,6 +120,36 @@ def plot_histograms(
     if suptitle:
         fig.suptitle(suptitle)
     return _save(fig, path)
+
+
+def plot_ratio(
+    path: str | Path,
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    edges: np.ndarray,
+    *,
+    xlabel: str,
+    title: str = "",
+    labels: tuple[str, str] = ("reference", "candidate"),
+) -> Path:
+    """One :func:`plot_histograms` panel from two 1-D samples, each histogram normalised to unit sum.
+
+    Args:
+        path: output PNG.
+        reference, candidate: (n,), (m,) values; non-finite ones are dropped.
+        edges: (B + 1,) bin edges.
+        xlabel: x-axis label with its unit.
+        title: panel title.
+        labels: legend names of the reference and the candidate.
+    """
+
+    def fractions(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        h, _ = np.histogram(x[np.isfinite(x)], bins=edges)
+        return h / max(1, h.sum())
+
+    panel = HistPanel(title, np.asarray(edges), fractions(reference), fractions(candidate))
+    return plot_histograms(path, [panel], xlabel=xlabel, labels=labels)
 
 
 def plot_mean_images(
