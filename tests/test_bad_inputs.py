@@ -341,3 +341,33 @@ def test_unreachable_scheduler_fails_fast(tmp_path):
     )
     assert time.monotonic() - t0 < 25  # a refused port is known at once (was a 31 s wait)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_shard_dir_keeps_only_what_a_resume_can_use(tmp_path):
+    from showerforge.simulate.shards import shard_dir
+
+    with pytest.raises(RuntimeError), shard_dir(tmp_path / "a.shards") as d:
+        (d / "shard-00000.json").write_text("{}")
+        raise RuntimeError("shard failed")
+    assert not (tmp_path / "a.shards").exists()  # nothing finished: nothing left
+    with pytest.raises(RuntimeError), shard_dir(tmp_path / "b.shards") as d:
+        (d / "shard-00000.h5").write_bytes(b"")
+        raise RuntimeError("shard 1 failed")
+    assert (tmp_path / "b.shards" / "shard-00000.h5").exists()  # a finished shard is kept for the resume
+    (tmp_path / "c.shards").mkdir()
+    with pytest.raises(RuntimeError), shard_dir(tmp_path / "c.shards"):
+        raise RuntimeError("failed")
+    assert (tmp_path / "c.shards").is_dir()  # a folder from an earlier run is never removed
+
+
+def test_option4_without_geant4_data_is_refused_before_any_shard(tmp_path):
+    from showerforge.simulate.g4data import geant4_environment
+
+    if geant4_environment()[1]["physics_data"] != "approximate":
+        pytest.skip("the real Geant4 data sets are installed here")
+    _fails(
+        ["simulate", "calo", "--geometry", "mini", "--physics", "option4", "--energy", "1GeV", "--n", "2"]
+        + ["-o", tmp_path / "x.h5"],
+        ["option4", "GEANT4_DATA_DIR"],
+    )
+    assert list(tmp_path.iterdir()) == []

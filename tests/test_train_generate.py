@@ -201,3 +201,22 @@ def test_learning_rate_schedule():
     assert lr_at(100, 100, 1e-3, "cosine", 10) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="unknown schedule"):
         lr_at(0, 1, 1e-3, "step", 0)
+
+
+def test_run_saved_before_x_gain_resumes_with_its_architecture(tmp_path, data_file):
+    tiny = {"d_model": 16, "n_blocks": 1, "n_heads": 2, "energy_width": 16, "energy_blocks": 1, "energy_steps": 2}
+    kw = {**KW, "config_overrides": {**tiny, "x_gain": False}}
+    out = tmp_path / "old"
+    train_model(data_file, "cfm-factorised", out, epochs=1, **kw)
+    # rewrite the checkpoint as a release without the x_gain hyperparameter saved it
+    path = out / "checkpoint.pt"
+    raw = torch.load(path, weights_only=True)
+    cfg = json.loads(raw["model_config"])
+    del cfg["x_gain"]
+    raw["model_config"] = json.dumps(cfg)
+    torch.save(raw, path)
+    kw["config_overrides"] = tiny
+    res = train_model(data_file, "cfm-factorised", out, epochs=2, **kw)
+    assert res.epochs_run == 1 and read_checkpoint(out)["model_config"]["x_gain"] is False
+    with pytest.raises(TrainError, match="model.x_gain: False -> True"):
+        train_model(data_file, "cfm-factorised", out, epochs=3, **{**kw, "config_overrides": {**tiny, "x_gain": True}})

@@ -116,7 +116,10 @@ class ParticleTransform:
     def _check(self, pf: np.ndarray) -> np.ndarray:
         pf = np.asarray(pf, dtype=np.float64)
         if pf.ndim != 3 or pf.shape[1:] != (self.n_particles, 4):
-            raise ValueError(f"particle_features: expected shape (N, {self.n_particles}, 4), got {pf.shape}")
+            raise UserError(
+                f"particle_features: expected shape (N, {self.n_particles}, 4) (the particle count of this "
+                f"preprocessing), got {pf.shape}"
+            )
         return pf
 
     @staticmethod

@@ -50,6 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from showerforge.errors import UserError
+
 __all__ = [
     "Standardize",
     "ShowerPreprocessor",
@@ -283,7 +285,10 @@ class ShowerPreprocessor:
         if showers_mev is not None:
             sh = np.asarray(showers_mev)
             if sh.ndim != 2 or sh.shape != (inc.shape[0], self.n_voxels):
-                raise ValueError(f"showers: expected shape ({inc.shape[0]}, {self.n_voxels}), got {sh.shape}")
+                raise UserError(
+                    f"showers: expected shape ({inc.shape[0]}, {self.n_voxels}) (the voxels of this preprocessing's "
+                    f"geometry), got {sh.shape}"
+                )
         return inc
 
     def _layer_energies(self, showers: np.ndarray) -> np.ndarray:

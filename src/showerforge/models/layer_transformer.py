@@ -143,7 +143,7 @@ class LayerTransformer(nn.Module):
 
         self.n_layer_cond = int(n_layer_cond)
         if self.n_layer_cond not in (0, len(sizes)) or self.n_layer_cond > n_cond:
-            raise UserError(f"n_layer_cond must be 0 or the number of layers ({len(sizes)}) and <= n_cond={n_cond}")
+            raise ValueError(f"n_layer_cond must be 0 or the number of layers ({len(sizes)}) and <= n_cond={n_cond}")
         if self.n_layer_cond:
             # layer l sits at position l % g of token l // g (zero-padded at the end)
             self.group = g

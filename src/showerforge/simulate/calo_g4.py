@@ -155,6 +155,15 @@ def _check_geometry(geometry: Geometry) -> tuple[int, int, float]:
     return n_alpha, n_r, dr
 
 
+def _check_physics_data(physics: str, data_info: dict[str, str]) -> None:
+    if data_info.get("physics_data") == "approximate" and physics == "option4":
+        raise UserError(
+            "physics 'option4' needs data of the real G4EMLOW data set (Goudsmit-Saunderson msc, "
+            "Penelope/Livermore models) that has no approximate stand-in: install the Geant4 data "
+            "(GEANT4_DATA_DIR) or use standard, option1, option2 or option3"
+        )
+
+
 def preflight(geometry: Geometry, physics: str) -> None:
     """Check, in this process and in well under a second, that Geant4 can build this set-up.
 
@@ -174,6 +183,7 @@ def preflight(geometry: Geometry, physics: str) -> None:
     with warnings.catch_warnings(record=True) as notes:  # said once the set-up is known to be good
         warnings.simplefilter("always")
         data_info = ensure_geant4_env()
+    _check_physics_data(physics, data_info)
     import geant4_pybind as g4
 
     known = set(g4.G4NistManager.Instance().GetNistMaterialNames())
@@ -204,12 +214,7 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
     from showerforge.simulate.g4data import ensure_geant4_env
 
     data_info = ensure_geant4_env()
-    if data_info.get("physics_data") == "approximate" and physics == "option4":
-        raise UserError(
-            "physics 'option4' needs data of the real G4EMLOW data set (Goudsmit-Saunderson msc, "
-            "Penelope/Livermore models) that has no approximate stand-in: install the Geant4 data "
-            "(GEANT4_DATA_DIR) or use standard, option1, option2 or option3"
-        )
+    _check_physics_data(physics, data_info)
     import geant4_pybind as g4
 
     n_alpha, n_r, dr = _check_geometry(geometry)

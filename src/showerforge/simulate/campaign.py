@@ -28,14 +28,7 @@ from showerforge.errors import UserError
 from showerforge.geometry import Geometry
 from showerforge.simulate.calo_g4 import preflight
 from showerforge.simulate.energies import EnergySpec
-from showerforge.simulate.shards import (
-    CampaignError,
-    ShardTask,
-    campaign_lock,
-    check_scheduler,
-    execute_shards,
-    shard_dir,
-)
+from showerforge.simulate.shards import CampaignError, ShardTask, campaign_lock, check_scheduler, run_sharded
 
 __all__ = ["CaloCampaign", "ShardSpec", "run_campaign", "CampaignError", "shard_seed", "merge_shards"]
 
@@ -198,70 +191,42 @@ def run_campaign(
     """
     check_writable(campaign.output)
     with campaign_lock(campaign.output):
-        return _run_campaign(
-            campaign,
+        say = on_status or (lambda msg: None)
+        preflight(campaign.geometry, campaign.physics)
+        if scheduler:
+            check_scheduler(scheduler)
+        say(
+            f"simulating {campaign.n} {campaign.particle} showers, {campaign.energy.describe()}, "
+            f"geometry {campaign.geometry.name}, {len(campaign.shard_sizes())} shards on "
+            f"{scheduler or f'{workers} local workers'}"
+        )
+        specs = campaign.shard_specs()
+
+        def task(s: ShardSpec) -> ShardTask:
+            path = Path(s.output).with_suffix(".json")
+            path.write_text(json.dumps(asdict(s)))
+            Path(s.progress_file).unlink(missing_ok=True)
+            return ShardTask(s.index, s.seed, len(s.energies_mev), str(path), s.progress_file)
+
+        run_sharded(
+            campaign.shard_dir,
+            specs,
+            complete=shard_is_complete,
+            task=task,
+            module="showerforge.simulate.calo_shard",
             workers=workers,
             scheduler=scheduler,
             progress=progress,
-            keep_shards=keep_shards,
-            on_status=on_status,
+            n_total=campaign.n,
+            label="simulating showers",
+            unit="showers",
+            say=say,
         )
-
-
-def _run_campaign(
-    campaign: CaloCampaign,
-    *,
-    workers: int = 2,
-    scheduler: str | None = None,
-    progress: bool = True,
-    keep_shards: bool = False,
-    on_status: Callable[[str], None] | None = None,
-) -> Path:
-    """The body of the public function, run while holding the output's lock."""
-    say = on_status or (lambda msg: None)
-    check_writable(campaign.output)
-    preflight(campaign.geometry, campaign.physics)
-    if scheduler:
-        check_scheduler(scheduler)
-    say(
-        f"simulating {campaign.n} {campaign.particle} showers, {campaign.energy.describe()}, "
-        f"geometry {campaign.geometry.name}, {len(campaign.shard_sizes())} shards on "
-        f"{scheduler or f'{workers} local workers'}"
-    )
-    with shard_dir(campaign.shard_dir):
-        specs = campaign.shard_specs()
-        todo = [s for s in specs if not shard_is_complete(s)]
-        done_events = sum(len(s.energies_mev) for s in specs if s not in todo)
-        if len(todo) < len(specs):
-            say(f"resuming: {len(specs) - len(todo)} of {len(specs)} shards already done")
-        spec_paths = []
-        for s in todo:
-            p = Path(s.output).with_suffix(".json")
-            p.write_text(json.dumps(asdict(s)))
-            Path(s.progress_file).unlink(missing_ok=True)
-            spec_paths.append(str(p))
-        if todo:
-            tasks = [
-                ShardTask(s.index, s.seed, len(s.energies_mev), p, s.progress_file) for s, p in zip(todo, spec_paths)
-            ]
-            by_index = {s.index: s for s in todo}
-            execute_shards(
-                tasks,
-                "showerforge.simulate.calo_shard",
-                lambda t: shard_is_complete(by_index[t.index]),
-                workers=workers,
-                scheduler=scheduler,
-                progress=progress,
-                n_total=campaign.n,
-                done_before=done_events,
-                label="simulating showers",
-                unit="showers",
-            )
-    say(f"merging {len(specs)} shards into {campaign.output}")
-    merge_shards(campaign, specs)
-    if not keep_shards:
-        shutil.rmtree(campaign.shard_dir, ignore_errors=True)
-    return campaign.output
+        say(f"merging {len(specs)} shards into {campaign.output}")
+        merge_shards(campaign, specs)
+        if not keep_shards:
+            shutil.rmtree(campaign.shard_dir, ignore_errors=True)
+        return campaign.output
 
 
 def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:

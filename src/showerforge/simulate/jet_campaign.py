@@ -23,7 +23,7 @@ from showerforge.data.io import check_writable
 from showerforge.data.jetnet import merge_jet_files
 from showerforge.errors import UserError
 from showerforge.simulate.campaign import shard_seed
-from showerforge.simulate.shards import ShardTask, campaign_lock, execute_shards, shard_dir
+from showerforge.simulate.shards import ShardTask, campaign_lock, run_sharded
 
 __all__ = ["JetCampaign", "run_jet_campaign"]
 
@@ -120,64 +120,39 @@ def run_jet_campaign(
     """Run (or resume) a jet campaign and merge it into ``campaign.output``."""
     check_writable(campaign.output)
     with campaign_lock(campaign.output):
-        return _run_jet_campaign(
-            campaign,
+        say = on_status or (lambda msg: None)
+        specs = campaign.shard_specs()
+
+        def task(s: dict[str, Any]) -> ShardTask:
+            path = Path(s["output"]).with_suffix(".json")
+            path.write_text(json.dumps(s))
+            return ShardTask(s["index"], s["seed"], s["n_jets"], str(path), s["progress_file"])
+
+        run_sharded(
+            campaign.shard_dir,
+            specs,
+            complete=_complete,
+            task=task,
+            module="showerforge.simulate.jet_shard",
             workers=workers,
             scheduler=scheduler,
             progress=progress,
-            keep_shards=keep_shards,
-            on_status=on_status,
+            n_total=campaign.n_per_type * len(campaign.configs),
+            label="simulating jets",
+            unit="jets",
+            say=say,
         )
-
-
-def _run_jet_campaign(
-    campaign: JetCampaign,
-    *,
-    workers: int = 2,
-    scheduler: str | None = None,
-    progress: bool = True,
-    keep_shards: bool = False,
-    on_status: Callable[[str], None] | None = None,
-) -> Path:
-    """The body of the public function, run while holding the output's lock."""
-    say = on_status or (lambda msg: None)
-    check_writable(campaign.output)
-    with shard_dir(campaign.shard_dir):
-        specs = campaign.shard_specs()
-        todo = [s for s in specs if not _complete(s)]
-        if len(todo) < len(specs):
-            say(f"resuming: {len(specs) - len(todo)} of {len(specs)} shards already done")
-        tasks = []
-        for s in todo:
-            spec_path = Path(s["output"]).with_suffix(".json")
-            spec_path.write_text(json.dumps(s))
-            tasks.append(ShardTask(s["index"], s["seed"], s["n_jets"], str(spec_path), s["progress_file"]))
-        by_index = {s["index"]: s for s in todo}
-        total = campaign.n_per_type * len(campaign.configs)
-        if tasks:
-            execute_shards(
-                tasks,
-                "showerforge.simulate.jet_shard",
-                lambda t: _complete(by_index[t.index]),
-                workers=workers,
-                scheduler=scheduler,
-                progress=progress,
-                n_total=total,
-                done_before=sum(s["n_jets"] for s in specs if s not in todo),
-                label="simulating jets",
-                unit="jets",
-            )
-    say(f"merging {len(specs)} shards into {campaign.output}")
-    merge_jet_files(
-        [s["output"] for s in specs],
-        campaign.output,
-        attrs={
-            "campaign_seed": campaign.seed,
-            "shard_size": campaign.shard_size,
-            "n_per_type": campaign.n_per_type,
-            **campaign.extra_attrs,
-        },
-    )
-    if not keep_shards:
-        shutil.rmtree(campaign.shard_dir, ignore_errors=True)
-    return campaign.output
+        say(f"merging {len(specs)} shards into {campaign.output}")
+        merge_jet_files(
+            [s["output"] for s in specs],
+            campaign.output,
+            attrs={
+                "campaign_seed": campaign.seed,
+                "shard_size": campaign.shard_size,
+                "n_per_type": campaign.n_per_type,
+                **campaign.extra_attrs,
+            },
+        )
+        if not keep_shards:
+            shutil.rmtree(campaign.shard_dir, ignore_errors=True)
+        return campaign.output

@@ -16,10 +16,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "CampaignError",
@@ -30,7 +30,10 @@ __all__ = [
     "campaign_lock",
     "shard_dir",
     "check_scheduler",
+    "run_sharded",
 ]
+
+S = TypeVar("S")
 
 
 class CampaignError(RuntimeError):
@@ -188,6 +191,50 @@ def shard_dir(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def run_sharded(
+    folder: str | Path,
+    specs: Sequence[S],
+    *,
+    complete: Callable[[S], bool],
+    task: Callable[[S], ShardTask],
+    module: str,
+    workers: int,
+    scheduler: str | None,
+    progress: bool,
+    n_total: int,
+    label: str,
+    unit: str,
+    say: Callable[[str], None],
+) -> None:
+    """Run the shards of ``specs`` that are not ``complete`` yet, in the shard folder ``folder``.
+
+    The part of a campaign shared by every engine: resume (finished shards are kept and counted),
+    one spec file per shard to run (``task`` writes it and returns the :class:`ShardTask`), then
+    :func:`execute_shards`. A folder created here is removed again if nothing finished.
+    ``n_total`` is the number of events of all ``specs`` (for the progress display).
+    """
+    with shard_dir(folder):
+        todo = [s for s in specs if not complete(s)]
+        if len(todo) < len(specs):
+            say(f"resuming: {len(specs) - len(todo)} of {len(specs)} shards already done")
+        tasks = [task(s) for s in todo]
+        if not tasks:
+            return
+        by_index = {t.index: s for t, s in zip(tasks, todo)}
+        execute_shards(
+            tasks,
+            module,
+            lambda t: complete(by_index[t.index]),
+            workers=workers,
+            scheduler=scheduler,
+            progress=progress,
+            n_total=n_total,
+            done_before=n_total - sum(t.n_events for t in tasks),
+            label=label,
+            unit=unit,
+        )
+
+
 def execute_shards(
     tasks: list[ShardTask],
     module: str,
@@ -247,9 +294,11 @@ def execute_shards(
                 for fut in ac.next_batch(block=False) if ac.has_ready() else []:
                     pending.discard(fut)
                     t = futures[fut]
-                    rc, err = fut.result()
+                    rc, stderr = fut.result()
                     if rc != 0 or not is_complete(t):
-                        failures.append(f"shard {t.index} (seed {t.seed}) exited with {rc}: {err.strip()[-800:]}")
+                        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+                        why = lines[-1] if lines else "no error output"  # the exception line of a traceback
+                        failures.append(f"shard {t.index} (seed {t.seed}) exited with {rc}: {why}")
                 if pending:
                     time.sleep(0.3)
             bar.update(done_before + sum(t.n_events for t in tasks))

@@ -348,6 +348,12 @@ def fit(
         data = prepare(ckpt, dev)
         model_cfg = spec.resolve(**{**(config_overrides or {}), **data.model_data_keys()})
         if ckpt is not None:
+            # a run saved before a hyperparameter existed continues with the value it was trained with
+            saved = ckpt["model_config"]
+            model_cfg.update(
+                {k: v for k, v in spec.saved_before.items() if k not in saved and k not in (config_overrides or {})}
+            )
+            ckpt["model_config"] = {**{k: v for k, v in spec.saved_before.items() if k not in saved}, **saved}
             check_resume(ckpt, model_cfg, train_cfg, data.provenance["sha256"], ckpt_path)
         torch.manual_seed(cfg.seed)
         model = spec.builder(model_cfg).to(dev)
