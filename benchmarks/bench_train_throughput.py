@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from showerforge.geometry import get_geometry
 from showerforge.models import MODELS
-from showerforge.training.loop import ema_model
+from showerforge.training.fit import ema_model
 
 __all__ = ["step_throughput", "main"]
 

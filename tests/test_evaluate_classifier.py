@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from showerforge.evaluation.classifier import (
+from showerforge.evaluation.showers.classifier import (
     ClassifierConfig,
     classifier_test,
     hanley_mcneil_error,
     high_level_inputs,
     low_level_inputs,
 )
-from showerforge.evaluation.features import compute_features
+from showerforge.evaluation.showers.features import compute_features
 from showerforge.geometry import PRESETS
 
 N = 10_000  # per class -> 2,000 per class in the validation split

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from showerforge.data.calo import CaloFile, write_showers
-from showerforge.evaluation.features import (
+from showerforge.evaluation.showers.features import (
     PER_LAYER_FEATURES,
     challenge_dataset,
     compute_features,

@@ -10,7 +10,7 @@ import pytest
 
 from showerforge.data.calo import write_showers
 from showerforge.data.jetnet import JET_TYPES, JetFileError, write_jets
-from showerforge.evaluation.jet_report import (
+from showerforge.evaluation.jets.report import (
     JET_SCHEMA,
     detect_format,
     evaluate_jet_files,

@@ -10,7 +10,7 @@ import pytest
 
 from showerforge.data.calo import CaloFileError, write_showers
 from showerforge.evaluation import evaluate_files, format_summary
-from showerforge.evaluation.features import PER_LAYER_FEATURES
+from showerforge.evaluation.showers.features import PER_LAYER_FEATURES
 from showerforge.geometry import PRESETS, Geometry, ReadoutLayer
 
 MINI = PRESETS["mini"]
@@ -204,7 +204,7 @@ def test_irregular_dataset1_readout(tmp_path) -> None:
 
 def test_profiles_conserve_the_mean_energy() -> None:
     """Known answer: both profiles add up to the mean total energy; per layer and per ring sums."""
-    from showerforge.evaluation.report import _profiles
+    from showerforge.evaluation.showers.report import _profiles
     from showerforge.geometry import PRESETS
 
     geo = PRESETS["mini"]

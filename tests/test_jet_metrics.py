@@ -16,7 +16,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from showerforge.evaluation import jet_metrics as jm  # noqa: E402
+from showerforge.evaluation.jets import metrics as jm  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

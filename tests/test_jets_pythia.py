@@ -67,7 +67,7 @@ def test_particle_features_rebuild_jet_mass(samples: dict[str, JetBatch]) -> Non
     Treating constituents as massless keeps their 3-momenta and lowers their energies, so the
     rebuilt mass can only be smaller than the (E-scheme, massive hadrons) jet mass.
     """
-    from showerforge.evaluation.jet_metrics import relative_jet_mass
+    from showerforge.evaluation.jets.metrics import relative_jet_mass
 
     b = samples["w"]
     complete = b.jet_features[:, 3] <= 30

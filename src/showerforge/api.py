@@ -198,7 +198,7 @@ def train(
             **kw,
         )
     else:
-        from showerforge.training.loop import train_model
+        from showerforge.training.showers import train_model
 
         train_model(
             data,
@@ -261,7 +261,7 @@ def evaluate(
 
     out = Path(output) if output is not None else Path(str(candidate).split(":")[0] + ".report")
     if detect_format(str(reference)) == "jets":
-        from showerforge.evaluation.jet_report import evaluate_jet_files
+        from showerforge.evaluation.jets.report import evaluate_jet_files
 
         return evaluate_jet_files(reference, candidate, out, seed=seed, quick=quick, plots=plots, max_jets=max_samples)
     from showerforge.evaluation import evaluate_files

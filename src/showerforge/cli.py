@@ -31,7 +31,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     checkpoint, output path) and every option or argument check.
     """
     from showerforge.simulate.shards import CampaignError
-    from showerforge.training.loop import TrainError
+    from showerforge.training.fit import TrainError
 
     return (UserError, CampaignError, TrainError, FileNotFoundError, PermissionError, IsADirectoryError)
 
@@ -676,7 +676,7 @@ def evaluate_cmd(
     """
     kind = _file_kind(reference)
     if kind == "jets":
-        from showerforge.evaluation.jet_report import evaluate_jet_files, format_jet_summary
+        from showerforge.evaluation.jets.report import evaluate_jet_files, format_jet_summary
 
         metrics = evaluate_jet_files(
             reference, candidate, output, seed=seed, quick=quick, plots=not no_plots, max_jets=max_showers

@@ -1,39 +1,19 @@
-"""showerforge.evaluation: CaloChallenge-standard evaluation of shower files.
+"""showerforge.evaluation: CaloChallenge-standard evaluation of shower files, JetNet-standard of jets.
 
-High-level features (:mod:`.features`), histogram distances with bootstrap errors
-(:mod:`.metrics`), the classifier two-sample test (:mod:`.classifier`) and the report
-(:func:`evaluate_files`, :func:`format_summary`); the jet report (:func:`evaluate_jet_files`,
-:func:`format_jet_summary`) and :func:`detect_format`, which tells the two kinds of file apart.
-Works on files alone; imports no model code. torch, scikit-learn, matplotlib and jinja2 are
-imported only when a classifier is trained, a plot drawn or the HTML page rendered.
+Shared by both kinds: histogram distances with bootstrap errors (:mod:`.metrics`), the plots
+(:mod:`.plots`) and the HTML page (:mod:`.html`). Showers (:mod:`.showers`): high-level features
+(:mod:`.showers.features`), the CaloChallenge binnings (:mod:`.showers.binning`), the classifier
+two-sample test (:mod:`.showers.classifier`) and the report (:func:`evaluate_files`,
+:func:`format_summary`). Jets (:mod:`.jets`): the JetNet metrics (:mod:`.jets.metrics`) and the
+report (:func:`evaluate_jet_files`, :func:`format_jet_summary`). :func:`detect_format` tells the two
+kinds of file apart. Works on files alone; imports no model code. torch, scikit-learn, matplotlib
+and jinja2 are imported only when a classifier is trained, a plot drawn or the HTML page rendered.
 """
 
 from __future__ import annotations
 
-from showerforge.evaluation.classifier import (
-    ClassifierConfig,
-    ClassifierResult,
-    classifier_test,
-    classifier_test_indexed,
-    high_level_inputs,
-    low_level_inputs,
-)
-from showerforge.evaluation.features import (
-    PER_LAYER_FEATURES,
-    PER_SHOWER_FEATURES,
-    challenge_dataset,
-    compute_features,
-    default_threshold_mev,
-    defined_layers,
-    stream_features,
-    voxel_histograms,
-)
-from showerforge.evaluation.jet_report import (
-    JET_SCHEMA,
-    detect_format,
-    evaluate_jet_files,
-    format_jet_summary,
-)
+from showerforge.data.formats import detect_format
+from showerforge.evaluation.jets.report import JET_SCHEMA, evaluate_jet_files, format_jet_summary
 from showerforge.evaluation.metrics import (
     Measurement,
     Resampler,
@@ -43,7 +23,25 @@ from showerforge.evaluation.metrics import (
     unit_histogram,
     wasserstein1,
 )
-from showerforge.evaluation.report import SCHEMA, compare_features, evaluate_files, format_summary
+from showerforge.evaluation.showers.classifier import (
+    ClassifierConfig,
+    ClassifierResult,
+    classifier_test,
+    classifier_test_indexed,
+    high_level_inputs,
+    low_level_inputs,
+)
+from showerforge.evaluation.showers.features import (
+    PER_LAYER_FEATURES,
+    PER_SHOWER_FEATURES,
+    challenge_dataset,
+    compute_features,
+    default_threshold_mev,
+    defined_layers,
+    stream_features,
+    voxel_histograms,
+)
+from showerforge.evaluation.showers.report import SCHEMA, compare_features, evaluate_files, format_summary
 
 __all__ = [
     "SCHEMA",

@@ -1,4 +1,9 @@
-"""``index.html`` of the evaluation report (jinja2 template, imported only when rendering)."""
+"""``index.html`` of the evaluation reports (jinja2, imported only when rendering).
+
+Shared by showers and jets: the common look (:data:`PAGE_STYLE`), the plots footer
+(:data:`PAGE_PLOTS_FOOTER`) and :func:`render_template`; :func:`render_html` renders the shower
+page (the jet page's template lives in :mod:`showerforge.evaluation.jets.report`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Histogram and distribution distances with bootstrap uncertainties.
+"""Histogram and distribution distances with bootstrap uncertainties, shared by showers and jets.
 
 * **Separation power** (triangular discrimination, eq. 15 of arXiv:2009.03796, as used by the
   CaloChallenge 2022): for two histograms ``h``, ``g`` on the same bins, each normalised to unit

@@ -1,4 +1,8 @@
-"""PNG plots of the evaluation report (matplotlib, imported only when a plot is drawn).
+"""PNG plots of the evaluation reports (matplotlib, imported only when a plot is drawn).
+
+Shared by showers and jets: histograms with ratio panels (:class:`HistPanel`,
+:func:`plot_histograms`, :func:`plot_ratio`); for showers also the mean images and the response
+versus incident energy (:func:`plot_mean_images`, :func:`plot_response_vs_energy`).
 
 Figures are built with the object-oriented API (``Figure`` + Agg canvas), so no global pyplot
 state or backend is touched.

@@ -28,10 +28,10 @@ from showerforge.data.io import check_writable
 from showerforge.data.jet_preprocess import jet_mass_gev
 from showerforge.data.jetnet import JET_TYPES, write_jets
 from showerforge.errors import UserError
+from showerforge.generate.common import CPU_SLICE, generation_attrs, resolve_sampler
 from showerforge.generate.pretrained import resolve_model
-from showerforge.generate.sampling import CPU_SLICE, generation_attrs, resolve_sampler
+from showerforge.training.fit import resolve_device
 from showerforge.training.jets import JetSurrogate, load_jet_model
-from showerforge.training.loop import resolve_device
 
 __all__ = ["sample_jets", "generate_jets", "jet_types_for"]
 

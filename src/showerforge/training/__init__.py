@@ -1,7 +1,12 @@
 """Training: loop with EMA, validation, atomic per-epoch checkpoints and resume; loading models.
 
+Modules: shared by every data kind, :mod:`.fit` (the training function), :mod:`.checkpoint` and
+:mod:`.distributed`; per kind, :mod:`.showers` (with its data, :mod:`.showers_data`) and
+:mod:`.jets`.
+
 Public API:
     * :func:`train_model` - train a registered model on a shower file, resumable;
+    * :func:`train_jets` / :func:`load_jet_model` - the same for jet set models;
     * :func:`load_model` - a :class:`Surrogate` (model + preprocessing + geometry) from a run
       directory or checkpoint, loaded with ``torch.load(weights_only=True)``;
     * :func:`read_checkpoint` - the raw checkpoint dict (JSON fields parsed).
@@ -20,9 +25,10 @@ from showerforge.training.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from showerforge.training.data import TrainingData
+from showerforge.training.fit import TrainError, TrainResult, lr_at, resolve_device
 from showerforge.training.jets import DEFAULT_JET_TRAIN, JetSurrogate, load_jet_model, train_jets
-from showerforge.training.loop import DEFAULT_TRAIN, TrainError, TrainResult, lr_at, resolve_device, train_model
+from showerforge.training.showers import DEFAULT_TRAIN, train_model
+from showerforge.training.showers_data import TrainingData
 
 __all__ = [
     "train_model",

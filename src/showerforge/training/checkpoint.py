@@ -233,7 +233,7 @@ class Surrogate(LoadedRun):
             (N, n_voxels) float32 array in MeV, voxels in CaloChallenge (layer, angle, radius) order.
             Energies outside the training range give a warning (the model extrapolates there).
         """
-        from showerforge.generate.sampling import sample_array
+        from showerforge.generate.showers import sample_array
 
         return sample_array(self, energies, seed=seed, steps=steps, solver=solver, batch_size=batch_size)
 

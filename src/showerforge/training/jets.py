@@ -1,9 +1,10 @@
 """Training set models on JetNet-format jets: split, preprocessing, multiplicity, loop, checkpoints.
 
-:func:`train_jets` is the jet counterpart of :func:`showerforge.training.train_model`. It reuses the
-generic machinery of :mod:`showerforge.training.loop` and :mod:`showerforge.training.checkpoint`
-(learning-rate schedule, EMA with warmup, thread control, resume checks, atomic checkpoints read
-with ``weights_only=True``); only the data side is jet specific:
+:func:`train_jets` is the jet counterpart of :func:`showerforge.training.showers.train_model`. It
+reuses the machinery shared by every data kind, :mod:`showerforge.training.fit` and
+:mod:`showerforge.training.checkpoint` (learning-rate schedule, EMA with warmup, thread control,
+resume checks, atomic checkpoints read with ``weights_only=True``); only the data side is jet
+specific:
 
 * the training file(s) are read with :func:`showerforge.data.jetnet.read_jets` and held in memory
   (JetNet sizes: 170k jets x 150 particles x 3 float32 is 300 MB);
@@ -45,9 +46,7 @@ from showerforge.training.checkpoint import (
     file_sha256,
     read_checkpoint,
 )
-
-# generic parts of the shower loop (EMA with warmup, thread control, resume checks)
-from showerforge.training.loop import (
+from showerforge.training.fit import (
     PreparedData,
     TrainConfig,
     TrainError,
@@ -363,7 +362,7 @@ def train_jets(
 
 
 class _JetData:
-    """:class:`~showerforge.training.loop.PreparedData` of JetNet-format jets."""
+    """:class:`~showerforge.training.fit.PreparedData` of JetNet-format jets."""
 
     rate_key = "jets_per_s"
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,7 @@ def auto_chunk(n_voxels: int) -> int:
 @functools.cache
 def _dataset1_geometries() -> dict[str, Geometry]:
     out: dict[str, Geometry] = {}
-    folder = Path(__file__).resolve().parent.parent / "data" / "binning"
+    folder = Path(str(resources.files("showerforge"))) / "data" / "binning"
     for key, fname in (("1-photons", "binning_dataset_1_photons.xml"), ("1-pions", "binning_dataset_1_pions.xml")):
         path = folder / fname
         if path.is_file():

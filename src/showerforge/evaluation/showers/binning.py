@@ -82,7 +82,7 @@ def feature_edges(
     Args:
         name: ``etot_over_einc``, ``voxel_energy`` or a per-layer feature name.
         geometry: the readout.
-        dataset: :func:`showerforge.evaluation.features.challenge_dataset` of the geometry.
+        dataset: :func:`showerforge.evaluation.showers.features.challenge_dataset` of the geometry.
         layer: readout layer of a per-layer feature.
         threshold_mev: voxel threshold, MeV (lower edge of the energy histograms).
         reference_max: largest reference value (energy histograms), MeV.

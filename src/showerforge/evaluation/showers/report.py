@@ -2,8 +2,8 @@
 
 :func:`evaluate_files` reads both files in chunks (memory bounded by a chunk plus the small
 per-shower features), computes the high-level features of
-:mod:`showerforge.evaluation.features`, and compares candidate with reference, and, as a floor
-(what statistics alone give), one half of the reference with the other half (seeded split).
+:mod:`showerforge.evaluation.showers.features`, and compares candidate with reference, and, as a
+floor (what statistics alone give), one half of the reference with the other half (seeded split).
 It writes, into ``out_dir``:
 
 * ``metrics.json`` (keys below);
@@ -47,7 +47,7 @@ the reference, so it carries the statistical noise of half the reference. The lo
 holds its inputs in memory: each class is limited to
 ``low_level_memory_mb / (2 * 4 bytes * (n_voxels + 1))`` showers (seeded subsample; 1 GB gives
 about 20,000 dataset-2 or 3,300 dataset-3 showers per class). Histograms use the CaloChallenge
-binnings (:mod:`showerforge.evaluation.binning`), with edges from the whole reference.
+binnings (:mod:`showerforge.evaluation.showers.binning`), with edges from the whole reference.
 """
 
 from __future__ import annotations
@@ -63,22 +63,6 @@ import numpy as np
 from showerforge.data.calo import CaloFile, CaloFileError, atomic_output, require_clean
 from showerforge.data.io import check_writable_dir
 from showerforge.errors import UserError
-from showerforge.evaluation.binning import feature_edges
-from showerforge.evaluation.classifier import (
-    ClassifierConfig,
-    classifier_test_indexed,
-    high_level_inputs,
-    low_level_inputs,
-)
-from showerforge.evaluation.features import (
-    PER_LAYER_FEATURES,
-    auto_chunk,
-    challenge_dataset,
-    default_threshold_mev,
-    defined_layers,
-    stream_features,
-    voxel_histograms,
-)
 from showerforge.evaluation.metrics import (
     Measurement,
     Resampler,
@@ -87,6 +71,22 @@ from showerforge.evaluation.metrics import (
     separation_power_counts,
     unit_histogram,
     wasserstein1,
+)
+from showerforge.evaluation.showers.binning import feature_edges
+from showerforge.evaluation.showers.classifier import (
+    ClassifierConfig,
+    classifier_test_indexed,
+    high_level_inputs,
+    low_level_inputs,
+)
+from showerforge.evaluation.showers.features import (
+    PER_LAYER_FEATURES,
+    auto_chunk,
+    challenge_dataset,
+    default_threshold_mev,
+    defined_layers,
+    stream_features,
+    voxel_histograms,
 )
 from showerforge.geometry import Geometry
 
@@ -153,7 +153,7 @@ def compare_features(
     """Separation power and W1 of every feature between two feature sets.
 
     Args:
-        ref, cand: feature dicts of :func:`showerforge.evaluation.features.compute_features`.
+        ref, cand: feature dicts of :func:`showerforge.evaluation.showers.features.compute_features`.
         geometry: the readout.
         edges: bin edges (``etot_over_einc``, ``voxel_energy`` arrays; per-layer dicts).
         voxel_counts: per-shower voxel-energy histograms (n, B), (m, B) on ``edges["voxel_energy"]``.
@@ -304,7 +304,7 @@ def evaluate_files(
         max_showers: use only the first ``max_showers`` showers of each file.
         chunk: showers per read; default: about 8 million voxels per chunk.
         threshold_mev: voxel threshold in MeV; default: the challenge's
-            (:func:`showerforge.evaluation.features.default_threshold_mev`).
+            (:func:`showerforge.evaluation.showers.features.default_threshold_mev`).
         n_bootstrap: bootstrap replicas (default 20, quick 10).
         classifiers: which classifier tests to run (``"high_level"``, ``"low_level"``).
         classifier_config: classifier hyper-parameters (overrides ``quick`` for the classifier).

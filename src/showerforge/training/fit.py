@@ -1,10 +1,14 @@
-"""The training loop: AdamW, warmup + cosine (or constant) learning rate, EMA, validation,
-one atomic checkpoint per epoch, resume after interruption."""
+"""The training function shared by every data kind: AdamW, warmup + cosine (or constant) learning
+rate, EMA, validation, one atomic checkpoint per epoch, resume after interruption.
+
+A data kind plugs in through :class:`PreparedData` (rows, batches, validation rows, provenance and
+its checkpoint entries) and calls :func:`fit` with its settings: showers in
+:mod:`showerforge.training.showers`, jets in :mod:`showerforge.training.jets`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import sys
@@ -23,12 +27,10 @@ from showerforge.models import MODELS, GenerativeModel, get_spec
 from showerforge.training.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
-    file_sha256,
     read_checkpoint,
     save_checkpoint,
     write_json_atomic,
 )
-from showerforge.training.data import TrainingData
 from showerforge.training.distributed import DistContext, LossModule, init_distributed
 
 __all__ = [
@@ -37,10 +39,8 @@ __all__ = [
     "fit",
     "TrainError",
     "TrainResult",
-    "train_model",
     "lr_at",
     "resolve_device",
-    "DEFAULT_TRAIN",
     "ema_model",
     "run_epochs",
     "torch_threads",
@@ -59,7 +59,7 @@ class TrainError(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """What :func:`train_model` did.
+    """What a training run (:func:`fit`) did.
 
     Attributes:
         run_dir: the run directory.
@@ -68,7 +68,7 @@ class TrainResult:
         epochs_run: epochs run by this call.
         stopped_early: True when ``max_minutes`` ended the run before ``epochs``.
         history: one record per completed epoch (``epoch``, ``loss``, ``val_loss``, ``lr``,
-            ``seconds``, ``showers_per_s``).
+            ``seconds`` and the samples per second of the data kind, e.g. ``showers_per_s``).
         seconds: wall time of this call.
     """
 
@@ -139,21 +139,6 @@ def torch_threads(device: torch.device, num_threads: int | None) -> Iterator[Non
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _provenance(data: TrainingData) -> dict[str, Any]:
-    attrs = {k: v for k, v in data.attrs.items() if isinstance(v, (str, int, float, bool)) and k != "geometry"}
-    return {
-        "path": str(data.path.resolve()),
-        "sha256": file_sha256(data.path),
-        "size_bytes": data.path.stat().st_size,
-        "n_showers": data.n_rows,
-        "n_train": data.n_train,
-        "n_val": data.n_val,
-        "geometry": data.geometry.name,
-        "incident_mev_range": list(data.incident_range_mev),
-        "file_attrs": json.loads(json.dumps(attrs, default=str)),
-    }
 
 
 @torch.no_grad()
@@ -254,10 +239,6 @@ class TrainConfig:
         lr_at(0, 1, self.lr, self.schedule, self.warmup_steps)  # validates the schedule name
 
 
-DEFAULT_TRAIN: dict[str, Any] = asdict(TrainConfig())
-"""Training hyperparameters of showers and their defaults (recorded in ``config.json``)."""
-
-
 class PreparedData(Protocol):
     """What the training loop needs from one kind of data (showers, jets, ...)."""
 
@@ -322,7 +303,8 @@ def fit(
         data_kind: what ``prepare`` yields (``"calo-voxel"``, ``"jet-set"``).
         data_name: the data as the user named it (for messages).
         extra_settings: kind-specific settings recorded beside ``cfg`` (checked on resume).
-        device, resume, progress, max_minutes, config_overrides, num_threads: see :func:`train_model`.
+        device, resume, progress, max_minutes, config_overrides, num_threads: see
+            :func:`showerforge.training.showers.train_model`.
     """
     t_start = time.perf_counter()
     spec = get_spec(model_name)
@@ -418,139 +400,6 @@ def fit(
 
 
 _KIND_WORDS = {"calo-voxel": "a shower file", "jet-set": "a jet file"}
-
-
-class _ShowerData:
-    """:class:`PreparedData` of a CaloChallenge-format shower file."""
-
-    rate_key = "showers_per_s"
-
-    def __init__(self, data: TrainingData) -> None:
-        self.data = data
-        self.provenance = _provenance(data)
-
-    def model_data_keys(self) -> dict[str, Any]:
-        return {"token_sizes": self.data.preprocessing.token_sizes, "n_cond": self.data.preprocessing.n_cond}
-
-    def batches_per_epoch(self, batch_size: int) -> int:
-        return self.data.batches_per_epoch(batch_size)
-
-    def batches(self, epoch: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
-        return ((x, c, None) for x, c in self.data.epoch(epoch, batch_size))
-
-    def validation(self) -> tuple[Tensor, Tensor, Tensor | None] | None:
-        return None if self.data.val is None else (*self.data.val, None)
-
-    def restore(self, ckpt: dict[str, Any]) -> None:
-        pass
-
-    def checkpoint_entries(self) -> dict[str, Any]:
-        return {
-            "data_kind": "calo-voxel",
-            "preprocessing": self.data.preprocessing.state_dict(),
-            "geometry": self.data.geometry.to_dict(),
-        }
-
-    def config_entries(self) -> dict[str, Any]:
-        return {
-            "data_kind": "calo-voxel",
-            "preprocessing": self.data.preprocessing.state_dict(),
-            "geometry": self.data.geometry.to_dict(),
-            "in_memory": self.data.in_memory,
-        }
-
-
-def train_model(
-    data_path: str | Path,
-    model_name: str = "cfm-voxel",
-    out_dir: str | Path = "runs/cfm-voxel",
-    *,
-    epochs: int = DEFAULT_TRAIN["epochs"],
-    batch_size: int = DEFAULT_TRAIN["batch_size"],
-    lr: float = DEFAULT_TRAIN["lr"],
-    val_fraction: float = DEFAULT_TRAIN["val_fraction"],
-    seed: int = DEFAULT_TRAIN["seed"],
-    device: str | torch.device = "auto",
-    resume: bool = True,
-    progress: bool = True,
-    max_minutes: float | None = None,
-    config_overrides: dict[str, Any] | None = None,
-    weight_decay: float = DEFAULT_TRAIN["weight_decay"],
-    schedule: str = DEFAULT_TRAIN["schedule"],
-    warmup_steps: int = DEFAULT_TRAIN["warmup_steps"],
-    grad_clip: float = DEFAULT_TRAIN["grad_clip"],
-    ema_decay: float = DEFAULT_TRAIN["ema_decay"],
-    num_threads: int | None = None,
-    max_memory_gb: float = 2.0,
-) -> TrainResult:
-    """Train a registered model on a CaloChallenge-format shower file.
-
-    Writes ``<out_dir>/config.json`` (resolved configuration), ``<out_dir>/checkpoint.pt`` after
-    every epoch (atomically; layout in :mod:`showerforge.training.checkpoint`) and
-    ``<out_dir>/history.json``. Re-running with the same arguments continues from the last
-    complete epoch (bit-identical to an uninterrupted run on the same device); a larger
-    ``epochs`` extends a finished run.
-
-    Args:
-        data_path: training file (``incident_energies`` (N, 1) MeV, ``showers`` (N, voxels) MeV).
-        model_name: key of :data:`showerforge.models.MODELS`.
-        out_dir: run directory.
-        epochs: total epochs (including resumed ones).
-        batch_size: showers per optimizer step.
-        lr: peak learning rate of AdamW.
-        val_fraction: held-out fraction for the validation loss (at most 10,000 rows).
-        seed: seed of weights, split, batch order and flow-matching noise.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-        resume: continue an existing run in ``out_dir``; ``False`` refuses to touch one.
-        progress: show a rich progress bar (loss, val loss, showers/s).
-        max_minutes: stop after the last epoch expected to end within this wall time.
-        config_overrides: model hyperparameters (see ``MODELS[model_name].defaults``).
-        weight_decay: AdamW weight decay.
-        schedule: ``"cosine"`` (to 0 at the last epoch) or ``"constant"``, after linear warmup.
-        warmup_steps: optimizer steps of linear warmup.
-        grad_clip: max gradient norm (0 disables clipping).
-        ema_decay: EMA decay of the sampling weights (with warmup, see ``ema_model``).
-        num_threads: CPU threads (default: all cores available to the process).
-        max_memory_gb: hold preprocessed training rows in memory up to this size, else stream.
-
-    Returns:
-        A :class:`TrainResult`.
-    """
-    cfg = TrainConfig(
-        epochs, batch_size, lr, val_fraction, seed, weight_decay, schedule, warmup_steps, grad_clip, ema_decay
-    )
-
-    def prepare(ckpt: dict[str, Any] | None, dev: torch.device) -> PreparedData:
-        pre = None
-        if ckpt is not None:
-            from showerforge.data.preprocess import preprocessor_from_state
-
-            pre = preprocessor_from_state(ckpt["preprocessing"])
-        return _ShowerData(
-            TrainingData(
-                data_path,
-                val_fraction=val_fraction,
-                seed=seed,
-                device=dev,
-                preprocessing=pre,
-                max_memory_gb=max_memory_gb,
-            )
-        )
-
-    return fit(
-        prepare,
-        model_name,
-        out_dir,
-        cfg,
-        data_kind="calo-voxel",
-        data_name=str(data_path),
-        device=device,
-        resume=resume,
-        progress=progress,
-        max_minutes=max_minutes,
-        config_overrides=config_overrides,
-        num_threads=num_threads,
-    )
 
 
 def run_epochs(

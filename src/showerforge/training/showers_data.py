@@ -1,4 +1,4 @@
-"""Training data from a CaloChallenge-format file: split, preprocessing fit, batches.
+"""Shower training data from a CaloChallenge-format file: split, preprocessing fit, batches.
 
 Memory rule: the preprocessed training rows are held in memory as float32 when they take at most
 ``max_memory_gb`` (default 2 GiB: e.g. 80k ds2 showers); otherwise every epoch streams the file in

@@ -12,10 +12,9 @@ with the conventions of the reference implementation documented by the ``jetnet`
 * :func:`fpd`: Fréchet physics distance, the Fréchet distance between Gaussian fits of EFP
   features, extrapolated to infinite sample size (value at :math:`1/N \\to 0` of a linear fit);
 * :func:`kpd`: kernel physics distance, the unbiased quadratic-time estimator of MMD² with the
-  polynomial kernel :math:`k(x, y) = (x \\cdot y / d + 1)^4`. The task brief quoted both
-  degree 3 (the KID kernel of Bińkowski et al., arXiv:1801.01401) and degree 4; the reference
-  implementation for arXiv:2211.10295 (``jetnet.evaluation.kpd``) uses degree 4, so 4 is the
-  default (``degree`` is a parameter).
+  polynomial kernel :math:`k(x, y) = (x \\cdot y / d + 1)^4`: degree 4 as in the reference
+  implementation for arXiv:2211.10295 (``jetnet.evaluation.kpd``); ``degree=3`` gives the KID
+  kernel of Bińkowski et al., arXiv:1801.01401.
 
 Bootstrap uncertainties: the W1 metrics draw ``num_batches`` random subsamples of
 ``num_eval_samples`` jets *with replacement* from each sample and report the mean and the

@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 
 from showerforge.errors import UserError
-from showerforge.evaluation.features import PER_LAYER_FEATURES, defined_layers
 from showerforge.evaluation.metrics import Measurement
+from showerforge.evaluation.showers.features import PER_LAYER_FEATURES, defined_layers
 from showerforge.geometry import Geometry
 
 __all__ = [
@@ -143,7 +143,7 @@ def low_level_inputs(incident_mev: np.ndarray, showers_mev: np.ndarray, *, thres
 
 
 def high_level_inputs(features: dict[str, np.ndarray], geometry: Geometry) -> np.ndarray:
-    """High-level classifier input from the features of :mod:`showerforge.evaluation.features`.
+    """High-level classifier input from the features of :mod:`showerforge.evaluation.showers.features`.
 
     Returns:
         (n, d) float32, columns as in the module docstring.

@@ -2,7 +2,7 @@
 
 :func:`evaluate_jet_files` reads two JetNet-format files (:func:`showerforge.data.jetnet.read_jets`
 specs, ``jets.h5:t`` selects a type), computes the metrics of arXiv:2211.10295 with
-:func:`showerforge.evaluation.jet_metrics.evaluate_jets` (W1M, W1P, W1EFP, FPD, KPD) for the
+:func:`showerforge.evaluation.jets.metrics.evaluate_jets` (W1M, W1P, W1EFP, FPD, KPD) for the
 candidate and, as the floor, for one random half of the reference against the other
 ("truth vs truth"), and writes, into ``out_dir``:
 
@@ -35,7 +35,7 @@ for a ``file:type`` selection and lists the types of both files.
   ``types_in_file``, ``selected_type`` (or null), ``type_selection`` (``"spec"``,
   ``"automatic"`` or ``"none"``);
 * ``settings``: ``seed``, ``quick``, ``max_jets``, and the sample sizes and conventions of
-  :func:`~showerforge.evaluation.jet_metrics.evaluate_jets` (``w1_samples``, ``w1_batches``,
+  :func:`~showerforge.evaluation.jets.metrics.evaluate_jets` (``w1_samples``, ``w1_batches``,
   ``fpd_min``, ``fpd_max``, ``fpd_batches``, ``kpd_batches``, ``kpd_size``, ``kpd_degree``,
   ``efp_features``, ``w1efp_set``, the error definitions);
 * ``candidate_vs_reference`` (candidate against reference half A) and ``truth_vs_truth``
@@ -45,7 +45,7 @@ for a ``file:type`` selection and lists the types of both files.
   - ``W1M``: W1 of the relative jet mass m/pT (dimensionless);
   - ``W1P``: ``eta_rel``, ``phi_rel``, ``pt_rel`` (W1 in the feature's unit) and ``mean``;
   - ``W1EFP``: W1 averaged over the 5 connected n=4, d=4 EFPs; ``W1EFP_per_efp``: per EFP
-    (keyed by :attr:`~showerforge.evaluation.jet_metrics.EFPGraph.name`);
+    (keyed by :attr:`~showerforge.evaluation.jets.metrics.EFPGraph.name`);
   - ``FPD`` and ``KPD`` (normalised EFP units);
 * ``target``: ``factor`` (3), ``rule``, and per summary metric (``W1M``, ``W1P``,
   ``W1P_eta_rel``, ``W1P_phi_rel``, ``W1P_pt_rel``, ``W1EFP``, ``FPD``, ``KPD``) the
@@ -76,7 +76,7 @@ from showerforge.data.io import atomic_output
 from showerforge.data.jetnet import JET_TYPES, JetData, JetFileError, parse_spec, read_jets
 from showerforge.errors import UserError
 from showerforge.evaluation.html import PAGE_PLOTS_FOOTER, PAGE_STYLE
-from showerforge.evaluation.jet_metrics import PARTICLE_FEATURE_NAMES, evaluate_jets
+from showerforge.evaluation.jets.metrics import PARTICLE_FEATURE_NAMES, evaluate_jets
 from showerforge.evaluation.metrics import format_measurement
 
 __all__ = [
@@ -260,7 +260,7 @@ def evaluate_jet_files(
         candidate: Candidate (generated) file with the same number of particle slots n.
         out_dir: Output folder (created): ``metrics.json``, ``index.html``, ``plots/``.
         seed: Seeds the reference halves and every bootstrap.
-        quick: Smaller bootstrap sizes (see :func:`~showerforge.evaluation.jet_metrics.evaluate_jets`):
+        quick: Smaller bootstrap sizes (see :func:`~showerforge.evaluation.jets.metrics.evaluate_jets`):
             for small samples and tests.
         plots: Write the PNG plots (needs matplotlib).
         max_jets: Use only the first ``max_jets`` jets of each file (after type selection).
@@ -335,7 +335,7 @@ def _multiplicity(data: JetData) -> np.ndarray:
 
 def _draw(out: Path, ref: JetData, cand: JetData) -> list[dict[str, str]]:
     """Every PNG of the report; returns ``{"file", "caption"}`` per plot."""
-    from showerforge.evaluation.jet_metrics import plot_jet_mass, plot_particle_features
+    from showerforge.evaluation.jets.metrics import plot_jet_mass, plot_particle_features
     from showerforge.evaluation.metrics import unit_histogram
     from showerforge.evaluation.plots import HistPanel, plot_histograms
 

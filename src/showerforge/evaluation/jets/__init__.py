@@ -1,0 +1,10 @@
+"""Evaluation of jet files (JetNet conventions, arXiv:2211.10295).
+
+Modules: :mod:`.metrics` (W1M, W1P, W1EFP, FPD, KPD and their plots) and :mod:`.report`
+(:func:`~showerforge.evaluation.jets.report.evaluate_jet_files`: ``metrics.json``, plots, HTML
+page). The public names are re-exported by :mod:`showerforge.evaluation`.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []
