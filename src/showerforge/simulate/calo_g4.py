@@ -164,12 +164,43 @@ def _check_physics_data(physics: str, data_info: dict[str, str]) -> None:
         )
 
 
+_ASK_GEANT4 = """
+import json, sys
+import geant4_pybind as g4
+physics = sys.argv[1]
+print(json.dumps({
+    "materials": list(g4.G4NistManager.Instance().GetNistMaterialNames()),
+    "reference": bool(physics) and bool(g4.G4PhysListFactory().IsReferencePhysList(physics)),
+}))
+"""
+
+
+def _ask_geant4(physics: str) -> tuple[set[str], bool]:
+    """(Geant4's NIST material names, whether ``physics`` is a reference list), from a short child
+    process: Geant4 reads its data set-up once per process, so this one never imports it."""
+    import json
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _ASK_GEANT4, "" if physics in PHYSICS_EM else physics],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"could not query Geant4 (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    return set(answer["materials"]), bool(answer["reference"])
+
+
 def preflight(geometry: Geometry, physics: str) -> None:
-    """Check, in this process and in well under a second, that Geant4 can build this set-up.
+    """Check, in about a second and before any shard starts, that Geant4 can build this set-up.
 
     Catches what would otherwise fail inside every shard process: a geometry Geant4 cannot place,
     a material that is not in Geant4's NIST database, an unknown physics list, or a hadronic
-    list without the real Geant4 data sets.
+    list without the real Geant4 data sets. Geant4 itself is asked in a child process
+    (:func:`_ask_geant4`); this process never imports it.
 
     Raises:
         GeometryError: the geometry or one of its materials.
@@ -184,9 +215,7 @@ def preflight(geometry: Geometry, physics: str) -> None:
         warnings.simplefilter("always")
         data_info = ensure_geant4_env()
     _check_physics_data(physics, data_info)
-    import geant4_pybind as g4
-
-    known = set(g4.G4NistManager.Instance().GetNistMaterialNames())
+    known, reference = _ask_geant4(physics)
     for role, name in (("absorber", geometry.absorber), ("sensor", geometry.sensor)):
         if name not in known:
             raise GeometryError(
@@ -194,7 +223,7 @@ def preflight(geometry: Geometry, physics: str) -> None:
                 "(e.g. G4_W, G4_Si, G4_Pb, G4_PbWO4, G4_lAr)"
             )
     if physics not in PHYSICS_EM:
-        if not g4.G4PhysListFactory().IsReferencePhysList(physics):
+        if not reference:
             raise UserError(f"unknown physics {physics!r}: use one of {sorted(PHYSICS_EM)} or a Geant4 reference list")
         if data_info.get("physics_data") != "geant4":
             raise UserError(
