@@ -264,6 +264,39 @@ def test_x_gain_is_an_elementwise_path(group):
     assert LayerTransformer([3, 5], 1, d_model=8, n_blocks=1, n_heads=2).gain is None
 
 
+@pytest.mark.parametrize("group", [1, 2])
+def test_x_units_are_elementwise_tanh_units(group):
+    """With the main output off and units c = 2, d = 3, e = -1, the velocity is 2 tanh(3 x - 1) per
+    feature (two units: c = 1 each), and a fresh network starts at zero velocity."""
+    kw = dict(d_model=8, n_blocks=1, n_heads=2, layers_per_token=group, x_units=2)
+    fresh = LayerTransformer([3, 5, 5, 2, 4], 1, **kw)
+    x = torch.randn(4, 19)
+    assert torch.equal(fresh(x, torch.rand(4), torch.randn(4, 1)), torch.zeros_like(x))
+    net = LayerTransformer([3, 5, 5, 2, 4], 1, **kw)
+    _perturb(net)
+    with torch.no_grad():
+        net.out.weight.zero_()
+        net.out.bias.zero_()
+        net.units.weight.zero_()
+        bias = net.units.bias.view(2, 3, net.width)
+        bias[:, 0], bias[:, 1], bias[:, 2] = 1.0, 3.0, -1.0
+    v = net(x, torch.rand(4), torch.randn(4, 1))
+    assert torch.allclose(v, 2 * torch.tanh(3 * x - 1), atol=1e-6)
+
+
+def test_configs_saved_before_layer_cond_keep_their_architecture():
+    """Configs without ``layer_cond`` (the first shipped models) condition shapes on the stick features."""
+    spec = MODELS["cfm-factorised"]
+    new = spec.build(**spec.example_config)
+    assert new.config["layer_cond"] == "energy" and new.decode is not None
+    old = build_model({k: v for k, v in new.config.items() if k not in ("layer_cond", "energy_decode")})
+    assert old.decode is None and old.config["layer_cond"] == "stick"
+    n_layers = len(spec.example_config["token_sizes"])
+    assert new.shape.velocity.cond[0].in_features == old.shape.velocity.cond[0].in_features + n_layers
+    with pytest.raises(ValueError, match="energy_decode"):
+        spec.build(**{**spec.example_config, "energy_decode": None})
+
+
 def test_configs_saved_before_x_gain_keep_their_architecture():
     spec = MODELS["cfm-factorised"]
     new = spec.build(**spec.example_config)

@@ -57,6 +57,91 @@ def test_round_trip_exact_without_dequantisation():
     np.testing.assert_array_equal(back > 0, kept > 0)
 
 
+def test_mev_scale_round_trip_and_fixed_empty_gap():
+    """shape_scale="mev": voxels as log(e / delta + 1e-4); training showers come back exactly, and
+    the empty voxels sit below log(noise_scale) whatever the layer energy (their gap to real
+    deposits does not move with the layer energy, as it does for fractions of the layer)."""
+    inc, sh = _showers(400)
+    pre = ShowerPreprocessor(LAYERS, shape_scale="mev").fit([(inc, sh)])
+    delta = pre.threshold_mev
+    kept = np.where(sh >= delta, sh, 0.0)
+    cond, x = pre.forward(inc, sh)
+    back = pre.inverse(inc, x)
+    np.testing.assert_allclose(back, kept, rtol=1e-5, atol=1e-6 * float(sh.max()))
+    np.testing.assert_array_equal(back > 0, kept > 0)
+    z = pre.shape_std.inverse(x[:, pre._v_pos].astype(np.float64))
+    np.testing.assert_allclose(z[kept > 0], np.log(kept[kept > 0] / delta + 1e-4), rtol=1e-5, atol=1e-5)
+    assert z[kept == 0].max() < np.log(0.1 + 1e-4) and z[kept > 0].min() >= np.log(1.0)
+    clone = preprocessor_from_state(json.dumps(pre.state_dict()))
+    assert clone.shape_scale == "mev"
+    np.testing.assert_array_equal(clone.forward(inc, sh)[1], x)
+    # states saved before the option existed read as fractions of the layer
+    old = {k: v for k, v in ShowerPreprocessor(LAYERS).fit([(inc, sh)]).state_dict().items() if k != "shape_scale"}
+    assert preprocessor_from_state(old).shape_scale == "layer"
+    with pytest.raises(ValueError, match="shape_scale"):
+        ShowerPreprocessor(LAYERS, shape_scale="gev")
+
+
+def test_energy_binned_standardize_follows_the_energy():
+    """A feature whose mean moves with log E (x = 2 L + N(0, 0.5)): binned standardisation removes
+    the motion (conditional std 0.5 -> ~0.95: a bin's std also holds the trend across its width),
+    one global standardisation does not (std ~ 2 std(L))."""
+    from showerforge.data.preprocess import EnergyBinnedStandardize
+
+    rng = np.random.default_rng(3)
+    log_e = rng.uniform(np.log(1e3), np.log(1e5), 40_000)
+    x = (2.0 * log_e + rng.normal(0.0, 0.5, log_e.size))[:, None]
+    binned = EnergyBinnedStandardize(1, 16)
+    for lo in range(0, log_e.size, 7000):  # streaming
+        binned.partial_fit(x[lo : lo + 7000], log_e[lo : lo + 7000])
+    binned.finalize()
+    assert len(binned.centres) == 16 and np.all(np.diff(binned.centres) > 0)
+    z = binned.forward(x, log_e)
+    for band in np.array_split(np.argsort(log_e), 8):
+        assert abs(z[band].mean()) < 0.15 and 0.85 < z[band].std() < 1.1  # ends: constant beyond the centres
+    z_global = Standardize(1).fit(x).forward(x)
+    assert z_global[np.argsort(log_e)[:5000]].mean() < -1.2  # the global one keeps the motion
+    np.testing.assert_allclose(binned.inverse(z, log_e), x, rtol=1e-12, atol=1e-12)
+    # generated values are held to the range seen in training near that energy
+    far = binned.inverse(z + 50.0, log_e)
+    assert far.max() <= x.max() and np.all(far[log_e < 8.0] <= x[log_e < 8.5].max())
+
+
+def test_shape_energy_bins_round_trip():
+    inc, sh = _showers(400)
+    pre = ShowerPreprocessor(LAYERS, shape_energy_bins=4).fit([(inc[:150], sh[:150]), (inc[150:], sh[150:])])
+    kept = np.where(sh >= pre.threshold_mev, sh, 0.0)
+    cond, x = pre.forward(inc, sh)
+    np.testing.assert_allclose(pre.inverse(inc, x), kept, rtol=1e-5, atol=1e-6 * float(sh.max()))
+    clone = preprocessor_from_state(json.dumps(pre.state_dict()))
+    assert clone.shape_energy_bins == 4
+    np.testing.assert_array_equal(clone.forward(inc, sh)[1], x)
+    wild = x.copy()
+    wild[:, pre._v_pos] += 30.0  # far outside training: clipped, still physical
+    out = pre.inverse(inc, wild)
+    assert np.isfinite(out).all() and out.min() >= 0.0
+
+
+def test_energy_decode_matches_the_inverse():
+    """The torch decoder of the shape model's layer condition gives the inverse's layer energies."""
+    torch = pytest.importorskip("torch")
+    from showerforge.models.factorised import LayerEnergyDecode
+
+    inc, sh = _showers(300)
+    pre = ShowerPreprocessor(LAYERS).fit([(inc, sh)])
+    cond, x = pre.forward(inc, sh)
+    e = x[:, pre._e_pos]
+    dec = LayerEnergyDecode(json.loads(json.dumps(pre.energy_decode())))
+    got = dec.layer_energies(torch.from_numpy(e).double(), torch.from_numpy(cond).double()).numpy()
+    y = np.clip(pre.energy_std.inverse(e.astype(np.float64)), pre.y_min, pre.y_max)
+    want = pre._stick_inverse(y, inc.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-3)
+    # and the layer energies of the showers themselves (above the threshold)
+    kept = np.where(sh >= pre.threshold_mev, sh, 0.0)
+    true = np.add.reduceat(kept, pre.offsets[:-1][pre.active], axis=1)
+    np.testing.assert_allclose(got, true, rtol=2e-3, atol=0.1 * pre.threshold_mev)
+
+
 def test_dequantisation_noise():
     """Empty voxels get distinct values below the softest kept voxel; the same ones on every call."""
     inc, sh = _showers(300)

@@ -36,6 +36,25 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, CampaignError, TrainError, FileNotFoundError, PermissionError, IsADirectoryError)
 
 
+def _campaign_output_options(layout: str) -> Callable[[F], F]:
+    """``--scheduler``, ``--keep-shards`` and ``-o/--output`` of a simulation campaign writing ``layout``."""
+
+    def decorate(fn: F) -> F:
+        fn = click.option(
+            "-o",
+            "--output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            required=True,
+            help=f"Output HDF5 file ({layout} layout).",
+        )(fn)
+        fn = click.option("--keep-shards", is_flag=True, help="Keep OUTPUT.shards/ after merging.")(fn)
+        return click.option(
+            "--scheduler", default=None, help="Dask scheduler address (tcp://HOST:PORT) instead of local workers."
+        )(fn)
+
+    return decorate
+
+
 def friendly(fn: F) -> F:
     """Turn user errors into ``error: message`` and exit code 2 (tracebacks with SHOWERFORGE_DEBUG=1)."""
 
@@ -144,15 +163,7 @@ def simulate() -> None:
     default=None,
     help="Divide visible energy by this value (default: measured in this campaign).",
 )
-@click.option("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:PORT) instead of local workers.")
-@click.option("--keep-shards", is_flag=True, help="Keep OUTPUT.shards/ after merging.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Output HDF5 file (CaloChallenge layout).",
-)
+@_campaign_output_options("CaloChallenge")
 @friendly
 def simulate_calo(
     geometry: str,
@@ -234,15 +245,7 @@ def simulate_calo(
     help="Local worker processes.",
 )
 @click.option("--shard-size", type=click.IntRange(min=1), default=2000, show_default=True, help="Jets per shard.")
-@click.option("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:PORT) instead of local workers.")
-@click.option("--keep-shards", is_flag=True, help="Keep OUTPUT.shards/ after merging.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Output HDF5 file (JetNet layout).",
-)
+@_campaign_output_options("JetNet")
 @friendly
 def simulate_jets_cmd(
     types: str,

@@ -53,6 +53,7 @@ import numpy as np
 from showerforge.errors import UserError
 
 __all__ = [
+    "EnergyBinnedStandardize",
     "Standardize",
     "ShowerPreprocessor",
     "PREPROCESSORS",
@@ -61,6 +62,11 @@ __all__ = [
 ]
 
 _STD_FLOOR = 1e-6
+
+SHAPE_SCALES = ("layer", "mev")
+"""Voxel feature scales of :class:`ShowerPreprocessor` (``shape_scale``)."""
+MEV_FLOOR = 1e-4
+"""``shape_scale="mev"``: voxel feature ``log(e / delta + MEV_FLOOR)``."""
 
 
 class Standardize:
@@ -121,6 +127,138 @@ class Standardize:
         self.std = np.asarray(state["std"], dtype=np.float64)
         if self.mean.shape != (self.n_features,) or self.std.shape != (self.n_features,):
             raise ValueError(f"Standardize state: expected {self.n_features} means and stds")
+
+
+class EnergyBinnedStandardize:
+    """Per-feature standardisation whose mean and std follow a variable ``L`` (the log incident energy).
+
+    Statistics are accumulated in fine bins of ``L`` (width ``fine``), merged at :meth:`finalize`
+    into ``n_bins`` bins of equal counts; :meth:`forward` interpolates each feature's mean and std
+    linearly in ``L`` between the bins' mean ``L`` (constant beyond the first and last). With
+    ``n_bins = 1`` it is :class:`Standardize`. A model that does not fully resolve how a feature's
+    distribution moves with the condition then errs relative to the conditional spread, not the
+    spread over the whole energy range.
+
+    Args:
+        n_features: width of the arrays it transforms.
+        n_bins: bins of ``L`` after merging.
+        fine: width of the accumulation bins in ``L`` (log MeV, 0.25 = 28 % in energy).
+    """
+
+    _L_MIN, _L_MAX = -5.0, 20.0  # log MeV: 7 keV .. 500 TeV
+
+    def __init__(self, n_features: int, n_bins: int, fine: float = 0.25) -> None:
+        if n_bins < 1:
+            raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+        self.n_features, self.n_bins, self.fine = int(n_features), int(n_bins), float(fine)
+        self.centres = np.zeros(1)
+        self.mean = np.zeros((1, self.n_features))
+        self.std = np.ones((1, self.n_features))
+        n_fine = int(np.ceil((self._L_MAX - self._L_MIN) / self.fine))
+        self._n = np.zeros(n_fine)
+        self._sum_l = np.zeros(n_fine)
+        self._sum: np.ndarray | None = None
+        self._sumsq: np.ndarray | None = None
+        self._min: np.ndarray | None = None
+        self._max: np.ndarray | None = None
+        self.low = np.full((1, self.n_features), -np.inf)
+        self.high = np.full((1, self.n_features), np.inf)
+
+    def partial_fit(self, x: np.ndarray, log_e: np.ndarray) -> EnergyBinnedStandardize:
+        """Accumulate ``x`` (n, n_features) at ``log_e`` (n,); call :meth:`finalize` after the last chunk."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1, self.n_features)
+        if self._sum is None or self._sumsq is None or self._min is None or self._max is None:
+            self._sum = np.zeros((len(self._n), self.n_features))
+            self._sumsq = np.zeros((len(self._n), self.n_features))
+            self._min = np.full((len(self._n), self.n_features), np.inf)
+            self._max = np.full((len(self._n), self.n_features), -np.inf)
+        k = np.clip(
+            ((np.asarray(log_e, dtype=np.float64) - self._L_MIN) / self.fine).astype(np.int64), 0, len(self._n) - 1
+        )
+        np.add.at(self._n, k, 1.0)
+        np.add.at(self._sum_l, k, log_e)
+        for b in np.unique(k):
+            rows = x[k == b]
+            self._sum[b] += rows.sum(axis=0)
+            self._sumsq[b] += (rows * rows).sum(axis=0)
+            self._min[b] = np.minimum(self._min[b], rows.min(axis=0))
+            self._max[b] = np.maximum(self._max[b], rows.max(axis=0))
+        return self
+
+    def finalize(self) -> EnergyBinnedStandardize:
+        """Merge the fine bins into ``n_bins`` bins of equal counts and fix mean and std."""
+        if self._sum is None or self._sumsq is None or self._min is None or self._max is None or self._n.sum() == 0:
+            raise ValueError("EnergyBinnedStandardize.finalize: no data was seen")
+        used = np.nonzero(self._n)[0]
+        cum = np.cumsum(self._n[used])
+        group = np.minimum((self.n_bins * (cum - self._n[used]) / cum[-1]).astype(np.int64), self.n_bins - 1)
+        centres, means, stds, lows, highs = [], [], [], [], []
+        for g in np.unique(group):
+            b = used[group == g]
+            n = self._n[b].sum()
+            mean = self._sum[b].sum(axis=0) / n
+            std = np.sqrt(np.maximum(self._sumsq[b].sum(axis=0) / n - mean**2, 0.0))
+            centres.append(self._sum_l[b].sum() / n)
+            means.append(mean)
+            stds.append(np.where(std < _STD_FLOOR, 1.0, std))
+            lows.append(self._min[b].min(axis=0))
+            highs.append(self._max[b].max(axis=0))
+        self.centres, self.mean, self.std = np.asarray(centres), np.asarray(means), np.asarray(stds)
+        self.low, self.high = np.asarray(lows), np.asarray(highs)
+        return self
+
+    def _at(self, log_e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Interpolated (mean, std), each (n, n_features)."""
+        c = self.centres
+        if len(c) == 1:
+            return self.mean[[0]], self.std[[0]]
+        log_e = np.asarray(log_e, dtype=np.float64).reshape(-1)
+        hi = np.clip(np.searchsorted(c, log_e), 1, len(c) - 1)
+        lo = hi - 1
+        w = np.clip((log_e - c[lo]) / (c[hi] - c[lo]), 0.0, 1.0)[:, None]
+        return (1 - w) * self.mean[lo] + w * self.mean[hi], (1 - w) * self.std[lo] + w * self.std[hi]
+
+    def forward(self, x: np.ndarray, log_e: np.ndarray) -> np.ndarray:
+        """(n, n_features) at ``log_e`` (n,) -> standardised (n, n_features)."""
+        mean, std = self._at(log_e)
+        return (x - mean) / std
+
+    def inverse(self, z: np.ndarray, log_e: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`forward`, clipped to the range each feature had in training at that ``L``
+        (the union of the two bins the interpolation uses, so training data is never clipped)."""
+        mean, std = self._at(log_e)
+        c = self.centres
+        if len(c) == 1:
+            lo = hi = np.zeros(np.asarray(log_e).size, dtype=np.int64)
+        else:
+            hi = np.clip(np.searchsorted(c, np.asarray(log_e, dtype=np.float64).reshape(-1)), 1, len(c) - 1)
+            lo = hi - 1
+        low = np.minimum(self.low[lo], self.low[hi])
+        high = np.maximum(self.high[lo], self.high[hi])
+        return np.clip(z * std + mean, low, high)
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state."""
+        return {
+            "n_features": self.n_features,
+            "n_bins": self.n_bins,
+            "fine": self.fine,
+            "centres": self.centres.tolist(),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "low": self.low.tolist(),
+            "high": self.high.tolist(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""
+        self.n_features, self.n_bins, self.fine = int(state["n_features"]), int(state["n_bins"]), float(state["fine"])
+        self.centres = np.asarray(state["centres"], dtype=np.float64)
+        self.mean = np.asarray(state["mean"], dtype=np.float64).reshape(len(self.centres), self.n_features)
+        self.std = np.asarray(state["std"], dtype=np.float64).reshape(len(self.centres), self.n_features)
+        shape = (len(self.centres), self.n_features)
+        self.low = np.asarray(state.get("low", np.full(shape, -np.inf)), dtype=np.float64).reshape(shape)
+        self.high = np.asarray(state.get("high", np.full(shape, np.inf)), dtype=np.float64).reshape(shape)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -200,6 +338,8 @@ class ShowerPreprocessor:
         dequantize: bool = True,
         noise_scale: float = 0.1,
         seed: int = 0,
+        shape_scale: str = "layer",
+        shape_energy_bins: int = 0,
     ) -> None:
         self.layer_sizes = [int(n) for n in layer_sizes]
         if not self.layer_sizes or min(self.layer_sizes) < 0 or max(self.layer_sizes) == 0:
@@ -220,11 +360,21 @@ class ShowerPreprocessor:
         self.dequantize = bool(dequantize)
         self.noise_scale = float(noise_scale)
         self.seed = int(seed)
+        if shape_scale not in SHAPE_SCALES:
+            raise UserError(f"shape_scale must be one of {SHAPE_SCALES}, got {shape_scale!r}")
+        self.shape_scale = shape_scale
+        if shape_energy_bins < 0:
+            raise UserError(f"shape_energy_bins must be >= 0, got {shape_energy_bins}")
+        self.shape_energy_bins = int(shape_energy_bins)
         self.offsets = np.concatenate([[0], np.cumsum(self.layer_sizes)]).astype(np.int64)
         self.active = [i for i, n in enumerate(self.layer_sizes) if n > 0]
         self.cond_std = Standardize(1)
         self.energy_std = Standardize(len(self.active))
-        self.shape_std = Standardize(self.n_voxels)
+        self.shape_std: Standardize | EnergyBinnedStandardize = (
+            EnergyBinnedStandardize(self.n_voxels, self.shape_energy_bins)
+            if self.shape_energy_bins
+            else Standardize(self.n_voxels)
+        )
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self.y_min = np.full(len(self.active), np.inf)
         self.y_max = np.full(len(self.active), -np.inf)
@@ -259,6 +409,11 @@ class ShowerPreprocessor:
     @property
     def _delta(self) -> float:
         return self.threshold_mev or 0.0
+
+    @property
+    def _mev_unit(self) -> float:
+        """Voxel energy unit of ``shape_scale="mev"``: ``delta`` (1 MeV when there is no threshold)."""
+        return self._delta if self._delta > 0 else 1.0
 
     def _build_index(self) -> None:
         # positions of the energy feature and of the voxel features inside the interleaved x
@@ -321,9 +476,12 @@ class ShowerPreprocessor:
             ],
             axis=1,
         )
-        denom = self._scale(e_layer)
-        shape = np.divide(sh, denom, out=np.zeros_like(sh), where=denom > 0)
-        z = _logit(self.alpha + (1.0 - 2.0 * self.alpha) * np.clip(shape, 0.0, 1.0))
+        if self.shape_scale == "mev":
+            z = np.log(sh / self._mev_unit + MEV_FLOOR)
+        else:
+            denom = self._scale(e_layer)
+            shape = np.divide(sh, denom, out=np.zeros_like(sh), where=denom > 0)
+            z = _logit(self.alpha + (1.0 - 2.0 * self.alpha) * np.clip(shape, 0.0, 1.0))
         return np.log(inc)[:, None], y, z
 
     # ------------------------------------------------------------ fit
@@ -356,7 +514,10 @@ class ShowerPreprocessor:
         u, y, z = self._raw(inc, showers_mev)
         self.cond_std.partial_fit(u)
         self.energy_std.partial_fit(y)
-        self.shape_std.partial_fit(z)
+        if isinstance(self.shape_std, EnergyBinnedStandardize):
+            self.shape_std.partial_fit(z, u[:, 0])
+        else:
+            self.shape_std.partial_fit(z)
         self.y_min = np.minimum(self.y_min, y.min(axis=0))
         self.y_max = np.maximum(self.y_max, y.max(axis=0))
         return self
@@ -390,7 +551,7 @@ class ShowerPreprocessor:
         u, y, z = self._raw(inc, showers_mev)
         x = np.empty((inc.shape[0], self.n_features), dtype=np.float64)
         x[:, self._e_pos] = self.energy_std.forward(y)
-        x[:, self._v_pos] = self.shape_std.forward(z)
+        x[:, self._v_pos] = self._shape_forward(z, u[:, 0])
         return self.cond_std.forward(u).astype(np.float32), x.astype(np.float32)
 
     def inverse(self, incident_mev: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -409,13 +570,26 @@ class ShowerPreprocessor:
         y = np.clip(self.energy_std.inverse(x[:, self._e_pos]), self.y_min, self.y_max)
         e_layer = self._stick_inverse(y, inc)
         e_layer[e_layer < self._delta] = 0.0
-        z = self.shape_std.inverse(x[:, self._v_pos])
-        shape = np.clip((_sigmoid(z) - self.alpha) / (1.0 - 2.0 * self.alpha), 0.0, 1.0)
-        showers = shape * self._scale(e_layer)
+        z = self._shape_inverse(x[:, self._v_pos], np.log(inc))
+        if self.shape_scale == "mev":
+            showers = np.clip(self._mev_unit * (np.exp(np.minimum(z, 50.0)) - MEV_FLOOR), 0.0, None)
+        else:
+            shape = np.clip((_sigmoid(z) - self.alpha) / (1.0 - 2.0 * self.alpha), 0.0, 1.0)
+            showers = shape * self._scale(e_layer)
         for k, i in enumerate(self.active):
             lo, hi = self.offsets[i], self.offsets[i + 1]
             showers[:, lo:hi] = self._threshold_layer(showers[:, lo:hi], e_layer[:, k])
         return showers.astype(np.float32)
+
+    def _shape_forward(self, z: np.ndarray, log_e: np.ndarray) -> np.ndarray:
+        if isinstance(self.shape_std, EnergyBinnedStandardize):
+            return self.shape_std.forward(z, log_e)
+        return self.shape_std.forward(z)
+
+    def _shape_inverse(self, x: np.ndarray, log_e: np.ndarray) -> np.ndarray:
+        if isinstance(self.shape_std, EnergyBinnedStandardize):
+            return self.shape_std.inverse(x, log_e)
+        return self.shape_std.inverse(x)
 
     def _threshold_layer(self, v: np.ndarray, e: np.ndarray) -> np.ndarray:
         """Zero voxels below ``delta`` (keeping the hardest) and rescale to sum ``e``; (N, n), (N,)."""
@@ -437,6 +611,23 @@ class ShowerPreprocessor:
         share = np.concatenate([stick, np.ones((len(y), 1))], axis=1) * left
         return share * e_tot[:, None]
 
+    def energy_decode(self) -> dict[str, Any]:
+        """Constants that turn standardised energy features back into layer energies (JSON-able).
+
+        What :meth:`inverse` does with the energy features, for a model that conditions its shape
+        network on the layer energies in MeV (:class:`showerforge.models.factorised.LayerEnergyDecode`).
+        """
+        return {
+            "mean": self.energy_std.mean.tolist(),
+            "std": self.energy_std.std.tolist(),
+            "y_min": self.y_min.tolist(),
+            "y_max": self.y_max.tolist(),
+            "alpha": self.alpha,
+            "frac_eps": self.frac_eps,
+            "cond_mean": float(self.cond_std.mean[0]),
+            "cond_std": float(self.cond_std.std[0]),
+        }
+
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state (round trip: :meth:`load_state_dict` / :func:`preprocessor_from_state`)."""
@@ -451,6 +642,8 @@ class ShowerPreprocessor:
             "dequantize": self.dequantize,
             "noise_scale": self.noise_scale,
             "seed": self.seed,
+            "shape_scale": self.shape_scale,
+            "shape_energy_bins": self.shape_energy_bins,
             "energy_feature_min": self.y_min.tolist(),
             "energy_feature_max": self.y_max.tolist(),
             "cond": self.cond_std.state_dict(),
@@ -475,6 +668,12 @@ class ShowerPreprocessor:
         self.dequantize = bool(state.get("dequantize", False))
         self.noise_scale = float(state.get("noise_scale", self.noise_scale))
         self.seed = int(state.get("seed", 0))
+        self.shape_scale = str(state.get("shape_scale", "layer"))
+        self.shape_energy_bins = int(state.get("shape_energy_bins", 0))
+        if self.shape_energy_bins:
+            self.shape_std = EnergyBinnedStandardize(self.n_voxels, self.shape_energy_bins)
+        else:
+            self.shape_std = Standardize(self.n_voxels)
         self.y_min = np.asarray(state["energy_feature_min"], dtype=np.float64)
         self.y_max = np.asarray(state["energy_feature_max"], dtype=np.float64)
         self.cond_std.load_state_dict(state["cond"])

@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from showerforge.errors import UserError
 from showerforge.models.base import GenerativeModel
 from showerforge.models.flow_matching import FlowMatching
 from showerforge.models.layer_transformer import LayerTransformer, TimeEmbedding
 
-__all__ = ["EnergyMLP", "FactorisedFlow"]
+__all__ = ["EnergyMLP", "FactorisedFlow", "LayerEnergyDecode"]
 
 
 class _ResBlock(nn.Module):
@@ -81,6 +82,50 @@ class EnergyMLP(nn.Module):
         return self.out(self.norm_out(h))
 
 
+class LayerEnergyDecode(nn.Module):
+    """Standardised energy features -> one feature per layer, ``(log(1 + E_l / MeV) - 4) / 3``.
+
+    The energy features are stick-breaking fractions (see
+    :class:`showerforge.data.preprocess.ShowerPreprocessor`): a layer's own feature says which share
+    of the *remaining* energy it takes, not how much energy it holds. The shape of a layer depends
+    on its energy, so the shape network gets the decoded layer energies, computed exactly as the
+    preprocessing's inverse computes them (clip to the training range, undo the sticks, times the
+    incident energy from the condition's first column).
+
+    Args:
+        constants: :meth:`ShowerPreprocessor.energy_decode` of the training data.
+
+    Shapes:
+        ``e`` (N, n_layers), ``cond`` (N, n_cond) -> (N, n_layers).
+    """
+
+    mean: Tensor
+    std: Tensor
+    y_min: Tensor
+    y_max: Tensor
+
+    def __init__(self, constants: dict[str, Any]) -> None:
+        super().__init__()
+        for key in ("mean", "std", "y_min", "y_max"):
+            self.register_buffer(key, torch.tensor(constants[key], dtype=torch.float32), persistent=False)
+        self.alpha, self.frac_eps = float(constants["alpha"]), float(constants["frac_eps"])
+        self.cond_mean, self.cond_std = float(constants["cond_mean"]), float(constants["cond_std"])
+
+    def layer_energies(self, e: Tensor, cond: Tensor) -> Tensor:
+        """Layer energies in MeV, (N, n_layers)."""
+        y = torch.minimum(torch.maximum(e * self.std + self.mean, self.y_min), self.y_max)
+        total = (torch.exp(y[:, -1]) - self.frac_eps).clamp_min(0.0) * torch.exp(
+            cond[:, 0] * self.cond_std + self.cond_mean
+        )
+        stick = ((torch.sigmoid(y[:, :-1]) - self.alpha) / (1.0 - 2.0 * self.alpha)).clamp(0.0, 1.0)
+        ones = y.new_ones(y.shape[0], 1)
+        left = torch.cumprod(torch.cat([ones, 1.0 - stick], dim=1), dim=1)
+        return torch.cat([stick, ones], dim=1) * left * total[:, None]
+
+    def forward(self, e: Tensor, cond: Tensor) -> Tensor:
+        return (torch.log1p(self.layer_energies(e, cond)) - 4.0) / 3.0
+
+
 class FactorisedFlow(GenerativeModel):
     """Layer energies by one flow-matching model, shapes by a second one conditioned on them.
 
@@ -91,6 +136,9 @@ class FactorisedFlow(GenerativeModel):
         token_sizes: features per layer in ``x`` (1 energy feature + the layer's voxels).
         config: JSON-able config; ``energy_steps`` sets the energy model's ODE steps (its solver
             is the model's default solver).
+        decode: with it, the shape model's condition is ``[cond, energy features, decode(energy
+            features)]`` (the last ``n_layers`` columns are per-layer, see ``n_layer_cond`` of
+            :class:`LayerTransformer`); without it ``[cond, energy features]``.
 
     Shapes:
         ``x`` (N, sum(token_sizes)) interleaved per layer, ``cond`` (N, n_cond).
@@ -100,10 +148,15 @@ class FactorisedFlow(GenerativeModel):
     v_index: Tensor
 
     def __init__(
-        self, energy: FlowMatching, shape: FlowMatching, token_sizes: Sequence[int], config: dict[str, Any]
+        self,
+        energy: FlowMatching,
+        shape: FlowMatching,
+        token_sizes: Sequence[int],
+        config: dict[str, Any],
+        decode: LayerEnergyDecode | None = None,
     ) -> None:
         super().__init__()
-        self.energy, self.shape = energy, shape
+        self.energy, self.shape, self.decode = energy, shape, decode
         self.config = dict(config)
         sizes = [int(s) for s in token_sizes]
         starts = torch.tensor([0] + sizes[:-1]).cumsum(0)
@@ -124,13 +177,19 @@ class FactorisedFlow(GenerativeModel):
         x[:, self.v_index] = v
         return x
 
+    def shape_condition(self, e: Tensor, cond: Tensor) -> Tensor:
+        """The shape model's condition for energy features ``e``."""
+        if self.decode is None:
+            return torch.cat([cond, e], dim=1)
+        return torch.cat([cond, e, self.decode(e, cond)], dim=1)
+
     def loss(
         self, x: Tensor, cond: Tensor, mask: Tensor | None = None, *, generator: torch.Generator | None = None
     ) -> Tensor:
         """Sum of the two CFM losses (each a mean over its features); the shape model sees true energies."""
         e, v = self.split(x)
         return self.energy.loss(e, cond, generator=generator) + self.shape.loss(
-            v, torch.cat([cond, e], dim=1), generator=generator
+            v, self.shape_condition(e, cond), generator=generator
         )
 
     @torch.no_grad()
@@ -145,7 +204,7 @@ class FactorisedFlow(GenerativeModel):
     ) -> Tensor:
         """Energies (``energy_steps`` steps), then shapes given them (``steps``, ``solver``)."""
         e = self.energy.sample(cond, generator=generator, steps=int(self.config.get("energy_steps", 16)), solver=solver)
-        v = self.shape.sample(torch.cat([cond, e], dim=1), generator=generator, steps=steps, solver=solver)
+        v = self.shape.sample(self.shape_condition(e, cond), generator=generator, steps=steps, solver=solver)
         return self.join(e, v)
 
 
@@ -154,6 +213,14 @@ def build_factorised(cfg: dict[str, Any]) -> GenerativeModel:
     sizes = [int(s) for s in cfg["token_sizes"]]
     n_layers, n_cond = len(sizes), int(cfg["n_cond"])
     sub = {k: cfg[k] for k in ("sigma", "time_sampling", "solver", "steps")}
+    decode = None
+    if cfg["layer_cond"] == "energy":
+        if not cfg.get("energy_decode"):
+            raise ValueError("layer_cond='energy' needs the energy_decode constants of the preprocessing")
+        decode = LayerEnergyDecode(cfg["energy_decode"])
+    elif cfg["layer_cond"] != "stick":
+        raise UserError(f"layer_cond must be 'energy' or 'stick', got {cfg['layer_cond']!r}")
+    n_shape_cond = n_cond + n_layers * (2 if decode is not None else 1)
     energy = FlowMatching(
         EnergyMLP(
             n_layers, n_cond, width=cfg["energy_width"], n_blocks=cfg["energy_blocks"], mlp_ratio=cfg["mlp_ratio"]
@@ -164,7 +231,7 @@ def build_factorised(cfg: dict[str, Any]) -> GenerativeModel:
     shape = FlowMatching(
         LayerTransformer(
             [s - 1 for s in sizes],
-            n_cond + n_layers,
+            n_shape_cond,
             d_model=cfg["d_model"],
             n_blocks=cfg["n_blocks"],
             n_heads=cfg["n_heads"],
@@ -172,8 +239,9 @@ def build_factorised(cfg: dict[str, Any]) -> GenerativeModel:
             layers_per_token=cfg["layers_per_token"],
             n_layer_cond=n_layers,
             x_gain=bool(cfg["x_gain"]),
+            x_units=int(cfg["x_units"]),
         ),
         (sum(sizes) - n_layers,),
         {"name": "shape", **sub},
     )
-    return FactorisedFlow(energy, shape, sizes, cfg)
+    return FactorisedFlow(energy, shape, sizes, cfg, decode)

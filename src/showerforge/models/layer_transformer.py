@@ -101,6 +101,11 @@ class LayerTransformer(nn.Module):
             features into ``d_model`` numbers, so the network cannot see each voxel's current value
             exactly; the gain restores that elementwise path (the optimal velocity of a straight
             path is affine in ``x`` for a Gaussian posterior) at the cost of one output layer.
+        x_units: add ``sum_k c_k(h) tanh(d_k(h) x + e_k(h))`` per feature, ``x_units`` terms (0 =
+            none): the velocity of a feature whose distribution has two modes (an empty voxel or a
+            hit) switches sign between them, which an affine function of ``x`` cannot do; ``c``,
+            ``d``, ``e`` are read from the token's final state (one output layer of width
+            ``3 x_units`` per feature; ``c`` starts at 0, ``d`` at 1 and ``e`` spread over [-2, 2]).
 
     Shapes:
         ``x`` (N, sum(token_sizes)), ``t`` (N,), ``cond`` (N, n_cond) -> (N, sum(token_sizes)).
@@ -121,6 +126,7 @@ class LayerTransformer(nn.Module):
         layers_per_token: int = 0,
         n_layer_cond: int = 0,
         x_gain: bool = False,
+        x_units: int = 0,
     ) -> None:
         super().__init__()
         if d_model % n_heads:
@@ -157,10 +163,17 @@ class LayerTransformer(nn.Module):
         self.ada_out = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, self.width)
         self.gain = nn.Linear(d_model, self.width) if x_gain else None
-        for lin in (self.ada_out, self.out, self.gain):
+        self.x_units = int(x_units)
+        self.units = nn.Linear(d_model, 3 * self.x_units * self.width) if self.x_units else None
+        for lin in (self.ada_out, self.out, self.gain, self.units):
             if lin is not None:
                 nn.init.zeros_(lin.weight)
                 nn.init.zeros_(lin.bias)
+        if self.units is not None:
+            with torch.no_grad():
+                bias = self.units.bias.view(self.x_units, 3, self.width)
+                bias[:, 1] = 1.0
+                bias[:, 2] = torch.linspace(-2.0, 2.0, self.x_units)[:, None] if self.x_units > 1 else 0.0
 
     def _tokens(self, x: Tensor) -> Tensor:
         if not self.regular:
@@ -188,4 +201,7 @@ class LayerTransformer(nn.Module):
         out = self.out(h)
         if self.gain is not None:
             out = out + self.gain(h) * tokens
+        if self.units is not None:
+            c, d, e = self.units(h).reshape(*h.shape[:2], self.x_units, 3, self.width).unbind(dim=3)
+            out = out + (c * torch.tanh(d * tokens[:, :, None, :] + e)).sum(dim=2)
         return self._untokens(out)

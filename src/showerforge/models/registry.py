@@ -35,6 +35,8 @@ class ModelSpec:
         saved_before: values of hyperparameters added after the model was first released, for
             configs saved without them (:func:`build_model` fills them in, so older checkpoints
             keep their architecture while new runs get the current ``defaults``).
+        preprocessing_keys: hyperparameters that choose the preprocessing rather than the network
+            (passed to the preprocessor a new training run fits, e.g. ``shape_scale``).
     """
 
     name: str
@@ -46,6 +48,7 @@ class ModelSpec:
     example_config: dict[str, Any] = field(default_factory=dict)
     references: tuple[str, ...] = field(default=())
     saved_before: dict[str, Any] = field(default_factory=dict)
+    preprocessing_keys: tuple[str, ...] = ()
 
     def resolve(self, **config: Any) -> dict[str, Any]:
         """Defaults overridden by ``config``; unknown or missing keys raise ``ValueError``."""
@@ -137,12 +140,16 @@ CFM_FACTORISED = ModelSpec(
         "energy_blocks": 3,
         "energy_steps": 16,
         "x_gain": True,
+        "x_units": 2,
+        "layer_cond": "energy",
+        "shape_scale": "layer",
+        "shape_energy_bins": 8,
         "sigma": 0.0,
         "time_sampling": "uniform",
         "solver": "midpoint",
         "steps": 8,
     },
-    data_keys=("token_sizes", "n_cond"),
+    data_keys=("token_sizes", "n_cond", "energy_decode"),
     data_kind="calo-voxel",
     description="two-stage CFM: layer energies (residual MLP), then shapes given them (layer transformer)",
     example_config={
@@ -152,13 +159,31 @@ CFM_FACTORISED = ModelSpec(
         "n_blocks": 2,
         "n_heads": 2,
         "layers_per_token": 2,
+        "energy_decode": {
+            "mean": [0.0, 0.0, 0.0],
+            "std": [1.0, 1.0, 1.0],
+            "y_min": [-20.0, -20.0, -20.0],
+            "y_max": [20.0, 20.0, 20.0],
+            "alpha": 1e-6,
+            "frac_eps": 1e-7,
+            "cond_mean": 8.0,
+            "cond_std": 1.0,
+        },
         "energy_width": 16,
         "energy_blocks": 2,
         "energy_steps": 3,
         "steps": 3,
     },
     references=("arXiv:2405.09629", "arXiv:2210.02747", "arXiv:2212.09748"),
-    saved_before={"x_gain": False},
+    saved_before={
+        "x_gain": False,
+        "x_units": 0,
+        "layer_cond": "stick",
+        "energy_decode": None,
+        "shape_scale": "layer",
+        "shape_energy_bins": 0,
+    },
+    preprocessing_keys=("shape_scale", "shape_energy_bins"),
 )
 
 CFM_SET = ModelSpec(

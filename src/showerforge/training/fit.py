@@ -328,7 +328,8 @@ def fit(
     train_cfg = {"model_name": model_name, **(extra_settings or {}), **asdict(cfg)}
     with torch_threads(dev, num_threads):
         data = prepare(ckpt, dev)
-        model_cfg = spec.resolve(**{**(config_overrides or {}), **data.model_data_keys()})
+        data_keys = {k: v for k, v in data.model_data_keys().items() if k in spec.data_keys}
+        model_cfg = spec.resolve(**{**(config_overrides or {}), **data_keys})
         if ckpt is not None:
             # a run saved before a hyperparameter existed continues with the value it was trained with
             saved = ckpt["model_config"]

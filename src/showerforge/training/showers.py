@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from showerforge.data.preprocess import preprocessor_from_state
+from showerforge.models.registry import get_spec
 from showerforge.training.checkpoint import file_sha256
 from showerforge.training.fit import PreparedData, TrainConfig, TrainResult, fit
 from showerforge.training.showers_data import TrainingData
@@ -55,7 +56,8 @@ class _ShowerData:
         self.provenance = _provenance(data)
 
     def model_data_keys(self) -> dict[str, Any]:
-        return {"token_sizes": self.data.preprocessing.token_sizes, "n_cond": self.data.preprocessing.n_cond}
+        pre = self.data.preprocessing
+        return {"token_sizes": pre.token_sizes, "n_cond": pre.n_cond, "energy_decode": pre.energy_decode()}
 
     def batches_per_epoch(self, batch_size: int) -> int:
         return self.data.batches_per_epoch(batch_size)
@@ -145,6 +147,10 @@ def train_model(
         epochs, batch_size, lr, val_fraction, seed, weight_decay, schedule, warmup_steps, grad_clip, ema_decay
     )
 
+    spec = get_spec(model_name)
+    chosen = {**spec.defaults, **(config_overrides or {})}
+    options = {k: chosen[k] for k in spec.preprocessing_keys}
+
     def prepare(ckpt: dict[str, Any] | None, dev: torch.device) -> PreparedData:
         pre = None if ckpt is None else preprocessor_from_state(ckpt["preprocessing"])
         return _ShowerData(
@@ -155,6 +161,7 @@ def train_model(
                 device=dev,
                 preprocessing=pre,
                 max_memory_gb=max_memory_gb,
+                preprocessing_options=options,
             )
         )
 

@@ -40,6 +40,8 @@ class TrainingData:
         preprocessing: an already fitted preprocessor (when resuming); ``None`` fits a new one
             on the training rows (one streaming pass).
         max_memory_gb: preprocessed training rows up to this size are held in memory.
+        preprocessing_options: keyword arguments of a new :class:`ShowerPreprocessor` (e.g.
+            ``shape_scale``); unused when ``preprocessing`` is given.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class TrainingData:
         device: torch.device,
         preprocessing: ShowerPreprocessor | None = None,
         max_memory_gb: float = 2.0,
+        preprocessing_options: dict[str, Any] | None = None,
     ) -> None:
         if not 0.0 <= val_fraction < 1.0:
             raise UserError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -73,7 +76,8 @@ class TrainingData:
         self.is_val[perm[:n_val]] = True
         self.n_val, self.n_train = n_val, self.n_rows - n_val
         if preprocessing is None:
-            preprocessing = ShowerPreprocessor.from_geometry(self.geometry).fit(self._chunks(train=True))
+            preprocessing = ShowerPreprocessor.from_geometry(self.geometry, **(preprocessing_options or {}))
+            preprocessing.fit(self._chunks(train=True))
         self.preprocessing = preprocessing
         row_bytes = 4 * (preprocessing.n_features + preprocessing.n_cond)
         self.in_memory = self.n_train * row_bytes <= max_memory_gb * 2**30
