@@ -79,3 +79,23 @@ def test_models_command_lists_it():
         [sys.executable, "-m", "showerforge.cli", "models"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0 and NAME in proc.stdout and "physics_data" in proc.stdout
+
+
+def test_compact_preprocessing_keeps_the_showers():
+    """Shipped files round the energy-binned shape statistics to 5 decimals: showers change < 1e-4."""
+    import json
+
+    from showerforge.data.preprocess import ShowerPreprocessor, preprocessor_from_state
+    from showerforge.generate.pretrained import _compact_preprocessing
+
+    rng = np.random.default_rng(0)
+    inc = np.exp(rng.uniform(np.log(1e3), np.log(1e4), 300))
+    sh = rng.exponential(1.0, (300, 12)) * (rng.random((300, 12)) < 0.5)
+    sh *= (0.9 * inc / np.maximum(sh.sum(1), 1e-9))[:, None]
+    pre = ShowerPreprocessor([4, 8], shape_energy_bins=4).fit([(inc, sh)])
+    state = pre.state_dict()
+    small = _compact_preprocessing(json.dumps(state))
+    assert len(json.dumps(small)) < 0.8 * len(json.dumps(state))
+    x = rng.normal(size=(300, pre.n_features)).astype(np.float32)
+    a, b = pre.inverse(inc, x), preprocessor_from_state(small).inverse(inc, x)
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * float(a.max()))

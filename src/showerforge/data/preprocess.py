@@ -161,8 +161,8 @@ class EnergyBinnedStandardize:
         self._sumsq: np.ndarray | None = None
         self._min: np.ndarray | None = None
         self._max: np.ndarray | None = None
-        self.low = np.full((1, self.n_features), -np.inf)
-        self.high = np.full((1, self.n_features), np.inf)
+        self.low: np.ndarray = np.full((1, self.n_features), -np.inf)
+        self.high: np.ndarray = np.full((1, self.n_features), np.inf)
 
     def partial_fit(self, x: np.ndarray, log_e: np.ndarray) -> EnergyBinnedStandardize:
         """Accumulate ``x`` (n, n_features) at ``log_e`` (n,); call :meth:`finalize` after the last chunk."""

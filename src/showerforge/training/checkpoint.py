@@ -150,16 +150,28 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
+@dataclass(kw_only=True)
 class LoadedRun:
-    """What every loaded run offers: the registry ``name`` and the ``device`` of its model."""
+    """What every loaded run holds (fields shared by every data kind; keyword-only), its registry
+    ``name`` and the ``device`` of its model.
+
+    Attributes:
+        model: the :class:`~showerforge.models.GenerativeModel` (EMA weights by default), in eval mode.
+        config: model config (``config["name"]`` is the registry key).
+        checkpoint: path of the checkpoint file.
+        sha256: SHA-256 of the checkpoint file.
+        epoch: completed training epochs.
+        provenance: training-data provenance (path, SHA-256, rows, file attributes).
+        train_config: training hyperparameters.
+    """
 
     model: GenerativeModel
     config: dict[str, Any]
     checkpoint: Path
     sha256: str
     epoch: int
-    provenance: dict[str, Any]
-    train_config: dict[str, Any]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    train_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -172,31 +184,17 @@ class LoadedRun:
         return next(self.model.parameters()).device
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Surrogate(LoadedRun):
-    """A trained model ready to sample: network, preprocessing and geometry from one checkpoint.
+    """A trained shower model ready to sample: the :class:`LoadedRun` fields, and
 
     Attributes:
-        model: the :class:`~showerforge.models.GenerativeModel` (EMA weights by default), in eval mode.
         preprocessing: fitted :class:`~showerforge.data.preprocess.ShowerPreprocessor`.
         geometry: readout the model generates.
-        config: model config (``config["name"]`` is the registry key).
-        checkpoint: path of the checkpoint file.
-        sha256: SHA-256 of the checkpoint file.
-        epoch: completed training epochs.
-        provenance: training-data provenance (path, SHA-256, rows, file attributes).
-        train_config: training hyperparameters.
     """
 
-    model: GenerativeModel
     preprocessing: ShowerPreprocessor
     geometry: Geometry
-    config: dict[str, Any]
-    checkpoint: Path
-    sha256: str
-    epoch: int
-    provenance: dict[str, Any] = field(default_factory=dict)
-    train_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def energy_range_mev(self) -> tuple[float, float] | None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from torch import Tensor
 from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target
 from showerforge.data.jetnet import JetData, read_jets
 from showerforge.errors import UserError
-from showerforge.models import GenerativeModel
 from showerforge.models.multiplicity import CategoricalMultiplicity
 from showerforge.training.checkpoint import (
     CheckpointError,
@@ -162,31 +161,18 @@ class JetTrainingData:
             yield tuple(a[idx] for a in self.train)  # type: ignore[misc]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class JetSurrogate(LoadedRun):
-    """A trained jet model ready to sample.
+    """A trained jet model ready to sample: the :class:`~showerforge.training.checkpoint.LoadedRun`
+    fields, and
 
     Attributes:
-        model: the set :class:`~showerforge.models.GenerativeModel` (EMA weights by default), eval mode.
         multiplicity: the fitted :class:`CategoricalMultiplicity` (on CPU).
         preprocessing: the fitted :class:`JetPreprocessor`.
-        config: model config (``config["name"]`` is the registry key).
-        checkpoint: path of the checkpoint file.
-        sha256: SHA-256 of the checkpoint file.
-        epoch: completed training epochs.
-        provenance: training-data provenance.
-        train_config: training hyperparameters.
     """
 
-    model: GenerativeModel
     multiplicity: CategoricalMultiplicity
     preprocessing: JetPreprocessor
-    config: dict[str, Any]
-    checkpoint: Path
-    sha256: str
-    epoch: int
-    provenance: dict[str, Any] = field(default_factory=dict)
-    train_config: dict[str, Any] = field(default_factory=dict)
 
     def sample(
         self,
@@ -237,15 +223,15 @@ def load_jet_model(
         raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
     model.to(device).eval()
     return JetSurrogate(
-        model,
-        mult.eval(),
-        pre,
-        dict(ckpt["model_config"]),
-        path,
-        file_sha256(path),
-        int(ckpt["epoch"]),
-        dict(ckpt.get("provenance", {})),
-        dict(ckpt.get("train_config", {})),
+        model=model,
+        multiplicity=mult.eval(),
+        preprocessing=pre,
+        config=dict(ckpt["model_config"]),
+        checkpoint=path,
+        sha256=file_sha256(path),
+        epoch=int(ckpt["epoch"]),
+        provenance=dict(ckpt.get("provenance", {})),
+        train_config=dict(ckpt.get("train_config", {})),
     )
 
 
