@@ -7,7 +7,7 @@ The recipe (each step resumable; figures in ``docs/benchmarks.md``)::
     showerforge simulate calo --geometry ds2 --particle e- --energy 1:100GeV --spectrum log-uniform \\
         --n 10000 --seed 2002 --shard-size 500 --sampling-fraction 0.03196973047403725 -o ds2_e_test.h5
     showerforge train --data ds2_e_train.h5 --model cfm-factorised -o run_ds2 --threads 2 \\
-        --epochs 170 --max-minutes 78
+        --epochs 110 --max-minutes 85
     showerforge generate --model run_ds2 --energies-from ds2_e_test.h5 --seed 1 -o ds2_gen.h5
     showerforge evaluate --reference ds2_e_test.h5 --candidate ds2_gen.h5 --quick -o report_gen
     showerforge evaluate --reference ds2_e_test.h5 --candidate ds2_train_10k.h5 --quick -o report_floor
