@@ -184,6 +184,19 @@ class LoadedRun:
         return next(self.model.parameters()).device
 
 
+def run_fields(ckpt: dict[str, Any], path: Path, model: GenerativeModel) -> dict[str, Any]:
+    """The :class:`LoadedRun` fields of a checkpoint read from ``path`` (keyword arguments)."""
+    return {
+        "model": model,
+        "config": dict(ckpt["model_config"]),
+        "checkpoint": path,
+        "sha256": file_sha256(path),
+        "epoch": int(ckpt["epoch"]),
+        "provenance": dict(ckpt.get("provenance", {})),
+        "train_config": dict(ckpt.get("train_config", {})),
+    }
+
+
 @dataclass(kw_only=True)
 class Surrogate(LoadedRun):
     """A trained shower model ready to sample: the :class:`LoadedRun` fields, and
@@ -268,14 +281,4 @@ def load_model(run_dir_or_checkpoint: str | Path, device: str | torch.device = "
     except (KeyError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
     model.to(device).eval()
-    return Surrogate(
-        model=model,
-        preprocessing=pre,
-        geometry=geo,
-        config=dict(ckpt["model_config"]),
-        checkpoint=path,
-        sha256=file_sha256(path),
-        epoch=int(ckpt["epoch"]),
-        provenance=dict(ckpt.get("provenance", {})),
-        train_config=dict(ckpt.get("train_config", {})),
-    )
+    return Surrogate(preprocessing=pre, geometry=geo, **run_fields(ckpt, path, model))

@@ -44,6 +44,7 @@ from showerforge.training.checkpoint import (
     checkpoint_path,
     file_sha256,
     read_checkpoint,
+    run_fields,
 )
 from showerforge.training.fit import (
     PreparedData,
@@ -222,17 +223,7 @@ def load_jet_model(
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
     model.to(device).eval()
-    return JetSurrogate(
-        model=model,
-        multiplicity=mult.eval(),
-        preprocessing=pre,
-        config=dict(ckpt["model_config"]),
-        checkpoint=path,
-        sha256=file_sha256(path),
-        epoch=int(ckpt["epoch"]),
-        provenance=dict(ckpt.get("provenance", {})),
-        train_config=dict(ckpt.get("train_config", {})),
-    )
+    return JetSurrogate(multiplicity=mult.eval(), preprocessing=pre, **run_fields(ckpt, path, model))
 
 
 def _provenance(files: list[dict[str, Any]], data: JetTrainingData) -> dict[str, Any]:
