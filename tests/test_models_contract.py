@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from showerforge.data.preprocess import ShowerPreprocessor
+from showerforge.errors import UserError
 from showerforge.models import (
     MODELS,
     SOLVERS,
@@ -282,6 +283,13 @@ def test_x_units_are_elementwise_tanh_units(group):
         bias[:, 0], bias[:, 1], bias[:, 2] = 1.0, 3.0, -1.0
     v = net(x, torch.rand(4), torch.randn(4, 1))
     assert torch.allclose(v, 2 * torch.tanh(3 * x - 1), atol=1e-6)
+
+
+def test_bad_factorised_settings_are_user_errors():
+    spec = MODELS["cfm-factorised"]
+    for key, value in (("x_units", -1), ("layer_cond", "bogus")):
+        with pytest.raises(UserError, match=key):
+            spec.build(**{**spec.example_config, key: value})
 
 
 def test_configs_saved_before_layer_cond_keep_their_architecture():

@@ -163,6 +163,8 @@ class LayerTransformer(nn.Module):
         self.ada_out = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, self.width)
         self.gain = nn.Linear(d_model, self.width) if x_gain else None
+        if int(x_units) < 0:
+            raise UserError(f"x_units must be >= 0, got {x_units}")
         self.x_units = int(x_units)
         self.units = nn.Linear(d_model, 3 * self.x_units * self.width) if self.x_units else None
         for lin in (self.ada_out, self.out, self.gain, self.units):
