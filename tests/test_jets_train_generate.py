@@ -96,3 +96,11 @@ def test_type_and_pt_condition(jet_file, tmp_path):
     assert sur.config["n_cond"] == 6 and sur.preprocessing.conditioning.types == ["t"]
     jets = read_jets(generate_jets(tmp_path / "run", "t", 20, tmp_path / "gen.h5", steps=1, solver="euler"))
     assert len(jets) == 20 and jets.attrs["condition"] == "type+pt"
+
+
+def test_unknown_option_is_refused(jet_file, run_dir, tmp_path):
+    with pytest.raises(TypeError, match="batchsize"):
+        train_jets(jet_file, tmp_path / "typo", epochs=1, batchsize=8)
+    with pytest.raises(TypeError, match="sampler"):
+        generate_jets(run_dir, "g", 5, tmp_path / "g.h5", sampler="euler")
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "g.h5").exists()

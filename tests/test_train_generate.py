@@ -220,3 +220,13 @@ def test_run_saved_before_x_gain_resumes_with_its_architecture(tmp_path, data_fi
     assert res.epochs_run == 1 and read_checkpoint(out)["model_config"]["x_gain"] is False
     with pytest.raises(TrainError, match="model.x_gain: False -> True"):
         train_model(data_file, "cfm-factorised", out, epochs=3, **{**kw, "config_overrides": {**tiny, "x_gain": True}})
+
+
+def test_unknown_option_is_refused_before_any_work(tmp_path, data_file, run_dir):
+    """A misspelt keyword (``epoch`` for ``epochs``) is a TypeError, not silently ignored."""
+    with pytest.raises(TypeError, match="epoch"):
+        train_model(data_file, "cfm-voxel", tmp_path / "typo", epoch=3, **KW)
+    assert not (tmp_path / "typo").exists()
+    with pytest.raises(TypeError, match="n_steps"):
+        generate_showers(run_dir, np.full(3, 5e3), tmp_path / "g.h5", n_steps=4)
+    assert not (tmp_path / "g.h5").exists()

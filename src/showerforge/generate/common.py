@@ -1,16 +1,83 @@
-"""Generation helpers shared by showers and jets: sampler choice, slice size, file attributes."""
+"""Generation helpers shared by showers and jets: options, sampler choice, slice size, file attributes."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypedDict
 
 import torch
 
+from showerforge.data.io import check_writable
+from showerforge.generate.pretrained import resolve_model
 from showerforge.models import get_solver
 from showerforge.training.checkpoint import LoadedRun
+from showerforge.training.fit import resolve_device
 
-__all__ = ["CPU_SLICE", "resolve_sampler", "generation_attrs"]
+__all__ = ["CPU_SLICE", "SampleOptions", "Generation", "start_generation", "resolve_sampler", "generation_attrs"]
+
+
+class SampleOptions(TypedDict, total=False):
+    """Keyword options of every ``generate_*`` function (``**options``); each is optional.
+
+    * ``batch_size``: samples per batch (default 1000); on CPU a batch is solved in slices of
+      :data:`CPU_SLICE` rows.
+    * ``seed``: seed of the noise (default 0); same (seed, batch_size, device, steps, solver) ->
+      same output.
+    * ``steps``, ``solver``: ODE steps and ``"euler"``, ``"midpoint"`` or ``"rk4"`` (default:
+      the model's ``default_sampler``).
+    * ``device``: where to run (default ``"cpu"``; ``"auto"``: CUDA when available).
+    * ``progress``: called with the number of samples after each batch.
+    """
+
+    batch_size: int
+    seed: int
+    steps: int | None
+    solver: str | None
+    device: str | torch.device
+    progress: Callable[[int], Any] | None
+
+
+@dataclass
+class Generation:
+    """A loaded model ready to sample: the keywords for the in-memory sampler and the file attributes."""
+
+    surrogate: Any
+    sample_kwargs: dict[str, Any]
+    attrs: dict[str, Any]
+
+
+def start_generation(
+    run_dir: str | Path,
+    out_path: str | Path,
+    options: Mapping[str, Any],
+    load: Callable[[Path, torch.device], LoadedRun],
+    *,
+    caller: str,
+) -> Generation:
+    """Check the options and the output, load the model, choose the sampler (before any work).
+
+    Args:
+        run_dir: run directory, checkpoint or shipped model name.
+        out_path: the file to be written (checked writable now).
+        options: the caller's :class:`SampleOptions`.
+        load: the data kind's loader (``load_model``, ``load_jet_model``).
+        caller: function name for the error on an unknown option.
+    """
+    unknown = sorted(set(options) - set(SampleOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"{caller}() got unexpected keyword argument(s): {', '.join(unknown)}")
+    check_writable(out_path)
+    device = resolve_device(options.get("device", "cpu"))
+    surrogate = load(resolve_model(run_dir), device)
+    solver, steps = resolve_sampler(surrogate, options.get("solver"), options.get("steps"))
+    seed, batch_size = int(options.get("seed", 0)), int(options.get("batch_size", 1000))
+    kwargs = {"batch_size": batch_size, "seed": seed, "steps": steps, "solver": solver}
+    attrs = generation_attrs(surrogate, solver, steps, seed=seed, batch_size=batch_size, device=device)
+    return Generation(surrogate, {**kwargs, "progress": options.get("progress")}, attrs)
+
 
 CPU_SLICE = 512
 """Rows per network call on CPU (measured: batch 10,000 in one call is 2.5x slower per shower)."""

@@ -19,19 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from showerforge.data.io import check_writable
 from showerforge.data.jet_preprocess import jet_mass_gev
 from showerforge.data.jetnet import JET_TYPES, write_jets
 from showerforge.errors import UserError
-from showerforge.generate.common import CPU_SLICE, generation_attrs, resolve_sampler
-from showerforge.generate.pretrained import resolve_model
-from showerforge.training.fit import resolve_device
+from showerforge.generate.common import CPU_SLICE, SampleOptions, start_generation
 from showerforge.training.jets import JetSurrogate, load_jet_model
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["sample_jets", "generate_jets", "jet_types_for"]
 
@@ -116,13 +116,7 @@ def generate_jets(
     jet_type: str | list[str],
     n: int,
     out_path: str | Path,
-    *,
-    seed: int = 0,
-    batch_size: int = 1000,
-    steps: int | None = None,
-    solver: str | None = None,
-    device: str | torch.device = "cpu",
-    progress: Callable[[int], Any] | None = None,
+    **options: Unpack[SampleOptions],
 ) -> Path:
     """Sample a trained jet run and write a JetNet-format file (atomically).
 
@@ -133,8 +127,8 @@ def generate_jets(
             in the training data.
         n: jets per type, >= 1.
         out_path: output ``.h5``.
-        seed, batch_size, steps, solver, progress: as in :func:`sample_jets`.
-        device: where to run the set model (``"auto"``: CUDA when available, else CPU).
+        options: ``batch_size``, ``seed``, ``steps``, ``solver``, ``device``, ``progress``, see
+            :class:`~showerforge.generate.common.SampleOptions`.
 
     Returns:
         ``out_path``. Attributes name the model (``model``, ``model_config``), the checkpoint
@@ -143,18 +137,13 @@ def generate_jets(
         training data (``training_data``, ``training_data_sha256``).
     """
     types = jet_types_for(jet_type, int(n))
-    check_writable(out_path)
-    device = resolve_device(device)
-    surrogate = load_jet_model(resolve_model(run_dir), device)
-    solver_name, n_steps = resolve_sampler(surrogate, solver, steps)
-    arrays = sample_jets(
-        surrogate, types, seed=seed, batch_size=batch_size, steps=n_steps, solver=solver_name, progress=progress
-    )
-    attrs = generation_attrs(surrogate, solver_name, n_steps, seed=seed, batch_size=batch_size, device=device)
+    run = start_generation(run_dir, out_path, options, load_jet_model, caller="generate_jets")
+    surrogate, attrs = run.surrogate, run.attrs
+    arrays = sample_jets(surrogate, types, **run.sample_kwargs)
     attrs |= {
         "condition": surrogate.preprocessing.conditioning.kind,
         "jet_features_source": "pt, eta drawn from the training spectra per type; mass from the "
         "generated constituents (massless); multiplicity from the multiplicity model",
     }
-    arrays["settings"] = {"generator": "showerforge", "model": surrogate.name, "seed": int(seed)}  # type: ignore[assignment]
+    arrays["settings"] = {"generator": "showerforge", "model": surrogate.name, "seed": run.sample_kwargs["seed"]}  # type: ignore[assignment]
     return write_jets(out_path, arrays, attrs)

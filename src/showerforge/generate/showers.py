@@ -5,16 +5,18 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from showerforge.data.calo import CaloFile, check_writable, write_showers
+from showerforge.data.calo import CaloFile, write_showers
 from showerforge.errors import UserError
-from showerforge.generate.common import CPU_SLICE, generation_attrs, resolve_sampler
-from showerforge.generate.pretrained import resolve_model
+from showerforge.generate.common import CPU_SLICE, SampleOptions, start_generation
 from showerforge.training.checkpoint import Surrogate, load_model
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "warn_outside_range",
@@ -114,13 +116,7 @@ def generate_showers(
     run_dir: str | Path,
     incident_mev: np.ndarray,
     out_path: str | Path,
-    *,
-    batch_size: int = 1000,
-    seed: int = 0,
-    steps: int | None = None,
-    solver: str | None = None,
-    device: str | torch.device = "cpu",
-    progress: Callable[[int], Any] | None = None,
+    **options: Unpack[SampleOptions],
 ) -> Path:
     """Sample a trained run and write a CaloChallenge-format file (atomically).
 
@@ -129,7 +125,8 @@ def generate_showers(
             or the name of a shipped model (``"ds2-electron"``).
         incident_mev: (N,) incident energies in MeV (e.g. :func:`energies_from` a reference file).
         out_path: output ``.h5``.
-        batch_size, seed, steps, solver, device, progress: as in :func:`sample_array`.
+        options: ``batch_size``, ``seed``, ``steps``, ``solver``, ``device``, ``progress``, see
+            :class:`~showerforge.generate.common.SampleOptions`.
 
     Returns:
         ``out_path``. Its attributes name the model (``model``, ``model_config``), the checkpoint
@@ -137,14 +134,10 @@ def generate_showers(
         ``steps``, ``nfe``, ``seed``, ``batch_size``, ``device``) and the training data
         (``training_data``, ``training_data_sha256``, ``particle`` when known).
     """
-    check_writable(out_path)
-    surrogate = load_model(resolve_model(run_dir), device)
-    solver_name, n_steps = resolve_sampler(surrogate, solver, steps)
-    showers = sample_array(
-        surrogate, incident_mev, batch_size=batch_size, seed=seed, steps=n_steps, solver=solver_name, progress=progress
-    )
+    run = start_generation(run_dir, out_path, options, load_model, caller="generate_showers")
+    surrogate, attrs = run.surrogate, run.attrs
+    showers = sample_array(surrogate, incident_mev, **run.sample_kwargs)
     prov = surrogate.provenance
-    attrs = generation_attrs(surrogate, solver_name, n_steps, seed=seed, batch_size=batch_size, device=device)
     attrs["threshold_mev"] = float(surrogate.preprocessing.threshold_mev or 0.0)
     particle = prov.get("file_attrs", {}).get("particle")
     if particle is not None:

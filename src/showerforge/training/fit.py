@@ -13,10 +13,10 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypedDict, cast
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +35,8 @@ from showerforge.training.distributed import DistContext, LossModule, init_distr
 
 __all__ = [
     "TrainConfig",
+    "TrainOptions",
+    "split_train_options",
     "PreparedData",
     "fit",
     "TrainError",
@@ -228,6 +230,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
 
+    def split_keywords(self, device: torch.device) -> dict[str, Any]:
+        """What every kind's training-data class takes to split and place its rows."""
+        return {"val_fraction": self.val_fraction, "seed": self.seed, "device": device}
+
     def check(self) -> None:
         """Raise :class:`TrainError` for settings that cannot train."""
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -237,6 +243,56 @@ class TrainConfig:
         if not 0.0 <= self.val_fraction < 1.0:
             raise TrainError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         lr_at(0, 1, self.lr, self.schedule, self.warmup_steps)  # validates the schedule name
+
+
+class TrainOptions(TypedDict, total=False):
+    """Keyword options every ``train_*`` function takes (``**options``); each is optional.
+
+    ``epochs``, ``batch_size``, ``lr``, ``val_fraction``, ``seed``, ``weight_decay``,
+    ``schedule``, ``warmup_steps``, ``grad_clip``, ``ema_decay``: the :class:`TrainConfig` fields
+    (defaults: the data kind's, e.g. ``DEFAULT_TRAIN`` or ``DEFAULT_JET_TRAIN``). How to run:
+
+    * ``device``: ``"auto"`` (default), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    * ``resume``: continue an existing run in the run directory (default); ``False`` refuses to
+      touch one.
+    * ``progress``: show a progress bar (loss, validation loss, samples/s); default ``True``.
+    * ``max_minutes``: stop after the last epoch expected to end within this wall time.
+    * ``config_overrides``: model hyperparameters (see ``MODELS[name].defaults``).
+    * ``num_threads``: CPU threads (default: all cores available to the process).
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    val_fraction: float
+    seed: int
+    weight_decay: float
+    schedule: str
+    warmup_steps: int
+    grad_clip: float
+    ema_decay: float
+    device: str | torch.device
+    resume: bool
+    progress: bool
+    max_minutes: float | None
+    config_overrides: dict[str, Any] | None
+    num_threads: int | None
+
+
+def split_train_options(
+    defaults: TrainConfig, options: Mapping[str, Any], *, caller: str
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """``(TrainConfig, run options for fit)`` from a ``train_*`` function's ``**options``.
+
+    Raises:
+        TypeError: an option :class:`TrainOptions` does not name (as for any unknown keyword).
+    """
+    unknown = sorted(set(options) - set(TrainOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"{caller}() got unexpected keyword argument(s): {', '.join(unknown)}")
+    names = {f.name for f in fields(TrainConfig)}
+    cfg = replace(defaults, **{k: v for k, v in options.items() if k in names})
+    return cfg, {k: v for k, v in options.items() if k not in names}
 
 
 class PreparedData(Protocol):

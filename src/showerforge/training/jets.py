@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,16 +50,22 @@ from showerforge.training.fit import (
     PreparedData,
     TrainConfig,
     TrainError,
+    TrainOptions,
     TrainResult,
     fit,
+    split_train_options,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["DEFAULT_JET_TRAIN", "JetSurrogate", "JetTrainingData", "train_jets", "load_jet_model"]
 
 DATA_KIND = "jet-set"
 MAX_VAL_JETS = 10_000
 
-DEFAULT_JET_TRAIN: dict[str, Any] = {**asdict(TrainConfig(batch_size=256)), "condition": "type", "n_pt_bins": 4}
+JET_TRAIN_CONFIG = TrainConfig(batch_size=256)
+DEFAULT_JET_TRAIN: dict[str, Any] = {**asdict(JET_TRAIN_CONFIG), "condition": "type", "n_pt_bins": 4}
 """Jet training hyperparameters and their defaults (recorded in ``config.json``)."""
 
 
@@ -249,23 +255,8 @@ def train_jets(
     *,
     model: str = "cfm-set",
     condition: str = DEFAULT_JET_TRAIN["condition"],
-    epochs: int = DEFAULT_JET_TRAIN["epochs"],
-    batch_size: int = DEFAULT_JET_TRAIN["batch_size"],
-    lr: float = DEFAULT_JET_TRAIN["lr"],
-    seed: int = DEFAULT_JET_TRAIN["seed"],
-    device: str | torch.device = "auto",
-    resume: bool = True,
-    max_minutes: float | None = None,
-    config_overrides: dict[str, Any] | None = None,
-    val_fraction: float = DEFAULT_JET_TRAIN["val_fraction"],
     n_pt_bins: int = DEFAULT_JET_TRAIN["n_pt_bins"],
-    weight_decay: float = DEFAULT_JET_TRAIN["weight_decay"],
-    schedule: str = DEFAULT_JET_TRAIN["schedule"],
-    warmup_steps: int = DEFAULT_JET_TRAIN["warmup_steps"],
-    grad_clip: float = DEFAULT_JET_TRAIN["grad_clip"],
-    ema_decay: float = DEFAULT_JET_TRAIN["ema_decay"],
-    progress: bool = True,
-    num_threads: int | None = None,
+    **options: Unpack[TrainOptions],
 ) -> TrainResult:
     """Train a registered set model (``data_kind = "jet-set"``) on JetNet-format jets.
 
@@ -279,20 +270,9 @@ def train_jets(
         out_dir: run directory.
         model: key of :data:`showerforge.models.MODELS` with ``data_kind == "jet-set"``.
         condition: ``"type"`` (one-hot jet type) or ``"type+pt"`` (plus standardised log jet pT).
-        epochs: total epochs (including resumed ones).
-        batch_size: jets per optimizer step.
-        lr: peak AdamW learning rate.
-        seed: seed of weights, split, batch order and flow-matching noise.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-        resume: continue an existing run in ``out_dir``; ``False`` refuses to touch one.
-        max_minutes: stop after the last epoch expected to end within this wall time.
-        config_overrides: model hyperparameters (see ``MODELS[model].defaults``).
-        val_fraction: held-out fraction for the validation loss (at most 10,000 jets).
         n_pt_bins: jet-pT bins of the multiplicity model for ``condition="type+pt"``.
-        weight_decay, schedule, warmup_steps, grad_clip, ema_decay: as in
-            :func:`showerforge.training.train_model`.
-        progress: show a rich progress bar (loss, val loss, jets/s).
-        num_threads: CPU threads (default: all cores available to the process).
+        options: training settings and how to run, see :class:`~showerforge.training.fit.TrainOptions`
+            (defaults: :data:`DEFAULT_JET_TRAIN`; ``batch_size`` counts jets).
 
     Returns:
         A :class:`~showerforge.training.TrainResult`.
@@ -300,9 +280,7 @@ def train_jets(
     Raises:
         TrainError: bad settings, a non-set model, or a resume with different settings.
     """
-    cfg = TrainConfig(
-        epochs, batch_size, lr, val_fraction, seed, weight_decay, schedule, warmup_steps, grad_clip, ema_decay
-    )
+    cfg, run_options = split_train_options(JET_TRAIN_CONFIG, options, caller="train_jets")
 
     def prepare(ckpt: dict[str, Any] | None, dev: torch.device) -> PreparedData:
         jets, files = _read(data_spec)
@@ -310,9 +288,7 @@ def train_jets(
         try:
             data = JetTrainingData(
                 jets,
-                val_fraction=val_fraction,
-                seed=seed,
-                device=dev,
+                **cfg.split_keywords(dev),
                 preprocessing=pre,
                 condition=condition,
                 n_pt_bins=n_pt_bins,
@@ -329,12 +305,7 @@ def train_jets(
         data_kind=DATA_KIND,
         data_name=str(data_spec),
         extra_settings={"condition": condition, "n_pt_bins": n_pt_bins},
-        device=device,
-        resume=resume,
-        progress=progress,
-        max_minutes=max_minutes,
-        config_overrides=config_overrides,
-        num_threads=num_threads,
+        **run_options,
     )
 
 

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -22,8 +22,11 @@ from torch import Tensor
 from showerforge.data.preprocess import preprocessor_from_state
 from showerforge.models.registry import get_spec
 from showerforge.training.checkpoint import file_sha256
-from showerforge.training.fit import PreparedData, TrainConfig, TrainResult, fit
+from showerforge.training.fit import PreparedData, TrainConfig, TrainOptions, TrainResult, fit, split_train_options
 from showerforge.training.showers_data import TrainingData
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["DEFAULT_TRAIN", "train_model"]
 
@@ -92,23 +95,8 @@ def train_model(
     model_name: str = "cfm-voxel",
     out_dir: str | Path = "runs/cfm-voxel",
     *,
-    epochs: int = DEFAULT_TRAIN["epochs"],
-    batch_size: int = DEFAULT_TRAIN["batch_size"],
-    lr: float = DEFAULT_TRAIN["lr"],
-    val_fraction: float = DEFAULT_TRAIN["val_fraction"],
-    seed: int = DEFAULT_TRAIN["seed"],
-    device: str | torch.device = "auto",
-    resume: bool = True,
-    progress: bool = True,
-    max_minutes: float | None = None,
-    config_overrides: dict[str, Any] | None = None,
-    weight_decay: float = DEFAULT_TRAIN["weight_decay"],
-    schedule: str = DEFAULT_TRAIN["schedule"],
-    warmup_steps: int = DEFAULT_TRAIN["warmup_steps"],
-    grad_clip: float = DEFAULT_TRAIN["grad_clip"],
-    ema_decay: float = DEFAULT_TRAIN["ema_decay"],
-    num_threads: int | None = None,
     max_memory_gb: float = 2.0,
+    **options: Unpack[TrainOptions],
 ) -> TrainResult:
     """Train a registered model on a CaloChallenge-format shower file.
 
@@ -122,46 +110,27 @@ def train_model(
         data_path: training file (``incident_energies`` (N, 1) MeV, ``showers`` (N, voxels) MeV).
         model_name: key of :data:`showerforge.models.MODELS`.
         out_dir: run directory.
-        epochs: total epochs (including resumed ones).
-        batch_size: showers per optimizer step.
-        lr: peak learning rate of AdamW.
-        val_fraction: held-out fraction for the validation loss (at most 10,000 rows).
-        seed: seed of weights, split, batch order and flow-matching noise.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
-        resume: continue an existing run in ``out_dir``; ``False`` refuses to touch one.
-        progress: show a rich progress bar (loss, val loss, showers/s).
-        max_minutes: stop after the last epoch expected to end within this wall time.
-        config_overrides: model hyperparameters (see ``MODELS[model_name].defaults``).
-        weight_decay: AdamW weight decay.
-        schedule: ``"cosine"`` (to 0 at the last epoch) or ``"constant"``, after linear warmup.
-        warmup_steps: optimizer steps of linear warmup.
-        grad_clip: max gradient norm (0 disables clipping).
-        ema_decay: EMA decay of the sampling weights (with warmup, see :func:`~showerforge.training.fit.ema_model`).
-        num_threads: CPU threads (default: all cores available to the process).
+        options: training settings and how to run, see :class:`~showerforge.training.fit.TrainOptions`
+            (defaults: :data:`DEFAULT_TRAIN`; ``batch_size`` counts showers).
         max_memory_gb: hold preprocessed training rows in memory up to this size, else stream.
 
     Returns:
         A :class:`TrainResult`.
     """
-    cfg = TrainConfig(
-        epochs, batch_size, lr, val_fraction, seed, weight_decay, schedule, warmup_steps, grad_clip, ema_decay
-    )
-
+    cfg, run_options = split_train_options(TrainConfig(), options, caller="train_model")
     spec = get_spec(model_name)
-    chosen = {**spec.defaults, **(config_overrides or {})}
-    options = {k: chosen[k] for k in spec.preprocessing_keys}
+    chosen = {**spec.defaults, **(run_options.get("config_overrides") or {})}
+    preprocessing_options = {k: chosen[k] for k in spec.preprocessing_keys}
 
     def prepare(ckpt: dict[str, Any] | None, dev: torch.device) -> PreparedData:
         pre = None if ckpt is None else preprocessor_from_state(ckpt["preprocessing"])
         return _ShowerData(
             TrainingData(
                 data_path,
-                val_fraction=val_fraction,
-                seed=seed,
-                device=dev,
+                **cfg.split_keywords(dev),
                 preprocessing=pre,
                 max_memory_gb=max_memory_gb,
-                preprocessing_options=options,
+                preprocessing_options=preprocessing_options,
             )
         )
 
@@ -172,10 +141,5 @@ def train_model(
         cfg,
         data_kind="calo-voxel",
         data_name=str(data_path),
-        device=device,
-        resume=resume,
-        progress=progress,
-        max_minutes=max_minutes,
-        config_overrides=config_overrides,
-        num_threads=num_threads,
+        **run_options,
     )
