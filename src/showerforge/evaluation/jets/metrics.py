@@ -60,6 +60,8 @@ import numpy as np
 
 from showerforge.data.jet_preprocess import relative_jet_mass as _relative_jet_mass
 from showerforge.errors import UserError
+from showerforge.evaluation import distances as _distances
+from showerforge.evaluation.distances import MetricResult, as_rng, frechet_distance, mmd2_unbiased
 from showerforge.evaluation.metrics import wasserstein1_batches
 from showerforge.evaluation.plots import plot_ratio
 
@@ -90,13 +92,6 @@ RECOMMENDED_N_JETS = 50_000
 PARTICLE_FEATURE_NAMES = ("eta_rel", "phi_rel", "pt_rel")
 
 
-class MetricResult(NamedTuple):
-    """A metric value with its uncertainty (same units as the value)."""
-
-    value: float
-    error: float
-
-
 class MultiMetricResult(NamedTuple):
     """Per-component results (per feature or per EFP) and their average.
 
@@ -108,13 +103,7 @@ class MultiMetricResult(NamedTuple):
     mean: MetricResult
 
 
-def _rng(seed: int | np.random.Generator) -> np.random.Generator:
-    """A numpy Generator from an int seed or a Generator (used as is)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return np.random.default_rng(int(seed))
-    raise TypeError(f"seed must be an int or numpy.random.Generator, got {type(seed).__name__}")
+_rng = as_rng
 
 
 def _warn_small(n: int, recommended: int, what: str) -> None:
@@ -513,54 +502,6 @@ def fpd_kpd_features(jets: Any) -> np.ndarray:
 # --------------------------------------------------------------------------- FPD / KPD
 
 
-def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
-    """Fréchet (2-Wasserstein squared) distance between two Gaussians.
-
-    :math:`d^2 = \\lVert\\mu_1 - \\mu_2\\rVert^2 + \\mathrm{Tr}(\\Sigma_1 + \\Sigma_2 -
-    2 (\\Sigma_1 \\Sigma_2)^{1/2})` (Dowson & Landau 1982). The trace of the matrix square root
-    is computed as :math:`\\sum_k \\sqrt{\\lambda_k}` of the symmetric PSD matrix
-    :math:`\\Sigma_1^{1/2} \\Sigma_2 \\Sigma_1^{1/2}` (same eigenvalues as
-    :math:`\\Sigma_1 \\Sigma_2`), which is numerically stable for singular covariances.
-
-    Args:
-        mu1: ``(d,)`` mean.
-        cov1: ``(d, d)`` covariance.
-        mu2: ``(d,)`` mean.
-        cov2: ``(d, d)`` covariance.
-
-    Returns:
-        The distance (units of the features squared).
-    """
-    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
-    cov1, cov2 = np.atleast_2d(cov1), np.atleast_2d(cov2)
-    vals, vecs = np.linalg.eigh((cov1 + cov1.T) / 2)
-    root1 = (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
-    inner = root1 @ cov2 @ root1
-    lam = np.linalg.eigvalsh((inner + inner.T) / 2)
-    tr_sqrt = np.sqrt(np.clip(lam, 0.0, None)).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * tr_sqrt)
-
-
-def _normalise(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scale each feature by the max |value| of the real sample (1 where that is 0)."""
-    scale = np.abs(x).max(0)
-    scale[scale == 0] = 1.0
-    return x / scale, y / scale
-
-
-def _features2d(x: Any, name: str) -> np.ndarray:
-    """``(N, d)`` float64 feature array."""
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2 or len(arr) < 2:
-        raise UserError(f"{name}: expected features of shape (N>=2, d), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise UserError(f"{name}: features contain NaN or inf; expected finite values")
-    return arr
-
-
 def fpd(
     real_features: Any,
     gen_features: Any,
@@ -570,86 +511,24 @@ def fpd(
     num_batches: int = 20,
     num_points: int = 10,
     normalise: bool = True,
+    extrapolation: str = "jetnet",
 ) -> MetricResult:
-    """Fréchet physics distance, extrapolated to infinite sample size (arXiv:2211.10295).
+    """Fréchet physics distance of jet features (e.g. :func:`fpd_kpd_features`).
 
-    For ``num_points`` sample sizes N evenly spaced in 1/N between ``1/min_samples`` and
-    ``1/max_samples``, the Fréchet distance between Gaussian fits (mean, covariance) of
-    subsamples of size N (drawn with replacement) is averaged over ``num_batches`` draws. A
-    straight line in 1/N with non-negative intercept and slope is fitted by least squares; the
-    result is the intercept (FPD at N -> infinity) with its standard error from the fit.
-
-    Args:
-        real_features: ``(N1, d)`` reference features (e.g. :func:`fpd_kpd_features`).
-        gen_features: ``(N2, d)`` generated features.
-        seed: Random seed or Generator.
-        min_samples: Smallest subsample size.
-        max_samples: Largest subsample size.
-        num_batches: Draws per sample size.
-        num_points: Number of sample sizes.
-        normalise: Divide each feature by the real sample's max |value| first.
-
-    Returns:
-        FPD and its fit uncertainty (units of the (normalised) features squared).
+    :func:`showerforge.evaluation.distances.fpd` with a warning below the recommended
+    50,000 jets; arguments as there.
     """
-    from scipy.optimize import curve_fit
-
-    x, y = _features2d(real_features, "real_features"), _features2d(gen_features, "gen_features")
-    if x.shape[1] != y.shape[1]:
-        raise UserError(f"feature dimensions differ: {x.shape[1]} vs {y.shape[1]}")
-    if not (2 <= min_samples <= max_samples) or num_points < 2 or num_batches < 1:
-        raise UserError("need 2 <= min_samples <= max_samples, num_points >= 2, num_batches >= 1")
-    _warn_small(min(len(x), len(y)), RECOMMENDED_N_JETS, "fpd")
-    if normalise:
-        x, y = _normalise(x, y)
-    rng = _rng(seed)
-    sizes = (1.0 / np.linspace(1.0 / min_samples, 1.0 / max_samples, num_points)).astype(int)
-    means = []
-    for size in sizes:
-        vals = []
-        for _ in range(num_batches):
-            a = x[rng.choice(len(x), size=size)]
-            b = y[rng.choice(len(y), size=size)]
-            vals.append(frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
-        means.append(np.mean(vals))
-    params, cov = curve_fit(
-        lambda t, c, k: c + k * t,
-        1.0 / sizes,
-        np.asarray(means),
-        p0=(max(min(means), 0.0), 0.0),
-        bounds=([0, 0], [np.inf, np.inf]),
-    )
-    return MetricResult(float(params[0]), float(np.sqrt(max(cov[0, 0], 0.0))))
-
-
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray, degree: int = 4, block: int = 2048) -> float:
-    """Unbiased quadratic-time estimate of MMD² with a polynomial kernel.
-
-    :math:`k(a, b) = (a \\cdot b / d + 1)^{\\text{degree}}`;
-    :math:`\\widehat{\\mathrm{MMD}}^2 = \\frac{1}{m(m-1)}\\sum_{i \\ne j} k(x_i, x_j)
-    + \\frac{1}{n(n-1)}\\sum_{i \\ne j} k(y_i, y_j) - \\frac{2}{mn}\\sum_{i,j} k(x_i, y_j)`
-    (Gretton et al., JMLR 13 (2012) 723). Kernel sums are accumulated in row blocks.
-
-    Args:
-        x: ``(m, d)`` sample, m >= 2.
-        y: ``(n, d)`` sample, n >= 2.
-        degree: Polynomial degree.
-        block: Rows per block (memory ~ ``block * max(m, n)`` floats).
-
-    Returns:
-        The estimate (can be slightly negative when the distributions agree).
-    """
-    d = x.shape[1]
-
-    def ksum(a: np.ndarray, b: np.ndarray) -> float:
-        return float(sum(((a[i : i + block] @ b.T) / d + 1.0).__pow__(degree).sum() for i in range(0, len(a), block)))
-
-    def kdiag(a: np.ndarray) -> float:
-        return float((((a * a).sum(1) / d + 1.0) ** degree).sum())
-
-    m, n = len(x), len(y)
-    return (
-        (ksum(x, x) - kdiag(x)) / (m * (m - 1)) + (ksum(y, y) - kdiag(y)) / (n * (n - 1)) - 2.0 * ksum(x, y) / (m * n)
+    _warn_small(min(len(real_features), len(gen_features)), RECOMMENDED_N_JETS, "fpd")
+    return _distances.fpd(
+        real_features,
+        gen_features,
+        seed,
+        min_samples,
+        max_samples,
+        num_batches,
+        num_points,
+        normalise_features=normalise,
+        extrapolation=extrapolation,
     )
 
 
@@ -662,42 +541,15 @@ def kpd(
     normalise: bool = True,
     degree: int = 4,
 ) -> MetricResult:
-    """Kernel physics distance (arXiv:2211.10295): MMD² with a polynomial kernel over batches.
+    """Kernel physics distance of jet features (e.g. :func:`fpd_kpd_features`).
 
-    Args:
-        real_features: ``(N1, d)`` reference features (e.g. :func:`fpd_kpd_features`).
-        gen_features: ``(N2, d)`` generated features.
-        seed: Random seed or Generator.
-        num_batches: Number of batches (subsamples drawn with replacement).
-        batch_size: Jets per sample and batch (>= 2).
-        normalise: Divide each feature by the real sample's max |value| first.
-        degree: Polynomial kernel degree (4 as in the reference implementation).
-
-    Returns:
-        Median over batches and half the 16-84 % interpercentile range (≈ 1 sigma for a
-        Gaussian spread), in units of the (normalised) kernel.
+    :func:`showerforge.evaluation.distances.kpd` with a warning below the recommended
+    50,000 jets; arguments as there.
     """
-    x, y = _features2d(real_features, "real_features"), _features2d(gen_features, "gen_features")
-    if x.shape[1] != y.shape[1]:
-        raise UserError(f"feature dimensions differ: {x.shape[1]} vs {y.shape[1]}")
-    if batch_size < 2 or num_batches < 1:
-        raise UserError("need batch_size >= 2 and num_batches >= 1")
-    _warn_small(min(len(x), len(y)), RECOMMENDED_N_JETS, "kpd")
-    if normalise:
-        x, y = _normalise(x, y)
-    rng = _rng(seed)
-    vals = np.array(
-        [
-            mmd2_unbiased(
-                x[rng.choice(len(x), size=batch_size)],
-                y[rng.choice(len(y), size=batch_size)],
-                degree,
-            )
-            for _ in range(num_batches)
-        ]
+    _warn_small(min(len(real_features), len(gen_features)), RECOMMENDED_N_JETS, "kpd")
+    return _distances.kpd(
+        real_features, gen_features, seed, num_batches, batch_size, normalise_features=normalise, degree=degree
     )
-    lo, hi = np.percentile(vals, [16.275, 83.725])
-    return MetricResult(float(np.median(vals)), float((hi - lo) / 2))
 
 
 # --------------------------------------------------------------------------- evaluation
