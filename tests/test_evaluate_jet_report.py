@@ -10,6 +10,7 @@ import pytest
 
 from showerforge.data.calo import write_showers
 from showerforge.data.jetnet import JET_TYPES, JetFileError, write_jets
+from showerforge.errors import UserError
 from showerforge.evaluation.jets.report import (
     JET_SCHEMA,
     detect_format,
@@ -85,6 +86,9 @@ def test_report_files_and_keys(identical) -> None:
     assert info["n_jets"] == info["n_jets_in_file"] == N_JETS and info["n_particles"] == N_PART
     assert info["types"] == {"t": N_JETS} and info["type_selection"] == "none"
     assert m["settings"]["seed"] == 0 and m["settings"]["quick"] is True
+    # jetnet's conventions by default: EFPs of the stored pT_rel, bounded curve_fit for FPD
+    assert m["settings"]["efp_normed"] is False and m["settings"]["fpd_extrapolation"] == "jetnet"
+    assert "pT_rel as stored" in m["settings"]["efp_features"]
     assert any("recommended" in w for w in m["warnings"])
     # plots exist and the page shows them
     names = {p["file"] for p in m["plots"]}
@@ -101,6 +105,7 @@ def test_report_files_and_keys(identical) -> None:
     }
     html = (out / "index.html").read_text()
     assert "Jet evaluation" in html and "metrics.json" in html
+    assert "jetnet extrapolation" in html and "stored pT_rel, not normalised" in html
     for name in names:
         assert (out / name).stat().st_size > 1000
         assert f'src="{name}"' in html
@@ -127,6 +132,20 @@ def test_identical_files_match_truth(identical) -> None:
         assert label in text
     assert re.search(r"W1M \(m/pT\)\s*│\s*[-\d.e]+ ± [\d.e-]+", text)
     assert "every metric within 3x of truth vs truth" in text
+    assert "EFPs: stored pT_rel (jetnet); FPD extrapolation: jetnet" in text
+
+
+def test_normed_efps_and_lsq_are_recorded(ref_file, tmp_path) -> None:
+    m = evaluate_jet_files(
+        str(ref_file), str(ref_file), tmp_path, quick=True, plots=False, efp_normed=True, fpd_extrapolation="lsq"
+    )
+    assert m["settings"]["efp_normed"] is True and m["settings"]["fpd_extrapolation"] == "lsq"
+    assert "pT/sum(pT)" in m["settings"]["efp_features"]
+    assert "EFPs: pT/sum(pT) (normed); FPD extrapolation: lsq" in format_jet_summary(m)
+    html = (tmp_path / "index.html").read_text()
+    assert "lsq extrapolation" in html and "pT normalised to the jet" in html
+    with pytest.raises(UserError, match="extrapolation"):
+        evaluate_jet_files(str(ref_file), str(ref_file), tmp_path / "x", quick=True, fpd_extrapolation="exact")
 
 
 def test_shifted_candidate(ref_file, tmp_path) -> None:

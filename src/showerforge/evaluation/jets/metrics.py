@@ -24,25 +24,49 @@ from the linear fit. Every function takes an explicit ``seed`` (an ``int`` or a
 ``numpy.random.Generator``); nothing uses global random state.
 
 Energy-flow polynomials (Komiske, Metodiev, Thaler, arXiv:1712.07124), "hadronic" measure with
-:math:`\\beta = 1`, normalised: for a multigraph :math:`G` with vertices :math:`1..n` and edge
-multiset :math:`E`,
+:math:`\\beta = 1`, :math:`\\kappa = 1`: for a multigraph :math:`G` with vertices :math:`1..n` and
+edge multiset :math:`E`,
 
 .. math:: \\mathrm{EFP}_G = \\sum_{i_1 \\ldots i_n} z_{i_1} \\cdots z_{i_n}
           \\prod_{(k, l) \\in E} \\theta_{i_k i_l},
-          \\qquad z_i = p_{T,i} / \\textstyle\\sum_j p_{T,j},
-          \\quad \\theta_{ij} = \\sqrt{\\Delta\\eta_{ij}^2 + \\Delta\\phi_{ij}^2},
+          \\qquad \\theta_{ij} = \\sqrt{\\Delta\\eta_{ij}^2 + \\Delta\\phi_{ij}^2},
 
 with unrestricted sums (so a single edge between two particles gives
-:math:`2 z_1 z_2 \\theta_{12}`) and massless constituents (rapidity = pseudorapidity);
-:math:`\\Delta\\phi` is taken from the stored relative azimuths without re-wrapping. We
-enumerate every loopless multigraph without isolated vertices with :math:`d \\le 4` edges: the
-empty graph (EFP = 1), 1 + 2 + 5 + 12 connected graphs for d = 1..4, and every product of
-connected ones (disconnected graphs are products of their components): 1 + 1 + 3 + 8 + 23 = 36
-EFPs, the count of ``energyflow.EFPSet("d<=4")`` used by jetnet for FPD/KPD (our ordering may
-differ; the metrics do not depend on it). :func:`w1efp` uses by default jetnet's default subset:
-the 5 connected graphs with n = 4 vertices and d = 4 edges. Connected graphs are evaluated by
-eliminating vertices with at most two distinct neighbours (matrix-vector and batched
-matrix-matrix products), so the cost is :math:`O(N^3)` per jet at worst.
+:math:`2 z_1 z_2 \\theta_{12}`), massless constituents (rapidity = pseudorapidity) and
+:math:`\\Delta\\phi` taken modulo :math:`2\\pi` into :math:`[0, \\pi]` (as energyflow does).
+
+EFP convention. By default (``normed=False``) the energies are the stored :math:`p_T^{rel}` of
+the real particles, **not** divided by their sum: :math:`z_i = p_{T,i}^{rel}`. This is what
+jetnet (``jetnet.utils.efps``, used by ``jetnet.evaluation.w1efp`` and
+``get_fpd_kpd_jet_features``) computes, with
+``energyflow.EFPSet(*efpset_args, measure="hadr", beta=1, normed=None, coords="ptyphim")`` on
+``[pT_rel, eta_rel, phi_rel]``, and what the published W1EFP / FPD / KPD numbers of
+arXiv:2211.10295 were made with. An EFP with n vertices then scales as
+:math:`(\\sum_i p_{T,i}^{rel})^n`, and that sum is not 1 (the scalar sum of constituent
+:math:`p_T` exceeds the jet :math:`p_T`, and only the leading constituents are stored); the empty
+graph is :math:`\\sum_i p_{T,i}^{rel}` rather than 1. ``normed=True`` gives
+the textbook IRC-safe normalisation :math:`z_i = p_{T,i} / \\sum_j p_{T,j}` instead (numbers then
+differ from jetnet's by factors of order 1; not comparable with published tables). Two
+deliberate differences from jetnet, invisible on JetNet-format files (padding all zero,
+:math:`p_T \\ge 0`): padded particles are excluded through the mask column, which jetnet ignores
+for EFPs, and negative :math:`p_T^{rel}` count as 0, where energyflow would use them as signed
+weights. ``docs/benchmarks.md`` ("Parity with jetnet (jets)") compares every metric with jetnet
+0.2.5 on the same arrays and draws.
+
+We enumerate every loopless multigraph without isolated vertices with :math:`d \\le 4` edges: the
+empty graph, 1 + 2 + 5 + 12 connected graphs for d = 1..4, and every product of connected ones
+(disconnected graphs are products of their components): 1 + 1 + 3 + 8 + 23 = 36 EFPs, the set
+of ``energyflow.EFPSet(("d<=", 4))`` used by jetnet for FPD/KPD (our ordering differs; the
+metrics do not depend on it). :func:`w1efp` uses by default jetnet's default subset
+(``("n==", 4), ("d==", 4), ("p==", 1)``): the 5 connected graphs with n = 4 vertices and d = 4
+edges. Connected graphs are evaluated by eliminating vertices with at most two distinct
+neighbours (matrix-vector and batched matrix-matrix products), so the cost is :math:`O(N^3)` per
+jet at worst.
+
+FPD extrapolation: :func:`fpd` fits ``FPD(N) = c + k / N`` as jetnet does by default
+(``extrapolation="jetnet"``: ``scipy.optimize.curve_fit`` with bounds ``c, k >= 0``);
+``extrapolation="lsq"`` gives the exact least-squares line
+(:func:`showerforge.evaluation.distances.fpd`).
 """
 
 from __future__ import annotations
@@ -241,8 +265,13 @@ def w1efp(
     efp_set: str = "n=4,d=4,connected",
     num_eval_samples: int = 50_000,
     num_batches: int = 5,
+    normed: bool = False,
 ) -> MultiMetricResult:
     """W1 per energy-flow polynomial, bootstrapped, and the average over EFPs.
+
+    Same bootstrap as ``jetnet.evaluation.w1efp`` (and, by default, the same EFPs: see the
+    module docstring): with a ``numpy.random.default_rng(s)`` in place of jetnet's module-level
+    generator, both draw the same subsamples.
 
     Args:
         jets1: Particle features ``(N1, n, >=3)`` or JetBatch / JetData, or a precomputed
@@ -253,12 +282,15 @@ def w1efp(
             vertices and 4 edges) or ``"d<=4"`` (all 35 non-trivial graphs with d <= 4).
         num_eval_samples: Jets drawn (with replacement) per sample and batch.
         num_batches: Number of bootstrap batches.
+        normed: EFP energies ``z = pT / sum pT`` instead of jetnet's stored ``pT_rel``
+            (:func:`efps`); ignored for precomputed EFPs.
 
     Returns:
-        Per-EFP results (in :func:`efp_graphs` order of the selection) and their average.
+        Per-EFP results (in :func:`efp_graphs` order of the selection) and their average, in
+        EFP units (:math:`(p_T^{rel})^n` rad^d for a graph with n vertices and d edges).
     """
     graphs = _efp_selection(efp_set)
-    e1, e2 = (_efp_array(j, graphs, n) for j, n in ((jets1, "jets1"), (jets2, "jets2")))
+    e1, e2 = (_efp_array(j, graphs, n, normed) for j, n in ((jets1, "jets1"), (jets2, "jets2")))
     _warn_small(min(len(e1), len(e2)), RECOMMENDED_N_JETS, "w1efp")
     return _w1_bootstrap(e1, e2, lambda a, i: a[i], _rng(seed), num_eval_samples, num_batches)
 
@@ -272,14 +304,14 @@ def _efp_selection(efp_set: str) -> list[EFPGraph]:
     raise UserError(f"unknown efp_set {efp_set!r}; expected 'n=4,d=4,connected' or 'd<=4'")
 
 
-def _efp_array(jets: Any, graphs: list[EFPGraph], name: str) -> np.ndarray:
+def _efp_array(jets: Any, graphs: list[EFPGraph], name: str, normed: bool) -> np.ndarray:
     """EFPs of particle clouds, or a precomputed 2-D array passed through."""
     arr = np.asarray(getattr(jets, "particle_features", jets), dtype=np.float64)
     if arr.ndim == 2:
         if arr.shape[1] != len(graphs):
             raise UserError(f"{name}: expected {len(graphs)} precomputed EFPs, got {arr.shape[1]}")
         return arr
-    return efps(_particles(arr, name), graphs)
+    return efps(_particles(arr, name), graphs, normed=normed)
 
 
 # --------------------------------------------------------------------------- EFP graphs
@@ -395,27 +427,37 @@ def efps(
     jets: Any,
     graphs: Sequence[EFPGraph] | str = "d<=4",
     chunk_elements: int = 4_000_000,
+    normed: bool = False,
 ) -> np.ndarray:
-    """Energy-flow polynomials (hadronic measure, beta = 1, normalised) of particle clouds.
+    """Energy-flow polynomials (hadronic measure, beta = 1, kappa = 1) of particle clouds.
+
+    By default jetnet's convention, ``energyflow.EFPSet(..., measure="hadr", beta=1,
+    normed=None, coords="ptyphim")`` on the stored ``pT_rel``: ``z_i = pT_rel_i``, not divided
+    by the jet's sum (module docstring).
 
     Args:
         jets: Particle features ``(N, n, >=3)`` (eta_rel, phi_rel, pt_rel[, mask]) or a
-            JetBatch / JetData. Padding (mask 0 or all-zero rows) gets z = 0.
+            JetBatch / JetData. Padding (mask 0 or all-zero rows) gets z = 0; negative pt_rel
+            count as 0.
         graphs: EFP graphs, or ``"d<=4"`` for all 36 from :func:`efp_graphs` (incl. the
             constant empty graph), or a named set accepted by :func:`w1efp`.
         chunk_elements: Jets are processed in chunks of about ``chunk_elements / n**2`` to
             bound memory (each chunk holds a few ``(chunk, n, n)`` float64 arrays).
+        normed: ``z_i = pT_i / sum_j pT_j`` (IRC-safe textbook normalisation; each EFP is then
+            invariant under a common rescaling of pT) instead of the stored ``pT_rel``.
 
     Returns:
-        ``(N, len(graphs))`` float64 EFP values (dimensionless).
+        ``(N, len(graphs))`` float64 EFP values: :math:`(p_T^{rel})^n` rad^d for a graph with n
+        vertices and d edges (dimensionless when ``normed``).
     """
     if isinstance(graphs, str):
         graphs = list(efp_graphs(4)) if graphs == "d<=4" else _efp_selection(graphs)
     p = _particles(jets, "jets")
     n = p.shape[1]
-    w = np.where(_particle_mask(p), np.clip(p[..., 2], 0.0, None), 0.0)
-    total = w.sum(1, keepdims=True)
-    z = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    z = np.where(_particle_mask(p), np.clip(p[..., 2], 0.0, None), 0.0)
+    if normed:
+        total = z.sum(1, keepdims=True)
+        z = np.divide(z, total, out=np.zeros_like(z), where=total > 0)
     chunk = max(1, chunk_elements // max(n * n, 1))
     out = np.empty((len(p), len(graphs)))
     max_mult = max((max(Counter(c).values()) for g in graphs for c in g.components), default=1)
@@ -427,7 +469,7 @@ def efps(
 def _efps_chunk(p: np.ndarray, z: np.ndarray, graphs: Sequence[EFPGraph], max_mult: int) -> np.ndarray:
     """EFPs of one chunk: connected components evaluated once, products multiplied."""
     deta = p[:, :, None, 0] - p[:, None, :, 0]
-    dphi = p[:, :, None, 1] - p[:, None, :, 1]
+    dphi = np.abs(np.remainder(p[:, :, None, 1] - p[:, None, :, 1] + np.pi, 2 * np.pi) - np.pi)
     theta = np.sqrt(deta**2 + dphi**2)
     powers = {1: theta}
     for m in range(2, max_mult + 1):
@@ -441,7 +483,7 @@ def _efps_chunk(p: np.ndarray, z: np.ndarray, graphs: Sequence[EFPGraph], max_mu
                 cache[comp] = _eval_connected(comp, z, powers)
             val = val * cache[comp]
         if not g.components:
-            val = z.sum(1)  # empty graph: sum_i z_i (1, or 0 for an empty jet)
+            val = z.sum(1)  # empty graph: sum_i z_i (1 when normed, 0 for an empty jet)
         cols.append(val)
     return np.stack(cols, axis=1)
 
@@ -487,16 +529,21 @@ def _eval_connected(edges: tuple[tuple[int, int], ...], z: np.ndarray, powers: d
     return f[last].sum(1)
 
 
-def fpd_kpd_features(jets: Any) -> np.ndarray:
+def fpd_kpd_features(jets: Any, normed: bool = False) -> np.ndarray:
     """The 36 EFPs with d <= 4 recommended as FPD/KPD features (arXiv:2211.10295).
+
+    The features of ``jetnet.evaluation.get_fpd_kpd_jet_features`` (``EFPSet(("d<=", 4))``, the
+    empty graph, :math:`\\sum_i p_{T,i}^{rel}`, included), in :func:`efp_graphs`
+    order.
 
     Args:
         jets: Particle features ``(N, n, >=3)`` or a JetBatch / JetData.
+        normed: ``z = pT / sum pT`` instead of jetnet's stored ``pT_rel`` (:func:`efps`).
 
     Returns:
         ``(N, 36)`` float64.
     """
-    return efps(jets, "d<=4")
+    return efps(jets, "d<=4", normed=normed)
 
 
 # --------------------------------------------------------------------------- FPD / KPD
@@ -573,8 +620,9 @@ def _all_metrics(
     gen_efp: np.ndarray,
     rng: np.random.Generator,
     cfg: dict[str, int],
+    extrapolation: str,
 ) -> dict[str, Any]:
-    """W1M, W1P, W1EFP, FPD, KPD of ``gen`` against ``real``."""
+    """W1M, W1P, W1EFP, FPD, KPD of ``gen`` against ``real`` (EFPs precomputed)."""
     w1_kw: dict[str, Any] = {"num_eval_samples": cfg["w1_samples"], "num_batches": cfg["w1_batches"]}
     sub = [i for i, g in enumerate(efp_graphs(4)) if g in _efp_selection("n=4,d=4,connected")]
     efp_names = [efp_graphs(4)[i].name for i in sub]
@@ -590,6 +638,7 @@ def _all_metrics(
                 min_samples=cfg["fpd_min"],
                 max_samples=cfg["fpd_max"],
                 num_batches=cfg["fpd_batches"],
+                extrapolation=extrapolation,
             )
         ),
         "kpd": _result_dict(kpd(real_efp, gen_efp, rng, num_batches=cfg["kpd_batches"], batch_size=cfg["kpd_size"])),
@@ -601,6 +650,8 @@ def evaluate_jets(
     candidate: Any,
     seed: int | np.random.Generator,
     quick: bool = False,
+    efp_normed: bool = False,
+    fpd_extrapolation: str = "jetnet",
 ) -> dict[str, Any]:
     """All jet metrics for a candidate against the reference, next to truth-vs-truth.
 
@@ -614,13 +665,23 @@ def evaluate_jets(
         seed: Random seed or Generator.
         quick: Smaller bootstrap sizes (5k jets for W1, FPD over 2k-5k, KPD batches of 1k)
             instead of the recommended ones (50k, 20k-50k, 5k).
+        efp_normed: EFPs with ``z = pT / sum pT`` (:func:`efps`) instead of jetnet's stored
+            ``pT_rel`` (the default, as the published numbers).
+        fpd_extrapolation: ``"jetnet"`` (bounded ``curve_fit``, as jetnet) or ``"lsq"`` (exact
+            least-squares line), see :func:`showerforge.evaluation.distances.fpd`.
 
     Returns:
         JSON-ready dict: ``{"candidate": {...}, "truth": {...}, "settings": {...}}`` where each
         metric entry is ``{"value", "error"}`` (W1P/W1EFP: ``"mean"`` and ``"per_component"``).
-        W1M is in units of relative mass m/pT, W1P in the feature units, FPD/KPD in normalised
-        EFP units.
+        W1M is in units of relative mass m/pT, W1P in the feature units, W1EFP in EFP units,
+        FPD/KPD on EFPs divided by the reference's max |value| per EFP. ``"settings"`` records
+        the sample sizes and conventions (``efp_normed``, ``efp_features``,
+        ``fpd_extrapolation``, ...).
     """
+    if fpd_extrapolation not in _distances.FPD_EXTRAPOLATIONS:
+        raise UserError(
+            f"unknown FPD extrapolation {fpd_extrapolation!r}; expected one of {_distances.FPD_EXTRAPOLATIONS}"
+        )
     rng = _rng(seed)
     real = _particles(reference, "reference")
     gen = _particles(candidate, "candidate")
@@ -650,11 +711,11 @@ def evaluate_jets(
     half = len(real) // 2
     order = rng.permutation(len(real))
     a, b = real[order[:half]], real[order[half : 2 * half]]
-    efp_a, efp_b, efp_gen = efps(a), efps(b), efps(gen)
+    efp_a, efp_b, efp_gen = (fpd_kpd_features(x, normed=efp_normed) for x in (a, b, gen))
     with warnings.catch_warnings():  # warn once below, not once per metric
         warnings.simplefilter("ignore", UserWarning)
-        cand = _all_metrics(a, gen, efp_a, efp_gen, rng, cfg)
-        truth = _all_metrics(a, b, efp_a, efp_b, rng, cfg)
+        cand = _all_metrics(a, gen, efp_a, efp_gen, rng, cfg, fpd_extrapolation)
+        truth = _all_metrics(a, b, efp_a, efp_b, rng, cfg, fpd_extrapolation)
     smallest = min(half, len(gen))
     if smallest < RECOMMENDED_N_JETS:
         warnings.warn(
@@ -675,11 +736,19 @@ def evaluate_jets(
             "kpd_error": "half 16-84% interpercentile range",
             "w1_error": "std over bootstrap batches",
             "fpd_error": "standard error of the 1/N fit intercept",
+            "fpd_extrapolation": fpd_extrapolation,
             "w1m_units": "m/pT",
-            "efp_features": "36 EFPs d<=4, hadr, beta=1, normed",
+            "efp_normed": efp_normed,
+            "efp_features": _efp_description(efp_normed),
             "w1efp_set": "n=4,d=4,connected",
         },
     }
+
+
+def _efp_description(normed: bool) -> str:
+    """The EFP convention in words, for the recorded settings."""
+    energies = "z = pT/sum(pT) (normed)" if normed else "z = pT_rel as stored (jetnet: EFPSet normed=None)"
+    return f"36 EFPs d<=4, hadr, beta=1, kappa=1, {energies}"
 
 
 # --------------------------------------------------------------------------- plots

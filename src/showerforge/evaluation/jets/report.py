@@ -37,16 +37,19 @@ for a ``file:type`` selection and lists the types of both files.
 * ``settings``: ``seed``, ``quick``, ``max_jets``, and the sample sizes and conventions of
   :func:`~showerforge.evaluation.jets.metrics.evaluate_jets` (``w1_samples``, ``w1_batches``,
   ``fpd_min``, ``fpd_max``, ``fpd_batches``, ``kpd_batches``, ``kpd_size``, ``kpd_degree``,
-  ``efp_features``, ``w1efp_set``, the error definitions);
+  ``efp_normed`` (false: jetnet's EFPs on the stored pT_rel, as the published numbers; true:
+  pT normalised to the jet's sum), ``efp_features`` (the same in words), ``fpd_extrapolation``
+  (``"jetnet"``: bounded ``curve_fit`` as jetnet; ``"lsq"``: exact least squares),
+  ``w1efp_set``, the error definitions);
 * ``candidate_vs_reference`` (candidate against reference half A) and ``truth_vs_truth``
   (reference half B against half A), each with
 
   - ``n_jets``: ``[n_a, n_b]`` sample sizes compared;
   - ``W1M``: W1 of the relative jet mass m/pT (dimensionless);
   - ``W1P``: ``eta_rel``, ``phi_rel``, ``pt_rel`` (W1 in the feature's unit) and ``mean``;
-  - ``W1EFP``: W1 averaged over the 5 connected n=4, d=4 EFPs; ``W1EFP_per_efp``: per EFP
-    (keyed by :attr:`~showerforge.evaluation.jets.metrics.EFPGraph.name`);
-  - ``FPD`` and ``KPD`` (normalised EFP units);
+  - ``W1EFP``: W1 averaged over the 5 connected n=4, d=4 EFPs (EFP units); ``W1EFP_per_efp``:
+    per EFP (keyed by :attr:`~showerforge.evaluation.jets.metrics.EFPGraph.name`);
+  - ``FPD`` and ``KPD`` (of the 36 EFPs, each divided by the reference's max |value|);
 * ``target``: ``factor`` (3), ``rule``, and per summary metric (``W1M``, ``W1P``,
   ``W1P_eta_rel``, ``W1P_phi_rel``, ``W1P_pt_rel``, ``W1EFP``, ``FPD``, ``KPD``) the
   ``ratio`` candidate / truth (null where the truth value is not positive) and ``within``
@@ -252,6 +255,8 @@ def evaluate_jet_files(
     quick: bool = False,
     plots: bool = True,
     max_jets: int | None = None,
+    efp_normed: bool = False,
+    fpd_extrapolation: str = "jetnet",
 ) -> dict[str, Any]:
     """Evaluate a candidate jet file against a reference jet file (see module docstring).
 
@@ -264,6 +269,9 @@ def evaluate_jet_files(
             for small samples and tests.
         plots: Write the PNG plots (needs matplotlib).
         max_jets: Use only the first ``max_jets`` jets of each file (after type selection).
+        efp_normed: EFPs of pT normalised to the jet's sum instead of jetnet's stored pT_rel
+            (the default; published numbers use it).
+        fpd_extrapolation: ``"jetnet"`` (default, as jetnet) or ``"lsq"`` (exact least squares).
 
     Returns:
         The content of ``metrics.json`` as a dict.
@@ -273,7 +281,8 @@ def evaluate_jet_files(
         JetFileError: A file is malformed, the particle counts n differ (naming both files), or a
             selected type has no jets.
         UserError: The two files' jet types differ and no single type can be selected
-            automatically (the message lists both files' types); ``max_jets`` < 4.
+            automatically (the message lists both files' types); ``max_jets`` < 4; an unknown
+            ``fpd_extrapolation``.
     """
     if max_jets is not None and max_jets < 4:
         raise UserError(f"max_jets must be >= 4 (the reference is split in halves), got {max_jets}")
@@ -283,7 +292,14 @@ def evaluate_jet_files(
     cand_info.update(n_jets=len(cand), types=_type_counts(cand))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        raw = evaluate_jets(ref, cand, seed=int(seed), quick=bool(quick))
+        raw = evaluate_jets(
+            ref,
+            cand,
+            seed=int(seed),
+            quick=bool(quick),
+            efp_normed=bool(efp_normed),
+            fpd_extrapolation=fpd_extrapolation,
+        )
     messages = list(dict.fromkeys(str(w.message) for w in caught))
     half = raw["settings"]["n_reference_half"]
     comp = _block(raw["candidate"], (half, len(cand)))
@@ -434,7 +450,8 @@ def format_jet_summary(metrics: dict[str, Any]) -> str:
     factor = metrics["target"]["factor"]
     table = Table(
         title=Text(f"{cand['path']} vs {ref['path']} (jet type {types}, n = {cand['n_particles']})"),
-        caption=f"truth: two halves of the reference; * candidate > {factor:g} x max(truth, its error)",
+        caption=f"truth: two halves of the reference; * candidate > {factor:g} x max(truth, its error)\n"
+        + _conventions(metrics["settings"]),
     )
     comp_n, truth_n = metrics["candidate_vs_reference"]["n_jets"], metrics["truth_vs_truth"]["n_jets"]
     table.add_column("metric")
@@ -454,6 +471,16 @@ def format_jet_summary(metrics: dict[str, Any]) -> str:
     return buf.getvalue() + verdict + "\n"
 
 
+def _conventions(settings: dict[str, Any]) -> str:
+    """EFP normalisation and FPD extrapolation in one line.
+
+    Files written before these settings were recorded used normed EFPs (their ``efp_features``
+    says so) and do not say how FPD was extrapolated.
+    """
+    efps = "pT/sum(pT) (normed)" if settings.get("efp_normed", True) else "stored pT_rel (jetnet)"
+    return f"EFPs: {efps}; FPD extrapolation: {settings.get('fpd_extrapolation', 'not recorded')}"
+
+
 # ----------------------------------------------------------------------------- page
 _TEMPLATE = (
     """<!DOCTYPE html>
@@ -468,13 +495,15 @@ _TEMPLATE = (
 candidate: <code>{{ m.candidate.path }}</code> ({{ m.candidate.n_jets }} jets{% for t, c in m.candidate.types.items() %}{{ ", " if loop.first else " " }}{{ t }}: {{ c }}{% endfor %})<br>
 reference: <code>{{ m.reference.path }}</code> ({{ m.reference.n_jets }} of {{ m.reference.n_jets_in_file }} jets{% if m.reference.selected_type %}, type {{ m.reference.selected_type }} selected {{ "automatically" if m.reference.type_selection == "automatic" else "by the spec" }}{% endif %})<br>
 {{ m.reference.n_particles }} particle slots per jet; seed {{ m.settings.seed }}; {{ "quick" if m.settings.quick else "full" }} bootstrap
-(W1: {{ m.settings.w1_batches }} x {{ m.settings.w1_samples }} jets; FPD: {{ m.settings.fpd_min }}-{{ m.settings.fpd_max }} jets; KPD: {{ m.settings.kpd_batches }} x {{ m.settings.kpd_size }} jets)
+(W1: {{ m.settings.w1_batches }} x {{ m.settings.w1_samples }} jets; FPD: {{ m.settings.fpd_min }}-{{ m.settings.fpd_max }} jets, {{ m.settings.fpd_extrapolation }} extrapolation; KPD: {{ m.settings.kpd_batches }} x {{ m.settings.kpd_size }} jets)<br>
+EFPs: {{ m.settings.efp_features }}
 </p>
 <h2>Summary</h2>
 <p class="small">Metrics of Kansal et al., arXiv:2211.10295. Truth vs truth compares two halves of the reference
 (the candidate is compared with one of them): the value a perfect surrogate would reach. Target: every metric within
 {{ "%g"|format(m.target.factor) }}&times; of truth vs truth; * marks a miss. W1M in m/pT, W1P in the feature units,
-W1EFP, FPD and KPD in normalised EFP units.</p>
+W1EFP in EFP units ({{ "pT normalised to the jet's sum" if m.settings.efp_normed else "jetnet's convention: stored pT_rel, not normalised" }}),
+FPD and KPD of the 36 EFPs each divided by the reference's max |value|.</p>
 <table>
 <tr><th>metric</th><th>candidate vs reference</th><th>truth vs truth</th><th>ratio</th></tr>
 {% for name, cand, truth, ratio in rows %}<tr><td>{{ name }}</td><td>{{ cand }}</td><td>{{ truth }}</td><td>{{ ratio }}</td></tr>
