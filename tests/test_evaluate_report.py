@@ -69,7 +69,10 @@ def test_report_files_and_keys(report) -> None:
             "wasserstein",
             "separation_power_mean",
             "wasserstein_mean",
+            "chi2_ndf",
+            "chi2_ndf_mean",
             "classifier",
+            "distances",
         }
         assert set(b["separation_power"]) == {"etot_over_einc", "voxel_energy", *PER_LAYER_FEATURES}
         assert set(b["wasserstein"]) == {"etot_over_einc", *PER_LAYER_FEATURES}
@@ -78,12 +81,18 @@ def test_report_files_and_keys(report) -> None:
         for kind in ("high_level", "low_level"):
             assert set(b["classifier"][kind]["auc"]) == {"value", "error"}
             assert b["classifier"][kind]["skipped"] is None
-    assert m["candidate_vs_reference"]["n_showers"] == [400, 300]
+    # unbiased floor: the candidate meets reference half A at the size of half B
+    assert m["candidate_vs_reference"]["n_showers"] == [200, 200]
     assert m["reference_vs_reference"]["n_showers"] == [200, 200]
-    assert m["settings"]["low_level_showers_per_class"] == 300
+    assert m["settings"]["low_level_showers_per_class"] == 200
+    assert "half" in m["settings"]["floor"]
     # a wider candidate is seen: its radial widths differ more than the reference halves do
     comp, floor = m["candidate_vs_reference"], m["reference_vs_reference"]
     assert comp["separation_power_mean"]["width_r"]["value"] > 3 * floor["separation_power_mean"]["width_r"]["value"]
+    assert comp["chi2_ndf_mean"]["width_r"]["value"] > 3 * floor["chi2_ndf_mean"]["width_r"]["value"]
+    for key in ("fpd", "kpd"):
+        assert comp["distances"][key]["value"] > floor["distances"][key]["value"] + 3 * comp["distances"][key]["error"]
+    assert set(comp["distances"]["prdc"]) == {"precision", "recall", "density", "coverage", "n_per_sample"}
 
 
 def test_html_references_every_plot(report) -> None:
@@ -114,16 +123,46 @@ def test_summary_table(report) -> None:
 
 
 def test_identical_files_give_zero_distances(files) -> None:
+    """Known answers for identical samples: S = W1 = 0, chi2 = 0, FPD ~ 0, KPD ~ 0, PRDC = 1."""
+    import shutil
+
     d, ref, _ = files
-    m = evaluate_files(ref, ref, d / "same", classifiers=(), plots=False, n_bootstrap=3, threshold_mev=0.01)
-    comp = m["candidate_vs_reference"]
-    assert comp["separation_power"]["etot_over_einc"]["value"] == 0.0
-    assert comp["separation_power"]["voxel_energy"]["value"] == 0.0
-    for name in PER_LAYER_FEATURES:
-        for layer, meas in comp["separation_power"][name].items():
-            assert meas["value"] == 0.0, (name, layer)
-            assert comp["wasserstein"][name][layer]["value"] == 0.0
-    assert comp["classifier"] == {}
+    copy = shutil.copy(ref, d / "ref_copy.h5")  # as the floor file: the candidate meets the whole reference
+    m = evaluate_files(
+        ref,
+        ref,
+        d / "same",
+        floor_reference=copy,
+        quick=True,
+        classifiers=(),
+        plots=False,
+        n_bootstrap=3,
+        threshold_mev=0.01,
+    )
+    assert m["settings"]["floor"].startswith("floor reference file")
+    for block in ("candidate_vs_reference", "reference_vs_reference"):
+        comp = m[block]
+        assert comp["n_showers"] == [400, 400]
+        assert comp["separation_power"]["etot_over_einc"]["value"] == 0.0
+        assert comp["separation_power"]["voxel_energy"]["value"] == 0.0
+        assert comp["chi2_ndf"]["etot_over_einc"]["value"] == 0.0
+        for name in PER_LAYER_FEATURES:
+            for layer, meas in comp["separation_power"][name].items():
+                assert meas["value"] == 0.0, (name, layer)
+                assert comp["wasserstein"][name][layer]["value"] == 0.0
+        assert comp["classifier"] == {}
+        dist = comp["distances"]
+        assert abs(dist["fpd"]["value"]) < 1e-3 and abs(dist["kpd"]["value"]) < 1e-3
+        for key in ("precision", "recall", "coverage"):
+            assert dist["prdc"][key]["value"] == 1.0
+        assert abs(dist["prdc"]["density"]["value"] - 1.0) < 0.2
+
+
+def test_floor_reference_must_be_another_file(files, tmp_path) -> None:
+    d, ref, cand = files
+    with pytest.raises(ValueError, match="reference file itself"):
+        evaluate_files(ref, cand, tmp_path / "out", floor_reference=ref)
+    assert not (tmp_path / "out" / "metrics.json").exists()
 
 
 def test_streaming_chunk_size_does_not_change_results(files) -> None:
@@ -154,10 +193,11 @@ def test_foreign_file_without_attributes(files, tmp_path) -> None:
     with h5py.File(path, "w") as f:  # a CaloChallenge-style file from elsewhere: no attributes
         f.create_dataset("incident_energies", data=inc.reshape(-1, 1).astype(np.float32))
         f.create_dataset("showers", data=sh.astype(np.float32))
-    m = evaluate_files(ref, path, tmp_path / "out", classifiers=(), plots=False, n_bootstrap=2, max_showers=40)
+    kw = dict(classifiers=(), plots=False, n_bootstrap=2, distances=False)
+    m = evaluate_files(ref, path, tmp_path / "out", max_showers=40, **kw)
     assert m["candidate"]["geometry_source"] == "voxel count"
     assert m["candidate"]["n_showers"] == 40 and m["reference"]["n_showers"] == 40
-    m2 = evaluate_files(ref, path, tmp_path / "out2", geometry="mini", classifiers=(), plots=False, n_bootstrap=2)
+    m2 = evaluate_files(ref, path, tmp_path / "out2", geometry="mini", **kw)
     assert m2["candidate"]["geometry_source"] == "argument"
 
 

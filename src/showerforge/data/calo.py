@@ -2,7 +2,7 @@
 
 Layout (CaloChallenge 2022, datasets 1-3, and every file showerforge writes):
 
-* ``incident_energies``: (N, 1) float32, incident particle energy in **MeV**;
+* ``incident_energies``: (N, 1) float64 (as the CaloChallenge files; float32 is read too), incident particle energy in **MeV**;
 * ``showers``: (N, n_voxels) float32, voxel energies in **MeV**, voxels ordered
   (layer, angle, radius), radius fastest; showerforge divides the visible (sensor) energy by the
   sampling fraction, as the CaloChallenge files do;
@@ -86,7 +86,7 @@ def write_showers(
         attrs: further attributes; dicts and lists are stored as JSON text.
         compression: HDF5 filter (``gzip`` as in the CaloChallenge files, or ``None``).
     """
-    inc = np.asarray(incident_mev, dtype=np.float32).reshape(-1, 1)
+    inc = np.asarray(incident_mev, dtype=np.float64).reshape(-1, 1)
     sh = np.asarray(showers_mev, dtype=np.float32)
     if sh.ndim != 2 or sh.shape[0] != inc.shape[0] or sh.shape[1] != geometry.n_voxels:
         raise CaloFileError(path, SHOWERS, f"expected shape ({inc.shape[0]}, {geometry.n_voxels}), got {sh.shape}")
@@ -281,8 +281,8 @@ class CaloFile:
             yield self.read(lo, min(lo + chunk, stop))
 
     def incident_energies(self) -> np.ndarray:
-        """All incident energies (N,) in MeV (small: one number per shower)."""
-        return np.asarray(self.h5[ENERGIES][...], dtype=np.float32).reshape(-1)
+        """All incident energies (N,) in MeV, float64 (small: one number per shower)."""
+        return np.asarray(self.h5[ENERGIES][...], dtype=np.float64).reshape(-1)
 
 
 def open_showers(path: str | Path, geometry: Geometry | str | None = None) -> CaloFile:

@@ -282,7 +282,7 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
             ds_sh = f.create_dataset(
                 "showers", shape=(campaign.n, nvox), dtype=np.float32, compression="gzip", chunks=(chunk_rows, nvox)
             )
-            ds_inc = f.create_dataset("incident_energies", shape=(campaign.n, 1), dtype=np.float32, compression="gzip")
+            ds_inc = f.create_dataset("incident_energies", shape=(campaign.n, 1), dtype=np.float64, compression="gzip")
             row = 0
             for s in specs:
                 with h5py.File(s.output, "r") as sf_:
@@ -290,7 +290,7 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
                     inc = sf_["incident"][...]
                 k = len(inc)
                 ds_sh[row : row + k] = (vis / sf).astype(np.float32)
-                ds_inc[row : row + k, 0] = inc.astype(np.float32)
+                ds_inc[row : row + k, 0] = inc.astype(np.float64)
                 row += k
             extra = f.create_group("showerforge")
             extra.attrs["description"] = "per-event Geant4 bookkeeping (MeV, not divided by the sampling fraction)"

@@ -52,6 +52,7 @@ binnings (:mod:`showerforge.evaluation.showers.binning`), with edges from the wh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -66,6 +67,7 @@ from showerforge.errors import UserError
 from showerforge.evaluation.metrics import (
     Measurement,
     Resampler,
+    chi2_ndf,
     format_measurement,
     separation_power,
     separation_power_counts,
@@ -107,6 +109,10 @@ FEATURE_LABELS: dict[str, str] = {
     "sparsity": "fraction of empty voxels",
 }
 _CLASSIFIERS = ("high_level", "low_level")
+PRDC_K = 5
+"""Nearest neighbours of PRDC (the CaloChallenge's ``--prdc_k`` default)."""
+PRDC_EMPTY_MEV = 0.1
+"""Empty voxels enter PRDC's log10 voxel energies as 0.1 MeV, as in the CaloChallenge."""
 Progress = Callable[[str, int, int], None]
 
 
@@ -161,14 +167,18 @@ def compare_features(
         seed: bootstrap seed.
 
     Returns:
-        ``{"n_showers", "separation_power", "wasserstein", "separation_power_mean",
-        "wasserstein_mean"}`` with :class:`Measurement` values (see module docstring).
+        ``{"n_showers", "separation_power", "wasserstein", "chi2_ndf", "separation_power_mean",
+        "wasserstein_mean", "chi2_ndf_mean"}`` with :class:`Measurement` values (see module docstring).
     """
     n_ref, n_cand = len(ref["etot"]), len(cand["etot"])
     rs = Resampler(n_ref, n_cand, n_bootstrap, seed)
     sep: dict[str, Any] = {}
     w1: dict[str, Any] = {}
+    chi2: dict[str, Any] = {}
     sep["etot_over_einc"] = separation_power(
+        ref["etot_over_einc"], cand["etot_over_einc"], edges["etot_over_einc"], resampler=rs
+    )
+    chi2["etot_over_einc"] = chi2_ndf(
         ref["etot_over_einc"], cand["etot_over_einc"], edges["etot_over_einc"], resampler=rs
     )
     w1["etot_over_einc"] = wasserstein1(ref["etot_over_einc"], cand["etot_over_einc"], resampler=rs)
@@ -177,22 +187,27 @@ def compare_features(
     else:
         sep["voxel_energy"] = Measurement(None, None)
     for name in PER_LAYER_FEATURES:
-        sep[name], w1[name] = {}, {}
+        sep[name], w1[name], chi2[name] = {}, {}, {}
         for layer in defined_layers(geometry, name):
             e = edges[name].get(int(layer))
             r, c = ref[name][:, layer], cand[name][:, layer]
             sep[name][str(layer)] = separation_power(r, c, e, resampler=rs) if e is not None else Measurement(None)
+            chi2[name][str(layer)] = chi2_ndf(r, c, e, resampler=rs) if e is not None else Measurement(None)
             w1[name][str(layer)] = wasserstein1(r, c, resampler=rs)
     sep_mean = {k: (v if isinstance(v, Measurement) else _mean_of(list(v.values()))) for k, v in sep.items()}
     every = [sep["etot_over_einc"], sep["voxel_energy"]] + [m for k in PER_LAYER_FEATURES for m in sep[k].values()]
     sep_mean["all"] = _mean_of(every)
     w1_mean = {k: (v if isinstance(v, Measurement) else _mean_of(list(v.values()))) for k, v in w1.items()}
+    chi2_mean = {k: (v if isinstance(v, Measurement) else _mean_of(list(v.values()))) for k, v in chi2.items()}
+    chi2_mean["all"] = _mean_of([chi2["etot_over_einc"]] + [m for k in PER_LAYER_FEATURES for m in chi2[k].values()])
     return {
         "n_showers": [n_ref, n_cand],
         "separation_power": sep,
         "wasserstein": w1,
+        "chi2_ndf": chi2,
         "separation_power_mean": sep_mean,
         "wasserstein_mean": w1_mean,
+        "chi2_ndf_mean": chi2_mean,
     }
 
 
@@ -217,15 +232,18 @@ def _to_json(obj: Any) -> Any:
 
 # ----------------------------------------------------------------------------- streaming passes
 class _Pass:
-    """Per-chunk accumulators: mean shower, extreme voxels, low-level rows, voxel histograms."""
+    """Per-chunk accumulators: mean shower, extreme voxels, low-level rows, voxel histograms.
+
+    ``rows`` (sorted file rows) go to ``buffer[slots]`` as low-level classifier inputs.
+    """
 
     def __init__(
         self,
         n_voxels: int,
         threshold: float,
-        rows: np.ndarray | None,
+        rows: np.ndarray,
+        slots: np.ndarray,
         buffer: np.ndarray | None,
-        offset: int,
         voxel_edges: np.ndarray | None,
         progress: Progress | None,
         stage: str,
@@ -234,7 +252,8 @@ class _Pass:
         self.sum = np.zeros(n_voxels)
         self.min_positive = math.inf
         self.threshold = threshold
-        self.rows, self.buffer, self.filled = rows, buffer, offset
+        order = np.argsort(rows, kind="stable")
+        self.rows, self.slots, self.buffer = np.asarray(rows)[order], np.asarray(slots)[order], buffer
         self.edges = voxel_edges
         self.counts: list[np.ndarray] = []
         self.progress, self.stage, self.total, self.done = progress, stage, total, 0
@@ -245,13 +264,11 @@ class _Pass:
         pos = kept[kept > 0]
         if pos.size:
             self.min_positive = min(self.min_positive, float(pos.min()))
-        if self.rows is not None and self.buffer is not None:
-            sel = self.rows[(self.rows >= lo) & (self.rows < lo + len(inc))] - lo
-            if sel.size:
-                self.buffer[self.filled : self.filled + sel.size] = low_level_inputs(
-                    inc[sel], sh[sel], threshold_mev=self.threshold
-                )
-                self.filled += sel.size
+        if self.buffer is not None and self.rows.size:
+            a, b = np.searchsorted(self.rows, [lo, lo + len(inc)])
+            if b > a:
+                sel = self.rows[a:b] - lo
+                self.buffer[self.slots[a:b]] = low_level_inputs(inc[sel], sh[sel], threshold_mev=self.threshold)
         if self.edges is not None:
             self.counts.append(voxel_histograms(kept, self.edges, threshold_mev=self.threshold))
         self.done += len(inc)
@@ -273,11 +290,86 @@ def _voxel_pass(
 
 
 # ----------------------------------------------------------------------------- main entry
+def _subsample(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` of ``rows`` (all when there are no more), sorted; seeded."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return rows if len(rows) <= n else np.sort(rng.choice(rows, n, replace=False))
+
+
+def _distance_settings(quick: bool, n: int) -> dict[str, int]:
+    """FPD / KPD settings: the CaloChallenge's (``min_samples=10000``, ``batch_size=10000``) or quick."""
+    if quick:
+        size = max(2, min(1000, n))
+        return {
+            "min_samples": size,
+            "max_samples": 5 * size,
+            "num_batches": 5,
+            "num_points": 5,
+            "kpd_batches": 5,
+            "kpd_size": size,
+        }
+    return {
+        "min_samples": 10_000,
+        "max_samples": 50_000,
+        "num_batches": 20,
+        "num_points": 10,
+        "kpd_batches": 10,
+        "kpd_size": 10_000,
+    }
+
+
+def _distances(
+    high: np.ndarray,
+    base: np.ndarray,
+    other: np.ndarray,
+    low: np.ndarray | None,
+    low_base: np.ndarray,
+    low_other: np.ndarray,
+    settings: dict[str, int],
+    prdc_rows: int,
+    seed: int,
+    extrapolation: str,
+) -> dict[str, Any]:
+    """FPD and KPD on the high-level inputs, PRDC (k = 5) on log10 voxel energies."""
+    from showerforge.evaluation.distances import fpd, kpd, prdc
+
+    x, y = high[base], high[other]
+    out: dict[str, Any] = {
+        "fpd": Measurement(
+            *fpd(
+                x,
+                y,
+                seed,
+                settings["min_samples"],
+                settings["max_samples"],
+                settings["num_batches"],
+                settings["num_points"],
+                extrapolation=extrapolation,
+            )
+        ),
+        "kpd": Measurement(*kpd(x, y, seed, settings["kpd_batches"], settings["kpd_size"])),
+    }
+    n = min(len(low_base), len(low_other), prdc_rows)
+    if low is None or n <= PRDC_K:
+        out["prdc"] = None
+        return out
+
+    def log_voxels(rows: np.ndarray) -> np.ndarray:
+        block = low[rows[:n]]
+        v = block[:, 1:] * np.power(np.float32(10.0), block[:, :1])
+        return np.log10(np.where(v == 0, np.float32(PRDC_EMPTY_MEV), v)).astype(np.float32)
+
+    res = prdc(log_voxels(low_base), log_voxels(low_other), k=PRDC_K)
+    out["prdc"] = {k: Measurement(*v) for k, v in res.items()} | {"n_per_sample": n}
+    return out
+
+
 def evaluate_files(
     reference: str | Path,
     candidate: str | Path,
     out_dir: str | Path,
     *,
+    floor_reference: str | Path | None = None,
     geometry: Geometry | str | None = None,
     quick: bool = False,
     seed: int = 0,
@@ -287,7 +379,9 @@ def evaluate_files(
     n_bootstrap: int | None = None,
     classifiers: Sequence[str] = _CLASSIFIERS,
     classifier_config: ClassifierConfig | None = None,
-    low_level_memory_mb: float = 1024.0,
+    distances: bool = True,
+    fpd_extrapolation: str = "jetnet",
+    low_level_memory_mb: float = 1536.0,
     plots: bool = True,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -297,9 +391,14 @@ def evaluate_files(
         reference: CaloChallenge-format HDF5 file of reference (e.g. Geant4) showers.
         candidate: file of candidate (generated) showers with the same readout.
         out_dir: output folder (created); ``metrics.json``, ``index.html``, ``plots/``.
+        floor_reference: a second reference file, independent of ``reference`` (e.g. Geant4 showers
+            with another seed): the floor is then this file against the whole reference, and the
+            candidate is compared with the whole reference. Default: the reference is split in two
+            seeded halves A and B; the candidate is compared with A and the floor is B against A.
         geometry: readout for files without a ``geometry`` attribute (preset name, JSON or
             CaloChallenge XML file, or a :class:`Geometry`); default: from the files.
-        quick: small classifier (:meth:`ClassifierConfig.quick`) and 10 bootstrap replicas.
+        quick: small classifier (:meth:`ClassifierConfig.quick`), 10 bootstrap replicas, small
+            FPD / KPD subsamples and PRDC on at most 1000 showers.
         seed: seeds the bootstrap, the reference halves, the subsamples and the classifiers.
         max_showers: use only the first ``max_showers`` showers of each file.
         chunk: showers per read; default: about 8 million voxels per chunk.
@@ -308,7 +407,10 @@ def evaluate_files(
         n_bootstrap: bootstrap replicas (default 20, quick 10).
         classifiers: which classifier tests to run (``"high_level"``, ``"low_level"``).
         classifier_config: classifier hyper-parameters (overrides ``quick`` for the classifier).
-        low_level_memory_mb: memory allowed for the low-level classifier inputs.
+        distances: compute FPD, KPD and PRDC.
+        fpd_extrapolation: ``"jetnet"`` (the challenge's, through jetnet) or ``"lsq"`` (exact line),
+            see :func:`showerforge.evaluation.distances.fpd`.
+        low_level_memory_mb: memory for the voxel rows of the low-level classifier and PRDC.
         plots: write PNG plots (needs matplotlib).
         progress: called as ``progress(stage, done, total)`` while files are read.
 
@@ -316,7 +418,7 @@ def evaluate_files(
         the content of ``metrics.json`` as a dict.
 
     Raises:
-        CaloFileError: a file is unreadable, or the two readouts differ (naming both files and
+        CaloFileError: a file is unreadable, or the readouts differ (naming both files and
             both geometries).
         UserError: invalid options.
     """
@@ -324,42 +426,68 @@ def evaluate_files(
     if unknown:
         raise UserError(f"unknown classifiers {sorted(unknown)}; expected some of {list(_CLASSIFIERS)}")
     out = check_writable_dir(out_dir)
-    for path in (reference, candidate):
+    files = [reference, candidate] + ([floor_reference] if floor_reference is not None else [])
+    for path in files:
         require_clean(path, geometry, role="a file to evaluate")
+    if floor_reference is not None and Path(floor_reference).resolve() == Path(reference).resolve():
+        raise UserError(
+            f"--floor-reference {floor_reference}: is the reference file itself; give an independent "
+            "sample (another seed), or omit it to split the reference in halves"
+        )
+    from showerforge.evaluation.distances import FPD_EXTRAPOLATIONS
+
+    if fpd_extrapolation not in FPD_EXTRAPOLATIONS:
+        raise UserError(f"unknown FPD extrapolation {fpd_extrapolation!r}; expected one of {FPD_EXTRAPOLATIONS}")
     n_boot = int(n_bootstrap if n_bootstrap is not None else (10 if quick else 20))
     cfg = classifier_config or (ClassifierConfig.quick() if quick else ClassifierConfig())
-    with CaloFile.open(reference, geometry) as fr, CaloFile.open(candidate, geometry) as fc:
+    with contextlib.ExitStack() as stack:
+        fr, fc = (stack.enter_context(CaloFile.open(p, geometry)) for p in (reference, candidate))
+        ff = stack.enter_context(CaloFile.open(floor_reference, geometry)) if floor_reference is not None else None
         geo = fr.geometry
-        if not geo.same_readout(fc.geometry):
-            raise CaloFileError(
-                candidate,
-                "geometry",
-                f"readout {fc.geometry.name!r} ({fc.geometry.n_layers} layers, {fc.geometry.n_voxels} voxels, "
-                f"from {fc.geometry_source}) differs from the readout {geo.name!r} ({geo.n_layers} layers, "
-                f"{geo.n_voxels} voxels, from {fr.geometry_source}) of the reference {reference}; "
-                "both files must describe the same voxels",
-            )
+        for other, other_path in ((fc, candidate), (ff, floor_reference)):
+            if other is not None and other_path is not None and not geo.same_readout(other.geometry):
+                raise CaloFileError(
+                    other_path,
+                    "geometry",
+                    f"readout {other.geometry.name!r} ({other.geometry.n_layers} layers, {other.geometry.n_voxels} "
+                    f"voxels, from {other.geometry_source}) differs from the readout {geo.name!r} ({geo.n_layers} "
+                    f"layers, {geo.n_voxels} voxels, from {fr.geometry_source}) of the reference {reference}; "
+                    "the files must describe the same voxels",
+                )
         dataset = challenge_dataset(geo)
         thr = default_threshold_mev(geo) if threshold_mev is None else float(threshold_mev)
         step = int(chunk) if chunk else auto_chunk(geo.n_voxels)
-        n_ref = len(fr) if max_showers is None else min(len(fr), int(max_showers))
-        n_cand = len(fc) if max_showers is None else min(len(fc), int(max_showers))
-        if n_ref < 2 or n_cand < 2:
-            raise CaloFileError(
-                reference if n_ref < 2 else candidate, "showers", "needs at least 2 showers to evaluate"
-            )
+
+        def used(f: CaloFile) -> int:
+            return len(f) if max_showers is None else min(len(f), int(max_showers))
+
+        n_ref, n_cand = used(fr), used(fc)
+        n_floor = used(ff) if ff is not None else 0
+        need = 2 if ff is not None else 4
+        for checked, n, least in ((reference, n_ref, need), (candidate, n_cand, 2), (floor_reference, n_floor, 2)):
+            if checked is not None and n < least:
+                raise CaloFileError(checked, "showers", f"needs at least {least} showers to evaluate, has {n}")
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xE7A1]))
-        n_low = 0
-        ref_rows = cand_rows = low = None
-        if "low_level" in classifiers:
-            # one buffer for both samples' low-level inputs: reference rows first, then candidate
-            cap = int(low_level_memory_mb * 2**20 / (2 * 4 * (geo.n_voxels + 1)))
-            n_low = max(0, min(n_ref, n_cand, cap))
-            ref_rows = np.sort(rng.choice(n_ref, n_low, replace=False))
-            cand_rows = ref_rows if n_ref == n_cand else np.sort(rng.choice(n_cand, n_low, replace=False))
-            low = np.empty((2 * n_low, geo.n_voxels + 1), dtype=np.float32)
+        # the samples: base (reference side of both comparisons), candidate rows, floor rows
+        if ff is None:
+            perm = rng.permutation(n_ref)
+            base, floor_rows = np.sort(perm[: n_ref // 2]), np.sort(perm[n_ref // 2 :])
+        else:
+            base, floor_rows = np.arange(n_ref), np.arange(n_floor)
+        m = min(n_cand, len(floor_rows))
+        cand_rows, floor_rows = _subsample(np.arange(n_cand), m, rng), _subsample(floor_rows, m, rng)
+        # voxel rows for the low-level classifier and PRDC: k per sample, one float32 buffer
+        want_low = "low_level" in classifiers or distances
+        cap = int(low_level_memory_mb * 2**20 / (3 * 4 * (geo.n_voxels + 1)))
+        k = max(0, min(cap, len(base), m)) if want_low else 0
+        low_base, low_cand, low_floor = (_subsample(r, k, rng) for r in (base, cand_rows, floor_rows))
+        low = np.empty((3 * k, geo.n_voxels + 1), dtype=np.float32) if k else None
+        slots = np.arange(3 * k).reshape(3, k)
+        ref_rows, ref_slots = low_base, slots[0]
+        if ff is None:  # the floor rows are reference rows too
+            ref_rows, ref_slots = np.concatenate([low_base, low_floor]), np.concatenate([slots[0], slots[2]])
         # pass 1: reference features, mean shower, low-level rows, smallest positive voxel
-        ref_acc = _Pass(geo.n_voxels, thr, ref_rows, low, 0, None, progress, "reference", n_ref)
+        ref_acc = _Pass(geo.n_voxels, thr, ref_rows, ref_slots, low, None, progress, "reference", n_ref)
         ref_f = stream_features(fr, threshold_mev=thr, chunk=step, max_showers=n_ref, on_chunk=ref_acc)
         vmax = float(np.max(ref_f["max_voxel"]))
         vedges = feature_edges(
@@ -372,60 +500,81 @@ def evaluate_files(
         )
         # pass 2: reference voxel histograms (their edges need the reference maximum)
         ref_counts = _voxel_pass(fr, n_ref, step, thr, vedges, progress) if vedges is not None else None
-        # pass 3: candidate
-        cand_acc = _Pass(geo.n_voxels, thr, cand_rows, low, n_low, vedges, progress, "candidate", n_cand)
+        # pass 3: candidate (and pass 4: the floor file)
+        cand_acc = _Pass(geo.n_voxels, thr, low_cand, slots[1], low, vedges, progress, "candidate", n_cand)
         cand_f = stream_features(fc, threshold_mev=thr, chunk=step, max_showers=n_cand, on_chunk=cand_acc)
         cand_counts = np.concatenate(cand_acc.counts) if vedges is not None else None
+        floor_f, floor_counts = ref_f, ref_counts
+        if ff is not None:
+            floor_acc = _Pass(geo.n_voxels, thr, low_floor, slots[2], low, vedges, progress, "floor reference", n_floor)
+            floor_f = stream_features(ff, threshold_mev=thr, chunk=step, max_showers=n_floor, on_chunk=floor_acc)
+            floor_counts = np.concatenate(floor_acc.counts) if vedges is not None else None
         file_info = {
-            "reference": {
-                "path": str(reference),
-                "n_showers": n_ref,
-                "n_showers_in_file": len(fr),
-                "geometry_source": fr.geometry_source,
-            },
-            "candidate": {
-                "path": str(candidate),
-                "n_showers": n_cand,
-                "n_showers_in_file": len(fc),
-                "geometry_source": fc.geometry_source,
-            },
+            role: {
+                "path": str(path),
+                "n_showers": n,
+                "n_showers_in_file": len(f),
+                "geometry_source": f.geometry_source,
+            }
+            for role, path, n, f in (
+                ("reference", reference, n_ref, fr),
+                ("candidate", candidate, n_cand, fc),
+                ("floor_reference", floor_reference, n_floor, ff),
+            )
+            if f is not None
         }
     edges = _edges_for(geo, dataset, ref_f, thr)
     edges["voxel_energy"] = vedges
-    # the floor: two seeded halves of the reference
-    perm = rng.permutation(n_ref)
-    half_a, half_b = np.sort(perm[: n_ref // 2]), np.sort(perm[n_ref // 2 : 2 * (n_ref // 2)])
+
+    def pair(other: np.ndarray | None, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        return None if ref_counts is None or other is None else (ref_counts[base], other[rows])
+
+    base_f = _take(ref_f, base)
     comp = compare_features(
-        ref_f,
-        cand_f,
+        base_f,
+        _take(cand_f, cand_rows),
         geo,
         edges,
         n_bootstrap=n_boot,
         seed=seed,
-        voxel_counts=(ref_counts, cand_counts) if ref_counts is not None and cand_counts is not None else None,
+        voxel_counts=pair(cand_counts, cand_rows),
     )
     floor = compare_features(
-        _take(ref_f, half_a),
-        _take(ref_f, half_b),
+        base_f,
+        _take(floor_f, floor_rows),
         geo,
         edges,
         n_bootstrap=n_boot,
         seed=seed + 1,
-        voxel_counts=(ref_counts[half_a], ref_counts[half_b]) if ref_counts is not None else None,
+        voxel_counts=pair(floor_counts, floor_rows),
     )
+    nb = len(base)
+    high = np.concatenate(
+        [
+            high_level_inputs(base_f, geo),
+            high_level_inputs(_take(cand_f, cand_rows), geo),
+            high_level_inputs(_take(floor_f, floor_rows), geo),
+        ]
+    )
+    ref_idx, cand_idx, floor_idx = np.arange(nb), nb + np.arange(m), nb + m + np.arange(m)
     # classifiers
     comp["classifier"], floor["classifier"] = {}, {}
     if "high_level" in classifiers:
-        high = np.concatenate([high_level_inputs(ref_f, geo), high_level_inputs(cand_f, geo)])
-        comp["classifier"]["high_level"] = _run_classifier(high, np.arange(n_ref), n_ref + np.arange(n_cand), cfg, seed)
-        floor["classifier"]["high_level"] = _run_classifier(high, half_a, half_b, cfg, seed + 1)
-        del high
-    if low is not None:
-        comp["classifier"]["low_level"] = _run_classifier(low, np.arange(n_low), n_low + np.arange(n_low), cfg, seed)
-        p = np.random.default_rng(np.random.SeedSequence([int(seed), 0x1A1F])).permutation(n_low)
-        h = n_low // 2
-        floor["classifier"]["low_level"] = _run_classifier(low, np.sort(p[:h]), np.sort(p[h : 2 * h]), cfg, seed + 1)
-        del low
+        comp["classifier"]["high_level"] = _run_classifier(high, ref_idx, cand_idx, cfg, seed)
+        floor["classifier"]["high_level"] = _run_classifier(high, ref_idx, floor_idx, cfg, seed + 1)
+    if low is not None and "low_level" in classifiers:
+        comp["classifier"]["low_level"] = _run_classifier(low, slots[0], slots[1], cfg, seed)
+        floor["classifier"]["low_level"] = _run_classifier(low, slots[0], slots[2], cfg, seed + 1)
+    dist_settings = _distance_settings(quick, min(nb, m))
+    prdc_rows = 1000 if quick else 10_000
+    if distances:
+        comp["distances"] = _distances(
+            high, ref_idx, cand_idx, low, slots[0], slots[1], dist_settings, prdc_rows, seed, fpd_extrapolation
+        )
+        floor["distances"] = _distances(
+            high, ref_idx, floor_idx, low, slots[0], slots[2], dist_settings, prdc_rows, seed + 1, fpd_extrapolation
+        )
+    del high, low
     from showerforge import __version__
 
     metrics: dict[str, Any] = {
@@ -446,10 +595,23 @@ def evaluate_files(
             "n_bootstrap": n_boot,
             "chunk": step,
             "max_showers": max_showers,
+            "floor": "floor reference file vs the whole reference"
+            if ff is not None
+            else "reference half B vs reference half A (the candidate is compared with half A)",
             "classifiers": list(classifiers),
             "classifier_config": cfg.to_dict() if classifiers else None,
-            "low_level_showers_per_class": n_low,
+            "low_level_showers_per_class": k,
             "low_level_memory_mb": float(low_level_memory_mb),
+            "distances": {
+                **dist_settings,
+                "fpd_extrapolation": fpd_extrapolation,
+                "features": "CaloChallenge high-level classifier inputs (FPD, KPD); log10 voxel energies, "
+                f"empty voxels at {PRDC_EMPTY_MEV} MeV (PRDC)",
+                "prdc_k": PRDC_K,
+                "prdc_max_showers": prdc_rows,
+            }
+            if distances
+            else None,
         },
         "candidate_vs_reference": comp,
         "reference_vs_reference": floor,
@@ -622,6 +784,13 @@ def _profiles(geo: Geometry, mean_ref: np.ndarray, mean_cand: np.ndarray) -> lis
 
 
 # ----------------------------------------------------------------------------- summary
+def _scaled(m: dict[str, Any] | None, factor: float) -> dict[str, Any] | None:
+    """A stored measurement times ``factor`` (None stays None)."""
+    if not m:
+        return m
+    return {k: (None if v is None else v * factor) for k, v in m.items()}
+
+
 def format_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(metric, candidate vs reference, reference vs reference) rows of the summary table."""
     comp, floor = metrics["candidate_vs_reference"], metrics["reference_vs_reference"]
@@ -636,6 +805,29 @@ def format_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
                         format_measurement(floor["classifier"][kind][key]),
                     )
                 )
+    dist, floor_dist = comp.get("distances"), floor.get("distances")
+    if dist:
+        for key, label in (("fpd", "FPD x 1e3 (high-level features)"), ("kpd", "KPD x 1e3 (high-level features)")):
+            rows.append(
+                (label, format_measurement(_scaled(dist[key], 1e3)), format_measurement(_scaled(floor_dist[key], 1e3)))
+            )
+        if dist.get("prdc"):
+            for key in ("precision", "recall", "density", "coverage"):
+                rows.append(
+                    (
+                        f"PRDC {key} (k = {PRDC_K})",
+                        format_measurement(dist["prdc"][key]),
+                        format_measurement(floor_dist["prdc"][key]),
+                    )
+                )
+    if "chi2_ndf_mean" in comp:
+        rows.append(
+            (
+                "chi2/ndf, mean of all histograms",
+                format_measurement(comp["chi2_ndf_mean"]["all"]),
+                format_measurement(floor["chi2_ndf_mean"]["all"]),
+            )
+        )
     for key, m in comp["separation_power_mean"].items():
         label = "S, mean of all histograms" if key == "all" else f"S {key}"
         if key in PER_LAYER_FEATURES:
@@ -663,7 +855,7 @@ def format_summary(metrics: dict[str, Any]) -> str:
     comp = metrics["candidate_vs_reference"]
     table = Table(
         title=Text(f"{metrics['candidate']['path']} vs {metrics['reference']['path']} ({metrics['geometry']['name']})"),
-        caption="S: separation power; W1: Wasserstein-1; floor: two halves of the reference",
+        caption=f"S: separation power; W1: Wasserstein-1; floor: {metrics['settings'].get('floor', 'two halves of the reference')}",
     )
     table.add_column("metric")
     table.add_column(f"candidate vs reference ({comp['n_showers'][1]} vs {comp['n_showers'][0]})", justify="right")
