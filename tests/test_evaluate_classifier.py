@@ -86,3 +86,30 @@ def test_input_layouts() -> None:
     assert high.shape == (2, 1 + 12 + 48 + 1 + 12 + 24)
     assert high[0, 1] == pytest.approx(math.log10(f["layer_energy"][0, 0] + 1e-8), rel=1e-6)
     assert high[0, 13] == pytest.approx(f["center_x"][0, 0] / 100, rel=1e-5)
+
+
+def test_verdict_weights_recover_the_known_density_ratio() -> None:
+    """Reference N(0, 1), candidate N(0.5, 1): log w(x) = log(p_ref / p_cand) = 0.125 - 0.5 x."""
+    rng = np.random.default_rng(7)
+    ref = np.concatenate([rng.normal(size=(6000, 1)), rng.normal(size=(6000, 2))], axis=1)
+    cand = np.concatenate([rng.normal(0.5, 1.0, size=(6000, 1)), rng.normal(size=(6000, 2))], axis=1)
+    res = classifier_test(ref, cand, config=ClassifierConfig.verdict(), seed=3)
+    assert res.auc.value == pytest.approx(norm.cdf(0.5 / math.sqrt(2)), abs=3 * res.auc.error + 0.01)
+    rows, labels, logit = res.scores
+    x = np.concatenate([ref, cand])[rows, 0]
+    core = np.abs(x) < 2  # where both samples have data
+    slope, intercept = np.polyfit(x[core], logit[core], 1)
+    assert slope == pytest.approx(-0.5, abs=0.1) and intercept == pytest.approx(0.125, abs=0.1)
+    assert set(np.unique(labels)) == {0.0, 1.0} and len(rows) == 2 * 1200
+
+
+def test_verdict_sees_a_small_scale_error_at_1500_showers() -> None:
+    """A 15 % scale error of one of 20 columns, 1,500 vs 1,500 (optimal AUC 0.63): the verdict test sees it."""
+    rng = np.random.default_rng(8)
+    ref = rng.lognormal(3.0, 0.3, size=(1500, 20))
+    cand = rng.lognormal(3.0, 0.3, size=(1500, 20))
+    cand[:, 4] *= 1.15
+    res = classifier_test(ref, cand, config=ClassifierConfig.verdict(), seed=1)
+    assert res.auc.value > 0.5 + 3 * res.auc.error
+    null = classifier_test(ref, rng.lognormal(3.0, 0.3, size=(1500, 20)), config=ClassifierConfig.verdict(), seed=1)
+    assert abs(null.auc.value - 0.5) < 3 * null.auc.error + 0.01

@@ -72,13 +72,14 @@ def test_report_files_and_keys(report) -> None:
             "chi2_ndf",
             "chi2_ndf_mean",
             "classifier",
+            "classifier_weights",
             "distances",
         }
         assert set(b["separation_power"]) == {"etot_over_einc", "voxel_energy", *PER_LAYER_FEATURES}
         assert set(b["wasserstein"]) == {"etot_over_einc", *PER_LAYER_FEATURES}
         assert set(b["separation_power"]["center_x"]) == {str(i) for i in range(12)}
         assert set(b["separation_power"]["etot_over_einc"]) == {"value", "error"}
-        for kind in ("high_level", "low_level"):
+        for kind in ("high_level", "low_level", "verdict"):
             assert set(b["classifier"][kind]["auc"]) == {"value", "error"}
             assert b["classifier"][kind]["skipped"] is None
     # unbiased floor: the candidate meets reference half A at the size of half B
@@ -106,6 +107,7 @@ def test_html_references_every_plot(report) -> None:
         "mean_images",
         "layer_profile",
         "radial_profile",
+        "classifier_weights",
         *PER_LAYER_FEATURES,
     }
     assert {p.split("/")[-1][:-4] for p in pngs} == expected

@@ -54,6 +54,7 @@ __all__ = [
     "classifier_test_indexed",
     "low_level_inputs",
     "high_level_inputs",
+    "verdict_inputs",
     "hanley_mcneil_error",
 ]
 
@@ -74,6 +75,11 @@ class ClassifierConfig:
         threads: CPU threads for torch (``None``: every core this process may use for a wide
             network, 1 for ``hidden <= 512``, whose small matrices gain nothing from threads and
             lose badly to thread contention on a busy machine).
+        standardise: scale each input column to zero mean and unit variance (training split).
+        select: which epoch is kept: ``"test_accuracy"`` (the challenge's) or ``"test_loss"``
+            (lowest BCE on the test split: early stopping on the loss).
+        patience: stop after this many epochs without improvement (0: run every epoch).
+        weight_decay: Adam weight decay (L2).
     """
 
     hidden: int = 2048
@@ -85,11 +91,33 @@ class ClassifierConfig:
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     device: str | None = None
     threads: int | None = None
+    standardise: bool = False
+    select: str = "test_accuracy"
+    patience: int = 0
+    weight_decay: float = 0.0
 
     @classmethod
     def quick(cls) -> ClassifierConfig:
         """A small fast setting for small samples and tests: 3 x 256, 15 epochs, 1 repeat."""
         return cls(hidden=256, n_layers=3, lr=1e-3, batch_size=1000, epochs=15, repeats=1)
+
+    @classmethod
+    def verdict(cls) -> ClassifierConfig:
+        """The test with measured power: standardised inputs, 3 x 256, batch 128, up to 300 epochs,
+        early stopping on the test-split loss (patience 20), one run (power curve in
+        ``docs/evaluation.md``)."""
+        return cls(
+            hidden=256,
+            n_layers=3,
+            lr=1e-3,
+            batch_size=128,
+            epochs=300,
+            repeats=1,
+            standardise=True,
+            select="test_loss",
+            patience=20,
+            weight_decay=1e-5,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings."""
@@ -107,12 +135,16 @@ class ClassifierResult:
         jsd: (ln 2 - BCE) / ln 2 on the validation split.
         n_per_class: showers per class used (train + test + validation).
         runs: per-repeat ``{"auc", "jsd", "best_epoch"}``.
+        scores: per-shower classifier logits of the last run (not in :meth:`to_dict`).
     """
 
     auc: Measurement
     jsd: Measurement
     n_per_class: int
     runs: tuple[dict[str, float], ...] = ()
+    scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    """Of the last run: (rows of ``inputs``, label 1 = reference, logit = log w) on the validation
+    split, where w = p / (1 - p) estimates the density ratio reference / candidate."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``auc`` and ``jsd`` as ``{"value", "error"}``)."""
@@ -158,6 +190,22 @@ def high_level_inputs(features: dict[str, np.ndarray], geometry: Geometry) -> np
     for name in ("center_r", "width_r"):
         cols.append(features[name][:, layers[name]] / 1e2)
     return np.concatenate([np.asarray(c, dtype=np.float32) for c in cols], axis=1)
+
+
+def verdict_inputs(features: dict[str, np.ndarray], geometry: Geometry) -> np.ndarray:
+    """Inputs of the verdict classifier: :func:`high_level_inputs` plus the ratios physicists read.
+
+    Appends ``E_tot / E_inc`` and ``E_layer / E_tot`` of every layer with voxels (0 for an empty
+    shower) to the high-level columns; the verdict classifier standardises every column.
+
+    Returns:
+        (n, d + 1 + n_layers) float32.
+    """
+    etot = np.asarray(features["etot"], dtype=np.float64)
+    layers = defined_layers(geometry, "layer_energy")
+    frac = features["layer_energy"][:, layers].astype(np.float64) / np.where(etot > 0, etot, 1.0)[:, None]
+    extra = np.concatenate([np.asarray(features["etot_over_einc"], dtype=np.float64)[:, None], frac], axis=1)
+    return np.concatenate([high_level_inputs(features, geometry), extra.astype(np.float32)], axis=1)
 
 
 def hanley_mcneil_error(auc: float, n_pos: int, n_neg: int) -> float:
@@ -250,12 +298,16 @@ def classifier_test_indexed(
         pos = pos[np.sort(rng.choice(len(pos), n, replace=False))]
     if len(neg) > n:
         neg = neg[np.sort(rng.choice(len(neg), n, replace=False))]
+    if cfg.select not in ("test_accuracy", "test_loss"):
+        raise UserError(f"classifier select={cfg.select!r}; expected 'test_accuracy' or 'test_loss'")
     runs = []
+    scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     old_threads = torch.get_num_threads()
     torch.set_num_threads(_threads(cfg))
     try:
         for _ in range(cfg.repeats):
-            runs.append(_one_run(torch, x, pos, neg, cfg, int(rng.integers(2**31))))
+            run, scores = _one_run(torch, x, pos, neg, cfg, int(rng.integers(2**31)))
+            runs.append(run)
     finally:
         torch.set_num_threads(old_threads)
     aucs = np.array([run["auc"] for run in runs])
@@ -269,7 +321,7 @@ def classifier_test_indexed(
             float(aucs[0]), hanley_mcneil_error(float(aucs[0]), int(run["n_val_pos"]), int(run["n_val_neg"]))
         )
         jsd = Measurement(float(jsds[0]), float(run["jsd_error"]))
-    return ClassifierResult(auc, jsd, n, tuple(runs))
+    return ClassifierResult(auc, jsd, n, tuple(runs), scores)
 
 
 def _splits(
@@ -286,7 +338,7 @@ def _splits(
 
 def _one_run(
     torch: Any, x: np.ndarray, pos: np.ndarray, neg: np.ndarray, cfg: ClassifierConfig, seed: int
-) -> dict[str, float]:
+) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     from sklearn.isotonic import IsotonicRegression
     from sklearn.metrics import roc_auc_score
 
@@ -303,22 +355,34 @@ def _one_run(
             layers += [torch.nn.Linear(width, cfg.hidden), torch.nn.LeakyReLU()]
             width = cfg.hidden
         model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    if cfg.standardise:  # statistics of the training rows, applied batch by batch
+        mu = x[train].mean(axis=0, dtype=np.float64)
+        sd = x[train].std(axis=0, dtype=np.float64)
+        shift = torch.from_numpy(mu.astype(np.float32)).to(device)
+        scale = torch.from_numpy(np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 1.0).astype(np.float32)).to(device)
 
     def batches(idx: np.ndarray) -> Any:
         for lo in range(0, len(idx), cfg.batch_size):
             sel = np.sort(idx[lo : lo + cfg.batch_size])
-            yield (torch.from_numpy(x[sel]).to(device), torch.from_numpy(y[sel]).to(device))
+            xb = torch.from_numpy(x[sel]).to(device)
+            if cfg.standardise:
+                xb = (xb - shift) * scale
+            yield (xb, torch.from_numpy(y[sel]).to(device))
 
-    def predict(idx: np.ndarray) -> np.ndarray:
+    def logits(idx: np.ndarray) -> np.ndarray:
         model.eval()
         with torch.no_grad():
-            out = [torch.sigmoid(model(xb)[:, 0]).double().cpu().numpy() for xb, _ in batches(idx)]
+            out = [model(xb)[:, 0].double().cpu().numpy() for xb, _ in batches(idx)]
         return np.concatenate(out)
+
+    def predict(idx: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-logits(idx)))
 
     test_y = y[np.concatenate([np.sort(test[lo : lo + cfg.batch_size]) for lo in range(0, len(test), cfg.batch_size)])]
     best_acc, best_epoch, best_state = -1.0, 0, None
+    best_score = -math.inf
     for epoch in range(cfg.epochs):
         model.train()
         for xb, yb in batches(rng.permutation(train)):
@@ -326,17 +390,25 @@ def _one_run(
             loss = loss_fn(model(xb)[:, 0], yb)
             loss.backward()
             opt.step()
-        acc = float(np.mean((predict(test) > 0.5) == (test_y > 0.5)))
-        if acc > best_acc:
-            best_acc, best_epoch = acc, epoch + 1
+        z = logits(test)
+        acc = float(np.mean((z > 0) == (test_y > 0.5)))
+        if cfg.select == "test_loss":  # minus the mean BCE: higher is better
+            score = -float(np.mean(np.logaddexp(0.0, z) - test_y * z))
+        else:
+            score = acc
+        if score > best_score:
+            best_score, best_acc, best_epoch = score, acc, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if acc == 1.0:
+        if acc == 1.0 and cfg.select == "test_accuracy":
+            break
+        if cfg.patience and epoch + 1 - best_epoch >= cfg.patience:
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     p_test = predict(test)
     val_order = np.concatenate([np.sort(val[lo : lo + cfg.batch_size]) for lo in range(0, len(val), cfg.batch_size)])
-    p_val, val_y = predict(val), y[val_order].astype(np.float64)
+    z_val = logits(val)
+    p_val, val_y = 1.0 / (1.0 + np.exp(-z_val)), y[val_order].astype(np.float64)
     iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-6, y_max=1.0 - 1e-6).fit(p_test, test_y)
     p_cal = np.clip(iso.predict(p_val), 1e-6, 1.0 - 1e-6)
     auc = float(roc_auc_score(val_y, p_cal))
@@ -344,12 +416,14 @@ def _one_run(
     ln2 = math.log(2.0)
     jsd = (ln2 - float(bce_each.mean())) / ln2
     jsd_err = float(bce_each.std(ddof=1) / math.sqrt(len(bce_each))) / ln2
-    return {
+    run = {
         "auc": auc,
         "jsd": jsd,
         "jsd_error": jsd_err,
         "best_epoch": float(best_epoch),
+        "epochs_run": float(epoch + 1),
         "test_accuracy": best_acc,
         "n_val_pos": int(val_y.sum()),
         "n_val_neg": int((1 - val_y).sum()),
     }
+    return run, (val_order, val_y, z_val)

@@ -77,9 +77,11 @@ from showerforge.evaluation.metrics import (
 from showerforge.evaluation.showers.binning import feature_edges
 from showerforge.evaluation.showers.classifier import (
     ClassifierConfig,
+    ClassifierResult,
     classifier_test_indexed,
     high_level_inputs,
     low_level_inputs,
+    verdict_inputs,
 )
 from showerforge.evaluation.showers.features import (
     PER_LAYER_FEATURES,
@@ -108,7 +110,11 @@ FEATURE_LABELS: dict[str, str] = {
     "width_r": "width in r [mm]",
     "sparsity": "fraction of empty voxels",
 }
-_CLASSIFIERS = ("high_level", "low_level")
+_CLASSIFIERS = ("high_level", "low_level", "verdict")
+WEIGHT_EDGES = np.linspace(-3.0, 3.0, 31)
+"""Bins of log10 w for the classifier-weight histograms."""
+WEIGHT_TAIL = 1.0
+"""A weight is extreme when |log10 w| > 1 (w > 10 or w < 0.1)."""
 PRDC_K = 5
 """Nearest neighbours of PRDC (the CaloChallenge's ``--prdc_k`` default)."""
 PRDC_EMPTY_MEV = 0.1
@@ -364,6 +370,73 @@ def _distances(
     return out
 
 
+def verdict_input_names(geometry: Geometry) -> list[str]:
+    """Column names of :func:`~showerforge.evaluation.showers.classifier.verdict_inputs`."""
+    names = ["log10 E_inc"]
+    layers = {name: defined_layers(geometry, name) for name in PER_LAYER_FEATURES}
+    names += [f"log10 layer_energy[{i}]" for i in layers["layer_energy"]]
+    for name in ("center_x", "center_y", "width_x", "width_y"):
+        names += [f"{name}[{i}]" for i in layers[name]]
+    names.append("log10 E_tot")
+    names += [f"sparsity[{i}]" for i in layers["sparsity"]]
+    for name in ("center_r", "width_r"):
+        names += [f"{name}[{i}]" for i in layers[name]]
+    names.append("E_tot/E_inc")
+    names += [f"E_layer[{i}]/E_tot" for i in layers["layer_energy"]]
+    return names
+
+
+def _binomial(flags: np.ndarray) -> Measurement:
+    if flags.size == 0:
+        return Measurement(None, None)
+    p = float(flags.mean())
+    return Measurement(p, math.sqrt(p * (1.0 - p) / flags.size))
+
+
+def classifier_weights(
+    result: ClassifierResult, inputs: np.ndarray, names: Sequence[str], incident_mev: np.ndarray
+) -> dict[str, Any] | None:
+    """Distributions of the classifier weights w = p / (1 - p) (reference / candidate density ratio).
+
+    On the held-out split: histograms of log10 w for reference and candidate showers, the tail
+    fractions (candidate showers with w < 0.1: made by the candidate, rare in the reference;
+    reference showers with w > 10: missed by the candidate), and where the candidate tail sits
+    (median E_inc, and the inputs whose tail mean differs most from the candidate's mean, in
+    units of the candidate's standard deviation).
+
+    Args:
+        result: a classifier result with per-shower scores.
+        inputs: the classifier inputs (rows as in ``result.scores``).
+        names: column names of ``inputs``.
+        incident_mev: (N,) incident energy of each row of ``inputs``.
+    """
+    if result.scores is None:
+        return None
+    rows, labels, logit = result.scores
+    log_w = logit / math.log(10.0)
+    ref, cand = labels > 0.5, labels < 0.5
+    out: dict[str, Any] = {
+        "log10_w_edges": WEIGHT_EDGES.tolist(),
+        "log10_w_reference": np.histogram(np.clip(log_w[ref], -3, 3), WEIGHT_EDGES)[0].tolist(),
+        "log10_w_candidate": np.histogram(np.clip(log_w[cand], -3, 3), WEIGHT_EDGES)[0].tolist(),
+        "candidate_tail": _binomial(log_w[cand] < -WEIGHT_TAIL),
+        "reference_tail": _binomial(log_w[ref] > WEIGHT_TAIL),
+        "n": [int(ref.sum()), int(cand.sum())],
+    }
+    tail = rows[cand][log_w[cand] < -WEIGHT_TAIL]
+    if len(tail) >= 5:
+        all_c = inputs[rows[cand]].astype(np.float64)
+        sd = all_c.std(axis=0)
+        shift = (inputs[tail].astype(np.float64).mean(axis=0) - all_c.mean(axis=0)) / np.where(sd > 0, sd, np.inf)
+        top = np.argsort(-np.abs(shift))[:5]
+        out["candidate_tail_where"] = {
+            "median_incident_gev": float(np.median(incident_mev[tail]) / 1e3),
+            "median_incident_gev_all": float(np.median(incident_mev[rows[cand]]) / 1e3),
+            "inputs": [{"name": names[i], "shift_in_sd": float(shift[i])} for i in top],
+        }
+    return out
+
+
 def evaluate_files(
     reference: str | Path,
     candidate: str | Path,
@@ -562,6 +635,28 @@ def evaluate_files(
     if "high_level" in classifiers:
         comp["classifier"]["high_level"] = _run_classifier(high, ref_idx, cand_idx, cfg, seed)
         floor["classifier"]["high_level"] = _run_classifier(high, ref_idx, floor_idx, cfg, seed + 1)
+    if "verdict" in classifiers:
+        vx = np.concatenate(
+            [
+                verdict_inputs(base_f, geo),
+                verdict_inputs(_take(cand_f, cand_rows), geo),
+                verdict_inputs(_take(floor_f, floor_rows), geo),
+            ]
+        )
+        inc_all = np.concatenate(
+            [base_f["incident_energy"], cand_f["incident_energy"][cand_rows], floor_f["incident_energy"][floor_rows]]
+        )
+        names = verdict_input_names(geo)
+        vcfg = ClassifierConfig.verdict()
+        for block, rows, offset in ((comp, cand_idx, seed), (floor, floor_idx, seed + 1)):
+            n_min = min(len(ref_idx), len(rows))
+            if n_min < 10:
+                block["classifier"]["verdict"] = _run_classifier(vx, ref_idx, rows, vcfg, offset)
+                continue
+            res = classifier_test_indexed(vx, ref_idx, rows, config=vcfg, seed=offset)
+            block["classifier"]["verdict"] = {**res.to_dict(), "skipped": None}
+            block["classifier_weights"] = classifier_weights(res, vx, names, inc_all)
+        del vx
     if low is not None and "low_level" in classifiers:
         comp["classifier"]["low_level"] = _run_classifier(low, slots[0], slots[1], cfg, seed)
         floor["classifier"]["low_level"] = _run_classifier(low, slots[0], slots[2], cfg, seed + 1)
@@ -600,6 +695,7 @@ def evaluate_files(
             else "reference half B vs reference half A (the candidate is compared with half A)",
             "classifiers": list(classifiers),
             "classifier_config": cfg.to_dict() if classifiers else None,
+            "verdict_config": ClassifierConfig.verdict().to_dict() if "verdict" in classifiers else None,
             "low_level_showers_per_class": k,
             "low_level_memory_mb": float(low_level_memory_mb),
             "distances": {
@@ -735,6 +831,20 @@ def _draw(
             ),
             "Voxel energies (all voxels above threshold)",
         )
+    weights = metrics["candidate_vs_reference"].get("classifier_weights")
+    if weights:
+        we = np.asarray(weights["log10_w_edges"])
+        wr, wc = (np.asarray(weights[k], dtype=np.float64) for k in ("log10_w_reference", "log10_w_candidate"))
+        add(
+            plot_histograms(
+                out / "plots" / "classifier_weights.png",
+                [HistPanel("verdict classifier weights", we, wr / max(wr.sum(), 1.0), wc / max(wc.sum(), 1.0), "")],
+                xlabel="log10 w,  w = p / (1 - p) = reference / candidate density ratio",
+                logy=True,
+            ),
+            "Classifier weights on held-out showers: candidate showers at log10 w < -1 are ones the "
+            "reference hardly makes; reference showers at log10 w > 1 are ones the candidate misses",
+        )
     add(
         plot_response_vs_energy(
             out / "plots" / "response_vs_einc.png",
@@ -820,6 +930,22 @@ def format_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
                         format_measurement(floor_dist["prdc"][key]),
                     )
                 )
+    cw, fw = comp.get("classifier_weights"), floor.get("classifier_weights")
+    if cw:
+        rows.append(
+            (
+                "verdict weights: candidate showers with w < 0.1",
+                format_measurement(cw["candidate_tail"]),
+                format_measurement((fw or {}).get("candidate_tail")),
+            )
+        )
+        rows.append(
+            (
+                "verdict weights: reference showers with w > 10",
+                format_measurement(cw["reference_tail"]),
+                format_measurement((fw or {}).get("reference_tail")),
+            )
+        )
     if "chi2_ndf_mean" in comp:
         rows.append(
             (
