@@ -74,6 +74,7 @@ def test_report_files_and_keys(report) -> None:
             "classifier",
             "classifier_weights",
             "distances",
+            "nplm",
         }
         assert set(b["separation_power"]) == {"etot_over_einc", "voxel_energy", *PER_LAYER_FEATURES}
         assert set(b["wasserstein"]) == {"etot_over_einc", *PER_LAYER_FEATURES}
@@ -94,6 +95,7 @@ def test_report_files_and_keys(report) -> None:
     for key in ("fpd", "kpd"):
         assert comp["distances"][key]["value"] > floor["distances"][key]["value"] + 3 * comp["distances"][key]["error"]
     assert set(comp["distances"]["prdc"]) == {"precision", "recall", "density", "coverage", "n_per_sample"}
+    assert comp["nplm"]["n_toys"] == 20 and 0 < comp["nplm"]["p_value"] <= 1
 
 
 def test_html_references_every_plot(report) -> None:

@@ -673,6 +673,12 @@ def demo_cmd(output: Path, workers: int) -> None:
     help="Classifier runs averaged (default 5, --quick 1; the challenge script runs once).",
 )
 @click.option(
+    "--nplm-toys",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Showers: toys of the NPLM goodness-of-fit test (default 50, --quick 20; 0 skips it; about 1 s per toy for ds2).",
+)
+@click.option(
     "--fpd-extrapolation",
     type=click.Choice(["jetnet", "lsq"]),
     default="jetnet",
@@ -696,6 +702,7 @@ def evaluate_cmd(
     max_showers: int | None,
     floor_reference: str | None,
     repeats: int | None,
+    nplm_toys: int | None,
     fpd_extrapolation: str,
     efp_normed: bool,
     no_plots: bool,
@@ -713,8 +720,8 @@ def evaluate_cmd(
     if kind == "jets":
         from showerforge.evaluation.jets.report import evaluate_jet_files, format_jet_summary
 
-        if floor_reference is not None or repeats is not None:
-            raise UserError("--floor-reference and --repeats apply to showers; jets use halves of the reference")
+        if floor_reference is not None or repeats is not None or nplm_toys is not None:
+            raise UserError("--floor-reference, --repeats and --nplm-toys apply to showers")
         metrics = evaluate_jet_files(
             reference,
             candidate,
@@ -744,6 +751,7 @@ def evaluate_cmd(
             max_showers=max_showers,
             classifier_config=cfg if repeats is None else replace(cfg, repeats=repeats),
             fpd_extrapolation=fpd_extrapolation,
+            nplm_toys=nplm_toys,
             plots=not no_plots,
         )
         click.echo(format_summary(metrics))

@@ -56,6 +56,7 @@ import contextlib
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ from showerforge.evaluation.metrics import (
     unit_histogram,
     wasserstein1,
 )
+from showerforge.evaluation.nplm import NPLMConfig
 from showerforge.evaluation.showers.binning import feature_edges
 from showerforge.evaluation.showers.classifier import (
     ClassifierConfig,
@@ -453,6 +455,7 @@ def evaluate_files(
     classifiers: Sequence[str] = _CLASSIFIERS,
     classifier_config: ClassifierConfig | None = None,
     distances: bool = True,
+    nplm_toys: int | None = None,
     fpd_extrapolation: str = "jetnet",
     low_level_memory_mb: float = 1536.0,
     plots: bool = True,
@@ -481,6 +484,8 @@ def evaluate_files(
         classifiers: which classifier tests to run (``"high_level"``, ``"low_level"``).
         classifier_config: classifier hyper-parameters (overrides ``quick`` for the classifier).
         distances: compute FPD, KPD and PRDC.
+        nplm_toys: toys of the NPLM test on the verdict inputs (0: no NPLM test; default 50, quick
+            20; see :mod:`showerforge.evaluation.nplm`).
         fpd_extrapolation: ``"jetnet"`` (the challenge's, through jetnet) or ``"lsq"`` (exact line),
             see :func:`showerforge.evaluation.distances.fpd`.
         low_level_memory_mb: memory for the voxel rows of the low-level classifier and PRDC.
@@ -657,6 +662,23 @@ def evaluate_files(
             block["classifier"]["verdict"] = {**res.to_dict(), "skipped": None}
             block["classifier_weights"] = classifier_weights(res, vx, names, inc_all)
         del vx
+    ncfg = NPLMConfig.quick() if quick else NPLMConfig()
+    if nplm_toys is not None:
+        ncfg = replace(ncfg, n_toys=int(nplm_toys))
+    if ncfg.n_toys > 0 and min(nb, m) >= 10:
+        from showerforge.evaluation.nplm import nplm_test
+
+        verdict_x = np.concatenate(
+            [
+                verdict_inputs(base_f, geo),
+                verdict_inputs(_take(cand_f, cand_rows), geo),
+                verdict_inputs(_take(floor_f, floor_rows), geo),
+            ]
+        )
+        res_n = nplm_test(verdict_x[ref_idx], verdict_x[cand_idx], verdict_x[floor_idx], config=ncfg, seed=seed)
+        comp["nplm"] = res_n.to_dict()
+        floor["nplm"] = {"t": res_n.to_dict()["null_median"], "note": "median of the reference-vs-reference toys"}
+        del verdict_x
     if low is not None and "low_level" in classifiers:
         comp["classifier"]["low_level"] = _run_classifier(low, slots[0], slots[1], cfg, seed)
         floor["classifier"]["low_level"] = _run_classifier(low, slots[0], slots[2], cfg, seed + 1)
@@ -696,6 +718,7 @@ def evaluate_files(
             "classifiers": list(classifiers),
             "classifier_config": cfg.to_dict() if classifiers else None,
             "verdict_config": ClassifierConfig.verdict().to_dict() if "verdict" in classifiers else None,
+            "nplm": ncfg.to_dict() if ncfg.n_toys > 0 else None,
             "low_level_showers_per_class": k,
             "low_level_memory_mb": float(low_level_memory_mb),
             "distances": {
@@ -894,6 +917,11 @@ def _profiles(geo: Geometry, mean_ref: np.ndarray, mean_cand: np.ndarray) -> lis
 
 
 # ----------------------------------------------------------------------------- summary
+def _num(v: float | None, spec: str) -> str:
+    """A number formatted, ``n/a`` for None (e.g. Z of a p-value of 1)."""
+    return "n/a" if v is None else format(v, spec)
+
+
 def _scaled(m: dict[str, Any] | None, factor: float) -> dict[str, Any] | None:
     """A stored measurement times ``factor`` (None stays None)."""
     if not m:
@@ -944,6 +972,16 @@ def format_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
                 "verdict weights: reference showers with w > 10",
                 format_measurement(cw["reference_tail"]),
                 format_measurement((fw or {}).get("reference_tail")),
+            )
+        )
+    nplm = comp.get("nplm")
+    if nplm:
+        q = nplm.get("null_quantiles_16_84") or [None, None]
+        rows.append(
+            (
+                f"NPLM t ({nplm['n_toys']} toys)",
+                f"{_num(nplm['t'], '.4g')} (p = {_num(nplm['p_value'], '.3g')}, Z = {_num(nplm['z'], '.2f')})",
+                f"{_num(nplm['null_median'], '.4g')} [{_num(q[0], '.4g')}, {_num(q[1], '.4g')}]",
             )
         )
     if "chi2_ndf_mean" in comp:
