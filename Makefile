@@ -1,12 +1,13 @@
 # The two set-up commands (each creates .venv and installs everything on a fresh machine):
 #   make demo   -- runs the main job: simulate (Geant4) -> train -> generate -> evaluate, on `mini`
-#   make test   -- runs lint (ruff), type checks (mypy) and the test suite
+#   make test   -- runs lint (ruff), type checks (mypy) and the test suite (installs Debian's
+#                  chromium where missing: the evaluation pages are checked in a headless browser)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install clean bench
+.PHONY: demo test lint install clean bench browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y --no-install-recommends chromium >/dev/null \
+	  || { $$SUDO apt-get update >/dev/null && $$SUDO apt-get install -y --no-install-recommends chromium >/dev/null; }; }
+
+test: lint browser
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)

@@ -22,17 +22,30 @@ td:first-child, th:first-child { text-align: left; }
 figure { margin: 1em 0 2em 0; }
 figure img { max-width: 100%; }
 .small { color: #555; font-size: 0.85em; }
+.ok { background: #d8f0d8; } .warn { background: #fbe8c0; } .bad { background: #f6c8c8; }
+figcaption { font-weight: bold; margin-bottom: 0.3em; }
+.keyplots figure { display: inline-block; width: 48%; vertical-align: top; margin: 0.5em 0.5%; }
 </style>
 """
 
 PAGE_PLOTS_FOOTER = """<h2>Plots</h2>
 {% for p in plots %}<figure>
-<img src="{{ p.file }}" alt="{{ p.caption }}">
 <figcaption>{{ p.caption }}</figcaption>
+<img src="{{ p.file }}" alt="{{ p.caption }}">
 </figure>
 {% endfor %}
 <p class="small">showerforge {{ m.showerforge_version }}, schema {{ m.schema }}; all numbers also in
 <a href="metrics.json">metrics.json</a>.</p>
+<script>
+window.addEventListener("load", function () {
+  var broken = 0;
+  for (var i = 0; i < document.images.length; i++) {
+    if (!document.images[i].complete || document.images[i].naturalWidth === 0) { broken++; }
+  }
+  document.body.setAttribute("data-images", document.images.length);
+  document.body.setAttribute("data-broken-images", broken);
+});
+</script>
 </body>
 </html>
 """
@@ -56,18 +69,36 @@ readout: {{ m.geometry.name }} ({{ m.geometry.n_layers }} layers, {{ m.geometry.
 voxel threshold: {{ "%.4g"|format(m.settings.threshold_mev) }} MeV; seed {{ m.settings.seed }};
 {{ m.settings.n_bootstrap }} bootstrap replicas; {{ "quick" if m.settings.quick else "full" }} classifier
 </p>
-<h2>Summary</h2>
-<p class="small">The floor compares two halves of the reference: the value a perfect candidate would reach
-with half the reference statistics.</p>
+<h2>Verdict</h2>
+<p class="small">Each headline number beside its floor ({{ m.settings.floor }}; the same sample sizes).
+Green: within 2 standard deviations of the floor (the reference cannot tell them apart); amber:
+2-5 sigma; red: more than 5 sigma. NPLM: green p &ge; 0.05, amber 0.05 &gt; p &ge; 0.003, red below.</p>
+<table>
+<tr><th>headline metric</th><th>candidate vs reference</th><th>floor</th><th>verdict</th></tr>
+{% for name, cand, floor, word, cls in verdict %}<tr class="{{ cls }}"><td>{{ name }}</td><td>{{ cand }}</td><td>{{ floor }}</td><td>{{ word }}</td></tr>
+{% endfor %}</table>
+<h2>Key plots</h2>
+<div class="keyplots">
+{% for p in key_plots %}<figure>
+<figcaption>{{ p.caption }}</figcaption>
+<img src="{{ p.file }}" alt="{{ p.caption }}">
+</figure>
+{% endfor %}</div>
+<h2>All metrics</h2>
+<p class="small">JSD = (ln 2 - BCE) / ln 2 of the calibrated classifier: 0 means no separation, 1 perfect
+separation; small negative values are fluctuations of "no separation". S: separation power (0 identical,
+1 disjoint); chi2/ndf about 1 for one parent distribution; FPD, KPD x 1e3 as the CaloChallenge tables;
+definitions in docs/evaluation.md.</p>
 <table>
 <tr><th>metric</th><th>candidate vs reference</th><th>reference vs reference (floor)</th></tr>
 {% for name, cand, floor in rows %}<tr><td>{{ name }}</td><td>{{ cand }}</td><td>{{ floor }}</td></tr>
 {% endfor %}</table>
-<h2>Separation power per histogram</h2>
+<details><summary>Separation power and W1 per histogram ({{ per_layer|length }} rows)</summary>
 <table>
 <tr><th>feature</th><th>layer</th><th>candidate</th><th>floor</th><th>W1 candidate</th><th>W1 floor</th></tr>
 {% for r in per_layer %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td><td>{{ r[2] }}</td><td>{{ r[3] }}</td><td>{{ r[4] }}</td><td>{{ r[5] }}</td></tr>
 {% endfor %}</table>
+</details>
 """
     + PAGE_PLOTS_FOOTER
 )
@@ -99,18 +130,38 @@ def _per_layer_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, s
     return rows
 
 
-def render_html(metrics: dict[str, Any], plots: list[dict[str, str]], rows: list[tuple[str, str, str]]) -> str:
-    """The report page.
+KEY_PLOTS = ("etot_over_einc", "layer_profile", "radial_profile", "response_vs_einc", "classifier_weights")
+"""Plots shown first, under the verdict (file stems)."""
+
+
+def render_html(
+    metrics: dict[str, Any],
+    plots: list[dict[str, str]],
+    rows: list[tuple[str, str, str]],
+    verdict: list[tuple[str, str, str, str, str]] | None = None,
+) -> str:
+    """The report page: verdict, key plots, all metrics, per-histogram table (folded), all plots.
 
     Args:
         metrics: the ``metrics.json`` dict.
         plots: ``{"file": relative path, "caption": text}`` per plot.
         rows: summary rows (metric, candidate, floor).
+        verdict: headline rows (metric, candidate, floor, verdict word, css class ``ok``/``warn``/``bad``).
 
     Returns:
         HTML text.
     """
-    return render_template(_TEMPLATE, m=metrics, plots=plots, rows=rows, per_layer=_per_layer_rows(metrics))
+    stem = {p["file"].rsplit("/", 1)[-1].rsplit(".", 1)[0]: p for p in plots}
+    key = [stem[k] for k in KEY_PLOTS if k in stem]
+    return render_template(
+        _TEMPLATE,
+        m=metrics,
+        plots=plots,
+        rows=rows,
+        verdict=verdict or [],
+        key_plots=key,
+        per_layer=_per_layer_rows(metrics),
+    )
 
 
 def render_template(template: str, **context: Any) -> str:

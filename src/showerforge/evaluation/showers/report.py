@@ -750,7 +750,7 @@ def evaluate_files(
     from showerforge.evaluation.html import render_html
 
     with atomic_output(out / "index.html") as tmp:
-        tmp.write_text(render_html(metrics, plot_files, format_rows(metrics)))
+        tmp.write_text(render_html(metrics, plot_files, format_rows(metrics), verdict_rows(metrics)))
     return metrics
 
 
@@ -1001,6 +1001,73 @@ def format_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str]]:
         unit = FEATURE_LABELS[key].split("[")[-1].rstrip("]") if "[" in FEATURE_LABELS[key] else ""
         label = f"W1 {key}" + (f" [{unit}]" if unit else "") + (" (layer mean)" if key in PER_LAYER_FEATURES else "")
         rows.append((label, format_measurement(m), format_measurement(floor["wasserstein_mean"].get(key))))
+    return rows
+
+
+def _judge(cand: dict[str, Any] | None, floor: dict[str, Any] | None) -> tuple[str, str]:
+    """(word, css class) from the distance of a candidate value to its floor in combined sigma."""
+    if not cand or not floor or cand.get("value") is None or floor.get("value") is None:
+        return "n/a", ""
+    err = math.hypot(cand.get("error") or 0.0, floor.get("error") or 0.0)
+    if err <= 0:
+        return ("as the floor", "ok") if cand["value"] == floor["value"] else ("no error to judge", "")
+    z = (cand["value"] - floor["value"]) / err
+    if z <= 2:
+        return f"as the floor ({z:+.1f} sigma)", "ok"
+    if z <= 5:
+        return f"distinguishable ({z:+.1f} sigma)", "warn"
+    return f"clearly different ({z:+.1f} sigma)", "bad"
+
+
+def verdict_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """Headline rows of the report: (metric, candidate, floor, verdict, css class)."""
+    comp, floor = metrics["candidate_vs_reference"], metrics["reference_vs_reference"]
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def add(label: str, c: dict[str, Any] | None, f: dict[str, Any] | None, scale: float = 1.0) -> None:
+        c, f = _scaled(c, scale), _scaled(f, scale)
+        rows.append((label, format_measurement(c), format_measurement(f), *_judge(c, f)))
+
+    names = {
+        "verdict": "verdict classifier AUC",
+        "high_level": "CaloChallenge high-level AUC",
+        "low_level": "CaloChallenge low-level AUC",
+    }
+    for kind in ("verdict", "high_level", "low_level"):
+        if kind in comp.get("classifier", {}):
+            add(names[kind], comp["classifier"][kind]["auc"], floor["classifier"][kind]["auc"])
+    if comp.get("distances"):
+        add("FPD x 1e3", comp["distances"]["fpd"], floor["distances"]["fpd"], 1e3)
+        add("KPD x 1e3", comp["distances"]["kpd"], floor["distances"]["kpd"], 1e3)
+    add(
+        "separation power, mean of all histograms",
+        comp["separation_power_mean"]["all"],
+        floor["separation_power_mean"]["all"],
+    )
+    if "chi2_ndf_mean" in comp:
+        add("chi2/ndf, mean of all histograms", comp["chi2_ndf_mean"]["all"], floor["chi2_ndf_mean"]["all"])
+    add(
+        "E_tot / E_inc separation power",
+        comp["separation_power"]["etot_over_einc"],
+        floor["separation_power"]["etot_over_einc"],
+    )
+    nplm = comp.get("nplm")
+    if nplm and nplm.get("p_value") is not None:
+        p = nplm["p_value"]
+        word, cls = (
+            ("as the reference", "ok")
+            if p >= 0.05
+            else (("distinguishable", "warn") if p >= 0.003 else ("clearly different", "bad"))
+        )
+        rows.append(
+            (
+                f"NPLM p-value ({nplm['n_toys']} toys)",
+                f"{p:.3g} (Z = {_num(nplm['z'], '.2f')})",
+                f"t null median {_num(nplm['null_median'], '.4g')}",
+                word,
+                cls,
+            )
+        )
     return rows
 
 
