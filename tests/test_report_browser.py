@@ -3,6 +3,7 @@ loads, no console errors. ``make test`` installs chromium where it is missing.""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -63,3 +64,25 @@ def _key_count(dom: str) -> int:
     """Images repeated in the key-plot block."""
     block = dom[dom.index('class="keyplots"') : dom.index("All metrics")]
     return block.count("<img")
+
+
+def test_leaderboard_of_two_candidates(tmp_path: Path) -> None:
+    """`evaluate --candidate A --candidate B`: one report each, the closer candidate first, a page that loads."""
+    from click.testing import CliRunner
+
+    from showerforge.cli import cli
+
+    ref = write_showers(tmp_path / "ref.h5", *_showers(300, 1), MINI)
+    near = write_showers(tmp_path / "near.h5", *_showers(150, 2, width=1.02), MINI)
+    far = write_showers(tmp_path / "far.h5", *_showers(150, 3, width=1.6), MINI)
+    out = tmp_path / "board"
+    args = ["evaluate", "--reference", str(ref), "--candidate", str(far), "--candidate", str(near)]
+    res = CliRunner().invoke(cli, [*args, "-o", str(out), "--quick", "--nplm-toys", "0"])
+    assert res.exit_code == 0, res.output
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert [c["name"] for c in board["candidates"]] == ["near", "far"]  # sorted: the closer one first
+    assert board["sorted_by"] == "verdict AUC" and (out / "near" / "metrics.json").is_file()
+    assert "near:" in res.output and "floor:" in res.output
+    dom, log = _load(out / "index.html", tmp_path)
+    assert re.search(r'data-broken-images="0"', dom) and 'href="near/index.html"' in dom
+    assert not [line for line in log.splitlines() if "CONSOLE" in line]

@@ -627,7 +627,19 @@ def demo_cmd(output: Path, workers: int) -> None:
 @click.option(
     "--reference", required=True, help="Reference file (Geant4 / Pythia8); jets: FILE.h5:TYPE selects a type."
 )
-@click.option("--candidate", required=True, help="Candidate (generated) file of the same geometry / jet type.")
+@click.option(
+    "--candidate",
+    required=True,
+    multiple=True,
+    help="Candidate (generated) file of the same geometry / jet type. Give it several times for a "
+    "leaderboard: one report per candidate in OUTPUT/<name>/, one table and overlaid histograms in OUTPUT/.",
+)
+@click.option(
+    "--published",
+    is_flag=True,
+    help="With several candidates on a ds2 readout: print the published CaloChallenge dataset-2 numbers "
+    "beside ours (our samples are DS2-like, not DS2).",
+)
 @click.option(
     "-o",
     "--output",
@@ -694,7 +706,8 @@ def demo_cmd(output: Path, workers: int) -> None:
 @friendly
 def evaluate_cmd(
     reference: str,
-    candidate: str,
+    candidate: tuple[str, ...],
+    published: bool,
     output: Path,
     geometry: str | None,
     quick: bool,
@@ -718,43 +731,54 @@ def evaluate_cmd(
     """
     kind = _file_kind(reference)
     if kind == "jets":
-        from showerforge.evaluation.jets.report import evaluate_jet_files, format_jet_summary
-
         if floor_reference is not None or repeats is not None or nplm_toys is not None:
             raise UserError("--floor-reference, --repeats and --nplm-toys apply to showers")
-        metrics = evaluate_jet_files(
-            reference,
-            candidate,
-            output,
-            seed=seed,
-            quick=quick,
-            plots=not no_plots,
-            max_jets=max_showers,
-            efp_normed=efp_normed,
-            fpd_extrapolation=fpd_extrapolation,
-        )
-        click.echo(format_jet_summary(metrics))
+        options: dict[str, Any] = {
+            "seed": seed,
+            "quick": quick,
+            "plots": not no_plots,
+            "max_jets": max_showers,
+            "efp_normed": efp_normed,
+            "fpd_extrapolation": fpd_extrapolation,
+        }
     else:
-        from showerforge.evaluation import ClassifierConfig, evaluate_files, format_summary
+        from showerforge.evaluation import ClassifierConfig
 
         if efp_normed:
             raise UserError("--efp-normed applies to jets")
         cfg = ClassifierConfig.quick() if quick else ClassifierConfig()
-        metrics = evaluate_files(
-            reference,
-            candidate,
-            output,
-            floor_reference=floor_reference,
-            geometry=geometry,
-            quick=quick,
-            seed=seed,
-            max_showers=max_showers,
-            classifier_config=cfg if repeats is None else replace(cfg, repeats=repeats),
-            fpd_extrapolation=fpd_extrapolation,
-            nplm_toys=nplm_toys,
-            plots=not no_plots,
-        )
-        click.echo(format_summary(metrics))
+        options = {
+            "floor_reference": floor_reference,
+            "geometry": geometry,
+            "quick": quick,
+            "seed": seed,
+            "max_showers": max_showers,
+            "classifier_config": cfg if repeats is None else replace(cfg, repeats=repeats),
+            "fpd_extrapolation": fpd_extrapolation,
+            "nplm_toys": nplm_toys,
+            "plots": not no_plots,
+        }
+    if len(candidate) > 1:
+        from showerforge.evaluation.leaderboard import evaluate_many
+        from showerforge.evaluation.metrics import format_measurement
+
+        board = evaluate_many(reference, list(candidate), output, kind=kind, published=published, **options)
+        for row in board["candidates"]:
+            cells = ", ".join(f"{k} {format_measurement(row[k])}" for k in board["metrics"])
+            click.echo(f"{row['name']}: {cells}")
+        click.echo("floor: " + ", ".join(f"{k} {format_measurement(board['floor'][k])}" for k in board["metrics"]))
+    elif kind == "jets":
+        from showerforge.evaluation.jets.report import evaluate_jet_files, format_jet_summary
+
+        if published:
+            raise UserError("--published needs several --candidate files of showers")
+        click.echo(format_jet_summary(evaluate_jet_files(reference, candidate[0], output, **options)))
+    else:
+        from showerforge.evaluation import evaluate_files, format_summary
+
+        if published:
+            raise UserError("--published needs several --candidate files")
+        click.echo(format_summary(evaluate_files(reference, candidate[0], output, **options)))
     click.echo(f"report: {output / 'index.html'}")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from showerforge.evaluation.metrics import format_measurement
 
-__all__ = ["PAGE_STYLE", "PAGE_PLOTS_FOOTER", "render_html", "render_template"]
+__all__ = ["PAGE_STYLE", "PAGE_LOAD_CHECK", "PAGE_PLOTS_FOOTER", "render_html", "render_template"]
 
 #: The ``<style>`` block shared by every evaluation page (showers and jets).
 PAGE_STYLE = """<style>
@@ -28,15 +28,7 @@ figcaption { font-weight: bold; margin-bottom: 0.3em; }
 </style>
 """
 
-PAGE_PLOTS_FOOTER = """<h2>Plots</h2>
-{% for p in plots %}<figure>
-<figcaption>{{ p.caption }}</figcaption>
-<img src="{{ p.file }}" alt="{{ p.caption }}">
-</figure>
-{% endfor %}
-<p class="small">showerforge {{ m.showerforge_version }}, schema {{ m.schema }}; all numbers also in
-<a href="metrics.json">metrics.json</a>.</p>
-<script>
+PAGE_LOAD_CHECK = """<script>
 window.addEventListener("load", function () {
   var broken = 0;
   for (var i = 0; i < document.images.length; i++) {
@@ -46,9 +38,25 @@ window.addEventListener("load", function () {
   document.body.setAttribute("data-broken-images", broken);
 });
 </script>
-</body>
+"""
+"""Script that marks ``<body>`` with ``data-images`` and ``data-broken-images`` once the page has
+loaded (read by the headless-browser test)."""
+
+PAGE_PLOTS_FOOTER = (
+    """<h2>Plots</h2>
+{% for p in plots %}<figure>
+<figcaption>{{ p.caption }}</figcaption>
+<img src="{{ p.file }}" alt="{{ p.caption }}">
+</figure>
+{% endfor %}
+<p class="small">showerforge {{ m.showerforge_version }}, schema {{ m.schema }}; all numbers also in
+<a href="metrics.json">metrics.json</a>.</p>
+"""
+    + PAGE_LOAD_CHECK
+    + """</body>
 </html>
 """
+)
 """End of every report page: the plots with captions and the pointer to metrics.json."""
 
 _TEMPLATE = (

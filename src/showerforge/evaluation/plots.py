@@ -269,3 +269,47 @@ def plot_response_vs_energy(
     rax.set_ylabel("cand/ref")
     ax.legend()
     return _save(fig, Path(path))
+
+
+def plot_overlay(
+    path: str | Path,
+    edges: np.ndarray,
+    values: list[np.ndarray],
+    labels: list[str],
+    xlabel: str,
+    *,
+    density: bool = False,
+    ylabel: str = "fraction",
+    logy: bool = True,
+) -> Path:
+    """Several histograms on the same bins (the first, the reference, filled) over their ratios to it.
+
+    Args:
+        path: PNG to write.
+        edges: (B + 1,) bin edges.
+        values: per sample (B,) bin contents (counts or means).
+        labels: legend names, the reference first.
+        xlabel, ylabel: axis labels.
+        density: normalise each histogram to unit sum.
+        logy: logarithmic y axis of the upper panel.
+    """
+    fig, _ = _figure(8.0, 5.5)
+    top = fig.add_axes((0.1, 0.36, 0.86, 0.58))
+    bottom = fig.add_axes((0.1, 0.1, 0.86, 0.22), sharex=top)
+    rows = [np.asarray(v, dtype=np.float64) for v in values]
+    if density:
+        rows = [r / max(r.sum(), 1e-300) for r in rows]
+    ref = rows[0]
+    top.stairs(ref, edges, fill=True, color="0.8", label=labels[0])
+    for r, lab in zip(rows[1:], labels[1:], strict=True):
+        top.stairs(r, edges, label=lab)
+        bottom.stairs(np.divide(r, ref, out=np.full_like(r, np.nan), where=ref > 0), edges)
+    bottom.axhline(1.0, color="0.4", lw=0.8)
+    bottom.set_ylim(0.5, 1.5)
+    bottom.set_ylabel("cand/ref")
+    bottom.set_xlabel(xlabel)
+    top.set_ylabel(ylabel)
+    if logy:
+        top.set_yscale("log")
+    top.legend(fontsize=8)
+    return _save(fig, path)
