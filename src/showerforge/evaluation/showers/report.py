@@ -457,7 +457,7 @@ def evaluate_files(
     distances: bool = True,
     nplm_toys: int | None = None,
     fpd_extrapolation: str = "jetnet",
-    low_level_memory_mb: float = 1536.0,
+    low_level_memory_mb: float = 1024.0,
     plots: bool = True,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
