@@ -1,17 +1,21 @@
 """CaloChallenge-standard evaluation of a candidate shower file against a reference file.
 
-:func:`evaluate_files` reads both files in chunks (memory bounded by a chunk plus the small
-per-shower features), computes the high-level features of
-:mod:`showerforge.evaluation.showers.features`, and compares candidate with reference, and, as a
-floor (what statistics alone give), one half of the reference with the other half (seeded split).
+:func:`evaluate_files` reads the files in chunks (memory bounded by a chunk plus the small
+per-shower features and one voxel buffer), computes the high-level features of
+:mod:`showerforge.evaluation.showers.features`, and compares the candidate with the reference and,
+as the floor (what statistics alone give), a second reference sample with the reference, at the
+same sample sizes (``docs/evaluation.md``): by default the reference is split in two seeded halves
+A and B, the candidate (subsampled to the size of B) meets A and the floor is B against A; with
+``floor_reference`` the candidate meets the whole reference and the floor is that file against it.
 It writes, into ``out_dir``:
 
 * ``metrics.json`` (keys below);
 * ``plots/*.png``: reference-vs-candidate histograms with ratio panels (``etot_over_einc``,
-  ``voxel_energy``, and one grid per per-layer feature), ``response_vs_einc.png`` and, for
-  regular readouts, ``mean_images.png``, ``layer_profile.png`` and ``radial_profile.png`` (mean
-  energy per layer and per radial ring);
-* ``index.html``: the tables and the plots on one page.
+  ``voxel_energy``, and one grid per per-layer feature), ``response_vs_einc.png``,
+  ``classifier_weights.png`` and, for regular readouts, ``mean_images.png``,
+  ``layer_profile.png`` and ``radial_profile.png`` (mean energy per layer and per radial ring);
+* ``index.html``: the verdict (headline metrics against their floors), the key plots, every
+  summary metric, the per-histogram table (folded) and every plot.
 
 Nothing is printed; :func:`format_summary` turns the returned dict into a table for the CLI.
 
@@ -20,33 +24,37 @@ Nothing is printed; :func:`format_summary` turns the returned dict into a table 
 the challenge's fixed range, such as every E_tot/E_inc outside [0.5, 1.5]):
 
 * ``schema``, ``showerforge_version``;
-* ``reference`` / ``candidate``: ``path``, ``n_showers`` (used), ``n_showers_in_file``,
-  ``geometry_source``;
+* ``reference`` / ``candidate`` / ``floor_reference`` (when given): ``path``, ``n_showers``
+  (used), ``n_showers_in_file``, ``geometry_source``;
 * ``geometry``: ``name``, ``n_layers``, ``n_voxels``, ``is_regular``, ``challenge_dataset``
   (``"1-photons"``, ``"1-pions"``, ``"2"``, ``"3"`` or null);
 * ``settings``: ``seed``, ``quick``, ``threshold_mev``, ``n_bootstrap``, ``chunk``,
-  ``max_showers``, ``classifiers`` (list of ``"high_level"``/``"low_level"``),
-  ``classifier_config`` (or null), ``low_level_showers_per_class``, ``low_level_memory_mb``;
+  ``max_showers``, ``floor`` (the rule in words), ``classifiers`` (some of ``"high_level"``,
+  ``"low_level"``, ``"verdict"``), ``classifier_config``, ``verdict_config``, ``nplm`` (NPLM
+  settings or null), ``low_level_showers_per_class``, ``low_level_memory_mb``, ``distances``
+  (FPD/KPD/PRDC settings or null);
 * ``candidate_vs_reference`` and ``reference_vs_reference`` (the floor), each with
 
   - ``n_showers``: ``[n_a, n_b]`` sample sizes compared;
-  - ``separation_power``: ``etot_over_einc``, ``voxel_energy`` (measurements) and, per
-    per-layer feature (``layer_energy``, ``center_x``, ``center_y``, ``width_x``, ``width_y``,
-    ``center_r``, ``width_r``, ``sparsity``), a dict ``{"<layer index>": measurement}`` over
-    the layers where the feature is defined;
+  - ``separation_power`` and ``chi2_ndf``: ``etot_over_einc``, ``voxel_energy`` (separation
+    power only) and, per per-layer feature (``layer_energy``, ``center_x``, ``center_y``,
+    ``width_x``, ``width_y``, ``center_r``, ``width_r``, ``sparsity``), a dict
+    ``{"<layer index>": measurement}`` over the layers where the feature is defined;
   - ``wasserstein``: the same keys except ``voxel_energy`` (W1 in the feature's unit: MeV, mm,
     dimensionless);
-  - ``separation_power_mean`` / ``wasserstein_mean``: per feature family the mean over layers
-    (error: quadrature sum / count), and ``all`` (separation power only: mean over every
-    histogram);
-  - ``classifier``: ``high_level`` / ``low_level`` → ``{"auc", "jsd"}`` measurements,
-    ``n_per_class``, ``runs``, and ``skipped`` (null, or the reason).
+  - ``separation_power_mean`` / ``chi2_ndf_mean`` / ``wasserstein_mean``: per feature family
+    the mean over layers (error: quadrature sum / count), and ``all`` (mean over every histogram);
+  - ``classifier``: ``high_level`` / ``low_level`` / ``verdict`` → ``{"auc", "jsd"}``
+    measurements, ``n_per_class``, ``runs``, and ``skipped`` (null, or the reason);
+  - ``classifier_weights`` (verdict classifier, see :func:`classifier_weights`);
+  - ``distances``: ``fpd``, ``kpd`` (unscaled; the summary prints them x 1e3) and ``prdc``
+    (``precision``, ``recall``, ``density``, ``coverage``, ``n_per_sample``);
+  - ``nplm``: ``t``, ``p_value``, ``z``, ``n_toys``, ``null_median``, ``null_quantiles_16_84``,
+    ``sizes`` (candidate block); the floor block holds the median of the null toys.
 
-Sample sizes: the candidate is compared with the whole reference; the floor compares two halves of
-the reference, so it carries the statistical noise of half the reference. The low-level classifier
-holds its inputs in memory: each class is limited to
-``low_level_memory_mb / (2 * 4 bytes * (n_voxels + 1))`` showers (seeded subsample; 1 GB gives
-about 20,000 dataset-2 or 3,300 dataset-3 showers per class). Histograms use the CaloChallenge
+The low-level classifier and PRDC hold voxel rows in one float32 buffer: each sample is limited to
+``low_level_memory_mb / (3 * 4 bytes * (n_voxels + 1))`` showers (seeded subsample; 1 GB gives
+about 13,800 dataset-2 or 2,200 dataset-3 showers per sample). Histograms use the CaloChallenge
 binnings (:mod:`showerforge.evaluation.showers.binning`), with edges from the whole reference.
 """
 
