@@ -241,6 +241,7 @@ def evaluate(
     seed: int = 0,
     plots: bool = True,
     max_samples: int | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """Compare a candidate file with a reference file (showers or jets, detected from the files).
 
@@ -253,6 +254,9 @@ def evaluate(
         seed: seeds splits, bootstraps and classifiers.
         plots: write PNG plots.
         max_samples: use only the first N showers/jets of each file.
+        options: further keywords of :func:`showerforge.evaluation.evaluate_files` (showers:
+            ``floor_reference``, ``classifiers``, ``nplm_toys``, ``fpd_extrapolation``, ...) or
+            :func:`showerforge.evaluation.evaluate_jet_files` (jets: ``efp_normed``, ...).
 
     Returns:
         The metrics (the content of ``metrics.json``), each value with its uncertainty and floor.
@@ -263,7 +267,11 @@ def evaluate(
     if detect_format(str(reference)) == "jets":
         from showerforge.evaluation.jets.report import evaluate_jet_files
 
-        return evaluate_jet_files(reference, candidate, out, seed=seed, quick=quick, plots=plots, max_jets=max_samples)
+        return evaluate_jet_files(
+            reference, candidate, out, seed=seed, quick=quick, plots=plots, max_jets=max_samples, **options
+        )
     from showerforge.evaluation import evaluate_files
 
-    return evaluate_files(reference, candidate, out, quick=quick, seed=seed, plots=plots, max_showers=max_samples)
+    return evaluate_files(
+        reference, candidate, out, quick=quick, seed=seed, plots=plots, max_showers=max_samples, **options
+    )
