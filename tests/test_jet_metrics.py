@@ -221,7 +221,7 @@ def test_kpd_identical_zero_shift_positive() -> None:
     same = jm.kpd(x, x, seed=2, batch_size=1_000)
     assert abs(same.value) <= 3 * same.error
     shifted = jm.kpd(x, x + 0.5, seed=2, batch_size=1_000)
-    assert shifted.value > 10 * shifted.error > 0
+    assert shifted.value > 5 * shifted.error > 0  # a 0.5 sigma shift: KPD far above its spread
 
 
 def test_seeds_reproducible_and_validated() -> None:

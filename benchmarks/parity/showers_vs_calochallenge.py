@@ -691,6 +691,8 @@ def known_answers(cfg: dict[str, Any]) -> None:
 
     folder = Path(cfg["workdir"]) / "known"
     folder.mkdir(parents=True, exist_ok=True)
+    for pkl in folder.glob("*.pkl"):  # the script's cache of reference features: never stale
+        pkl.unlink()
     files = {}
     for name, (seed, width) in {"real": (1, 1.0), "fake": (2, 1.15)}.items():
         inc, sh = synthetic_showers(300, seed, width)

@@ -202,6 +202,28 @@ def _weights_hist(idx: np.ndarray, n_bins: int, weights: np.ndarray) -> np.ndarr
     return out
 
 
+def _binned(
+    stat: Callable[[np.ndarray, np.ndarray], list[float | None]],
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    edges: np.ndarray,
+    n_bootstrap: int,
+    seed: int,
+    resampler: Resampler | None,
+) -> Measurement:
+    """A histogram statistic (row-wise on (R, B) counts) of two samples, with its bootstrap error."""
+    ref, cand = np.asarray(reference).reshape(-1), np.asarray(candidate).reshape(-1)
+    rs = resampler or Resampler(len(ref), len(cand), n_bootstrap, seed)
+    n_bins = len(edges) - 1
+    ir, ic = bin_index(ref, edges), bin_index(cand, edges)
+    h = np.bincount(ir[ir >= 0], minlength=n_bins)[None].astype(np.float64)
+    g = np.bincount(ic[ic >= 0], minlength=n_bins)[None].astype(np.float64)
+    central = stat(h, g)[0]
+    if rs.n_bootstrap < 2 or central is None:
+        return Measurement(central, None)
+    return _measure(central, stat(_weights_hist(ir, n_bins, rs.ref), _weights_hist(ic, n_bins, rs.cand)))
+
+
 def separation_power(
     reference: np.ndarray,
     candidate: np.ndarray,
@@ -224,16 +246,7 @@ def separation_power(
     Returns:
         S ± bootstrap std; value None when a histogram has no entry inside the bins.
     """
-    ref, cand = np.asarray(reference).reshape(-1), np.asarray(candidate).reshape(-1)
-    rs = resampler or Resampler(len(ref), len(cand), n_bootstrap, seed)
-    n_bins = len(edges) - 1
-    ir, ic = bin_index(ref, edges), bin_index(cand, edges)
-    h = np.bincount(ir[ir >= 0], minlength=n_bins)[None].astype(np.float64)
-    g = np.bincount(ic[ic >= 0], minlength=n_bins)[None].astype(np.float64)
-    central = _sep(h, g)[0]
-    if rs.n_bootstrap < 2 or central is None:
-        return Measurement(central, None)
-    return _measure(central, _sep(_weights_hist(ir, n_bins, rs.ref), _weights_hist(ic, n_bins, rs.cand)))
+    return _binned(_sep, reference, candidate, edges, n_bootstrap, seed, resampler)
 
 
 def chi2_ndf(
@@ -253,16 +266,7 @@ def chi2_ndf(
     Returns:
         chi2 / ndf ± bootstrap std; value None with fewer than two filled bins.
     """
-    ref, cand = np.asarray(reference).reshape(-1), np.asarray(candidate).reshape(-1)
-    rs = resampler or Resampler(len(ref), len(cand), n_bootstrap, seed)
-    n_bins = len(edges) - 1
-    ir, ic = bin_index(ref, edges), bin_index(cand, edges)
-    h = np.bincount(ir[ir >= 0], minlength=n_bins)[None].astype(np.float64)
-    g = np.bincount(ic[ic >= 0], minlength=n_bins)[None].astype(np.float64)
-    central = _chi2(h, g)[0]
-    if rs.n_bootstrap < 2 or central is None:
-        return Measurement(central, None)
-    return _measure(central, _chi2(_weights_hist(ir, n_bins, rs.ref), _weights_hist(ic, n_bins, rs.cand)))
+    return _binned(_chi2, reference, candidate, edges, n_bootstrap, seed, resampler)
 
 
 def separation_power_counts(

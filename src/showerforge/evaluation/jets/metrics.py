@@ -549,54 +549,28 @@ def fpd_kpd_features(jets: Any, normed: bool = False) -> np.ndarray:
 # --------------------------------------------------------------------------- FPD / KPD
 
 
-def fpd(
-    real_features: Any,
-    gen_features: Any,
-    seed: int | np.random.Generator,
-    min_samples: int = 20_000,
-    max_samples: int = 50_000,
-    num_batches: int = 20,
-    num_points: int = 10,
-    normalise: bool = True,
-    extrapolation: str = "jetnet",
-) -> MetricResult:
+def fpd(real_features: Any, gen_features: Any, seed: int | np.random.Generator, **options: Any) -> MetricResult:
     """Fréchet physics distance of jet features (e.g. :func:`fpd_kpd_features`).
 
-    :func:`showerforge.evaluation.distances.fpd` with a warning below the recommended
-    50,000 jets; arguments as there.
+    :func:`showerforge.evaluation.distances.fpd` (same keywords; ``normalise`` stands for its
+    ``normalise_features``) with a warning below the recommended 50,000 jets.
     """
     _warn_small(min(len(real_features), len(gen_features)), RECOMMENDED_N_JETS, "fpd")
-    return _distances.fpd(
-        real_features,
-        gen_features,
-        seed,
-        min_samples,
-        max_samples,
-        num_batches,
-        num_points,
-        normalise_features=normalise,
-        extrapolation=extrapolation,
-    )
+    if "normalise" in options:
+        options["normalise_features"] = options.pop("normalise")
+    return _distances.fpd(real_features, gen_features, seed, **options)
 
 
-def kpd(
-    real_features: Any,
-    gen_features: Any,
-    seed: int | np.random.Generator,
-    num_batches: int = 10,
-    batch_size: int = 5_000,
-    normalise: bool = True,
-    degree: int = 4,
-) -> MetricResult:
+def kpd(real_features: Any, gen_features: Any, seed: int | np.random.Generator, **options: Any) -> MetricResult:
     """Kernel physics distance of jet features (e.g. :func:`fpd_kpd_features`).
 
-    :func:`showerforge.evaluation.distances.kpd` with a warning below the recommended
-    50,000 jets; arguments as there.
+    :func:`showerforge.evaluation.distances.kpd` (same keywords; ``normalise`` stands for its
+    ``normalise_features``) with a warning below the recommended 50,000 jets.
     """
     _warn_small(min(len(real_features), len(gen_features)), RECOMMENDED_N_JETS, "kpd")
-    return _distances.kpd(
-        real_features, gen_features, seed, num_batches, batch_size, normalise_features=normalise, degree=degree
-    )
+    if "normalise" in options:
+        options["normalise_features"] = options.pop("normalise")
+    return _distances.kpd(real_features, gen_features, seed, **options)
 
 
 # --------------------------------------------------------------------------- evaluation
