@@ -86,3 +86,21 @@ def test_leaderboard_of_two_candidates(tmp_path: Path) -> None:
     dom, log = _load(out / "index.html", tmp_path)
     assert re.search(r'data-broken-images="0"', dom) and 'href="near/index.html"' in dom
     assert not [line for line in log.splitlines() if "CONSOLE" in line]
+
+
+@pytest.mark.filterwarnings("ignore:evaluate_jets.*recommended:UserWarning")
+def test_jet_report_renders_with_every_image(tmp_path: Path) -> None:
+    from test_evaluate_jet_report import N_JETS, _jets
+
+    from showerforge.data.jetnet import write_jets
+    from showerforge.evaluation import evaluate_jet_files
+
+    ref = write_jets(tmp_path / "ref.h5", _jets(N_JETS, 1))
+    cand = write_jets(tmp_path / "cand.h5", _jets(N_JETS, 2, eta_shift=0.05))
+    evaluate_jet_files(str(ref), str(cand), tmp_path / "report", seed=0, quick=True)
+    dom, log = _load(tmp_path / "report" / "index.html", tmp_path)
+    n_png = len(list((tmp_path / "report" / "plots").glob("*.png")))
+    assert re.search(rf'data-images="{n_png}"', dom) and n_png >= 5
+    assert re.search(r'data-broken-images="0"', dom)
+    assert not [line for line in log.splitlines() if "CONSOLE" in line]
+    assert dom.index("Verdict") < dom.index("<h2>Plots")

@@ -498,15 +498,15 @@ reference: <code>{{ m.reference.path }}</code> ({{ m.reference.n_jets }} of {{ m
 (W1: {{ m.settings.w1_batches }} x {{ m.settings.w1_samples }} jets; FPD: {{ m.settings.fpd_min }}-{{ m.settings.fpd_max }} jets, {{ m.settings.fpd_extrapolation }} extrapolation; KPD: {{ m.settings.kpd_batches }} x {{ m.settings.kpd_size }} jets)<br>
 EFPs: {{ m.settings.efp_features }}
 </p>
-<h2>Summary</h2>
-<p class="small">Metrics of Kansal et al., arXiv:2211.10295. Truth vs truth compares two halves of the reference
+<h2>Verdict</h2>
+<p class="small">Green: within the target; red: missed. Metrics of Kansal et al., arXiv:2211.10295. Truth vs truth compares two halves of the reference
 (the candidate is compared with one of them): the value a perfect surrogate would reach. Target: every metric within
 {{ "%g"|format(m.target.factor) }}&times; of truth vs truth; * marks a miss. W1M in m/pT, W1P in the feature units,
 W1EFP in EFP units ({{ "pT normalised to the jet's sum" if m.settings.efp_normed else "jetnet's convention: stored pT_rel, not normalised" }}),
 FPD and KPD of the 36 EFPs each divided by the reference's max |value|.</p>
 <table>
 <tr><th>metric</th><th>candidate vs reference</th><th>truth vs truth</th><th>ratio</th></tr>
-{% for name, cand, truth, ratio in rows %}<tr><td>{{ name }}</td><td>{{ cand }}</td><td>{{ truth }}</td><td>{{ ratio }}</td></tr>
+{% for name, cand, truth, ratio in rows %}<tr class="{{ 'bad' if ratio.endswith('*') else 'ok' }}"><td>{{ name }}</td><td>{{ cand }}</td><td>{{ truth }}</td><td>{{ ratio }}</td></tr>
 {% endfor %}</table>
 {% if m.warnings %}<p class="small">{% for w in m.warnings %}warning: {{ w }}<br>{% endfor %}</p>
 {% endif %}"""
