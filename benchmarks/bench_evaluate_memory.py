@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--keep", action="store_true", help="keep the generated files")
     p.add_argument("--chunk", type=int, default=None, help="showers per read (default: automatic)")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument(
+        "--no-compression", action="store_true", help="write the files without gzip (fast for ds3 at 100k showers)"
+    )
     p.add_argument("--low-level-mb", type=float, default=1024.0)
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--reference", help=argparse.SUPPRESS)
@@ -158,8 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     ref, cand = work / "reference.h5", work / "candidate.h5"
     t0 = time.perf_counter()
-    write_random_file(ref, geo, args.n, seed=1)
-    write_random_file(cand, geo, args.n, seed=2, width=1.1)
+    comp = None if args.no_compression else "gzip"
+    write_random_file(ref, geo, args.n, seed=1, compression=comp)
+    write_random_file(cand, geo, args.n, seed=2, width=1.1, compression=comp)
     gen_s = time.perf_counter() - t0
     res = measure(ref, cand, work / "report", chunk=args.chunk, plots=not args.no_plots, low_level_mb=args.low_level_mb)
     size_gb = args.n * geo.n_voxels * 4 / 1e9
