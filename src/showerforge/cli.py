@@ -592,6 +592,10 @@ def models_cmd(as_json: bool) -> None:
         for key in ("reference", "training", "fidelity", "note"):
             if key in card:
                 click.echo(f"  {'':<16} {key}: {_card_line(card[key])}")
+                nested = card[key].items() if isinstance(card[key], dict) else ()
+                for sub, value in nested:
+                    if isinstance(value, dict):
+                        click.echo(f"  {'':<16} {key} ({sub.replace('_', ' ')}): {_card_line(value)}")
 
 
 def _card_line(value: object) -> str:
