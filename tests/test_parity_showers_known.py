@@ -20,6 +20,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -174,6 +175,18 @@ def feats(files: dict[str, Path]) -> dict[str, dict[str, np.ndarray]]:
     return {name: stream_features(path) for name, path in files.items()}
 
 
+def _edges(name: str, **kw: Any) -> np.ndarray:
+    edges = feature_edges(name, GEO, "2", **kw)
+    assert edges is not None
+    return edges
+
+
+def _sep(ref: np.ndarray, cand: np.ndarray, edges: np.ndarray) -> float:
+    value = separation_power(ref, cand, edges, n_bootstrap=0).value
+    assert value is not None
+    return value
+
+
 def _voxels(path: Path) -> np.ndarray:
     with CaloFile.open(path) as f:
         _, sh = f.read()
@@ -223,10 +236,10 @@ def test_prdc_matches_the_script(files: dict[str, Path]) -> None:
 def test_histogram_edges_are_the_scripts(feats: dict[str, dict[str, np.ndarray]]) -> None:
     """Same ranges and bin counts; showerforge pins the log-binning end points exactly."""
     for name, (lo, hi, n) in {"center_x": (-30, 30, 101), "width_y": (0, 30, 101)}.items():
-        np.testing.assert_array_equal(feature_edges(name, GEO, "2", layer=7), np.linspace(lo, hi, n))
-    np.testing.assert_array_equal(feature_edges("etot_over_einc", GEO, "2"), np.linspace(0.5, 1.5, 101))
+        np.testing.assert_array_equal(_edges(name, layer=7), np.linspace(lo, hi, n))
+    np.testing.assert_array_equal(_edges("etot_over_einc"), np.linspace(0.5, 1.5, 101))
     top = float(feats["real"]["layer_energy"][:, 12].max())
-    ours = feature_edges("layer_energy", GEO, "2", layer=12, threshold_mev=THRESHOLD, reference_max=top)
+    ours = _edges("layer_energy", layer=12, threshold_mev=THRESHOLD, reference_max=top)
     script = np.logspace(np.log10(THRESHOLD), np.log10(top), 40)  # in float64
     np.testing.assert_allclose(ours, script, rtol=1e-13)
     assert (ours[0], ours[-1]) == (THRESHOLD, top)
@@ -234,15 +247,10 @@ def test_histogram_edges_are_the_scripts(feats: dict[str, dict[str, np.ndarray]]
 
 def test_separation_powers_match_the_script(files: dict[str, Path], feats: dict[str, dict[str, np.ndarray]]) -> None:
     ref, cand = feats["real"], feats["fake"]
-    sep = separation_power(ref["etot_over_einc"], cand["etot_over_einc"], np.linspace(0.5, 1.5, 101), n_bootstrap=0)
-    assert sep.value == pytest.approx(CC_SEP_ETOT, abs=1e-14)
+    sep = _sep(ref["etot_over_einc"], cand["etot_over_einc"], np.linspace(0.5, 1.5, 101))
+    assert sep == pytest.approx(CC_SEP_ETOT, abs=1e-14)
     for name, expected in CC_SEP_MEANS.items():
-        vals = [
-            separation_power(
-                ref[name][:, lay], cand[name][:, lay], feature_edges(name, GEO, "2", layer=lay), n_bootstrap=0
-            ).value
-            for lay in range(45)
-        ]
+        vals = [_sep(ref[name][:, lay], cand[name][:, lay], _edges(name, layer=lay)) for lay in range(45)]
         assert np.mean(vals) == pytest.approx(expected, abs=1e-14), name
     # voxels: the script's edges np.logspace(log10 t, log10 max, 50)
     vr, vc = _voxels(files["real"]), _voxels(files["fake"])
@@ -265,10 +273,10 @@ def test_layer_energy_separation_and_the_scripts_top_edge(feats: dict[str, dict[
     for lay in range(45):
         top = float(ref[:, lay].max())
         script = np.logspace(np.log10(THRESHOLD), np.log10(np.float32(top)), 40)  # float32 log10
-        ours = feature_edges("layer_energy", GEO, "2", layer=lay, threshold_mev=THRESHOLD, reference_max=top)
-        s_script = separation_power(ref[:, lay], cand[:, lay], script, n_bootstrap=0).value
+        ours = _edges("layer_energy", layer=lay, threshold_mev=THRESHOLD, reference_max=top)
+        s_script = _sep(ref[:, lay], cand[:, lay], script)
         assert s_script == pytest.approx(CC_SEP_LAYER_ENERGY[lay], abs=1e-14), lay
-        s_ours = separation_power(ref[:, lay], cand[:, lay], ours, n_bootstrap=0).value
+        s_ours = _sep(ref[:, lay], cand[:, lay], ours)
         if script[-1] >= top:
             assert s_ours == pytest.approx(CC_SEP_LAYER_ENERGY[lay], abs=1e-14), lay
         else:
