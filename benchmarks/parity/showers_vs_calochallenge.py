@@ -703,7 +703,7 @@ def separation_rows(
             row["agree"] = all(abs(diffs[k]) <= max(s[k][1] or 0.0, 0.01 * c[k][0]) for k in common)
             lost = [k for k in common if k in drops.get(fam, [])]
             kept = [k for k in common if k not in lost]
-            notes = [f"largest |diff| {max(abs(diffs[k]) for k in kept):.1g}"] if kept else []
+            notes = [f"max abs diff {max(abs(diffs[k]) for k in kept):.1g}"] if kept else []
             if lost:
                 notes.append(
                     f"{max(abs(diffs[k]) for k in lost):.1g} in the {len(lost)} where the script drops the maximum"
@@ -751,7 +751,7 @@ def _script_edges_row(work: Path, pair: str, script: dict[str, float]) -> dict[s
     worst = max(abs(vals[k] - script[k]) for k in script)
     label = f"separation power layer_energy, script's E_layer and edges (mean of {len(script)})"
     row = _row(label, pair, cmean, None, smean, None, 1e-12)
-    row["agree"], row["note"] = worst <= 1e-12, f"largest |diff| {worst:.1g}"
+    row["agree"], row["note"] = worst <= 1e-12, f"max abs diff {worst:.1g}"
     return row
 
 
