@@ -259,3 +259,30 @@ def test_profiles_conserve_the_mean_energy() -> None:
     assert layer.reference.sum() == pytest.approx(ref.sum()) == pytest.approx(radial.reference.sum())
     assert layer.candidate == pytest.approx(cand.reshape(n_l, n_a, n_r).sum(axis=(1, 2)))
     assert radial.edges[-1] == pytest.approx(geo.readout[0].r_edges_mm[-1]) and len(radial.reference) == n_r
+
+
+def test_bad_floor_reference_and_options_refused_before_work(files, tmp_path) -> None:
+    """A missing or NaN floor file, an unknown FPD extrapolation: one clear error, no report written."""
+    d, ref, cand = files
+    with pytest.raises(CaloFileError, match="missing.h5"):
+        evaluate_files(ref, cand, tmp_path / "a", floor_reference=tmp_path / "missing.h5")
+    inc, sh = _showers(50, 9)
+    sh[3, 5] = np.nan
+    bad = write_showers(tmp_path / "nan.h5", inc, sh, MINI)
+    with pytest.raises(CaloFileError, match="nan.h5"):
+        evaluate_files(ref, cand, tmp_path / "b", floor_reference=bad)
+    with pytest.raises(ValueError, match="extrapolation"):
+        evaluate_files(ref, cand, tmp_path / "c", fpd_extrapolation="quadratic")
+    assert not any((tmp_path / k / "metrics.json").exists() for k in "abc")
+
+
+def test_cli_published_needs_several_candidates(files, tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from showerforge.cli import cli
+
+    d, ref, cand = files
+    args = ["evaluate", "--reference", str(ref), "--candidate", str(cand), "-o", str(tmp_path / "o"), "--published"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and "--published" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "o" / "metrics.json").exists()
