@@ -42,6 +42,37 @@ class GenerativeModel(nn.Module):
         """Training loss, a scalar tensor (mean over the batch and unmasked entries)."""
         raise NotImplementedError
 
+    def noise_shapes(self, n: int) -> list[tuple[int, ...]]:
+        """Shapes of the standard-normal tensors :meth:`sample` draws for ``n`` rows, in draw order.
+
+        One ``(n, *event_shape)`` tensor for a single flow; a factorised model draws one per stage.
+        """
+        return [(n, *self.event_shape)]
+
+    def draw_noise(
+        self, n: int, *, generator: torch.Generator | None = None, like: Tensor | None = None
+    ) -> list[Tensor]:
+        """The noise :meth:`sample` uses: ``torch.randn`` of each of :meth:`noise_shapes`, in order."""
+        kw: dict[str, Any] = {} if like is None else {"device": like.device, "dtype": like.dtype}
+        return [torch.randn(shape, generator=generator, **kw) for shape in self.noise_shapes(n)]
+
+    def sample_from_noise(
+        self,
+        noise: list[Tensor],
+        cond: Tensor,
+        *,
+        steps: int | None = None,
+        solver: str | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        """The deterministic map from given noise (:meth:`noise_shapes`) to samples (N, *event_shape).
+
+        ``sample(cond, generator=g)`` equals ``sample_from_noise(draw_noise(N, generator=g), cond)``;
+        exported graphs (ONNX) and distillation use this map with noise drawn elsewhere.
+        """
+        raise NotImplementedError
+
+    @torch.no_grad()
     def sample(
         self,
         cond: Tensor,
@@ -60,7 +91,8 @@ class GenerativeModel(nn.Module):
             solver: ``"euler"``, ``"midpoint"`` or ``"rk4"`` (``None``: the model's default).
             mask: (N, n_particles) for set models, else ``None``.
         """
-        raise NotImplementedError
+        noise = self.draw_noise(cond.shape[0], generator=generator, like=cond)
+        return self.sample_from_noise(noise, cond, steps=steps, solver=solver, mask=mask)
 
     @property
     def default_sampler(self) -> dict[str, Any]:

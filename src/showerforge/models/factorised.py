@@ -192,19 +192,25 @@ class FactorisedFlow(GenerativeModel):
             v, self.shape_condition(e, cond), generator=generator
         )
 
+    def noise_shapes(self, n: int) -> list[tuple[int, ...]]:
+        """Energy noise (n, n_layers) first, then shape noise (n, n_voxels)."""
+        return [(n, *self.energy.event_shape), (n, *self.shape.event_shape)]
+
     @torch.no_grad()
-    def sample(
+    def sample_from_noise(
         self,
+        noise: list[Tensor],
         cond: Tensor,
         *,
-        generator: torch.Generator | None = None,
         steps: int | None = None,
         solver: str | None = None,
         mask: Tensor | None = None,
     ) -> Tensor:
         """Energies (``energy_steps`` steps), then shapes given them (``steps``, ``solver``)."""
-        e = self.energy.sample(cond, generator=generator, steps=int(self.config.get("energy_steps", 16)), solver=solver)
-        v = self.shape.sample(self.shape_condition(e, cond), generator=generator, steps=steps, solver=solver)
+        e = self.energy.sample_from_noise(
+            noise[:1], cond, steps=int(self.config.get("energy_steps", 16)), solver=solver
+        )
+        v = self.shape.sample_from_noise(noise[1:], self.shape_condition(e, cond), steps=steps, solver=solver)
         return self.join(e, v)
 
 

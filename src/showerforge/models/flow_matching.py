@@ -70,20 +70,34 @@ class FlowMatching(GenerativeModel):
         return (err * m).sum() / (m.expand_as(err).sum()).clamp_min(1.0)
 
     @torch.no_grad()
-    def sample(
+    def sample_from_noise(
         self,
+        noise: list[Tensor],
         cond: Tensor,
         *,
-        generator: torch.Generator | None = None,
         steps: int | None = None,
         solver: str | None = None,
         mask: Tensor | None = None,
     ) -> Tensor:
-        """Integrate the learnt ODE from ``N(0, I)`` noise (see :class:`GenerativeModel`)."""
+        """Integrate the learnt ODE from the given ``N(0, I)`` noise (see :class:`GenerativeModel`)."""
         default = self.default_sampler
-        ode = get_solver(solver or default["solver"])
-        n_steps = int(steps or default["steps"])
-        x0 = torch.randn((cond.shape[0], *self.event_shape), generator=generator, device=cond.device, dtype=cond.dtype)
+        return self.integrate(
+            noise[0], cond, steps=int(steps or default["steps"]), solver=solver or default["solver"], mask=mask
+        )
+
+    def integrate(
+        self,
+        x0: Tensor,
+        cond: Tensor,
+        *,
+        steps: int,
+        solver: str,
+        mask: Tensor | None = None,
+        t0: float = 0.0,
+        t1: float = 1.0,
+    ) -> Tensor:
+        """``x(t1)`` of ``dx/dt = v_theta(x, t, c)`` from ``x(t0) = x0`` (masked entries stay 0)."""
+        ode = get_solver(solver)
         m = self._mask_like(mask, x0)
         if m is not None:
             x0 = x0 * m
@@ -92,4 +106,4 @@ class FlowMatching(GenerativeModel):
             v = self(x, t, cond, mask)
             return v * m if m is not None else v
 
-        return ode(f, x0, n_steps)
+        return ode(f, x0, steps, t0, t1)
