@@ -118,3 +118,47 @@ def test_user_errors_are_one_line(chain, tmp_path):
         proc = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, (args, proc.stderr[-1500:])
         assert words in proc.stderr and "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_distill_makes_a_one_step_run_that_generates(chain, tmp_path):
+    from showerforge.training import read_checkpoint
+    from showerforge.training.checkpoint import file_sha256
+
+    fast = tmp_path / "fast"
+    args = ["distill", "--model", chain / "run", "--steps", "1", "--n-pairs", "64", "--epochs", "1"]
+    proc = _ok(*args, "--batch-size", "16", "--trajectory-steps", "2", "-o", fast)
+    assert "1-step student" in proc.stdout
+    cfg = read_checkpoint(fast)["model_config"]
+    assert (cfg["name"], cfg["solver"], cfg["steps"]) == ("cfm-voxel", "euler", 1)
+    assert cfg["distillation"]["teacher_sha256"] == file_sha256(chain / "run" / "checkpoint.pt")
+    assert cfg["distillation"]["init"] == "teacher" and cfg["distillation"]["n_pairs"] == 64
+    _ok("generate", "--model", fast, "--energies-from", chain / "ref.h5", "-o", tmp_path / "g.h5")
+    with h5py.File(tmp_path / "g.h5", "r") as g:
+        assert int(g.attrs["nfe"]) == 1 and g.attrs["solver"] == "euler"
+        assert np.isfinite(g["showers"][...]).all() and (g["showers"][...] >= 0).all()
+    # a 2-step student reuses the stored 2-step grid; a 4-step one cannot
+    _ok(*args[:3], "--steps", "2", *args[5:], "--trajectories", fast / "teacher_trajectories.h5", "-o", tmp_path / "f2")
+    assert read_checkpoint(tmp_path / "f2")["model_config"]["steps"] == 2
+    cases = [
+        ([*args, "-o", chain / "run"], "teacher's"),
+        ([*args[:3], "--steps", "2", *args[5:], "--trajectory-steps", "3", "-o", tmp_path / "x"], "multiple"),
+        (
+            [
+                *args[:3],
+                "--steps",
+                "4",
+                *args[5:],
+                "--trajectories",
+                fast / "teacher_trajectories.h5",
+                "-o",
+                tmp_path / "y",
+            ],
+            "4-step",
+        ),
+        ([*args[:2], tmp_path / "nothing-here", *args[3:], "-o", tmp_path / "z"], "nothing-here"),
+    ]
+    for case, words in cases:
+        p = subprocess.run([*CLI, *map(str, case)], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 2, (case, p.stderr[-1500:])
+        assert words in p.stderr and "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())

@@ -22,6 +22,7 @@ from showerforge.models import (
     sample_time,
     straight_path,
 )
+from showerforge.models.distill import student_config
 
 torch.set_num_threads(1)
 
@@ -55,11 +56,25 @@ def _sample(model, cond, mask, seed=0):
     return model.sample(cond, generator=torch.Generator().manual_seed(seed), mask=mask)
 
 
-@pytest.fixture(params=sorted(MODELS), ids=sorted(MODELS))
+# every registered model, and its few-step student (``showerforge distill``): same class, 2-step
+# Euler sampler, a distillation record in the config
+VARIANTS = sorted(MODELS) + [f"{name}/distilled" for name in sorted(MODELS)]
+
+
+def _config(name):
+    base, _, variant = name.partition("/")
+    spec = MODELS[base]
+    cfg = spec.resolve(**spec.example_config)
+    if variant:
+        cfg = student_config(cfg, 2, {"method": "trajectory matching", "steps": 2})
+    return spec, cfg
+
+
+@pytest.fixture(params=VARIANTS, ids=VARIANTS)
 def spec_model(request):
-    spec = MODELS[request.param]
+    spec, cfg = _config(request.param)
     torch.manual_seed(0)
-    return spec, _perturb(spec.build(**spec.example_config))
+    return spec, _perturb(build_model(cfg))
 
 
 def test_config_is_complete_json(spec_model):
@@ -144,9 +159,9 @@ def test_save_load_identical_samples(spec_model):
 
 
 def test_gradients_reach_every_parameter(spec_model):
-    spec, _ = spec_model
+    spec, perturbed = spec_model
     torch.manual_seed(0)
-    model = spec.build(**spec.example_config)  # fresh: zero-initialised adaLN/output layers
+    model = build_model(perturbed.config)  # fresh: zero-initialised adaLN/output layers
     x, cond, mask = _batch(spec, model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for step in range(3):

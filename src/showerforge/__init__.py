@@ -6,7 +6,7 @@ The user's entry points live at the top (imported on first use, so ``import show
 light)::
 
     import showerforge as sf
-    sf.simulate_showers(...), sf.simulate_jets(...), sf.train(...), sf.load(...), sf.evaluate(...)
+    sf.simulate_showers(...), sf.simulate_jets(...), sf.train(...), sf.distill(...), sf.load(...), sf.evaluate(...)
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "simulate_showers", "simulate_jets", "train", "load", "evaluate", "shipped_models"]
+__all__ = ["__version__", "simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate", "shipped_models"]
 
-_API = {"simulate_showers", "simulate_jets", "train", "load", "evaluate", "shipped_models"}
+_API = {"simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate", "shipped_models"}
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["simulate_showers", "simulate_jets", "train", "load", "evaluate", "shipped_models"]
+__all__ = ["simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate", "shipped_models"]
 
 
 def simulate_showers(
@@ -211,6 +211,42 @@ def train(
             progress=progress,
             **kw,
         )
+    return Path(output)
+
+
+def distill(
+    model: str | Path,
+    *,
+    output: str | Path,
+    steps: int = 1,
+    n_pairs: int = 20_000,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    **settings: Any,
+) -> Path:
+    """Distil a trained flow-matching run (or a shipped model) into a ``steps``-step student.
+
+    Args:
+        model: teacher: run directory, checkpoint or shipped model name (``"ds2-electron"``).
+        output: the student's run directory; re-running resumes.
+        steps: network evaluations per sample of the student (Euler steps).
+        n_pairs: teacher trajectories to train on.
+        epochs, seed, device, progress: as on the command line (``showerforge distill``).
+        **settings: ``trajectory_steps``, ``trajectories``, ``energies_mev``, ``batch_size``,
+            ``lr``, ``num_threads``, ``max_minutes``, ``config_overrides``, ... (see
+            :func:`showerforge.training.distill.distill`).
+
+    Returns:
+        The run directory, ready for :func:`load` (its default sampler is the ``steps``-step one).
+    """
+    from showerforge.training.distill import distill as run_distill
+
+    kw = dict(settings)
+    if epochs is not None:
+        kw["epochs"] = epochs
+    run_distill(model, output, steps=steps, n_pairs=n_pairs, seed=seed, device=device, progress=progress, **kw)
     return Path(output)
 
 

@@ -462,6 +462,137 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
     return out
 
 
+@cli.command("distill")
+@click.option(
+    "--model",
+    "teacher",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Teacher: run directory (or checkpoint.pt) of a trained flow-matching model, or a shipped "
+    "model name such as ds2-electron.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Network evaluations of the student (Euler steps): 1, 2, 4, ...",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The student's run directory (never the teacher's).",
+)
+@click.option(
+    "--n-pairs",
+    type=click.IntRange(min=2),
+    default=20_000,
+    show_default=True,
+    help="Teacher trajectories (noise -> sample) to train on.",
+)
+@click.option(
+    "--trajectory-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Grid of the stored trajectories (default --steps); a multiple, e.g. 4, serves 1-, 2- and 4-step students.",
+)
+@click.option(
+    "--trajectories",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Reuse teacher_trajectories.h5 of another distill run of the same teacher.",
+)
+@click.option(
+    "--energies-from",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Showers: draw incident energies from this CaloChallenge file (default: log-uniform over the "
+    "teacher's training range).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Student epochs (default 20).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Trajectories per optimizer step.")
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (default 2e-4)."
+)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of conditions, noise, order."
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: every core).")
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after the epoch that passes this wall time (the run can be resumed).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Student hyperparameter override, e.g. --set d_model=64 (a smaller student starts from random weights).",
+)
+@friendly
+def distill_cmd(
+    teacher: Path,
+    steps: int,
+    output: Path,
+    n_pairs: int,
+    trajectory_steps: int | None,
+    trajectories: Path | None,
+    energies_from: Path | None,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    seed: int,
+    device: str,
+    threads: int | None,
+    max_minutes: float | None,
+    overrides: tuple[str, ...],
+) -> None:
+    """Distil a trained surrogate into a few-step student (1-4 network evaluations per sample).
+
+    The teacher's ODE is integrated from fresh noise and its states at t = k/K are stored
+    (teacher_trajectories.h5 in the output); the student, started from the teacher's weights,
+    learns to follow them with K Euler steps. The output is an ordinary run directory: generate,
+    evaluate and export it like any other. Re-running the same command resumes.
+
+    \b
+    Examples:
+      showerforge distill --model ds2-electron --steps 1 -o runs/ds2-1step
+      showerforge distill --model runs/jets/ --steps 2 --n-pairs 50000 -o runs/jets-2step
+    """
+    from showerforge.training.distill import distill
+
+    energies = None
+    if energies_from is not None:
+        from showerforge.generate import energies_from as read_energies
+
+        energies = read_energies(energies_from)
+    kw: dict[str, Any] = {
+        k: v
+        for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("num_threads", threads))
+        if v is not None
+    }
+    result = distill(
+        teacher,
+        output,
+        steps=steps,
+        n_pairs=n_pairs,
+        trajectory_steps=trajectory_steps,
+        trajectories=trajectories,
+        energies_mev=energies,
+        seed=seed,
+        device=device,
+        max_minutes=max_minutes,
+        config_overrides=_parse_overrides(overrides) or None,
+        **kw,
+    )
+    click.echo(f"run: {output} ({steps}-step student; {_describe_result(result)})")
+
+
 @cli.command("generate")
 @click.option(
     "--model",

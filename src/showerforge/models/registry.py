@@ -110,6 +110,7 @@ CFM_VOXEL = ModelSpec(
         "time_sampling": "uniform",
         "solver": "midpoint",
         "steps": 8,
+        "distillation": {},
     },
     data_keys=("token_sizes", "n_cond"),
     data_kind="calo-voxel",
@@ -125,6 +126,7 @@ CFM_VOXEL = ModelSpec(
         "steps": 3,
     },
     references=("arXiv:2210.02747", "arXiv:2302.00482", "arXiv:2405.09629", "arXiv:2212.09748"),
+    saved_before={"distillation": {}},
 )
 
 CFM_FACTORISED = ModelSpec(
@@ -148,6 +150,7 @@ CFM_FACTORISED = ModelSpec(
         "time_sampling": "uniform",
         "solver": "midpoint",
         "steps": 8,
+        "distillation": {},
     },
     data_keys=("token_sizes", "n_cond", "energy_decode"),
     data_kind="calo-voxel",
@@ -176,6 +179,7 @@ CFM_FACTORISED = ModelSpec(
     },
     references=("arXiv:2405.09629", "arXiv:2210.02747", "arXiv:2212.09748"),
     saved_before={
+        "distillation": {},
         "x_gain": False,
         "x_units": 0,
         "layer_cond": "stick",
@@ -198,6 +202,7 @@ CFM_SET = ModelSpec(
         "time_sampling": "uniform",
         "solver": "midpoint",
         "steps": 8,
+        "distillation": {},
     },
     data_keys=("n_particles", "n_features", "n_cond"),
     data_kind="jet-set",
@@ -212,6 +217,7 @@ CFM_SET = ModelSpec(
         "steps": 3,
     },
     references=("arXiv:2210.02747", "arXiv:2301.08128", "arXiv:2212.09748"),
+    saved_before={"distillation": {}},
 )
 
 MODELS: dict[str, ModelSpec] = {

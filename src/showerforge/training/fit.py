@@ -48,6 +48,7 @@ __all__ = [
     "torch_threads",
     "validation_loss",
     "check_resume",
+    "LossFn",
 ]
 
 
@@ -143,9 +144,17 @@ def torch_threads(device: torch.device, num_threads: int | None) -> Iterator[Non
         torch.set_num_threads(before)
 
 
+LossFn = Callable[[GenerativeModel, Tensor, Tensor, "Tensor | None", torch.Generator], Tensor]
+"""``loss_fn(model, x, cond, mask, generator) -> scalar``: a training objective other than ``model.loss``."""
+
+
 @torch.no_grad()
 def validation_loss(
-    model: GenerativeModel, val: tuple[Tensor, Tensor, Tensor | None] | None, batch_size: int, seed: int
+    model: GenerativeModel,
+    val: tuple[Tensor, Tensor, Tensor | None] | None,
+    batch_size: int,
+    seed: int,
+    loss_fn: LossFn | None = None,
 ) -> float | None:
     """Mean loss over validation rows ``(x, cond, mask)`` with a fixed noise seed, so epochs are comparable.
 
@@ -160,7 +169,9 @@ def validation_loss(
     total = 0.0
     for lo in range(0, x.shape[0], batch_size):
         sl = slice(lo, lo + batch_size)
-        total += float(model.loss(x[sl], c[sl], None if mask is None else mask[sl], generator=gen)) * x[sl].shape[0]
+        m = None if mask is None else mask[sl]
+        value = loss_fn(model, x[sl], c[sl], m, gen) if loss_fn else model.loss(x[sl], c[sl], m, generator=gen)
+        total += float(value) * x[sl].shape[0]
     model.train(was_training)
     return total / x.shape[0]
 
@@ -347,6 +358,8 @@ def fit(
     max_minutes: float | None = None,
     config_overrides: dict[str, Any] | None = None,
     num_threads: int | None = None,
+    loss_fn: LossFn | None = None,
+    init_weights: Callable[[GenerativeModel], None] | None = None,
 ) -> TrainResult:
     """The one training function of every data kind: settings, resume, model, EMA, loop, checkpoints.
 
@@ -361,6 +374,9 @@ def fit(
         extra_settings: kind-specific settings recorded beside ``cfg`` (checked on resume).
         device, resume, progress, max_minutes, config_overrides, num_threads: see
             :func:`showerforge.training.showers.train_model`.
+        loss_fn: objective to minimise instead of ``model.loss`` (distillation).
+        init_weights: called on a new model before training (not on resume), e.g. to copy a
+            teacher's weights.
     """
     t_start = time.perf_counter()
     spec = get_spec(model_name)
@@ -395,7 +411,10 @@ def fit(
             ckpt["model_config"] = {**{k: v for k, v in spec.saved_before.items() if k not in saved}, **saved}
             check_resume(ckpt, model_cfg, train_cfg, data.provenance["sha256"], ckpt_path)
         torch.manual_seed(cfg.seed)
-        model = spec.builder(model_cfg).to(dev)
+        model = spec.builder(model_cfg)
+        if init_weights is not None and ckpt is None:
+            init_weights(model)
+        model = model.to(dev)
         ema = ema_model(model, cfg.ema_decay)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         start_epoch, step, history = 0, 0, []
@@ -430,7 +449,7 @@ def fit(
             opt,
             lambda e: data.batches(e, cfg.batch_size),
             lambda: validation_loss(
-                cast(GenerativeModel, ema.module), data.validation(), max(cfg.batch_size, 1024), cfg.seed
+                cast(GenerativeModel, ema.module), data.validation(), max(cfg.batch_size, 1024), cfg.seed, loss_fn
             ),
             epochs=cfg.epochs,
             start_epoch=start_epoch,
@@ -451,6 +470,7 @@ def fit(
             checkpoint=ckpt_path,
             common=common,
             ctx=ctx,
+            loss_fn=loss_fn,
         )
     done = history[-1]["epoch"] if history else start_epoch
     return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
@@ -485,6 +505,7 @@ def run_epochs(
     checkpoint: Path,
     common: dict[str, Any],
     ctx: DistContext | None = None,
+    loss_fn: LossFn | None = None,
 ) -> tuple[int, bool, int]:
     """The epoch loop shared by every data kind; checkpoints after each epoch (atomically).
 
@@ -495,12 +516,15 @@ def run_epochs(
         common: checkpoint entries that do not change between epochs (config, preprocessing, ...).
         ctx: torchrun context: each rank trains on its rows of every global batch through DDP;
             rank 0 alone writes files and shows progress.
+        loss_fn: objective instead of ``model.loss`` (single process only).
 
     Returns:
         (epochs run, stopped by ``max_minutes``, optimizer steps so far).
     """
     ctx = ctx or DistContext()
     ddp = None
+    if ctx.active and loss_fn is not None:
+        raise TrainError("a custom training objective runs in one process; start it without torchrun")
     if ctx.active:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -524,7 +548,10 @@ def run_epochs(
                 assert x is not None and c is not None
                 for group in opt.param_groups:
                     group["lr"] = lr_at(step, total_steps, lr, schedule, warmup_steps)
-                loss = ddp(x, c, mask, gen) if ddp is not None else model.loss(x, c, mask, generator=gen)
+                if ddp is not None:
+                    loss = ddp(x, c, mask, gen)
+                else:
+                    loss = loss_fn(model, x, c, mask, gen) if loss_fn else model.loss(x, c, mask, generator=gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if grad_clip > 0:

@@ -1,0 +1,347 @@
+"""Distil a trained flow-matching run into a few-step student (``showerforge distill``).
+
+Two phases, both resumable:
+
+1. **Teacher trajectories**: draw conditions (showers: incident energies; jets: type, pT and
+   multiplicity, as generation does) and noise, integrate the teacher's ODE and store its states at
+   ``t = k / G`` (``G`` grid steps) in ``teacher_trajectories.h5`` in the output run directory,
+   written in blocks so an interrupted run continues where it stopped. A grid of ``G`` steps
+   serves every student whose ``K`` divides ``G`` (``--trajectories`` reuses a file).
+2. **Student training** with the shared training loop (:func:`showerforge.training.fit.fit`:
+   AdamW, EMA, one atomic checkpoint per epoch, resume) on the trajectory-matching loss of
+   :mod:`showerforge.models.distill`, starting from the teacher's weights.
+
+The result is a run directory like any other: the same registered model as the teacher, with a
+``K``-step Euler sampler as its default and a ``distillation`` record in its config, loadable by
+``generate``, ``evaluate``, ``load`` and ``export``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import h5py
+import numpy as np
+import torch
+from torch import Tensor
+
+from showerforge.data.io import check_not_input, check_writable_dir
+from showerforge.errors import UserError
+from showerforge.models.distill import flow_stages, pack, student_config, teacher_states, trajectory_loss
+from showerforge.models.registry import get_spec
+from showerforge.training.checkpoint import CHECKPOINT_NAME, LoadedRun, read_checkpoint
+from showerforge.training.fit import PreparedData, TrainConfig, TrainOptions, TrainResult, fit, split_train_options
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["DEFAULT_DISTILL", "TRAJECTORIES_NAME", "distill", "teacher_trajectories"]
+
+DEFAULT_DISTILL = TrainConfig(epochs=20, lr=2e-4, val_fraction=0.05, warmup_steps=100)
+"""Training settings of a student: a short fine-tuning of the teacher's weights."""
+
+TRAJECTORIES_NAME = "teacher_trajectories.h5"
+_BLOCK = 256  # rows per teacher call (cache-sized on CPU) and per written block
+
+# checkpoint entries that belong to a training run, not to the model it produced
+_RUN_ENTRIES = {
+    "model",
+    "ema",
+    "ema_n_averaged",
+    "optimizer",
+    "history",
+    "epoch",
+    "step",
+    "model_config",
+    "model_name",
+    "train_config",
+    "format",
+    "format_version",
+    "showerforge_version",
+    "torch_version",
+}
+
+
+def _conditions(teacher: LoadedRun, n: int, seed: int, energies_mev: np.ndarray | None) -> tuple[Tensor, Tensor | None]:
+    """(cond (n, n_cond), mask (n, n_particles) or None) drawn as generation draws them."""
+    from showerforge.training.checkpoint import Surrogate
+    from showerforge.training.jets import JetSurrogate
+
+    rng = np.random.default_rng(seed)
+    if isinstance(teacher, JetSurrogate):  # jets: type, pT, eta and multiplicity as sample_jets draws them
+        pre = teacher.preprocessing
+        conditioning = pre.conditioning
+        types_seen = list(conditioning.pt_quantiles)
+        types = conditioning.type_index(list(rng.choice(types_seen, n)))
+        pt, _ = conditioning.draw(types, rng)
+        labels = torch.from_numpy(conditioning.labels(types, pt))
+        k = teacher.multiplicity.sample(labels, generator=torch.Generator().manual_seed(seed)).numpy()
+        mask = np.arange(pre.n_particles)[None, :] < np.minimum(k, pre.n_particles)[:, None]
+        return torch.from_numpy(conditioning.condition(types, pt)), torch.from_numpy(mask)
+    assert isinstance(teacher, Surrogate)
+    if energies_mev is not None:
+        inc = rng.choice(np.asarray(energies_mev, dtype=np.float64).reshape(-1), n)
+    else:
+        rng_mev = teacher.energy_range_mev
+        if rng_mev is None:
+            raise UserError(
+                f"{teacher.checkpoint}: the run records no training energy range; pass --energies-from FILE "
+                "(incident energies to distil on)"
+            )
+        inc = np.exp(rng.uniform(math.log(rng_mev[0]), math.log(rng_mev[1]), n))
+    return torch.from_numpy(teacher.preprocessing.condition(inc)), None
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+def teacher_trajectories(
+    teacher: LoadedRun,
+    path: str | Path,
+    *,
+    n: int,
+    grid_steps: int,
+    seed: int = 0,
+    energies_mev: np.ndarray | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write (or complete) the teacher's ODE states at ``t = k / grid_steps`` for ``n`` rows.
+
+    The file holds ``cond`` (n, n_cond), ``mask`` (jets), and per stage ``stage{i}``
+    (n, grid_steps + 1, *shape), float32; ``rows_done`` says how many rows are complete. A file
+    written for another teacher, grid, size or seed is refused.
+    """
+    path = Path(path)
+    ident = {"teacher_sha256": teacher.sha256, "grid_steps": int(grid_steps), "n": int(n), "seed": int(seed)}
+    model = teacher.model
+    stages = flow_stages(model)
+    if not path.exists():
+        cond, mask = _conditions(teacher, n, seed, energies_mev)
+        tmp = path.with_name(path.name + ".part")
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("cond", data=cond.numpy().astype(np.float32))
+            if mask is not None:
+                f.create_dataset("mask", data=mask.numpy())
+            for i, (flow, _) in enumerate(stages):
+                shape = (n, grid_steps + 1, *flow.event_shape)
+                f.create_dataset(f"stage{i}", shape=shape, dtype="f4", chunks=(min(n, 64), *shape[1:]))
+            f.attrs.update({**ident, "rows_done": 0, "teacher": str(teacher.checkpoint)})
+        tmp.replace(path)
+    with h5py.File(path, "r+") as f:
+        found = {k: (str(f.attrs[k]) if k == "teacher_sha256" else int(f.attrs[k])) for k in ident if k in f.attrs}
+        if found != ident:
+            raise UserError(
+                f"{path}: teacher trajectories of another run or setting ({found}); expected {ident}; "
+                "choose a new output directory or pass the matching --trajectories"
+            )
+        done = int(f.attrs["rows_done"])
+        if done >= n:
+            return path
+        dev = teacher.device
+        cond_all = torch.from_numpy(f["cond"][:]).to(dev)
+        mask_all = torch.from_numpy(f["mask"][:]).to(dev) if "mask" in f else None
+        t0, start = time.perf_counter(), done
+        _say(progress, f"teacher trajectories: {done}/{n} rows done, {grid_steps} grid steps -> {path}")
+        for lo in range(done, n, _BLOCK):
+            hi = min(lo + _BLOCK, n)
+            gen = torch.Generator(device=dev).manual_seed(seed * 1_000_003 + lo)  # per block: resumable
+            cond = cond_all[lo:hi]
+            mask = None if mask_all is None else mask_all[lo:hi]
+            noise = model.draw_noise(hi - lo, generator=gen, like=cond)
+            states = teacher_states(model, noise, cond, grid_steps, mask)
+            for i, s in enumerate(states):
+                f[f"stage{i}"][lo:hi] = s.float().cpu().numpy()
+            f.attrs["rows_done"] = hi
+            f.flush()
+            if progress and ((hi - start) // _BLOCK) % 10 == 0 or hi == n:
+                rate = (hi - start) / max(1e-9, time.perf_counter() - t0)
+                _say(progress, f"teacher trajectories: {hi}/{n} rows, {rate:.0f} rows/s, ETA {(n - hi) / rate:.0f} s")
+    return path
+
+
+class TrajectoryData:
+    """Teacher trajectories as training rows (:class:`~showerforge.training.fit.PreparedData`)."""
+
+    rate_key = "samples_per_s"
+
+    def __init__(
+        self,
+        path: Path,
+        teacher: LoadedRun,
+        ckpt: dict[str, Any],
+        steps: int,
+        cfg: TrainConfig,
+        device: torch.device,
+    ) -> None:
+        with h5py.File(path, "r") as f:
+            grid = int(f.attrs["grid_steps"])
+            if grid % steps:
+                raise UserError(f"{path}: trajectories on a {grid}-step grid cannot train a {steps}-step student")
+            every = grid // steps
+            cols = list(range(0, grid + 1, every))
+            n = int(f.attrs["rows_done"])
+            parts = [torch.from_numpy(f[f"stage{i}"][:n, cols]) for i in range(len(flow_stages(teacher.model)))]
+            cond = torch.from_numpy(f["cond"][:n])
+            mask = torch.from_numpy(f["mask"][:n]) if "mask" in f else None
+        x = pack(parts)
+        del parts
+        g = torch.Generator().manual_seed(cfg.seed)
+        order = torch.randperm(n, generator=g)
+        n_val = min(int(round(cfg.val_fraction * n)), 2000)
+        val, train = order[:n_val], order[n_val:]
+        self.x, self.cond, self.mask = (
+            x[train].to(device),
+            cond[train].to(device),
+            None if mask is None else mask[train].to(device),
+        )
+        self.val = (
+            (x[val].to(device), cond[val].to(device), None if mask is None else mask[val].to(device)) if n_val else None
+        )
+        self.seed, self.device = cfg.seed, device
+        self.provenance = dict(teacher.provenance)
+        self.teacher_ckpt = ckpt
+        self.teacher_path = teacher.checkpoint
+        self.n_rows = n
+
+    def model_data_keys(self) -> dict[str, Any]:
+        return dict(self.teacher_ckpt["model_config"])
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return math.ceil(self.x.shape[0] / batch_size)
+
+    def batches(self, epoch: int, batch_size: int) -> Any:
+        g = torch.Generator().manual_seed(self.seed * 7_919 + epoch)
+        order = torch.randperm(self.x.shape[0], generator=g).to(self.device)
+        for lo in range(0, order.numel(), batch_size):
+            idx = order[lo : lo + batch_size]
+            yield self.x[idx], self.cond[idx], None if self.mask is None else self.mask[idx]
+
+    def validation(self) -> tuple[Tensor, Tensor, Tensor | None] | None:
+        return self.val
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        """Nothing beyond the weights: the teacher's entries are copied unchanged."""
+
+    def checkpoint_entries(self) -> dict[str, Any]:
+        return {k: v for k, v in self.teacher_ckpt.items() if k not in _RUN_ENTRIES and k != "provenance"}
+
+    def config_entries(self) -> dict[str, Any]:
+        return {"teacher": str(self.teacher_path)}
+
+
+def distill(
+    teacher: str | Path,
+    out_dir: str | Path,
+    *,
+    steps: int = 1,
+    n_pairs: int = 20_000,
+    trajectory_steps: int | None = None,
+    trajectories: str | Path | None = None,
+    energies_mev: np.ndarray | None = None,
+    **options: Unpack[TrainOptions],
+) -> TrainResult:
+    """Distil a trained run (or a shipped model) into a ``steps``-step student run.
+
+    Args:
+        teacher: run directory, checkpoint or shipped model name (``"ds2-electron"``).
+        out_dir: the student's run directory (``checkpoint.pt``, ``config.json``,
+            ``history.json``, ``teacher_trajectories.h5``); never the teacher's.
+        steps: network evaluations of the student (Euler steps), 1, 2, 4, ...
+        n_pairs: teacher trajectories to train on (noise + conditions drawn with ``seed``).
+        trajectory_steps: grid of the stored trajectories (default ``steps``; a multiple of it
+            serves students of several step counts).
+        trajectories: reuse an existing ``teacher_trajectories.h5`` (same teacher) instead of
+            writing one in ``out_dir``.
+        energies_mev: showers: incident energies (MeV) to draw conditions from (default:
+            log-uniform over the teacher's training range).
+        options: the :class:`~showerforge.training.fit.TrainOptions` (defaults
+            :data:`DEFAULT_DISTILL`: 20 epochs, lr 2e-4); ``config_overrides`` that change the
+            architecture start the student from random weights instead of the teacher's.
+
+    Returns:
+        The :class:`~showerforge.training.fit.TrainResult` of the student.
+    """
+    from showerforge.generate.pretrained import load, resolve_model
+
+    cfg, run_opts = split_train_options(DEFAULT_DISTILL, options, caller="distill")
+    if steps < 1 or n_pairs < 2:
+        raise UserError(f"need steps >= 1 and n_pairs >= 2, got steps={steps}, n_pairs={n_pairs}")
+    grid = int(trajectory_steps or steps)
+    if grid % steps:
+        raise UserError(f"trajectory_steps ({grid}) must be a multiple of steps ({steps})")
+    teacher_path = resolve_model(teacher)
+    out = Path(out_dir)
+    if out.resolve() == teacher_path.parent.resolve():
+        raise UserError(f"{out}: the output run directory is the teacher's; choose a new directory")
+    check_writable_dir(out)
+    check_not_input(out / CHECKPOINT_NAME, teacher_path)
+    run = load(teacher_path)
+    ckpt = read_checkpoint(teacher_path)
+    flow_stages(run.model)  # refuses models that are not flow matching, before any work
+    traj = Path(trajectories) if trajectories is not None else out / TRAJECTORIES_NAME
+    if trajectories is None:
+        teacher_trajectories(
+            run,
+            traj,
+            n=n_pairs,
+            grid_steps=grid,
+            seed=cfg.seed,
+            energies_mev=energies_mev,
+            progress=run_opts.get("progress", True),
+        )
+    elif not traj.is_file():
+        raise UserError(f"{traj}: trajectories file not found")
+    with h5py.File(traj, "r") as f:
+        traj_teacher = str(f.attrs.get("teacher_sha256", ""))
+        n_rows = int(f.attrs.get("rows_done", 0))
+        grid = int(f.attrs.get("grid_steps", 0))
+    if traj_teacher != run.sha256:
+        raise UserError(f"{traj}: trajectories of another teacher (checkpoint SHA-256 differs); distil from that run")
+    ident = hashlib.sha256(f"{run.sha256}:{grid}:{n_rows}".encode()).hexdigest()[:16]
+    overrides = dict(run_opts.pop("config_overrides", None) or {})
+    init = "teacher" if all(run.config.get(k) == v for k, v in overrides.items()) else "random"
+    record = {
+        "method": "trajectory matching",
+        "steps": int(steps),
+        "teacher": str(teacher_path),
+        "teacher_sha256": run.sha256,
+        "teacher_sampler": run.model.default_sampler,
+        "teacher_epoch": run.epoch,
+        "trajectories": ident,
+        "n_pairs": n_rows,
+        "init": init,
+    }
+    spec = get_spec(run.name)
+    student = student_config(run.config, steps, record)
+    student.update(overrides)
+    config_overrides = {k: v for k, v in student.items() if k in spec.defaults}
+    teacher_state = dict(run.model.state_dict())
+
+    def init_weights(model: Any) -> None:
+        if init == "teacher":
+            model.load_state_dict(teacher_state)
+
+    def prepare(_ckpt: dict[str, Any] | None, dev: torch.device) -> PreparedData:
+        return TrajectoryData(traj, run, ckpt, steps, cfg, dev)
+
+    return fit(
+        prepare,
+        run.name,
+        out,
+        cfg,
+        data_kind=str(ckpt.get("data_kind", "calo-voxel")),
+        data_name=str(teacher),
+        extra_settings={"distill_steps": int(steps), "trajectories": ident},
+        config_overrides=config_overrides,
+        loss_fn=partial(trajectory_loss, steps=int(steps)),
+        init_weights=init_weights,
+        **run_opts,
+    )
