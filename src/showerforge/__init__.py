@@ -15,9 +15,19 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate", "shipped_models"]
+__all__ = [
+    "__version__",
+    "simulate_showers",
+    "simulate_jets",
+    "train",
+    "distill",
+    "load",
+    "evaluate",
+    "shipped_models",
+    "export_onnx",
+]
 
-_API = {"simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate", "shipped_models"}
+_API = {"simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate", "shipped_models", "export_onnx"}
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate", "shipped_models"]
+__all__ = ["simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate", "shipped_models", "export_onnx"]
 
 
 def simulate_showers(
@@ -259,6 +259,34 @@ def load(name_or_path: str | Path, device: str = "cpu") -> Any:
     from showerforge.generate.pretrained import load as _load
 
     return _load(name_or_path, device)
+
+
+def export_onnx(
+    model: Any,
+    output: str | Path,
+    *,
+    layout: str = "calochallenge",
+    steps: int | None = None,
+    solver: str | None = None,
+    opset: int = 17,
+    fmt: str = "onnx",
+) -> Any:
+    """Export a shower model as one ONNX graph (sampler + inverse preprocessing) (``showerforge export``).
+
+    Args:
+        model: run directory, checkpoint, shipped name (``"ds2-electron"``) or a loaded model.
+        output: the ``.onnx`` file (written atomically).
+        layout: ``"calochallenge"`` (noise + incident MeV -> showers MeV), ``"par04"`` or
+            ``"par04-calodit"`` (Geant4 Par04's calling conventions, see ``docs/deploy.md``).
+        steps, solver: the ODE sampler unrolled into the graph (default: the model's).
+        opset, fmt: ONNX opset; export format (``"onnx"``).
+
+    Returns:
+        :class:`showerforge.deploy.ExportResult` (path, inputs, outputs, metadata, probe difference).
+    """
+    from showerforge.deploy import export_onnx as _export
+
+    return _export(model, output, layout=layout, steps=steps, solver=solver, opset=opset, fmt=fmt)
 
 
 def shipped_models() -> dict[str, dict[str, Any]]:

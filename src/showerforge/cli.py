@@ -621,6 +621,14 @@ def distill_cmd(
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, ...")
 @click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnxruntime"]),
+    default="torch",
+    show_default=True,
+    help="Showers: run the model in PyTorch, or export it to ONNX and run it in onnxruntime "
+    "(same seed, same noise, same showers within float tolerance).",
+)
+@click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output HDF5 file."
 )
 @friendly
@@ -635,6 +643,7 @@ def generate_cmd(
     steps: int | None,
     solver: str | None,
     device: str,
+    backend: str,
     output: Path,
 ) -> None:
     """Generate showers (CaloChallenge format) or jets (JetNet format) with a trained surrogate.
@@ -664,6 +673,7 @@ def generate_cmd(
             steps=steps,
             solver=solver,
             device=device,
+            backend=backend,
         )
     else:
         import numpy as np
@@ -680,8 +690,74 @@ def generate_cmd(
         else:
             raise UserError("give --energies-from FILE, or --energy with --n (showers), or --type with --n (jets)")
         generate_showers(
-            run_dir, inc, output, batch_size=batch_size, seed=seed, steps=steps, solver=solver, device=device
+            run_dir,
+            inc,
+            output,
+            batch_size=batch_size,
+            seed=seed,
+            steps=steps,
+            solver=solver,
+            device=device,
+            backend=backend,
         )
+    click.echo(f"wrote {output}")
+
+
+@cli.command("export")
+@click.option(
+    "--model",
+    "model",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Run directory (or checkpoint.pt) of a shower model, or a shipped model name such as ds2-electron.",
+)
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True, help="Export format.")
+@click.option(
+    "--layout",
+    type=click.Choice(["calochallenge", "par04", "par04-calodit"]),
+    default="calochallenge",
+    show_default=True,
+    help="calochallenge: noise + incident energy (MeV) -> showers (MeV, CaloChallenge order); par04: Geant4 "
+    "Par04's VAE convention (noise from Geant4); par04-calodit: Par04's CaloDiT-2 convention (noise inside).",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=None, help="ODE steps unrolled in the graph (default: the model's)."
+)
+@click.option(
+    "--solver", type=click.Choice(["euler", "midpoint", "rk4"]), default=None, help="ODE solver (default: the model's)."
+)
+@click.option(
+    "--opset", type=click.IntRange(min=13), default=17, show_default=True, help="ONNX opset (15 for onnxruntime 1.11)."
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .onnx file."
+)
+@friendly
+def export_cmd(
+    model: Path, fmt: str, layout: str, steps: int | None, solver: str | None, opset: int, output: Path
+) -> None:
+    """Export a trained shower model as one ONNX graph: ODE sampler and inverse preprocessing, output in physical units.
+
+    \b
+    Examples:
+      showerforge export --model ds2-electron --format onnx -o ds2.onnx
+      showerforge export --model runs/e1/ --layout par04 --steps 4 --solver euler -o par04.onnx
+
+    Inputs, outputs, units and how to run the file in Geant4's Par04 example: docs/deploy.md.
+    """
+    from showerforge.api import export_onnx
+
+    result = export_onnx(model, output, layout=layout, steps=steps, solver=solver, opset=opset, fmt=fmt)
+    for name, shape, meaning in result.inputs:
+        click.echo(f"input  {name} {shape}: {meaning}")
+    for name, shape, meaning in result.outputs:
+        click.echo(f"output {name} {shape}: {meaning}")
+    if result.probe_max_rel_diff is not None:
+        click.echo(f"onnxruntime vs PyTorch on a probe batch: max relative difference {result.probe_max_rel_diff:.2g}")
+    if result.par04_macro:
+        click.echo("Par04 macro commands:")
+        for line in result.par04_macro:
+            click.echo(f"  {line}")
     click.echo(f"wrote {output}")
 
 

@@ -17,6 +17,8 @@ EXTRAS: dict[str, str] = {
     "matplotlib": "report",
     "sklearn": "report",
     "jinja2": "report",
+    "onnx": "deploy",
+    "onnxruntime": "deploy",
 }
 """Top-level module name -> the extra that installs it."""
 

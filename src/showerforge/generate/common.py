@@ -11,12 +11,24 @@ from typing import Any, TypedDict
 import torch
 
 from showerforge.data.io import check_writable
+from showerforge.errors import UserError
 from showerforge.generate.pretrained import resolve_model
 from showerforge.models import get_solver
 from showerforge.training.checkpoint import LoadedRun
 from showerforge.training.fit import resolve_device
 
-__all__ = ["CPU_SLICE", "SampleOptions", "Generation", "start_generation", "resolve_sampler", "generation_attrs"]
+__all__ = [
+    "BACKENDS",
+    "CPU_SLICE",
+    "SampleOptions",
+    "Generation",
+    "start_generation",
+    "resolve_sampler",
+    "generation_attrs",
+]
+
+BACKENDS = ("torch", "onnxruntime")
+"""Generation backends (``backend`` option, ``--backend``)."""
 
 
 class SampleOptions(TypedDict, total=False):
@@ -30,6 +42,9 @@ class SampleOptions(TypedDict, total=False):
       the model's ``default_sampler``).
     * ``device``: where to run (default ``"cpu"``; ``"auto"``: CUDA when available).
     * ``progress``: called with the number of samples after each batch.
+    * ``backend``: ``"torch"`` (default) or ``"onnxruntime"`` (showers: the model exported to ONNX
+      and run in onnxruntime, CPU execution provider, CUDA where ``device`` asks for it; the same
+      seed gives the same noise, so both backends give the same showers within float tolerance).
     """
 
     batch_size: int
@@ -38,6 +53,7 @@ class SampleOptions(TypedDict, total=False):
     solver: str | None
     device: str | torch.device
     progress: Callable[[int], Any] | None
+    backend: str
 
 
 @dataclass
@@ -69,6 +85,9 @@ def start_generation(
     unknown = sorted(set(options) - set(SampleOptions.__annotations__))
     if unknown:
         raise TypeError(f"{caller}() got unexpected keyword argument(s): {', '.join(unknown)}")
+    backend = str(options.get("backend", "torch"))
+    if backend not in BACKENDS:
+        raise UserError(f"--backend {backend!r}: unknown backend; choose one of {', '.join(BACKENDS)}")
     check_writable(out_path)
     device = resolve_device(options.get("device", "cpu"))
     surrogate = load(resolve_model(run_dir), device)
@@ -76,7 +95,8 @@ def start_generation(
     seed, batch_size = int(options.get("seed", 0)), int(options.get("batch_size", 1000))
     kwargs = {"batch_size": batch_size, "seed": seed, "steps": steps, "solver": solver}
     attrs = generation_attrs(surrogate, solver, steps, seed=seed, batch_size=batch_size, device=device)
-    return Generation(surrogate, {**kwargs, "progress": options.get("progress")}, attrs)
+    attrs["backend"] = backend
+    return Generation(surrogate, {**kwargs, "progress": options.get("progress"), "backend": backend}, attrs)
 
 
 CPU_SLICE = 512

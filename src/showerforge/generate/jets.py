@@ -47,6 +47,11 @@ def jet_types_for(jet_type: str | list[str], n: int) -> list[str]:
     return [t for t in names for _ in range(n)]
 
 
+def _torch_only(backend: str) -> None:
+    if backend != "torch":
+        raise UserError(f"--backend {backend}: jets are generated with the torch backend (onnxruntime covers showers)")
+
+
 def sample_jets(
     surrogate: JetSurrogate,
     jet_type: Any,
@@ -57,6 +62,7 @@ def sample_jets(
     solver: str | None = None,
     jet_pt: np.ndarray | None = None,
     progress: Callable[[int], Any] | None = None,
+    backend: str = "torch",
 ) -> dict[str, np.ndarray]:
     """Generate jets in memory.
 
@@ -71,6 +77,7 @@ def sample_jets(
         jet_pt: (N,) jet pT in GeV to use instead of drawing it (the model is conditioned on it
             only with ``condition="type+pt"``).
         progress: called with the number of jets after each batch.
+        backend: ``"torch"`` only (the onnxruntime backend covers shower models).
 
     Returns:
         JetNet arrays: ``particle_features`` (N, n, 4) float32, ``jet_features`` (N, 4) float32
@@ -78,6 +85,7 @@ def sample_jets(
     """
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
+    _torch_only(backend)
     pre, model = surrogate.preprocessing, surrogate.model
     conditioning = pre.conditioning
     types = conditioning.type_index(jet_type)
@@ -137,6 +145,7 @@ def generate_jets(
         training data (``training_data``, ``training_data_sha256``).
     """
     types = jet_types_for(jet_type, int(n))
+    _torch_only(str(options.get("backend", "torch")))
     run = start_generation(run_dir, out_path, options, load_jet_model, caller="generate_jets")
     surrogate, attrs = run.surrogate, run.attrs
     arrays = sample_jets(surrogate, types, **run.sample_kwargs)

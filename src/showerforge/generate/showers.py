@@ -12,7 +12,7 @@ import torch
 
 from showerforge.data.calo import CaloFile, write_showers
 from showerforge.errors import UserError
-from showerforge.generate.common import CPU_SLICE, SampleOptions, start_generation
+from showerforge.generate.common import BACKENDS, CPU_SLICE, SampleOptions, start_generation
 from showerforge.training.checkpoint import Surrogate, load_model
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "warn_outside_range",
+    "onnx_sampler",
     "sample_array",
     "generate_showers",
     "energies_from",
@@ -47,6 +48,7 @@ def sample_array(
     solver: str | None = None,
     device: str | torch.device | None = None,
     progress: Callable[[int], Any] | None = None,
+    backend: str = "torch",
 ) -> np.ndarray:
     """Generate showers in memory.
 
@@ -60,6 +62,8 @@ def sample_array(
         solver: ``"euler"``, ``"midpoint"`` or ``"rk4"`` (``None``: the model's default).
         device: where to run (``None``: where the model is).
         progress: called with the number of showers after each batch.
+        backend: ``"torch"`` or ``"onnxruntime"`` (the model exported to ONNX in memory and run
+            there, :class:`showerforge.deploy.OnnxShowerSampler`; same seed, same noise).
 
     Returns:
         Showers (N, n_voxels) in MeV, float32, non-negative, voxels in (layer, angle, radius) order.
@@ -67,7 +71,12 @@ def sample_array(
     inc = _incident(incident_mev)
     if batch_size < 1:
         raise UserError(f"batch_size must be >= 1, got {batch_size}")
+    if backend not in BACKENDS:
+        raise UserError(f"backend {backend!r}: unknown; choose one of {', '.join(BACKENDS)}")
     warn_outside_range(surrogate, inc)
+    if backend == "onnxruntime":
+        sampler = onnx_sampler(surrogate, steps=steps, solver=solver, device=device)
+        return sampler.sample(inc, seed=seed, batch_size=batch_size, progress=progress)
     model = surrogate.model
     if device is not None:
         model = model.to(device)
@@ -93,6 +102,16 @@ def sample_array(
         if progress is not None:
             progress(hi - lo)
     return out
+
+
+def onnx_sampler(
+    surrogate: Surrogate, *, steps: int | None, solver: str | None, device: str | torch.device | None
+) -> Any:
+    """The model exported in memory and opened in onnxruntime on ``device`` (default: the model's)."""
+    from showerforge.deploy.runtime import OnnxShowerSampler
+
+    where = device if device is not None else surrogate.device
+    return OnnxShowerSampler(surrogate, steps=steps, solver=solver, device=str(where))
 
 
 def warn_outside_range(surrogate: Surrogate, incident_mev: np.ndarray) -> int:
@@ -125,18 +144,29 @@ def generate_showers(
             or the name of a shipped model (``"ds2-electron"``).
         incident_mev: (N,) incident energies in MeV (e.g. :func:`energies_from` a reference file).
         out_path: output ``.h5``.
-        options: ``batch_size``, ``seed``, ``steps``, ``solver``, ``device``, ``progress``, see
-            :class:`~showerforge.generate.common.SampleOptions`.
+        options: ``batch_size``, ``seed``, ``steps``, ``solver``, ``device``, ``progress``,
+            ``backend``, see :class:`~showerforge.generate.common.SampleOptions`.
 
     Returns:
         ``out_path``. Its attributes name the model (``model``, ``model_config``), the checkpoint
         (``checkpoint``, ``checkpoint_sha256``, ``checkpoint_epoch``), the sampler (``solver``,
-        ``steps``, ``nfe``, ``seed``, ``batch_size``, ``device``) and the training data
+        ``steps``, ``nfe``, ``seed``, ``batch_size``, ``device``, ``backend``; with onnxruntime
+        also ``onnxruntime_version`` and ``execution_provider``) and the training data
         (``training_data``, ``training_data_sha256``, ``particle`` when known).
     """
     run = start_generation(run_dir, out_path, options, load_model, caller="generate_showers")
     surrogate, attrs = run.surrogate, run.attrs
-    showers = sample_array(surrogate, incident_mev, **run.sample_kwargs)
+    kwargs = dict(run.sample_kwargs)
+    if kwargs.pop("backend") == "onnxruntime":
+        import onnxruntime
+
+        inc = _incident(incident_mev)
+        warn_outside_range(surrogate, inc)
+        sampler = onnx_sampler(surrogate, steps=kwargs["steps"], solver=kwargs["solver"], device=None)
+        attrs |= {"onnxruntime_version": onnxruntime.__version__, "execution_provider": sampler.provider}
+        showers = sampler.sample(inc, seed=kwargs["seed"], batch_size=kwargs["batch_size"], progress=kwargs["progress"])
+    else:
+        showers = sample_array(surrogate, incident_mev, **kwargs)
     prov = surrogate.provenance
     attrs["threshold_mev"] = float(surrogate.preprocessing.threshold_mev or 0.0)
     particle = prov.get("file_attrs", {}).get("particle")

@@ -1,0 +1,350 @@
+"""ONNX export of a trained shower model: sampler and inverse preprocessing in one graph.
+
+Layouts (``layout=``):
+
+=================  ==========================================  ======================================
+layout             input (float32)                             output (float32)
+=================  ==========================================  ======================================
+``calochallenge``  ``noise`` (N, n_noise) standard normal;     ``showers`` (N, n_voxels) MeV,
+                   ``incident_energy`` (N, 1) MeV              CaloChallenge order (layer, angle, r)
+``par04``          ``input`` (N, n_noise + 4): noise,          ``output`` (N, n_voxels): voxel energy
+                   E / 1024000 MeV, theta[deg] / 90, 0, 1      / E, Par04 mesh order (r, phi, z)
+                   (Par04 ``setModelType VAE``)
+``par04-calodit``  ``input`` (N, 8): E in GeV, phi, theta,     ``output`` (N, n_voxels) GeV, Par04
+                   5-slot geometry one-hot; noise drawn in     mesh order (r, phi, z)
+                   the graph (Par04 ``setModelType CaloDiT-2``)
+=================  ==========================================  ======================================
+
+``n_noise`` is the width of the model's noise tensors (``model.noise_shapes``) concatenated in
+draw order (``cfm-factorised``: the layer-energy noise, then the voxel-shape noise). The batch
+dimension is dynamic; Par04 calls with N = 1, once per particle. The file's metadata
+(``metadata_props``) records the layout, the model, its checkpoint hash, the sampler, the
+geometry, the units and, for the Par04 layouts, the macro commands that configure the example.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from showerforge.data.io import atomic_output, check_not_input, check_writable
+from showerforge.deploy.graph import (
+    PAR04_MAX_ENERGY_MEV,
+    Par04Graph,
+    Par04NoiseInsideGraph,
+    ShowerGraph,
+    check_par04_geometry,
+    exportable_ops,
+)
+from showerforge.errors import UserError
+
+__all__ = [
+    "LAYOUTS",
+    "FORMATS",
+    "DEFAULT_OPSET",
+    "ExportResult",
+    "export_onnx",
+    "onnx_bytes",
+    "build_graph",
+    "load_shower_model",
+    "par04_macro",
+]
+
+LAYOUTS: dict[str, str] = {
+    "calochallenge": "noise + incident energy (MeV) -> showers (MeV), CaloChallenge voxel order",
+    "par04": "Geant4 Par04, VAE convention: [noise, E/1024 GeV, theta/90deg, 0, 1] -> fractions of E, mesh order",
+    "par04-calodit": "Geant4 Par04, CaloDiT-2 convention: [E GeV, phi, theta, 5-slot one-hot] -> GeV, noise inside",
+}
+"""Graph layouts by name (``--layout``)."""
+FORMATS = ("onnx",)
+"""Export formats (``--format``)."""
+DEFAULT_OPSET = 17
+"""ONNX opset of exported graphs (onnxruntime >= 1.12 runs it)."""
+_PROBE_ROWS = 4
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_onnx` wrote.
+
+    Attributes:
+        path: the ONNX file.
+        layout: its layout (:data:`LAYOUTS`).
+        inputs, outputs: ``(name, shape, meaning)`` of each graph input and output.
+        metadata: the file's ``metadata_props``.
+        probe_max_rel_diff: onnxruntime against the PyTorch module on a probe batch (4 energies
+            over the training range, seed-0 noise): ``max |ort - torch| / max(|torch|, delta)``
+            over voxels (``None`` for ``par04-calodit``, whose noise is drawn inside the graph).
+        par04_macro: Par04 macro commands for this file (Par04 layouts), else empty.
+    """
+
+    path: Path
+    layout: str
+    inputs: list[tuple[str, str, str]]
+    outputs: list[tuple[str, str, str]]
+    metadata: dict[str, str]
+    probe_max_rel_diff: float | None
+    par04_macro: list[str] = field(default_factory=list)
+
+
+def check_layout(layout: str, fmt: str = "onnx") -> None:
+    """Refuse an unknown layout or format (one-line :class:`UserError`)."""
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: unknown export format; choose one of {', '.join(FORMATS)}")
+    if layout not in LAYOUTS:
+        raise UserError(f"--layout {layout!r}: unknown layout; choose one of {', '.join(LAYOUTS)}")
+
+
+def load_shower_model(model: Any, device: str | torch.device = "cpu") -> Any:
+    """A loaded shower :class:`~showerforge.training.Surrogate` from itself, a run, a checkpoint or a name.
+
+    Raises:
+        UserError: not a trained run / checkpoint / shipped name, or a jet (set) model.
+    """
+    if hasattr(model, "preprocessing") and hasattr(model, "model"):
+        if not hasattr(model, "geometry"):
+            raise UserError(f"{model.name}: a jet-set model; export and the onnxruntime backend cover shower models")
+        return model
+    from showerforge.generate.pretrained import resolve_model
+    from showerforge.training.checkpoint import load_model, read_checkpoint
+
+    path = resolve_model(model)
+    kind = read_checkpoint(path).get("data_kind", "calo-voxel")
+    if kind != "calo-voxel":
+        raise UserError(f"{model}: a {kind} model; export and the onnxruntime backend cover shower (calo-voxel) models")
+    return load_model(path, device)
+
+
+def _probe_energies(surrogate: Any, n: int) -> np.ndarray:
+    rng = surrogate.energy_range_mev or (1e3, 1e5)
+    return np.geomspace(rng[0], rng[1], n).astype(np.float32).astype(np.float64)
+
+
+def build_graph(
+    surrogate: Any, layout: str, *, steps: int, solver: str
+) -> tuple[nn.Module, tuple[torch.Tensor, ...], list[str], list[str]]:
+    """The module of a layout with example inputs and the input/output names.
+
+    Returns:
+        ``(module, example_inputs, input_names, output_names)``; the module is in eval mode.
+    """
+    check_layout(layout)
+    core = ShowerGraph(surrogate, steps=steps, solver=solver)
+    n = _PROBE_ROWS
+    inc = torch.from_numpy(_probe_energies(surrogate, n)).float()[:, None]
+    noise = torch.randn(n, core.n_noise, generator=torch.Generator().manual_seed(0))
+    module: nn.Module
+    if layout == "calochallenge":
+        module, example, names = core, (noise, inc), ["noise", "incident_energy"]
+        return module.eval(), example, names, ["showers"]
+    if layout == "par04":
+        module = Par04Graph(core, surrogate.geometry)
+        cond = torch.cat([inc / PAR04_MAX_ENERGY_MEV, torch.ones(n, 1), torch.zeros(n, 1), torch.ones(n, 1)], dim=1)
+        return module.eval(), (torch.cat([noise, cond], dim=1),), ["input"], ["output"]
+    module = Par04NoiseInsideGraph(core, surrogate.geometry)
+    cond = torch.zeros(n, 8)
+    cond[:, 0], cond[:, 2], cond[:, 3] = inc[:, 0] / 1000.0, torch.pi / 2, 1.0
+    return module.eval(), (cond,), ["input"], ["output"]
+
+
+def _torch_export(
+    module: nn.Module, example: tuple[torch.Tensor, ...], names: list[str], outputs: list[str], opset: int
+) -> bytes:
+    axes = {name: {0: "batch"} for name in [*names, *outputs]}
+    with tempfile.TemporaryDirectory(prefix="showerforge-onnx-") as tmp:
+        path = Path(tmp) / "graph.onnx"
+        with warnings.catch_warnings(), exportable_ops(), torch.no_grad():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.onnx.export(
+                module,
+                example,
+                path,
+                dynamo=False,
+                opset_version=int(opset),
+                input_names=names,
+                output_names=outputs,
+                dynamic_axes=axes,
+            )
+        return path.read_bytes()
+
+
+def onnx_bytes(
+    surrogate: Any, *, layout: str = "calochallenge", steps: int, solver: str, opset: int = DEFAULT_OPSET
+) -> bytes:
+    """The ONNX graph of a loaded shower model as bytes (no metadata; see :func:`export_onnx`)."""
+    module, example, names, outputs = build_graph(surrogate, layout, steps=steps, solver=solver)
+    return _torch_export(module, example, names, outputs, opset)
+
+
+def par04_macro(surrogate: Any, layout: str, n_noise: int, path: str | Path) -> list[str]:
+    """Macro commands of Geant4's Par04 example that match an exported file (Par04 layouts)."""
+    geo = surrogate.geometry
+    n_z, n_phi, n_r = geo.shape
+    dr = geo.readout[0].r_edges_mm[1] - geo.readout[0].r_edges_mm[0]
+    lines = [f"/Par04/inference/setModelPathName {path}"]
+    if layout == "par04":
+        lines += [
+            "/Par04/inference/setModelType VAE",
+            f"/Par04/inference/setSizeLatentVector {n_noise}",
+            "/Par04/inference/setSizeConditionVector 4",
+        ]
+    else:
+        lines += ["/Par04/inference/setModelType CaloDiT-2"]
+    lines += [
+        "/Par04/inference/setInferenceLibrary ONNX",
+        f"/Par04/inference/setSizeOfRhoCells {dr:g} mm",
+        f"/Par04/inference/setNbOfRhoCells {n_r}",
+        f"/Par04/inference/setNbOfPhiCells {n_phi}",
+        f"/Par04/inference/setNbOfZCells {n_z}",
+    ]
+    if geo.has_stack:
+        lines.insert(-3, f"/Par04/inference/setSizeOfZCells {geo.layer_thickness_mm:g} mm")
+    return lines
+
+
+def _describe(layout: str, core: ShowerGraph, n_voxels: int) -> tuple[list[Any], list[Any]]:
+    n = core.n_noise
+    if layout == "calochallenge":
+        return (
+            [
+                ("noise", f"[N, {n}]", "standard normal; the model's noise tensors concatenated in draw order"),
+                ("incident_energy", "[N, 1]", "incident energy in MeV"),
+            ],
+            [("showers", f"[N, {n_voxels}]", "voxel energies in MeV, CaloChallenge order (layer, angle, radius)")],
+        )
+    if layout == "par04":
+        return (
+            [("input", f"[N, {n + 4}]", f"{n} standard normal values, E/1024000 MeV, theta[deg]/90, 0, 1")],
+            [("output", f"[N, {n_voxels}]", "voxel energy / incident energy, Par04 mesh order (r, phi, z)")],
+        )
+    return (
+        [("input", "[N, 8]", "E in GeV, phi, theta (rad), 5-slot geometry one-hot; noise drawn in the graph")],
+        [("output", f"[N, {n_voxels}]", "voxel energies in GeV, Par04 mesh order (r, phi, z)")],
+    )
+
+
+def _metadata(
+    surrogate: Any, layout: str, core: ShowerGraph, steps: int, solver: str, macro: list[str]
+) -> dict[str, str]:
+    from showerforge import __version__
+    from showerforge.models import get_solver
+
+    inputs, outputs = _describe(layout, core, surrogate.preprocessing.n_voxels)
+    meta = {
+        "producer": "showerforge",
+        "showerforge_version": __version__,
+        "torch_version": torch.__version__,
+        "layout": layout,
+        "layout_description": LAYOUTS[layout],
+        "model": surrogate.name,
+        "checkpoint_sha256": surrogate.sha256,
+        "solver": solver,
+        "steps": str(steps),
+        "nfe": str(steps * get_solver(solver).nfe_per_step),
+        "noise_width": str(core.n_noise),
+        "noise_split": json.dumps(core.noise_sizes),
+        "inputs": json.dumps(inputs),
+        "outputs": json.dumps(outputs),
+        "threshold_mev": repr(float(surrogate.preprocessing.threshold_mev or 0.0)),
+        "energy_range_mev": json.dumps(surrogate.energy_range_mev),
+        "geometry": surrogate.geometry.to_json(),
+    }
+    if macro:
+        meta["par04_macro"] = "\n".join(macro)
+    return meta
+
+
+def _write(data: bytes, metadata: dict[str, str], out: Path) -> None:
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.doc_string = f"showerforge {metadata['model']} ({metadata['layout']}): {metadata['layout_description']}"
+    onnx.checker.check_model(proto)
+    with atomic_output(out) as tmp:
+        onnx.save_model(proto, str(tmp))
+
+
+def _probe(data: bytes, module: nn.Module, example: tuple[torch.Tensor, ...], floor: np.ndarray) -> float:
+    """Max relative difference between onnxruntime and the torch module on the example inputs.
+
+    ``floor`` (rows, 1): the threshold ``delta`` in the output's unit, the smallest non-zero voxel.
+    """
+    from showerforge.deploy.runtime import make_session
+
+    sess = make_session(data, device="cpu")
+    feeds = {i.name: t.numpy() for i, t in zip(sess.get_inputs(), example)}
+    got = sess.run(None, feeds)[0]
+    with torch.no_grad():
+        ref = module(*example).numpy()
+    return float(np.max(np.abs(got - ref) / np.maximum(np.abs(ref), np.maximum(floor, 1e-30))))
+
+
+def export_onnx(
+    model: Any,
+    output: str | Path,
+    *,
+    layout: str = "calochallenge",
+    steps: int | None = None,
+    solver: str | None = None,
+    opset: int = DEFAULT_OPSET,
+    fmt: str = "onnx",
+) -> ExportResult:
+    """Export a trained shower model (sampler + inverse preprocessing) as an ONNX file, atomically.
+
+    Args:
+        model: a run directory, a checkpoint, a shipped name (``"ds2-electron"``) or a loaded
+            :class:`~showerforge.training.Surrogate`.
+        output: the ``.onnx`` file to write (checked writable and not an input before any work).
+        layout: ``"calochallenge"``, ``"par04"`` or ``"par04-calodit"`` (see the module docstring).
+        steps, solver: the ODE sampler unrolled into the graph (default: the model's).
+        opset: ONNX opset (17 by default; 15 for onnxruntime 1.11).
+        fmt: export format; ``"onnx"`` only.
+
+    Returns:
+        An :class:`ExportResult`, with the onnxruntime-vs-PyTorch difference on a probe batch.
+
+    Raises:
+        UserError: a bad model path, an unknown layout or format, a geometry that the Par04 mesh
+            cannot express, an output that is an input or cannot be written.
+    """
+    out = Path(output)
+    check_layout(layout, fmt)
+    check_writable(out)
+    if not hasattr(model, "model"):
+        check_not_input(out, model if Path(str(model)).exists() else None)
+    surrogate = load_shower_model(model)
+    if layout.startswith("par04"):
+        check_par04_geometry(surrogate.geometry)
+    from showerforge.generate.common import resolve_sampler
+
+    solver_name, n_steps = resolve_sampler(surrogate, solver, steps)
+    if n_steps < 1:
+        raise UserError(f"--steps must be >= 1, got {n_steps}")
+    module, example, names, outputs = build_graph(surrogate, layout, steps=n_steps, solver=solver_name)
+    data = _torch_export(module, example, names, outputs, opset)
+    core = module if isinstance(module, ShowerGraph) else module.core
+    assert isinstance(core, ShowerGraph)
+    macro = par04_macro(surrogate, layout, core.n_noise, out.name) if layout.startswith("par04") else []
+    meta = _metadata(surrogate, layout, core, n_steps, solver_name, macro)
+    probe = None
+    if layout != "par04-calodit":
+        delta = float(surrogate.preprocessing.threshold_mev or 0.0)
+        inc = _probe_energies(surrogate, _PROBE_ROWS)[:, None]
+        probe = _probe(data, module, example, delta / inc if layout == "par04" else np.full_like(inc, delta))
+        meta["probe_max_rel_diff"] = f"{probe:.3g}"
+    _write(data, meta, out)
+    inputs, outs = json.loads(meta["inputs"]), json.loads(meta["outputs"])
+    return ExportResult(out, layout, [tuple(i) for i in inputs], [tuple(o) for o in outs], meta, probe, macro)
