@@ -371,3 +371,82 @@ def test_option4_without_geant4_data_is_refused_before_any_shard(tmp_path):
         ["option4", "GEANT4_DATA_DIR"],
     )
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- export (ONNX)
+def _nothing_written(folder, before):
+    assert sorted(p.name for p in folder.iterdir()) == before, sorted(p.name for p in folder.iterdir())
+
+
+def test_export_refuses_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "notarun").mkdir()
+    _fails(["export", "--model", tmp_path / "notarun", "-o", tmp_path / "m.onnx"], ["notarun", "checkpoint.pt"])
+    _nothing_written(tmp_path, ["notarun"])
+
+
+def test_export_refuses_a_file_that_is_not_a_checkpoint(files, tmp_path):
+    _fails(
+        ["export", "--model", files / "notes.txt", "-o", tmp_path / "m.onnx"], ["notes.txt", "not a torch checkpoint"]
+    )
+    _nothing_written(tmp_path, [])
+
+
+@pytest.mark.parametrize(
+    "option,value,words",
+    [("--layout", "par05", ["--layout", "'par05'", "par04"]), ("--format", "tflite", ["--format", "'tflite'", "onnx"])],
+)
+def test_export_refuses_an_unknown_layout_or_format(files, tmp_path, option, value, words):
+    _fails(["export", "--model", files / "run", option, value, "-o", tmp_path / "m.onnx"], words)
+    _nothing_written(tmp_path, [])
+
+
+def test_export_refuses_a_geometry_par04_cannot_express(files, tmp_path):
+    from showerforge.training.checkpoint import read_checkpoint, save_checkpoint
+
+    ckpt = read_checkpoint(files / "run")
+    layers = [
+        {"r_edges_mm": [0, 8, 16, 24, 32, 40, 48], "n_alpha": 8},
+        {"r_edges_mm": list(range(0, 72, 8)), "n_alpha": 6},
+    ]
+    ckpt["geometry"] = PRESETS["mini"].to_dict() | {"name": "zigzag", "readout": layers * 6}  # 48 voxels per layer
+    save_checkpoint(tmp_path / "zigzag.pt", ckpt)
+    _fails(
+        ["export", "--model", tmp_path / "zigzag.pt", "--layout", "par04", "-o", tmp_path / "m.onnx"],
+        ["'zigzag'", "same binning in every layer", "--layout calochallenge"],
+    )
+    _nothing_written(tmp_path, ["zigzag.pt"])
+
+
+def test_export_may_not_overwrite_its_input(files):
+    before = _sha(files / "run" / "checkpoint.pt")
+    _fails(
+        ["export", "--model", files / "run", "-o", files / "run" / "checkpoint.pt"],
+        ["checkpoint.pt", "overwrite the input"],
+    )
+    assert _sha(files / "run" / "checkpoint.pt") == before
+
+
+def test_export_to_an_unwritable_place(files, tmp_path):
+    (tmp_path / "plain").write_text("a file, not a folder")
+    _fails(["export", "--model", files / "run", "-o", tmp_path / "plain" / "m.onnx"], ["plain/m.onnx", "not writable"])
+    _nothing_written(tmp_path, ["plain"])
+
+
+def test_generate_refuses_an_unknown_backend(files, tmp_path):
+    _fails(
+        [
+            "generate",
+            "--model",
+            files / "run",
+            "--energy",
+            "1GeV",
+            "--n",
+            "2",
+            "--backend",
+            "tensorrt",
+            "-o",
+            tmp_path / "x.h5",
+        ],
+        ["--backend", "'tensorrt'", "onnxruntime"],
+    )
+    _nothing_written(tmp_path, [])

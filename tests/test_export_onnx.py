@@ -256,3 +256,19 @@ def test_shipped_ds2_electron_matches_pytorch(tmp_path):
     order = par04_order(sur.geometry)
     ref = _torch_showers(sur, noise, e_seen, steps=1, solver="euler")[:, order]
     assert_parity(got, ref, sur, order)
+
+
+def test_command_line_export_and_backend(run, tmp_path):
+    from click.testing import CliRunner
+
+    from showerforge.cli import cli
+
+    res = CliRunner().invoke(cli, ["export", "--model", str(run), "--layout", "par04", "-o", str(tmp_path / "p.onnx")])
+    assert res.exit_code == 0, res.output
+    assert "/Par04/inference/setSizeLatentVector 588" in res.output and "input  input [N, 592]" in res.output
+    assert (tmp_path / "p.onnx").is_file() and not list(tmp_path.glob("*.part"))
+    args = ["generate", "--model", str(run), "--energy", "2GeV", "--n", "6", "--backend", "onnxruntime"]
+    res = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "g.h5")])
+    assert res.exit_code == 0, res.output
+    with h5py.File(tmp_path / "g.h5") as f:
+        assert f.attrs["backend"] == "onnxruntime" and f["showers"].shape == (6, 576)
