@@ -576,6 +576,11 @@ class ShowerPreprocessor:
         else:
             shape = np.clip((_sigmoid(z) - self.alpha) / (1.0 - 2.0 * self.alpha), 0.0, 1.0)
             showers = shape * self._scale(e_layer)
+        sizes = {self.layer_sizes[i] for i in self.active}
+        if len(sizes) == 1 and len(self.active) == len(self.layer_sizes):  # regular mesh: all layers at once
+            n, per = showers.shape[0], sizes.pop()
+            flat = self._threshold_layer(showers.reshape(-1, per), e_layer.reshape(-1))
+            return flat.reshape(n, -1).astype(np.float32)
         for k, i in enumerate(self.active):
             lo, hi = self.offsets[i], self.offsets[i + 1]
             showers[:, lo:hi] = self._threshold_layer(showers[:, lo:hi], e_layer[:, k])
