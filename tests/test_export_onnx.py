@@ -98,6 +98,16 @@ def surrogate(run):
     return load_model(run)
 
 
+def par04_session(path):
+    """As Par04OnnxInference opens a model: one intra-op thread, graph optimisations off (setOptimizationFlag 0)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 def _noise(surrogate, n, seed):
     noise = surrogate.model.draw_noise(n, generator=torch.Generator().manual_seed(seed))
     return torch.cat([t.reshape(n, -1) for t in noise], dim=1)
@@ -142,7 +152,7 @@ def test_calochallenge_layout_matches_pytorch(surrogate, tmp_path):
 
 def test_par04_layout_one_call_per_shower(surrogate, tmp_path):
     res = export_onnx(surrogate, tmp_path / "p.onnx", layout="par04", steps=3, solver="euler")
-    sess = make_session(tmp_path / "p.onnx")
+    sess = par04_session(tmp_path / "p.onnx")
     (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
     n_noise = 12 + 576
     assert inp.type == "tensor(float)" and inp.shape[1] == n_noise + 4 and out.shape[1] == 576
@@ -187,7 +197,7 @@ def test_par04_refuses_what_its_mesh_cannot_express():
 def test_noise_inside_layout_statistics(surrogate, tmp_path):
     """par04-calodit draws its noise in the graph: compare moments with the PyTorch sampler."""
     export_onnx(surrogate, tmp_path / "c.onnx", layout="par04-calodit")
-    sess = make_session(tmp_path / "c.onnx")
+    sess = par04_session(tmp_path / "c.onnx")
     n, e_gev = 400, 3.0
     cond = np.zeros((n, 8), np.float32)
     cond[:, 0], cond[:, 1], cond[:, 2], cond[:, 3] = e_gev, 0.0, np.pi / 2, 1.0
@@ -239,7 +249,7 @@ def test_shipped_ds2_electron_matches_pytorch(tmp_path):
     res = export_onnx(sur, tmp_path / "ds2.onnx", layout="par04", steps=1, solver="euler")
     assert "/Par04/inference/setSizeOfZCells 3.4 mm" in res.par04_macro
     assert "/Par04/inference/setSizeOfRhoCells 4.65 mm" in res.par04_macro
-    sess = make_session(tmp_path / "ds2.onnx")
+    sess = par04_session(tmp_path / "ds2.onnx")
     inc = np.array([1.5e3, 2.0e4, 9.0e4])
     e_norm = (inc / PAR04_MAX_ENERGY_MEV).astype(np.float32)
     e_seen = e_norm.astype(np.float64) * PAR04_MAX_ENERGY_MEV
