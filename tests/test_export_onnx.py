@@ -282,3 +282,61 @@ def test_command_line_export_and_backend(run, tmp_path):
     assert res.exit_code == 0, res.output
     with h5py.File(tmp_path / "g.h5") as f:
         assert f.attrs["backend"] == "onnxruntime" and f["showers"].shape == (6, 576)
+
+
+@pytest.fixture(scope="module")
+def jet_run(tmp_path_factory):
+    """A tiny cfm-set conditioned on jet type and pT, trained on 300 synthetic jets of 10 slots."""
+    from showerforge.data.jetnet import write_jets
+    from showerforge.training.jets import train_jets
+
+    rng = np.random.default_rng(0)
+    n, slots = 300, 10
+    k = rng.integers(2, slots + 3, n)  # some jets have more constituents than slots
+    real = np.arange(slots)[None, :] < np.minimum(k, slots)[:, None]
+    pf = np.zeros((n, slots, 4), np.float32)
+    pf[..., 0], pf[..., 1] = rng.normal(0, 0.2, (n, slots)), rng.normal(0, 0.2, (n, slots))
+    pt = -np.sort(-rng.exponential(1.0, (n, slots)), axis=1) * real
+    pf[..., 2], pf[..., 3] = pt / pt.sum(1, keepdims=True), real
+    pf *= real[..., None]
+    jf = np.stack([rng.uniform(800, 1600, n), rng.normal(0, 1, n), rng.uniform(20, 200, n), k], 1).astype(np.float32)
+    path = write_jets(
+        tmp_path_factory.mktemp("jets") / "jets.h5",
+        {"particle_features": pf, "jet_features": jf, "jet_type": rng.choice([0, 2], n).astype(np.int8)},
+    )
+    out = tmp_path_factory.mktemp("jetrun") / "run"
+    tiny = {"d_model": 16, "d_global": 8, "n_blocks": 1, "steps": 2}
+    kw = dict(batch_size=50, seed=0, device="cpu", progress=False, num_threads=1, config_overrides=tiny)
+    train_jets(path, out, condition="type+pt", epochs=2, **kw)
+    return out
+
+
+def test_jet_export_matches_pytorch(jet_run, tmp_path):
+    from showerforge.training.jets import load_jet_model
+
+    sur = load_jet_model(jet_run)
+    res = export_onnx(jet_run, tmp_path / "j.onnx")  # a jet model: the jetnet layout by default
+    assert res.layout == "jetnet" and [i[0] for i in res.inputs] == ["noise", "jet_type", "jet_pt", "mask"]
+    n, slots = 12, 10
+    gen = torch.Generator().manual_seed(4)
+    noise = torch.randn(n, slots, 3, generator=gen)
+    types = np.array(["g", "t"] * 6)
+    pt = np.linspace(850.0, 1550.0, n)
+    real = np.arange(slots)[None, :] < np.array([10, 1, 5, 7, 3, 10, 2, 9, 4, 6, 8, 10])[:, None]
+    cond = sur.preprocessing.conditioning.condition(types, pt)
+    with torch.no_grad():
+        x = sur.model.sample_from_noise([noise], torch.from_numpy(cond), mask=torch.from_numpy(real)).numpy()
+    ref = sur.preprocessing.inverse(x, real)
+    feeds = {
+        "noise": noise.numpy(),
+        "jet_type": np.eye(5, dtype=np.float32)[sur.preprocessing.conditioning.type_index(types)],
+        "jet_pt": pt.astype(np.float32)[:, None],
+        "mask": real.astype(np.float32),
+    }
+    got = make_session(tmp_path / "j.onnx").run(None, feeds)[0]
+    assert got.shape == (n, slots, 4) and np.array_equal(got[..., 3], real.astype(np.float32))
+    assert np.array_equal(got[..., 2] > 0, real) and np.all(np.diff(got[..., 2], axis=1) <= 0)  # pT-descending
+    np.testing.assert_allclose(got, ref, rtol=TOL, atol=1e-6)
+    with pytest.raises(UserError, match="jet-set model; use --layout jetnet"):
+        export_onnx(jet_run, tmp_path / "p.onnx", layout="par04")
+    assert not (tmp_path / "p.onnx").exists()

@@ -265,19 +265,20 @@ def export_onnx(
     model: Any,
     output: str | Path,
     *,
-    layout: str = "calochallenge",
+    layout: str | None = None,
     steps: int | None = None,
     solver: str | None = None,
     opset: int = 17,
     fmt: str = "onnx",
 ) -> Any:
-    """Export a shower model as one ONNX graph (sampler + inverse preprocessing) (``showerforge export``).
+    """Export a model as one ONNX graph (sampler + inverse preprocessing) (``showerforge export``).
 
     Args:
         model: run directory, checkpoint, shipped name (``"ds2-electron"``) or a loaded model.
         output: the ``.onnx`` file (written atomically).
-        layout: ``"calochallenge"`` (noise + incident MeV -> showers MeV), ``"par04"`` or
-            ``"par04-calodit"`` (Geant4 Par04's calling conventions, see ``docs/deploy.md``).
+        layout: showers: ``"calochallenge"`` (default; noise + incident MeV -> showers MeV),
+            ``"par04"`` or ``"par04-calodit"`` (Geant4 Par04's calling conventions); jets:
+            ``"jetnet"`` (default). See ``docs/deploy.md``.
         steps, solver: the ODE sampler unrolled into the graph (default: the model's).
         opset, fmt: ONNX opset; export format (``"onnx"``).
 

@@ -709,16 +709,16 @@ def generate_cmd(
     "model",
     type=click.Path(path_type=Path),
     required=True,
-    help="Run directory (or checkpoint.pt) of a shower model, or a shipped model name such as ds2-electron.",
+    help="Run directory (or checkpoint.pt) of a trained model, or a shipped model name such as ds2-electron.",
 )
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True, help="Export format.")
 @click.option(
     "--layout",
-    type=click.Choice(["calochallenge", "par04", "par04-calodit"]),
-    default="calochallenge",
-    show_default=True,
-    help="calochallenge: noise + incident energy (MeV) -> showers (MeV, CaloChallenge order); par04: Geant4 "
-    "Par04's VAE convention (noise from Geant4); par04-calodit: Par04's CaloDiT-2 convention (noise inside).",
+    type=click.Choice(["calochallenge", "par04", "par04-calodit", "jetnet"]),
+    default=None,
+    help="calochallenge (showers' default): noise + incident energy (MeV) -> showers (MeV, CaloChallenge order); "
+    "par04: Geant4 Par04's VAE convention (noise from Geant4); par04-calodit: Par04's CaloDiT-2 convention "
+    "(noise inside); jetnet (jets' default): noise + jet type + mask -> JetNet particles.",
 )
 @click.option(
     "--steps", type=click.IntRange(min=1), default=None, help="ODE steps unrolled in the graph (default: the model's)."
@@ -734,9 +734,9 @@ def generate_cmd(
 )
 @friendly
 def export_cmd(
-    model: Path, fmt: str, layout: str, steps: int | None, solver: str | None, opset: int, output: Path
+    model: Path, fmt: str, layout: str | None, steps: int | None, solver: str | None, opset: int, output: Path
 ) -> None:
-    """Export a trained shower model as one ONNX graph: ODE sampler and inverse preprocessing, output in physical units.
+    """Export a trained model as one ONNX graph: ODE sampler and inverse preprocessing, output in physical units.
 
     \b
     Examples:

@@ -13,7 +13,13 @@ layout             input (float32)                             output (float32)
 ``par04-calodit``  ``input`` (N, 8): E in GeV, phi, theta,     ``output`` (N, n_voxels) GeV, Par04
                    5-slot geometry one-hot; noise drawn in     mesh order (r, phi, z)
                    the graph (Par04 ``setModelType CaloDiT-2``)
+``jetnet``         ``noise`` (N, n, 3); ``jet_type`` (N, 5)    ``particle_features`` (N, n, 4):
+                   one-hot; [``jet_pt`` (N, 1) GeV];           eta_rel, phi_rel, pt_rel, mask
+                   ``mask`` (N, n) 1 = real slot               (JetNet), pT-descending
 =================  ==========================================  ======================================
+
+Shower models export in the first three layouts (default ``calochallenge``), jet set models
+(``cfm-set``) in ``jetnet`` (their default).
 
 ``n_noise`` is the width of the model's noise tensors (``model.noise_shapes``) concatenated in
 draw order (``cfm-factorised``: the layer-energy noise, then the voxel-shape noise). The batch
@@ -38,6 +44,7 @@ from torch import nn
 from showerforge.data.io import atomic_output, check_not_input, check_writable
 from showerforge.deploy.graph import (
     PAR04_MAX_ENERGY_MEV,
+    JetGraph,
     Par04Graph,
     Par04NoiseInsideGraph,
     ShowerGraph,
@@ -55,6 +62,7 @@ __all__ = [
     "onnx_bytes",
     "build_graph",
     "load_shower_model",
+    "load_for_export",
     "par04_macro",
 ]
 
@@ -62,6 +70,7 @@ LAYOUTS: dict[str, str] = {
     "calochallenge": "noise + incident energy (MeV) -> showers (MeV), CaloChallenge voxel order",
     "par04": "Geant4 Par04, VAE convention: [noise, E/1024 GeV, theta/90deg, 0, 1] -> fractions of E, mesh order",
     "par04-calodit": "Geant4 Par04, CaloDiT-2 convention: [E GeV, phi, theta, 5-slot one-hot] -> GeV, noise inside",
+    "jetnet": "jets: noise + jet type one-hot [+ jet pT GeV] + mask -> JetNet particle_features",
 }
 """Graph layouts by name (``--layout``)."""
 FORMATS = ("onnx",)
@@ -103,24 +112,37 @@ def check_layout(layout: str, fmt: str = "onnx") -> None:
         raise UserError(f"--layout {layout!r}: unknown layout; choose one of {', '.join(LAYOUTS)}")
 
 
-def load_shower_model(model: Any, device: str | torch.device = "cpu") -> Any:
-    """A loaded shower :class:`~showerforge.training.Surrogate` from itself, a run, a checkpoint or a name.
+def load_for_export(model: Any, device: str | torch.device = "cpu") -> Any:
+    """A loaded model (shower :class:`~showerforge.training.Surrogate` or jet ``JetSurrogate``) from
+    itself, a run directory, a checkpoint or a shipped name.
 
     Raises:
-        UserError: not a trained run / checkpoint / shipped name, or a jet (set) model.
+        UserError: not a trained run, a checkpoint or a shipped name.
     """
     if hasattr(model, "preprocessing") and hasattr(model, "model"):
-        if not hasattr(model, "geometry"):
-            raise UserError(f"{model.name}: a jet-set model; export and the onnxruntime backend cover shower models")
         return model
-    from showerforge.generate.pretrained import resolve_model
-    from showerforge.training.checkpoint import load_model, read_checkpoint
+    from showerforge.generate.pretrained import load
 
-    path = resolve_model(model)
-    kind = read_checkpoint(path).get("data_kind", "calo-voxel")
-    if kind != "calo-voxel":
-        raise UserError(f"{model}: a {kind} model; export and the onnxruntime backend cover shower (calo-voxel) models")
-    return load_model(path, device)
+    return load(model, device)
+
+
+def _is_jets(surrogate: Any) -> bool:
+    return not hasattr(surrogate, "geometry")
+
+
+def load_shower_model(model: Any, device: str | torch.device = "cpu") -> Any:
+    """:func:`load_for_export`, refusing jet models (the onnxruntime backend covers showers)."""
+    surrogate = load_for_export(model, device)
+    if _is_jets(surrogate):
+        raise UserError(f"{model}: a jet-set model; the onnxruntime backend covers shower models")
+    return surrogate
+
+
+def _check_kind(surrogate: Any, layout: str, model: Any) -> None:
+    if _is_jets(surrogate) and layout != "jetnet":
+        raise UserError(f"--layout {layout}: a shower layout, and {model} is a jet-set model; use --layout jetnet")
+    if not _is_jets(surrogate) and layout == "jetnet":
+        raise UserError(f"--layout jetnet: a jet layout, and {model} is a shower model; use calochallenge or par04")
 
 
 def _probe_energies(surrogate: Any, n: int) -> np.ndarray:
@@ -137,6 +159,8 @@ def build_graph(
         ``(module, example_inputs, input_names, output_names)``; the module is in eval mode.
     """
     check_layout(layout)
+    if layout == "jetnet":
+        return _jet_graph(surrogate, steps=steps, solver=solver)
     core = ShowerGraph(surrogate, steps=steps, solver=solver)
     n = _PROBE_ROWS
     inc = torch.from_numpy(_probe_energies(surrogate, n)).float()[:, None]
@@ -153,6 +177,22 @@ def build_graph(
     cond = torch.zeros(n, 8)
     cond[:, 0], cond[:, 2], cond[:, 3] = inc[:, 0] / 1000.0, torch.pi / 2, 1.0
     return module.eval(), (cond,), ["input"], ["output"]
+
+
+def _jet_graph(
+    surrogate: Any, *, steps: int, solver: str
+) -> tuple[nn.Module, tuple[torch.Tensor, ...], list[str], list[str]]:
+    module = JetGraph(surrogate, steps=steps, solver=solver).eval()
+    n, slots = _PROBE_ROWS, surrogate.preprocessing.n_particles
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.randn(n, slots, 3, generator=gen)
+    types = torch.eye(5)[torch.arange(n) % 5]
+    real = torch.tensor([slots, max(1, slots // 2), min(3, slots), 1])[:n]
+    mask = (torch.arange(slots)[None, :] < real[:, None]).float()
+    if module.with_pt:
+        pt = torch.full((n, 1), 1000.0)
+        return module, (noise, types, pt, mask), ["noise", "jet_type", "jet_pt", "mask"], ["particle_features"]
+    return module, (noise, types, mask), ["noise", "jet_type", "mask"], ["particle_features"]
 
 
 def _torch_export(
@@ -233,14 +273,24 @@ def _describe(layout: str, core: ShowerGraph, n_voxels: int) -> tuple[list[Any],
     )
 
 
+def _describe_jets(module: JetGraph, slots: int) -> tuple[list[Any], list[Any]]:
+    inputs = [
+        ("noise", f"[N, {slots}, 3]", "standard normal"),
+        ("jet_type", "[N, 5]", "one-hot jet type in JetNet order g, q, t, w, z"),
+    ]
+    if module.with_pt:
+        inputs.append(("jet_pt", "[N, 1]", "jet pT in GeV"))
+    inputs.append(("mask", f"[N, {slots}]", "1 for the real particle slots (the first min(k, n)), 0 for padding"))
+    return inputs, [("particle_features", f"[N, {slots}, 4]", "eta_rel, phi_rel, pt_rel, mask; pT-descending")]
+
+
 def _metadata(
-    surrogate: Any, layout: str, core: ShowerGraph, steps: int, solver: str, macro: list[str]
+    surrogate: Any, layout: str, module: nn.Module, steps: int, solver: str, macro: list[str]
 ) -> dict[str, str]:
     from showerforge import __version__
     from showerforge.models import get_solver
 
-    inputs, outputs = _describe(layout, core, surrogate.preprocessing.n_voxels)
-    meta = {
+    common = {
         "producer": "showerforge",
         "showerforge_version": __version__,
         "torch_version": torch.__version__,
@@ -251,6 +301,21 @@ def _metadata(
         "solver": solver,
         "steps": str(steps),
         "nfe": str(steps * get_solver(solver).nfe_per_step),
+    }
+    if isinstance(module, JetGraph):
+        slots = surrogate.preprocessing.n_particles
+        inputs, outputs = _describe_jets(module, slots)
+        cond = surrogate.preprocessing.conditioning
+        return common | {
+            "inputs": json.dumps(inputs),
+            "outputs": json.dumps(outputs),
+            "n_particles": str(slots),
+            "condition": cond.kind,
+        }
+    core = module if isinstance(module, ShowerGraph) else module.core
+    assert isinstance(core, ShowerGraph)
+    inputs, outputs = _describe(layout, core, surrogate.preprocessing.n_voxels)
+    meta = common | {
         "noise_width": str(core.n_noise),
         "noise_split": json.dumps(core.noise_sizes),
         "inputs": json.dumps(inputs),
@@ -296,19 +361,20 @@ def export_onnx(
     model: Any,
     output: str | Path,
     *,
-    layout: str = "calochallenge",
+    layout: str | None = None,
     steps: int | None = None,
     solver: str | None = None,
     opset: int = DEFAULT_OPSET,
     fmt: str = "onnx",
 ) -> ExportResult:
-    """Export a trained shower model (sampler + inverse preprocessing) as an ONNX file, atomically.
+    """Export a trained model (sampler + inverse preprocessing) as an ONNX file, atomically.
 
     Args:
         model: a run directory, a checkpoint, a shipped name (``"ds2-electron"``) or a loaded
-            :class:`~showerforge.training.Surrogate`.
+            surrogate (showers or jets).
         output: the ``.onnx`` file to write (checked writable and not an input before any work).
-        layout: ``"calochallenge"``, ``"par04"`` or ``"par04-calodit"`` (see the module docstring).
+        layout: showers: ``"calochallenge"`` (default), ``"par04"`` or ``"par04-calodit"``; jets:
+            ``"jetnet"`` (default). See the module docstring.
         steps, solver: the ODE sampler unrolled into the graph (default: the model's).
         opset: ONNX opset (17 by default; 15 for onnxruntime 1.11).
         fmt: export format; ``"onnx"`` only.
@@ -317,15 +383,18 @@ def export_onnx(
         An :class:`ExportResult`, with the onnxruntime-vs-PyTorch difference on a probe batch.
 
     Raises:
-        UserError: a bad model path, an unknown layout or format, a geometry that the Par04 mesh
-            cannot express, an output that is an input or cannot be written.
+        UserError: a bad model path, an unknown layout or format, a layout of the other data
+            kind, a geometry that the Par04 mesh cannot express, an output that is an input or
+            cannot be written.
     """
     out = Path(output)
-    check_layout(layout, fmt)
+    check_layout(layout or "calochallenge", fmt)
     check_writable(out)
     if not hasattr(model, "model"):
         check_not_input(out, model if Path(str(model)).exists() else None)
-    surrogate = load_shower_model(model)
+    surrogate = load_for_export(model)
+    layout = layout or ("jetnet" if _is_jets(surrogate) else "calochallenge")
+    _check_kind(surrogate, layout, model)
     if layout.startswith("par04"):
         check_par04_geometry(surrogate.geometry)
     from showerforge.generate.common import resolve_sampler
@@ -335,16 +404,23 @@ def export_onnx(
         raise UserError(f"--steps must be >= 1, got {n_steps}")
     module, example, names, outputs = build_graph(surrogate, layout, steps=n_steps, solver=solver_name)
     data = _torch_export(module, example, names, outputs, opset)
-    core = module if isinstance(module, ShowerGraph) else module.core
-    assert isinstance(core, ShowerGraph)
-    macro = par04_macro(surrogate, layout, core.n_noise, out.name) if layout.startswith("par04") else []
-    meta = _metadata(surrogate, layout, core, n_steps, solver_name, macro)
+    macro = []
+    if isinstance(module, (Par04Graph, Par04NoiseInsideGraph)):
+        macro = par04_macro(surrogate, layout, module.core.n_noise, out.name)
+    meta = _metadata(surrogate, layout, module, n_steps, solver_name, macro)
     probe = None
     if layout != "par04-calodit":
-        delta = float(surrogate.preprocessing.threshold_mev or 0.0)
-        inc = _probe_energies(surrogate, _PROBE_ROWS)[:, None]
-        probe = _probe(data, module, example, delta / inc if layout == "par04" else np.full_like(inc, delta))
+        probe = _probe(data, module, example, _probe_floor(surrogate, layout))
         meta["probe_max_rel_diff"] = f"{probe:.3g}"
     _write(data, meta, out)
     inputs, outs = json.loads(meta["inputs"]), json.loads(meta["outputs"])
     return ExportResult(out, layout, [tuple(i) for i in inputs], [tuple(o) for o in outs], meta, probe, macro)
+
+
+def _probe_floor(surrogate: Any, layout: str) -> np.ndarray:
+    """The smallest output value the probe's relative difference is taken against, per probe row."""
+    if layout == "jetnet":
+        return np.full((_PROBE_ROWS, 1, 1), 1e-6)
+    delta = float(surrogate.preprocessing.threshold_mev or 0.0)
+    inc = _probe_energies(surrogate, _PROBE_ROWS)[:, None]
+    return delta / inc if layout == "par04" else np.full_like(inc, delta)

@@ -40,7 +40,11 @@ __all__ = [
     "check_par04_geometry",
     "unrolled_cumprod",
     "exportable_ops",
+    "JetInversePreprocessing",
+    "JetGraph",
 ]
+
+_PT_FLOOR = 1e-12  # as showerforge.data.jet_preprocess
 
 PAR04_MAX_ENERGY_MEV = 1024000.0
 """``fMaxEnergy`` of Par04's ``Par04InferenceSetup``: the VAE convention feeds ``E / fMaxEnergy``."""
@@ -362,3 +366,74 @@ class Par04NoiseInsideGraph(nn.Module):
         incident = inputs[:, :1].to(torch.float64) * 1000.0
         showers = self.core(noise, incident).to(torch.float64)
         return (showers / 1000.0)[:, self.order].to(torch.float32)
+
+
+class JetInversePreprocessing(nn.Module):
+    """:meth:`showerforge.data.jet_preprocess.ParticleTransform.inverse` in torch (float64 inside).
+
+    Standardised ``(eta_rel, phi_rel, log pt_rel)`` are mapped back and clipped to the training
+    range; a jet whose ``sum(pt_rel)`` exceeds the training maximum is scaled down to it; phi is
+    wrapped to (-pi, pi]; real particles are sorted by pT descending (ONNX ``TopK``; equal values
+    keep their slot order, as numpy's stable sort) and padded slots are zero.
+
+    Shapes:
+        ``x`` (N, n, 3) float32, ``mask`` (N, n) bool -> (N, n, 4) float64 JetNet particles.
+    """
+
+    mean: Tensor
+    std: Tensor
+    low: Tensor
+    high: Tensor
+
+    def __init__(self, transform: Any) -> None:
+        super().__init__()
+        self.register_buffer("mean", _f64(transform.scale.mean), persistent=False)
+        self.register_buffer("std", _f64(transform.scale.std), persistent=False)
+        self.register_buffer("low", _f64(transform.low), persistent=False)
+        self.register_buffer("high", _f64(transform.high), persistent=False)
+        self.sum_max = float(transform.sum_max)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        raw = torch.minimum(torch.maximum(x.to(torch.float64) * self.std + self.mean, self.low), self.high)
+        m = mask.to(torch.float64)
+        pt = torch.exp(raw[..., 2]) * m
+        total = pt.sum(dim=1, keepdim=True)
+        pt = pt * torch.clamp(self.sum_max / torch.clamp(total, min=_PT_FLOOR), max=1.0)
+        two_pi = 2.0 * torch.pi
+        wrapped = torch.pi - raw[..., 1]
+        phi = torch.pi - (wrapped - torch.floor(wrapped / two_pi) * two_pi)
+        pf = torch.stack([raw[..., 0], phi, pt, m], dim=-1)
+        key = torch.where(mask, pt, torch.full_like(pt, -torch.inf))
+        order = torch.topk(key, k=key.shape[1], dim=1, largest=True, sorted=True).indices
+        pf = torch.gather(pf, 1, order[..., None].expand(-1, -1, 4))
+        return pf * pf[..., 3:4]
+
+
+class JetGraph(nn.Module):
+    """(noise, jet type, [jet pT], mask) -> JetNet particles: the set model's unrolled ODE and inverse.
+
+    Inputs (float32): ``noise`` (N, n, 3) standard normal; ``jet_type`` (N, 5) one-hot in JetNet
+    order (g, q, t, w, z); for models conditioned on ``"type+pt"`` also ``jet_pt`` (N, 1) GeV;
+    ``mask`` (N, n), 1 for the real slots (the first ``min(k, n)`` of a jet with multiplicity
+    ``k``), 0 for padding. Output ``particle_features`` (N, n, 4): ``eta_rel, phi_rel, pt_rel, mask``,
+    pT-descending, zero-padded. Jet kinematics and multiplicity are drawn outside the graph.
+    """
+
+    def __init__(self, surrogate: Any, *, steps: int, solver: str) -> None:
+        super().__init__()
+        self.model = surrogate.model
+        self.steps, self.solver = int(steps), str(solver)
+        cond = surrogate.preprocessing.conditioning
+        self.with_pt = cond.kind == "type+pt"
+        if self.with_pt:
+            self.pt_mean, self.pt_std = float(cond.log_pt.mean[0]), float(cond.log_pt.std[0])
+        self.inverse = JetInversePreprocessing(surrogate.preprocessing.particles)
+
+    def forward(self, noise: Tensor, jet_type: Tensor, *rest: Tensor) -> Tensor:
+        mask = rest[-1] > 0.5
+        cond = jet_type
+        if self.with_pt:
+            log_pt = (torch.log(rest[0].to(torch.float64)) - self.pt_mean) / self.pt_std
+            cond = torch.cat([jet_type, log_pt.to(torch.float32)], dim=1)
+        x = self.model.sample_from_noise([noise], cond, steps=self.steps, solver=self.solver, mask=mask)
+        return self.inverse(x, mask).to(torch.float32)
