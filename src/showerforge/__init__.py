@@ -7,6 +7,7 @@ light)::
 
     import showerforge as sf
     sf.simulate_showers(...), sf.simulate_jets(...), sf.train(...), sf.distill(...), sf.load(...), sf.evaluate(...)
+    sf.export_onnx(...)
 """
 
 from __future__ import annotations
