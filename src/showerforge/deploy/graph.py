@@ -347,8 +347,8 @@ class Par04NoiseInsideGraph(nn.Module):
     """Par04's CaloDiT-2 calling convention: ``[E (GeV), phi, theta, 5-slot one-hot]``, noise drawn inside.
 
     Input ``(N, 8)`` float32; only the energy is used. The noise comes from ONNX
-    ``RandomNormalLike`` (onnxruntime seeds it per session; it is not Geant4's random engine, so a
-    run is not reproducible from Geant4's seeds). Output ``(N, n_voxels)`` float32 in GeV (Par04
+    ``RandomNormalLike``, drawn from onnxruntime's own generator (``onnxruntime.set_seed``), not
+    Geant4's random engine: a Par04 run is not reproducible from Geant4's seeds. Output ``(N, n_voxels)`` float32 in GeV (Par04
     multiplies by 1000), Par04 mesh order.
     """
 
