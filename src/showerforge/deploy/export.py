@@ -89,9 +89,11 @@ class ExportResult:
         layout: its layout (:data:`LAYOUTS`).
         inputs, outputs: ``(name, shape, meaning)`` of each graph input and output.
         metadata: the file's ``metadata_props``.
-        probe_max_rel_diff: onnxruntime against the PyTorch module on a probe batch (4 energies
-            over the training range, seed-0 noise): ``max |ort - torch| / max(|torch|, delta)``
-            over voxels (``None`` for ``par04-calodit``, whose noise is drawn inside the graph).
+        probe_max_rel_diff: onnxruntime against the PyTorch module on a probe batch of 4 rows
+            (energies over the training range or jets of 1 to n real slots, seed-0 noise):
+            ``max |ort - torch| / max(|torch|, floor)`` over the outputs, ``floor`` the threshold
+            ``delta`` (showers) or 1e-6 (jets); ``None`` for ``par04-calodit``, whose noise is drawn
+            inside the graph.
         par04_macro: Par04 macro commands for this file (Par04 layouts), else empty.
     """
 
