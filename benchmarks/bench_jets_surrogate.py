@@ -74,7 +74,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--type", default="g", help="jet type of reference and surrogate")
     ap.add_argument("--n-jets", type=int, default=500, help="reference jets to simulate")
     ap.add_argument("--no-mpi", action="store_true", help="reference without multiparton interactions")
-    ap.add_argument("--run", default=None, help="trained run directory (default: fresh cfm-set)")
+    ap.add_argument(
+        "--run",
+        action="append",
+        default=None,
+        help="trained run directory, repeatable (e.g. a teacher and its few-step student; default: fresh cfm-set)",
+    )
     ap.add_argument("--batch", nargs="*", type=int, default=[1, 100, 10_000])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--min-jets", type=int, default=50, help="jets per timed run at small batch")
@@ -82,10 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
     ref, ref_rate = reference_jets(args.type, args.n_jets, mpi=not args.no_mpi)
-    sur = load_jet_model(args.run) if args.run else fresh_jet_surrogate(ref)
-    sampler = sur.model.default_sampler
-    solver = get_solver(sampler["solver"])
-    label = f"{sur.name} ({'fresh' if args.run is None else Path(args.run).name})"
+    surrogates = (
+        [(load_jet_model(r), Path(r).name) for r in args.run] if args.run else [(fresh_jet_surrogate(ref), "fresh")]
+    )
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads for the surrogate; Pythia8 on 1 core; "
         f"reference: {args.n_jets} {args.type} jets, MPI {'off' if args.no_mpi else 'on'}, 30 particles\n"
@@ -93,13 +97,16 @@ def main(argv: list[str] | None = None) -> None:
     print("| generator | sampler (NFE) | batch | jets/s | ms/jet | speed-up |")
     print("|---|---|---:|---:|---:|---:|")
     print(f"| Pythia8 + FastJet | - | - | {ref_rate:,.1f} | {1e3 / ref_rate:.2f} | 1x |", flush=True)
-    for batch in args.batch:
-        rate = jets_per_second(sur, args.type, batch, repeats=args.repeats, min_jets=args.min_jets)
-        print(
-            f"| {label} | {solver.name} x {sampler['steps']} ({sampler['steps'] * solver.nfe_per_step}) | "
-            f"{batch} | {rate:,.0f} | {1e3 / rate:.3f} | {rate / ref_rate:,.1f}x |",
-            flush=True,
-        )
+    for sur, name in surrogates:
+        sampler = sur.model.default_sampler
+        solver = get_solver(sampler["solver"])
+        for batch in args.batch:
+            rate = jets_per_second(sur, args.type, batch, repeats=args.repeats, min_jets=args.min_jets)
+            print(
+                f"| {sur.name} ({name}) | {solver.name} x {sampler['steps']} ({sampler['steps'] * solver.nfe_per_step}) | "
+                f"{batch} | {rate:,.0f} | {1e3 / rate:.3f} | {rate / ref_rate:,.1f}x |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def test_distilled_one_step_student_follows_the_teacher_better_than_one_euler_st
     opt = torch.optim.Adam(student.parameters(), lr=3e-3)
     gen = torch.Generator().manual_seed(0)
     student.train()
-    for step in range(300):
+    for _ in range(300):
         idx = torch.randint(0, 512, (64,), generator=gen)
         loss = trajectory_loss(student, x[idx], cond[idx], None if mask is None else mask[idx], gen, steps=1)
         opt.zero_grad()
