@@ -46,7 +46,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--train", type=Path, required=True, help="training file (for its provenance)")
     ap.add_argument("--test", type=Path, required=True, help="independent Geant4 test file")
     ap.add_argument("--metrics", type=Path, required=True, help="metrics.json: model vs the test file")
-    ap.add_argument("--floor", type=Path, required=True, help="metrics.json: Geant4 vs Geant4, same size")
+    ap.add_argument(
+        "--floor",
+        type=Path,
+        default=None,
+        help="metrics.json: Geant4 vs Geant4, same size (default: the floor inside --metrics)",
+    )
+    ap.add_argument(
+        "--card-extra", type=Path, default=None, help="JSON merged into the card (e.g. a distillation entry)"
+    )
     ap.add_argument("--name", default="ds2-electron")
     ap.add_argument("--note", default="")
     ap.add_argument("--device", default="CPU, 2 threads (2-core x86_64)", help="where it was trained, in words")
@@ -54,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     ckpt = read_checkpoint(args.run)
     with h5py.File(args.train) as f:
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items() if k != "geometry"}
-    m, fl = json.loads(args.metrics.read_text()), json.loads(args.floor.read_text())
+    m = json.loads(args.metrics.read_text())
+    fl = json.loads(args.floor.read_text()) if args.floor else {"candidate_vs_reference": m["reference_vs_reference"]}
     with h5py.File(args.test) as f:  # mean E_tot / E_inc of the test showers, read in chunks
         inc = f["incident_energies"][:, 0].astype("f8")
         test_seed = int(f.attrs.get("seed", -1))
@@ -98,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         },
         "note": args.note,
     }
+    if args.card_extra is not None:
+        card.update(json.loads(args.card_extra.read_text()))
     path = export_pretrained(args.run, PRETRAINED_DIR / args.name, card)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB) and its card.json")
 

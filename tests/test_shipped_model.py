@@ -1,4 +1,5 @@
-"""The shipped ds2-electron surrogate: safe loading, physical output, known E_tot/E_inc, CLI by name."""
+"""The shipped ds2 surrogates (ds2-electron and its 1-step student): safe loading, physical output,
+known E_tot/E_inc, CLI by name; the student follows its teacher's map."""
 
 from __future__ import annotations
 
@@ -14,17 +15,19 @@ import showerforge as sf
 from showerforge.generate.pretrained import pretrained_checkpoint, shipped_models
 
 NAME = "ds2-electron"
+FAST = "ds2-electron-1step"
 
 
-@pytest.fixture(scope="module")
-def card():
+@pytest.fixture(scope="module", params=[NAME, FAST])
+def shipped(request):
     cards = shipped_models()
-    assert NAME in cards, f"{NAME} is not installed with the package"
-    return cards[NAME]
+    assert request.param in cards, f"{request.param} is not installed with the package"
+    return request.param, cards[request.param]
 
 
-def test_checkpoint_is_tensors_and_json_only(card):
-    path = pretrained_checkpoint(NAME)
+def test_checkpoint_is_tensors_and_json_only(shipped):
+    name, card = shipped
+    path = pretrained_checkpoint(name)
     assert path.stat().st_size <= 10 * 2**20
     ckpt = torch.load(path, map_location="cpu", weights_only=True)  # no code runs on load
     assert ckpt["model_name"] == card["model"]["name"] and "optimizer" not in ckpt
@@ -33,9 +36,10 @@ def test_checkpoint_is_tensors_and_json_only(card):
     assert card["reference"]["seed"] >= 0 and card["reference"]["physics_data"] in ("approximate", "official")
 
 
-def test_generates_physical_showers_with_the_reference_energy_scale(card):
+def test_generates_physical_showers_with_the_reference_energy_scale(shipped):
+    name, card = shipped
     torch.set_num_threads(1)
-    model = sf.load(NAME)
+    model = sf.load(name)
     assert model.geometry.name == "ds2" and model.geometry.n_voxels == 6480
     rng = np.random.default_rng(0)
     inc = np.exp(rng.uniform(np.log(1e3), np.log(1e5), 300))
@@ -46,6 +50,32 @@ def test_generates_physical_showers_with_the_reference_energy_scale(card):
     # known answer: the Geant4 reference's mean E_tot/E_inc (sampling-fraction calibrated, ~1 % leakage)
     assert ratio.mean() == pytest.approx(card["reference"]["etot_over_einc_mean"], abs=0.02)
     assert ratio.std() < 0.1
+
+
+def test_one_step_student_follows_its_teacher():
+    """Known answer of distillation: from the same noise, one network call per stage lands near the
+    teacher's 48-evaluation ODE solution (per-shower E_tot within 1 %), while the teacher's own
+    single Euler step does not."""
+    from showerforge.training.checkpoint import file_sha256
+
+    torch.set_num_threads(1)
+    teacher, student = sf.load(NAME), sf.load(FAST)
+    record = student.config["distillation"]
+    assert student.model.default_sampler == {"solver": "euler", "steps": 1} and student.config["energy_steps"] == 1
+    assert record["teacher"] == NAME and record["teacher_sha256"] == file_sha256(pretrained_checkpoint(NAME))
+    inc = np.geomspace(2e3, 8e4, 40)
+    cond = torch.from_numpy(teacher.preprocessing.condition(inc))
+    noise = teacher.model.draw_noise(40, generator=torch.Generator().manual_seed(3), like=cond)
+
+    def etot(model, **kw):
+        x = model.model.sample_from_noise(noise, cond, **kw).numpy()
+        return model.preprocessing.inverse(inc, x).sum(axis=1)
+
+    ref = etot(teacher)
+    one_step = np.median(np.abs(etot(student) / ref - 1))
+    teacher.model.config["energy_steps"] = 1
+    euler = np.median(np.abs(etot(teacher, steps=1, solver="euler") / ref - 1))
+    assert one_step < 0.01 and euler > 5 * one_step, (one_step, euler)  # measured 0.0014 and 0.025
 
 
 def test_generate_by_name_and_range_warning(tmp_path):

@@ -311,7 +311,7 @@ def distill(
     record = {
         "method": "trajectory matching",
         "steps": int(steps),
-        "teacher": str(teacher_path),
+        "teacher": str(teacher),
         "teacher_sha256": run.sha256,
         "teacher_sampler": run.model.default_sampler,
         "teacher_epoch": run.epoch,
