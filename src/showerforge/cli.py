@@ -511,10 +511,10 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
     help="Showers: draw incident energies from this CaloChallenge file (default: log-uniform over the "
     "teacher's training range).",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Student epochs (default 20).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Student epochs (default 10).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Trajectories per optimizer step.")
 @click.option(
-    "--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (default 2e-4)."
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (default 5e-4)."
 )
 @click.option(
     "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of conditions, noise, order."
