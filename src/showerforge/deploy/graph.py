@@ -317,7 +317,19 @@ def par04_order(geometry: Geometry) -> np.ndarray:
     return np.arange(n_z * n_phi * n_r).reshape(n_z, n_phi, n_r).transpose(2, 1, 0).reshape(-1)
 
 
-class Par04Graph(nn.Module):
+class _Par04Base(nn.Module):
+    """A shower graph (``core``) read out in Par04 mesh order (``order``); the geometry is checked."""
+
+    order: Tensor
+
+    def __init__(self, core: ShowerGraph, geometry: Geometry) -> None:
+        super().__init__()
+        check_par04_geometry(geometry)
+        self.core = core
+        self.register_buffer("order", torch.as_tensor(par04_order(geometry)), persistent=False)
+
+
+class Par04Graph(_Par04Base):
     """Par04's VAE calling convention around a :class:`ShowerGraph` (noise given by Geant4).
 
     Input ``(N, n_noise + 4)`` float32: the Gaussian noise (Par04 ``setSizeLatentVector n_noise``,
@@ -327,14 +339,6 @@ class Par04Graph(nn.Module):
     energies divided by the incident energy (Par04 multiplies by it), in Par04 mesh order.
     """
 
-    order: Tensor
-
-    def __init__(self, core: ShowerGraph, geometry: Geometry) -> None:
-        super().__init__()
-        check_par04_geometry(geometry)
-        self.core = core
-        self.register_buffer("order", torch.as_tensor(par04_order(geometry)), persistent=False)
-
     def forward(self, inputs: Tensor) -> Tensor:
         n = self.core.n_noise
         noise = inputs[:, :n]
@@ -343,7 +347,7 @@ class Par04Graph(nn.Module):
         return (showers / incident)[:, self.order].to(torch.float32)
 
 
-class Par04NoiseInsideGraph(nn.Module):
+class Par04NoiseInsideGraph(_Par04Base):
     """Par04's CaloDiT-2 calling convention: ``[E (GeV), phi, theta, 5-slot one-hot]``, noise drawn inside.
 
     Input ``(N, 8)`` float32; only the energy is used. The noise comes from ONNX
@@ -351,14 +355,6 @@ class Par04NoiseInsideGraph(nn.Module):
     Geant4's random engine: a Par04 run is not reproducible from Geant4's seeds. Output ``(N, n_voxels)`` float32 in GeV (Par04
     multiplies by 1000), Par04 mesh order.
     """
-
-    order: Tensor
-
-    def __init__(self, core: ShowerGraph, geometry: Geometry) -> None:
-        super().__init__()
-        check_par04_geometry(geometry)
-        self.core = core
-        self.register_buffer("order", torch.as_tensor(par04_order(geometry)), persistent=False)
 
     def forward(self, inputs: Tensor) -> Tensor:
         shape_like = inputs[:, :1].expand(-1, self.core.n_noise)
