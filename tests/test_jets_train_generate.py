@@ -104,3 +104,26 @@ def test_unknown_option_is_refused(jet_file, run_dir, tmp_path):
     with pytest.raises(TypeError, match="sampler"):
         generate_jets(run_dir, "g", 5, tmp_path / "g.h5", sampler="euler")
     assert not (tmp_path / "typo").exists() and not (tmp_path / "g.h5").exists()
+
+
+def test_distilled_jet_student_generates_the_trained_mix(run_dir, tmp_path):
+    """A 1-step student of the set model: trajectories drawn with the teacher's jet types and
+    multiplicities (masks), the student's jets valid JetNet jets with the multiplicity model's counts."""
+    import h5py
+
+    from showerforge.training.distill import distill
+
+    out = tmp_path / "fast"
+    distill(run_dir, out, steps=1, n_pairs=48, epochs=1, batch_size=16, progress=False, num_threads=1, device="cpu")
+    with h5py.File(out / "teacher_trajectories.h5", "r") as f:
+        mask, cond = f["mask"][...], f["cond"][...]
+        states = f["stage0"][...]
+    # conditions as generation draws them: only the trained types (g, t), real particles first
+    assert set(np.argmax(cond[:, :5], axis=1)) <= {JET_TYPES.index("g"), JET_TYPES.index("t")}
+    assert mask[:, 0].all() and np.all(np.diff(mask.astype(int), axis=1) <= 0)
+    assert all((states[:, k][~mask] == 0).all() for k in range(2))  # padding stays zero along the trajectory
+    student = load_jet_model(out)
+    assert student.model.default_sampler == {"solver": "euler", "steps": 1}
+    jets = read_jets(generate_jets(out, "t", 30, tmp_path / "t.h5", seed=2))
+    pf, jf = jets.particle_features, jets.jet_features
+    assert np.isfinite(pf).all() and ((pf[..., 3] > 0).sum(axis=1) == np.minimum(jf[:, 3], N_PARTICLES)).all()
