@@ -156,6 +156,18 @@ def test_distill_makes_a_one_step_run_that_generates(chain, tmp_path):
             "4-step",
         ),
         ([*args[:2], tmp_path / "nothing-here", *args[3:], "-o", tmp_path / "z"], "nothing-here"),
+        (
+            [
+                *args[:2],
+                tmp_path / "f2",
+                *args[3:],
+                "--trajectories",
+                fast / "teacher_trajectories.h5",
+                "-o",
+                tmp_path / "w",
+            ],
+            "another teacher",
+        ),
     ]
     for case, words in cases:
         p = subprocess.run([*CLI, *map(str, case)], capture_output=True, text=True, timeout=300)
