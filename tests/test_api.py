@@ -16,7 +16,7 @@ def workdir(tmp_path_factory):
 
 
 def test_top_level_names():
-    assert {"simulate_showers", "simulate_jets", "train", "load", "evaluate"} <= set(sf.__all__)
+    assert {"simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate"} <= set(sf.__all__)
     # the subpackages of the same stem do not shadow the functions
     import showerforge.evaluation  # noqa: F401
     import showerforge.training  # noqa: F401
@@ -52,6 +52,9 @@ def test_notebook_example(workdir, monkeypatch):
     result = sf.evaluate("e.h5", "gen.h5", output="report/", quick=True, plots=False)
     auc = result["candidate_vs_reference"]["classifier"]["high_level"]["auc"]
     assert 0.5 <= auc["value"] <= 1.0 and auc["error"] > 0
+    fast = sf.distill(run, output="fast/", steps=1, n_pairs=200, epochs=1, progress=False, num_threads=1)
+    assert sf.load(fast).model.default_sampler == {"solver": "euler", "steps": 1}
+    assert sf.load(fast).sample(energies=np.full(10, 5000.0), seed=3).shape == (10, 576)
 
 
 def test_energies_outside_training_range_warn(workdir):
