@@ -557,7 +557,9 @@ def distill_cmd(
     The teacher's ODE is integrated from fresh noise and its states at t = k/K are stored
     (teacher_trajectories.h5 in the output); the student, started from the teacher's weights,
     learns to follow them with K Euler steps. The output is an ordinary run directory: generate,
-    evaluate and export it like any other. Re-running the same command resumes.
+    evaluate and export it like any other. Re-running the same command resumes. Cost on one CPU
+    core (ds2): the teacher's trajectories at about 30 per second, the student at about 350 per
+    second and epoch; ds2-electron-1step (30k trajectories, 10 epochs) took 36 minutes.
 
     \b
     Examples:
