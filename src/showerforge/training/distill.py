@@ -35,7 +35,7 @@ from showerforge.data.io import check_not_input, check_writable_dir
 from showerforge.errors import UserError
 from showerforge.models.distill import flow_stages, pack, student_config, teacher_states, trajectory_loss
 from showerforge.models.registry import get_spec
-from showerforge.training.checkpoint import CHECKPOINT_NAME, LoadedRun, read_checkpoint
+from showerforge.training.checkpoint import CHECKPOINT_NAME, LoadedRun, file_sha256, read_checkpoint
 from showerforge.training.fit import PreparedData, TrainConfig, TrainOptions, TrainResult, fit, split_train_options
 
 if TYPE_CHECKING:
@@ -238,6 +238,25 @@ class TrajectoryData:
         return {"teacher": str(self.teacher_path)}
 
 
+def _check_trajectories(path: Path, teacher_sha256: str, steps: int) -> tuple[int, int]:
+    """(rows, grid steps) of a trajectories file that can train a ``steps``-step student of this teacher."""
+    if not path.is_file():
+        raise UserError(f"{path}: trajectories file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            sha = str(f.attrs.get("teacher_sha256", ""))
+            n_rows, grid = int(f.attrs.get("rows_done", 0)), int(f.attrs.get("grid_steps", 0))
+    except OSError:
+        raise UserError(f"{path}: not an HDF5 file; expected teacher_trajectories.h5 of a distill run") from None
+    if sha != teacher_sha256:
+        raise UserError(f"{path}: trajectories of another teacher (checkpoint SHA-256 differs); distil from that run")
+    if grid < 1 or grid % steps:
+        raise UserError(f"{path}: trajectories on a {grid}-step grid cannot train a {steps}-step student")
+    if n_rows < 2:
+        raise UserError(f"{path}: holds {n_rows} finished trajectories; complete it with the distill run that wrote it")
+    return n_rows, grid
+
+
 def distill(
     teacher: str | Path,
     out_dir: str | Path,
@@ -282,12 +301,14 @@ def distill(
     out = Path(out_dir)
     if out.resolve() == teacher_path.parent.resolve():
         raise UserError(f"{out}: the output run directory is the teacher's; choose a new directory")
+    traj = Path(trajectories) if trajectories is not None else out / TRAJECTORIES_NAME
+    if trajectories is not None:  # checked before anything is created or loaded
+        _check_trajectories(traj, file_sha256(teacher_path), steps)
     check_writable_dir(out)
     check_not_input(out / CHECKPOINT_NAME, teacher_path)
     run = load(teacher_path)
     ckpt = read_checkpoint(teacher_path)
     flow_stages(run.model)  # refuses models that are not flow matching, before any work
-    traj = Path(trajectories) if trajectories is not None else out / TRAJECTORIES_NAME
     if trajectories is None:
         teacher_trajectories(
             run,
@@ -298,14 +319,7 @@ def distill(
             energies_mev=energies_mev,
             progress=run_opts.get("progress", True),
         )
-    elif not traj.is_file():
-        raise UserError(f"{traj}: trajectories file not found")
-    with h5py.File(traj, "r") as f:
-        traj_teacher = str(f.attrs.get("teacher_sha256", ""))
-        n_rows = int(f.attrs.get("rows_done", 0))
-        grid = int(f.attrs.get("grid_steps", 0))
-    if traj_teacher != run.sha256:
-        raise UserError(f"{traj}: trajectories of another teacher (checkpoint SHA-256 differs); distil from that run")
+    n_rows, grid = _check_trajectories(traj, run.sha256, steps)
     ident = hashlib.sha256(f"{run.sha256}:{grid}:{n_rows}".encode()).hexdigest()[:16]
     overrides = dict(run_opts.pop("config_overrides", None) or {})
     init = "teacher" if all(run.config.get(k) == v for k, v in overrides.items()) else "random"
