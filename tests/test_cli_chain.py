@@ -169,8 +169,19 @@ def test_distill_makes_a_one_step_run_that_generates(chain, tmp_path):
             "another teacher",
         ),
     ]
+    (tmp_path / "a-file").write_text("not a folder")
+    cases += [
+        ([*args, "--energies-from", tmp_path / "missing.h5", "-o", tmp_path / "v"], "missing.h5"),
+        ([*args, "-o", tmp_path / "a-file" / "run"], "a-file"),
+    ]
     for case, words in cases:
         p = subprocess.run([*CLI, *map(str, case)], capture_output=True, text=True, timeout=300)
         assert p.returncode == 2, (case, p.stderr[-1500:])
         assert words in p.stderr and "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr
-    assert not any((tmp_path / d).exists() for d in ("x", "y", "w"))  # refused before anything is created
+    assert not any((tmp_path / d).exists() for d in ("x", "y", "w", "v"))  # refused before anything is created
+    from showerforge.errors import UserError
+    from showerforge.training.distill import distill
+
+    with pytest.raises(UserError, match="finite energies > 0 MeV"):
+        distill(chain / "run", tmp_path / "nan", energies_mev=np.array([5e3, np.nan]), progress=False)
+    assert not (tmp_path / "nan").exists()

@@ -127,3 +127,12 @@ def test_distilled_jet_student_generates_the_trained_mix(run_dir, tmp_path):
     jets = read_jets(generate_jets(out, "t", 30, tmp_path / "t.h5", seed=2))
     pf, jf = jets.particle_features, jets.jet_features
     assert np.isfinite(pf).all() and ((pf[..., 3] > 0).sum(axis=1) == np.minimum(jf[:, 3], N_PARTICLES)).all()
+
+
+def test_distill_refuses_incident_energies_for_a_jet_teacher(run_dir, tmp_path):
+    from showerforge.errors import UserError
+    from showerforge.training.distill import distill
+
+    with pytest.raises(UserError, match="jet-set model"):
+        distill(run_dir, tmp_path / "x", energies_mev=np.array([1e4]), progress=False)
+    assert not (tmp_path / "x").exists()

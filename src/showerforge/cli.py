@@ -56,6 +56,44 @@ def _campaign_output_options(layout: str) -> Callable[[F], F]:
     return decorate
 
 
+def _fit_options(*, what: str, epochs: str, lr: str, seed: str, overrides: str) -> Callable[[F], F]:
+    """The training options ``train`` and ``distill`` share: epochs, batch, lr, seed, device, threads,
+    wall-time cap and ``--set`` hyperparameter overrides (``what``: the samples of one batch)."""
+
+    def decorate(fn: F) -> F:
+        options = [
+            click.option("--epochs", type=click.IntRange(min=1), default=None, help=epochs),
+            click.option("--batch-size", type=click.IntRange(min=1), default=None, help=f"{what} per optimizer step."),
+            click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help=lr),
+            click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help=seed),
+            click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ..."),
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                default=None,
+                help="CPU threads (default: every core this process may use).",
+            ),
+            click.option(
+                "--max-minutes",
+                type=click.FloatRange(min=0, min_open=True),
+                default=None,
+                help="Stop after the epoch that passes this wall time (the run can be resumed).",
+            ),
+            click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=overrides),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def _fit_keywords(epochs: int | None, batch_size: int | None, lr: float | None, threads: int | None) -> dict[str, Any]:
+    """The given ones of ``--epochs``, ``--batch-size``, ``--lr``, ``--threads`` as training keywords."""
+    given = (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("num_threads", threads))
+    return {k: v for k, v in given if v is not None}
+
+
 def friendly(fn: F) -> F:
     """Turn user errors into ``error: message`` and exit code 2 (tracebacks with SHOWERFORGE_DEBUG=1)."""
 
@@ -345,22 +383,12 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
     required=True,
     help="Run directory: config.json, checkpoint.pt, history.json.",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total epochs (a finished run is extended).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Samples per optimizer step.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (AdamW).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of weights, split, noise.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="CPU threads for training (default: every core this process may use).",
-)
-@click.option(
-    "--max-minutes",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop after the epoch that passes this wall time (the run can be resumed).",
+@_fit_options(
+    what="Samples",
+    epochs="Total epochs (a finished run is extended).",
+    lr="Peak learning rate (AdamW).",
+    seed="Seed of weights, split, noise.",
+    overrides="Model hyperparameter override, e.g. --set d_model=128 (repeatable).",
 )
 @click.option(
     "--condition",
@@ -368,13 +396,6 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
     default="type",
     show_default=True,
     help="Jets: condition on the jet type (one-hot), or on type and log jet pT.",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Model hyperparameter override, e.g. --set d_model=128 (repeatable).",
 )
 @click.option("--no-resume", is_flag=True, help="Refuse to continue an existing run in the output directory.")
 @friendly
@@ -400,11 +421,7 @@ def train_cmd(
       showerforge train --data electrons_train.h5 --model cfm-voxel -o runs/e1/
     """
     cfg = _parse_overrides(overrides)
-    kw: dict[str, Any] = {
-        k: v
-        for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("num_threads", threads))
-        if v is not None
-    }
+    kw = _fit_keywords(epochs, batch_size, lr, threads)
     if _file_kind(data) == "jets":
         from showerforge.training.jets import train_jets
 
@@ -511,28 +528,12 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
     help="Showers: draw incident energies from this CaloChallenge file (default: log-uniform over the "
     "teacher's training range).",
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Student epochs (default 10).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Trajectories per optimizer step.")
-@click.option(
-    "--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (default 5e-4)."
-)
-@click.option(
-    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of conditions, noise, order."
-)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: every core).")
-@click.option(
-    "--max-minutes",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop after the epoch that passes this wall time (the run can be resumed).",
-)
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Student hyperparameter override, e.g. --set d_model=64 (a smaller student starts from random weights).",
+@_fit_options(
+    what="Trajectories",
+    epochs="Student epochs (default 10).",
+    lr="Peak learning rate (default 5e-4).",
+    seed="Seed of conditions, noise, order.",
+    overrides="Student hyperparameter override, e.g. --set d_model=64 (a smaller student starts from random weights).",
 )
 @friendly
 def distill_cmd(
@@ -573,11 +574,7 @@ def distill_cmd(
         from showerforge.generate import energies_from as read_energies
 
         energies = read_energies(energies_from)
-    kw: dict[str, Any] = {
-        k: v
-        for k, v in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr), ("num_threads", threads))
-        if v is not None
-    }
+    kw = _fit_keywords(epochs, batch_size, lr, threads)
     result = distill(
         teacher,
         output,

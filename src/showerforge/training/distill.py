@@ -304,10 +304,16 @@ def distill(
     traj = Path(trajectories) if trajectories is not None else out / TRAJECTORIES_NAME
     if trajectories is not None:  # checked before anything is created or loaded
         _check_trajectories(traj, file_sha256(teacher_path), steps)
+    if energies_mev is not None:
+        energies_mev = np.asarray(energies_mev, dtype=np.float64).reshape(-1)
+        if energies_mev.size == 0 or not np.all(np.isfinite(energies_mev)) or np.any(energies_mev <= 0):
+            raise UserError("incident energies to distil on: expected finite energies > 0 MeV (at least one)")
+    ckpt = read_checkpoint(teacher_path)
+    if energies_mev is not None and ckpt.get("data_kind", "calo-voxel") != "calo-voxel":
+        raise UserError(f"{teacher}: incident energies were given, but the teacher is a {ckpt['data_kind']} model")
     check_writable_dir(out)
     check_not_input(out / CHECKPOINT_NAME, teacher_path)
     run = load(teacher_path)
-    ckpt = read_checkpoint(teacher_path)
     flow_stages(run.model)  # refuses models that are not flow matching, before any work
     if trajectories is None:
         teacher_trajectories(
