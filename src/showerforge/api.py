@@ -97,6 +97,7 @@ def simulate_jets(
     eta_max: float = 2.5,
     radius: float = 0.8,
     mpi: bool = True,
+    pythia: tuple[str, ...] | list[str] = (),
     workers: int | None = None,
     shard_size: int = 2000,
     scheduler: str | None = None,
@@ -114,12 +115,14 @@ def simulate_jets(
         particles: highest-pT constituents kept per jet (zero-padded).
         pt_gev: jet pT window in GeV.
         eta_max, radius, mpi: jet |eta| cut, anti-kT R, multiparton interactions.
+        pythia: further Pythia settings, ``"Key = value"`` (a tune, ``PhaseSpace:pTHatMin``, ...),
+            read after showerforge's own, so they win; checked before the campaign starts.
         workers, shard_size, scheduler, keep_shards, progress: as on the command line.
         on_status: called with one-line status messages.
     """
     from showerforge.data.io import check_writable
     from showerforge.simulate.jet_campaign import JetCampaign, run_jet_campaign
-    from showerforge.simulate.jets import JetConfig
+    from showerforge.simulate.jets import JetConfig, check_pythia_settings
     from showerforge.simulate.shards import campaign_lock, check_scheduler
 
     check_writable(output)
@@ -133,9 +136,11 @@ def simulate_jets(
             eta_max=eta_max,
             mpi=mpi,
             radius=radius,
+            pythia=tuple(pythia),
         )
         for t in names
     ]
+    check_pythia_settings(configs[0].pythia if configs else ())
     campaign = JetCampaign(configs, n, seed, Path(output), shard_size=shard_size)
     n_workers = workers or os.cpu_count() or 1
     say = on_status or (lambda message: None)
@@ -144,7 +149,8 @@ def simulate_jets(
             check_scheduler(scheduler)
         say(
             f"simulating {n} jets of each type {','.join(names)}, pT {pt_gev[0]:g}-{pt_gev[1]:g} GeV, R = {radius:g}, "
-            f"MPI {'on' if mpi else 'off'}, on {scheduler or f'{n_workers} local workers'}"
+            f"MPI {'on' if mpi else 'off'}{''.join('; ' + c for c in configs[0].pythia) if configs else ''}, "
+            f"on {scheduler or f'{n_workers} local workers'}"
         )
         return run_jet_campaign(
             campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say

@@ -275,6 +275,14 @@ def simulate_calo(
     "--radius", type=click.FloatRange(min=0, min_open=True), default=0.8, show_default=True, help="Anti-kT R."
 )
 @click.option("--mpi/--no-mpi", default=True, show_default=True, help="Multiparton interactions (underlying event).")
+@click.option(
+    "--pythia",
+    "pythia_settings",
+    multiple=True,
+    metavar="'KEY = VALUE'",
+    help="Further Pythia setting, read after showerforge's own (repeatable): e.g. --pythia 'Tune:pp = 21' "
+    "--pythia 'PhaseSpace:pTHatMin = 700'.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Campaign seed.")
 @click.option(
     "--workers",
@@ -294,6 +302,7 @@ def simulate_jets_cmd(
     eta_max: float,
     radius: float,
     mpi: bool,
+    pythia_settings: tuple[str, ...],
     seed: int,
     workers: int,
     shard_size: int,
@@ -326,6 +335,7 @@ def simulate_jets_cmd(
         eta_max=eta_max,
         radius=radius,
         mpi=mpi,
+        pythia=pythia_settings,
         workers=workers,
         shard_size=shard_size,
         scheduler=scheduler,

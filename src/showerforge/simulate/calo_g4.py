@@ -113,7 +113,7 @@ _STATE: dict[str, Any] = {}
 
 
 @contextlib.contextmanager
-def _quiet_stdout(enabled: bool):
+def quiet_stdout(enabled: bool = True):
     """Send the C++ stdout (Geant4 banner, tables) to /dev/null while the block runs."""
     if not enabled:
         yield
@@ -426,7 +426,7 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
             if cb is not None and (done % job["every"] == 0 or done == job["n"]):
                 cb(done)
 
-    with _quiet_stdout(quiet):
+    with quiet_stdout(quiet):
         rm = g4.G4RunManagerFactory.CreateRunManager(g4.G4RunManagerType.SerialOnly)
         ui = g4.G4UImanager.GetUIpointer()
         for cmd in (

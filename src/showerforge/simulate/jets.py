@@ -126,6 +126,9 @@ class JetConfig:
         pthat_max_gev: ``PhaseSpace:pTHatMax`` in GeV; ``None`` -> ``1.5 * pt_max_gev``
             (capped at sqrt_s / 2): jets lose pT out of the cone, and the steeply falling
             spectrum makes the extra high-pT-hat events cheap.
+        pythia: Further Pythia ``readString`` commands (``"Tune:pp = 21"``,
+            ``"PhaseSpace:pTHatMin = 700"``), read after the ones above, so they win; each must
+            have the form ``Key = value``.
     """
 
     jet_type: str
@@ -138,9 +141,15 @@ class JetConfig:
     sqrt_s_gev: float = 13000.0
     pthat_min_gev: float | None = None
     pthat_max_gev: float | None = None
+    pythia: tuple[str, ...] | list[str] = ()
 
     def __post_init__(self) -> None:
         """Validate the configuration (raises ``UserError`` naming the offending field)."""
+        self.pythia = tuple(str(c).strip() for c in self.pythia)
+        for cmd in self.pythia:
+            key, eq, value = cmd.partition("=")
+            if not eq or not key.strip() or not value.strip() or ":" not in key:
+                raise UserError(f"Pythia setting {cmd!r}: expected 'Group:key = value', e.g. 'Tune:pp = 21'")
         if self.jet_type not in JET_TYPES:
             raise UserError(f"unknown jet_type {self.jet_type!r}; expected one of {JET_TYPES}")
         if int(self.n_particles) != self.n_particles or self.n_particles <= 0:
@@ -210,7 +219,27 @@ def _pythia_settings(config: JetConfig, seed: int) -> list[str]:
         f"PartonLevel:MPI = {'on' if config.mpi else 'off'}",
         "Random:setSeed = on",
         f"Random:seed = {seed}",
+        *config.pythia,
     ]
+
+
+def check_pythia_settings(commands: tuple[str, ...] | list[str]) -> None:
+    """Raise ``UserError`` naming the first command Pythia does not accept (no initialisation)."""
+    if not commands:
+        return
+    import pythia8mc
+
+    from showerforge.simulate.calo_g4 import quiet_stdout
+
+    pythia = pythia8mc.Pythia("", False)
+    for cmd in commands:
+        with quiet_stdout():
+            accepted = pythia.readString(cmd)
+        if not accepted:
+            raise UserError(
+                f"Pythia setting {cmd!r}: Pythia does not accept it (unknown key or bad value); "
+                "see the Pythia 8 manual's settings index"
+            )
 
 
 def _make_pythia(commands: list[str]) -> Any:
