@@ -345,6 +345,171 @@ def simulate_jets_cmd(
     click.echo(f"wrote {output}")
 
 
+# ----------------------------------------------------------------------------- validate
+@cli.group()
+def validate() -> None:
+    """Validate versions of a surrogate (or of a Geant4 / Pythia8 configuration) against a suite.
+
+    \b
+    showerforge validate run --suite ds2.toml --candidate RUN|NAME|FILE --label v3
+    showerforge validate history --suite ds2.toml
+    showerforge validate compare --suite ds2.toml v2 v3
+    showerforge validate dashboard --suite ds2.toml -o dashboard/
+
+    The history is an SQLite file (validation.db beside the suite) or any SQLAlchemy URL (--store).
+    """
+
+
+def _store_option(fn: Any) -> Any:
+    return click.option(
+        "--store",
+        default=None,
+        metavar="PATH|URL",
+        help="History database: a file (SQLite, created on first use) or an SQLAlchemy URL such as "
+        "postgresql+psycopg://user@host/db. Default: validation.db beside the suite.",
+    )(fn)
+
+
+def _suite_option(required: bool = True) -> Any:
+    return click.option(
+        "--suite",
+        "suite_path",
+        type=click.Path(path_type=Path),
+        required=required,
+        help="Suite file (TOML): reference, analyses, metrics, gates (see docs/validation.md).",
+    )
+
+
+def _open_history(suite_path: Path, store: str | None) -> tuple[Any, str]:
+    from showerforge.validate.run import default_store
+    from showerforge.validate.store import open_store
+    from showerforge.validate.suite import load_suite
+
+    s = load_suite(suite_path)
+    return open_store(store if store is not None else default_store(s)), s.name
+
+
+@validate.command("run")
+@_suite_option()
+@click.option(
+    "--candidate",
+    required=True,
+    help="A shower/jet file, a training run folder, a checkpoint or a shipped model name "
+    "(models are sampled at the reference's incident energies / jet types).",
+)
+@click.option("--label", required=True, help="Version label, unique in the suite's history (v3, 2026-11-30).")
+@_store_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for index.html, result.json, histograms.root/.yoda, plots/ (default: validation/SUITE/LABEL "
+    "beside the suite).",
+)
+@click.option("--replace", is_flag=True, help="Overwrite an earlier run with the same label.")
+@friendly
+def validate_run_cmd(
+    suite_path: Path, candidate: str, label: str, store: str | None, output: Path | None, replace: bool
+) -> None:
+    """Validate one version: histograms with chi2/ndf and KS p, metrics, gates, page, history entry.
+
+    Exit code 0 when every gate passes, 1 when a gate fails, 2 for a usage error (bad suite,
+    candidate, label or history; nothing is recorded then).
+
+    \b
+    Example:
+      showerforge validate run --suite ds2.toml --candidate runs/ds2-v3 --label v3
+    """
+    from showerforge.validate.run import validate_run
+
+    res = validate_run(suite_path, candidate, label, store=store, output=output, replace=replace, on_status=_status)
+    r = res.record
+    for g in r.gates:
+        value = "-" if g["value"] is None else f"{g['value']:.4g}"
+        click.echo(f"{'pass' if g['passed'] else 'FAIL'}  {g['expr']}  (value {value})")
+    worst = r.metrics.get("chi2_ndf_max", {})
+    click.echo(
+        f"{r.suite} {r.label}: {r.verdict.upper()} ({sum(g['passed'] for g in r.gates)}/{len(r.gates)} gates; "
+        f"{len(r.histograms)} histograms, worst chi2/ndf {worst.get('value') or 0:.3g} in {worst.get('where')})"
+    )
+    click.echo(f"page: {res.output / 'index.html'}")
+    sys.exit(res.exit_code)
+
+
+@validate.command("history")
+@_suite_option()
+@_store_option
+@click.option("--metric", "metrics", multiple=True, help="Columns to show (default: the gated values).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@friendly
+def validate_history_cmd(suite_path: Path, store: str | None, metrics: tuple[str, ...], as_json: bool) -> None:
+    """Print the trend of a suite: one line per version, gated values, regression alarm."""
+    from showerforge.validate.history import format_history
+
+    st, name = _open_history(suite_path, store)
+    runs = st.runs_of(name)
+    if as_json:
+        rows = [
+            {"label": r.label, "created": r.created, "verdict": r.verdict, "metrics": r.metrics, "gates": r.gates}
+            for r in runs
+        ]
+        click.echo(json.dumps(rows, indent=1, default=str))
+        return
+    click.echo(format_history(runs, name, list(metrics) or None))
+
+
+@validate.command("compare")
+@click.argument("a")
+@click.argument("b")
+@_suite_option(required=False)
+@_store_option
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Histograms listed.")
+@friendly
+def validate_compare_cmd(a: str, b: str, suite_path: Path | None, store: str | None, top: int) -> None:
+    """Rank the histograms that changed most between versions A and B (labels in the history), the
+    ones that moved away from the reference first; or compare two histogram files (.root / .yoda).
+    """
+    from showerforge.validate.history import compare_histograms, compare_versions, format_changes
+
+    if suite_path is None:
+        if not all(Path(x).suffix in (".root", ".yoda") for x in (a, b)):
+            raise UserError("validate compare: give --suite with two labels, or two .root/.yoda histogram files")
+        from showerforge.validate.histio import read_histograms
+
+        ha = {h.name: h for h in read_histograms(a)}
+        hb = {h.name: h for h in read_histograms(b)}
+        click.echo(format_changes(compare_histograms(ha, hb), [], a, b, top))
+        return
+    st, name = _open_history(suite_path, store)
+    changes, metric_rows = compare_versions(st, name, a, b)
+    click.echo(format_changes(changes, metric_rows, a, b, top))
+
+
+@validate.command("dashboard")
+@_suite_option()
+@_store_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for index.html and the trend plots (default: validation/SUITE/dashboard beside the suite).",
+)
+@friendly
+def validate_dashboard_cmd(suite_path: Path, store: str | None, output: Path | None) -> None:
+    """One HTML page: each gated metric's trend across versions, gates as lines, regression alarm,
+    links to each run's page."""
+    from showerforge.validate.report import write_dashboard
+
+    st, name = _open_history(suite_path, store)
+    runs = st.runs_of(name, histograms=True)
+    if not runs:
+        raise UserError(f"history {st.where}: suite {name!r} has no validation runs yet; run `validate run` first")
+    out = output if output is not None else suite_path.parent / "validation" / name / "dashboard"
+    click.echo(f"wrote {write_dashboard(runs, out, name)}")
+
+
 # ----------------------------------------------------------------------------- inspect
 @cli.command("inspect")
 @click.argument("file", type=click.Path(path_type=Path))

@@ -19,6 +19,9 @@ EXTRAS: dict[str, str] = {
     "jinja2": "report",
     "onnx": "deploy",
     "onnxruntime": "deploy",
+    "sqlalchemy": "validate",
+    "uproot": "validate",
+    "tomli": "validate",
 }
 """Top-level module name -> the extra that installs it."""
 

@@ -1,0 +1,310 @@
+"""Analyses: functions that turn a sample (showers or jets) into named observables, Rivet-like.
+
+An analysis is a Python function ``analysis(sample) -> list[Observable]``. Each
+:class:`Observable` carries one value per event (a histogram is booked from it; the binning comes
+from the reference sample, so every version of a candidate is histogrammed identically) or one row
+per event (a *profile*: the mean of each column with its standard error, e.g. the longitudinal
+energy profile). The same function runs on the reference and on the candidate.
+
+Built-in analyses (names used in a suite's ``[analyses] use = [...]``):
+
+showers (:class:`ShowerSample`)
+    ``calo_energy``: E_tot / E_inc, E_tot (GeV), the energy of every layer (MeV, log bins).
+    ``calo_shapes``: per layer: energy-weighted centre and width in r (mm), sparsity.
+    ``calo_profiles``: longitudinal profile (mean energy per layer, MeV) and radial profile
+    (mean energy per radial bin, summed over layers and angles, MeV).
+
+jets (:class:`JetSample`)
+    ``jet_substructure``: relative jet mass (from the constituents), constituent multiplicity,
+    N-subjettiness ratios tau21 and tau32 (exclusive-kT axes, beta = 1, R0 = 0.8).
+    ``jet_particles``: eta_rel, phi_rel, pT_rel of all constituents and of the leading one.
+    ``jet_efps``: the five connected d <= 4, n = 4 EFPs of the W1EFP metric (jetnet convention).
+
+A suite adds its own analyses with ``modules = ["my_analyses.py:photon_shapes"]`` (a file relative
+to the suite, or an importable ``package.module:function``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from showerforge.errors import UserError
+from showerforge.validate.histograms import Hist1D, fill, profile, reference_edges
+
+__all__ = [
+    "ANALYSES",
+    "JetSample",
+    "Observable",
+    "ShowerSample",
+    "book",
+    "default_analyses",
+    "load_analysis",
+    "run_analyses",
+]
+
+
+@dataclass
+class Observable:
+    """Values of one observable for every event of a sample.
+
+    Attributes:
+        name: unique name within a suite (letters, digits, ``_``, ``.``, ``-``).
+        values: (N,) one value per event, or (N, k) for a profile over k bins.
+        title: human title.
+        xlabel: axis label with unit.
+        log: logarithmic bins (positive values only).
+        integer: unit bins centred on integers (multiplicities).
+        profile: ``values`` are (N, k) rows; the mean per column is compared.
+        edges: fixed bin edges (else from the reference, see :func:`reference_edges`).
+        bins: number of bins when the edges come from the reference (default: the suite's).
+    """
+
+    name: str
+    values: np.ndarray
+    title: str = ""
+    xlabel: str = ""
+    log: bool = False
+    integer: bool = False
+    profile: bool = False
+    edges: np.ndarray | None = None
+    bins: int | None = None
+
+
+@dataclass
+class ShowerSample:
+    """Showers of one file, as analyses see them.
+
+    Attributes:
+        path: the file.
+        geometry: its readout (:class:`showerforge.geometry.Geometry`).
+        features: the high-level features of
+            :func:`showerforge.evaluation.showers.features.compute_features` (MeV, mm).
+        radial_energy: (N, n_r) energy per radial bin summed over layers and angles, MeV.
+    """
+
+    path: Path
+    geometry: Any
+    features: dict[str, np.ndarray]
+    radial_energy: np.ndarray
+    kind: str = "showers"
+
+    @classmethod
+    def read(cls, path: str | Path, max_events: int | None = None) -> ShowerSample:
+        """Read a CaloChallenge-format file in chunks (memory: one chunk of voxels)."""
+        from showerforge.data.calo import CaloFile
+        from showerforge.evaluation.showers.features import stream_features
+
+        radial: list[np.ndarray] = []
+        with CaloFile.open(Path(path)) as f:
+            geo = f.geometry
+
+            def on_chunk(_lo: int, _inc: np.ndarray, sh: np.ndarray) -> None:
+                radial.append(_radial_energy(geo, sh))
+
+            feats = stream_features(f, max_showers=max_events, on_chunk=on_chunk)
+        n_r = geo.shape[2] if geo.is_regular else 1
+        rad = np.concatenate(radial) if radial else np.zeros((0, n_r))
+        return cls(path=Path(path), geometry=geo, features=feats, radial_energy=rad)
+
+    def __len__(self) -> int:
+        return int(self.features["etot"].shape[0])
+
+
+def _radial_energy(geo: Any, showers: np.ndarray) -> np.ndarray:
+    if not geo.is_regular:
+        return np.asarray(showers, np.float64).sum(axis=1, keepdims=True)
+    n_l, n_a, n_r = geo.shape
+    return np.asarray(showers, np.float64).reshape(-1, n_l * n_a, n_r).sum(axis=1)
+
+
+@dataclass
+class JetSample:
+    """Jets of one file (JetNet layout), as analyses see them.
+
+    Attributes:
+        path: the file (``path`` or ``path:type``).
+        particle_features: (N, n, 4) eta_rel, phi_rel, pT_rel, mask.
+        jet_features: (N, 4) pT (GeV), eta, mass (GeV), multiplicity.
+        jet_type: (N,) index into ``JET_TYPES``.
+    """
+
+    path: str
+    particle_features: np.ndarray
+    jet_features: np.ndarray
+    jet_type: np.ndarray
+    kind: str = "jets"
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def read(cls, spec: str | Path, max_events: int | None = None) -> JetSample:
+        from showerforge.data.jetnet import read_jets
+
+        data = read_jets(str(spec))
+        sl = slice(None) if max_events is None else slice(0, int(max_events))
+        return cls(
+            path=str(spec),
+            particle_features=data.particle_features[sl],
+            jet_features=data.jet_features[sl],
+            jet_type=data.jet_type[sl],
+        )
+
+    def __len__(self) -> int:
+        return int(self.jet_features.shape[0])
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.particle_features[..., 3] > 0.5
+
+
+# ----------------------------------------------------------------------------- shower analyses
+
+
+def calo_energy(sample: ShowerSample) -> list[Observable]:
+    f = sample.features
+    obs = [
+        Observable("etot_over_einc", f["etot_over_einc"], "E_tot / E_inc", "E_tot / E_inc"),
+        Observable("etot", f["etot"] / 1e3, "total deposited energy", "E_tot [GeV]", log=True),
+    ]
+    for i in range(f["layer_energy"].shape[1]):
+        e = f["layer_energy"][:, i]
+        if np.any(np.isfinite(e)):
+            obs.append(Observable(f"layer_energy_{i}", e, f"energy in layer {i}", "E [MeV]", log=True))
+    return obs
+
+
+def calo_shapes(sample: ShowerSample) -> list[Observable]:
+    f = sample.features
+    obs = []
+    for i in range(f["center_r"].shape[1]):
+        for key, label in (("center_r", "<r> [mm]"), ("width_r", "sigma_r [mm]"), ("sparsity", "fraction of hit voxels")):
+            v = f[key][:, i]
+            if np.any(np.isfinite(v)):
+                obs.append(Observable(f"{key}_{i}", v, f"{key.replace('_', ' ')} in layer {i}", label))
+    return obs
+
+
+def calo_profiles(sample: ShowerSample) -> list[Observable]:
+    le = np.nan_to_num(np.asarray(sample.features["layer_energy"], np.float64))
+    return [
+        Observable("longitudinal_profile", le, "mean energy per layer", "layer", profile=True),
+        Observable(
+            "radial_profile", sample.radial_energy, "mean energy per radial bin (all layers)", "radial bin", profile=True
+        ),
+    ]
+
+
+# ----------------------------------------------------------------------------- jet analyses
+
+
+def jet_substructure(sample: JetSample) -> list[Observable]:
+    from showerforge.evaluation.jets.metrics import relative_jet_mass
+    from showerforge.evaluation.jets.nsubjettiness import nsubjettiness, tau_ratios
+
+    taus = tau_ratios(nsubjettiness(sample.particle_features, 3))
+    return [
+        Observable("jet_mass", relative_jet_mass(sample.particle_features), "relative jet mass", "m_jet / pT_jet"),
+        Observable(
+            "multiplicity", sample.mask.sum(axis=1), "constituents kept", "constituents", integer=True
+        ),
+        Observable("tau21", taus["tau21"], "N-subjettiness ratio tau2/tau1", "tau_21", edges=np.linspace(0, 1.2, 31)),
+        Observable("tau32", taus["tau32"], "N-subjettiness ratio tau3/tau2", "tau_32", edges=np.linspace(0, 1.2, 31)),
+    ]
+
+
+def jet_particles(sample: JetSample) -> list[Observable]:
+    p, m = sample.particle_features, sample.mask
+    return [
+        Observable("eta_rel", p[..., 0][m], "constituent eta_rel", "eta_rel"),
+        Observable("phi_rel", p[..., 1][m], "constituent phi_rel", "phi_rel"),
+        Observable("pt_rel", p[..., 2][m], "constituent pT_rel", "pT_rel", log=True),
+        Observable("leading_pt_rel", p[:, 0, 2], "leading constituent pT_rel", "pT_rel"),
+    ]
+
+
+def jet_efps(sample: JetSample) -> list[Observable]:
+    from showerforge.evaluation.jets.metrics import efps
+
+    values = np.asarray(efps(sample.particle_features))
+    return [
+        Observable(f"efp_{k}", values[:, k], f"EFP {k} (d <= 4, connected)", f"EFP {k}", log=True)
+        for k in range(values.shape[1])
+    ]
+
+
+Analysis = Callable[[Any], Sequence[Observable]]
+
+#: built-in analyses by name: (kind, function)
+ANALYSES: dict[str, tuple[str, Analysis]] = {
+    "calo_energy": ("showers", calo_energy),
+    "calo_shapes": ("showers", calo_shapes),
+    "calo_profiles": ("showers", calo_profiles),
+    "jet_substructure": ("jets", jet_substructure),
+    "jet_particles": ("jets", jet_particles),
+    "jet_efps": ("jets", jet_efps),
+}
+
+
+def default_analyses(kind: str) -> list[str]:
+    return [name for name, (k, _) in ANALYSES.items() if k == kind]
+
+
+def load_analysis(spec: str, base: Path, where: str) -> Analysis:
+    """``file.py:function`` (relative to ``base``) or ``package.module:function``."""
+    mod_name, sep, fn_name = spec.rpartition(":")
+    if not sep or not mod_name or not fn_name:
+        raise UserError(f"{where}: {spec!r}: expected FILE.py:FUNCTION or package.module:FUNCTION")
+    if mod_name.endswith(".py"):
+        path = (base / mod_name).resolve()
+        if not path.is_file():
+            raise UserError(f"{where}: {spec!r}: no file {path}")
+        module_spec = importlib.util.spec_from_file_location(f"showerforge_suite_{path.stem}", path)
+        if module_spec is None or module_spec.loader is None:
+            raise UserError(f"{where}: {spec!r}: cannot import {path}")
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(mod_name)
+        except ImportError as err:
+            raise UserError(f"{where}: {spec!r}: cannot import {mod_name} ({err})") from None
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        raise UserError(f"{where}: {spec!r}: {mod_name} has no function {fn_name!r}")
+    return fn
+
+
+def run_analyses(analyses: dict[str, Analysis], sample: Any) -> dict[str, tuple[str, Observable]]:
+    """Every observable of every analysis: name -> (analysis name, observable)."""
+    out: dict[str, tuple[str, Observable]] = {}
+    for name, fn in analyses.items():
+        result = fn(sample)
+        if not isinstance(result, list | tuple) or not all(isinstance(o, Observable) for o in result):
+            raise UserError(f"analysis {name!r}: must return a list of showerforge.validate.Observable")
+        for o in result:
+            if o.name in out:
+                raise UserError(f"analysis {name!r}: observable {o.name!r} is also booked by {out[o.name][0]!r}")
+            out[o.name] = (name, o)
+    return out
+
+
+def book(analysis: str, ref: Observable, cand: Observable | None, bins: int) -> tuple[Hist1D, Hist1D | None]:
+    """Histograms (or profiles) of the reference and the candidate on the reference's binning."""
+    meta: dict[str, Any] = {"title": ref.title, "xlabel": ref.xlabel, "analysis": analysis}
+    if ref.profile:
+        hr = profile(ref.name, ref.values, ref.edges, **meta)
+        hc = None if cand is None else profile(ref.name, cand.values, ref.edges, **meta)
+        return hr, hc
+    if ref.edges is not None:
+        edges = np.asarray(ref.edges, np.float64)
+    else:
+        edges = reference_edges(ref.values, ref.bins or bins, log=ref.log, integer=ref.integer)
+    hr = fill(ref.name, ref.values, edges, logx=ref.log, **meta)
+    hc = None if cand is None else fill(ref.name, cand.values, edges, logx=ref.log, **meta)
+    return hr, hc

@@ -1,0 +1,125 @@
+"""Reading the history: the trend of a suite's versions and what changed between two versions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from showerforge.errors import UserError
+from showerforge.validate.histograms import Hist1D, compare
+from showerforge.validate.store import HistoryStore, RunRecord
+
+__all__ = ["HistogramChange", "compare_histograms", "compare_versions", "format_changes", "format_history"]
+
+
+def _num(v: Any, spec: str = ".4g") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return format(float(v), spec)
+
+
+def _gate_keys(runs: list[RunRecord]) -> list[str]:
+    keys: list[str] = []
+    for r in runs:
+        for g in r.gates:
+            if g["key"] not in keys:
+                keys.append(g["key"])
+    return keys
+
+
+def format_history(runs: list[RunRecord], suite: str, metrics: list[str] | None = None) -> str:
+    """A plain-text table: one line per version, the gated values (or ``metrics``) as columns."""
+    from showerforge.validate.report import _value, regressions
+
+    if not runs:
+        return f"suite {suite!r}: no validation runs yet"
+    keys = metrics or _gate_keys(runs) or ["chi2_ndf_max"]
+    head = ["label", "date", "verdict", *keys]
+    rows = []
+    for r in runs:
+        cells = []
+        for k in keys:
+            v, e = _value(r, k)
+            cells.append(_num(v) + (f" ± {_num(e, '.2g')}" if e is not None and v is not None else ""))
+        rows.append([r.label, r.created[:19].replace("T", " "), r.verdict.upper(), *cells])
+    widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
+    lines = [f"suite {suite}: {len(runs)} version(s)"]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in [head, *rows]]
+    alarms = regressions(runs)
+    lines += [f"REGRESSION: {a}" for a in alarms] or ["no regression from the previous version"]
+    return "\n".join(lines)
+
+
+@dataclass
+class HistogramChange:
+    """How one histogram changed between versions ``a`` and ``b``.
+
+    Attributes:
+        name: histogram name.
+        chi2_ndf: chi2/ndf between the two versions' histograms (both statistical errors).
+        ref_a, ref_b: chi2/ndf of each version against the reference (None when unknown).
+        direction: ``worse`` (b further from the reference than a), ``better`` or ``-``.
+    """
+
+    name: str
+    chi2_ndf: float | None
+    ref_a: float | None
+    ref_b: float | None
+
+    @property
+    def direction(self) -> str:
+        if self.ref_a is None or self.ref_b is None:
+            return "-"
+        return "worse" if self.ref_b > self.ref_a else "better"
+
+
+def compare_histograms(a: dict[str, Hist1D], b: dict[str, Hist1D], ref: dict[str, Hist1D] | None = None) -> list[HistogramChange]:
+    """Histograms of both sets ranked by chi2/ndf between them: the broken ones first (those that
+    moved away from the reference before those that moved towards it)."""
+    common = [n for n in a if n in b]
+    if not common:
+        raise UserError("the two versions have no histogram in common")
+    out = []
+    for n in common:
+        c = compare(b[n], a[n]).chi2_ndf
+        ra = rb = None
+        if ref is not None and n in ref:
+            ra, rb = compare(a[n], ref[n]).chi2_ndf, compare(b[n], ref[n]).chi2_ndf
+        out.append(HistogramChange(n, c, ra, rb))
+    return sorted(out, key=lambda h: (h.direction != "worse", -(h.chi2_ndf or 0.0)))
+
+
+def compare_versions(store: HistoryStore, suite: str, a: str, b: str) -> tuple[list[HistogramChange], list[tuple[str, Any, Any]]]:
+    """(histogram changes ranked, metric rows (name, value in a, value in b)) between two labels."""
+    ra, rb = store.get(suite, a), store.get(suite, b)
+    ha = {n: h["candidate"] for n, h in ra.histograms.items()}
+    hb = {n: h["candidate"] for n, h in rb.histograms.items()}
+    ref = {n: h["reference"] for n, h in rb.histograms.items()}
+    changes = compare_histograms(ha, hb, ref)
+    names = [n for n in ra.metrics if n in rb.metrics and not n.endswith("_floor")]
+    metrics = [(n, ra.metrics[n], rb.metrics[n]) for n in names]
+    return changes, metrics
+
+
+def format_changes(changes: list[HistogramChange], metrics: list[tuple[str, Any, Any]], a: str, b: str, top: int = 15) -> str:
+    """Plain text of :func:`compare_versions`."""
+    lines = [f"histograms that changed most from {a} to {b} (chi2/ndf between the versions; vs reference):"]
+    width = max([len(c.name) for c in changes[:top]] + [9])
+    lines.append(f"  {'histogram'.ljust(width)}  {a}->{b} chi2/ndf  vs ref {a}  vs ref {b}  change")
+    for c in changes[:top]:
+        lines.append(
+            f"  {c.name.ljust(width)}  {_num(c.chi2_ndf, '.3g'):>15}  {_num(c.ref_a, '.3g'):>9}  {_num(c.ref_b, '.3g'):>9}  {c.direction}"
+        )
+    if len(changes) > top:
+        lines.append(f"  ... {len(changes) - top} more")
+    if metrics:
+        lines.append("metrics:")
+        for n, ma, mb in metrics:
+            va, vb = ma.get("value"), mb.get("value")
+            ea, eb = ma.get("error"), mb.get("error")
+            shift = ""
+            if None not in (va, vb, ea, eb) and math.hypot(ea, eb) > 0:
+                shift = f"  ({(vb - va) / math.hypot(ea, eb):+.1f} sigma)"
+            lines.append(f"  {n}: {_num(va)} -> {_num(vb)}{shift}")
+    return "\n".join(lines)

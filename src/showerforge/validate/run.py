@@ -1,0 +1,418 @@
+"""``showerforge validate run``: one candidate version against a suite, recorded in the history.
+
+Order of work (everything that can be wrong in the input is checked before the long parts):
+suite -> history (open, label free) -> reference (file, or simulated once and cached) -> analyses
+on the reference (gate names checked against the booked histograms) -> candidate (a file, or a
+model sampled at the reference's energies / jet types) -> analyses on the candidate -> comparison
+of every histogram (chi2/ndf, band, largest pull, KS p) -> evaluation metrics -> gates -> files
+(``index.html``, ``result.json``, ``histograms.root``, ``histograms.yoda``, ``plots/``) -> one
+transaction in the history.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from showerforge.errors import UserError
+from showerforge.validate.analyses import (
+    ANALYSES,
+    Analysis,
+    JetSample,
+    Observable,
+    ShowerSample,
+    book,
+    default_analyses,
+    load_analysis,
+    run_analyses,
+)
+from showerforge.validate.gates import HISTOGRAM_FUNCTIONS, Gate
+from showerforge.validate.histograms import Hist1D, band, compare, ks_pvalue
+from showerforge.validate.store import HistoryStore, RunRecord, now_utc, open_store
+from showerforge.validate.suite import Suite, load_suite
+
+__all__ = ["ValidationResult", "default_store", "evaluate_gates", "validate_run"]
+
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
+Say = Callable[[str], None]
+
+
+@dataclass
+class ValidationResult:
+    """What ``validate run`` produced.
+
+    Attributes:
+        record: the run as stored in the history.
+        passed: every gate passed.
+        output: folder with ``index.html``, ``result.json`` and the histogram files.
+    """
+
+    record: RunRecord
+    passed: bool
+    output: Path
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+
+def default_store(suite: Suite) -> Path:
+    """``validation.db`` beside the suite file."""
+    return suite.base / "validation.db"
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _reference(suite: Suite, say: Say) -> Path:
+    if suite.reference_file is not None:
+        if not suite.reference_file.is_file():
+            raise UserError(f"{suite.path}: [reference] file {suite.reference_file}: no such file")
+        return suite.reference_file
+    target = suite.reference_cache()
+    if target.is_file():
+        say(f"reference: cached simulation {target}")
+        return target
+    opts = dict(suite.reference_simulate or {})
+    say(f"reference: simulating once with {opts} (cached as {target})")
+    if suite.simulate_kind == "jets":
+        from showerforge.api import simulate_jets
+
+        if "pt_gev" in opts:
+            opts["pt_gev"] = tuple(opts["pt_gev"])
+        return simulate_jets(output=target, on_status=say, **opts)
+    from showerforge.api import simulate_showers
+
+    return Path(simulate_showers(output=target, on_status=say, **opts))
+
+
+def _kind_of(path: Path | str) -> str:
+    from showerforge.data.formats import detect_format
+
+    return "jets" if detect_format(str(path)) == "jets" else "showers"
+
+
+def _analyses(suite: Suite, kind: str) -> dict[str, Analysis]:
+    names = suite.analyses or default_analyses(kind)
+    out: dict[str, Analysis] = {}
+    for name in names:
+        if name not in ANALYSES:
+            known = ", ".join(default_analyses(kind))
+            raise UserError(f"{suite.path}: [analyses] use: unknown analysis {name!r}; built-ins for {kind}: {known}")
+        k, fn = ANALYSES[name]
+        if k != kind:
+            raise UserError(f"{suite.path}: [analyses] use: {name!r} is a {k} analysis, the reference holds {kind}")
+        out[name] = fn
+    for i, spec in enumerate(suite.modules):
+        out[spec.rpartition(":")[2]] = load_analysis(spec, suite.base, f"{suite.path}: [analyses] modules[{i}]")
+    return out
+
+
+def _read(path: Path | str, kind: str, max_events: int | None) -> Any:
+    if kind == "jets":
+        return JetSample.read(path, max_events)
+    return ShowerSample.read(path, max_events)
+
+
+def _attrs(path: Path) -> dict[str, Any]:
+    import h5py
+
+    keep = (
+        "engine", "generator", "geant4_version", "physics_list", "production_cut_mm", "particle",
+        "model", "checkpoint", "checkpoint_sha256", "checkpoint_epoch", "solver", "steps", "nfe",
+        "training_data_sha256", "showerforge_version", "campaign_seed", "seed", "settings",
+    )  # fmt: skip
+    with h5py.File(path, "r") as f:
+        out = {}
+        for k in keep:
+            if k in f.attrs:
+                v = f.attrs[k]
+                out[k] = v.decode() if isinstance(v, bytes) else (v.item() if hasattr(v, "item") else v)
+        return {k: (v if not isinstance(v, str) or len(v) < 4000 else v[:4000] + "...") for k, v in out.items()}
+
+
+def _identity(path: Path, role: str) -> dict[str, Any]:
+    from showerforge.training.checkpoint import file_sha256
+
+    return {"role": role, "type": "file", "path": str(path), "sha256": file_sha256(path), "attrs": _attrs(path)}
+
+
+def _candidate(spec: str, kind: str, ref: Any, suite: Suite, out: Path, say: Say) -> tuple[Path, dict[str, Any]]:
+    """The candidate file (generated into ``out`` for a model) and its identity."""
+    p = Path(spec)
+    if p.is_file() and p.suffix in (".h5", ".hdf5"):
+        ck = _kind_of(p)
+        if ck != kind:
+            raise UserError(f"--candidate {spec}: holds {ck}, the suite's reference holds {kind}")
+        return p, _identity(p, "candidate")
+    from showerforge.generate.pretrained import resolve_model
+    from showerforge.training.checkpoint import file_sha256, read_checkpoint
+
+    try:
+        ckpt = resolve_model(spec)
+    except UserError as err:
+        raise UserError(
+            f"--candidate {spec}: not a shower/jet file, a run folder or a shipped model ({str(err).splitlines()[0]})"
+        ) from None
+    meta = read_checkpoint(ckpt)
+    mkind = "jets" if meta.get("data_kind") == "jet-set" else "showers"
+    if mkind != kind:
+        raise UserError(f"--candidate {spec}: a {mkind} model, the suite's reference holds {kind}")
+    target = out / "candidate.h5"
+    n = suite.candidate_n or len(ref)
+    say(f"candidate: sampling {n} {kind} from {ckpt} (seed {suite.candidate_seed})")
+    if kind == "jets":
+        from showerforge.data.jetnet import JET_TYPES
+        from showerforge.generate.jets import generate_jets
+
+        types = [JET_TYPES[int(t)] for t in np.unique(ref.jet_type)]
+        generate_jets(ckpt, types, max(1, n // len(types)), target, seed=suite.candidate_seed, progress=None)
+    else:
+        from showerforge.generate.showers import generate_showers
+
+        inc = ref.features["incident_energy"]
+        reps = int(math.ceil(n / len(inc)))
+        generate_showers(ckpt, np.tile(inc, reps)[:n], target, seed=suite.candidate_seed, progress=None)
+    identity = _identity(target, "candidate")
+    identity.update(
+        type="model",
+        model_spec=str(spec),
+        checkpoint=str(ckpt),
+        checkpoint_sha256=file_sha256(ckpt),
+        model=str(meta.get("model", meta.get("config", {}).get("model", ""))),
+    )
+    return target, identity
+
+
+# ----------------------------------------------------------------------------- comparison
+
+
+def _compare_all(
+    ref_obs: dict[str, tuple[str, Observable]], cand_obs: dict[str, tuple[str, Observable]], bins: int
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, (analysis, ro) in ref_obs.items():
+        if name not in cand_obs:
+            raise UserError(f"analysis {analysis!r}: observable {name!r} booked for the reference but not the candidate")
+        co = cand_obs[name][1]
+        hr, hc = book(analysis, ro, co, bins)
+        assert hc is not None
+        comp = compare(hc, hr).to_dict()
+        comp["ks_p"] = None if ro.profile else ks_pvalue(np.asarray(co.values), np.asarray(ro.values))
+        out[name] = {"candidate": hc, "reference": hr, "comparison": comp}
+    return out
+
+
+def _aggregates(hists: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    chi = [h["comparison"]["chi2_ndf"] for h in hists.values() if h["comparison"]["chi2_ndf"] is not None]
+    ks = [h["comparison"]["ks_p"] for h in hists.values() if h["comparison"]["ks_p"] is not None]
+    worst = max(hists, key=lambda k: hists[k]["comparison"]["chi2_ndf"] or 0.0) if hists else None
+    return {
+        "chi2_ndf_max": {"value": max(chi) if chi else None, "error": None, "where": worst},
+        "chi2_ndf_mean": {"value": float(np.mean(chi)) if chi else None, "error": None},
+        "ks_p_min": {"value": min(ks) if ks else None, "error": None},
+        "n_bad": {"value": float(sum(band(c) == "bad" for c in chi)), "error": None},
+    }
+
+
+def _m(d: Any) -> dict[str, Any]:
+    if isinstance(d, dict) and "value" in d:
+        return {"value": d.get("value"), "error": d.get("error")}
+    return {"value": None, "error": None}
+
+
+def _dig(d: Any, *keys: str) -> Any:
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
+def _shower_metrics(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    names = {"auc_high": "high_level", "auc_low": "low_level", "auc_verdict": "verdict"}
+    for name, clf in names.items():
+        c = _m(_dig(raw, "candidate_vs_reference", "classifier", clf, "auc"))
+        f = _m(_dig(raw, "reference_vs_reference", "classifier", clf, "auc"))
+        if c["value"] is not None:
+            out[name] = {**c, "floor": f["value"], "floor_error": f["error"]}
+            out[f"{name}_floor"] = f
+    for name in ("fpd", "kpd"):
+        c = _m(_dig(raw, "candidate_vs_reference", "distances", name))
+        f = _m(_dig(raw, "reference_vs_reference", "distances", name))
+        if c["value"] is not None:
+            out[name] = {**c, "floor": f["value"], "floor_error": f["error"]}
+            out[f"{name}_floor"] = f
+    return out
+
+
+def _jet_metrics(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    keys = {"w1m": ("W1M",), "w1p": ("W1P", "mean"), "w1efp": ("W1EFP",), "fpd": ("FPD",), "kpd": ("KPD",)}
+    ratio_keys = {"w1m": "W1M", "w1p": "W1P", "w1efp": "W1EFP", "fpd": "FPD", "kpd": "KPD"}
+    for name, path in keys.items():
+        c = _m(_dig(raw, "candidate_vs_reference", *path))
+        f = _m(_dig(raw, "truth_vs_truth", *path))
+        if c["value"] is None:
+            continue
+        out[name] = {**c, "floor": f["value"], "floor_error": f["error"]}
+        out[f"{name}_floor"] = f
+        ratio = _dig(raw, "target", "ratio", ratio_keys[name])
+        out[f"{name}_ratio"] = {"value": ratio, "error": None}
+    return out
+
+
+def _evaluation(suite: Suite, kind: str, ref: Path, cand: Path, out: Path, say: Say) -> dict[str, dict[str, Any]]:
+    opts = suite.metrics
+    seed = int(opts.get("seed", 0))
+    say("evaluation metrics (showerforge evaluate) ...")
+    if kind == "jets":
+        from showerforge.evaluation.jets.report import evaluate_jet_files
+
+        raw = evaluate_jet_files(
+            ref, cand, out, seed=seed, quick=bool(opts.get("quick", True)), plots=False,
+            max_jets=opts.get("max_samples"),
+        )  # fmt: skip
+        return _jet_metrics(raw)
+    from showerforge.evaluation import evaluate_files
+
+    raw = evaluate_files(
+        ref, cand, out, seed=seed, quick=bool(opts.get("quick", True)), plots=False,
+        max_showers=opts.get("max_samples"), classifiers=tuple(suite.classifiers()),
+        nplm_toys=int(opts.get("nplm_toys", 0)), distances=bool(opts.get("distances", True)),
+        floor_reference=suite.floor_file,
+    )  # fmt: skip
+    return _shower_metrics(raw)
+
+
+def evaluate_gates(
+    gates: list[Gate], metrics: dict[str, dict[str, Any]], hists: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Verdict of every gate: {"expr", "key", "value", "error", "op", "threshold", "passed"}."""
+    out = []
+    for g in gates:
+        if g.histogram is not None:
+            comp = hists[g.histogram]["comparison"]
+            value, error = comp.get(g.metric), None
+        else:
+            m = metrics.get(g.metric, {})
+            value, error = m.get("value"), m.get("error")
+        out.append(
+            {
+                "expr": g.expr,
+                "key": g.key,
+                "value": value,
+                "error": error,
+                "op": g.op,
+                "threshold": g.threshold,
+                "passed": g.passes(value),
+            }
+        )
+    return out
+
+
+def _check_function_gates(suite: Suite, booked: dict[str, Any]) -> None:
+    for i, g in enumerate(suite.gates):
+        if g.histogram is None or g.histogram in booked:
+            continue
+        near = [n for n in booked if g.histogram.split("_")[0] in n][:6] or list(booked)[:6]
+        raise UserError(
+            f"{suite.path}: gates[{i}] {g.expr!r}: no histogram {g.histogram!r} is booked; "
+            f"some that are: {', '.join(near)}"
+        )
+    for i, g in enumerate(suite.gates):
+        if g.metric == "ks_p" and g.histogram is not None and booked[g.histogram][1].profile:
+            raise UserError(f"{suite.path}: gates[{i}] {g.expr!r}: {g.histogram} is a profile; KS needs a histogram")
+    assert all(g.metric in HISTOGRAM_FUNCTIONS for g in suite.gates if g.histogram is not None)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def validate_run(
+    suite: str | Path | Suite,
+    candidate: str | Path,
+    label: str,
+    *,
+    store: str | Path | None = None,
+    output: str | Path | None = None,
+    replace: bool = False,
+    on_status: Say | None = None,
+) -> ValidationResult:
+    """Validate one candidate version (see module docstring).
+
+    Args:
+        suite: the suite file (or a loaded :class:`Suite`).
+        candidate: a shower/jet file, a training run folder, a checkpoint or a shipped model name.
+        label: the version label (``v3``, ``2026-11-30``); unique within the suite's history.
+        store: history database path or SQLAlchemy URL; default ``validation.db`` beside the suite.
+        output: folder for the page and files; default ``validation/<suite>/<label>`` beside the
+            suite.
+        replace: overwrite an earlier run with the same label.
+        on_status: called with one-line progress messages.
+
+    Returns:
+        A :class:`ValidationResult` (``exit_code`` 0 when every gate passes, else 1).
+
+    Raises:
+        UserError: a bad suite, candidate, label or history (before any long work).
+    """
+    from showerforge.data.io import check_not_input, check_writable_dir
+    from showerforge.validate.report import write_outputs
+
+    say = on_status or (lambda message: None)
+    s = suite if isinstance(suite, Suite) else load_suite(suite)
+    if not _LABEL.match(str(label)):
+        raise UserError(f"--label {label!r}: use letters, digits and . _ + - (at most 100), e.g. v3")
+    hist_store: HistoryStore = open_store(store if store is not None else default_store(s))
+    if hist_store.has_label(s.name, label) and not replace:
+        raise UserError(
+            f"history {hist_store.where}: suite {s.name!r} already has a run labelled {label!r}; "
+            "choose another --label or pass --replace"
+        )
+    out = Path(output) if output is not None else s.base / "validation" / s.name / str(label)
+    if s.reference_file is not None:
+        check_not_input(out, s.reference_file)
+    check_writable_dir(out)
+    ref_path = _reference(s, say)
+    kind = _kind_of(ref_path)
+    s.check_gates(kind)
+    analyses = _analyses(s, kind)
+    max_events = s.metrics.get("max_samples")
+    say(f"reference: {ref_path} ({kind})")
+    ref = _read(ref_path, kind, max_events)
+    ref_obs = run_analyses(analyses, ref)
+    _check_function_gates(s, ref_obs)
+    cand_path, identity = _candidate(str(candidate), kind, ref, s, out, say)
+    cand = _read(cand_path, kind, max_events)
+    cand_obs = run_analyses(analyses, cand)
+    hists = _compare_all(ref_obs, cand_obs, s.bins)
+    metrics = _aggregates(hists)
+    if s.evaluate:
+        metrics.update(_evaluation(s, kind, ref_path, cand_path, out / "evaluation", say))
+    gates = evaluate_gates(s.gates, metrics, hists)
+    passed = all(g["passed"] for g in gates)
+    record = RunRecord(
+        suite=s.name,
+        label=str(label),
+        created=now_utc(),
+        verdict="pass" if passed else "fail",
+        candidate=identity | {"n_events": len(cand)},
+        reference=_identity(ref_path, "reference") | {"n_events": len(ref), "kind": kind},
+        metrics=metrics,
+        gates=gates,
+        histograms=hists,
+        page=str((out / "index.html").resolve()),
+    )
+    write_outputs(record, out, suite=s)
+    hist_store.add(record, replace=replace)
+    return ValidationResult(record=record, passed=passed, output=out)
+
+
+def histograms_of(record: RunRecord, which: str = "candidate") -> list[Hist1D]:
+    return [h[which] for h in record.histograms.values()]

@@ -1,0 +1,229 @@
+"""Validation suites: a TOML file naming the reference, the analyses, the metrics and the gates.
+
+Example (``ds2.toml``; paths are relative to the suite file)::
+
+    name = "ds2-electron"
+    gates = ["auc_high <= 0.65", 'chi2_ndf("etot_over_einc") <= 4', "chi2_ndf_max <= 10"]
+
+    [reference]
+    file = "ds2_e_test.h5"              # or: simulate = {geometry = "mini", n = 2000, seed = 7}
+    # floor_file = "ds2_e_test_seed2.h5"  (an independent reference sample for the floor)
+
+    [candidate]                          # how a model (run folder or shipped name) is sampled
+    n = 2000                             # default: as many as the reference, at its energies
+    seed = 1
+
+    [analyses]
+    use = ["calo_energy", "calo_profiles"]   # default: all built-ins of the kind
+    modules = ["my_analyses.py:photon_shapes"]
+    bins = 30
+
+    [metrics]                            # the evaluation (showerforge evaluate)
+    quick = true
+    classifiers = ["high_level"]
+    max_samples = 2000
+    seed = 0
+
+``name`` and ``gates`` stand at the top, before the first ``[table]`` (TOML puts every key after a
+table header into that table). ``[metrics] enabled = false`` skips the evaluation (histograms and gates on them only).
+``[reference] simulate`` runs the reference simulation once (``showerforge simulate calo`` or
+``jets`` with these options) and caches it beside the suite, keyed by the options.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from showerforge.errors import UserError
+from showerforge.validate.gates import HISTOGRAM_FUNCTIONS, Gate, parse_gate
+
+__all__ = ["METRIC_NAMES", "Suite", "load_suite"]
+
+_SHOWER_METRICS = ("auc_high", "auc_low", "auc_verdict", "fpd", "kpd")
+_JET_METRICS = ("w1m", "w1p", "w1efp", "fpd", "kpd")
+_HIST_AGGREGATES = ("chi2_ndf_max", "chi2_ndf_mean", "ks_p_min", "n_bad")
+
+#: gate-able metric names per kind (``X_floor``: the reference-vs-reference value; jets also
+#: ``X_ratio`` = candidate / max(floor value, floor error), the jetnet-paper target rule)
+METRIC_NAMES: dict[str, tuple[str, ...]] = {
+    "showers": (
+        *_SHOWER_METRICS,
+        *(f"{m}_floor" for m in _SHOWER_METRICS),
+        *_HIST_AGGREGATES,
+    ),
+    "jets": (
+        *_JET_METRICS,
+        *(f"{m}_floor" for m in _JET_METRICS),
+        *(f"{m}_ratio" for m in _JET_METRICS),
+        *_HIST_AGGREGATES,
+    ),
+}
+
+_SIM_KEYS = {
+    "showers": {"geometry", "particle", "energy", "spectrum", "n", "seed", "physics", "cut_mm"},
+    "jets": {"types", "n", "seed", "particles", "pt_gev", "mpi", "pythia"},
+}
+_METRIC_KEYS = {"enabled", "quick", "classifiers", "max_samples", "seed", "nplm_toys", "distances"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+@dataclass
+class Suite:
+    """A parsed suite (see module docstring)."""
+
+    path: Path
+    name: str
+    reference_file: Path | None
+    reference_simulate: dict[str, Any] | None
+    simulate_kind: str | None
+    floor_file: Path | None
+    candidate_n: int | None
+    candidate_seed: int
+    analyses: list[str]
+    modules: list[str]
+    bins: int
+    metrics: dict[str, Any]
+    gates: list[Gate]
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base(self) -> Path:
+        return self.path.parent
+
+    @property
+    def evaluate(self) -> bool:
+        return bool(self.metrics.get("enabled", True))
+
+    def reference_cache(self) -> Path:
+        """Where a simulated reference is cached: beside the suite, keyed by its options."""
+        assert self.reference_simulate is not None
+        key = hashlib.sha256(json.dumps(self.reference_simulate, sort_keys=True).encode()).hexdigest()[:12]
+        return self.base / f".{self.path.stem}.reference-{key}.h5"
+
+    def check_gates(self, kind: str) -> None:
+        """Every plain gate names a metric of this kind that this suite computes."""
+        known = set(METRIC_NAMES[kind])
+        for i, g in enumerate(self.gates):
+            where = f"{self.path}: gates[{i}] {g.expr!r}"
+            if g.histogram is not None:
+                continue
+            if g.metric not in known:
+                raise UserError(f"{where}: unknown metric {g.metric!r} for {kind}; known: {', '.join(sorted(known))}")
+            if g.metric not in _HIST_AGGREGATES and not self.evaluate:
+                raise UserError(f"{where}: needs the evaluation metrics, but [metrics] enabled = false")
+            if kind == "showers" and self.evaluate:
+                wanted = {"auc_high": "high_level", "auc_low": "low_level", "auc_verdict": "verdict"}
+                clf = wanted.get(g.metric.removesuffix("_floor"))
+                if clf is not None and clf not in self.classifiers():
+                    raise UserError(f"{where}: needs the {clf!r} classifier; add it to [metrics] classifiers")
+
+    def classifiers(self) -> list[str]:
+        return list(self.metrics.get("classifiers", ["high_level", "verdict", "low_level"]))
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UserError(f"--suite {path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"--suite {path}: is a folder; give the suite's .toml file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"--suite {path}: not valid TOML ({err})") from None
+
+
+def _table(raw: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: [{key}] must be a table")
+    return value
+
+
+def _unknown(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(table) - allowed)
+    if "gates" in extra or "name" in extra:
+        key = "gates" if "gates" in extra else "name"
+        raise UserError(f"{where}: {key} belongs at the top of the suite, before the first [table] header")
+    if extra:
+        raise UserError(f"{where}: unknown key(s) {', '.join(extra)}; expected some of {', '.join(sorted(allowed))}")
+
+
+def _reference(raw: dict[str, Any], path: Path) -> tuple[Path | None, dict[str, Any] | None, str | None, Path | None]:
+    ref = _table(raw, "reference", path)
+    _unknown(ref, {"file", "simulate", "kind", "floor_file"}, f"{path}: [reference]")
+    file, sim = ref.get("file"), ref.get("simulate")
+    if (file is None) == (sim is None):
+        raise UserError(f"{path}: [reference] needs exactly one of file = \"REF.h5\" or simulate = {{...}}")
+    floor = ref.get("floor_file")
+    floor_path = (path.parent / str(floor)) if floor is not None else None
+    if file is not None:
+        return path.parent / str(file), None, None, floor_path
+    if not isinstance(sim, dict):
+        raise UserError(f"{path}: [reference] simulate must be a table of simulate options")
+    kind = str(ref.get("kind", "jets" if "types" in sim else "showers"))
+    if kind not in _SIM_KEYS:
+        raise UserError(f"{path}: [reference] kind must be 'showers' or 'jets', got {kind!r}")
+    _unknown(sim, _SIM_KEYS[kind], f"{path}: [reference] simulate ({kind})")
+    return None, dict(sim), kind, floor_path
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and check a suite file (every error names the file and the key).
+
+    Raises:
+        UserError: missing file, invalid TOML, unknown keys, malformed gates or analyses.
+    """
+    p = Path(path)
+    raw = _load_toml(p)
+    _unknown(raw, {"name", "reference", "candidate", "analyses", "metrics", "gates", "description"}, str(p))
+    name = str(raw.get("name", p.stem))
+    if not _NAME.match(name):
+        raise UserError(f"{p}: name {name!r}: use letters, digits, '_', '.', '-' (at most 100)")
+    ref_file, ref_sim, sim_kind, floor = _reference(raw, p)
+    cand = _table(raw, "candidate", p)
+    _unknown(cand, {"n", "seed"}, f"{p}: [candidate]")
+    n = cand.get("n")
+    if n is not None and (not isinstance(n, int) or n < 4):
+        raise UserError(f"{p}: [candidate] n must be an integer >= 4, got {n!r}")
+    ana = _table(raw, "analyses", p)
+    _unknown(ana, {"use", "modules", "bins"}, f"{p}: [analyses]")
+    bins = ana.get("bins", 30)
+    if not isinstance(bins, int) or not 2 <= bins <= 1000:
+        raise UserError(f"{p}: [analyses] bins must be an integer in 2..1000, got {bins!r}")
+    metrics = _table(raw, "metrics", p)
+    _unknown(metrics, _METRIC_KEYS, f"{p}: [metrics]")
+    gates_raw = raw.get("gates", [])
+    if not isinstance(gates_raw, list) or not all(isinstance(g, str) for g in gates_raw):
+        raise UserError(f'{p}: gates must be a list of strings, e.g. gates = ["auc_high <= 0.65"]')
+    gates = [parse_gate(g, f"{p}: gates[{i}]") for i, g in enumerate(gates_raw)]
+    return Suite(
+        path=p,
+        name=name,
+        reference_file=ref_file,
+        reference_simulate=ref_sim,
+        simulate_kind=sim_kind,
+        floor_file=floor,
+        candidate_n=n,
+        candidate_seed=int(cand.get("seed", 0)),
+        analyses=[str(a) for a in ana.get("use", [])],
+        modules=[str(m) for m in ana.get("modules", [])],
+        bins=bins,
+        metrics=dict(metrics),
+        gates=gates,
+        raw=raw,
+    )
+
+
+def function_gate_names(gates: list[Gate]) -> list[tuple[int, Gate]]:
+    return [(i, g) for i, g in enumerate(gates) if g.metric in HISTOGRAM_FUNCTIONS]
