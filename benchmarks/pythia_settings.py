@@ -4,8 +4,8 @@ Generates g and t jets (800-1600 GeV, R = 0.8, 30 particles) with a baseline Pyt
 configuration twice (two seeds: reference and a same-settings candidate, i.e. the floor) and with
 one setting changed at a time (MPI off, the ATLAS A14 tune, a higher PhaseSpace:pTHatMin),
 recording the CPU seconds per jet of every campaign. Each candidate is then validated against the
-baseline reference with ``showerforge validate run`` (suite ``benchmarks/suites/jets_pythia.toml``)
-and a markdown table is printed.
+baseline reference with ``showerforge validate run`` (one suite per jet type, written into
+``--out``; the history in ``--out/history.db``) and a markdown table is printed.
 
     python benchmarks/pythia_settings.py --out /data/pycfg --n 2500 [--simulate-only]
 
@@ -64,6 +64,62 @@ def simulate(out: Path, n: int, seed: int, types: str) -> dict:
     return cpu
 
 
+SUITE = """name = "pythia-{jet_type}"
+gates = [
+    "w1m_ratio <= 3",
+    'chi2_ndf("jet_mass") <= 4',
+    'chi2_ndf("multiplicity") <= 4',
+    'chi2_ndf("tau21") <= 4',
+    'chi2_ndf("tau32") <= 4',
+]
+
+[reference]
+file = "{reference}:{jet_type}"
+
+[analyses]
+use = ["jet_substructure", "jet_particles"]
+
+[metrics]
+quick = true
+"""
+
+COLUMNS = ["jet_mass", "multiplicity", "tau21", "tau32", "pt_rel"]
+
+
+def validate(out: Path, cpu: dict, types: str) -> str:
+    rows = [
+        "| type | settings | CPU ms/jet | CPU vs baseline | W1M / floor | "
+        + " | ".join(f"chi2/ndf {c}" for c in COLUMNS)
+        + " | gates |",
+        "|---" * (5 + len(COLUMNS)) + "|",
+    ]
+    base_ms = 1e3 * cpu["baseline"]["cpu_s"] / cpu["baseline"]["n_jets"]
+    for jet_type in types.split(","):
+        suite = out / f"suite_{jet_type}.toml"
+        suite.write_text(SUITE.format(jet_type=jet_type, reference=out / "baseline.h5"))
+        for label, _ in CONFIGS[1:]:
+            target = out / "validation" / jet_type / label
+            if not (target / "result.json").is_file():
+                cmd = [
+                    sys.executable, "-m", "showerforge", "validate", "run", "--suite", str(suite),
+                    "--candidate", str(out / f"{label}.h5"), "--label", label, "--store", str(out / "history.db"),
+                    "-o", str(target), "--replace",
+                ]  # fmt: skip
+                code = subprocess.run(cmd).returncode
+                if code not in (0, 1):
+                    raise SystemExit(f"validate run failed for {label} ({jet_type}), exit {code}")
+            res = json.loads((target / "result.json").read_text())
+            ms = 1e3 * cpu[label]["cpu_s"] / cpu[label]["n_jets"]
+            chi = [res["histograms"][c]["chi2_ndf"] for c in COLUMNS]
+            failed = [g["expr"] for g in res["gates"] if not g["passed"]]
+            rows.append(
+                f"| {jet_type} | {label} | {ms:.1f} | {ms / base_ms:.2f} | {res['metrics']['w1m_ratio']['value']:.2f} | "
+                + " | ".join(f"{c:.2f}" for c in chi)
+                + f" | {'pass' if not failed else 'FAIL: ' + '; '.join(failed)} |"
+            )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -77,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     simulate(args.out, args.n, args.seed, args.types)
     if args.simulate_only:
         return 0
+    cpu = json.loads((args.out / "cpu.json").read_text())
+    print(validate(args.out, cpu, args.types))
     return 0
 
 

@@ -183,7 +183,11 @@ def calo_shapes(sample: ShowerSample) -> list[Observable]:
     f = sample.features
     obs = []
     for i in range(f["center_r"].shape[1]):
-        for key, label in (("center_r", "<r> [mm]"), ("width_r", "sigma_r [mm]"), ("sparsity", "fraction of hit voxels")):
+        for key, label in (
+            ("center_r", "<r> [mm]"),
+            ("width_r", "sigma_r [mm]"),
+            ("sparsity", "fraction of hit voxels"),
+        ):
             v = f[key][:, i]
             if np.any(np.isfinite(v)):
                 obs.append(Observable(f"{key}_{i}", v, f"{key.replace('_', ' ')} in layer {i}", label))
@@ -195,7 +199,11 @@ def calo_profiles(sample: ShowerSample) -> list[Observable]:
     return [
         Observable("longitudinal_profile", le, "mean energy per layer", "layer", profile=True),
         Observable(
-            "radial_profile", sample.radial_energy, "mean energy per radial bin (all layers)", "radial bin", profile=True
+            "radial_profile",
+            sample.radial_energy,
+            "mean energy per radial bin (all layers)",
+            "radial bin",
+            profile=True,
         ),
     ]
 
@@ -210,9 +218,7 @@ def jet_substructure(sample: JetSample) -> list[Observable]:
     taus = tau_ratios(nsubjettiness(sample.particle_features, 3))
     return [
         Observable("jet_mass", relative_jet_mass(sample.particle_features), "relative jet mass", "m_jet / pT_jet"),
-        Observable(
-            "multiplicity", sample.mask.sum(axis=1), "constituents kept", "constituents", integer=True
-        ),
+        Observable("multiplicity", sample.mask.sum(axis=1), "constituents kept", "constituents", integer=True),
         Observable("tau21", taus["tau21"], "N-subjettiness ratio tau2/tau1", "tau_21", edges=np.linspace(0, 1.2, 31)),
         Observable("tau32", taus["tau32"], "N-subjettiness ratio tau3/tau2", "tau_32", edges=np.linspace(0, 1.2, 31)),
     ]

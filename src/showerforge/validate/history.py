@@ -10,7 +10,10 @@ from showerforge.errors import UserError
 from showerforge.validate.histograms import Hist1D, compare
 from showerforge.validate.store import HistoryStore, RunRecord
 
-__all__ = ["HistogramChange", "compare_histograms", "compare_versions", "format_changes", "format_history"]
+#: change of chi2/ndf against the reference that counts as worse / better
+CHANGE = 1.0
+
+__all__ = ["CHANGE", "HistogramChange", "compare_histograms", "compare_versions", "format_changes", "format_history"]
 
 
 def _num(v: Any, spec: str = ".4g") -> str:
@@ -59,7 +62,9 @@ class HistogramChange:
         name: histogram name.
         chi2_ndf: chi2/ndf between the two versions' histograms (both statistical errors).
         ref_a, ref_b: chi2/ndf of each version against the reference (None when unknown).
-        direction: ``worse`` (b further from the reference than a), ``better`` or ``-``.
+        direction: ``worse`` when b's chi2/ndf against the reference exceeds a's by more than
+            :data:`CHANGE` (one unit: beyond the spread of chi2/ndf for a few tens of bins),
+            ``better`` when it fell by more, ``same`` in between, ``-`` when unknown.
     """
 
     name: str
@@ -71,12 +76,16 @@ class HistogramChange:
     def direction(self) -> str:
         if self.ref_a is None or self.ref_b is None:
             return "-"
-        return "worse" if self.ref_b > self.ref_a else "better"
+        if self.ref_b > self.ref_a + CHANGE:
+            return "worse"
+        return "better" if self.ref_b < self.ref_a - CHANGE else "same"
 
 
-def compare_histograms(a: dict[str, Hist1D], b: dict[str, Hist1D], ref: dict[str, Hist1D] | None = None) -> list[HistogramChange]:
-    """Histograms of both sets ranked by chi2/ndf between them: the broken ones first (those that
-    moved away from the reference before those that moved towards it)."""
+def compare_histograms(
+    a: dict[str, Hist1D], b: dict[str, Hist1D], ref: dict[str, Hist1D] | None = None
+) -> list[HistogramChange]:
+    """Histograms of both sets ranked by chi2/ndf between them, those that moved away from the
+    reference (``worse``) first: what broke heads the list."""
     common = [n for n in a if n in b]
     if not common:
         raise UserError("the two versions have no histogram in common")
@@ -90,7 +99,9 @@ def compare_histograms(a: dict[str, Hist1D], b: dict[str, Hist1D], ref: dict[str
     return sorted(out, key=lambda h: (h.direction != "worse", -(h.chi2_ndf or 0.0)))
 
 
-def compare_versions(store: HistoryStore, suite: str, a: str, b: str) -> tuple[list[HistogramChange], list[tuple[str, Any, Any]]]:
+def compare_versions(
+    store: HistoryStore, suite: str, a: str, b: str
+) -> tuple[list[HistogramChange], list[tuple[str, Any, Any]]]:
     """(histogram changes ranked, metric rows (name, value in a, value in b)) between two labels."""
     ra, rb = store.get(suite, a), store.get(suite, b)
     ha = {n: h["candidate"] for n, h in ra.histograms.items()}
@@ -102,7 +113,9 @@ def compare_versions(store: HistoryStore, suite: str, a: str, b: str) -> tuple[l
     return changes, metrics
 
 
-def format_changes(changes: list[HistogramChange], metrics: list[tuple[str, Any, Any]], a: str, b: str, top: int = 15) -> str:
+def format_changes(
+    changes: list[HistogramChange], metrics: list[tuple[str, Any, Any]], a: str, b: str, top: int = 15
+) -> str:
     """Plain text of :func:`compare_versions`."""
     lines = [f"histograms that changed most from {a} to {b} (chi2/ndf between the versions; vs reference):"]
     width = max([len(c.name) for c in changes[:top]] + [9])

@@ -152,7 +152,12 @@ def render_run_page(record: RunRecord, plots: dict[str, str], files: list[str]) 
     from showerforge.evaluation.html import PAGE_LOAD_CHECK, PAGE_STYLE, render_template
 
     gates = [
-        {**g, "value_s": _num(g.get("value")), "error_s": _num(g.get("error"), ".2g"), "cls": "ok" if g["passed"] else "bad"}
+        {
+            **g,
+            "value_s": _num(g.get("value")),
+            "error_s": _num(g.get("error"), ".2g"),
+            "cls": "ok" if g["passed"] else "bad",
+        }
         for g in record.gates
     ]
     metrics = [

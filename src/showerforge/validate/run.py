@@ -70,15 +70,24 @@ def default_store(suite: Suite) -> Path:
 # ----------------------------------------------------------------------------- inputs
 
 
-def _reference(suite: Suite, say: Say) -> Path:
+def _split(spec: str | Path) -> tuple[Path, str | None]:
+    """``FILE.h5`` or ``FILE.h5:TYPE`` (a jet type) -> (file, type)."""
+    from showerforge.data.jetnet import parse_spec
+
+    return parse_spec(str(spec))
+
+
+def _reference(suite: Suite, say: Say) -> str:
+    """The reference spec (``FILE`` or ``FILE:TYPE``), simulated first if the suite says so."""
     if suite.reference_file is not None:
-        if not suite.reference_file.is_file():
-            raise UserError(f"{suite.path}: [reference] file {suite.reference_file}: no such file")
-        return suite.reference_file
+        path, _ = _split(suite.reference_file)
+        if not path.is_file():
+            raise UserError(f"{suite.path}: [reference] file {path}: no such file")
+        return str(suite.reference_file)
     target = suite.reference_cache()
     if target.is_file():
         say(f"reference: cached simulation {target}")
-        return target
+        return str(target)
     opts = dict(suite.reference_simulate or {})
     say(f"reference: simulating once with {opts} (cached as {target})")
     if suite.simulate_kind == "jets":
@@ -86,16 +95,16 @@ def _reference(suite: Suite, say: Say) -> Path:
 
         if "pt_gev" in opts:
             opts["pt_gev"] = tuple(opts["pt_gev"])
-        return simulate_jets(output=target, on_status=say, **opts)
+        return str(simulate_jets(output=target, on_status=say, **opts))
     from showerforge.api import simulate_showers
 
-    return Path(simulate_showers(output=target, on_status=say, **opts))
+    return str(simulate_showers(output=target, on_status=say, **opts))
 
 
-def _kind_of(path: Path | str) -> str:
+def _kind_of(spec: Path | str) -> str:
     from showerforge.data.formats import detect_format
 
-    return "jets" if detect_format(str(path)) == "jets" else "showers"
+    return "jets" if detect_format(str(_split(spec)[0])) == "jets" else "showers"
 
 
 def _analyses(suite: Suite, kind: str) -> dict[str, Analysis]:
@@ -137,57 +146,84 @@ def _attrs(path: Path) -> dict[str, Any]:
         return {k: (v if not isinstance(v, str) or len(v) < 4000 else v[:4000] + "...") for k, v in out.items()}
 
 
-def _identity(path: Path, role: str) -> dict[str, Any]:
+def _identity(spec: str | Path, role: str) -> dict[str, Any]:
     from showerforge.training.checkpoint import file_sha256
 
-    return {"role": role, "type": "file", "path": str(path), "sha256": file_sha256(path), "attrs": _attrs(path)}
+    path, jet_type = _split(spec)
+    out = {"role": role, "type": "file", "path": str(path), "sha256": file_sha256(path), "attrs": _attrs(path)}
+    return out | ({"jet_type": jet_type} if jet_type else {})
 
 
-def _candidate(spec: str, kind: str, ref: Any, suite: Suite, out: Path, say: Say) -> tuple[Path, dict[str, Any]]:
-    """The candidate file (generated into ``out`` for a model) and its identity."""
-    p = Path(spec)
+@dataclass
+class _Candidate:
+    spec: str
+    identity: dict[str, Any]
+    checkpoint: Path | None = None
+
+
+def _resolve_candidate(spec: str, kind: str, ref_spec: str) -> _Candidate:
+    """A candidate file (``FILE`` / ``FILE:TYPE``) or a model's checkpoint, checked (nothing sampled)."""
+    p, jet_type = _split(spec)
     if p.is_file() and p.suffix in (".h5", ".hdf5"):
         ck = _kind_of(p)
         if ck != kind:
             raise UserError(f"--candidate {spec}: holds {ck}, the suite's reference holds {kind}")
-        return p, _identity(p, "candidate")
+        ref_type = _split(ref_spec)[1]
+        if kind == "jets" and jet_type is None and ref_type is not None:
+            spec = f"{p}:{ref_type}"  # the reference's jet type, from a file of several types
+        return _Candidate(spec, _identity(spec, "candidate"))
     from showerforge.generate.pretrained import resolve_model
     from showerforge.training.checkpoint import file_sha256, read_checkpoint
 
     try:
         ckpt = resolve_model(spec)
+        meta = read_checkpoint(ckpt)
     except UserError as err:
         raise UserError(
             f"--candidate {spec}: not a shower/jet file, a run folder or a shipped model ({str(err).splitlines()[0]})"
         ) from None
-    meta = read_checkpoint(ckpt)
     mkind = "jets" if meta.get("data_kind") == "jet-set" else "showers"
     if mkind != kind:
         raise UserError(f"--candidate {spec}: a {mkind} model, the suite's reference holds {kind}")
+    identity = {
+        "role": "candidate",
+        "type": "model",
+        "model_spec": str(spec),
+        "checkpoint": str(ckpt),
+        "checkpoint_sha256": file_sha256(ckpt),
+        "model": str(meta.get("model_name", "")),
+        "model_config": meta.get("model_config", {}),
+        "epoch": meta.get("epoch"),
+        "training_data_sha256": meta.get("provenance", {}).get("sha256")
+        if isinstance(meta.get("provenance"), dict)
+        else None,
+        "showerforge_version": str(meta.get("showerforge_version", "")),
+    }
+    return _Candidate(str(spec), identity, ckpt)
+
+
+def _sample(cand: _Candidate, kind: str, ref: Any, suite: Suite, out: Path, say: Say) -> _Candidate:
+    """Sample a model candidate into ``out/candidate.h5`` (at the reference's energies / jet types)."""
+    if cand.checkpoint is None:
+        return cand
     target = out / "candidate.h5"
     n = suite.candidate_n or len(ref)
-    say(f"candidate: sampling {n} {kind} from {ckpt} (seed {suite.candidate_seed})")
+    say(f"candidate: sampling {n} {kind} from {cand.checkpoint} (seed {suite.candidate_seed})")
     if kind == "jets":
         from showerforge.data.jetnet import JET_TYPES
         from showerforge.generate.jets import generate_jets
 
         types = [JET_TYPES[int(t)] for t in np.unique(ref.jet_type)]
-        generate_jets(ckpt, types, max(1, n // len(types)), target, seed=suite.candidate_seed, progress=None)
+        generate_jets(cand.checkpoint, types, max(1, n // len(types)), target, seed=suite.candidate_seed, progress=None)
     else:
         from showerforge.generate.showers import generate_showers
 
         inc = ref.features["incident_energy"]
         reps = int(math.ceil(n / len(inc)))
-        generate_showers(ckpt, np.tile(inc, reps)[:n], target, seed=suite.candidate_seed, progress=None)
-    identity = _identity(target, "candidate")
-    identity.update(
-        type="model",
-        model_spec=str(spec),
-        checkpoint=str(ckpt),
-        checkpoint_sha256=file_sha256(ckpt),
-        model=str(meta.get("model", meta.get("config", {}).get("model", ""))),
-    )
-    return target, identity
+        generate_showers(cand.checkpoint, np.tile(inc, reps)[:n], target, seed=suite.candidate_seed, progress=None)
+    file_id = _identity(target, "candidate")
+    identity = cand.identity | {"path": file_id["path"], "sha256": file_id["sha256"], "attrs": file_id["attrs"]}
+    return _Candidate(str(target), identity, cand.checkpoint)
 
 
 # ----------------------------------------------------------------------------- comparison
@@ -199,7 +235,9 @@ def _compare_all(
     out: dict[str, dict[str, Any]] = {}
     for name, (analysis, ro) in ref_obs.items():
         if name not in cand_obs:
-            raise UserError(f"analysis {analysis!r}: observable {name!r} booked for the reference but not the candidate")
+            raise UserError(
+                f"analysis {analysis!r}: observable {name!r} booked for the reference but not the candidate"
+            )
         co = cand_obs[name][1]
         hr, hc = book(analysis, ro, co, bins)
         assert hc is not None
@@ -267,7 +305,7 @@ def _jet_metrics(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _evaluation(suite: Suite, kind: str, ref: Path, cand: Path, out: Path, say: Say) -> dict[str, dict[str, Any]]:
+def _evaluation(suite: Suite, kind: str, ref: str, cand: str, out: Path, say: Say) -> dict[str, dict[str, Any]]:
     opts = suite.metrics
     seed = int(opts.get("seed", 0))
     say("evaluation metrics (showerforge evaluate) ...")
@@ -377,18 +415,20 @@ def validate_run(
         )
     out = Path(output) if output is not None else s.base / "validation" / s.name / str(label)
     if s.reference_file is not None:
-        check_not_input(out, s.reference_file)
-    check_writable_dir(out)
+        check_not_input(out, _split(s.reference_file)[0])
     ref_path = _reference(s, say)
     kind = _kind_of(ref_path)
     s.check_gates(kind)
     analyses = _analyses(s, kind)
+    cand_in = _resolve_candidate(str(candidate), kind, ref_path)
     max_events = s.metrics.get("max_samples")
     say(f"reference: {ref_path} ({kind})")
     ref = _read(ref_path, kind, max_events)
     ref_obs = run_analyses(analyses, ref)
     _check_function_gates(s, ref_obs)
-    cand_path, identity = _candidate(str(candidate), kind, ref, s, out, say)
+    check_writable_dir(out)
+    cand_run = _sample(cand_in, kind, ref, s, out, say)
+    cand_path, identity = cand_run.spec, cand_run.identity
     cand = _read(cand_path, kind, max_events)
     cand_obs = run_analyses(analyses, cand)
     hists = _compare_all(ref_obs, cand_obs, s.bins)

@@ -164,7 +164,7 @@ def _reference(raw: dict[str, Any], path: Path) -> tuple[Path | None, dict[str, 
     _unknown(ref, {"file", "simulate", "kind", "floor_file"}, f"{path}: [reference]")
     file, sim = ref.get("file"), ref.get("simulate")
     if (file is None) == (sim is None):
-        raise UserError(f"{path}: [reference] needs exactly one of file = \"REF.h5\" or simulate = {{...}}")
+        raise UserError(f'{path}: [reference] needs exactly one of file = "REF.h5" or simulate = {{...}}')
     floor = ref.get("floor_file")
     floor_path = (path.parent / str(floor)) if floor is not None else None
     if file is not None:
