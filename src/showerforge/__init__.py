@@ -7,7 +7,7 @@ light)::
 
     import showerforge as sf
     sf.simulate_showers(...), sf.simulate_jets(...), sf.train(...), sf.distill(...), sf.load(...), sf.evaluate(...)
-    sf.export_onnx(...)
+    sf.export_onnx(...), sf.validate_run(...), sf.validation_history(...)
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ __all__ = [
     "evaluate",
     "shipped_models",
     "export_onnx",
+    "validate_run",
+    "validation_history",
 ]
 
-_API = {"simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate", "shipped_models", "export_onnx"}
+_API = set(__all__) - {"__version__"}
 
 
 def __getattr__(name: str) -> Any:

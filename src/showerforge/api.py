@@ -19,7 +19,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate", "shipped_models", "export_onnx"]
+__all__ = [
+    "simulate_showers",
+    "simulate_jets",
+    "train",
+    "distill",
+    "load",
+    "evaluate",
+    "shipped_models",
+    "export_onnx",
+    "validate_run",
+    "validation_history",
+]
 
 
 def simulate_showers(
@@ -346,3 +357,41 @@ def evaluate(
     return evaluate_files(
         reference, candidate, out, quick=quick, seed=seed, plots=plots, max_showers=max_samples, **options
     )
+
+
+def validate_run(
+    suite: str | Path,
+    candidate: str | Path,
+    label: str,
+    *,
+    store: str | Path | None = None,
+    output: str | Path | None = None,
+    replace: bool = False,
+) -> Any:
+    """Validate one version against a suite (``showerforge validate run``; see docs/validation.md).
+
+    Args:
+        suite: suite file (TOML): reference, analyses, metrics, gates.
+        candidate: a shower/jet file, a training run folder, a checkpoint or a shipped model name.
+        label: version label, unique in the suite's history.
+        store: history database path or SQLAlchemy URL (default ``validation.db`` beside the suite).
+        output: folder for the page and files (default ``validation/<suite>/<label>`` beside it).
+        replace: overwrite an earlier run with the same label.
+
+    Returns:
+        A :class:`showerforge.validate.run.ValidationResult`: ``.passed``, ``.exit_code``,
+        ``.record`` (gates, metrics, histograms, identity), ``.output``.
+    """
+    from showerforge.validate.run import validate_run as _run
+
+    return _run(suite, candidate, label, store=store, output=output, replace=replace)
+
+
+def validation_history(suite: str | Path, *, store: str | Path | None = None) -> list[Any]:
+    """Every recorded run of a suite, oldest first (:class:`showerforge.validate.store.RunRecord`)."""
+    from showerforge.validate.run import default_store
+    from showerforge.validate.store import open_store
+    from showerforge.validate.suite import load_suite
+
+    s = load_suite(suite)
+    return open_store(store if store is not None else default_store(s)).runs_of(s.name, histograms=True)

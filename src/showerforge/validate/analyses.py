@@ -214,8 +214,10 @@ def calo_profiles(sample: ShowerSample) -> list[Observable]:
 def jet_substructure(sample: JetSample) -> list[Observable]:
     from showerforge.evaluation.jets.metrics import relative_jet_mass
     from showerforge.evaluation.jets.nsubjettiness import nsubjettiness, tau_ratios
+    from showerforge.simulate.calo_g4 import quiet_stdout
 
-    taus = tau_ratios(nsubjettiness(sample.particle_features, 3))
+    with quiet_stdout():  # FastJet prints its banner on the first clustering
+        taus = tau_ratios(nsubjettiness(sample.particle_features, 3))
     return [
         Observable("jet_mass", relative_jet_mass(sample.particle_features), "relative jet mass", "m_jet / pT_jet"),
         Observable("multiplicity", sample.mask.sum(axis=1), "constituents kept", "constituents", integer=True),

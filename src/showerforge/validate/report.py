@@ -205,6 +205,8 @@ _RUN_TEMPLATE = """<!DOCTYPE html>
 <p>suite <b>{{ r.suite }}</b>, {{ r.created }}<br>
 candidate: <code>{{ cand_desc }}</code><br>
 reference: <code>{{ ref_desc }}</code></p>
+{% for note in r.reference.get("notes", []) %}<p class="warn small">note: {{ note }}</p>
+{% endfor %}
 <h2>Gates</h2>
 <table><tr><th>gate</th><th>value</th><th>uncertainty</th><th>verdict</th></tr>
 {% for g in gates %}<tr class="{{ g.cls }}"><td><code>{{ g.expr }}</code></td><td>{{ g.value_s }}</td><td>{{ g.error_s }}</td><td>{{ 'pass' if g.passed else 'FAIL' }}</td></tr>

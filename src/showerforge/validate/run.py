@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -433,8 +434,14 @@ def validate_run(
     cand_obs = run_analyses(analyses, cand)
     hists = _compare_all(ref_obs, cand_obs, s.bins)
     metrics = _aggregates(hists)
+    notes: list[str] = []
     if s.evaluate:
-        metrics.update(_evaluation(s, kind, ref_path, cand_path, out / "evaluation", say))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            metrics.update(_evaluation(s, kind, ref_path, cand_path, out / "evaluation", say))
+        notes = sorted({str(w.message).splitlines()[0] for w in caught if issubclass(w.category, UserWarning)})
+        for note in notes:
+            say(f"note: {note}")
     gates = evaluate_gates(s.gates, metrics, hists)
     passed = all(g["passed"] for g in gates)
     record = RunRecord(
@@ -443,7 +450,7 @@ def validate_run(
         created=now_utc(),
         verdict="pass" if passed else "fail",
         candidate=identity | {"n_events": len(cand)},
-        reference=_identity(ref_path, "reference") | {"n_events": len(ref), "kind": kind},
+        reference=_identity(ref_path, "reference") | {"n_events": len(ref), "kind": kind, "notes": notes},
         metrics=metrics,
         gates=gates,
         histograms=hists,
