@@ -48,7 +48,9 @@ def _run(*args: str) -> tuple[int, str, str]:
 
 
 def _validate(d: Path, cand: str, label: str, *extra: str) -> tuple[int, str, str]:
-    return _run("validate", "run", "--suite", str(d / "suite.toml"), "--candidate", str(d / cand), "--label", label, *extra)
+    return _run(
+        "validate", "run", "--suite", str(d / "suite.toml"), "--candidate", str(d / cand), "--label", label, *extra
+    )
 
 
 def test_versions_pass_fail_history_compare_dashboard(toy: Path, tmp_path: Path) -> None:
@@ -134,11 +136,14 @@ BAD_SUITES = {
         "needs the evaluation metrics",
     ),
     "histogram not booked": (
-        "gates = ['chi2_ndf(\"etot_over_eninc\") <= 4']\n[reference]\nfile = \"ref.h5\"\n[metrics]\nenabled = false\n",
+        'gates = [\'chi2_ndf("etot_over_eninc") <= 4\']\n[reference]\nfile = "ref.h5"\n[metrics]\nenabled = false\n',
         "no histogram 'etot_over_eninc' is booked",
     ),
     "missing reference": ('[reference]\nfile = "nope.h5"\n', "no such file"),
-    "unknown analysis": ('[reference]\nfile = "ref.h5"\n[analyses]\nuse = ["jet_substructure"]\n', "is a jets analysis"),
+    "unknown analysis": (
+        '[reference]\nfile = "ref.h5"\n[analyses]\nuse = ["jet_substructure"]\n',
+        "is a jets analysis",
+    ),
     "missing module": ('[reference]\nfile = "ref.h5"\n[analyses]\nmodules = ["mine.py:f"]\n', "no file"),
 }
 
@@ -182,7 +187,11 @@ def test_a_jet_file_against_a_shower_suite(toy: Path, tmp_path: Path) -> None:
     pf[:, :5] = [0.01, 0.02, 0.2, 1.0]
     jets = write_jets(
         tmp_path / "jets.h5",
-        {"particle_features": pf, "jet_features": rng.random((10, 4)).astype(np.float32), "jet_type": np.zeros(10, np.int8)},
+        {
+            "particle_features": pf,
+            "jet_features": rng.random((10, 4)).astype(np.float32),
+            "jet_type": np.zeros(10, np.int8),
+        },
     )
     code, _, err = _validate(toy, str(jets), "v1", "--store", str(tmp_path / "h.db"), "-o", str(tmp_path / "o"))
     assert code == 2 and "holds jets, the suite's reference holds showers" in err

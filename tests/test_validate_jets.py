@@ -58,6 +58,10 @@ def test_a_stretched_jet_fails_on_mass_not_on_tau_ratios(jets: Path) -> None:
     runs = sf.validation_history(jets / "suite.toml")
     assert [(r.label, r.verdict) for r in runs] == [("same", "pass"), ("wide", "fail")]
     hm = runs[1].histograms["jet_mass"]
-    ref_mean = np.average(0.5 * (hm["reference"].edges[1:] + hm["reference"].edges[:-1]), weights=hm["reference"].values)
-    cand_mean = np.average(0.5 * (hm["candidate"].edges[1:] + hm["candidate"].edges[:-1]), weights=hm["candidate"].values)
+    ref_mean = np.average(
+        0.5 * (hm["reference"].edges[1:] + hm["reference"].edges[:-1]), weights=hm["reference"].values
+    )
+    cand_mean = np.average(
+        0.5 * (hm["candidate"].edges[1:] + hm["candidate"].edges[:-1]), weights=hm["candidate"].values
+    )
     assert cand_mean > 1.15 * ref_mean

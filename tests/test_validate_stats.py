@@ -43,7 +43,10 @@ def test_chi2_closed_form_two_bins() -> None:
 
 def test_same_parent_gives_chi2_ndf_near_one() -> None:
     edges = reference_edges(_gauss(20000, 0), 20)
-    values = [compare(fill("x", _gauss(20000, s), edges), fill("x", _gauss(20000, s + 100), edges)).chi2_ndf for s in range(20)]
+    values = [
+        compare(fill("x", _gauss(20000, s), edges), fill("x", _gauss(20000, s + 100), edges)).chi2_ndf
+        for s in range(20)
+    ]
     assert 0.8 < float(np.mean(values)) < 1.2  # type: ignore[arg-type]
 
 
@@ -92,7 +95,13 @@ def test_a_gate_exactly_at_its_threshold_passes() -> None:
 
 def test_gate_grammar() -> None:
     g = parse_gate('chi2_ndf("etot_over_einc") <= 4')
-    assert (g.metric, g.histogram, g.op, g.threshold, g.key) == ("chi2_ndf", "etot_over_einc", "<=", 4.0, "chi2_ndf(etot_over_einc)")
+    assert (g.metric, g.histogram, g.op, g.threshold, g.key) == (
+        "chi2_ndf",
+        "etot_over_einc",
+        "<=",
+        4.0,
+        "chi2_ndf(etot_over_einc)",
+    )
     assert parse_gate("w1m_ratio<=3e0").threshold == 3.0
     for bad in ("auc_high", "auc_high == 0.6", "import os", 'auc_high("x") <= 1', "chi2_ndf <= 4", "auc <= inf"):
         with pytest.raises(UserError, match="gate"):
@@ -122,7 +131,17 @@ def _record(label: str, auc: float) -> RunRecord:
         candidate={"type": "file", "sha256": "ab" * 32},
         reference={"type": "file"},
         metrics={"auc_high": {"value": auc, "error": 0.01, "floor": 0.51}},
-        gates=[{"expr": "auc_high <= 0.65", "key": "auc_high", "value": auc, "error": 0.01, "op": "<=", "threshold": 0.65, "passed": True}],
+        gates=[
+            {
+                "expr": "auc_high <= 0.65",
+                "key": "auc_high",
+                "value": auc,
+                "error": 0.01,
+                "op": "<=",
+                "threshold": 0.65,
+                "passed": True,
+            }
+        ],
         histograms={"e": {"candidate": h, "reference": h, "comparison": compare(h, h).to_dict()}},
     )
 
