@@ -120,7 +120,7 @@ def validate(out: Path, cpu: dict, reference: Path) -> str:
         auc = [f"{m[k]['value']:.3f} ± {m[k]['error']:.3f}" for k in ("auc_high", "auc_low")]
         rows.append(
             f"| {label} | {s:.3f} | {s / base:.2f} | {auc[0]} | {auc[1]} | "
-            + " | ".join(f"{c:.2f}" for c in chi)
+            + " | ".join("-" if c is None else f"{c:.2f}" for c in chi)
             + f" | {m['chi2_ndf_mean']['value']:.2f} | {'pass' if not failed else 'FAIL: ' + '; '.join(failed)} |"
         )
     floor = f"floor (reference halves): AUC high {m['auc_high']['floor']:.3f}, AUC low {m['auc_low']['floor']:.3f}"

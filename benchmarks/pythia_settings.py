@@ -114,7 +114,7 @@ def validate(out: Path, cpu: dict, types: str) -> str:
             failed = [g["expr"] for g in res["gates"] if not g["passed"]]
             rows.append(
                 f"| {jet_type} | {label} | {ms:.1f} | {ms / base_ms:.2f} | {res['metrics']['w1m_ratio']['value']:.2f} | "
-                + " | ".join(f"{c:.2f}" for c in chi)
+                + " | ".join("-" if c is None else f"{c:.2f}" for c in chi)
                 + f" | {'pass' if not failed else 'FAIL: ' + '; '.join(failed)} |"
             )
     return "\n".join(rows)

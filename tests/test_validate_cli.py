@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +92,7 @@ def test_versions_pass_fail_history_compare_dashboard(toy: Path, tmp_path: Path)
     code, out, _ = _run(
         "validate", "compare", str(v1 / "histograms.root"), str(toy / "validation/toy/v2/histograms.yoda"), "--top", "2"
     )
-    assert code == 0 and "candidate/radial_profile" in out
+    assert code == 0 and "radial_profile" in out and "A = " in out
 
     # the result file holds every gate and histogram comparison
     result = json.loads((v1 / "result.json").read_text())
@@ -195,3 +197,98 @@ def test_a_jet_file_against_a_shower_suite(toy: Path, tmp_path: Path) -> None:
     )
     code, _, err = _validate(toy, str(jets), "v1", "--store", str(tmp_path / "h.db"), "-o", str(tmp_path / "o"))
     assert code == 2 and "holds jets, the suite's reference holds showers" in err
+
+
+MORE_BAD_SUITES = {
+    "seed not an integer": ('[reference]\nfile = "ref.h5"\n[candidate]\nseed = "one"\n', "seed must be an integer"),
+    "enabled as a string": ('[reference]\nfile = "ref.h5"\n[metrics]\nenabled = "false"\n', "must be true or false"),
+    "classifier typo": (
+        '[reference]\nfile = "ref.h5"\n[metrics]\nclassifiers = ["hgh_level"]\n',
+        "unknown ['hgh_level']",
+    ),
+    "use as a string": ('[reference]\nfile = "ref.h5"\n[analyses]\nuse = "calo_energy"\n', "must be a list of strings"),
+    "max_samples negative": (
+        '[reference]\nfile = "ref.h5"\n[metrics]\nmax_samples = -1\n',
+        "max_samples must be an integer >= 4",
+    ),
+    "missing floor file": ('[reference]\nfile = "ref.h5"\nfloor_file = "nofloor.h5"\n', "floor_file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MORE_BAD_SUITES))
+def test_suite_values_of_the_wrong_type(toy: Path, tmp_path: Path, case: str) -> None:
+    text, expected = MORE_BAD_SUITES[case]
+    suite = toy / f"typed_{re.sub(r'[^a-z]', '_', case)}.toml"
+    suite.write_text(text)
+    code, _, err = _run("validate", "run", "--suite", str(suite), "--candidate", str(toy / "same.h5"), "--label", "v1",
+                        "--store", str(tmp_path / "h.db"), "-o", str(tmp_path / "out"))  # fmt: skip
+    assert code == 2 and expected in err.splitlines()[-1] and "Traceback" not in err, err
+    assert not (tmp_path / "h.db").exists() and not (tmp_path / "out").exists()
+
+
+def test_inputs_checked_before_any_work(toy: Path, tmp_path: Path) -> None:
+    # a binary file as the suite
+    code, _, err = _run("validate", "run", "--suite", str(toy / "ref.h5"), "--candidate", "x", "--label", "v1")
+    assert code == 2 and "not a text (TOML) file" in err
+    # a candidate with NaN voxels, and one of another readout
+    inc, x = _showers(50, 9)
+    x[3, 7] = np.nan
+    write_showers(tmp_path / "nan.h5", inc, x, MINI)
+    code, _, err = _validate(toy, str(tmp_path / "nan.h5"), "v1", "--store", str(tmp_path / "h.db"))
+    assert code == 2 and "nan.h5" in err and "finite" in err.splitlines()[-1]
+    from showerforge.geometry import PRESETS
+
+    ds2 = PRESETS["ds2"]
+    write_showers(tmp_path / "ds2.h5", np.full(4, 1e4), np.ones((4, ds2.n_voxels), np.float32), ds2)
+    code, _, err = _validate(toy, str(tmp_path / "ds2.h5"), "v1", "--store", str(tmp_path / "h.db"))
+    assert code == 2 and "readout ds2 (6480 voxels), the suite's reference has mini (576 voxels)" in err
+    # a read-only history fails before the work, an output folder holding other files is refused
+    db = tmp_path / "ro.db"
+    assert _validate(toy, "same.h5", "v1", "--store", str(db), "-o", str(tmp_path / "o1"))[0] == 0
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
+    code, _, err = _validate(toy, "same.h5", "v2", "--store", read_only, "-o", str(tmp_path / "o2"))
+    assert code == 2 and "read-only" in err and not (tmp_path / "o2").exists()
+
+
+def test_output_folder_of_other_files_is_refused(toy: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("my page")
+    code, _, err = _validate(toy, "same.h5", "v1", "--store", str(tmp_path / "h.db"), "-o", str(mine))
+    assert code == 2 and "holds other files" in err and (mine / "index.html").read_text() == "my page"
+
+
+def test_a_failed_replace_keeps_the_recorded_page(toy: Path, tmp_path: Path) -> None:
+    """The page moves into place only after the history commit: a run that cannot be recorded
+    leaves the recorded run's page as it was."""
+    store, out = tmp_path / "h.db", tmp_path / "o"
+    assert _validate(toy, "same.h5", "r1", "--store", str(store), "-o", str(out))[0] == 0
+    before = (out / "result.json").read_text()
+    holder = sqlite3.connect(store)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        code, _, err = _validate(
+            toy, "wide.h5", "r1", "--store", f"sqlite:///{store}?timeout=0.2", "-o", str(out), "--replace"
+        )
+    finally:
+        holder.rollback()
+        holder.close()
+    assert code == 2 and "locked" in err
+    assert (out / "result.json").read_text() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".o.")]
+
+
+def test_a_users_analysis_that_raises_is_one_line(toy: Path, tmp_path: Path) -> None:
+    (toy / "boom.py").write_text("def boom(sample):\n    raise ValueError('no such feature: foo')\n")
+    suite = toy / "boom.toml"
+    suite.write_text(
+        '[reference]\nfile = "ref.h5"\n[analyses]\nuse = ["calo_energy"]\nmodules = ["boom.py:boom"]\n[metrics]\nenabled = false\n'
+    )
+    code, _, err = _run("validate", "run", "--suite", str(suite), "--candidate", str(toy / "same.h5"), "--label", "v1",
+                        "--store", str(tmp_path / "h.db"))  # fmt: skip
+    assert code == 2 and "analysis boom.py:boom raised ValueError: no such feature: foo" in err.splitlines()[-1]
+
+
+def test_reading_commands_do_not_create_a_history(toy: Path, tmp_path: Path) -> None:
+    code, _, err = _run("validate", "history", "--suite", str(toy / "suite.toml"), "--store", str(tmp_path / "typo.db"))
+    assert code == 2 and "no such file" in err and not (tmp_path / "typo.db").exists()

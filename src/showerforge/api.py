@@ -394,4 +394,4 @@ def validation_history(suite: str | Path, *, store: str | Path | None = None) ->
     from showerforge.validate.suite import load_suite
 
     s = load_suite(suite)
-    return open_store(store if store is not None else default_store(s)).runs_of(s.name, histograms=True)
+    return open_store(store if store is not None else default_store(s), write=False).runs_of(s.name, histograms=True)

@@ -386,7 +386,7 @@ def _open_history(suite_path: Path, store: str | None) -> tuple[Any, str]:
     from showerforge.validate.suite import load_suite
 
     s = load_suite(suite_path)
-    return open_store(store if store is not None else default_store(s)), s.name
+    return open_store(store if store is not None else default_store(s), write=False), s.name
 
 
 @validate.command("run")
@@ -470,16 +470,14 @@ def validate_compare_cmd(a: str, b: str, suite_path: Path | None, store: str | N
     """Rank the histograms that changed most between versions A and B (labels in the history), the
     ones that moved away from the reference first; or compare two histogram files (.root / .yoda).
     """
-    from showerforge.validate.history import compare_histograms, compare_versions, format_changes
+    from showerforge.validate.history import compare_versions, format_changes
 
     if suite_path is None:
         if not all(Path(x).suffix in (".root", ".yoda") for x in (a, b)):
             raise UserError("validate compare: give --suite with two labels, or two .root/.yoda histogram files")
-        from showerforge.validate.histio import read_histograms
+        from showerforge.validate.history import compare_files
 
-        ha = {h.name: h for h in read_histograms(a)}
-        hb = {h.name: h for h in read_histograms(b)}
-        click.echo(format_changes(compare_histograms(ha, hb), [], a, b, top))
+        click.echo(compare_files(a, b, top))
         return
     st, name = _open_history(suite_path, store)
     changes, metric_rows = compare_versions(st, name, a, b)

@@ -15,8 +15,9 @@ showers (:class:`ShowerSample`)
     (mean energy per radial bin, summed over layers and angles, MeV).
 
 jets (:class:`JetSample`)
-    ``jet_substructure``: relative jet mass (from the constituents), constituent multiplicity,
-    N-subjettiness ratios tau21 and tau32 (exclusive-kT axes, beta = 1, R0 = 0.8).
+    ``jet_substructure``: relative jet mass (from the constituents), constituent multiplicity
+    (``jet_features``, before truncation), constituents kept, N-subjettiness ratios tau21 and tau32
+    (exclusive-kT axes, beta = 1, R0 = 0.8).
     ``jet_particles``: eta_rel, phi_rel, pT_rel of all constituents and of the leading one.
     ``jet_efps``: the five connected d <= 4, n = 4 EFPs of the W1EFP metric (jetnet convention).
 
@@ -220,7 +221,14 @@ def jet_substructure(sample: JetSample) -> list[Observable]:
         taus = tau_ratios(nsubjettiness(sample.particle_features, 3))
     return [
         Observable("jet_mass", relative_jet_mass(sample.particle_features), "relative jet mass", "m_jet / pT_jet"),
-        Observable("multiplicity", sample.mask.sum(axis=1), "constituents kept", "constituents", integer=True),
+        Observable(
+            "multiplicity",
+            sample.jet_features[:, 3],
+            "constituent multiplicity (before truncation to n)",
+            "constituents",
+            integer=True,
+        ),
+        Observable("n_kept", sample.mask.sum(axis=1), "constituents kept (at most n)", "constituents", integer=True),
         Observable("tau21", taus["tau21"], "N-subjettiness ratio tau2/tau1", "tau_21", edges=np.linspace(0, 1.2, 31)),
         Observable("tau32", taus["tau32"], "N-subjettiness ratio tau3/tau2", "tau_32", edges=np.linspace(0, 1.2, 31)),
     ]

@@ -22,6 +22,7 @@ statistical errors, 1-4 marginal, >= 4 disagrees.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,4 +254,6 @@ def ks_pvalue(a: np.ndarray, b: np.ndarray) -> float | None:
     x, y = x[np.isfinite(x)], y[np.isfinite(y)]
     if x.size == 0 or y.size == 0:
         return None
-    return float(ks_2samp(x, y).pvalue)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "exact calculation unsuccessful": asymptotic p
+        return float(ks_2samp(x, y).pvalue)

@@ -13,7 +13,7 @@ from showerforge.validate.store import HistoryStore, RunRecord
 #: change of chi2/ndf against the reference that counts as worse / better
 CHANGE = 1.0
 
-__all__ = ["CHANGE", "HistogramChange", "compare_histograms", "compare_versions", "format_changes", "format_history"]
+__all__ = ["CHANGE", "HistogramChange", "compare_files", "compare_histograms", "compare_versions", "format_changes", "format_history"]
 
 
 def _num(v: Any, spec: str = ".4g") -> str:
@@ -97,6 +97,32 @@ def compare_histograms(
             ra, rb = compare(a[n], ref[n]).chi2_ndf, compare(b[n], ref[n]).chi2_ndf
         out.append(HistogramChange(n, c, ra, rb))
     return sorted(out, key=lambda h: (h.direction != "worse", -(h.chi2_ndf or 0.0)))
+
+
+def _roles(hists: list[Hist1D]) -> tuple[dict[str, Hist1D], dict[str, Hist1D]]:
+    """(candidate, reference) histograms of a file written by ``validate run`` (names
+    ``candidate/X``, ``reference/X``); any other file: every histogram is a candidate."""
+    cand = {h.name.split("/", 1)[1]: h for h in hists if h.name.startswith("candidate/")}
+    ref = {h.name.split("/", 1)[1]: h for h in hists if h.name.startswith("reference/")}
+    if not cand:
+        return {h.name: h for h in hists}, {}
+    return cand, ref
+
+
+def compare_files(a: str, b: str, top: int = 15) -> str:
+    """Plain text: the histograms of two files (.root / .yoda) ranked as :func:`compare_histograms`
+    (against the reference histograms of ``b`` where it holds them), and those in one file only."""
+    from showerforge.validate.histio import read_histograms
+
+    ca, _ = _roles(read_histograms(a))
+    cb, rb = _roles(read_histograms(b))
+    changes = compare_histograms(ca, cb, rb or None)
+    only = sorted(set(ca) ^ set(cb))
+    names = ("A", "B")
+    text = f"A = {a}\nB = {b}\n" + format_changes(changes, [], *names, top=top)
+    if only:
+        text += f"\nin one file only ({len(only)}): {', '.join(only[:10])}{' ...' if len(only) > 10 else ''}"
+    return text
 
 
 def compare_versions(

@@ -12,7 +12,10 @@ transaction in the history.
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +85,8 @@ def _reference(suite: Suite, say: Say) -> str:
     """The reference spec (``FILE`` or ``FILE:TYPE``), simulated first if the suite says so."""
     if suite.reference_file is not None:
         path, _ = _split(suite.reference_file)
+        if path.is_dir():
+            raise UserError(f"{suite.path}: [reference] file {path}: is a folder; give the reference HDF5 file")
         if not path.is_file():
             raise UserError(f"{suite.path}: [reference] file {path}: no such file")
         return str(suite.reference_file)
@@ -120,8 +125,30 @@ def _analyses(suite: Suite, kind: str) -> dict[str, Analysis]:
             raise UserError(f"{suite.path}: [analyses] use: {name!r} is a {k} analysis, the reference holds {kind}")
         out[name] = fn
     for i, spec in enumerate(suite.modules):
-        out[spec.rpartition(":")[2]] = load_analysis(spec, suite.base, f"{suite.path}: [analyses] modules[{i}]")
+        out[spec.rpartition(":")[2]] = _guarded(
+            spec, load_analysis(spec, suite.base, f"{suite.path}: [analyses] modules[{i}]")
+        )
     return out
+
+
+def _guarded(spec: str, fn: Analysis) -> Analysis:
+    """A user's analysis whose exceptions become one line naming it (SHOWERFORGE_DEBUG=1: traceback)."""
+    import os
+
+    def run(sample: Any) -> Any:
+        try:
+            return fn(sample)
+        except UserError:
+            raise
+        except Exception as err:
+            if os.environ.get("SHOWERFORGE_DEBUG"):
+                raise
+            first = str(err).splitlines()[0] if str(err) else ""
+            raise UserError(
+                f"analysis {spec} raised {type(err).__name__}: {first} (SHOWERFORGE_DEBUG=1 shows the traceback)"
+            ) from None
+
+    return run
 
 
 def _read(path: Path | str, kind: str, max_events: int | None) -> Any:
@@ -162,6 +189,37 @@ class _Candidate:
     checkpoint: Path | None = None
 
 
+def _geometry_of(spec: str) -> Any:
+    from showerforge.data.calo import CaloFile
+
+    with CaloFile.open(_split(spec)[0]) as f:
+        return f.geometry
+
+
+def _same_geometry(spec: str, cand_geo: Any, ref_geo: Any) -> None:
+    if not cand_geo.same_readout(ref_geo):
+        raise UserError(
+            f"--candidate {spec}: readout {cand_geo.name} ({cand_geo.n_voxels} voxels), the suite's reference has "
+            f"{ref_geo.name} ({ref_geo.n_voxels} voxels); validate against a reference of the same readout"
+        )
+
+
+def _check_jet_types(spec: str, ref_spec: str) -> str:
+    """The candidate spec with the reference's jet type; refuse another type or a file without it."""
+    from showerforge.data.jetnet import JET_TYPES, read_jets
+
+    p, jet_type = _split(spec)
+    ref_type = _split(ref_spec)[1]
+    if ref_type is None:
+        return spec
+    if jet_type is not None and jet_type != ref_type:
+        raise UserError(f"--candidate {spec}: jet type {jet_type}, the suite's reference holds {ref_type} jets")
+    types = {JET_TYPES[int(t)] for t in np.unique(read_jets(str(p)).jet_type)}
+    if ref_type not in types:
+        raise UserError(f"--candidate {p}: has no {ref_type} jets (only {', '.join(sorted(types))}), as the reference")
+    return f"{p}:{ref_type}"
+
+
 def _resolve_candidate(spec: str, kind: str, ref_spec: str) -> _Candidate:
     """A candidate file (``FILE`` / ``FILE:TYPE``) or a model's checkpoint, checked (nothing sampled)."""
     p, jet_type = _split(spec)
@@ -169,9 +227,13 @@ def _resolve_candidate(spec: str, kind: str, ref_spec: str) -> _Candidate:
         ck = _kind_of(p)
         if ck != kind:
             raise UserError(f"--candidate {spec}: holds {ck}, the suite's reference holds {kind}")
-        ref_type = _split(ref_spec)[1]
-        if kind == "jets" and jet_type is None and ref_type is not None:
-            spec = f"{p}:{ref_type}"  # the reference's jet type, from a file of several types
+        if kind == "jets":
+            spec = _check_jet_types(spec, ref_spec)
+        else:
+            from showerforge.data.calo import require_clean
+
+            _same_geometry(spec, _geometry_of(spec), _geometry_of(ref_spec))
+            require_clean(p, role="a candidate")
         return _Candidate(spec, _identity(spec, "candidate"))
     from showerforge.generate.pretrained import resolve_model
     from showerforge.training.checkpoint import file_sha256, read_checkpoint
@@ -186,6 +248,12 @@ def _resolve_candidate(spec: str, kind: str, ref_spec: str) -> _Candidate:
     mkind = "jets" if meta.get("data_kind") == "jet-set" else "showers"
     if mkind != kind:
         raise UserError(f"--candidate {spec}: a {mkind} model, the suite's reference holds {kind}")
+    if kind == "showers" and meta.get("geometry"):
+        from showerforge.geometry import Geometry
+
+        geo = meta["geometry"]
+        geo = Geometry.from_dict(geo) if isinstance(geo, dict) else Geometry.from_json(str(geo))
+        _same_geometry(spec, geo, _geometry_of(ref_spec))
     identity = {
         "role": "candidate",
         "type": "model",
@@ -415,6 +483,7 @@ def validate_run(
             "choose another --label or pass --replace"
         )
     out = Path(output) if output is not None else s.base / "validation" / s.name / str(label)
+    _check_output(out)
     if s.reference_file is not None:
         check_not_input(out, _split(s.reference_file)[0])
     ref_path = _reference(s, say)
@@ -427,9 +496,55 @@ def validate_run(
     ref = _read(ref_path, kind, max_events)
     ref_obs = run_analyses(analyses, ref)
     _check_function_gates(s, ref_obs)
-    check_writable_dir(out)
-    cand_run = _sample(cand_in, kind, ref, s, out, say)
-    cand_path, identity = cand_run.spec, cand_run.identity
+    check_writable_dir(out.parent)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        record = _measure(s, label, kind, analyses, ref_path, ref, ref_obs, cand_in, out, stage, say)
+        write_outputs(record, stage, suite=s)
+        hist_store.add(record, replace=replace)  # one transaction; the page is moved in after it
+        _move_into_place(stage, out)
+    finally:
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+    return ValidationResult(record=record, passed=record.verdict == "pass", output=out)
+
+
+def _check_output(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out}: an existing file; give a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "result.json").is_file():
+        raise UserError(f"-o {out}: a folder that holds other files (not a validation run); give a new or empty folder")
+
+
+def _move_into_place(stage: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _measure(
+    s: Suite,
+    label: str,
+    kind: str,
+    analyses: dict[str, Analysis],
+    ref_path: str,
+    ref: Any,
+    ref_obs: dict[str, tuple[str, Observable]],
+    cand_in: _Candidate,
+    out: Path,
+    stage: Path,
+    say: Say,
+) -> RunRecord:
+    """Sample (into ``stage``), book, compare, evaluate and gate: the record of one run."""
+    max_events = s.metrics.get("max_samples")
+    cand_run = _sample(cand_in, kind, ref, s, stage, say)
+    cand_path, identity = cand_run.spec, dict(cand_run.identity)
+    if cand_run.checkpoint is not None:
+        identity["path"] = str((out / "candidate.h5").resolve())
     cand = _read(cand_path, kind, max_events)
     cand_obs = run_analyses(analyses, cand)
     hists = _compare_all(ref_obs, cand_obs, s.bins)
@@ -438,7 +553,7 @@ def validate_run(
     if s.evaluate:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            metrics.update(_evaluation(s, kind, ref_path, cand_path, out / "evaluation", say))
+            metrics.update(_evaluation(s, kind, ref_path, cand_path, stage / "evaluation", say))
         notes = sorted({str(w.message).splitlines()[0] for w in caught if issubclass(w.category, UserWarning)})
         for note in notes:
             say(f"note: {note}")
@@ -456,9 +571,7 @@ def validate_run(
         histograms=hists,
         page=str((out / "index.html").resolve()),
     )
-    write_outputs(record, out, suite=s)
-    hist_store.add(record, replace=replace)
-    return ValidationResult(record=record, passed=passed, output=out)
+    return record
 
 
 def histograms_of(record: RunRecord, which: str = "candidate") -> list[Hist1D]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,10 +94,16 @@ class HistoryStore:
 
         self.url = url
         self.where = _describe(url)
+        self.pending = False  # a new SQLite file, created by the first add()
         try:
             self.engine = sa.create_engine(url, future=True)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as err:
             raise UserError(f"--store {url}: not a usable database URL ({str(err).splitlines()[0]})") from None
+        except ModuleNotFoundError as err:
+            raise UserError(
+                f"--store {url}: the database driver {err.name!r} is not installed; pip install it "
+                "(e.g. psycopg[binary] for PostgreSQL) or use an SQLite file"
+            ) from None
         md = sa.MetaData()
         self.runs = sa.Table(
             "validation_runs",
@@ -153,6 +160,8 @@ class HistoryStore:
             yield
         except sa.exc.OperationalError as err:
             text = str(err.orig if err.orig is not None else err).splitlines()[0]
+            if "readonly" in text or "read-only" in text:
+                raise UserError(f"history {self.where}: the database is read-only; give a writable --store") from None
             if "locked" in text or "busy" in text:
                 raise UserError(
                     f"history {self.where}: the database is locked by another process while {doing}; "
@@ -166,24 +175,46 @@ class HistoryStore:
                 "give another --store, or move this file away"
             ) from None
 
-    def prepare(self) -> HistoryStore:
-        """Create the tables if needed and check the schema (before any long work)."""
+    def prepare(self, write: bool) -> HistoryStore:
+        """Check the history before any long work: readable, of a known schema, and (``write``)
+        writable. A new SQLite file is only created by the first :meth:`add`; reading a file that
+        does not exist is an error."""
         import sqlalchemy as sa
 
+        path = self._sqlite_path()
+        if path is not None and not path.exists():
+            if not write:
+                raise UserError(f"history {path}: no such file; give the --store of an earlier `validate run`")
+            if not os.access(path.parent, os.W_OK):
+                raise UserError(f"history {path}: cannot create it, the folder {path.parent} is not writable")
+            self.pending = True
+            return self
         with self._errors("opening it"), self.engine.begin() as conn:
-            self._md.create_all(conn)
+            if write:
+                self._md.create_all(conn)
+            elif not sa.inspect(conn).has_table("validation_runs"):
+                raise UserError(f"history {self.where}: not a validation history (no validation_runs table)")
             versions = [r[0] for r in conn.execute(sa.select(self.info.c.version))]
-            if not versions:
+            if not versions and write:
                 conn.execute(self.info.insert().values(version=SCHEMA_VERSION))
-            elif max(versions) > SCHEMA_VERSION:
+            elif versions and max(versions) > SCHEMA_VERSION:
                 raise UserError(
                     f"history {self.where}: written by a newer showerforge (schema {max(versions)}); upgrade showerforge"
                 )
+            if write:  # fails now, not after the work, on a read-only file or server
+                conn.execute(self.info.update().values(version=self.info.c.version))
         return self
+
+    def _sqlite_path(self) -> Path | None:
+        if not self.url.startswith("sqlite:///"):
+            return None
+        return Path(self.url[len("sqlite:///") :].split("?", 1)[0].removeprefix("file:"))
 
     def has_label(self, suite: str, label: str) -> bool:
         import sqlalchemy as sa
 
+        if self.pending:
+            return False
         with self._errors("reading it"), self.engine.connect() as conn:
             q = sa.select(self.runs.c.id).where(self.runs.c.suite == suite, self.runs.c.label == label)
             return conn.execute(q).first() is not None
@@ -198,6 +229,9 @@ class HistoryStore:
         import sqlalchemy as sa
 
         with self._errors("writing the run"), self.engine.begin() as conn:
+            if self.pending:
+                self._md.create_all(conn)
+                conn.execute(self.info.insert().values(version=SCHEMA_VERSION))
             old = conn.execute(
                 sa.select(self.runs.c.id).where(self.runs.c.suite == record.suite, self.runs.c.label == record.label)
             ).first()
@@ -224,6 +258,7 @@ class HistoryStore:
             assert run_id is not None
             run_id = run_id[0]
             self._insert_children(conn, int(run_id), record)
+        self.pending = False
         record.id = int(run_id)
         return int(run_id)
 
@@ -334,6 +369,6 @@ def now_utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def open_store(store: str | Path) -> HistoryStore:
-    """Open (and create if needed) the history at a path or SQLAlchemy URL."""
-    return HistoryStore(_url(store)).prepare()
+def open_store(store: str | Path, *, write: bool = True) -> HistoryStore:
+    """The history at a path or SQLAlchemy URL, checked (see :meth:`HistoryStore.prepare`)."""
+    return HistoryStore(_url(store)).prepare(write)

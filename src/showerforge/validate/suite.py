@@ -70,6 +70,7 @@ _SIM_KEYS = {
     "jets": {"types", "n", "seed", "particles", "pt_gev", "mpi", "pythia"},
 }
 _METRIC_KEYS = {"enabled", "quick", "classifiers", "max_samples", "seed", "nplm_toys", "distances"}
+_CLASSIFIERS = ("high_level", "low_level", "verdict")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -135,6 +136,8 @@ def _load_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
+    except UnicodeDecodeError:
+        raise UserError(f"--suite {path}: not a text (TOML) file; give the suite, e.g. suite.toml") from None
     except FileNotFoundError:
         raise UserError(f"--suite {path}: no such file") from None
     except IsADirectoryError:
@@ -165,6 +168,8 @@ def _reference(raw: dict[str, Any], path: Path) -> tuple[Path | None, dict[str, 
     file, sim = ref.get("file"), ref.get("simulate")
     if (file is None) == (sim is None):
         raise UserError(f'{path}: [reference] needs exactly one of file = "REF.h5" or simulate = {{...}}')
+    if file is not None and (not isinstance(file, str) or not file.strip()):
+        raise UserError(f"{path}: [reference] file must be a file name, e.g. file = 'ref.h5', got {file!r}")
     floor = ref.get("floor_file")
     floor_path = (path.parent / str(floor)) if floor is not None else None
     if file is not None:
@@ -178,31 +183,73 @@ def _reference(raw: dict[str, Any], path: Path) -> tuple[Path | None, dict[str, 
     return None, dict(sim), kind, floor_path
 
 
+def _int(table: dict[str, Any], key: str, where: str, default: int | None, lo: int) -> int | None:
+    value = table.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise UserError(f"{where} {key} must be an integer >= {lo}, got {value!r}")
+    return value
+
+
+def _bool(table: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise UserError(f"{where} {key} must be true or false (no quotes), got {value!r}")
+    return value
+
+
+def _strings(table: dict[str, Any], key: str, where: str, example: str) -> list[str]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise UserError(f"{where} {key} must be a list of strings, e.g. {key} = {example}, got {value!r}")
+    return list(value)
+
+
+def _metrics(raw: dict[str, Any], p: Path) -> dict[str, Any]:
+    m = _table(raw, "metrics", p)
+    where = f"{p}: [metrics]"
+    _unknown(m, _METRIC_KEYS, where)
+    out: dict[str, Any] = {
+        "enabled": _bool(m, "enabled", where, True),
+        "quick": _bool(m, "quick", where, True),
+        "distances": _bool(m, "distances", where, True),
+        "seed": _int(m, "seed", where, 0, 0),
+        "max_samples": _int(m, "max_samples", where, None, 4),
+        "nplm_toys": _int(m, "nplm_toys", where, 0, 0),
+    }
+    if "classifiers" in m:
+        clf = _strings(m, "classifiers", where, '["high_level"]')
+        unknown = sorted(set(clf) - set(_CLASSIFIERS))
+        if unknown:
+            raise UserError(f"{where} classifiers: unknown {unknown}; expected some of {list(_CLASSIFIERS)}")
+        out["classifiers"] = clf
+    return out
+
+
 def load_suite(path: str | Path) -> Suite:
     """Read and check a suite file (every error names the file and the key).
 
     Raises:
-        UserError: missing file, invalid TOML, unknown keys, malformed gates or analyses.
+        UserError: missing file, invalid TOML, unknown keys, values of the wrong type or range,
+            malformed gates or analyses, a missing floor file.
     """
     p = Path(path)
     raw = _load_toml(p)
     _unknown(raw, {"name", "reference", "candidate", "analyses", "metrics", "gates", "description"}, str(p))
-    name = str(raw.get("name", p.stem))
-    if not _NAME.match(name):
-        raise UserError(f"{p}: name {name!r}: use letters, digits, '_', '.', '-' (at most 100)")
+    name = raw.get("name", p.stem)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise UserError(f"{p}: name {name!r}: a string of letters, digits, '_', '.', '-' (at most 100)")
     ref_file, ref_sim, sim_kind, floor = _reference(raw, p)
+    if floor is not None and not floor.is_file():
+        raise UserError(f"{p}: [reference] floor_file {floor}: no such file")
     cand = _table(raw, "candidate", p)
     _unknown(cand, {"n", "seed"}, f"{p}: [candidate]")
-    n = cand.get("n")
-    if n is not None and (not isinstance(n, int) or n < 4):
-        raise UserError(f"{p}: [candidate] n must be an integer >= 4, got {n!r}")
     ana = _table(raw, "analyses", p)
     _unknown(ana, {"use", "modules", "bins"}, f"{p}: [analyses]")
     bins = ana.get("bins", 30)
-    if not isinstance(bins, int) or not 2 <= bins <= 1000:
+    if isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= 1000:
         raise UserError(f"{p}: [analyses] bins must be an integer in 2..1000, got {bins!r}")
-    metrics = _table(raw, "metrics", p)
-    _unknown(metrics, _METRIC_KEYS, f"{p}: [metrics]")
     gates_raw = raw.get("gates", [])
     if not isinstance(gates_raw, list) or not all(isinstance(g, str) for g in gates_raw):
         raise UserError(f'{p}: gates must be a list of strings, e.g. gates = ["auc_high <= 0.65"]')
@@ -214,12 +261,12 @@ def load_suite(path: str | Path) -> Suite:
         reference_simulate=ref_sim,
         simulate_kind=sim_kind,
         floor_file=floor,
-        candidate_n=n,
-        candidate_seed=int(cand.get("seed", 0)),
-        analyses=[str(a) for a in ana.get("use", [])],
-        modules=[str(m) for m in ana.get("modules", [])],
+        candidate_n=_int(cand, "n", f"{p}: [candidate]", None, 4),
+        candidate_seed=_int(cand, "seed", f"{p}: [candidate]", 0, 0) or 0,
+        analyses=_strings(ana, "use", f"{p}: [analyses]", '["calo_energy"]'),
+        modules=_strings(ana, "modules", f"{p}: [analyses]", '["my_analyses.py:shapes"]'),
         bins=bins,
-        metrics=dict(metrics),
+        metrics=_metrics(raw, p),
         gates=gates,
         raw=raw,
     )
