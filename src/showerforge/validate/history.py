@@ -13,7 +13,15 @@ from showerforge.validate.store import HistoryStore, RunRecord
 #: change of chi2/ndf against the reference that counts as worse / better
 CHANGE = 1.0
 
-__all__ = ["CHANGE", "HistogramChange", "compare_files", "compare_histograms", "compare_versions", "format_changes", "format_history"]
+__all__ = [
+    "CHANGE",
+    "HistogramChange",
+    "compare_files",
+    "compare_histograms",
+    "compare_versions",
+    "format_changes",
+    "format_history",
+]
 
 
 def _num(v: Any, spec: str = ".4g") -> str:
