@@ -67,6 +67,7 @@ def simulate(out: Path, n: int, seed: int, types: str) -> dict:
 SUITE = """name = "pythia-{jet_type}"
 gates = [
     "w1m_ratio <= 3",
+    'chi2_ndf("jet_pt") <= 4',
     'chi2_ndf("jet_mass") <= 4',
     'chi2_ndf("multiplicity") <= 4',
     'chi2_ndf("tau21") <= 4',
@@ -77,13 +78,13 @@ gates = [
 file = "{reference}:{jet_type}"
 
 [analyses]
-use = ["jet_substructure", "jet_particles"]
+use = ["jet_kinematics", "jet_substructure", "jet_particles"]
 
 [metrics]
 quick = true
 """
 
-COLUMNS = ["jet_mass", "multiplicity", "tau21", "tau32", "pt_rel"]
+COLUMNS = ["jet_pt", "jet_mass", "multiplicity", "tau21", "tau32", "pt_rel"]
 
 
 def validate(out: Path, cpu: dict, types: str) -> str:

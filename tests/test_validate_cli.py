@@ -106,6 +106,8 @@ def test_versions_pass_fail_history_compare_dashboard(toy: Path, tmp_path: Path)
     assert code == 0, err
     html = (dash / "index.html").read_text()
     assert "Regression alarm" in html and "passed in v2, fails in v3" in html
+    code, out, _ = _run("validate", "history", "--suite", str(toy / "suite.toml"), "--fail-on-regression")
+    assert code == 1 and "REGRESSION: " in out
     assert len(list(dash.glob("trend_*.png"))) >= 3
     dom, log = _load(dash / "index.html", tmp_path)
     assert re.search(r'data-broken-images="0"', dom) and re.search(r'data-images="[3-9]', dom)

@@ -425,6 +425,8 @@ def validate_run_cmd(
 
     res = validate_run(suite_path, candidate, label, store=store, output=output, replace=replace, on_status=_status)
     r = res.record
+    if not r.gates:
+        click.echo("the suite has no gates: nothing can fail (add gates = [...] to the suite)")
     for g in r.gates:
         value = "-" if g["value"] is None else f"{g['value']:.4g}"
         click.echo(f"{'pass' if g['passed'] else 'FAIL'}  {g['expr']}  (value {value})")
@@ -442,13 +444,25 @@ def validate_run_cmd(
 @_store_option
 @click.option("--metric", "metrics", multiple=True, help="Columns to show (default: the gated values).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option(
+    "--fail-on-regression",
+    is_flag=True,
+    help="Exit 1 when the latest version regressed (a gate that passed before fails, or a gated value "
+    "moved the wrong way by more than 2 standard deviations).",
+)
 @friendly
-def validate_history_cmd(suite_path: Path, store: str | None, metrics: tuple[str, ...], as_json: bool) -> None:
+def validate_history_cmd(
+    suite_path: Path, store: str | None, metrics: tuple[str, ...], as_json: bool, fail_on_regression: bool
+) -> None:
     """Print the trend of a suite: one line per version, gated values, regression alarm."""
     from showerforge.validate.history import format_history
+    from showerforge.validate.report import regressions
 
     st, name = _open_history(suite_path, store)
     runs = st.runs_of(name)
+    if fail_on_regression and regressions(runs):
+        click.echo(format_history(runs, name, list(metrics) or None))
+        sys.exit(1)
     if as_json:
         rows = [
             {"label": r.label, "created": r.created, "verdict": r.verdict, "metrics": r.metrics, "gates": r.gates}

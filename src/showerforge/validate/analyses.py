@@ -18,6 +18,7 @@ jets (:class:`JetSample`)
     ``jet_substructure``: relative jet mass (from the constituents), constituent multiplicity
     (``jet_features``, before truncation), constituents kept, N-subjettiness ratios tau21 and tau32
     (exclusive-kT axes, beta = 1, R0 = 0.8).
+    ``jet_kinematics``: jet pT (GeV) and eta (``jet_features``).
     ``jet_particles``: eta_rel, phi_rel, pT_rel of all constituents and of the leading one.
     ``jet_efps``: the five connected d <= 4, n = 4 EFPs of the W1EFP metric (jetnet convention).
 
@@ -234,6 +235,14 @@ def jet_substructure(sample: JetSample) -> list[Observable]:
     ]
 
 
+def jet_kinematics(sample: JetSample) -> list[Observable]:
+    jf = sample.jet_features
+    return [
+        Observable("jet_pt", jf[:, 0], "jet transverse momentum", "pT [GeV]"),
+        Observable("jet_eta", jf[:, 1], "jet pseudorapidity", "eta"),
+    ]
+
+
 def jet_particles(sample: JetSample) -> list[Observable]:
     p, m = sample.particle_features, sample.mask
     return [
@@ -262,6 +271,7 @@ ANALYSES: dict[str, tuple[str, Analysis]] = {
     "calo_shapes": ("showers", calo_shapes),
     "calo_profiles": ("showers", calo_profiles),
     "jet_substructure": ("jets", jet_substructure),
+    "jet_kinematics": ("jets", jet_kinematics),
     "jet_particles": ("jets", jet_particles),
     "jet_efps": ("jets", jet_efps),
 }
