@@ -12,6 +12,12 @@ change of the visible energy is physics that the validation must see, not a reca
         --reference ds2_e_test.h5 [--simulate-only | --validate-only]
 
 Re-running resumes: finished campaigns are reused (their CPU time is kept in ``cpu.json``).
+
+The campaigns' CPU times depend on the load of the machine while each ran; ``--timing N`` measures
+the CPU-time ratios in one controlled run instead: every configuration simulates the same N
+incident energies in its own process, in interleaved rounds (baseline, cut-1mm, ..., baseline,
+...), initialisation excluded, and the table quotes the median ratio to the baseline of the same
+round (``timing.json``).
 """
 
 from __future__ import annotations
@@ -101,6 +107,7 @@ def validate(out: Path, cpu: dict, reference: Path) -> str:
         "|---" * (7 + len(COLUMNS)) + "|",
     ]
     base = cpu["baseline-seed2"]["cpu_s"] / cpu["baseline-seed2"]["n"]
+    timed = json.loads((out / "timing.json").read_text()) if (out / "timing.json").is_file() else None
     for label, _, _ in CONFIGS:
         target = out / "validation" / label
         if not (target / "result.json").is_file():
@@ -115,16 +122,56 @@ def validate(out: Path, cpu: dict, reference: Path) -> str:
         res = json.loads((target / "result.json").read_text())
         m = res["metrics"]
         s = cpu[label]["cpu_s"] / cpu[label]["n"]
+        ratio = s / base
+        if timed is not None:  # the controlled measurement, when it was made
+            key = "baseline" if label == "baseline-seed2" else label
+            s, ratio = timed["s_per_shower_median"][key], timed["ratio_median"][key]
         chi = [res["histograms"][c]["chi2_ndf"] for c in COLUMNS]
         failed = [g["expr"] for g in res["gates"] if not g["passed"]]
         auc = [f"{m[k]['value']:.3f} ± {m[k]['error']:.3f}" for k in ("auc_high", "auc_low")]
         rows.append(
-            f"| {label} | {s:.3f} | {s / base:.2f} | {auc[0]} | {auc[1]} | "
+            f"| {label} | {s:.3f} | {ratio:.2f} | {auc[0]} | {auc[1]} | "
             + " | ".join("-" if c is None else f"{c:.2f}" for c in chi)
             + f" | {m['chi2_ndf_mean']['value']:.2f} | {'pass' if not failed else 'FAIL: ' + '; '.join(failed)} |"
         )
     floor = f"floor (reference halves): AUC high {m['auc_high']['floor']:.3f}, AUC low {m['auc_low']['floor']:.3f}"
     return "\n".join(rows) + "\n\n" + floor
+
+
+_TIMER = """
+import json, sys, time, warnings
+import numpy as np
+from showerforge.geometry import get_geometry
+from showerforge.simulate.calo_g4 import simulate_showers
+geometry, physics, cut, n, seed = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+warnings.simplefilter("ignore")
+geo = get_geometry(geometry)
+simulate_showers(geo, "e-", np.array([1000.0]), seed, physics=physics, production_cut_mm=cut)  # initialisation
+energies = 10 ** np.random.default_rng(seed).uniform(3, 5, n)  # MeV, log-uniform 1-100 GeV
+c0 = time.process_time()
+simulate_showers(geo, "e-", energies, seed + 1, physics=physics, production_cut_mm=cut)
+print(json.dumps({"cpu_s": time.process_time() - c0}))
+"""
+
+
+def timing(out: Path, n: int, rounds: int, geometry: str) -> dict:
+    """CPU seconds per shower of every configuration, interleaved rounds, same energies."""
+    result: dict = {"n": n, "rounds": rounds, "date": time.strftime("%Y-%m-%d %H:%M"), "per_round": []}
+    for r in range(rounds):
+        row = {}
+        for label, physics, cut in [("baseline", "standard", 0.7)] + [c for c in CONFIGS if c[0] != "baseline-seed2"]:
+            cmd = [sys.executable, "-c", _TIMER, geometry, physics, str(cut), str(n), str(100 + r)]
+            res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            row[label] = json.loads(res.stdout.strip().splitlines()[-1])["cpu_s"] / n
+            print(f"round {r}: {label} {row[label]:.3f} CPU s/shower", flush=True)
+        result["per_round"].append(row)
+    labels = list(result["per_round"][0])
+    result["ratio_median"] = {
+        k: float(sorted(rr[k] / rr["baseline"] for rr in result["per_round"])[rounds // 2]) for k in labels
+    }
+    result["s_per_shower_median"] = {k: float(sorted(rr[k] for rr in result["per_round"])[rounds // 2]) for k in labels}
+    (out / "timing.json").write_text(json.dumps(result, indent=1))
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,9 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sampling-fraction", type=float, default=0.03196973047403725)
     ap.add_argument("--reference", type=Path, help="baseline reference file (standard physics, 0.7 mm)")
     ap.add_argument("--simulate-only", action="store_true")
+    ap.add_argument("--timing", type=int, default=0, metavar="N", help="controlled CPU timing with N showers per run")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.timing:
+        timing(args.out, args.timing, args.rounds, args.geometry)
+        return 0
     simulate(args.out, args.n, args.seed, args.sampling_fraction, args.geometry, args.energy)
     if args.simulate_only:
         return 0
