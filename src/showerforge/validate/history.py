@@ -8,6 +8,7 @@ from typing import Any
 
 from showerforge.errors import UserError
 from showerforge.validate.histograms import Hist1D, compare
+from showerforge.validate.report import fmt_num, gate_keys, regressions, value_of
 from showerforge.validate.store import HistoryStore, RunRecord
 
 #: change of chi2/ndf against the reference that counts as worse / better
@@ -24,35 +25,18 @@ __all__ = [
 ]
 
 
-def _num(v: Any, spec: str = ".4g") -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return format(float(v), spec)
-
-
-def _gate_keys(runs: list[RunRecord]) -> list[str]:
-    keys: list[str] = []
-    for r in runs:
-        for g in r.gates:
-            if g["key"] not in keys:
-                keys.append(g["key"])
-    return keys
-
-
 def format_history(runs: list[RunRecord], suite: str, metrics: list[str] | None = None) -> str:
     """A plain-text table: one line per version, the gated values (or ``metrics``) as columns."""
-    from showerforge.validate.report import _value, regressions
-
     if not runs:
         return f"suite {suite!r}: no validation runs yet"
-    keys = metrics or _gate_keys(runs) or ["chi2_ndf_max"]
+    keys = metrics or gate_keys(runs) or ["chi2_ndf_max"]
     head = ["label", "date", "verdict", *keys]
     rows = []
     for r in runs:
         cells = []
         for k in keys:
-            v, e = _value(r, k)
-            cells.append(_num(v) + (f" ± {_num(e, '.2g')}" if e is not None and v is not None else ""))
+            v, e = value_of(r, k)
+            cells.append(fmt_num(v) + (f" ± {fmt_num(e, '.2g')}" if e is not None and v is not None else ""))
         rows.append([r.label, r.created[:19].replace("T", " "), r.verdict.upper(), *cells])
     widths = [max(len(str(x[i])) for x in [head, *rows]) for i in range(len(head))]
     lines = [f"suite {suite}: {len(runs)} version(s)"]
@@ -156,7 +140,7 @@ def format_changes(
     lines.append(f"  {'histogram'.ljust(width)}  {a}->{b} chi2/ndf  vs ref {a}  vs ref {b}  change")
     for c in changes[:top]:
         lines.append(
-            f"  {c.name.ljust(width)}  {_num(c.chi2_ndf, '.3g'):>15}  {_num(c.ref_a, '.3g'):>9}  {_num(c.ref_b, '.3g'):>9}  {c.direction}"
+            f"  {c.name.ljust(width)}  {fmt_num(c.chi2_ndf, '.3g'):>15}  {fmt_num(c.ref_a, '.3g'):>9}  {fmt_num(c.ref_b, '.3g'):>9}  {c.direction}"
         )
     if len(changes) > top:
         lines.append(f"  ... {len(changes) - top} more")
@@ -168,5 +152,5 @@ def format_changes(
             shift = ""
             if None not in (va, vb, ea, eb) and math.hypot(ea, eb) > 0:
                 shift = f"  ({(vb - va) / math.hypot(ea, eb):+.1f} sigma)"
-            lines.append(f"  {n}: {_num(va)} -> {_num(vb)}{shift}")
+            lines.append(f"  {n}: {fmt_num(va)} -> {fmt_num(vb)}{shift}")
     return "\n".join(lines)

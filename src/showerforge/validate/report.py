@@ -14,7 +14,7 @@ import numpy as np
 from showerforge.validate.histograms import BANDS, Hist1D, band
 from showerforge.validate.store import RunRecord
 
-__all__ = ["regressions", "render_dashboard", "write_dashboard", "write_outputs"]
+__all__ = ["fmt_num", "gate_keys", "regressions", "value_of", "render_dashboard", "write_dashboard", "write_outputs"]
 
 #: at most this many histograms are drawn on a run page (the worst by chi2/ndf first)
 MAX_PLOTS = 60
@@ -22,7 +22,8 @@ MAX_PLOTS = 60
 _BAND_CLASS = {"good": "ok", "marginal": "warn", "bad": "bad", "n/a": ""}
 
 
-def _num(v: Any, spec: str = ".4g") -> str:
+def fmt_num(v: Any, spec: str = ".4g") -> str:
+    """A number for a table ("-" for None / NaN)."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     return format(float(v), spec)
@@ -32,7 +33,7 @@ def _pm(m: dict[str, Any] | None) -> str:
     if not m or m.get("value") is None:
         return "-"
     err = m.get("error")
-    return _num(m["value"]) + (f" ± {_num(err, '.2g')}" if err is not None else "")
+    return fmt_num(m["value"]) + (f" ± {fmt_num(err, '.2g')}" if err is not None else "")
 
 
 def _safe(name: str) -> str:
@@ -52,7 +53,7 @@ def _plots(record: RunRecord, out: Path) -> dict[str, str]:
         hc, hr = h["candidate"], h["reference"]
         (yc, _), (yr, _) = hc.normalised(), hr.normalised()
         comp = h["comparison"]
-        note = f"chi2/ndf {_num(comp.get('chi2_ndf'), '.2f')}"
+        note = f"chi2/ndf {fmt_num(comp.get('chi2_ndf'), '.2f')}"
         rel = f"plots/{_safe(name)}.png"
         plot_histograms(
             out / rel,
@@ -135,11 +136,11 @@ def _hist_rows(record: RunRecord, plots: dict[str, str]) -> list[dict[str, Any]]
                 "name": name,
                 "analysis": h["reference"].analysis,
                 "kind": h["reference"].kind,
-                "chi2": _num(c.get("chi2"), ".3g"),
+                "chi2": fmt_num(c.get("chi2"), ".3g"),
                 "ndf": c.get("ndf"),
-                "chi2_ndf": _num(c.get("chi2_ndf"), ".3g"),
-                "pull": _num(c.get("max_pull"), ".2f"),
-                "ks_p": _num(c.get("ks_p"), ".3g"),
+                "chi2_ndf": fmt_num(c.get("chi2_ndf"), ".3g"),
+                "pull": fmt_num(c.get("max_pull"), ".2f"),
+                "ks_p": fmt_num(c.get("ks_p"), ".3g"),
                 "band": b,
                 "cls": _BAND_CLASS[b],
                 "plot": plots.get(name),
@@ -148,26 +149,30 @@ def _hist_rows(record: RunRecord, plots: dict[str, str]) -> list[dict[str, Any]]
     return rows
 
 
-def render_run_page(record: RunRecord, plots: dict[str, str], files: list[str]) -> str:
+def _render(template: str, **context: Any) -> str:
+    """A page: the template, the shared style and the image-load check of the evaluation pages."""
     from showerforge.evaluation.html import PAGE_LOAD_CHECK, PAGE_STYLE, render_template
 
+    return render_template(template + PAGE_LOAD_CHECK + "</body>\n</html>\n", style=PAGE_STYLE, **context)
+
+
+def render_run_page(record: RunRecord, plots: dict[str, str], files: list[str]) -> str:
     gates = [
         {
             **g,
-            "value_s": _num(g.get("value")),
-            "error_s": _num(g.get("error"), ".2g"),
+            "value_s": fmt_num(g.get("value")),
+            "error_s": fmt_num(g.get("error"), ".2g"),
             "cls": "ok" if g["passed"] else "bad",
         }
         for g in record.gates
     ]
     metrics = [
-        (name, _pm(m), _num(m.get("floor")) if m.get("floor") is not None else "")
+        (name, _pm(m), fmt_num(m.get("floor")) if m.get("floor") is not None else "")
         for name, m in sorted(record.metrics.items())
         if not name.endswith("_floor")
     ]
-    return render_template(
-        _RUN_TEMPLATE + PAGE_LOAD_CHECK + "</body>\n</html>\n",
-        style=PAGE_STYLE,
+    return _render(
+        _RUN_TEMPLATE,
         r=record,
         gates=gates,
         metrics=metrics,
@@ -234,19 +239,26 @@ KS: two-sample Kolmogorov-Smirnov p-value of the unbinned values. Files: {% for 
 # ----------------------------------------------------------------------------- dashboard
 
 
-def _trend_keys(runs: list[RunRecord]) -> list[str]:
+def gate_keys(runs: list[RunRecord]) -> list[str]:
+    """The values read by the gates of these runs, in first-seen order."""
     keys: list[str] = []
     for r in runs:
         for g in r.gates:
             if g["key"] not in keys:
                 keys.append(g["key"])
+    return keys
+
+
+def _trend_keys(runs: list[RunRecord]) -> list[str]:
+    keys = gate_keys(runs)
     for k in ("chi2_ndf_max", "chi2_ndf_mean", "auc_high", "auc_low", "w1m", "fpd"):
         if k not in keys and any(k in r.metrics for r in runs):
             keys.append(k)
     return keys
 
 
-def _value(r: RunRecord, key: str) -> tuple[float | None, float | None]:
+def value_of(r: RunRecord, key: str) -> tuple[float | None, float | None]:
+    """(value, error) of a metric or ``func(histogram)`` key in one run."""
     if "(" in key:
         fn, hist = key[:-1].split("(", 1)
         h = r.histograms.get(hist)
@@ -282,7 +294,7 @@ def regressions(runs: list[RunRecord]) -> list[str]:
         if p is None:
             continue
         if p["passed"] and not g["passed"]:
-            alarms.append(f"{g['expr']}: passed in {prev.label}, fails in {last.label} ({_num(g['value'])})")
+            alarms.append(f"{g['expr']}: passed in {prev.label}, fails in {last.label} ({fmt_num(g['value'])})")
             continue
         raw = (p.get("value"), p.get("error"), g.get("value"), g.get("error"))
         if any(x is None for x in raw):
@@ -301,7 +313,7 @@ def _trend_plot(path: Path, runs: list[RunRecord], key: str) -> Path:
     fig, _ = _figure(5.0, 3.0)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(runs))
-    vals = [_value(r, key) for r in runs]
+    vals = [value_of(r, key) for r in runs]
     y = np.array([np.nan if v is None else v for v, _ in vals], dtype=float)
     err = np.array([0.0 if e is None else e for _, e in vals], dtype=float)
     colors = ["#2a7a2a" if r.verdict == "pass" else "#b02020" for r in runs]
@@ -317,8 +329,6 @@ def _trend_plot(path: Path, runs: list[RunRecord], key: str) -> Path:
 
 
 def render_dashboard(runs: list[RunRecord], out: Path, suite: str) -> str:
-    from showerforge.evaluation.html import PAGE_LOAD_CHECK, PAGE_STYLE, render_template
-
     keys = _trend_keys(runs)
     plots = []
     for key in keys:
@@ -328,11 +338,10 @@ def render_dashboard(runs: list[RunRecord], out: Path, suite: str) -> str:
     table = []
     for r in runs:
         link = os.path.relpath(r.page, out) if r.page else ""
-        cells = [_pm(dict(zip(("value", "error"), _value(r, k)))) for k in keys]
+        cells = [_pm(dict(zip(("value", "error"), value_of(r, k)))) for k in keys]
         table.append({"r": r, "link": link, "cells": cells, "cls": "ok" if r.verdict == "pass" else "bad"})
-    return render_template(
-        _DASH_TEMPLATE + PAGE_LOAD_CHECK + "</body>\n</html>\n",
-        style=PAGE_STYLE,
+    return _render(
+        _DASH_TEMPLATE,
         suite=suite,
         keys=keys,
         table=table,
