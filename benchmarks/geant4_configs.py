@@ -154,12 +154,15 @@ print(json.dumps({"cpu_s": time.process_time() - c0}))
 """
 
 
-def timing(out: Path, n: int, rounds: int, geometry: str) -> dict:
-    """CPU seconds per shower of every configuration, interleaved rounds, same energies."""
+def timing(out: Path, n: int, rounds: int, geometry: str, only: list[str] | None = None, name: str = "timing") -> dict:
+    """CPU seconds per shower of every configuration (or ``only`` these), interleaved rounds,
+    the same energies for every configuration of a round; written to ``out/<name>.json``."""
     result: dict = {"n": n, "rounds": rounds, "date": time.strftime("%Y-%m-%d %H:%M"), "per_round": []}
+    configs = [("baseline", "standard", 0.7)] + [c for c in CONFIGS if c[0] != "baseline-seed2"]
+    configs = [c for c in configs if only is None or c[0] in only or c[0] == "baseline"]
     for r in range(rounds):
         row = {}
-        for label, physics, cut in [("baseline", "standard", 0.7)] + [c for c in CONFIGS if c[0] != "baseline-seed2"]:
+        for label, physics, cut in configs:
             cmd = [sys.executable, "-c", _TIMER, geometry, physics, str(cut), str(n), str(100 + r)]
             res = subprocess.run(cmd, check=True, capture_output=True, text=True)
             row[label] = json.loads(res.stdout.strip().splitlines()[-1])["cpu_s"] / n
@@ -170,7 +173,7 @@ def timing(out: Path, n: int, rounds: int, geometry: str) -> dict:
         k: float(sorted(rr[k] / rr["baseline"] for rr in result["per_round"])[rounds // 2]) for k in labels
     }
     result["s_per_shower_median"] = {k: float(sorted(rr[k] for rr in result["per_round"])[rounds // 2]) for k in labels}
-    (out / "timing.json").write_text(json.dumps(result, indent=1))
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
     return result
 
 
@@ -186,11 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--simulate-only", action="store_true")
     ap.add_argument("--timing", type=int, default=0, metavar="N", help="controlled CPU timing with N showers per run")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", nargs="+", help="time only these configurations (and the baseline)")
+    ap.add_argument("--timing-name", default="timing", help="file stem of the timing result")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.timing:
-        timing(args.out, args.timing, args.rounds, args.geometry)
+        timing(args.out, args.timing, args.rounds, args.geometry, args.only, args.timing_name)
         return 0
     simulate(args.out, args.n, args.seed, args.sampling_fraction, args.geometry, args.energy)
     if args.simulate_only:
