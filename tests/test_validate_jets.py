@@ -45,6 +45,9 @@ def test_identical_jets_pass_with_zero_chi2(jets: Path) -> None:
     assert all(c["chi2"] == 0.0 for c in comps.values())
     assert all(c["ks_p"] == 1.0 for c in comps.values())
     assert res.record.candidate["jet_type"] == "t"  # the reference's type applied to the candidate
+    notes = res.record.reference["notes"]
+    assert any("the candidate is the reference file itself" in n for n in notes)
+    assert any("small samples (reference 400, candidate 400 events)" in n for n in notes)
 
 
 def test_a_stretched_jet_fails_on_mass_not_on_tau_ratios(jets: Path) -> None:

@@ -509,6 +509,31 @@ def validate_run(
     return ValidationResult(record=record, passed=record.verdict == "pass", output=out)
 
 
+#: below this many events per sample a run says that its numbers have large errors
+SMALL_SAMPLE = 500
+
+
+def _sample_notes(kind: str, ref: Any, cand: Any, ref_id: dict[str, Any], cand_id: dict[str, Any]) -> list[str]:
+    """What a reader of the page should know about the samples (shown on the page, not gated)."""
+    notes = []
+    if min(len(ref), len(cand)) < SMALL_SAMPLE:
+        notes.append(
+            f"small samples (reference {len(ref)}, candidate {len(cand)} events): every number has large errors"
+        )
+    if cand_id.get("sha256") == ref_id.get("sha256"):
+        notes.append("the candidate is the reference file itself: every comparison is trivially perfect")
+    if kind == "jets":
+        from showerforge.data.jetnet import JET_TYPES
+
+        rt, ct = ({JET_TYPES[int(t)] for t in np.unique(x.jet_type)} for x in (ref, cand))
+        if rt != ct:
+            notes.append(
+                f"jet types differ: reference {','.join(sorted(rt))}, candidate {','.join(sorted(ct))}; "
+                "select one type with FILE.h5:TYPE in the suite"
+            )
+    return notes
+
+
 def _check_output(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out}: an existing file; give a folder")
@@ -549,14 +574,15 @@ def _measure(
     cand_obs = run_analyses(analyses, cand)
     hists = _compare_all(ref_obs, cand_obs, s.bins)
     metrics = _aggregates(hists)
-    notes: list[str] = []
+    ref_id = _identity(ref_path, "reference")
+    notes = _sample_notes(kind, ref, cand, ref_id, identity)
     if s.evaluate:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             metrics.update(_evaluation(s, kind, ref_path, cand_path, stage / "evaluation", say))
-        notes = sorted({str(w.message).splitlines()[0] for w in caught if issubclass(w.category, UserWarning)})
-        for note in notes:
-            say(f"note: {note}")
+        notes += sorted({str(w.message).splitlines()[0] for w in caught if issubclass(w.category, UserWarning)})
+    for note in notes:
+        say(f"note: {note}")
     gates = evaluate_gates(s.gates, metrics, hists)
     passed = all(g["passed"] for g in gates)
     record = RunRecord(
@@ -565,7 +591,7 @@ def _measure(
         created=now_utc(),
         verdict="pass" if passed else "fail",
         candidate=identity | {"n_events": len(cand)},
-        reference=_identity(ref_path, "reference") | {"n_events": len(ref), "kind": kind, "notes": notes},
+        reference=ref_id | {"n_events": len(ref), "kind": kind, "notes": notes},
         metrics=metrics,
         gates=gates,
         histograms=hists,
