@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from _validation import validated
+
 # (label, physics, production cut in mm)
 CONFIGS = [
     ("baseline-seed2", "standard", 0.7),
@@ -110,16 +112,7 @@ def validate(out: Path, cpu: dict, reference: Path) -> str:
     timed = json.loads((out / "timing.json").read_text()) if (out / "timing.json").is_file() else None
     for label, _, _ in CONFIGS:
         target = out / "validation" / label
-        if not (target / "result.json").is_file():
-            cmd = [
-                sys.executable, "-m", "showerforge", "validate", "run", "--suite", str(suite),
-                "--candidate", str(out / f"{label}.h5"), "--label", label, "--store", str(out / "history.db"),
-                "-o", str(target), "--replace",
-            ]  # fmt: skip
-            code = subprocess.run(cmd).returncode
-            if code not in (0, 1):
-                raise SystemExit(f"validate run failed for {label}, exit {code}")
-        res = json.loads((target / "result.json").read_text())
+        res = validated(suite, out / f"{label}.h5", label, out / "history.db", target)
         m = res["metrics"]
         s = cpu[label]["cpu_s"] / cpu[label]["n"]
         ratio = s / base

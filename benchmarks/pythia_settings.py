@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from _validation import validated
+
 # (label, extra command-line options of `showerforge simulate jets`)
 CONFIGS = [
     ("baseline", []),
@@ -100,16 +102,7 @@ def validate(out: Path, cpu: dict, types: str) -> str:
         suite.write_text(SUITE.format(jet_type=jet_type, reference=out / "baseline.h5"))
         for label, _ in CONFIGS[1:]:
             target = out / "validation" / jet_type / label
-            if not (target / "result.json").is_file():
-                cmd = [
-                    sys.executable, "-m", "showerforge", "validate", "run", "--suite", str(suite),
-                    "--candidate", str(out / f"{label}.h5"), "--label", label, "--store", str(out / "history.db"),
-                    "-o", str(target), "--replace",
-                ]  # fmt: skip
-                code = subprocess.run(cmd).returncode
-                if code not in (0, 1):
-                    raise SystemExit(f"validate run failed for {label} ({jet_type}), exit {code}")
-            res = json.loads((target / "result.json").read_text())
+            res = validated(suite, out / f"{label}.h5", label, out / "history.db", target)
             ms = 1e3 * cpu[label]["cpu_s"] / cpu[label]["n_jets"]
             chi = [res["histograms"][c]["chi2_ndf"] for c in COLUMNS]
             failed = [g["expr"] for g in res["gates"] if not g["passed"]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -55,6 +57,14 @@ def test_notebook_example(workdir, monkeypatch):
     fast = sf.distill(run, output="fast/", steps=1, n_pairs=200, epochs=1, progress=False, num_threads=1)
     assert sf.load(fast).model.default_sampler == {"solver": "euler", "steps": 1}
     assert sf.load(fast).sample(energies=np.full(10, 5000.0), seed=3).shape == (10, 576)
+    Path("suite.toml").write_text(
+        'name = "e"\ngates = ["chi2_ndf_max <= 1000"]\n[reference]\nfile = "e.h5"\n[metrics]\nenabled = false\n'
+    )
+    res = sf.validate_run("suite.toml", "gen.h5", label="v1")
+    trend = sf.validation_history("suite.toml")
+    assert [r.label for r in trend] == ["v1"] and trend[0].verdict == res.record.verdict
+    assert res.exit_code == (0 if res.passed else 1) and "etot_over_einc" in trend[0].histograms
+    assert (workdir / "validation" / "e" / "v1" / "index.html").is_file()
 
 
 def test_energies_outside_training_range_warn(workdir):

@@ -181,3 +181,44 @@ def test_bad_call_arguments() -> None:
     cfg.jet_type = "x"  # mutated after construction: re-validated at call time
     with pytest.raises(ValueError, match="unknown jet_type"):
         simulate_jets(cfg, 1, seed=1)
+
+
+def test_extra_pythia_settings_are_read_last_and_recorded() -> None:
+    """`pythia=` commands come after showerforge's own (the user's pTHatMin wins) and are in the settings."""
+    cfg = JetConfig("g", mpi=False, pythia=("PhaseSpace:pTHatMin = 700",))
+    batch = simulate_jets(cfg, 20, seed=3)
+    cmds = batch.settings["pythia_commands"]
+    assert cmds[-1] == "PhaseSpace:pTHatMin = 700" and "PhaseSpace:pTHatMin = 600" in cmds
+    assert len(batch) == 20
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [("Tune:pq = 21", "Pythia does not accept it"), ("Tune:pp 21", "expected 'Group:key = value'")],
+)
+def test_bad_pythia_settings_exit_2_before_the_campaign(tmp_path, setting: str, expected: str) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "j.h5"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "showerforge",
+            "simulate",
+            "jets",
+            "--type",
+            "g",
+            "--n",
+            "10",
+            "--pythia",
+            setting,
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and expected in proc.stderr, proc.stderr
+    assert proc.stdout == "" and not out.exists() and not list(tmp_path.iterdir())
