@@ -1179,6 +1179,151 @@ def evaluate_cmd(
     click.echo(f"report: {output / 'index.html'}")
 
 
+# ----------------------------------------------------------------------------- refine
+@cli.group()
+def refine() -> None:
+    """Correct mis-modelled events: fit a refiner on source and target samples, then apply it.
+
+    \b
+    Methods:
+      fm        conditional flow matching from source to target (minibatch optimal-transport
+                pairs, conditioned on E_inc or the jet type); inputs: shapes, layers or voxels
+                (showers), jet (jets); refined showers stay in MeV and non-negative
+      flow      normalizing-flow morphing: a conditional flow per sample, source -> latent ->
+                target (zuko neural spline flows); best for a few inputs
+      reweight  calibrated classifier weights w = p/(1-p), clipped; writes a `weights` dataset
+                and reports the effective sample size
+
+    \b
+    Example:
+      showerforge refine fit --source mc.h5 --target data.h5 --method fm --inputs layers -o refiner/
+      showerforge refine apply --refiner refiner/ --input mc_more.h5 -o mc_more_refined.h5
+    """
+
+
+@refine.command("fit")
+@click.option("--source", required=True, help="Events to correct (a shower or jet file; FILE:TYPE for one jet type).")
+@click.option("--target", required=True, help="Events to match (same kind and geometry as the source).")
+@click.option(
+    "--method",
+    type=click.Choice(["fm", "flow", "reweight"]),
+    default="fm",
+    show_default=True,
+    help="Refinement method.",
+)
+@click.option(
+    "--inputs",
+    default=None,
+    help="Input blocks, comma-separated: shapes, layers, voxels (showers); jet, particles (jets). "
+    "fm/flow take one. Default: voxels (fm), shapes (flow), shapes,layers (reweight); jet (+ particles for reweight).",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Training epochs (fm/flow: 100, reweight: up to 200 with early stopping).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Events per optimizer step (256).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate (1e-3).")
+@click.option(
+    "--hidden", type=click.IntRange(min=1), default=None, help="Hidden units per layer (fm 256, flow and reweight 128)."
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=None, help="fm: ODE steps (midpoint) used when applying (20)."
+)
+@click.option(
+    "--clip", type=click.FloatRange(min=1, min_open=True), default=None, help="reweight: largest weight kept (20)."
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seeds pairing, initialisation and batches.",
+)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
+@click.option(
+    "-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="Refiner folder to write."
+)
+@friendly
+def refine_fit_cmd(
+    source: str,
+    target: str,
+    method: str,
+    inputs: str | None,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    hidden: int | None,
+    steps: int | None,
+    clip: float | None,
+    seed: int,
+    threads: int | None,
+    output: Path,
+) -> None:
+    """Fit a refiner that makes SOURCE events look like TARGET events.
+
+    Writes OUTPUT/refiner.pt (tensors and JSON only), OUTPUT/refiner.json and OUTPUT/fit.png
+    (source, target and refined source; the weight distribution for reweight).
+    """
+    from showerforge.refine import fit_refiner
+
+    if method != "fm" and steps is not None:
+        raise UserError("--steps applies to --method fm")
+    if method != "reweight" and clip is not None:
+        raise UserError("--clip applies to --method reweight")
+    ref = fit_refiner(
+        source, target, output, method=method, inputs=inputs, seed=seed, threads=threads, say=_status,
+        epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, steps=steps, clip=clip,
+    )  # fmt: skip
+    s = ref.summary
+    click.echo(
+        f"fitted {method} on {', '.join(ref.blocks)} ({len(ref.columns)} inputs): source {s['source']['n']}, "
+        f"target {s['target']['n']} events, {s['fit_seconds']:.0f} s"
+    )
+    if method == "reweight":
+        w = s["source_weights"]
+        click.echo(
+            f"weights on the source: mean {w['mean']:.3f}, effective sample size {w['ess']:.0f} of {w['n']} "
+            f"({100 * w['ess_fraction']:.0f} %), clipped at {w['clip']:g}: {100 * w['clipped_fraction']:.2f} %"
+        )
+    click.echo(f"refiner: {output}")
+
+
+@refine.command("apply")
+@click.option(
+    "--refiner", "refiner_dir", required=True, type=click.Path(path_type=Path), help="Folder written by `refine fit`."
+)
+@click.option(
+    "--input", "input_spec", required=True, help="Events to refine (same kind and geometry as the refiner's source)."
+)
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="fm: ODE steps (default: the refiner's).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (default: torch's).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Refined file to write."
+)
+@friendly
+def refine_apply_cmd(refiner_dir: Path, input_spec: str, steps: int | None, threads: int | None, output: Path) -> None:
+    """Apply a refiner: write INPUT's events refined (showers in MeV, or `refined_inputs`), or with `weights`."""
+    from showerforge.refine import apply_refiner, load_refiner
+
+    ref = load_refiner(refiner_dir)
+    if steps is not None and ref.method != "fm":
+        raise UserError(f"--steps applies to fm refiners; {refiner_dir} is a {ref.method} refiner")
+    out = apply_refiner(ref, input_spec, output, steps=steps, threads=threads, say=_status)
+    if ref.method == "reweight":
+        click.echo(
+            f"weights of {out['n']} events: mean {out['mean']:.3f}, effective sample size {out['ess']:.0f} "
+            f"({100 * out['ess_fraction']:.0f} %), clipped at {out['clip']:g}: {100 * out['clipped_fraction']:.2f} %"
+        )
+    else:
+        what = "showers (MeV)" if "showers" in out else "refined_inputs"
+        click.echo(
+            f"refined {out['n']} events ({ref.method} on {', '.join(ref.blocks)}) in {out['seconds']:.1f} s: {what}"
+        )
+    click.echo(f"wrote {output}")
+
+
 def _file_kind(spec: str) -> str:
     """``calo`` or ``jets`` from the HDF5 keys (a ``:TYPE`` suffix is allowed)."""
     from showerforge.data.formats import detect_format

@@ -1,14 +1,20 @@
 """Detector and readout geometry shared by the simulator, the data layer, the features and the plots.
 
-A :class:`Geometry` describes a sampling calorimeter and its cylindrical readout:
+A :class:`Geometry` describes a calorimeter and its readout:
 
 * the physical stack: ``n_physical_layers`` repetitions of (absorber, sensor), materials named
-  by their Geant4 NIST names (``G4_W``, ``G4_Si``, ...), thicknesses in **mm**;
+  by their Geant4 NIST names (``G4_W``, ``G4_Si``, ...), thicknesses in **mm**; an absorber of
+  0 mm makes a homogeneous calorimeter (every slab is active, e.g. ``G4_PbWO4`` crystals);
 * the readout: ``readout`` layers (each groups ``n_physical_layers / n_layers`` consecutive
-  physical layers), each with its radial bin edges (mm) and its number of angular bins.
+  physical layers), each either cylindrical (radial bin edges in mm, a number of angular bins)
+  or a square matrix of crystals (``n_crystals`` x ``n_crystals`` of ``crystal_mm`` width,
+  centred on the beam axis, which passes through the centre of the middle crystal).
 
 Voxels are ordered (layer, angle, radius), radius fastest, as in the CaloChallenge 2022 files.
 Angular bin ``a`` of ``n`` covers ``[-pi + 2 pi a / n, -pi + 2 pi (a + 1) / n)`` (radians).
+A crystal matrix is ordered (layer, row, column), column fastest: row ``j`` covers
+``y`` in ``[(j - n/2) w, (j + 1 - n/2) w)``, column ``i`` the same in ``x`` (``w`` the width);
+its ``shape`` is (layers, rows, columns).
 
 This module must not import torch.
 """
@@ -56,18 +62,34 @@ class GeometryError(UserError):
 
 @dataclass(frozen=True)
 class ReadoutLayer:
-    """One readout layer of a cylindrical readout.
+    """One readout layer: cylindrical, or a square crystal matrix.
 
     Args:
         r_edges_mm: radial bin edges in mm, increasing; ``len - 1`` radial bins (a single edge
-            means the layer has no voxels, as in CaloChallenge dataset 1).
-        n_alpha: number of angular bins covering (-pi, pi].
+            means the layer has no voxels, as in CaloChallenge dataset 1). For a crystal matrix
+            it is set to ``(0, half-width of the matrix)``.
+        n_alpha: number of angular bins covering (-pi, pi]; for a crystal matrix the number of rows.
+        crystal_mm: width of one crystal in mm; > 0 makes the layer a crystal matrix.
+        n_crystals: crystals per side of the matrix (odd, so the beam hits the middle crystal).
     """
 
-    r_edges_mm: tuple[float, ...]
+    r_edges_mm: tuple[float, ...] = ()
     n_alpha: int = 1
+    crystal_mm: float = 0.0
+    n_crystals: int = 0
 
     def __post_init__(self) -> None:
+        if self.crystal_mm or self.n_crystals:
+            n, w = int(self.n_crystals), float(self.crystal_mm)
+            if not (w > 0 and n >= 1 and n % 2 == 1):
+                raise GeometryError(
+                    f"a crystal matrix needs crystal_mm > 0 and an odd n_crystals >= 1, got {w} mm and {n}"
+                )
+            object.__setattr__(self, "crystal_mm", w)
+            object.__setattr__(self, "n_crystals", n)
+            object.__setattr__(self, "n_alpha", n)
+            object.__setattr__(self, "r_edges_mm", (0.0, round(0.5 * n * w, 6)))
+            return
         edges = tuple(float(e) for e in self.r_edges_mm)
         object.__setattr__(self, "r_edges_mm", edges)
         if len(edges) < 1 or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0:
@@ -77,14 +99,24 @@ class ReadoutLayer:
         object.__setattr__(self, "n_alpha", int(self.n_alpha))
 
     @property
+    def is_crystal(self) -> bool:
+        """True for a square crystal matrix."""
+        return self.n_crystals > 0
+
+    @property
     def n_radial(self) -> int:
-        """Number of radial bins."""
-        return len(self.r_edges_mm) - 1
+        """Number of radial bins (columns of a crystal matrix)."""
+        return self.n_crystals if self.is_crystal else len(self.r_edges_mm) - 1
 
     @property
     def n_voxels(self) -> int:
-        """Number of voxels (angle x radius) in this layer."""
+        """Number of voxels (angle x radius, or rows x columns) in this layer."""
         return self.n_radial * self.n_alpha if self.n_radial > 0 else 0
+
+    def crystal_centres_mm(self) -> np.ndarray:
+        """Centres (mm) of the rows / columns of a crystal matrix, shape (n_crystals,)."""
+        n = self.n_crystals
+        return (np.arange(n) - (n - 1) / 2.0) * self.crystal_mm
 
 
 @dataclass(frozen=True)
@@ -127,8 +159,13 @@ class Geometry:
                     f"geometry {self.name!r}: n_physical_layers={self.n_physical_layers} must be a "
                     f"positive multiple of the {len(layers)} readout layers"
                 )
-        if self.absorber is not None and (self.absorber_mm <= 0 or self.sensor_mm <= 0):
-            raise GeometryError(f"geometry {self.name!r}: thicknesses must be > 0 mm")
+        if self.absorber is not None and (self.absorber_mm < 0 or self.sensor_mm <= 0):
+            raise GeometryError(
+                f"geometry {self.name!r}: the sensor must be > 0 mm thick and the absorber >= 0 mm "
+                "(0 mm: a homogeneous calorimeter)"
+            )
+        if any(layer.is_crystal for layer in layers) and not all(layer.is_crystal for layer in layers):
+            raise GeometryError(f"geometry {self.name!r}: crystal-matrix and cylindrical layers cannot be mixed")
         offsets = np.concatenate([[0], np.cumsum([layer.n_voxels for layer in layers])])
         object.__setattr__(self, "_offsets", tuple(int(o) for o in offsets))
 
@@ -182,8 +219,16 @@ class Geometry:
         """Readout layer index of each voxel, shape (n_voxels,)."""
         return np.repeat(np.arange(self.n_layers), [layer.n_voxels for layer in self.readout])
 
+    @property
+    def is_crystal(self) -> bool:
+        """True when the readout is a crystal matrix (every layer)."""
+        return all(layer.is_crystal for layer in self.readout)
+
     def voxel_r_mm(self) -> np.ndarray:
-        """Radial bin centre of each voxel in mm, shape (n_voxels,)."""
+        """Radial bin centre of each voxel in mm (crystal centre's distance to the axis), shape (n_voxels,)."""
+        if self.is_crystal:
+            x, y = self.voxel_xy_mm()
+            return np.hypot(x, y)
         parts = []
         for layer in self.readout:
             if layer.n_voxels:
@@ -192,7 +237,12 @@ class Geometry:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def voxel_alpha(self) -> np.ndarray:
-        """Angular bin centre of each voxel in radians in (-pi, pi), shape (n_voxels,)."""
+        """Angular bin centre of each voxel in radians in (-pi, pi), shape (n_voxels,).
+
+        For a crystal matrix: the direction of the crystal centre (0 for the middle crystal)."""
+        if self.is_crystal:
+            x, y = self.voxel_xy_mm()
+            return np.arctan2(y, x)
         parts = []
         for layer in self.readout:
             if layer.n_voxels:
@@ -202,12 +252,21 @@ class Geometry:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def voxel_xy_mm(self) -> tuple[np.ndarray, np.ndarray]:
-        """Transverse (x, y) of each voxel centre in mm: r cos(alpha), r sin(alpha)."""
+        """Transverse (x, y) of each voxel centre in mm: r cos(alpha), r sin(alpha), or the crystal centres."""
+        if self.is_crystal:
+            xs, ys = [], []
+            for layer in self.readout:
+                c = layer.crystal_centres_mm()
+                xs.append(np.tile(c, layer.n_crystals))
+                ys.append(np.repeat(c, layer.n_crystals))
+            return np.concatenate(xs), np.concatenate(ys)
         r, a = self.voxel_r_mm(), self.voxel_alpha()
         return r * np.cos(a), r * np.sin(a)
 
     def voxel_area_mm2(self) -> np.ndarray:
         """Transverse area of each voxel in mm^2."""
+        if self.is_crystal:
+            return np.concatenate([np.full(layer.n_voxels, layer.crystal_mm**2) for layer in self.readout])
         parts = []
         for layer in self.readout:
             if layer.n_voxels:
@@ -225,7 +284,7 @@ class Geometry:
     def radiation_lengths_per_layer(self) -> float:
         """Depth of one readout layer in radiation lengths X0 (needs tabulated materials)."""
         try:
-            x0a = RADIATION_LENGTH_MM[self.absorber or ""]
+            x0a = RADIATION_LENGTH_MM[self.absorber or ""] if self.absorber_mm > 0 else 1.0
             x0s = RADIATION_LENGTH_MM[self.sensor or ""]
         except KeyError as err:
             raise GeometryError(f"no radiation length tabulated for material {err.args[0]!r}") from None
@@ -241,7 +300,9 @@ class Geometry:
         if self.n_layers != other.n_layers:
             return False
         for a, b in zip(self.readout, other.readout):
-            if a.n_alpha != b.n_alpha or a.n_radial != b.n_radial:
+            if a.n_alpha != b.n_alpha or a.n_radial != b.n_radial or a.is_crystal != b.is_crystal:
+                return False
+            if a.is_crystal and not math.isclose(a.crystal_mm, b.crystal_mm, abs_tol=1e-6):
                 return False
             if not np.allclose(a.r_edges_mm, b.r_edges_mm, atol=1e-6, rtol=0):
                 return False
@@ -252,7 +313,12 @@ class Geometry:
         """A JSON-ready dictionary (round trip: :meth:`from_dict`)."""
         d = asdict(self)
         d.pop("_offsets", None)
-        d["readout"] = [{"r_edges_mm": list(layer.r_edges_mm), "n_alpha": layer.n_alpha} for layer in self.readout]
+        d["readout"] = [
+            {"crystal_mm": layer.crystal_mm, "n_crystals": layer.n_crystals}
+            if layer.is_crystal
+            else {"r_edges_mm": list(layer.r_edges_mm), "n_alpha": layer.n_alpha}
+            for layer in self.readout
+        ]
         # compress a regular readout to one entry plus a count
         if all(layer == self.readout[0] for layer in self.readout):
             d["readout"] = {"repeat": self.n_layers, "layer": d["readout"][0]}
@@ -342,6 +408,19 @@ PRESETS: dict[str, Geometry] = {
     # Small and fast, for tests and the demo: 24 x (3.5 mm W + 0.3 mm Si) ~ 24 X0,
     # read out as 12 layers x 8 angles x 6 radial bins of 8 mm (576 voxels).
     "mini": Geometry("mini", _regular(12, 8, 6, 8.0), "G4_W", 3.5, "G4_Si", 0.3, 24),
+    # CMS-inspired homogeneous lead-tungstate calorimeter for photons: 230 mm of PbWO4 (25.8 X0),
+    # a 5 x 5 matrix of 22 mm crystals around the impact point, read out in 10 depth segments
+    # of 23 mm (2.6 X0) to study longitudinal shapes (CMS crystals have a single readout).
+    "pbwo4": Geometry(
+        "pbwo4",
+        tuple(ReadoutLayer(crystal_mm=22.0, n_crystals=5) for _ in range(10)),
+        "G4_PbWO4",
+        0.0,
+        "G4_PbWO4",
+        23.0,
+        10,
+        transverse_size_mm=200.0,
+    ),
 }
 
 

@@ -141,6 +141,14 @@ def _check_geometry(geometry: Geometry) -> tuple[int, int, float]:
             f"geometry {geometry.name!r}: Geant4 simulation needs a regular readout (same binning in every layer)"
         )
     _n_layers, n_alpha, n_r = geometry.shape
+    if geometry.is_crystal:
+        width = geometry.readout[0].crystal_mm
+        if 0.5 * n_r * width > geometry.transverse_size_mm:
+            raise GeometryError(
+                f"geometry {geometry.name!r}: the crystal matrix ({n_r} x {width} mm) is wider than the slabs "
+                f"(half-size {geometry.transverse_size_mm} mm)"
+            )
+        return n_alpha, n_r, width
     edges = np.asarray(geometry.readout[0].r_edges_mm)
     dr = float(edges[1] - edges[0])
     if edges[0] != 0.0 or not np.allclose(np.diff(edges), dr, rtol=1e-6, atol=1e-9):
@@ -268,22 +276,36 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
             world_s = g4.G4Box("World", (half_xy + 10) * mm, (half_xy + 10) * mm, (total + 10) * mm)
             world_l = g4.G4LogicalVolume(world_s, mats["world"], "World")
             world_p = g4.G4PVPlacement(None, g4.G4ThreeVector(), world_l, "World", None, False, 0, False)
-            abs_s = g4.G4Box("Absorber", half_xy * mm, half_xy * mm, 0.5 * geometry.absorber_mm * mm)
+            # a homogeneous calorimeter (absorber 0 mm) keeps an unplaced absorber volume
+            abs_s = g4.G4Box("Absorber", half_xy * mm, half_xy * mm, max(0.5 * geometry.absorber_mm, 1e-3) * mm)
             abs_l = g4.G4LogicalVolume(abs_s, mats["abs"], "Absorber")
             sen_s = g4.G4Box("Sensor", half_xy * mm, half_xy * mm, 0.5 * geometry.sensor_mm * mm)
             sen_l = g4.G4LogicalVolume(sen_s, mats["sen"], "Sensor")
             hz = 0.5 * geometry.sensor_mm * mm
-            cyl_s = g4.G4Tubs("Readout", 0.0, radius * mm, hz, 0.0, 2 * math.pi)
-            cyl_l = g4.G4LogicalVolume(cyl_s, mats["sen"], "Readout")
-            dphi = 2 * math.pi / n_alpha
-            # phi replicas: copy a spans [-pi + a dphi, -pi + (a+1) dphi) when the cell solid is
-            # centred on its local x axis (Geant4 rotates copy a to offset + (a + 1/2) width)
-            phi_s = g4.G4Tubs("PhiCell", 0.0, radius * mm, hz, -0.5 * dphi, dphi)
-            phi_l = g4.G4LogicalVolume(phi_s, mats["sen"], "PhiCell")
-            rho_s = g4.G4Tubs("RhoCell", 0.0, dr * mm, hz, -0.5 * dphi, dphi)
-            rho_l = g4.G4LogicalVolume(rho_s, mats["sen"], "RhoCell")
-            phi_p = g4.G4PVReplica("PhiCell", phi_l, cyl_l, g4.kPhi, n_alpha, dphi, -math.pi)
-            rho_p = g4.G4PVReplica("RhoCell", rho_l, phi_l, g4.kRho, n_r, dr * mm, 0.0)
+            if geometry.is_crystal:
+                # crystal matrix: a box replicated in x (columns), each column in y (rows);
+                # copies run from -x to +x (and -y to +y), so depth 0 is the row, depth 1 the column
+                half = 0.5 * n_r * dr * mm
+                cyl_s = g4.G4Box("Readout", half, half, hz)
+                cyl_l = g4.G4LogicalVolume(cyl_s, mats["sen"], "Readout")
+                phi_s = g4.G4Box("Column", 0.5 * dr * mm, half, hz)
+                phi_l = g4.G4LogicalVolume(phi_s, mats["sen"], "Column")
+                rho_s = g4.G4Box("Crystal", 0.5 * dr * mm, 0.5 * dr * mm, hz)
+                rho_l = g4.G4LogicalVolume(rho_s, mats["sen"], "Crystal")
+                phi_p = g4.G4PVReplica("Column", phi_l, cyl_l, g4.kXAxis, n_r, dr * mm, 0.0)
+                rho_p = g4.G4PVReplica("Crystal", rho_l, phi_l, g4.kYAxis, n_alpha, dr * mm, 0.0)
+            else:
+                cyl_s = g4.G4Tubs("Readout", 0.0, radius * mm, hz, 0.0, 2 * math.pi)
+                cyl_l = g4.G4LogicalVolume(cyl_s, mats["sen"], "Readout")
+                dphi = 2 * math.pi / n_alpha
+                # phi replicas: copy a spans [-pi + a dphi, -pi + (a+1) dphi) when the cell solid is
+                # centred on its local x axis (Geant4 rotates copy a to offset + (a + 1/2) width)
+                phi_s = g4.G4Tubs("PhiCell", 0.0, radius * mm, hz, -0.5 * dphi, dphi)
+                phi_l = g4.G4LogicalVolume(phi_s, mats["sen"], "PhiCell")
+                rho_s = g4.G4Tubs("RhoCell", 0.0, dr * mm, hz, -0.5 * dphi, dphi)
+                rho_l = g4.G4LogicalVolume(rho_s, mats["sen"], "RhoCell")
+                phi_p = g4.G4PVReplica("PhiCell", phi_l, cyl_l, g4.kPhi, n_alpha, dphi, -math.pi)
+                rho_p = g4.G4PVReplica("RhoCell", rho_l, phi_l, g4.kRho, n_r, dr * mm, 0.0)
             cyl_p = g4.G4PVPlacement(None, g4.G4ThreeVector(), cyl_l, "Readout", sen_l, False, 0, False)
             keep.extend(
                 [
@@ -306,16 +328,18 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
             )
             for i in range(n_phys):
                 z0 = i * pitch
-                pa = g4.G4PVPlacement(
-                    None,
-                    g4.G4ThreeVector(0, 0, (z0 + 0.5 * geometry.absorber_mm) * mm),
-                    abs_l,
-                    "Absorber",
-                    world_l,
-                    False,
-                    i,
-                    False,
-                )
+                if geometry.absorber_mm > 0:
+                    pa = g4.G4PVPlacement(
+                        None,
+                        g4.G4ThreeVector(0, 0, (z0 + 0.5 * geometry.absorber_mm) * mm),
+                        abs_l,
+                        "Absorber",
+                        world_l,
+                        False,
+                        i,
+                        False,
+                    )
+                    keep.append(pa)
                 ps = g4.G4PVPlacement(
                     None,
                     g4.G4ThreeVector(0, 0, (z0 + geometry.absorber_mm + 0.5 * geometry.sensor_mm) * mm),
@@ -326,7 +350,7 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
                     i,
                     False,
                 )
-                keep.extend([pa, ps])
+                keep.append(ps)
             self.logicals = {"rho": rho_l, "sen": sen_l, "abs": abs_l}
             keep.append(world_p)
             return world_p
@@ -335,8 +359,14 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
             sdm = g4.G4SDManager.GetSDMpointer()
             sdm.SetVerboseLevel(0)
             specs = {
-                # depth: 0 rho cell, 1 phi cell, 2 readout cylinder, 3 sensor slab (copy = layer)
-                "grid": ("rho", g4.G4PSEnergyDeposit3D("edep", n_phys, n_alpha, n_r, 3, 1, 0)),
+                # depth: 0 rho cell, 1 phi cell, 2 readout cylinder, 3 sensor slab (copy = layer);
+                # crystal matrix: 0 row (y), 1 column (x), 2 readout box, 3 sensor slab
+                "grid": (
+                    "rho",
+                    g4.G4PSEnergyDeposit3D("edep", n_phys, n_alpha, n_r, 3, 0, 1)
+                    if geometry.is_crystal
+                    else g4.G4PSEnergyDeposit3D("edep", n_phys, n_alpha, n_r, 3, 1, 0),
+                ),
                 "outside": ("sen", g4.G4PSEnergyDeposit("edep", 0)),
                 "absorber": ("abs", g4.G4PSEnergyDeposit("edep", 0)),
             }
