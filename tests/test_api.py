@@ -18,7 +18,17 @@ def workdir(tmp_path_factory):
 
 
 def test_top_level_names():
-    assert {"simulate_showers", "simulate_jets", "train", "distill", "load", "evaluate"} <= set(sf.__all__)
+    names = {
+        "simulate_showers",
+        "simulate_jets",
+        "train",
+        "distill",
+        "load",
+        "evaluate",
+        "fit_refiner",
+        "apply_refiner",
+    }
+    assert names <= set(sf.__all__)
     # the subpackages of the same stem do not shadow the functions
     import showerforge.evaluation  # noqa: F401
     import showerforge.training  # noqa: F401
@@ -65,6 +75,10 @@ def test_notebook_example(workdir, monkeypatch):
     assert [r.label for r in trend] == ["v1"] and trend[0].verdict == res.record.verdict
     assert res.exit_code == (0 if res.passed else 1) and "etot_over_einc" in trend[0].histograms
     assert (workdir / "validation" / "e" / "v1" / "index.html").is_file()
+    ref = sf.fit_refiner("gen.h5", "e.h5", "refiner/", method="fm", inputs="layers", epochs=2)
+    out = sf.apply_refiner("refiner/", "gen.h5", "gen_refined.h5")
+    assert ref.blocks == ["layers"] and out["showers"].shape == (200, 576) and (out["showers"] >= 0).all()
+    assert Path("gen_refined.h5").is_file() and Path("refiner/fit.png").is_file()
 
 
 def test_energies_outside_training_range_warn(workdir):

@@ -7,7 +7,7 @@ light)::
 
     import showerforge as sf
     sf.simulate_showers(...), sf.simulate_jets(...), sf.train(...), sf.distill(...), sf.load(...), sf.evaluate(...)
-    sf.export_onnx(...), sf.validate_run(...), sf.validation_history(...)
+    sf.export_onnx(...), sf.validate_run(...), sf.validation_history(...), sf.fit_refiner(...), sf.apply_refiner(...)
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ __all__ = [
     "export_onnx",
     "validate_run",
     "validation_history",
+    "fit_refiner",
+    "apply_refiner",
 ]
 
 _API = set(__all__) - {"__version__"}

@@ -30,6 +30,8 @@ __all__ = [
     "export_onnx",
     "validate_run",
     "validation_history",
+    "fit_refiner",
+    "apply_refiner",
 ]
 
 
@@ -395,3 +397,43 @@ def validation_history(suite: str | Path, *, store: str | Path | None = None) ->
 
     s = load_suite(suite)
     return open_store(store if store is not None else default_store(s), write=False).runs_of(s.name, histograms=True)
+
+
+def fit_refiner(
+    source: str | Path,
+    target: str | Path,
+    output: str | Path | None = None,
+    *,
+    method: str = "fm",
+    inputs: str | list[str] | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    **settings: Any,
+) -> Any:
+    """Fit a refiner that makes ``source`` events look like ``target`` events (``showerforge refine fit``).
+
+    Args:
+        source, target: shower or jet files of the same kind and geometry.
+        output: refiner folder (``None``: keep in memory).
+        method: ``fm`` (flow matching), ``flow`` (normalizing-flow morphing) or ``reweight``.
+        inputs: ``shapes``, ``layers``, ``voxels`` (showers); ``jet``, ``particles`` (jets).
+        seed: the same seed gives the same refiner.
+        epochs, **settings: training settings (``hidden``, ``lr``, ``batch_size``, ``steps``, ``clip``, ...).
+
+    Returns:
+        A :class:`showerforge.refine.Refiner` (``.summary`` holds the fit's figures).
+    """
+    from showerforge.refine import fit_refiner as _fit
+
+    return _fit(source, target, output, method=method, inputs=inputs, seed=seed, epochs=epochs, **settings)
+
+
+def apply_refiner(refiner: Any, input: str | Path, output: str | Path | None = None, **options: Any) -> dict[str, Any]:  # noqa: A002
+    """Apply a refiner (a folder or a :class:`~showerforge.refine.Refiner`) to a file (``showerforge refine apply``).
+
+    Returns:
+        dict with ``showers`` (MeV) or ``refined_inputs`` or ``weights`` (+ ``ess``), and ``n``.
+    """
+    from showerforge.refine import apply_refiner as _apply
+
+    return _apply(refiner, input, output, **options)

@@ -1221,7 +1221,7 @@ def refine() -> None:
     "--epochs",
     type=click.IntRange(min=1),
     default=None,
-    help="Training epochs (fm/flow: 100, reweight: up to 200 with early stopping).",
+    help="Training epochs (fm/flow: 100 and at least 4000 optimizer steps; reweight: up to 200, early stopping).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Events per optimizer step (256).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate (1e-3).")

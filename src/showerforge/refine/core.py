@@ -52,8 +52,8 @@ DEFAULT_INPUTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("jets", "reweight"): ("jet", "particles"),
 }
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "fm": {"epochs": 100, "hidden": 256, "layers": 3, "lr": 1e-3, "batch_size": 256, "steps": 20, "cond_weight": 10.0},
-    "flow": {"epochs": 100, "hidden": 128, "transforms": 4, "lr": 1e-3, "batch_size": 256},
+    "fm": {"epochs": 0, "hidden": 256, "layers": 3, "lr": 1e-3, "batch_size": 256, "steps": 20, "cond_weight": 10.0},
+    "flow": {"epochs": 0, "hidden": 128, "transforms": 4, "lr": 1e-3, "batch_size": 256},
     "reweight": {"epochs": 200, "hidden": 128, "layers": 3, "lr": 1e-3, "batch_size": 256, "clip": 20.0},
 }
 _FORMAT = "showerforge-refiner"
@@ -86,7 +86,7 @@ class Refiner:
     # ------------------------------------------------------------------ inputs
     def encode(self, events: ri.Events) -> tuple[np.ndarray, np.ndarray]:
         """(standardised inputs (N, d) float32, conditions (N, k) float32) of ``events``."""
-        parts = [t.forward(ri.block_values(events, t.block)) for t in self.transforms]
+        parts = [t.forward(ri.block_values(events, t.block), events.incident_mev) for t in self.transforms]
         return np.concatenate(parts, axis=1), ri.conditions(events).astype(np.float32)
 
     def check_events(self, events: ri.Events) -> None:
@@ -121,6 +121,7 @@ class Refiner:
 
         d, k = len(self.columns), int(self.settings["n_conditions"])
         s = self.settings
+        net: Any
         if self.method == "fm":
             net = nets.VelocityNet(d, k, s["hidden"], s["layers"])
         elif self.method == "flow":
@@ -160,7 +161,7 @@ class Refiner:
     def decode(self, events: ri.Events, refined_u: np.ndarray) -> dict[str, np.ndarray]:
         """Refined physical values: ``showers`` (MeV) for voxels/layers, ``refined_inputs`` otherwise."""
         t = self.transforms[0]
-        values = t.inverse(refined_u)
+        values = t.inverse(refined_u, events.incident_mev)
         if self.kind == "showers" and t.block == "voxels":
             return {"showers": values.astype(np.float32)}
         if self.kind == "showers" and t.block == "layers":
@@ -259,7 +260,9 @@ def _resolve_settings(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
         if k not in s:
             raise RefineError(f"setting {k!r} does not apply to method {method!r}; it takes {', '.join(sorted(s))}")
         s[k] = type(s[k])(v)
-    for k in ("epochs", "hidden", "batch_size"):
+    if s["epochs"] < 0 or (method == "reweight" and s["epochs"] < 1):
+        raise RefineError(f"epochs must be >= 1, got {s['epochs']}")
+    for k in ("hidden", "batch_size"):
         if k in s and s[k] < 1:
             raise RefineError(f"{k} must be >= 1, got {s[k]}")
     if not s["lr"] > 0:
@@ -364,7 +367,9 @@ def _fit(
     transforms = []
     for b in blocks:
         columns += ri.block_columns(src.kind, b, geo, n_part)
-        transforms.append(fit_transform(b, ri.block_values(src, b), ri.block_values(tgt, b)))
+        transforms.append(
+            fit_transform(b, [ri.block_values(src, b), ri.block_values(tgt, b)], [src.incident_mev, tgt.incident_mev])
+        )
     ref = Refiner(method, src.kind, blocks, columns, transforms, s, geo, n_part)
     u0, c0 = ref.encode(src)
     u1, c1 = ref.encode(tgt)
@@ -375,6 +380,10 @@ def _fit(
     s["n_conditions"] = int(c0.shape[1])
     s["condition_mean"], s["condition_std"] = cmean.tolist(), cstd.tolist()
     c0s, c1s = (((c - cmean) / cstd).astype(np.float32) for c in (c0, c1))
+    if method in ("fm", "flow") and not s["epochs"]:
+        # automatic length: 100 epochs, at least 4000 optimizer steps for small samples
+        per_epoch = max(1, max(len(u0), len(u1)) // int(min(s["batch_size"], len(u0), len(u1))))
+        s["epochs"] = max(100, -(-4000 // per_epoch))
     t0 = time.perf_counter()
     summary: dict[str, Any] = {
         "source": {"path": src.path, "n": len(src)},
@@ -403,11 +412,11 @@ def _fit(
     else:
         x0 = np.concatenate([u0, c0s], axis=1)
         x1 = np.concatenate([u1, c1s], axis=1)
-        net, info = nets.train_classifier(
+        clf, info = nets.train_classifier(
             x0, x1, hidden=s["hidden"], layers=s["layers"], epochs=s["epochs"],
             batch_size=s["batch_size"], lr=s["lr"], seed=seed, say=say,
         )  # fmt: skip
-        ref.states = {"classifier": {k: v.detach().clone() for k, v in net.state_dict().items()}}
+        ref.states = {"classifier": {k: v.detach().clone() for k, v in clf.state_dict().items()}}
         summary["classifier"] = info
     summary["fit_seconds"] = round(time.perf_counter() - t0, 2)
     ref.summary = summary
@@ -541,7 +550,7 @@ def _write(path: Path, ref: Refiner, ev: ri.Events, result: dict[str, Any]) -> N
         if ev.kind == "showers":
             from showerforge.data.calo import write_showers
 
-            assert ev.geometry is not None and ev.incident_mev is not None
+            assert ev.geometry is not None and ev.incident_mev is not None and ev.showers is not None
             showers = result.get("showers", ev.showers)
             write_showers(tmp, ev.incident_mev, showers, ev.geometry, attrs)
         else:
@@ -598,7 +607,11 @@ def _plot_fit(
     else:
         assert refined_u is not None
         t = ref.transforms[0]
-        x0, x1, xr = t.inverse(u0), t.inverse(u1), t.inverse(refined_u)
+        x0, x1, xr = (
+            t.inverse(u0, src.incident_mev),
+            t.inverse(u1, tgt.incident_mev),
+            t.inverse(refined_u, src.incident_mev),
+        )
         if t.block == "voxels":  # voxels: show the layer energies
             assert src.geometry is not None
             x0, x1, xr = (ri.layer_energies(v, src.geometry) for v in (x0, x1, xr))

@@ -66,6 +66,8 @@ class VelocityNet(nn.Module):
 class Classifier(nn.Module):
     """An MLP logit on [inputs, conditions] with Platt calibration ``a * logit + b``."""
 
+    platt: torch.Tensor
+
     def __init__(self, dim: int, hidden: int = 128, layers: int = 3) -> None:
         super().__init__()
         self.net = _mlp(dim, 1, hidden, layers)
@@ -83,9 +85,13 @@ def _ot_pairs(u0: np.ndarray, c0: np.ndarray, u1: np.ndarray, c1: np.ndarray, co
     """Column of the target batch paired with each row of the source batch (exact OT)."""
     from scipy.optimize import linear_sum_assignment
 
-    cost = ((u0[:, None, :] - u1[None, :, :]) ** 2).mean(axis=-1)
+    def sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a, b = a.astype(np.float64), b.astype(np.float64)
+        return np.clip((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T, 0.0, None)
+
+    cost = sq_dist(u0, u1) / u0.shape[1]
     if c0.shape[1]:
-        cost = cost + cond_weight * ((c0[:, None, :] - c1[None, :, :]) ** 2).sum(axis=-1)
+        cost = cost + cond_weight * sq_dist(c0, c1)
     rows, cols = linear_sum_assignment(cost)
     out = np.empty(len(u0), dtype=np.int64)
     out[rows] = cols
@@ -146,7 +152,7 @@ def train_fm(
                 decay = min(0.999, (1 + step) / (10 + step))
                 for pe, pn in zip(ema.parameters(), net.parameters()):
                     pe.mul_(decay).add_(pn.detach(), alpha=1 - decay)
-            losses.append(float(loss))
+            losses.append(loss.item())
             step += 1
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
         if say and (epoch + 1 == epochs or (epoch + 1) % max(1, epochs // 10) == 0):
@@ -224,7 +230,7 @@ def train_flow(
             loss.backward()
             nn.utils.clip_grad_norm_(flow.parameters(), 5.0)
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             step += 1
         flow.eval()
         with torch.no_grad():
@@ -281,12 +287,12 @@ def train_classifier(
     parts: list[list[np.ndarray]] = [[], [], []]
     for rows in (np.arange(len(x0)), len(x0) + np.arange(len(x1))):
         p = rows[rng.permutation(len(rows))]
-        a, b = int(0.6 * len(p)), int(0.8 * len(p))
-        for k, chunk in enumerate((p[:a], p[a:b], p[b:])):
+        cut1, cut2 = int(0.6 * len(p)), int(0.8 * len(p))
+        for k, chunk in enumerate((p[:cut1], p[cut1:cut2], p[cut2:])):
             parts[k].append(chunk)
     train, stop, calib = (np.concatenate(p) for p in parts)
     # class-balanced loss: both classes weigh the same, so p / (1 - p) is the density ratio
-    wpos = len(x0) / max(1, len(x1))
+    wpos = float(len(x0)) / max(1, len(x1))
     net = Classifier(x.shape[1], hidden, layers)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-5)
     bce = nn.BCEWithLogitsLoss(reduction="none")
@@ -331,10 +337,10 @@ def train_classifier(
         s = net.raw_logit(torch.from_numpy(x[calib])).double().numpy()
     t_cal = y[calib].astype(np.float64)
     w_cal = np.where(t_cal > 0.5, wpos, 1.0)
-    a, c0 = _platt(s, t_cal, w_cal)
-    net.platt.copy_(torch.tensor([a, c0], dtype=torch.float32))
+    slope, offset = _platt(s, t_cal, w_cal)
+    net.platt.copy_(torch.tensor([slope, offset], dtype=torch.float32))
     auc = float(roc_auc_score(t_cal, s, sample_weight=w_cal)) if len(np.unique(t_cal)) == 2 else float("nan")
-    return net, {"epochs": epochs_run, "heldout_auc": auc, "platt": [a, c0], "n_calibration": int(len(calib))}
+    return net, {"epochs": epochs_run, "heldout_auc": auc, "platt": [slope, offset], "n_calibration": int(len(calib))}
 
 
 def _platt(s: np.ndarray, t: np.ndarray, w: np.ndarray, iters: int = 50) -> tuple[float, float]:

@@ -4,11 +4,17 @@ One transform is fitted on source and target together (the map runs between them
 in the same coordinates):
 
 * ``affine`` (shower shapes, jet eta, constituent features): ``u = (x - mean) / std``;
-* ``log`` (layer energies, voxel energies, jet pT and mass): ``u = (log(x + eps) - mean) / std``
-  with ``eps`` per column (layers, jets: 1e-3 of the column's mean; voxels: one value, the 5 %
-  quantile of the non-zero voxel energies). The inverse clips at 0, and for voxels sets energies
-  below ``eps`` to 0 (a readout threshold at ``eps``), so refined showers stay non-negative
-  and in MeV.
+* ``layers`` (layer energies): the total and the shares, so that the tightly measured total
+  (E / E_inc resolves to ~1 %) is one input, not a sum of ten: the column of the reference layer
+  (the one with the largest mean share) holds ``log(E / E_inc)``, every other column
+  ``log((f_l + eps) / (f_ref + eps))`` with ``f_l = E_l / E`` (additive log-ratios, ``eps`` = 1e-4);
+  then standardised. The inverse gives shares that sum to 1 and energies >= 0 in MeV;
+* ``log`` (layer energies, voxel energies, jet pT and mass): ``u = (log(x / s + eps) - mean) / std``
+  where ``s`` is the event's incident energy for layers and voxels (the shower's fluctuations,
+  not its energy, set the scale) and 1 for jets; ``eps`` per column (layers, jets: 1e-3 of the
+  column's mean; voxels: one value, the 5 % quantile of the non-zero voxel fractions). The
+  inverse clips at 0, and for voxels sets fractions below ``eps`` to 0 (a readout threshold at
+  ``eps`` E_inc), so refined showers stay non-negative and in MeV.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import numpy as np
 
 __all__ = ["BlockTransform", "fit_transform"]
 
-_LOG_BLOCKS = {"layers", "voxels"}
+_LOG_BLOCKS = {"voxels"}
+_SHARE_EPS = 1e-4
+_TOTAL_EPS = 1e-6
 
 
 @dataclass
@@ -33,27 +41,43 @@ class BlockTransform:
     mean: np.ndarray
     std: np.ndarray
     zero_below_eps: bool = False
+    per_incident: bool = False
+    ref_layer: int = -1  # >= 0: the total + log-ratio parametrisation of layer energies
 
     @property
     def width(self) -> int:
         return int(self.mean.shape[0])
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def _scale(self, incident_mev: np.ndarray | None, n: int) -> np.ndarray:
+        if not self.per_incident:
+            return np.ones((n, 1))
+        if incident_mev is None:
+            raise ValueError(f"block {self.block!r} needs the incident energies")
+        return np.asarray(incident_mev, dtype=np.float64).reshape(-1, 1)
+
+    def forward(self, x: np.ndarray, incident_mev: np.ndarray | None = None) -> np.ndarray:
         """Physical values (N, d) -> standardised (N, d) float32."""
+        if self.ref_layer >= 0:
+            return (
+                (_shares_forward(x, self._scale(incident_mev, len(x)), self.ref_layer) - self.mean) / self.std
+            ).astype(np.float32)
         v = np.asarray(x, dtype=np.float64).copy()
         lc = self.log_columns
         if lc.any():
-            v[:, lc] = np.log(np.clip(v[:, lc], 0.0, None) + self.eps[lc])
+            s = self._scale(incident_mev, len(v))
+            v[:, lc] = np.log(np.clip(v[:, lc], 0.0, None) / s + self.eps[lc])
         return ((v - self.mean) / self.std).astype(np.float32)
 
-    def inverse(self, u: np.ndarray) -> np.ndarray:
+    def inverse(self, u: np.ndarray, incident_mev: np.ndarray | None = None) -> np.ndarray:
         """Standardised (N, d) -> physical values (N, d) float64, non-negative where log-transformed."""
         v = np.asarray(u, dtype=np.float64) * self.std + self.mean
+        if self.ref_layer >= 0:
+            return _shares_inverse(v, self._scale(incident_mev, len(v)), self.ref_layer)
         lc = self.log_columns
         if lc.any():
             e = np.exp(np.clip(v[:, lc], -700.0, 700.0)) - self.eps[lc]
             floor = self.eps[lc] if self.zero_below_eps else 0.0
-            v[:, lc] = np.where(e < floor, 0.0, np.clip(e, 0.0, None))
+            v[:, lc] = np.where(e < floor, 0.0, np.clip(e, 0.0, None)) * self._scale(incident_mev, len(v))
         return v
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +88,8 @@ class BlockTransform:
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
             "zero_below_eps": self.zero_below_eps,
+            "per_incident": self.per_incident,
+            "ref_layer": self.ref_layer,
         }
 
     @classmethod
@@ -75,12 +101,30 @@ class BlockTransform:
             mean=np.asarray(d["mean"], dtype=np.float64),
             std=np.asarray(d["std"], dtype=np.float64),
             zero_below_eps=bool(d.get("zero_below_eps", False)),
+            per_incident=bool(d.get("per_incident", False)),
+            ref_layer=int(d.get("ref_layer", -1)),
         )
 
 
-def fit_transform(block: str, *samples: np.ndarray) -> BlockTransform:
-    """Fit the transform of ``block`` on the union of ``samples`` (each (N_i, d), physical units)."""
+def fit_transform(
+    block: str, samples: list[np.ndarray], incident_mev: list[np.ndarray | None] | None = None
+) -> BlockTransform:
+    """Fit the transform of ``block`` on the union of ``samples`` (each (N_i, d), physical units;
+    ``incident_mev`` their incident energies, needed by layers and voxels)."""
+    per_incident = block in _LOG_BLOCKS or block == "layers"
     x = np.concatenate([np.asarray(s, dtype=np.float64) for s in samples])
+    if block == "layers":
+        assert incident_mev is not None
+        inc = np.concatenate([np.asarray(e, dtype=np.float64).reshape(-1, 1) for e in incident_mev])
+        ref = int(np.argmax((x / np.maximum(x.sum(axis=1, keepdims=True), 1e-300)).mean(axis=0)))
+        v = _shares_forward(x, inc, ref)
+        mean, std = v.mean(axis=0), v.std(axis=0)
+        std = np.where(std > 1e-9, std, 1.0)
+        d = x.shape[1]
+        return BlockTransform(block, np.zeros(d, bool), np.zeros(d), mean, std, False, True, ref)
+    if per_incident:
+        assert incident_mev is not None
+        x = x / np.concatenate([np.asarray(e, dtype=np.float64).reshape(-1, 1) for e in incident_mev])
     d = x.shape[1]
     if block in _LOG_BLOCKS:
         log_columns = np.ones(d, dtype=bool)
@@ -101,4 +145,27 @@ def fit_transform(block: str, *samples: np.ndarray) -> BlockTransform:
     mean = v.mean(axis=0)
     std = v.std(axis=0)
     std = np.where(std > 1e-6 * (np.abs(mean) + 1.0), std, 1.0)
-    return BlockTransform(block, log_columns, eps, mean, std, zero_below)
+    return BlockTransform(block, log_columns, eps, mean, std, zero_below, per_incident)
+
+
+def _shares_forward(x: np.ndarray, scale: np.ndarray, ref: int) -> np.ndarray:
+    """Layer energies -> [log-ratios of shares, with log(E / E_inc) in the reference column]."""
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, None)
+    tot = x.sum(axis=1, keepdims=True)
+    f = np.where(tot > 0, x / np.where(tot > 0, tot, 1.0), 1.0 / x.shape[1])
+    v = np.log(f + _SHARE_EPS) - np.log(f[:, ref : ref + 1] + _SHARE_EPS)
+    v[:, ref] = np.log(tot[:, 0] / scale[:, 0] + _TOTAL_EPS)
+    return v
+
+
+def _shares_inverse(v: np.ndarray, scale: np.ndarray, ref: int) -> np.ndarray:
+    """Inverse of :func:`_shares_forward`: layer energies >= 0 (MeV) whose shares sum to 1."""
+    tot = np.clip(np.exp(np.clip(v[:, ref], -700.0, 700.0)) - _TOTAL_EPS, 0.0, None) * scale[:, 0]
+    r = v.copy()
+    r[:, ref] = 0.0
+    r = np.exp(np.clip(r, -700.0, 700.0))
+    d = v.shape[1]
+    f = r * ((1.0 + d * _SHARE_EPS) / r.sum(axis=1, keepdims=True)) - _SHARE_EPS
+    f = np.clip(f, 0.0, None)
+    f /= np.maximum(f.sum(axis=1, keepdims=True), 1e-300)
+    return f * tot[:, None]
