@@ -101,6 +101,14 @@ def main() -> None:
     files = prepare(args)
     res_path = args.work / "results.json"
     results = json.loads(res_path.read_text()) if res_path.exists() else {}
+
+    def save(key: str) -> None:  # merge: several processes may run different input sets (--only)
+        on_disk = json.loads(res_path.read_text()) if res_path.exists() else {}
+        on_disk[key] = results[key]
+        tmp = res_path.with_suffix(".part")
+        tmp.write_text(json.dumps(on_disk, indent=2))
+        tmp.replace(res_path)
+
     n_test = len(load_events(files["data_test"]))
     data_fit_sub = args.work / "data_fit_sub.h5"
     if not data_fit_sub.exists():
@@ -118,7 +126,7 @@ def main() -> None:
             row["before"] = auc(block(files["mc_test"], inputs), tgt, 1)
             row["floor"] = auc(block(data_fit_sub, inputs), tgt, 1)
             row["n_inputs"] = int(tgt.shape[1] - (1 if inputs == "shapes" else 2))
-            res_path.write_text(json.dumps(results, indent=2))
+            save(inputs)
         for method in METHODS:
             if method in row:
                 continue
@@ -143,11 +151,12 @@ def main() -> None:
                 )
                 entry["auc_shapes"] = auc(shapes, data_test_shapes, 2)
             row[method] = entry
-            res_path.write_text(json.dumps(results, indent=2))
+            save(inputs)
             print(inputs, method, entry, flush=True)
     if "shapes_before" not in results:
         results["shapes_before"] = auc(block(files["mc_test"], "shapes"), data_test_shapes, 1)
-        res_path.write_text(json.dumps(results, indent=2))
+        save("shapes_before")
+    results = json.loads(res_path.read_text())
     table(results, n_test, args)
     if args.plot:
         plot(results, args.plot, n_test)

@@ -88,3 +88,20 @@ def test_bad_geometries_are_refused():
         get_geometry("ds9")
     with pytest.raises(GeometryError, match="not valid"):
         Geometry.from_json("{not json")
+
+
+def test_crystal_matrix_preset():
+    g = PRESETS["pbwo4"]
+    assert g.is_crystal and g.shape == (10, 5, 5) and g.n_voxels == 250
+    # homogeneous: 230 mm of PbWO4 is 25.8 X0 (X0 = 8.903 mm)
+    assert g.n_layers * g.radiation_lengths_per_layer() == pytest.approx(230 / 8.903)
+    x, y = g.voxel_xy_mm()
+    # row-major (row = y, column = x fastest), centred on the beam axis, 22 mm pitch
+    assert list(x[:5]) == [-44, -22, 0, 22, 44] and list(y[:6]) == [-44] * 5 + [-22]
+    assert x[12] == y[12] == 0 and g.voxel_r_mm()[12] == 0 and np.allclose(g.voxel_area_mm2(), 22.0**2)
+    assert Geometry.from_json(g.to_json()) == g and g.same_readout(Geometry.from_json(g.to_json()))
+    assert not g.same_readout(PRESETS["mini"])
+    with pytest.raises(GeometryError, match="odd n_crystals"):
+        ReadoutLayer(crystal_mm=22.0, n_crystals=4)
+    with pytest.raises(GeometryError, match="cannot be mixed"):
+        Geometry("mix", (ReadoutLayer(crystal_mm=22.0, n_crystals=3), ReadoutLayer((0.0, 5.0), 4)))

@@ -140,7 +140,7 @@ def test_affine_distortion_undone(g4: dict[str, Path], tmp_path: Path, method: s
     # the energy scale: E / E_inc (resolved to 0.6 % per photon) back to the target's within 0.3 %
     tgt_inc, tgt_sh = _read(g4["tgt_test"])
     med = lambda s, e: float(np.median(s.sum(1) / e))  # noqa: E731
-    assert med(src, inc) / med(tgt_sh, tgt_inc) > 1.04
+    assert med(src, inc) / med(tgt_sh, tgt_inc) > 1.02
     assert abs(med(refined, inc) / med(tgt_sh, tgt_inc) - 1) < 0.003
     # the file: geometry and incident energies of the input, provenance of the refiner
     with h5py.File(out) as f:
@@ -187,7 +187,7 @@ def test_reweight_corrects_a_scale_and_reports_ess(g4: dict[str, Path], tmp_path
 
 def test_identical_source_and_target(g4: dict[str, Path], tmp_path: Path) -> None:
     ev = load_events(g4["a_fit"])
-    fm = fit_refiner(ev, load_events(g4["tgt_fit"]), method="fm", inputs="layers", epochs=40, seed=1)
+    fm = fit_refiner(ev, load_events(g4["tgt_fit"]), method="fm", inputs="layers", seed=1)
     u, c = fm.encode(ev)
     from showerforge.refine.core import _standardised_conditions
 
@@ -195,7 +195,9 @@ def test_identical_source_and_target(g4: dict[str, Path], tmp_path: Path) -> Non
     # typical distance between two events of the sample in these units is ~ sqrt(2 * 10) ~ 4.5
     shift = np.sqrt(((moved - u) ** 2).sum(axis=1))
     assert np.median(shift) < 0.6, np.median(shift)
-    assert np.all(np.abs((moved - u).mean(axis=0)) < 0.1)
+    # on average events move no further than the two samples' own means differ (plus 0.05)
+    u_tgt = fm.encode(load_events(g4["tgt_fit"]))[0]
+    assert np.all(np.abs((moved - u).mean(axis=0)) < np.abs(u_tgt.mean(axis=0) - u.mean(axis=0)) + 0.05)
     rw = fit_refiner(ev, load_events(g4["tgt_fit"]), method="reweight", inputs="shapes,layers", seed=1)
     res = apply_refiner(rw, g4["a_test"])
     w = res["weights"]
@@ -209,7 +211,7 @@ def test_voxel_refinement_is_non_negative_mev(g4: dict[str, Path], tmp_path: Pat
     write_showers(tmp_path / "src.h5", inc, noisy, GEO)
     code, out, err = _run(
         "refine", "fit", "--source", str(tmp_path / "src.h5"), "--target", str(g4["tgt_fit"]), "--method", "fm",
-        "--inputs", "voxels", "--epochs", "40", "-o", str(tmp_path / "vox"),
+        "--inputs", "voxels", "-o", str(tmp_path / "vox"),
     )  # fmt: skip
     assert code == 0, err
     code, out, err = _run(

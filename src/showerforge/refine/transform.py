@@ -4,17 +4,16 @@ One transform is fitted on source and target together (the map runs between them
 in the same coordinates):
 
 * ``affine`` (shower shapes, jet eta, constituent features): ``u = (x - mean) / std``;
-* ``layers`` (layer energies): the total and the shares, so that the tightly measured total
-  (E / E_inc resolves to ~1 %) is one input, not a sum of ten: the column of the reference layer
-  (the one with the largest mean share) holds ``log(E / E_inc)``, every other column
-  ``log((f_l + eps) / (f_ref + eps))`` with ``f_l = E_l / E`` (additive log-ratios, ``eps`` = 1e-4);
-  then standardised. The inverse gives shares that sum to 1 and energies >= 0 in MeV;
-* ``log`` (layer energies, voxel energies, jet pT and mass): ``u = (log(x / s + eps) - mean) / std``
-  where ``s`` is the event's incident energy for layers and voxels (the shower's fluctuations,
-  not its energy, set the scale) and 1 for jets; ``eps`` per column (layers, jets: 1e-3 of the
-  column's mean; voxels: one value, the 5 % quantile of the non-zero voxel fractions). The
-  inverse clips at 0, and for voxels sets fractions below ``eps`` to 0 (a readout threshold at
-  ``eps`` E_inc), so refined showers stay non-negative and in MeV.
+* ``shares`` (layer energies, voxel energies): the total and the shares, so that the tightly
+  measured total (E / E_inc resolves to ~1 %) is one input, not a sum of ten or 250: the column
+  of the reference layer / voxel (the one with the largest mean share) holds ``log(E / E_inc)``,
+  every other column ``log((f_i + eps) / (f_ref + eps))`` with ``f_i = E_i / E`` (additive
+  log-ratios, ``eps`` = 1e-4); then standardised. The inverse gives shares that sum to 1 (shares
+  below 0 set to 0) times a total >= 0: energies >= 0 in MeV;
+* ``log`` (jet pT and mass): ``u = (log(x + eps) - mean) / std``, ``eps`` 1e-3 of the column's mean.
+
+Every inverse first clips the standardised values to the range the fitted samples span, so a
+refined event never leaves the region the refiner has seen.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import numpy as np
 
 __all__ = ["BlockTransform", "fit_transform"]
 
-_LOG_BLOCKS = {"voxels"}
 _SHARE_EPS = 1e-4
 _TOTAL_EPS = 1e-6
 
@@ -43,6 +41,8 @@ class BlockTransform:
     zero_below_eps: bool = False
     per_incident: bool = False
     ref_layer: int = -1  # >= 0: the total + log-ratio parametrisation of layer energies
+    low: np.ndarray | None = None  # standardised range seen in the fit (inverse clips to it)
+    high: np.ndarray | None = None
 
     @property
     def width(self) -> int:
@@ -70,7 +70,10 @@ class BlockTransform:
 
     def inverse(self, u: np.ndarray, incident_mev: np.ndarray | None = None) -> np.ndarray:
         """Standardised (N, d) -> physical values (N, d) float64, non-negative where log-transformed."""
-        v = np.asarray(u, dtype=np.float64) * self.std + self.mean
+        u = np.asarray(u, dtype=np.float64)
+        if self.low is not None and self.high is not None:
+            u = np.clip(u, self.low, self.high)
+        v = u * self.std + self.mean
         if self.ref_layer >= 0:
             return _shares_inverse(v, self._scale(incident_mev, len(v)), self.ref_layer)
         lc = self.log_columns
@@ -90,6 +93,8 @@ class BlockTransform:
             "zero_below_eps": self.zero_below_eps,
             "per_incident": self.per_incident,
             "ref_layer": self.ref_layer,
+            "low": None if self.low is None else self.low.tolist(),
+            "high": None if self.high is None else self.high.tolist(),
         }
 
     @classmethod
@@ -103,17 +108,33 @@ class BlockTransform:
             zero_below_eps=bool(d.get("zero_below_eps", False)),
             per_incident=bool(d.get("per_incident", False)),
             ref_layer=int(d.get("ref_layer", -1)),
+            low=None if d.get("low") is None else np.asarray(d["low"], dtype=np.float64),
+            high=None if d.get("high") is None else np.asarray(d["high"], dtype=np.float64),
         )
 
 
 def fit_transform(
     block: str, samples: list[np.ndarray], incident_mev: list[np.ndarray | None] | None = None
 ) -> BlockTransform:
+    """Fit the transform of ``block`` on the union of ``samples`` (physical units); its inverse clips
+    standardised values to the range the samples span, so a refined event never leaves it."""
+    t = _fit(block, samples, incident_mev)
+    inc = None if incident_mev is None or t.block not in ("layers", "voxels") else np.concatenate(
+        [np.asarray(e, dtype=np.float64).reshape(-1) for e in incident_mev]  # type: ignore[arg-type]
+    )
+    u = t.forward(np.concatenate([np.asarray(s, dtype=np.float64) for s in samples]), inc)
+    t.low, t.high = u.min(axis=0).astype(np.float64), u.max(axis=0).astype(np.float64)
+    return t
+
+
+def _fit(
+    block: str, samples: list[np.ndarray], incident_mev: list[np.ndarray | None] | None = None
+) -> BlockTransform:
     """Fit the transform of ``block`` on the union of ``samples`` (each (N_i, d), physical units;
     ``incident_mev`` their incident energies, needed by layers and voxels)."""
-    per_incident = block in _LOG_BLOCKS or block == "layers"
+    per_incident = block in ("layers", "voxels")
     x = np.concatenate([np.asarray(s, dtype=np.float64) for s in samples])
-    if block == "layers":
+    if block in ("layers", "voxels"):
         assert incident_mev is not None
         inc = np.concatenate([np.asarray(e, dtype=np.float64).reshape(-1, 1) for e in incident_mev])
         ref = int(np.argmax((x / np.maximum(x.sum(axis=1, keepdims=True), 1e-300)).mean(axis=0)))
@@ -126,26 +147,19 @@ def fit_transform(
         assert incident_mev is not None
         x = x / np.concatenate([np.asarray(e, dtype=np.float64).reshape(-1, 1) for e in incident_mev])
     d = x.shape[1]
-    if block in _LOG_BLOCKS:
-        log_columns = np.ones(d, dtype=bool)
-    elif block == "jet":
+    if block == "jet":
         log_columns = np.array([True, False, True])
     else:
         log_columns = np.zeros(d, dtype=bool)
     eps = np.zeros(d)
-    zero_below = False
-    if block == "voxels":
-        pos = x[x > 0]
-        eps[:] = float(np.quantile(pos, 0.05)) if pos.size else 1e-3
-        zero_below = True
-    elif log_columns.any():
+    if log_columns.any():
         eps[log_columns] = 1e-3 * np.abs(x[:, log_columns]).mean(axis=0) + 1e-9
     v = x.copy()
     v[:, log_columns] = np.log(np.clip(v[:, log_columns], 0.0, None) + eps[log_columns])
     mean = v.mean(axis=0)
     std = v.std(axis=0)
     std = np.where(std > 1e-6 * (np.abs(mean) + 1.0), std, 1.0)
-    return BlockTransform(block, log_columns, eps, mean, std, zero_below, per_incident)
+    return BlockTransform(block, log_columns, eps, mean, std, False, per_incident)
 
 
 def _shares_forward(x: np.ndarray, scale: np.ndarray, ref: int) -> np.ndarray:
@@ -166,6 +180,6 @@ def _shares_inverse(v: np.ndarray, scale: np.ndarray, ref: int) -> np.ndarray:
     r = np.exp(np.clip(r, -700.0, 700.0))
     d = v.shape[1]
     f = r * ((1.0 + d * _SHARE_EPS) / r.sum(axis=1, keepdims=True)) - _SHARE_EPS
-    f = np.clip(f, 0.0, None)
+    f[f < _SHARE_EPS] = 0.0  # below 1e-4 of the total: empty (where every empty cell maps)
     f /= np.maximum(f.sum(axis=1, keepdims=True), 1e-300)
     return f * tot[:, None]
