@@ -180,8 +180,10 @@ def test_reweight_corrects_a_scale_and_reports_ess(g4: dict[str, Path], tmp_path
     assert before > 0.008 and abs(after) < 0.0025, (before, after)
     assert 0.1 * len(w) < ess < 0.95 * len(w)
     # no overlap: the distorted source of the other tests is told apart completely
-    rw = fit_refiner(g4["src_fit"], g4["tgt_fit"], method="reweight", inputs="shapes,layers", seed=0)
-    res = apply_refiner(rw, g4["src_test"])
+    with pytest.warns(UserWarning, match="barely overlap"):
+        rw = fit_refiner(g4["src_fit"], g4["tgt_fit"], method="reweight", inputs="shapes,layers", seed=0)
+    with pytest.warns(UserWarning, match="barely overlap"):
+        res = apply_refiner(rw, g4["src_test"])
     assert res["ess_fraction"] < 0.2 or res["clipped_fraction"] > 0.2, res
 
 
@@ -270,8 +272,8 @@ def test_bad_inputs_one_line(g4: dict[str, Path], tmp_path: Path) -> None:
     jf = np.tile(np.array([1000.0, 0.1, 100.0, 5.0], np.float32), (50, 1))
     write_jets(tmp_path / "jets.h5", {"particle_features": pf, "jet_features": jf, "jet_type": np.zeros(50, np.int8)})
     src, tgt = str(g4["src_fit"]), str(g4["tgt_fit"])
-    code, _, err = _run("refine", "fit", "--source", src, "--target", tgt, "--method", "reweight",
-                        "--inputs", "layers", "--epochs", "3", "-o", str(tmp_path / "ok"))  # fmt: skip
+    code, _, err = _run("refine", "fit", "--source", src, "--target", tgt, "--method", "fm",
+                        "--inputs", "layers", "--epochs", "2", "-o", str(tmp_path / "ok"))  # fmt: skip
     assert code == 0, err
     cases = {
         "other geometry": (
@@ -301,8 +303,27 @@ def test_bad_inputs_one_line(g4: dict[str, Path], tmp_path: Path) -> None:
             "refines showers",
         ),  # fmt: skip
         "not a refiner": (["apply", "--refiner", str(tmp_path), "--input", src], "not a refiner folder"),
+        "a file as refiner": (
+            ["apply", "--refiner", str(tmp_path / "mini.h5"), "--input", src],
+            "not a refiner folder",
+        ),
+        "text refiner.pt": (["apply", "--refiner", str(tmp_path / "txt"), "--input", src], "not a showerforge refiner"),
+        "empty refiner.pt": (["apply", "--refiner", str(tmp_path / "empty"), "--input", src], "not a showerforge"),
+        "damaged refiner.pt": (["apply", "--refiner", str(tmp_path / "cut"), "--input", src], "damaged"),
+        "a folder as source": (["fit", "--source", str(tmp_path), "--target", tgt], "is a directory"),
+        "absent jet type": (
+            ["fit", "--source", str(tmp_path / "jets.h5") + ":t", "--target", str(tmp_path / "jets.h5")],
+            "no jets of type 't'",
+        ),  # fmt: skip
         "output is the input": (["apply", "--refiner", str(tmp_path / "ok"), "--input", src, "-o", src], None),
     }
+    for name, content in (
+        ("txt", b"hello"),
+        ("empty", b""),
+        ("cut", (tmp_path / "ok" / "refiner.pt").read_bytes()[:300]),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "refiner.pt").write_bytes(content)
     before = Path(src).read_bytes()
     for name, (args, text) in cases.items():
         out_args = [] if "-o" in args else ["-o", str(tmp_path / f"out_{name.replace(' ', '_')}")]

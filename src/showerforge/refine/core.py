@@ -218,22 +218,27 @@ def load_refiner(folder: str | Path) -> Refiner:
     Raises:
         RefineError: not a refiner folder, or a damaged file.
     """
-    import pickle
-
     import torch
 
     folder = Path(folder)
+    if not folder.exists():
+        raise RefineError(f"{folder}: refiner folder not found; make one with `showerforge refine fit`")
     path = folder / "refiner.pt" if folder.is_dir() else folder
-    if not path.is_file():
+    if not path.is_file() or (folder.is_file() and folder.name != "refiner.pt"):
         raise RefineError(f"{folder}: not a refiner folder (no refiner.pt); make one with `showerforge refine fit`")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] != b"PK":  # torch.save writes a zip archive
+        raise RefineError(
+            f"{path}: not a showerforge refiner (not a torch archive); make one with `showerforge refine fit`"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
-        raise RefineError(f"{path}: not a readable refiner ({str(err).splitlines()[0][:200]})") from None
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise RefineError(
-            f"{path}: not a showerforge refiner (format {payload.get('format') if isinstance(payload, dict) else None!r})"
-        )
+    except Exception as err:  # noqa: BLE001 - any failure to read means a damaged or foreign file
+        kind = type(err).__name__
+        raise RefineError(f"{path}: damaged or not a showerforge refiner ({kind}); fit it again") from None
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT or "meta" not in payload:
+        raise RefineError(f"{path}: not a showerforge refiner; make one with `showerforge refine fit`")
     meta = json.loads(payload["meta"])
     geo = Geometry.from_dict(meta["geometry"]) if meta.get("geometry") else None
     return Refiner(
@@ -375,10 +380,21 @@ def _fit(
     u1, c1 = ref.encode(tgt)
     cmean = np.concatenate([c0, c1]).mean(axis=0)
     cstd = np.concatenate([c0, c1]).std(axis=0)
-    cstd = np.where(cstd > 1e-9, cstd, 1.0)
+    cstd = np.where(cstd > 1e-3, cstd, 1.0)  # a single energy (test beam) or jet type: no scale
     # conditions standardised inside the refiner (stored with the settings)
     s["n_conditions"] = int(c0.shape[1])
     s["condition_mean"], s["condition_std"] = cmean.tolist(), cstd.tolist()
+    s["condition_min"] = np.concatenate([c0, c1]).min(axis=0).tolist()
+    s["condition_max"] = np.concatenate([c0, c1]).max(axis=0).tolist()
+    if src.kind == "jets":
+        missing = sorted(set(np.flatnonzero(c0.sum(axis=0))) - set(np.flatnonzero(c1.sum(axis=0))))
+        if missing:
+            from showerforge.data.jetnet import JET_TYPES
+
+            raise RefineError(
+                f"{tgt.path} [jet_type]: the source has jets of type {', '.join(JET_TYPES[i] for i in missing)} "
+                "that the target lacks; select matching types with FILE:TYPE"
+            )
     c0s, c1s = (((c - cmean) / cstd).astype(np.float32) for c in (c0, c1))
     if method in ("fm", "flow") and not s["epochs"]:
         # automatic length: 100 epochs, at least 4000 optimizer steps for small samples
@@ -425,6 +441,7 @@ def _fit(
     if method == "reweight":
         w, raw = ref.weights(u0, c0s)
         summary["source_weights"] = weight_summary(w, raw, float(s["clip"]))
+        _warn_weights(summary["source_weights"], src.path)
     else:
         refined_u = ref.refine_arrays(u0, c0s)
     if output is not None:
@@ -436,6 +453,21 @@ def _fit(
             if say:
                 say(f"refine: fit.png not drawn ({type(err).__name__}: {err})")
     return ref
+
+
+def _warn_weights(summary: dict[str, Any], where: str) -> None:
+    """Warn when the weights cannot be trusted: little overlap between source and target."""
+    import warnings
+
+    if summary["n"] and (
+        summary["ess_fraction"] < 0.1 or summary["clipped_fraction"] > 0.2 or not 0.5 < summary["mean"] < 2.0
+    ):
+        warnings.warn(
+            f"{where}: weights of little use (mean {summary['mean']:.3g}, effective sample size "
+            f"{100 * summary['ess_fraction']:.0f} %, {100 * summary['clipped_fraction']:.0f} % clipped): source and "
+            "target barely overlap, reweighting cannot correct this; use fm or flow",
+            stacklevel=3,
+        )
 
 
 def weight_summary(w: np.ndarray, raw: np.ndarray, clip: float) -> dict[str, Any]:
@@ -455,6 +487,32 @@ def weight_summary(w: np.ndarray, raw: np.ndarray, clip: float) -> dict[str, Any
         "log10_edges": edges.tolist(),
         "log10_counts": np.histogram(lw, edges)[0].tolist(),
     }
+
+
+def _warn_outside(ref: Refiner, ev: ri.Events, c: np.ndarray) -> None:
+    """Warn when events lie outside the conditions the refiner was fitted on (it extrapolates there)."""
+    import warnings
+
+    lo, hi = ref.settings.get("condition_min"), ref.settings.get("condition_max")
+    if lo is None or hi is None or not len(c):
+        return
+    lo, hi = np.asarray(lo), np.asarray(hi)
+    if ref.kind == "showers":
+        outside = (c[:, 0] < lo[0] - 0.01) | (c[:, 0] > hi[0] + 0.01)
+        if outside.any():
+            warnings.warn(
+                f"{ev.path}: {int(outside.sum())} of {len(c)} events have incident energies outside the refiner's "
+                f"fitted range {np.exp(lo[0]):.4g}-{np.exp(hi[0]):.4g} GeV; it extrapolates there",
+                stacklevel=3,
+            )
+    else:
+        unseen = (c[:, hi < 0.5].sum(axis=1) > 0) if (hi < 0.5).any() else np.zeros(len(c), bool)
+        if unseen.any():
+            warnings.warn(
+                f"{ev.path}: {int(unseen.sum())} of {len(c)} jets are of a type the refiner was not fitted on; "
+                "it extrapolates there",
+                stacklevel=3,
+            )
 
 
 def _standardised_conditions(ref: Refiner, c: np.ndarray) -> np.ndarray:
@@ -509,6 +567,7 @@ def apply_refiner(
         torch.set_num_threads(int(threads))
     try:
         u, c = ref.encode(ev)
+        _warn_outside(ref, ev, c)
         cs = _standardised_conditions(ref, c)
         t0 = time.perf_counter()
         result: dict[str, Any] = {"n": len(ev), "method": ref.method}
@@ -516,6 +575,7 @@ def apply_refiner(
             w, raw = ref.weights(u, cs)
             result["weights"] = w
             result.update(weight_summary(w, raw, float(ref.settings["clip"])))
+            _warn_weights(result, ev.path)
         else:
             if say:
                 say(

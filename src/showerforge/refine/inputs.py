@@ -120,6 +120,8 @@ def load_events(path: str | Path, role: str = "input") -> Events:
     from showerforge.data.formats import detect_format
 
     spec = str(path)
+    if Path(spec).is_dir():
+        raise RefineInputError(f"{spec}: {role} is a directory; expected a shower or jet HDF5 file")
     try:
         fmt = detect_format(spec)
     except FileNotFoundError:
@@ -141,7 +143,8 @@ def load_events(path: str | Path, role: str = "input") -> Events:
 
     jets = read_jets(spec)
     if len(jets) == 0:
-        raise RefineInputError(f"{spec} [jet_features]: {role} file holds no jets")
+        which = f" of type {jets.selected_type!r}" if jets.selected_type else ""
+        raise RefineInputError(f"{spec} [jet_type]: {role} file holds no jets{which}; expected at least 20")
     pf = jets.particle_features
     if not np.all(np.isfinite(pf)) or not np.all(np.isfinite(jets.jet_features)):
         raise RefineInputError(f"{spec} [particle_features]: {role} holds NaN or infinite values; expected finite jets")

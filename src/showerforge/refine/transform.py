@@ -119,17 +119,17 @@ def fit_transform(
     """Fit the transform of ``block`` on the union of ``samples`` (physical units); its inverse clips
     standardised values to the range the samples span, so a refined event never leaves it."""
     t = _fit(block, samples, incident_mev)
-    inc = None if incident_mev is None or t.block not in ("layers", "voxels") else np.concatenate(
-        [np.asarray(e, dtype=np.float64).reshape(-1) for e in incident_mev]  # type: ignore[arg-type]
+    inc = (
+        None
+        if incident_mev is None or t.block not in ("layers", "voxels")
+        else np.concatenate([np.asarray(e, dtype=np.float64).reshape(-1) for e in incident_mev])
     )
     u = t.forward(np.concatenate([np.asarray(s, dtype=np.float64) for s in samples]), inc)
     t.low, t.high = u.min(axis=0).astype(np.float64), u.max(axis=0).astype(np.float64)
     return t
 
 
-def _fit(
-    block: str, samples: list[np.ndarray], incident_mev: list[np.ndarray | None] | None = None
-) -> BlockTransform:
+def _fit(block: str, samples: list[np.ndarray], incident_mev: list[np.ndarray | None] | None = None) -> BlockTransform:
     """Fit the transform of ``block`` on the union of ``samples`` (each (N_i, d), physical units;
     ``incident_mev`` their incident energies, needed by layers and voxels)."""
     per_incident = block in ("layers", "voxels")
