@@ -55,7 +55,11 @@ def main() -> None:
     ap.add_argument("--inputs", default="layers")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--plot", type=Path, default=None, help="draw every WORK/summary_*.json into this PNG and stop")
     args = ap.parse_args()
+    if args.plot:
+        plot(args.work, args.plot)
+        return
     w = args.work
     w.mkdir(parents=True, exist_ok=True)
     log = w / "log.txt"
@@ -96,6 +100,39 @@ def main() -> None:
         summary[name] = aucs(m)
     (w / f"summary_{args.inputs}.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2)[:3000])
+
+
+def plot(work: Path, path: Path) -> None:
+    """AUC (high-level, low-level, verdict) of the surrogate and of each refined surrogate, with the floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summaries = [json.loads(p.read_text()) for p in sorted(work.glob("summary_*.json"))]
+    if not summaries:
+        raise SystemExit(f"no summaries in {work}")
+    rows = [("surrogate", summaries[0]["surrogate"])]
+    rows += [(f"fm on {s['inputs']}", s[f"refined_{s['inputs']}"]) for s in summaries]
+    metrics = (("high_level_auc", "high-level"), ("low_level_auc", "low-level"), ("verdict_auc", "verdict"))
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    width = 0.8 / len(rows)
+    for i, (label, r) in enumerate(rows):
+        x = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(metrics))]
+        ax.bar(x, [r[m][0] - 0.5 for m, _ in metrics], width, bottom=0.5, yerr=[r[m][1] for m, _ in metrics],
+               label=label, capsize=3)  # fmt: skip
+    for j, (m, _) in enumerate(metrics):
+        floor = rows[0][1].get(m + "_floor")
+        if floor:
+            ax.hlines(floor[0], j - 0.45, j + 0.45, colors="k", linestyles="--", label="floor" if j == 0 else None)
+    ax.set_xticks(range(len(metrics)), [name for _, name in metrics])
+    ax.set_ylabel("classifier AUC vs Geant4")
+    ax.set_ylim(0.45, max(0.8, max(r[m][0] for _, r in rows for m, _ in metrics) + 0.05))
+    ax.set_title("ds2-electron-1step vs Geant4 (10k test showers, quick protocol)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

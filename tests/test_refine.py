@@ -300,7 +300,7 @@ def test_bad_inputs_one_line(g4: dict[str, Path], tmp_path: Path) -> None:
         ),  # fmt: skip
         "wrong kind": (
             ["apply", "--refiner", str(tmp_path / "ok"), "--input", str(tmp_path / "jets.h5")],
-            "refines showers",
+            "same kind",
         ),  # fmt: skip
         "not a refiner": (["apply", "--refiner", str(tmp_path), "--input", src], "not a refiner folder"),
         "a file as refiner": (

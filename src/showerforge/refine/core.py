@@ -91,25 +91,8 @@ class Refiner:
 
     def check_events(self, events: ri.Events) -> None:
         """The events must be of this refiner's kind and readout."""
-        where = self.path or "the refiner"
-        if events.kind != self.kind:
-            raise RefineError(
-                f"{events.path}: holds {events.describe()} but {where} refines {self.kind}; "
-                "apply a refiner fitted on the same kind of events"
-            )
-        if self.kind == "showers":
-            assert events.geometry is not None and self.geometry is not None
-            if not events.geometry.same_readout(self.geometry):
-                raise RefineError(
-                    f"{events.path} [geometry]: read out as {events.geometry.name!r} ({events.geometry.n_voxels} "
-                    f"voxels) but {where} was fitted on {self.geometry.name!r} ({self.geometry.n_voxels} voxels); "
-                    "expected the same geometry"
-                )
-        elif events.jets.n_particles != self.n_particles:
-            raise RefineError(
-                f"{events.path} [particle_features]: {events.jets.n_particles} constituent slots but {where} "
-                f"was fitted on {self.n_particles}; expected the same"
-            )
+        where = f"refiner {self.path}" if self.path else "the refiner"
+        ri.check_compatible(events, self.kind, self.geometry, self.n_particles, where, RefineError)
 
     # ------------------------------------------------------------------- nets
     def _net(self, key: str) -> Any:

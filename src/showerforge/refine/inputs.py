@@ -253,23 +253,38 @@ def conditions(events: Events) -> np.ndarray:
     return np.eye(len(JET_TYPES))[t]
 
 
+def check_compatible(
+    events: Events,
+    kind: str,
+    geometry: Geometry | None,
+    n_particles: int,
+    against: str,
+    error: type[UserError] = RefineInputError,
+) -> None:
+    """``events`` must be of ``kind`` on the same readout (geometry, or constituent slots) as ``against``.
+
+    Raises:
+        ``error`` naming the file, what it holds and what was expected.
+    """
+    if events.kind != kind:
+        raise error(
+            f"{events.path}: holds {events.describe()} but {against} holds {kind}; expected the same kind of events"
+        )
+    if kind == "showers":
+        assert events.geometry is not None and geometry is not None
+        if not events.geometry.same_readout(geometry):
+            raise error(
+                f"{events.path} [geometry]: read out as {events.geometry.name!r} ({events.geometry.n_voxels} voxels) "
+                f"but {against} as {geometry.name!r} ({geometry.n_voxels} voxels); expected the same geometry"
+            )
+    elif events.jets.n_particles != n_particles:
+        raise error(
+            f"{events.path} [particle_features]: {events.jets.n_particles} constituent slots but {against} has "
+            f"{n_particles}; expected the same"
+        )
+
+
 def check_pair(source: Events, target: Events) -> None:
     """Source and target must hold the same kind of events on the same readout."""
-    if source.kind != target.kind:
-        raise RefineInputError(
-            f"{target.path}: target holds {target.describe()} but source {source.path} holds {source.describe()}; "
-            "source and target must be of the same kind"
-        )
-    if source.kind == "showers":
-        assert source.geometry is not None and target.geometry is not None
-        if not source.geometry.same_readout(target.geometry):
-            raise RefineInputError(
-                f"{target.path} [geometry]: target is read out as {target.geometry.name!r} "
-                f"({target.geometry.n_voxels} voxels) but source {source.path} as {source.geometry.name!r} "
-                f"({source.geometry.n_voxels} voxels); expected the same geometry"
-            )
-    elif source.jets.n_particles != target.jets.n_particles:
-        raise RefineInputError(
-            f"{target.path} [particle_features]: target has {target.jets.n_particles} constituent slots but "
-            f"source {source.path} has {source.jets.n_particles}; expected the same"
-        )
+    n_particles = source.jets.n_particles if source.kind == "jets" else 0
+    check_compatible(target, source.kind, source.geometry, n_particles, f"source {source.path}")

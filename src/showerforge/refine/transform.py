@@ -8,8 +8,10 @@ in the same coordinates):
   measured total (E / E_inc resolves to ~1 %) is one input, not a sum of ten or 250: the column
   of the reference layer / voxel (the one with the largest mean share) holds ``log(E / E_inc)``,
   every other column ``log((f_i + eps) / (f_ref + eps))`` with ``f_i = E_i / E`` (additive
-  log-ratios, ``eps`` = 1e-4); then standardised. The inverse gives shares that sum to 1 (shares
-  below 0 set to 0) times a total >= 0: energies >= 0 in MeV;
+  log-ratios, ``eps`` = 1e-4 or, if lower, the 1 % quantile of the non-zero shares of the
+  fitted samples, so that fine readouts keep their small deposits); then standardised. The
+  inverse gives shares that sum to 1 (shares below ``eps`` read 0) times a total >= 0: energies
+  >= 0 in MeV;
 * ``log`` (jet pT and mass): ``u = (log(x + eps) - mean) / std``, ``eps`` 1e-3 of the column's mean.
 
 Every inverse first clips the standardised values to the range the fitted samples span, so a
@@ -41,6 +43,7 @@ class BlockTransform:
     zero_below_eps: bool = False
     per_incident: bool = False
     ref_layer: int = -1  # >= 0: the total + log-ratio parametrisation of layer energies
+    share_eps: float = _SHARE_EPS
     low: np.ndarray | None = None  # standardised range seen in the fit (inverse clips to it)
     high: np.ndarray | None = None
 
@@ -59,7 +62,8 @@ class BlockTransform:
         """Physical values (N, d) -> standardised (N, d) float32."""
         if self.ref_layer >= 0:
             return (
-                (_shares_forward(x, self._scale(incident_mev, len(x)), self.ref_layer) - self.mean) / self.std
+                (_shares_forward(x, self._scale(incident_mev, len(x)), self.ref_layer, self.share_eps) - self.mean)
+                / self.std
             ).astype(np.float32)
         v = np.asarray(x, dtype=np.float64).copy()
         lc = self.log_columns
@@ -75,7 +79,7 @@ class BlockTransform:
             u = np.clip(u, self.low, self.high)
         v = u * self.std + self.mean
         if self.ref_layer >= 0:
-            return _shares_inverse(v, self._scale(incident_mev, len(v)), self.ref_layer)
+            return _shares_inverse(v, self._scale(incident_mev, len(v)), self.ref_layer, self.share_eps)
         lc = self.log_columns
         if lc.any():
             e = np.exp(np.clip(v[:, lc], -700.0, 700.0)) - self.eps[lc]
@@ -93,6 +97,7 @@ class BlockTransform:
             "zero_below_eps": self.zero_below_eps,
             "per_incident": self.per_incident,
             "ref_layer": self.ref_layer,
+            "share_eps": self.share_eps,
             "low": None if self.low is None else self.low.tolist(),
             "high": None if self.high is None else self.high.tolist(),
         }
@@ -108,6 +113,7 @@ class BlockTransform:
             zero_below_eps=bool(d.get("zero_below_eps", False)),
             per_incident=bool(d.get("per_incident", False)),
             ref_layer=int(d.get("ref_layer", -1)),
+            share_eps=float(d.get("share_eps", _SHARE_EPS)),
             low=None if d.get("low") is None else np.asarray(d["low"], dtype=np.float64),
             high=None if d.get("high") is None else np.asarray(d["high"], dtype=np.float64),
         )
@@ -137,12 +143,16 @@ def _fit(block: str, samples: list[np.ndarray], incident_mev: list[np.ndarray | 
     if block in ("layers", "voxels"):
         assert incident_mev is not None
         inc = np.concatenate([np.asarray(e, dtype=np.float64).reshape(-1, 1) for e in incident_mev])
-        ref = int(np.argmax((x / np.maximum(x.sum(axis=1, keepdims=True), 1e-300)).mean(axis=0)))
-        v = _shares_forward(x, inc, ref)
+        shares = x / np.maximum(x.sum(axis=1, keepdims=True), 1e-300)
+        ref = int(np.argmax(shares.mean(axis=0)))
+        positive = shares[shares > 0]
+        # below the smallest real deposits: 1e-4, or the 1 % quantile of the non-zero shares if lower
+        share_eps = float(min(_SHARE_EPS, max(np.quantile(positive, 0.01), 1e-9))) if positive.size else _SHARE_EPS
+        v = _shares_forward(x, inc, ref, share_eps)
         mean, std = v.mean(axis=0), v.std(axis=0)
         std = np.where(std > 1e-9, std, 1.0)
         d = x.shape[1]
-        return BlockTransform(block, np.zeros(d, bool), np.zeros(d), mean, std, False, True, ref)
+        return BlockTransform(block, np.zeros(d, bool), np.zeros(d), mean, std, False, True, ref, share_eps=share_eps)
     if per_incident:
         assert incident_mev is not None
         x = x / np.concatenate([np.asarray(e, dtype=np.float64).reshape(-1, 1) for e in incident_mev])
@@ -162,24 +172,24 @@ def _fit(block: str, samples: list[np.ndarray], incident_mev: list[np.ndarray | 
     return BlockTransform(block, log_columns, eps, mean, std, False, per_incident)
 
 
-def _shares_forward(x: np.ndarray, scale: np.ndarray, ref: int) -> np.ndarray:
+def _shares_forward(x: np.ndarray, scale: np.ndarray, ref: int, eps: float = _SHARE_EPS) -> np.ndarray:
     """Layer energies -> [log-ratios of shares, with log(E / E_inc) in the reference column]."""
     x = np.clip(np.asarray(x, dtype=np.float64), 0.0, None)
     tot = x.sum(axis=1, keepdims=True)
     f = np.where(tot > 0, x / np.where(tot > 0, tot, 1.0), 1.0 / x.shape[1])
-    v = np.log(f + _SHARE_EPS) - np.log(f[:, ref : ref + 1] + _SHARE_EPS)
+    v = np.log(f + eps) - np.log(f[:, ref : ref + 1] + eps)
     v[:, ref] = np.log(tot[:, 0] / scale[:, 0] + _TOTAL_EPS)
     return v
 
 
-def _shares_inverse(v: np.ndarray, scale: np.ndarray, ref: int) -> np.ndarray:
+def _shares_inverse(v: np.ndarray, scale: np.ndarray, ref: int, eps: float = _SHARE_EPS) -> np.ndarray:
     """Inverse of :func:`_shares_forward`: layer energies >= 0 (MeV) whose shares sum to 1."""
     tot = np.clip(np.exp(np.clip(v[:, ref], -700.0, 700.0)) - _TOTAL_EPS, 0.0, None) * scale[:, 0]
     r = v.copy()
     r[:, ref] = 0.0
     r = np.exp(np.clip(r, -700.0, 700.0))
     d = v.shape[1]
-    f = r * ((1.0 + d * _SHARE_EPS) / r.sum(axis=1, keepdims=True)) - _SHARE_EPS
-    f[f < _SHARE_EPS] = 0.0  # below 1e-4 of the total: empty (where every empty cell maps)
+    f = r * ((1.0 + d * eps) / r.sum(axis=1, keepdims=True)) - eps
+    f[f < eps] = 0.0  # below eps of the total: empty (where every empty cell maps)
     f /= np.maximum(f.sum(axis=1, keepdims=True), 1e-300)
     return f * tot[:, None]
