@@ -128,7 +128,7 @@ def plot(work: Path, path: Path) -> None:
     ax.set_xticks(range(len(metrics)), [name for _, name in metrics])
     ax.set_ylabel("classifier AUC vs Geant4")
     ax.set_ylim(0.45, max(0.8, max(r[m][0] for _, r in rows for m, _ in metrics) + 0.05))
-    ax.set_title("ds2-electron-1step vs Geant4 (10k test showers, quick protocol)", fontsize=9)
+    ax.set_title("ds2-electron-1step vs Geant4 (quick protocol, 5000 vs 5000 test showers)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

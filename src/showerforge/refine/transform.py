@@ -125,13 +125,16 @@ def fit_transform(
     """Fit the transform of ``block`` on the union of ``samples`` (physical units); its inverse clips
     standardised values to the range the samples span, so a refined event never leaves it."""
     t = _fit(block, samples, incident_mev)
-    inc = (
-        None
-        if incident_mev is None or t.block not in ("layers", "voxels")
-        else np.concatenate([np.asarray(e, dtype=np.float64).reshape(-1) for e in incident_mev])
-    )
-    u = t.forward(np.concatenate([np.asarray(s, dtype=np.float64) for s in samples]), inc)
-    t.low, t.high = u.min(axis=0).astype(np.float64), u.max(axis=0).astype(np.float64)
+    lows, highs = [], []
+    for k, sample in enumerate(samples):  # in chunks: a 30k x 6480 sample needs no second copy
+        inc = None if incident_mev is None or t.block not in ("layers", "voxels") else incident_mev[k]
+        for lo in range(0, len(sample), 4096):
+            part = None if inc is None else np.asarray(inc, dtype=np.float64).reshape(-1)[lo : lo + 4096]
+            u = t.forward(np.asarray(sample[lo : lo + 4096], dtype=np.float64), part)
+            lows.append(u.min(axis=0))
+            highs.append(u.max(axis=0))
+    t.low = np.min(lows, axis=0).astype(np.float64)
+    t.high = np.max(highs, axis=0).astype(np.float64)
     return t
 
 
