@@ -22,6 +22,7 @@ EXTRAS: dict[str, str] = {
     "sqlalchemy": "validate",
     "uproot": "validate",
     "tomli": "validate",
+    "zuko": "refine",
 }
 """Top-level module name -> the extra that installs it."""
 
