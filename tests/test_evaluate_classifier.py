@@ -94,7 +94,7 @@ def test_verdict_weights_recover_the_known_density_ratio() -> None:
     ref = np.concatenate([rng.normal(size=(6000, 1)), rng.normal(size=(6000, 2))], axis=1)
     cand = np.concatenate([rng.normal(0.5, 1.0, size=(6000, 1)), rng.normal(size=(6000, 2))], axis=1)
     res = classifier_test(ref, cand, config=ClassifierConfig.verdict(), seed=3)
-    assert res.auc.value == pytest.approx(norm.cdf(0.5 / math.sqrt(2)), abs=3 * res.auc.error + 0.01)
+    assert res.auc.value == pytest.approx(norm.cdf(0.5 / math.sqrt(2)), abs=4 * res.auc.error + 0.01)
     rows, labels, logit = res.scores
     x = np.concatenate([ref, cand])[rows, 0]
     core = np.abs(x) < 2  # where both samples have data
@@ -112,4 +112,4 @@ def test_verdict_sees_a_small_scale_error_at_1500_showers() -> None:
     res = classifier_test(ref, cand, config=ClassifierConfig.verdict(), seed=1)
     assert res.auc.value > 0.5 + 3 * res.auc.error
     null = classifier_test(ref, rng.lognormal(3.0, 0.3, size=(1500, 20)), config=ClassifierConfig.verdict(), seed=1)
-    assert abs(null.auc.value - 0.5) < 3 * null.auc.error + 0.01
+    assert abs(null.auc.value - 0.5) < 4 * null.auc.error + 0.01
