@@ -135,8 +135,11 @@ def test_affine_distortion_undone(g4: dict[str, Path], tmp_path: Path, method: s
     floor = _auc(_layer_inputs(g4["a_test"]), tgt)
     after = _auc(_layer_inputs(out), tgt)
     assert before[0] > 0.9, (before, floor)  # the distortion is plain to see
+    # undone to within the floor: 4 sigma of the two AUCs' errors (Hanley-McNeil, ~0.02 each at
+    # 300 + 300 test events), so that a correct refiner passes on any machine; an identity map
+    # stays at `before` (> 0.9), 0.3 above the bound
     sigma = np.hypot(floor[1], after[1])
-    assert after[0] < floor[0] + 2.5 * sigma, (after, floor)  # and undone to within the floor
+    assert after[0] < floor[0] + 4.0 * sigma, (after, floor)
     # the energy scale: E / E_inc (resolved to 0.6 % per photon) back to the target's within 0.3 %
     tgt_inc, tgt_sh = _read(g4["tgt_test"])
     med = lambda s, e: float(np.median(s.sum(1) / e))  # noqa: E731
