@@ -15,7 +15,7 @@ import pytest
 from test_train_generate import toy_showers
 
 from showerforge.data.calo import write_showers
-from showerforge.geometry import PRESETS
+from showerforge.geometry import PRESETS, Geometry, ReadoutLayer
 
 CLI = [sys.executable, "-m", "showerforge.cli"]
 TINY = ["--set", "d_model=16", "--set", "n_blocks=1", "--set", "n_heads=2"]
@@ -107,6 +107,97 @@ def test_evaluate_output_checked_before_work(files, tmp_path):
         ["evaluate", "--reference", files / "good.h5", "--candidate", files / "good.h5", "-o", blocker],
         [str(blocker), "is a file"],
     )
+
+
+def _refused_input(files, tmp_path, case):
+    """A file ``evaluate`` refuses, and a word its error names."""
+    if case in ("nan", "neg", "empty"):
+        return files / f"{case}.h5", {"nan": "NaN", "neg": "negative", "empty": "0 showers"}[case]
+    inc, sh = toy_showers(6, seed=9)
+    if case == "one":
+        return write_showers(tmp_path / "one.h5", inc[:1], sh[:1], PRESETS["mini"]), "at least 2 showers"
+    wide = Geometry("wide", tuple(ReadoutLayer(tuple(10.0 * i for i in range(7)), 8) for _ in range(12)))
+    assert wide.n_voxels == PRESETS["mini"].n_voxels  # the same voxel count, another readout
+    return write_showers(tmp_path / "wide.h5", inc, sh, wide), "differs from the readout"
+
+
+@pytest.mark.parametrize("case", ["nan", "neg", "empty", "one", "geometry"])
+def test_refused_evaluate_creates_no_output_folder(files, tmp_path, case):
+    bad, word = _refused_input(files, tmp_path, case)
+    out = tmp_path / "new" / "deeper" / "report"
+    _fails(["evaluate", "--reference", files / "good.h5", "--candidate", bad, "-o", out, "--quick"], [bad.name, word])
+    assert not (tmp_path / "new").exists()  # neither the folder nor its parents
+
+
+def test_refused_evaluate_leaves_an_existing_folder_as_it_was(files, tmp_path):
+    bad, word = _refused_input(files, tmp_path, "geometry")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me\n")
+    _fails(["evaluate", "--reference", files / "good.h5", "--candidate", bad, "-o", out, "--quick"], [word])
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me\n"
+
+
+_SMALL_EVALUATION = ["--quick", "--no-plots", "--max-showers", "40"]
+
+
+def test_evaluate_non_utf8_names(files, tmp_path):
+    """File and folder names that are not UTF-8: a whole report, the names shown with U+FFFD on the page."""
+    import os
+    import shutil
+
+    cand = tmp_path / os.fsdecode(b"cand\xff.h5")
+    shutil.copy(files / "good.h5", cand)
+    out = tmp_path / os.fsdecode(b"r\xffep")
+    args = ["evaluate", "--reference", files / "good.h5", "--candidate", cand, "-o", out, "--nplm-toys", "0"]
+    proc = subprocess.run([*CLI, *map(str, args), *_SMALL_EVALUATION], capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cand\ufffd.h5" in (out / "index.html").read_text(encoding="utf-8")
+    assert json.loads((out / "metrics.json").read_text())["candidate"]["path"] == str(cand)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([cand.name, out.name])  # no staging left
+
+
+def test_validate_run_non_utf8_names(files, tmp_path):
+    """``validate run`` with a candidate and an output folder whose names are not UTF-8: page and history."""
+    import os
+    import shutil
+
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        f'name = "e"\ngates = ["chi2_ndf_max <= 1000"]\n[reference]\nfile = "{files / "good.h5"}"\n'
+        "[metrics]\nenabled = false\n"
+    )
+    cand = tmp_path / os.fsdecode(b"cand\xff.h5")
+    shutil.copy(files / "good.h5", cand)
+    out = tmp_path / os.fsdecode(b"v\xffal")
+    args = ["validate", "run", "--suite", suite, "--candidate", cand, "--label", "v1", "-o", out]
+    proc = subprocess.run([*CLI, *map(str, args)], capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cand\ufffd.h5" in (out / "index.html").read_text(encoding="utf-8")
+    assert (out / "result.json").is_file()
+
+
+def test_evaluate_reports_progress_on_stderr(files, tmp_path):
+    """Not a terminal: plain lines per step (reading, bootstrap, classifier epochs, NPLM toys)."""
+    args = ["evaluate", "--reference", files / "good.h5", "--candidate", files / "good.h5", "-o", tmp_path / "r"]
+    proc = subprocess.run(
+        [*CLI, *map(str, args), *_SMALL_EVALUATION, "--nplm-toys", "2"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    err = proc.stderr
+    for line in (
+        "reference: 0/40 showers (0 %)",
+        "reference: 40/40 showers (100 %)",
+        "candidate: 40/40 showers",
+        "bootstrap, candidate: 0/",
+        "bootstrap, floor: ",
+        "high-level classifier, candidate: 15/15 epochs (100 %)",
+        "low-level classifier, floor: ",
+        "verdict classifier, floor: 300/300 epochs",
+        "NPLM toys: 2/2 toys",
+    ):
+        assert line in err, (line, err)
+    assert "Traceback" not in err and "report: " in proc.stdout
 
 
 def test_generate_may_not_overwrite_its_input(files):

@@ -286,3 +286,27 @@ def test_cli_published_needs_several_candidates(files, tmp_path) -> None:
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 2 and "--published" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_a_failed_report_leaves_nothing_half_written(files, tmp_path, monkeypatch) -> None:
+    """The page fails after metrics.json is written: no new folder (nor parents) stays, and a folder
+    that existed keeps exactly its own files; once the page works, the report joins them."""
+    import showerforge.evaluation.html
+
+    def broken_page(*args, **kwargs):
+        raise RuntimeError("the page failed")
+
+    d, ref, cand = files
+    kw = dict(classifiers=(), distances=False, plots=False, nplm_toys=0, n_bootstrap=2, threshold_mev=0.01)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me\n")
+    monkeypatch.setattr(showerforge.evaluation.html, "render_html", broken_page)
+    for out in (tmp_path / "new" / "report", mine):
+        with pytest.raises(RuntimeError, match="the page failed"):
+            evaluate_files(ref, cand, out, **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    monkeypatch.undo()
+    evaluate_files(ref, cand, mine, **kw)
+    assert sorted(p.name for p in mine.iterdir()) == ["index.html", "metrics.json", "notes.txt"]

@@ -1155,11 +1155,16 @@ def evaluate_cmd(
             "nplm_toys": nplm_toys,
             "plots": not no_plots,
         }
+    from showerforge.evaluation.progress import StepProgress
+
     if len(candidate) > 1:
         from showerforge.evaluation.leaderboard import evaluate_many
         from showerforge.evaluation.metrics import format_measurement
 
-        board = evaluate_many(reference, list(candidate), output, kind=kind, published=published, **options)
+        with StepProgress(enabled=kind != "jets") as progress:  # showers: reading, classifiers, bootstrap
+            if kind != "jets":
+                options["progress"] = progress
+            board = evaluate_many(reference, list(candidate), output, kind=kind, published=published, **options)
         for row in board["candidates"]:
             cells = ", ".join(f"{k} {format_measurement(row[k])}" for k in board["metrics"])
             click.echo(f"{row['name']}: {cells}")
@@ -1175,7 +1180,9 @@ def evaluate_cmd(
 
         if published:
             raise UserError("--published needs several --candidate files")
-        click.echo(format_summary(evaluate_files(reference, candidate[0], output, **options)))
+        with StepProgress() as progress:
+            metrics = evaluate_files(reference, candidate[0], output, progress=progress, **options)
+        click.echo(format_summary(metrics))
     click.echo(f"report: {output / 'index.html'}")
 
 

@@ -1,10 +1,11 @@
 """showerforge.evaluation: CaloChallenge-standard evaluation of shower files, JetNet-standard of jets.
 
 Shared by both kinds: histogram distances with bootstrap errors (:mod:`.metrics`), the plots
-(:mod:`.plots`) and the HTML page (:mod:`.html`). Showers (:mod:`.showers`): high-level features
+(:mod:`.plots`), the HTML page (:mod:`.html`) and the report folder (:mod:`.output`: checked
+before work, written whole or not at all). Showers (:mod:`.showers`): high-level features
 (:mod:`.showers.features`), the CaloChallenge binnings (:mod:`.showers.binning`), the classifier
-two-sample test (:mod:`.showers.classifier`) and the report (:func:`evaluate_files`,
-:func:`format_summary`). Jets (:mod:`.jets`): the JetNet metrics (:mod:`.jets.metrics`) and the
+two-sample test (:mod:`.showers.classifier`) and the report (:func:`evaluate_files` with its
+:class:`EvaluationSettings`, :func:`format_summary`). Jets (:mod:`.jets`): the JetNet metrics (:mod:`.jets.metrics`) and the
 report (:func:`evaluate_jet_files`, :func:`format_jet_summary`). :func:`detect_format` tells the two
 kinds of file apart. Works on files alone; imports no model code. torch, scikit-learn, matplotlib
 and jinja2 are imported only when a classifier is trained, a plot drawn or the HTML page rendered.
@@ -41,10 +42,17 @@ from showerforge.evaluation.showers.features import (
     stream_features,
     voxel_histograms,
 )
-from showerforge.evaluation.showers.report import SCHEMA, compare_features, evaluate_files, format_summary
+from showerforge.evaluation.showers.report import (
+    SCHEMA,
+    EvaluationSettings,
+    compare_features,
+    evaluate_files,
+    format_summary,
+)
 
 __all__ = [
     "SCHEMA",
+    "EvaluationSettings",
     "evaluate_files",
     "format_summary",
     "compare_features",

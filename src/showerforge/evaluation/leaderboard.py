@@ -17,17 +17,15 @@ test".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from showerforge.data.calo import atomic_output
-from showerforge.data.io import check_writable_dir
 from showerforge.errors import UserError
 from showerforge.evaluation.metrics import format_measurement
+from showerforge.evaluation.output import check_output_dir, report_folder, write_json, write_page
 
 __all__ = ["PUBLISHED_DS2", "evaluate_many", "candidate_names"]
 
@@ -100,7 +98,7 @@ def evaluate_many(
         reference: the reference file (jets: ``FILE.h5:TYPE`` allowed).
         candidates: two or more candidate files.
         out_dir: output folder: ``<name>/`` per candidate, ``leaderboard.json``, ``index.html``,
-            ``plots/``.
+            ``plots/``; created only when every report is complete.
         kind: ``"calo"`` or ``"jets"``.
         published: put :data:`PUBLISHED_DS2` beside the table (showers on a ds2 readout).
         options: passed to ``evaluate_files`` / ``evaluate_jet_files`` (``seed``, ``quick``, ...).
@@ -110,61 +108,79 @@ def evaluate_many(
     """
     if len(candidates) < 2:
         raise UserError("a leaderboard needs at least two --candidate files")
-    out = check_writable_dir(out_dir)
+    out = check_output_dir(out_dir)
     names = candidate_names(candidates)
-    results: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []
+    with report_folder(out) as stage:
+        results = [
+            _evaluate_one(reference, cand, stage / name, name, kind, options)
+            for name, cand in zip(names, candidates, strict=True)
+        ]
+        present, key = _rank(results, kind)
+        board = {
+            "reference": str(reference),
+            "kind": kind,
+            "sorted_by": key,
+            "metrics": present,
+            "floor": results[0][1],
+            "candidates": [r[0] for r in results],
+            "published_ds2": PUBLISHED_DS2 if published else None,
+        }
+        plots: list[dict[str, str]] = []
+        if kind != "jets" and options.get("plots", True):
+            plots = _overlays(
+                reference, [r[0]["candidate"] for r in results], [r[0]["name"] for r in results], stage, options
+            )
+        board["plots"] = plots
+        write_json(stage / "leaderboard.json", board)
+        write_page(stage / "index.html", _render(board))
+    return board
+
+
+_Result = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+"""(leaderboard row, floor row, metrics) of one candidate."""
+
+
+def _evaluate_one(
+    reference: str | Path, cand: str | Path, folder: Path, name: str, kind: str, options: dict[str, Any]
+) -> _Result:
+    """One candidate's report in ``folder`` and its rows of headline metrics."""
     heads: _Headlines
     scale: dict[str, float]
-    for name, cand in zip(names, candidates, strict=True):
-        if kind == "jets":
-            from showerforge.evaluation.jets.report import evaluate_jet_files
+    if kind == "jets":
+        from showerforge.evaluation.jets.report import evaluate_jet_files
 
-            m = evaluate_jet_files(reference, cand, out / name, **options)
-            comp, floor = m["candidate_vs_reference"], m["truth_vs_truth"]
-            heads, scale = _JET_HEADLINES, {}
-        else:
-            from showerforge.evaluation.showers.report import evaluate_files
+        m = evaluate_jet_files(reference, cand, folder, **options)
+        comp, floor = m["candidate_vs_reference"], m["truth_vs_truth"]
+        heads, scale = _JET_HEADLINES, {}
+    else:
+        from showerforge.evaluation.showers.report import evaluate_files
 
-            m = evaluate_files(reference, cand, out / name, **options)
-            comp, floor = m["candidate_vs_reference"], m["reference_vs_reference"]
-            heads, scale = _SHOWER_HEADLINES, {"FPD x 1e3": 1e3, "KPD x 1e3": 1e3}
-        row: dict[str, Any] = {"name": name, "candidate": str(cand), "report": f"{name}/index.html"}
-        floor_row: dict[str, Any] = {}
-        for label, path in heads:
-            row[label] = _scale(_get(comp, path), scale.get(label, 1.0))
-            floor_row[label] = _scale(_get(floor, path), scale.get(label, 1.0))
-        results.append((row, floor_row, m))
+        m = evaluate_files(reference, cand, folder, **options)
+        comp, floor = m["candidate_vs_reference"], m["reference_vs_reference"]
+        heads, scale = _SHOWER_HEADLINES, {"FPD x 1e3": 1e3, "KPD x 1e3": 1e3}
+    row: dict[str, Any] = {"name": name, "candidate": str(cand), "report": f"{name}/index.html"}
+    floor_row: dict[str, Any] = {}
+    for label, path in heads:
+        row[label] = _scale(_get(comp, path), scale.get(label, 1.0))
+        floor_row[label] = _scale(_get(floor, path), scale.get(label, 1.0))
+    return row, floor_row, m
+
+
+def _rank(results: list[_Result], kind: str) -> tuple[list[str], str | None]:
+    """Sort ``results`` (in place) by the first headline metric present (an AUC by its distance
+    from 0.5); returns the metrics present and that key."""
     labels = [label for label, _ in (_JET_HEADLINES if kind == "jets" else _SHOWER_HEADLINES)]
     present = [lab for lab in labels if any(r[0].get(lab) for r in results)]
     key = present[0] if present else None
 
-    def sort_key(item: tuple[dict[str, Any], dict[str, Any], dict[str, Any]]) -> float:
+    def sort_key(item: _Result) -> float:
         v = item[0].get(key) if key else None
         if not v or v.get("value") is None:
             return float("inf")
         return abs(float(v["value"]) - 0.5) if key and "AUC" in key else float(v["value"])
 
     results.sort(key=sort_key)
-    board = {
-        "reference": str(reference),
-        "kind": kind,
-        "sorted_by": key,
-        "metrics": present,
-        "floor": results[0][1],
-        "candidates": [r[0] for r in results],
-        "published_ds2": PUBLISHED_DS2 if published else None,
-    }
-    plots: list[dict[str, str]] = []
-    if kind != "jets" and options.get("plots", True):
-        plots = _overlays(
-            reference, [r[0]["candidate"] for r in results], [r[0]["name"] for r in results], out, options
-        )
-    board["plots"] = plots
-    with atomic_output(out / "leaderboard.json") as tmp:
-        tmp.write_text(json.dumps(board, indent=1) + "\n")
-    with atomic_output(out / "index.html") as tmp:
-        tmp.write_text(_render(board))
-    return board
+    return present, key
 
 
 def _overlays(

@@ -24,6 +24,7 @@ sample and 400 inputs about 1 s on one CPU core, times ``1 + n_toys`` (50 by def
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -142,6 +143,7 @@ def nplm_test(
     *,
     config: NPLMConfig | None = None,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> NPLMResult:
     """NPLM goodness-of-fit test of ``data`` against ``reference`` (see module docstring).
 
@@ -152,6 +154,7 @@ def nplm_test(
             toys split the pool R + this sample into pseudo-samples of sizes n_r and n_d.
         config: settings (default :class:`NPLMConfig`).
         seed: seeds subsamples, centres and toys.
+        progress: called as ``progress(toys done, toys)`` after every toy.
 
     Returns:
         :class:`NPLMResult`.
@@ -179,9 +182,13 @@ def nplm_test(
     t_obs = nplm_statistic(r, d, sigma, cfg, rng)
     pool = np.concatenate([r, b])
     null = []
-    for _ in range(cfg.n_toys):
+    if progress is not None:
+        progress(0, cfg.n_toys)
+    for i in range(cfg.n_toys):
         perm = rng.permutation(len(pool))
         null.append(nplm_statistic(pool[perm[: len(r)]], pool[perm[len(r) : len(r) + n_d]], sigma, cfg, rng))
+        if progress is not None:
+            progress(i + 1, cfg.n_toys)
     arr = np.asarray(null)
     p = float((1 + np.sum(arr >= t_obs)) / (1 + len(arr)))
     z = float(norm.isf(p)) if p < 1.0 else -math.inf

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "CampaignError",
+    "ProgressBar",
     "ShardTask",
     "execute_shards",
     "write_progress",
@@ -286,7 +287,7 @@ def execute_shards(
         failures: list[str] = []
         pending = set(futures)
         ac = as_completed(futures)
-        with _Progress(n_total, done_before, progress, label, unit) as bar:
+        with ProgressBar(n_total, done_before, progress, label, unit) as bar:
             while pending:
                 running = sum(_read_progress(t.progress_file) for f, t in futures.items() if f in pending)
                 finished = sum(t.n_events for f, t in futures.items() if f not in pending)
@@ -311,9 +312,17 @@ def execute_shards(
             cluster.close()
 
 
-class _Progress:
+class ProgressBar:
     """A rich progress bar with events/s on a terminal (or SHOWERFORGE_PROGRESS=1); elsewhere (a log
-    file, a batch job) a plain line every ``PLAIN_EVERY_S`` seconds."""
+    file, a batch job) a plain line every ``PLAIN_EVERY_S`` seconds, and one when ``total`` is reached.
+
+    Args:
+        total: events in all.
+        done: events already done before (counted as done, not in the rate).
+        enabled: show anything at all.
+        label: what is counted, at the start of every line.
+        unit: the events' unit (``showers``, ``jets``, ...).
+    """
 
     PLAIN_EVERY_S = 30.0
 
@@ -342,7 +351,7 @@ class _Progress:
             )
             self.task = self.p.add_task(label, total=total, completed=done)
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self) -> ProgressBar:
         if self.enabled:
             self.p.start()
         return self
@@ -365,6 +374,9 @@ class _Progress:
                     file=sys.stderr,
                     flush=True,
                 )
+
+
+_Progress = ProgressBar  # its name before it was made public (still imported under it)
 
 
 def plain_progress_line(label: str, done: int, total: int, unit: str, done_here: int, seconds: float) -> str:

@@ -113,15 +113,14 @@ def _result_json(record: RunRecord) -> dict[str, Any]:
 def write_outputs(record: RunRecord, out: Path, *, suite: Any = None) -> Path:
     """``result.json``, ``histograms.root`` / ``.yoda``, ``plots/`` and ``index.html`` in ``out``."""
     from showerforge.data.io import atomic_output
+    from showerforge.evaluation.output import write_page
 
     out.mkdir(parents=True, exist_ok=True)
     files = _write_histograms(record, out)
     with atomic_output(out / "result.json") as tmp:
         tmp.write_text(json.dumps(_result_json(record), indent=1, default=str))
     plots = _plots(record, out)
-    html = render_run_page(record, plots, files)
-    with atomic_output(out / "index.html") as tmp:
-        tmp.write_text(html, encoding="utf-8")
+    write_page(out / "index.html", render_run_page(record, plots, files))  # non-UTF-8 file names: U+FFFD
     return out / "index.html"
 
 
@@ -352,13 +351,11 @@ def render_dashboard(runs: list[RunRecord], out: Path, suite: str) -> str:
 
 def write_dashboard(runs: list[RunRecord], out: str | Path, suite: str) -> Path:
     """``index.html`` with every metric's trend across versions (gates as dashed lines)."""
-    from showerforge.data.io import atomic_output
+    from showerforge.evaluation.output import write_page
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    html = render_dashboard(runs, out, suite)
-    with atomic_output(out / "index.html") as tmp:
-        tmp.write_text(html, encoding="utf-8")
+    write_page(out / "index.html", render_dashboard(runs, out, suite))
     return out / "index.html"
 
 

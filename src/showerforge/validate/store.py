@@ -73,6 +73,14 @@ def _describe(url: str) -> str:
     return url.split("///", 1)[1].split("?", 1)[0] if url.startswith("sqlite:///") else url.split("@")[-1]
 
 
+def _text(value: str) -> str:
+    """``value`` storable as UTF-8 text: a non-UTF-8 file name's bytes become U+FFFD (its link then
+    names the folder as ``ls`` shows it, instead of the run failing to be recorded)."""
+    from showerforge.evaluation.output import page_text
+
+    return page_text(value)
+
+
 def _json(obj: Any) -> str:
     def clean(o: Any) -> Any:
         if isinstance(o, float) and not math.isfinite(o):
@@ -252,7 +260,7 @@ class HistoryStore:
                     verdict=record.verdict,
                     candidate=_json(record.candidate),
                     reference=_json(record.reference),
-                    page=record.page,
+                    page=_text(record.page),
                 )
             ).inserted_primary_key
             assert run_id is not None

@@ -75,12 +75,12 @@ from typing import Any
 import numpy as np
 
 from showerforge.data.formats import detect_format
-from showerforge.data.io import atomic_output
 from showerforge.data.jetnet import JET_TYPES, JetData, JetFileError, parse_spec, read_jets
 from showerforge.errors import UserError
 from showerforge.evaluation.html import PAGE_PLOTS_FOOTER, PAGE_STYLE
 from showerforge.evaluation.jets.metrics import PARTICLE_FEATURE_NAMES, evaluate_jets
 from showerforge.evaluation.metrics import format_measurement
+from showerforge.evaluation.output import check_output_dir, report_folder, write_json, write_page
 
 __all__ = [
     "JET_SCHEMA",
@@ -263,7 +263,9 @@ def evaluate_jet_files(
     Args:
         reference: JetNet-format reference file (e.g. Pythia8), ``path`` or ``path:type``.
         candidate: Candidate (generated) file with the same number of particle slots n.
-        out_dir: Output folder (created): ``metrics.json``, ``index.html``, ``plots/``.
+        out_dir: Output folder: ``metrics.json``, ``index.html``, ``plots/``; created (with its
+            parents) only when the report is complete (see
+            :func:`showerforge.evaluation.output.report_folder`).
         seed: Seeds the reference halves and every bootstrap.
         quick: Smaller bootstrap sizes (see :func:`~showerforge.evaluation.jets.metrics.evaluate_jets`):
             for small samples and tests.
@@ -283,13 +285,38 @@ def evaluate_jet_files(
         UserError: The two files' jet types differ and no single type can be selected
             automatically (the message lists both files' types); ``max_jets`` < 4; an unknown
             ``fpd_extrapolation``.
+        OutputPathError: ``out_dir`` cannot be created or written.
     """
     if max_jets is not None and max_jets < 4:
         raise UserError(f"max_jets must be >= 4 (the reference is split in halves), got {max_jets}")
+    out = check_output_dir(out_dir)
     ref, cand, ref_info, cand_info = _load_pair(os.fspath(reference), os.fspath(candidate))
     ref, cand = _head(ref, max_jets), _head(cand, max_jets)
     ref_info.update(n_jets=len(ref), types=_type_counts(ref))
     cand_info.update(n_jets=len(cand), types=_type_counts(cand))
+    metrics = _jet_metrics(ref, cand, ref_info, cand_info, seed, quick, max_jets, efp_normed, fpd_extrapolation)
+    with report_folder(out) as stage:
+        if plots:
+            metrics["plots"] = _draw(stage, ref, cand)
+        metrics = json.loads(json.dumps(metrics))  # plain JSON types, as read back from disk
+        _write_page(stage, metrics)
+    for message in metrics["warnings"]:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return metrics
+
+
+def _jet_metrics(
+    ref: JetData,
+    cand: JetData,
+    ref_info: dict[str, Any],
+    cand_info: dict[str, Any],
+    seed: int,
+    quick: bool,
+    max_jets: int | None,
+    efp_normed: bool,
+    fpd_extrapolation: str,
+) -> dict[str, Any]:
+    """The ``metrics.json`` content (``plots`` still empty); warnings recorded, not issued."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         raw = evaluate_jets(
@@ -300,13 +327,12 @@ def evaluate_jet_files(
             efp_normed=bool(efp_normed),
             fpd_extrapolation=fpd_extrapolation,
         )
-    messages = list(dict.fromkeys(str(w.message) for w in caught))
     half = raw["settings"]["n_reference_half"]
     comp = _block(raw["candidate"], (half, len(cand)))
     truth = _block(raw["truth"], (half, half))
-    from showerforge import __version__
+    from showerforge._version import __version__
 
-    metrics: dict[str, Any] = {
+    return {
         "schema": JET_SCHEMA,
         "showerforge_version": __version__,
         "reference": ref_info,
@@ -321,26 +347,19 @@ def evaluate_jet_files(
         "truth_vs_truth": truth,
         "target": _target(comp, truth, TARGET_FACTOR),
         "plots": [],
-        "warnings": messages,
+        "warnings": list(dict.fromkeys(str(w.message) for w in caught)),
     }
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if plots:
-        metrics["plots"] = _draw(out, ref, cand)
-    metrics = json.loads(json.dumps(metrics))  # plain JSON types, as read back from disk
-    with atomic_output(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=1) + "\n")
+
+
+def _write_page(out: Path, metrics: dict[str, Any]) -> None:
+    """``metrics.json`` and ``index.html`` into ``out`` (each atomically)."""
     from showerforge.evaluation.html import render_template  # jinja2 only when a page is rendered
 
-    with atomic_output(out / "index.html") as tmp:
-        tmp.write_text(
-            render_template(
-                _TEMPLATE, m=metrics, plots=metrics["plots"], rows=jet_summary_rows(metrics), style=PAGE_STYLE
-            )
-        )
-    for message in messages:
-        warnings.warn(message, UserWarning, stacklevel=2)
-    return metrics
+    write_json(out / "metrics.json", metrics)
+    page = render_template(
+        _TEMPLATE, m=metrics, plots=metrics["plots"], rows=jet_summary_rows(metrics), style=PAGE_STYLE
+    )
+    write_page(out / "index.html", page)
 
 
 # ----------------------------------------------------------------------------- plots

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -271,6 +272,7 @@ def classifier_test_indexed(
     config: ClassifierConfig | None = None,
     repeats: int | None = None,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ClassifierResult:
     """:func:`classifier_test` on rows of one array, without copying it (for large inputs).
 
@@ -280,6 +282,8 @@ def classifier_test_indexed(
         candidate_rows: (m,) rows forming the candidate sample (label 0); disjoint from the
             reference rows.
         quick, config, repeats, seed: as in :func:`classifier_test`.
+        progress: called as ``progress(epochs done, epochs)`` after every epoch, ``epochs`` being
+            ``repeats`` times the maximum epochs (a run that stops early counts as complete).
     """
     import torch  # heavy: imported only when a classifier is trained
 
@@ -304,9 +308,11 @@ def classifier_test_indexed(
     scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     old_threads = torch.get_num_threads()
     torch.set_num_threads(_threads(cfg))
+    if progress is not None:
+        progress(0, cfg.repeats * cfg.epochs)
     try:
-        for _ in range(cfg.repeats):
-            run, scores = _one_run(torch, x, pos, neg, cfg, int(rng.integers(2**31)))
+        for i in range(cfg.repeats):
+            run, scores = _one_run(torch, x, pos, neg, cfg, int(rng.integers(2**31)), _epoch_tick(progress, i, cfg))
             runs.append(run)
     finally:
         torch.set_num_threads(old_threads)
@@ -324,6 +330,16 @@ def classifier_test_indexed(
     return ClassifierResult(auc, jsd, n, tuple(runs), scores)
 
 
+def _epoch_tick(
+    progress: Callable[[int, int], None] | None, repeat: int, cfg: ClassifierConfig
+) -> Callable[[int], None] | None:
+    """``progress`` as seen by repeat ``repeat``: epoch ``e`` of it is epoch ``repeat * epochs + e``."""
+    if progress is None:
+        return None
+    total = cfg.repeats * cfg.epochs
+    return lambda epoch: progress(repeat * cfg.epochs + epoch, total)
+
+
 def _splits(
     pos: np.ndarray, neg: np.ndarray, split: tuple[float, float, float], rng: np.random.Generator
 ) -> list[np.ndarray]:
@@ -337,7 +353,13 @@ def _splits(
 
 
 def _one_run(
-    torch: Any, x: np.ndarray, pos: np.ndarray, neg: np.ndarray, cfg: ClassifierConfig, seed: int
+    torch: Any,
+    x: np.ndarray,
+    pos: np.ndarray,
+    neg: np.ndarray,
+    cfg: ClassifierConfig,
+    seed: int,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, float], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     from sklearn.isotonic import IsotonicRegression
     from sklearn.metrics import roc_auc_score
@@ -399,10 +421,14 @@ def _one_run(
         if score > best_score:
             best_score, best_acc, best_epoch = score, acc, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if on_epoch is not None:
+            on_epoch(epoch + 1)
         if acc == 1.0 and cfg.select == "test_accuracy":
             break
         if cfg.patience and epoch + 1 - best_epoch >= cfg.patience:
             break
+    if on_epoch is not None and epoch + 1 < cfg.epochs:  # stopped early: the run is complete
+        on_epoch(cfg.epochs)
     if best_state is not None:
         model.load_state_dict(best_state)
     p_test = predict(test)

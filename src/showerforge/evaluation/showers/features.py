@@ -39,6 +39,7 @@ from showerforge.geometry import PRESETS, Geometry
 __all__ = [
     "PER_SHOWER_FEATURES",
     "PER_LAYER_FEATURES",
+    "FEATURE_LABELS",
     "compute_features",
     "stream_features",
     "concat_features",
@@ -62,6 +63,19 @@ PER_LAYER_FEATURES: tuple[str, ...] = (
     "width_r",
     "sparsity",
 )
+#: Axis labels (with units) of the features and of the voxel energies.
+FEATURE_LABELS: dict[str, str] = {
+    "etot_over_einc": "E_tot / E_inc",
+    "voxel_energy": "voxel energy [MeV]",
+    "layer_energy": "layer energy [MeV]",
+    "center_x": "centre in x [mm]",
+    "center_y": "centre in y [mm]",
+    "width_x": "width in x [mm]",
+    "width_y": "width in y [mm]",
+    "center_r": "centre in r [mm]",
+    "width_r": "width in r [mm]",
+    "sparsity": "fraction of empty voxels",
+}
 _XY_FEATURES = ("center_x", "center_y", "width_x", "width_y")
 _EPS = 1e-16  # the challenge's regulator in the energy-weighted means
 # Voxels per chunk held in memory at once when the chunk size is chosen automatically.
