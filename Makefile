@@ -9,11 +9,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint install clean bench browser
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch is pinned in pyproject (2.13.0, CPU wheel); anything else pulls a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# constraints.txt pins every package (and so the numerics) to the versions the suite was checked with.
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
