@@ -25,8 +25,8 @@ def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _fails(args, words, code=2):
-    proc = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+def _fails(args, words, code=2, timeout=300):
+    proc = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout)
     err = proc.stderr
     assert proc.returncode == code, (args, err[-2000:])
     assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("error: "), err
@@ -326,7 +326,7 @@ def test_unknown_jet_type_suffix(top_jets, tmp_path):
 def test_jet_type_absent_from_the_file(top_jets, tmp_path):
     _fails(
         ["train", "--data", f"{top_jets}:q", "-o", tmp_path / "r", "--epochs", "1"],
-        ["jets.h5:q", "no jets to train on"],
+        ["jets.h5:q", "selects no jets", "t: 40"],
     )
     assert not (tmp_path / "r" / "checkpoint.pt").exists()
 
@@ -541,3 +541,282 @@ def test_generate_refuses_an_unknown_backend(files, tmp_path):
         ["--backend", "'tensorrt'", "onnxruntime"],
     )
     _nothing_written(tmp_path, [])
+
+
+# ----------------------------------------------------------------------------- promises kept
+# Each test below failed before its fix (data loss with exit 0, a traceback, or a silent or
+# misleading answer); see docs/errors.md for the contract they hold the commands to.
+def _listing(folder):
+    return sorted((p.relative_to(folder).as_posix(), _sha(p) if p.is_file() else "") for p in folder.rglob("*"))
+
+
+def _refused(args, words):
+    """``_fails`` in this process (no interpreter start per command): exit code 2, one line ``error: ...``."""
+    from click.testing import CliRunner
+
+    from showerforge.cli import cli
+
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    err = res.stderr
+    assert res.exit_code == 2, (args, res.output[-2000:], res.exception)
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    for w in words:
+        assert w in err, (w, err)
+    return err
+
+
+@pytest.fixture(scope="module")
+def refiner(files):
+    from showerforge.refine import fit_refiner
+
+    out = files / "refiner"
+    fit_refiner(files / "good.h5", files / "good.h5", out, method="reweight", epochs=1, threads=1)
+    return out
+
+
+@pytest.mark.parametrize("name", ["refiner.pt", "refiner.json", "refined.h5"])
+def test_refine_apply_never_writes_into_the_refiner(files, refiner, name):
+    before = _listing(refiner)
+    _refused(
+        ["refine", "apply", "--refiner", refiner, "--input", files / "good.h5", "-o", refiner / name],
+        [f"refiner/{name}", "input", "never written into an input's folder"],
+    )
+    assert _listing(refiner) == before
+
+
+@pytest.mark.parametrize(
+    "command,target",
+    [
+        (["export"], "config.json"),
+        (["export"], "history.json"),
+        (["generate", "--energy", "1GeV", "--n", "2"], "config.json"),
+        (["generate", "--energy", "1GeV", "--n", "2"], "teacher_trajectories.h5"),
+        (["generate", "--energy", "1GeV", "--n", "2"], "new/x.h5"),
+    ],
+)
+def test_outputs_never_go_into_the_run_folder(files, command, target):
+    before = _listing(files / "run")
+    _refused([*command, "--model", files / "run", "-o", files / "run" / target], [target, "input"])
+    assert _listing(files / "run") == before  # nothing overwritten, no folder created
+    _refused([*command, "--model", files / "run" / "checkpoint.pt", "-o", files / "run" / target], [target, "input"])
+    assert _listing(files / "run") == before
+
+
+def test_distill_never_writes_into_its_teacher(files):
+    before = _listing(files / "run")
+    _refused(["distill", "--model", files / "run", "-o", files / "run" / "student"], ["student", "input folder"])
+    assert _listing(files / "run") == before
+
+
+@pytest.mark.parametrize(
+    "setting,words",
+    [
+        ("d_model=-4", ["--set d_model=-4", "d_model >= 1"]),
+        ("d_model=0", ["--set d_model=0", "d_model >= 1"]),
+        ("n_heads=0", ["--set n_heads=0", "n_heads >= 1"]),
+        ("d_model=18", ["--set d_model=18", "multiple of n_heads"]),
+    ],
+)
+def test_model_hyperparameters_are_checked_before_the_run_directory(files, tmp_path, setting, words):
+    _refused(["train", "--data", files / "good.h5", "-o", tmp_path / "run", "--epochs", "1", "--set", setting], words)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_refuses_an_opset_the_exporter_cannot_write(files, tmp_path):
+    from showerforge.deploy.export import supported_opsets
+
+    lo, hi = supported_opsets()
+    _refused(
+        ["export", "--model", files / "run", "--opset", "99", "-o", tmp_path / "m.onnx"],
+        ["--opset 99", f"opsets {lo} to {hi}"],
+    )
+    _nothing_written(tmp_path, [])
+
+
+@pytest.mark.parametrize("energy", ["1e-30MeV", "1e30GeV", "1000TeV", "1:20TeV"])
+def test_shower_energies_outside_the_physical_range_are_refused(tmp_path, energy):
+    _fails(
+        ["simulate", "calo", "--geometry", "mini", "--energy", energy, "--n", "2", "-o", tmp_path / "out" / "x.h5"],
+        ["--energy", "allowed range 1 MeV to 10 TeV"],
+        timeout=60,  # before: a ZeroDivisionError after the campaign, or a campaign without end
+    )
+    assert list(tmp_path.iterdir()) == []  # no folder, no shards, no lock
+
+
+@pytest.mark.parametrize(
+    "energy,words", [("-5GeV", ["'-5GeV'", "negative"]), ("1:nanGeV", ["'nanGeV'", "not a number"])]
+)
+def test_energy_messages_say_what_is_wrong(tmp_path, energy, words):
+    _refused(
+        ["simulate", "calo", "--geometry", "mini", f"--energy={energy}", "--n", "2", "-o", tmp_path / "x.h5"], words
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_jet_labels_without_names_are_read_with_a_warning(tmp_path):
+    path = tmp_path / "other.h5"
+    pf = np.zeros((6, 3, 4), np.float32)
+    pf[:, 0, 2], pf[:, 0, 3] = 1.0, 1.0
+    jf = np.tile(np.array([1000.0, 0.0, 50.0, 1.0], np.float32), (6, 1))
+    _jet_file(path, pf, jf, np.array([0, 0, 1, 1, 2, 2], np.int8))  # no jet_types attribute
+    proc = subprocess.run([*CLI, "inspect", path], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "other.h5" in warning[0] and "0=g, 1=q, 2=t, 3=w, 4=z" in warning[0], proc.stderr
+
+
+def test_a_jet_type_selection_that_selects_nothing_is_refused(top_jets, tmp_path):
+    _refused(
+        ["refine", "fit", "--source", f"{top_jets}:g", "--target", top_jets, "-o", tmp_path / "r"],
+        ["jets.h5:g", "selects no jets", "'g'", "t: 40"],
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_inspect_fails_on_a_file_without_jets(tmp_path):
+    path = tmp_path / "none.h5"
+    with h5py.File(path, "w") as f:
+        f["particle_features"] = np.zeros((0, 5, 4), np.float32)
+        f["jet_features"] = np.zeros((0, 4), np.float32)
+        f["jet_type"] = np.zeros(0, np.int8)
+        f.attrs["jet_types"] = json.dumps(["g", "q", "t", "w", "z"])
+    proc = subprocess.run([*CLI, "inspect", path], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "0 jets" in proc.stderr and "empty" in proc.stderr, proc.stderr
+    assert "checks passed" not in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def jet_run(top_jets):
+    from showerforge.training.jets import train_jets
+
+    out = top_jets.parent / "jetrun"
+    tiny = {"d_model": 8, "d_global": 4, "n_blocks": 1}
+    train_jets(top_jets, out, epochs=1, device="cpu", progress=False, num_threads=1, config_overrides=tiny)
+    return out
+
+
+def test_generate_says_which_kind_of_model_it_was_given(files, jet_run, tmp_path):
+    _refused(
+        ["generate", "--model", jet_run, "--energy", "1GeV", "--n", "2", "-o", tmp_path / "x.h5"],
+        ["jetrun", "is a jet model", "use --type and --n instead of --energy"],
+    )
+    _refused(
+        ["generate", "--model", files / "run", "--type", "t", "--n", "2", "-o", tmp_path / "x.h5"],
+        ["run", "is a shower model", "instead of --type"],
+    )
+    _nothing_written(tmp_path, [])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["inspect", "{d}"],
+        ["train", "--data", "{d}", "-o", "{t}/run"],
+        ["evaluate", "--reference", "{d}", "--candidate", "{d}", "-o", "{t}/r"],
+    ],
+)
+def test_a_folder_given_for_a_file(tmp_path, command):
+    (tmp_path / "folder").mkdir()
+    args = [a.format(d=tmp_path / "folder", t=tmp_path) for a in command]
+    _refused(args, ["folder: is a folder; expected an HDF5 file"])
+    _nothing_written(tmp_path, ["folder"])
+
+
+def test_distill_resumes_with_another_spelling_of_its_teacher(files, tmp_path, monkeypatch):
+    from showerforge.training.distill import distill
+
+    common = {"steps": 1, "n_pairs": 8, "batch_size": 8, "device": "cpu", "progress": False, "num_threads": 1}
+    monkeypatch.chdir(files)
+    distill("run", tmp_path / "s", epochs=1, **common)  # the teacher as a relative folder ...
+    # ... then as an absolute path to its checkpoint: the same SHA-256, so the same settings
+    assert distill(files.resolve() / "run" / "checkpoint.pt", tmp_path / "s", epochs=2, **common).epochs_completed == 2
+
+
+def test_distill_refuses_more_steps_than_its_teacher(files, tmp_path):
+    _fails(
+        ["distill", "--model", files / "run", "--steps", "100000", "-o", tmp_path / "s"],
+        ["--steps 100000", "8 midpoint steps", "not faster than its teacher", "--steps 1 to 8"],
+        timeout=60,  # before: it ran without end
+    )
+    _refused(
+        ["distill", "--model", files / "run", "--steps", "2", "--trajectory-steps", "64", "-o", tmp_path / "s"],
+        ["--trajectory-steps 64", "at most 8"],
+    )
+    _nothing_written(tmp_path, [])
+
+
+def test_generate_shows_its_progress(files, tmp_path):
+    proc = subprocess.run(
+        [*CLI, "generate", "--model", files / "run", "--energy", "1:10GeV", "--n", "40", "-o", tmp_path / "g.h5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()  # not a terminal: plain lines
+    assert lines[0].startswith("generating showers: 0/40 showers (0 %)"), proc.stderr
+    assert lines[-1].startswith("generating showers: 40/40 showers (100 %)"), proc.stderr
+
+
+VALIDATION_SUITE = """name = "toy"
+gates = ["chi2_ndf_max <= 1000"]
+[reference]
+file = "good.h5"
+[analyses]
+use = ["calo_energy"]
+bins = 10
+[metrics]
+enabled = false
+"""
+
+
+@pytest.fixture(scope="module")
+def validated(files, tmp_path_factory):
+    """A suite with one recorded version, v1."""
+    import shutil
+
+    from showerforge.validate.run import validate_run
+
+    d = tmp_path_factory.mktemp("validated")
+    shutil.copy(files / "good.h5", d / "good.h5")
+    (d / "suite.toml").write_text(VALIDATION_SUITE)
+    validate_run(d / "suite.toml", d / "good.h5", "v1")
+    return d
+
+
+def test_validate_history_refuses_an_unknown_metric(validated):
+    _fails(
+        ["validate", "history", "--suite", validated / "suite.toml", "--metric", "bogus"],
+        ["--metric 'bogus'", "suite 'toy'", "known: ", "chi2_ndf_max"],
+    )
+    ok = subprocess.run(
+        [*CLI, "validate", "history", "--suite", validated / "suite.toml", "--metric", "chi2_ndf(etot_over_einc)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ok.returncode == 0 and "chi2_ndf(etot_over_einc)" in ok.stdout, ok.stderr
+
+
+def test_validate_run_cleans_up_after_a_run_killed_in_its_commit_window(validated):
+    import os
+    import shutil
+    import socket
+
+    from showerforge.validate.run import validate_run
+
+    folder = validated / "validation" / "toy"
+    dead = f"{2**22 + 12345}@{socket.gethostname()}"  # above pid_max: no such process
+    alive = f"{os.getpid()}@{socket.gethostname()}"
+    # killed after the history recorded v1 and before its page was moved into place
+    shutil.move(folder / "v1", folder / f".v1.partial-{dead}-abcdefgh")
+    (folder / f".v7.partial-{dead}-abcdefgh").mkdir()  # killed while measuring: nothing recorded
+    (folder / f".v7.partial-{dead}-abcdefgh" / "plots").mkdir()
+    (folder / f".v8.partial-{alive}-abcdefgh").mkdir()  # a run still going on
+    (folder / ".v6.partial-abcd1234").mkdir()  # an older version's folder, a day old
+    os.utime(folder / ".v6.partial-abcd1234", (time.time() - 2 * 86400,) * 2)
+    (folder / ".v5.partial-abcd5678").mkdir()  # an older version's folder, fresh: maybe still running
+    validate_run(validated / "suite.toml", validated / "good.h5", "v2")
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == [".v5.partial-abcd5678", f".v8.partial-{alive}-abcdefgh", "v1", "v2"], left
+    assert json.loads((folder / "v1" / "result.json").read_text())["label"] == "v1"

@@ -78,8 +78,7 @@ def simulate_showers(
     from showerforge.simulate.energies import parse_energy
     from showerforge.simulate.shards import campaign_lock
 
-    check_writable(output)
-    campaign = CaloCampaign(
+    campaign = CaloCampaign(  # checks the settings (energy range, particle, geometry) before anything is created
         geometry=get_geometry(geometry),
         particle=particle,
         energy=parse_energy(energy, spectrum),
@@ -91,6 +90,7 @@ def simulate_showers(
         production_cut_mm=cut_mm,
         sampling_fraction=sampling_fraction,
     )
+    check_writable(output)
     n_workers = workers or os.cpu_count() or 1
     say = on_status or (lambda message: None)
     with campaign_lock(output):  # refuse a second campaign on this output before announcing anything

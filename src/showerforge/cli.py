@@ -6,12 +6,13 @@ with a one-line ``error: ...`` naming the file and field, exit code 2, and no tr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -455,11 +456,14 @@ def validate_history_cmd(
     suite_path: Path, store: str | None, metrics: tuple[str, ...], as_json: bool, fail_on_regression: bool
 ) -> None:
     """Print the trend of a suite: one line per version, gated values, regression alarm."""
-    from showerforge.validate.history import format_history
+    from showerforge.validate.history import check_metric_names, format_history
     from showerforge.validate.report import regressions
 
     st, name = _open_history(suite_path, store)
     runs = st.runs_of(name)
+    if any("(" in m for m in metrics if m not in {k for r in runs for k in r.metrics}):
+        runs = st.runs_of(name, histograms=True)  # FUNC(HISTOGRAM) columns read the histograms
+    check_metric_names(runs, list(metrics), name)
     if fail_on_regression and regressions(runs):
         click.echo(format_history(runs, name, list(metrics) or None))
         sys.exit(1)
@@ -843,24 +847,26 @@ def generate_cmd(
     """
     from showerforge.data.io import check_not_input, check_writable
 
+    check_not_input(output, energies_from, run_dir)  # first: check_writable may create a folder
     check_writable(output)
-    check_not_input(output, energies_from, run_dir)
     if jet_type is not None:
         from showerforge.generate.jets import generate_jets
 
         types = [t.strip() for t in jet_type.split(",") if t.strip()]
-        generate_jets(
-            run_dir,
-            types if len(types) > 1 else types[0],
-            n or 1000,
-            output,
-            seed=seed,
-            batch_size=batch_size,
-            steps=steps,
-            solver=solver,
-            device=device,
-            backend=backend,
-        )
+        with _generation_progress((n or 1000) * len(types), "generating jets", "jets") as progress:
+            generate_jets(
+                run_dir,
+                types if len(types) > 1 else types[0],
+                n or 1000,
+                output,
+                seed=seed,
+                batch_size=batch_size,
+                steps=steps,
+                solver=solver,
+                device=device,
+                backend=backend,
+                progress=progress,
+            )
     else:
         import numpy as np
 
@@ -875,18 +881,43 @@ def generate_cmd(
             inc = parse_energy(energy).sample(n, np.random.default_rng(seed))
         else:
             raise UserError("give --energies-from FILE, or --energy with --n (showers), or --type with --n (jets)")
-        generate_showers(
-            run_dir,
-            inc,
-            output,
-            batch_size=batch_size,
-            seed=seed,
-            steps=steps,
-            solver=solver,
-            device=device,
-            backend=backend,
-        )
+        with _generation_progress(len(inc), "generating showers", "showers") as progress:
+            generate_showers(
+                run_dir,
+                inc,
+                output,
+                batch_size=batch_size,
+                seed=seed,
+                steps=steps,
+                solver=solver,
+                device=device,
+                backend=backend,
+                progress=progress,
+            )
     click.echo(f"wrote {output}")
+
+
+@contextlib.contextmanager
+def _generation_progress(total: int, label: str, unit: str) -> Iterator[Callable[[int], None]]:
+    """A ``progress(n)`` callback for generation, shown as ``simulate`` shows its progress: a rich bar
+    on a terminal, else a plain line on stderr every 30 s and at the end. Nothing is shown before
+    the first call (the generator calls ``progress(0)`` once the model is loaded and checked)."""
+    from showerforge.simulate.shards import ProgressBar
+
+    bar: list[ProgressBar] = []
+    done = [0]
+
+    def progress(k: int) -> None:
+        if not bar:
+            bar.append(ProgressBar(total, 0, True, label, unit).__enter__())
+        done[0] += int(k)
+        bar[0].update(done[0])
+
+    try:
+        yield progress
+    finally:
+        if bar:
+            bar[0].__exit__(None, None, None)
 
 
 @cli.command("export")
@@ -1126,6 +1157,9 @@ def evaluate_cmd(
     Jets: W1M, W1P, W1EFP, FPD, KPD beside truth-vs-truth (jetnet's conventions).
     Works on any two files of matching geometry, ours or anyone's.
     """
+    from showerforge.data.io import check_not_input
+
+    check_not_input(output, reference, *candidate, floor_reference)
     kind = _file_kind(reference)
     if kind == "jets":
         if floor_reference is not None or repeats is not None or nplm_toys is not None:

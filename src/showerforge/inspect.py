@@ -138,7 +138,8 @@ def inspect_jet_file(spec: str | Path) -> dict[str, Any]:
     settings = data.attrs.get("settings")
     return {
         "file": str(spec),
-        "ok": True,
+        "ok": len(data) > 0,
+        "errors": [] if len(data) else ["0 jets: the file is empty; expected at least one jet"],
         "format": "jetnet",
         "n_jets": len(data),
         "n_particles": data.n_particles,
@@ -167,5 +168,7 @@ def format_jet_inspection(desc: dict[str, Any]) -> str:
     for key in ("generator", "model"):
         if desc.get(key):
             lines.append(f"{key:<11} {desc[key]}")
-    lines.append("checks      passed")
+    for e in desc.get("errors", []):
+        lines.append(f"ERROR: {e}")
+    lines.append("checks      " + ("passed" if desc["ok"] else f"FAILED ({len(desc['errors'])} problems)"))
     return "\n".join(lines)

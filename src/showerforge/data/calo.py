@@ -164,11 +164,12 @@ class CaloFile:
         if not path.exists():
             raise CaloFileError(path, None, "file not found")
         if path.is_dir():
-            raise CaloFileError(path, None, "is a directory, expected an HDF5 file")
+            raise CaloFileError(path, None, "is a folder; expected an HDF5 file")
         try:
             h5 = h5py.File(path, "r")
         except OSError as err:
-            raise CaloFileError(path, None, f"not a readable HDF5 file (truncated or wrong format: {err})") from None
+            why = " ".join(str(err).split())  # HDF5's message spans lines; keep all of it on one
+            raise CaloFileError(path, None, f"not a readable HDF5 file (truncated or wrong format: {why})") from None
         try:
             return cls._from_h5(path, h5, geometry)
         except Exception:

@@ -33,11 +33,14 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     file, jet_type = parse_spec(path)
     if not file.exists():
         raise FileNotFoundError(f"{file}: file not found")
+    if file.is_dir():
+        raise UserError(f"{file}: is a folder; expected an HDF5 file (a shower or jet file)")
     try:
         with h5py.File(file, "r") as h5:
             keys = set(h5.keys())
     except OSError as err:
-        raise UserError(f"{file}: not an HDF5 file ({err}); expected a shower or jet file") from None
+        why = " ".join(str(err).split())  # HDF5's message spans lines; keep all of it on one
+        raise UserError(f"{file}: not an HDF5 file ({why}); expected a shower or jet file") from None
     is_calo = all(k in keys for k in _CALO_KEYS)
     is_jets = _JET_KEY in keys
     if is_calo and is_jets:

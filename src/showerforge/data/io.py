@@ -14,7 +14,14 @@ from pathlib import Path
 
 from showerforge.errors import UserError
 
-__all__ = ["OutputPathError", "check_writable", "check_writable_dir", "check_not_input", "atomic_output"]
+__all__ = [
+    "FOLDER_FILES",
+    "OutputPathError",
+    "check_writable",
+    "check_writable_dir",
+    "check_not_input",
+    "atomic_output",
+]
 
 
 class OutputPathError(UserError):
@@ -66,22 +73,60 @@ def check_writable_dir(path: str | Path) -> Path:
     return path
 
 
+#: Files that stand for their folder: a run's checkpoint, a refiner, a shipped model. An input given
+#: as one of them makes its folder an input folder.
+FOLDER_FILES = ("checkpoint.pt", "refiner.pt", "model.pt")
+
+
+def _input_path(item: str | Path) -> Path:
+    """The path of an input as given (a ``FILE:TYPE`` jet selection stripped)."""
+    path = Path(item)
+    text = str(item)
+    if not path.exists() and ":" in text:
+        head = Path(text.rpartition(":")[0])
+        if head.exists():
+            return head
+    return path
+
+
 def check_not_input(output: str | Path, *inputs: str | Path | None) -> None:
-    """Refuse an output that would overwrite one of the inputs (same file, any spelling).
+    """Refuse an output that is one of the inputs, or that lies inside an input's folder.
+
+    An input folder is a folder given as an input that holds one of :data:`FOLDER_FILES` (a run
+    directory, a refiner folder, a shipped model) or the folder of an input file of such a name
+    (``RUN/checkpoint.pt``). Nothing is ever written into an input's folder, so
+    ``-o RUN/config.json`` is refused as well as ``-o RUN/checkpoint.pt``. Inputs that do not exist
+    (a shipped model's name) are skipped. Call it before anything is created.
 
     Raises:
-        OutputPathError: naming the output and the input it would overwrite.
+        OutputPathError: naming the output and the input it would overwrite or lies in.
     """
     out = Path(output)
+    out_abs = out.resolve()
     for item in inputs:
         if item is None:
             continue
-        inp = Path(str(item).split(":")[0]) if not Path(str(item)).exists() else Path(item)
-        if inp.is_dir():
-            inp = inp / "checkpoint.pt"
-        same = out.exists() and inp.exists() and os.path.samefile(out, inp)
-        if same or out.resolve() == inp.resolve():
-            raise OutputPathError(out, f"the output would overwrite the input {item}; choose another output name")
+        inp = _input_path(item)
+        if not inp.exists():
+            continue
+        if inp.is_file():
+            same = out.exists() and os.path.samefile(out, inp)
+            if same or out_abs == inp.resolve():
+                raise OutputPathError(out, f"the output would overwrite the input {item}; choose another output name")
+        if inp.is_dir():  # a run or refiner folder (another folder is a mistake its reader reports)
+            folder = inp if any((inp / name).is_file() for name in FOLDER_FILES) else None
+        else:
+            folder = inp.parent if inp.name in FOLDER_FILES else None
+        if folder is None:
+            continue
+        where = folder.resolve()
+        if out_abs == where or where in out_abs.parents:
+            rule = "outputs are never written into an input's folder: choose an output outside it"
+            if out.exists() and not out.is_dir():
+                rel = out_abs.relative_to(where)
+                raise OutputPathError(out, f"the output would overwrite the input {item} (its {rel}); {rule}")
+            of = "" if inp.is_dir() else f" (of {item})"
+            raise OutputPathError(out, f"the output lies inside the input folder {folder}{of}; {rule}")
 
 
 @contextlib.contextmanager

@@ -346,10 +346,12 @@ def read_jets(spec: str | os.PathLike[str], jet_type: str | None = None) -> JetD
         raise UserError(f"unknown jet type {wanted!r}; expected one of {JET_TYPES}")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such jet file")
+    if path.is_dir():
+        raise JetFileError(path, "<file>", "is a folder; expected an HDF5 file")
     try:
         h5 = h5py.File(path, "r")
     except OSError as err:
-        raise JetFileError(path, "<file>", f"expected an HDF5 file ({err})") from None
+        raise JetFileError(path, "<file>", f"expected an HDF5 file ({' '.join(str(err).split())})") from None
     with h5:
         for key in ("particle_features", "jet_features"):
             if key not in h5 or not isinstance(h5[key], h5py.Dataset):
@@ -358,12 +360,39 @@ def read_jets(spec: str | os.PathLike[str], jet_type: str | None = None) -> JetD
         pf = h5["particle_features"][...]
         jf = h5["jet_features"][...]
         jt = h5["jet_type"][...] if "jet_type" in h5 else None
+    # labels in a jet_type dataset without a jet_types attribute: their meaning is assumed
+    assumed = (
+        jt is not None and not (jf.ndim == 2 and jf.shape[1] == 5) and not isinstance(attrs.get("jet_types"), list)
+    )
     pf, jf, jt, attrs, found = _resolve_types(path, pf, jf, jt, attrs)
     pf, jf, jt = _check_arrays(pf, jf, jt, str(path))
+    if assumed:
+        _warn_assumed_order(path)
     if wanted is not None:
         keep = jt == JET_TYPES.index(wanted.lower())
+        if not keep.any():
+            counts = ", ".join(f"{t}: {int(np.sum(jt == i))}" for i, t in enumerate(JET_TYPES) if np.any(jt == i))
+            raise JetFileError(
+                f"{path}:{wanted.lower()}",
+                "jet_type",
+                f"selects no jets: the file holds no jets of type {wanted.lower()!r} "
+                f"({'it holds ' + counts if counts else 'it holds no jets at all'})",
+            )
         pf, jf, jt = pf[keep], jf[keep], jt[keep]
     return JetData(pf, jf, jt, attrs, found, str(path), wanted.lower() if wanted else None)
+
+
+def _warn_assumed_order(path: Path) -> None:
+    """One warning line: the file does not say what its ``jet_type`` labels mean; showerforge's order is assumed."""
+    import warnings
+
+    labels = ", ".join(f"{i}={t}" for i, t in enumerate(JET_TYPES))
+    warnings.warn(
+        f"{path} [jet_type]: no jet_types attribute says what the labels mean; read in showerforge's order "
+        f"{labels} (if the file means another order, set its jet_types attribute, a JSON list of names)",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _resolve_types(

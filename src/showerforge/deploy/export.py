@@ -114,6 +114,35 @@ def check_layout(layout: str, fmt: str = "onnx") -> None:
         raise UserError(f"--layout {layout!r}: unknown layout; choose one of {', '.join(LAYOUTS)}")
 
 
+MIN_OPSET = 13
+"""Oldest ONNX opset showerforge exports (the graphs need opset 13 operators)."""
+
+
+def supported_opsets() -> tuple[int, int]:
+    """(oldest, newest) ONNX opset the installed torch exporter and onnx package can write."""
+    try:
+        from torch.onnx._constants import ONNX_MAX_OPSET as newest
+    except ImportError:  # a torch without the constant: the TorchScript exporter's long-standing limit
+        newest = 20
+    try:
+        import onnx
+
+        newest = min(int(newest), int(onnx.defs.onnx_opset_version()))
+    except ImportError:
+        pass
+    return MIN_OPSET, int(newest)
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset the installed exporter cannot write (one-line :class:`UserError`), before any work."""
+    lo, hi = supported_opsets()
+    if not lo <= int(opset) <= hi:
+        raise UserError(
+            f"--opset {opset}: the installed exporter (torch {torch.__version__}) writes ONNX opsets {lo} to {hi}; "
+            f"choose one in that range (default {DEFAULT_OPSET}; 15 for onnxruntime 1.11)"
+        )
+
+
 def load_for_export(model: Any, device: str | torch.device = "cpu") -> Any:
     """A loaded model (shower :class:`~showerforge.training.Surrogate` or jet ``JetSurrogate``) from
     itself, a run directory, a checkpoint or a shipped name.
@@ -391,9 +420,10 @@ def export_onnx(
     """
     out = Path(output)
     check_layout(layout or "calochallenge", fmt)
-    check_writable(out)
-    if not hasattr(model, "model"):
+    check_opset(opset)
+    if not hasattr(model, "model"):  # first: check_writable may create a folder
         check_not_input(out, model if Path(str(model)).exists() else None)
+    check_writable(out)
     surrogate = load_for_export(model)
     layout = layout or ("jetnet" if _is_jets(surrogate) else "calochallenge")
     _check_kind(surrogate, layout, model)

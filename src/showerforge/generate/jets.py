@@ -148,6 +148,8 @@ def generate_jets(
     _torch_only(str(options.get("backend", "torch")))
     run = start_generation(run_dir, out_path, options, load_jet_model, caller="generate_jets")
     surrogate, attrs = run.surrogate, run.attrs
+    if run.sample_kwargs["progress"] is not None:
+        run.sample_kwargs["progress"](0)  # the model is loaded and checked: generation starts
     arrays = sample_jets(surrogate, types, **run.sample_kwargs)
     attrs |= {
         "condition": surrogate.preprocessing.conditioning.kind,

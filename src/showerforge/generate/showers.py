@@ -157,6 +157,8 @@ def generate_showers(
     run = start_generation(run_dir, out_path, options, load_model, caller="generate_showers")
     surrogate, attrs = run.surrogate, run.attrs
     kwargs = dict(run.sample_kwargs)
+    if kwargs["progress"] is not None:
+        kwargs["progress"](0)  # the model is loaded and checked: generation starts
     if kwargs.pop("backend") == "onnxruntime":
         import onnxruntime
 

@@ -12,8 +12,14 @@ from showerforge.models.epic import build_cfm_set
 from showerforge.models.factorised import build_factorised
 from showerforge.models.flow_matching import FlowMatching
 from showerforge.models.layer_transformer import LayerTransformer
+from showerforge.models.solvers import SOLVERS
 
 __all__ = ["ModelSpec", "MODELS", "build_model", "get_spec"]
+
+TIME_SAMPLING = ("uniform", "logit-normal")
+"""Training-time distributions of flow matching (``time_sampling``, see ``models.paths.sample_time``)."""
+_POSITIVE = ("d_model", "n_blocks", "n_heads", "d_global", "energy_width", "energy_blocks", "energy_steps", "steps")
+_NON_NEGATIVE = ("layers_per_token", "x_units", "shape_energy_bins")
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,42 @@ class ModelSpec:
         if missing:
             raise ValueError(f"model {self.name!r}: missing data keys {sorted(missing)}")
         return {"name": self.name, **self.defaults, **config}
+
+    def check_overrides(self, overrides: dict[str, Any] | None) -> None:
+        """Refuse hyperparameter overrides that cannot build a model, before any work.
+
+        Sizes and step counts must be positive integers, ``layers_per_token`` / ``x_units`` /
+        ``shape_energy_bins`` integers >= 0, ``mlp_ratio`` > 0, ``sigma`` >= 0, ``d_model`` a
+        multiple of ``n_heads``, ``solver`` and ``time_sampling`` known names (types as
+        :meth:`resolve` checks them).
+
+        Raises:
+            UserError: naming ``--set KEY=VALUE`` and what was expected.
+        """
+        given = {k: v for k, v in (overrides or {}).items() if k != "name"}
+        self.resolve(**given, **{k: None for k in self.data_keys if k not in given})  # names and types
+        cfg = {**self.defaults, **given}
+
+        def bad(key: str, expected: str) -> UserError:
+            return UserError(f"--set {key}={cfg[key]!r}: model {self.name!r} needs {expected}")
+
+        for key in _POSITIVE:
+            if key in given and key in self.defaults and cfg[key] < 1:
+                raise bad(key, f"{key} >= 1 (a positive integer)")
+        for key in _NON_NEGATIVE:
+            if key in given and key in self.defaults and cfg[key] < 0:
+                raise bad(key, f"{key} >= 0")
+        if "mlp_ratio" in given and not cfg["mlp_ratio"] > 0:
+            raise bad("mlp_ratio", "mlp_ratio > 0")
+        if "sigma" in given and not cfg["sigma"] >= 0:
+            raise bad("sigma", "sigma >= 0")
+        if "solver" in given and cfg["solver"] not in SOLVERS:
+            raise bad("solver", f"solver to be one of {', '.join(SOLVERS)}")
+        if "time_sampling" in given and cfg["time_sampling"] not in TIME_SAMPLING:
+            raise bad("time_sampling", f"time_sampling to be one of {', '.join(TIME_SAMPLING)}")
+        if "n_heads" in cfg and "d_model" in cfg and cfg["d_model"] % cfg["n_heads"]:
+            key = "d_model" if "d_model" in given else "n_heads"
+            raise bad(key, f"d_model to be a multiple of n_heads (d_model={cfg['d_model']}, n_heads={cfg['n_heads']})")
 
     def build(self, **config: Any) -> GenerativeModel:
         """A freshly initialised model (seed torch first for reproducible weights)."""

@@ -538,8 +538,7 @@ def apply_refiner(
     if output is not None:
         from showerforge.data.io import check_not_input, check_writable
 
-        if not isinstance(input, ri.Events):
-            check_not_input(output, str(input).split(":")[0])
+        check_not_input(output, None if isinstance(input, ri.Events) else str(input), ref.path or None)
         check_writable(output)
     ev = _as_events(input, "input")
     ref.check_events(ev)

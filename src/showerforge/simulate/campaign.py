@@ -27,7 +27,7 @@ from showerforge.data.calo import atomic_output, check_writable
 from showerforge.errors import UserError
 from showerforge.geometry import Geometry
 from showerforge.simulate.calo_g4 import preflight
-from showerforge.simulate.energies import EnergySpec
+from showerforge.simulate.energies import SHOWER_ENERGY_RANGE_MEV, EnergySpec
 from showerforge.simulate.shards import CampaignError, ShardTask, campaign_lock, check_scheduler, run_sharded
 
 __all__ = ["CaloCampaign", "ShardSpec", "run_campaign", "CampaignError", "shard_seed", "merge_shards"]
@@ -103,6 +103,7 @@ class CaloCampaign:
             raise UserError(f"geometry {self.geometry.name!r} has an irregular readout: simulation needs a regular one")
         if self.production_cut_mm <= 0:
             raise UserError(f"--cut must be > 0 mm, got {self.production_cut_mm}")
+        self.energy.check_range(*SHOWER_ENERGY_RANGE_MEV)  # before any shard folder or lock
 
     @property
     def shard_dir(self) -> Path:
@@ -247,7 +248,13 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
             per_event.append(vis_tot / np.maximum(vis_tot + ab, 1e-300))
             provenance = json.loads(f.attrs["provenance"])
     fr = np.concatenate(per_event)
-    sf_measured = sens / (sens + absb)
+    if campaign.sampling_fraction is None and not sens > 0:
+        raise UserError(
+            f"{campaign.output}: no energy reached the sensors in any of the {campaign.n} showers "
+            f"({campaign.energy.describe()}), so the sampling fraction cannot be measured; simulate higher "
+            f"energies, or give --sampling-fraction (the finished shards in {campaign.shard_dir.name}/ are reused)"
+        )
+    sf_measured = sens / (sens + absb) if sens + absb > 0 else 0.0
     sf_error = float(fr.std(ddof=1) / np.sqrt(len(fr))) if len(fr) > 1 else float("nan")
     sf = campaign.sampling_fraction or sf_measured
     geo = campaign.geometry.with_sampling_fraction(sf)

@@ -9,10 +9,14 @@ import numpy as np
 
 from showerforge.errors import UserError
 
-__all__ = ["EnergySpec", "parse_energy", "SPECTRA"]
+__all__ = ["EnergySpec", "parse_energy", "SPECTRA", "SHOWER_ENERGY_RANGE_MEV"]
 
 _UNITS = {"kev": 1e-3, "mev": 1.0, "gev": 1e3, "tev": 1e6}
 SPECTRA = ("fixed", "list", "uniform", "log-uniform")
+SHOWER_ENERGY_RANGE_MEV = (1.0, 1e7)
+"""Incident energies a shower campaign accepts, 1 MeV to 10 TeV: below 1 MeV a particle makes no
+shower (and little or no energy reaches a sampling calorimeter's sensors); Geant4's standard EM
+physics tables end at 100 TeV and one 10 TeV shower already takes minutes of CPU time."""
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,32 @@ class EnergySpec:
             return rng.uniform(lo, hi, size=n)
         return np.exp(rng.uniform(np.log(lo), np.log(hi), size=n))
 
+    def check_range(self, lo_mev: float, hi_mev: float, what: str = "--energy") -> None:
+        """Refuse values outside ``[lo_mev, hi_mev]`` (a :class:`UserError` that gives the range)."""
+        for v in self.values_mev:
+            if not lo_mev <= v <= hi_mev:
+                side = "below" if v < lo_mev else "above"
+                raise UserError(
+                    f"{what} {_fmt_mev(v)}: {side} the allowed range {_fmt_mev(lo_mev)} to {_fmt_mev(hi_mev)} "
+                    "of incident energies for showers"
+                )
+
     def describe(self) -> str:
         """Human-readable form, e.g. ``log-uniform 1000-100000 MeV``."""
         vals = ",".join(f"{x:g}" for x in self.values_mev)
         sep = "-" if self.spectrum in ("uniform", "log-uniform") else ","
         return f"{self.spectrum} {vals.replace(',', sep)} MeV"
+
+
+def _fmt_mev(value: float) -> str:
+    """``2.5 GeV``, ``1e-30 MeV``: a value in MeV in the largest unit that keeps it >= 1."""
+    for unit, scale in (("TeV", 1e6), ("GeV", 1e3), ("MeV", 1.0)):
+        if abs(value) >= scale:
+            return f"{value / scale:g} {unit}"
+    return f"{value:g} MeV"
+
+
+_NOT_A_NUMBER = re.compile(r"[+-]?(nan|inf|infinity)([a-zA-Z]*)", re.IGNORECASE)
 
 
 def parse_energy(text: str, spectrum: str | None = None) -> EnergySpec:
@@ -62,6 +87,13 @@ def parse_energy(text: str, spectrum: str | None = None) -> EnergySpec:
         raise UserError("energy is empty; expected e.g. 10GeV, 1,10,100GeV or 1:100GeV")
     is_range = ":" in raw
     parts = raw.split(":" if is_range else ",")
+    for p in parts:
+        if _NOT_A_NUMBER.fullmatch(p):
+            raise UserError(
+                f"energy {p!r} in {text!r} is not a number; expected a finite number with a unit, e.g. 10GeV"
+            )
+        if p.startswith("-") and re.fullmatch(r"-[0-9.]+(?:[eE][+-]?[0-9]+)?[a-zA-Z]*", p):
+            raise UserError(f"energy {p!r} in {text!r} is negative; energies must be > 0, e.g. 10GeV")
     m_last = re.fullmatch(r"([0-9.eE+-]+)([a-zA-Z]*)", parts[-1])
     default_unit = m_last.group(2).lower() if m_last else ""
     if m_last and not default_unit:

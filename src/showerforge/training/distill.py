@@ -257,6 +257,43 @@ def _check_trajectories(path: Path, teacher_sha256: str, steps: int) -> tuple[in
     return n_rows, grid
 
 
+def _check_steps(teacher: str | Path, ckpt: dict[str, Any], steps: int, grid: int | None) -> None:
+    """Refuse a student (or a trajectory grid) finer than the teacher's own sampler, before any work.
+
+    A K-step student costs K network calls per sample; one with more steps than its teacher is
+    no faster than the teacher, and its trajectories would cost ``n_pairs * K`` teacher solver
+    steps and ``n_pairs * (K + 1)`` stored states (``--steps 100000`` never ends).
+    """
+    cfg = ckpt.get("model_config") or {}
+    limit = max(int(cfg.get("steps", 8)), int(cfg.get("energy_steps", 0) or 0))
+    sampler = f"{limit} {cfg.get('solver', 'midpoint')} steps"
+    if steps > limit:
+        raise UserError(
+            f"--steps {steps}: the teacher {teacher} samples in {sampler}; a student with more steps is not faster "
+            f"than its teacher (distillation makes 1-4 step students); use --steps 1 to {limit}"
+        )
+    if grid is not None and grid > limit:
+        raise UserError(
+            f"--trajectory-steps {grid}: finer than the teacher's own {sampler}; each trajectory would store "
+            f"{grid + 1} states and serve no useful student; use at most {limit}"
+        )
+
+
+def _teacher_name(teacher: str | Path, sha256: str, out: Path) -> str:
+    """The teacher as recorded in the student's config: as given, or as an earlier run of this
+    student recorded the same teacher (same SHA-256), so that resuming with another spelling of
+    its path (absolute, relative, the checkpoint file) is not a change of settings."""
+    ckpt_path = out / CHECKPOINT_NAME
+    if ckpt_path.is_file():
+        try:
+            earlier = read_checkpoint(ckpt_path).get("model_config", {}).get("distillation", {})
+        except UserError:
+            return str(teacher)  # fit() reports the damaged checkpoint
+        if earlier.get("teacher_sha256") == sha256 and "teacher" in earlier:
+            return str(earlier["teacher"])
+    return str(teacher)
+
+
 def distill(
     teacher: str | Path,
     out_dir: str | Path,
@@ -311,8 +348,10 @@ def distill(
     ckpt = read_checkpoint(teacher_path)
     if energies_mev is not None and ckpt.get("data_kind", "calo-voxel") != "calo-voxel":
         raise UserError(f"{teacher}: incident energies were given, but the teacher is a {ckpt['data_kind']} model")
+    _check_steps(teacher, ckpt, steps, None if trajectories is not None else grid)
+    get_spec(str(ckpt.get("model_name"))).check_overrides(run_opts.get("config_overrides"))
+    check_not_input(out / CHECKPOINT_NAME, teacher_path)  # before the folder is created
     check_writable_dir(out)
-    check_not_input(out / CHECKPOINT_NAME, teacher_path)
     run = load(teacher_path)
     flow_stages(run.model)  # refuses models that are not flow matching, before any work
     if trajectories is None:
@@ -332,7 +371,7 @@ def distill(
     record = {
         "method": "trajectory matching",
         "steps": int(steps),
-        "teacher": str(teacher),
+        "teacher": _teacher_name(teacher, run.sha256, out),
         "teacher_sha256": run.sha256,
         "teacher_sampler": run.model.default_sampler,
         "teacher_epoch": run.epoch,

@@ -387,6 +387,7 @@ def fit(
             + ", ".join(k for k, v in MODELS.items() if v.data_kind == data_kind)
         )
     cfg.check()
+    spec.check_overrides(config_overrides)  # before the run directory or the data is touched
     ctx, dev = init_distributed(resolve_device(device))
     run_dir = Path(out_dir)
     ckpt_path = run_dir / CHECKPOINT_NAME

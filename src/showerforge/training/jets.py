@@ -219,6 +219,11 @@ def load_jet_model(
     """
     path = checkpoint_path(run_dir_or_checkpoint)
     ckpt = read_checkpoint(path, map_location="cpu")
+    if ckpt.get("data_kind", "calo-voxel") == "calo-voxel":
+        raise CheckpointError(
+            f"{path}: is a shower model ({ckpt.get('model_name')}); use --energy with --n, or --energies-from, "
+            "instead of --type (showers are generated at incident energies)"
+        )
     if ckpt.get("data_kind") != DATA_KIND:
         raise CheckpointError(f"{path}: not a jet-set checkpoint (data_kind={ckpt.get('data_kind')!r})")
     try:

@@ -17,6 +17,7 @@ CHANGE = 1.0
 __all__ = [
     "CHANGE",
     "HistogramChange",
+    "check_metric_names",
     "compare_files",
     "compare_histograms",
     "compare_versions",
@@ -44,6 +45,30 @@ def format_history(runs: list[RunRecord], suite: str, metrics: list[str] | None 
     alarms = regressions(runs)
     lines += [f"REGRESSION: {a}" for a in alarms] or ["no regression from the previous version"]
     return "\n".join(lines)
+
+
+def check_metric_names(runs: list[RunRecord], metrics: list[str], suite: str) -> None:
+    """Refuse ``--metric`` names that no recorded version has (a column of "-" says nothing).
+
+    Known names: the metrics recorded by any run, the values read by its gates, and
+    ``func(histogram)`` of a recorded histogram (``chi2_ndf(e_layer_3)``). With no runs yet
+    there is nothing to check.
+
+    Raises:
+        UserError: naming the unknown value and listing the known ones.
+    """
+    if not runs:
+        return
+    known = sorted({k for r in runs for k in r.metrics} | set(gate_keys(runs)))
+    for key in metrics:
+        if key in known:
+            continue
+        if "(" in key and key.endswith(")") and any(value_of(r, key)[0] is not None for r in runs):
+            continue
+        raise UserError(
+            f"--metric {key!r}: no version of suite {suite!r} records this value; known: {', '.join(known)} "
+            "(or FUNC(HISTOGRAM), e.g. chi2_ndf(NAME) of a histogram on the run's page)"
+        )
 
 
 @dataclass

@@ -11,11 +11,14 @@ transaction in the history.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -477,6 +480,8 @@ def validate_run(
     if not _LABEL.match(str(label)):
         raise UserError(f"--label {label!r}: use letters, digits and . _ + - (at most 100), e.g. v3")
     hist_store: HistoryStore = open_store(store if store is not None else default_store(s))
+    for folder in {s.base / "validation" / s.name, *([Path(output).parent] if output is not None else [])}:
+        clean_stale_stages(folder, hist_store, s.name, say)
     if hist_store.has_label(s.name, label) and not replace:
         raise UserError(
             f"history {hist_store.where}: suite {s.name!r} already has a run labelled {label!r}; "
@@ -486,6 +491,7 @@ def validate_run(
     _check_output(out)
     if s.reference_file is not None:
         check_not_input(out, _split(s.reference_file)[0])
+    check_not_input(out, candidate)  # a run folder or file given as the candidate is never written into
     ref_path = _reference(s, say)
     kind = _kind_of(ref_path)
     s.check_gates(kind)
@@ -497,7 +503,7 @@ def validate_run(
     ref_obs = run_analyses(analyses, ref)
     _check_function_gates(s, ref_obs)
     check_writable_dir(out.parent)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{_owner()}-", dir=out.parent))
     try:
         record = _measure(s, label, kind, analyses, ref_path, ref, ref_obs, cand_in, out, stage, say)
         write_outputs(record, stage, suite=s)
@@ -541,10 +547,83 @@ def _check_output(out: Path) -> None:
         raise UserError(f"-o {out}: a folder that holds other files (not a validation run); give a new or empty folder")
 
 
+def _owner() -> str:
+    """``PID@HOST`` of this process, in the names of its staging folders."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+#: ``.NAME.partial-PID@HOST-XXXXXXXX`` (a run's page being written) and ``.NAME.old-PID@HOST`` (the
+#: page it replaces, during the move)
+_STAGE = re.compile(
+    r"\.(?P<name>.+)\.(?:(?P<partial>partial)-(?P<pid>\d+)@(?P<host>[A-Za-z0-9.-]+)-[a-z0-9_]{8}"
+    r"|old-(?P<old_pid>\d+)@(?P<old_host>[A-Za-z0-9.-]+))"
+)
+#: staging folders of older versions, which did not name their host: ``.NAME.partial-XXXXXXXX``, ``.NAME.old-PID``
+_LEGACY_STAGE = re.compile(r"\.(?P<name>.+)\.(?:(?P<partial>partial)-[a-z0-9_]{8}|old-\d+)")
+#: a staging folder without an owner is stale after this long (no validate run takes a day to commit)
+LEGACY_STALE_S = 24 * 3600.0
+
+
+def clean_stale_stages(folder: Path, store: HistoryStore, suite: str, say: Say) -> list[Path]:
+    """Finish or remove the staging folders that a killed ``validate run`` left in ``folder``.
+
+    A run writes its page into a hidden ``.LABEL.partial-PID@HOST-*`` folder, records the run in
+    the history and then renames the folder to ``LABEL``; killed in between, it leaves the folder
+    behind. A folder whose process is gone (on this host) is moved into place when the history
+    holds exactly its run (so the recorded run has its page), else removed; a ``.LABEL.old-*``
+    folder (the page being replaced) is put back when ``LABEL`` is missing, else removed. Folders
+    of live processes or of other hosts are left alone. Returns the folders handled.
+    """
+    from showerforge.simulate.shards import _alive
+
+    if not folder.is_dir():
+        return []
+    here, handled = socket.gethostname(), []
+    entries = sorted(p for p in folder.iterdir() if p.name.startswith(".") and p.is_dir())
+    entries.sort(key=lambda p: ".old-" in p.name)  # pages being written first, then the ones they replace
+    for p in entries:
+        m = _STAGE.fullmatch(p.name)
+        if m is not None:
+            host, pid = (m["host"], m["pid"]) if m["partial"] else (m["old_host"], m["old_pid"])
+            if host != here or _alive(int(pid)):
+                continue
+        else:
+            m = _LEGACY_STAGE.fullmatch(p.name)
+            if m is None or time.time() - p.stat().st_mtime < LEGACY_STALE_S:
+                continue
+        name, what = m["name"], ("partial" if m["partial"] else "old")
+        target = folder / name
+        if what == "partial" and _recorded_page(p, store, suite):
+            _move_into_place(p, target)
+            say(f"{target}: the page of a validate run that was stopped before moving it into place was restored")
+        elif what == "old" and not target.exists():
+            os.replace(p, target)
+            say(f"{target}: the earlier page, set aside by a validate run that was stopped, was restored")
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+            say(f"{folder / p.name}: removed, left by a validate run that was stopped")
+        handled.append(p)
+    return handled
+
+
+def _recorded_page(stage: Path, store: HistoryStore, suite: str) -> bool:
+    """The staged page is complete and the history holds exactly its run (same label and time)."""
+    try:
+        result = json.loads((stage / "result.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not (stage / "index.html").is_file() or result.get("suite") != suite:
+        return False
+    label = str(result.get("label", ""))
+    if not store.has_label(suite, label):
+        return False
+    return store.get(suite, label, histograms=False).created == result.get("created")
+
+
 def _move_into_place(stage: Path, out: Path) -> None:
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        old = out.with_name(f".{out.name}.old-{_owner()}")
         os.replace(out, old)
     os.replace(stage, out)
     if old is not None:
