@@ -45,7 +45,7 @@ from bench_geant4 import _cpu_model  # noqa: E402
 
 from showerforge.deploy import OnnxShowerSampler  # noqa: E402
 from showerforge.generate import sample_array  # noqa: E402
-from showerforge.generate.pretrained import load  # noqa: E402
+from showerforge.kinds import load  # noqa: E402
 from showerforge.models import get_solver  # noqa: E402
 
 __all__ = ["spectrum", "geant4_spectrum_seconds", "time_sampler", "main"]

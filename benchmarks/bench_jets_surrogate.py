@@ -6,7 +6,7 @@
 2. Surrogate: a ``cfm-set`` model (``--run DIR`` for a trained run, else freshly initialised with
    the registry defaults and random weights; speed does not depend on the weights) whose
    preprocessing and multiplicity model are fitted on the reference jets just generated. Timed end
-   to end with :func:`showerforge.generate.jets.sample_jets` (kinematics, multiplicity, ODE solve,
+   to end with :func:`showerforge.generate.jet_set.sample_jets` (kinematics, multiplicity, ODE solve,
    inverse preprocessing, jet mass) at each ``--batch``; median of ``--repeats`` runs.
 
 Prints a markdown table with the speed-up over the reference.
@@ -27,11 +27,10 @@ from pathlib import Path
 import torch
 
 from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target
-from showerforge.generate.jets import sample_jets
+from showerforge.generate.jet_set import JetSurrogate, load_jet_model, sample_jets
 from showerforge.models import MODELS, get_solver
 from showerforge.models.multiplicity import CategoricalMultiplicity
 from showerforge.simulate.jets import JetBatch, JetConfig, simulate_jets
-from showerforge.training.jets import JetSurrogate, load_jet_model
 
 __all__ = ["reference_jets", "fresh_jet_surrogate", "jets_per_second", "main"]
 

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from bench_surrogate import fresh_surrogate, time_per_shower  # noqa: E402
 
-from showerforge.generate.pretrained import load as load_model  # noqa: E402
+from showerforge.kinds import load as load_model  # noqa: E402
 
 _G4 = textwrap.dedent("""
     import json, os, sys, time, resource

@@ -24,10 +24,10 @@ import torch
 
 from showerforge.data.preprocess import ShowerPreprocessor
 from showerforge.generate import sample_array
-from showerforge.generate.pretrained import load as load_model
+from showerforge.generate.calo_voxels import Surrogate
 from showerforge.geometry import get_geometry
+from showerforge.kinds import load as load_model
 from showerforge.models import MODELS, get_solver
-from showerforge.training import Surrogate
 
 __all__ = ["fresh_surrogate", "time_per_shower", "main"]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from showerforge.data.calo import write_showers
-from showerforge.generate.pretrained import load
-from showerforge.generate.showers import energies_from, sample_array
+from showerforge.generate.calo_voxels import energies_from, sample_array
+from showerforge.kinds import load
 
 __all__ = ["main"]
 

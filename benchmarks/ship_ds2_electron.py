@@ -28,8 +28,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from showerforge.generate.pretrained import PRETRAINED_DIR, export_pretrained
-from showerforge.training import read_checkpoint
+from showerforge.runs import read_checkpoint
+from showerforge.runs.shipped import PRETRAINED_DIR, export_pretrained
 
 __all__ = ["main", "auc_text"]
 

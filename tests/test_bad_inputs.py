@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from functools import partial
 
 import h5py
 import numpy as np
@@ -394,8 +395,8 @@ def test_file_and_option_errors_are_user_errors():
     from showerforge.data.jetnet import JetFileError
     from showerforge.errors import UserError
     from showerforge.geometry import GeometryError
+    from showerforge.runs.checkpoint import CheckpointError
     from showerforge.simulate.energies import parse_energy
-    from showerforge.training.checkpoint import CheckpointError
 
     for cls in (CaloFileError, JetFileError, GeometryError, OutputPathError, CheckpointError):
         assert issubclass(cls, UserError) and issubclass(cls, ValueError)
@@ -492,7 +493,7 @@ def test_export_refuses_an_unknown_layout_or_format(files, tmp_path, option, val
 
 
 def test_export_refuses_a_geometry_par04_cannot_express(files, tmp_path):
-    from showerforge.training.checkpoint import read_checkpoint, save_checkpoint
+    from showerforge.runs.checkpoint import read_checkpoint, save_checkpoint
 
     ckpt = read_checkpoint(files / "run")
     layers = [
@@ -687,7 +688,7 @@ def test_inspect_fails_on_a_file_without_jets(tmp_path):
 
 @pytest.fixture(scope="module")
 def jet_run(top_jets):
-    from showerforge.training.jets import train_jets
+    from showerforge.training.jet_set import train_jets
 
     out = top_jets.parent / "jetrun"
     tiny = {"d_model": 8, "d_global": 4, "n_blocks": 1}
@@ -723,7 +724,10 @@ def test_a_folder_given_for_a_file(tmp_path, command):
 
 
 def test_distill_resumes_with_another_spelling_of_its_teacher(files, tmp_path, monkeypatch):
-    from showerforge.training.distill import distill
+    from showerforge.generate.distill import distill as distill_with
+    from showerforge.kinds import load
+
+    distill = partial(distill_with, load=load)
 
     common = {"steps": 1, "n_pairs": 8, "batch_size": 8, "device": "cpu", "progress": False, "num_threads": 1}
     monkeypatch.chdir(files)

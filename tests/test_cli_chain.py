@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 
 import h5py
 import numpy as np
@@ -121,8 +122,8 @@ def test_user_errors_are_one_line(chain, tmp_path):
 
 
 def test_distill_makes_a_one_step_run_that_generates(chain, tmp_path):
-    from showerforge.training import read_checkpoint
-    from showerforge.training.checkpoint import file_sha256
+    from showerforge.runs import read_checkpoint
+    from showerforge.runs.checkpoint import file_sha256
 
     fast = tmp_path / "fast"
     args = ["distill", "--model", chain / "run", "--steps", "1", "--n-pairs", "64", "--epochs", "1"]
@@ -180,7 +181,10 @@ def test_distill_makes_a_one_step_run_that_generates(chain, tmp_path):
         assert words in p.stderr and "Traceback" not in p.stderr and p.stderr.count("\n") == 1, p.stderr
     assert not any((tmp_path / d).exists() for d in ("x", "y", "w", "v"))  # refused before anything is created
     from showerforge.errors import UserError
-    from showerforge.training.distill import distill
+    from showerforge.generate.distill import distill as distill_with
+    from showerforge.kinds import load
+
+    distill = partial(distill_with, load=load)
 
     with pytest.raises(UserError, match="finite energies > 0 MeV"):
         distill(chain / "run", tmp_path / "nan", energies_mev=np.array([5e3, np.nan]), progress=False)

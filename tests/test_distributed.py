@@ -13,7 +13,8 @@ from test_train_generate import toy_showers
 
 from showerforge.data.calo import write_showers
 from showerforge.geometry import PRESETS
-from showerforge.training import read_checkpoint, train_model
+from showerforge.runs import read_checkpoint
+from showerforge.training import train_model
 
 TINY = '{"d_model": 16, "n_blocks": 1, "n_heads": 2, "steps": 2}'
 

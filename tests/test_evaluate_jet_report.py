@@ -11,12 +11,7 @@ import pytest
 from showerforge.data.calo import write_showers
 from showerforge.data.jetnet import JET_TYPES, JetFileError, write_jets
 from showerforge.errors import UserError
-from showerforge.evaluation.jets.report import (
-    JET_SCHEMA,
-    detect_format,
-    evaluate_jet_files,
-    format_jet_summary,
-)
+from showerforge.evaluation.jets.report import JET_SCHEMA, evaluate_jet_files, format_jet_summary
 from showerforge.geometry import PRESETS
 
 # every evaluation here uses far fewer jets than the recommended 50,000
@@ -187,23 +182,27 @@ def test_type_resolution(tmp_path) -> None:
         evaluate_jet_files(cand_t, ref, tmp_path / "x", quick=True, plots=False)
 
 
-def test_detect_format(ref_file, tmp_path) -> None:
+def test_kind_of_file(ref_file, tmp_path) -> None:
+    from showerforge.kinds import kind_of_file
+
     mini = PRESETS["mini"]
     calo = write_showers(tmp_path / "showers.h5", np.full(3, 1000.0), np.ones((3, mini.n_voxels)), mini)
-    assert detect_format(calo) == "calo"
-    assert detect_format(ref_file) == "jets"
-    assert detect_format(f"{ref_file}:t") == "jets"
-    with pytest.raises(ValueError, match="shower file"):
-        detect_format(f"{calo}:t")
+    assert kind_of_file(calo).name == "calo-voxels"
+    assert kind_of_file(ref_file).name == "jet-set"
+    assert kind_of_file(f"{ref_file}:t").name == "jet-set"
+    with pytest.raises(ValueError, match="holds showers"):
+        kind_of_file(f"{calo}:t")
     text = tmp_path / "notes.h5"
     text.write_text("not hdf5")
     with pytest.raises(ValueError, match="not an HDF5 file"):
-        detect_format(text)
+        kind_of_file(text)
+    with pytest.raises(ValueError, match="is a folder"):
+        kind_of_file(tmp_path)
     import h5py
 
     with h5py.File(tmp_path / "other.h5", "w") as h5:
         h5["x"] = np.zeros(3)
     with pytest.raises(ValueError, match="neither a shower file.*'x'"):
-        detect_format(tmp_path / "other.h5")
+        kind_of_file(tmp_path / "other.h5")
     with pytest.raises(FileNotFoundError):
-        detect_format(tmp_path / "missing.h5")
+        kind_of_file(tmp_path / "missing.h5")

@@ -24,8 +24,9 @@ from showerforge.deploy import OnnxShowerSampler, check_par04_geometry, export_o
 from showerforge.deploy.graph import PAR04_MAX_ENERGY_MEV, InversePreprocessing
 from showerforge.errors import UserError
 from showerforge.generate import generate_showers, sample_array
+from showerforge.generate.calo_voxels import load_model
 from showerforge.geometry import PRESETS, Geometry, ReadoutLayer
-from showerforge.training import load_model, train_model
+from showerforge.training import train_model
 
 torch.set_num_threads(1)
 CLI = [sys.executable, "-m", "showerforge.cli"]
@@ -246,7 +247,7 @@ def test_onnxruntime_backend_gives_the_torch_showers(run, surrogate, tmp_path):
 
 def test_shipped_ds2_electron_matches_pytorch(tmp_path):
     """ds2-electron (8 energy bins of the shape standardisation) with a one-step sampler, one call per shower."""
-    from showerforge.generate.pretrained import load
+    from showerforge.kinds import load
 
     sur = load("ds2-electron")
     res = export_onnx(sur, tmp_path / "ds2.onnx", layout="par04", steps=1, solver="euler")
@@ -291,7 +292,7 @@ def test_command_line_export_and_backend(run, tmp_path):
 def jet_run(tmp_path_factory):
     """A tiny cfm-set conditioned on jet type and pT, trained on 300 synthetic jets of 10 slots."""
     from showerforge.data.jetnet import write_jets
-    from showerforge.training.jets import train_jets
+    from showerforge.training.jet_set import train_jets
 
     rng = np.random.default_rng(0)
     n, slots = 300, 10
@@ -315,10 +316,12 @@ def jet_run(tmp_path_factory):
 
 
 def test_jet_export_matches_pytorch(jet_run, tmp_path):
-    from showerforge.training.jets import load_jet_model
+    from showerforge.generate.jet_set import load_jet_model
 
     sur = load_jet_model(jet_run)
-    res = export_onnx(jet_run, tmp_path / "j.onnx")  # a jet model: the jetnet layout by default
+    import showerforge as sf
+
+    res = sf.export_onnx(jet_run, tmp_path / "j.onnx")  # a jet model: the jetnet layout by default
     assert res.layout == "jetnet" and [i[0] for i in res.inputs] == ["noise", "jet_type", "jet_pt", "mask"]
     n, slots = 12, 10
     gen = torch.Generator().manual_seed(4)
@@ -340,6 +343,8 @@ def test_jet_export_matches_pytorch(jet_run, tmp_path):
     assert got.shape == (n, slots, 4) and np.array_equal(got[..., 3], real.astype(np.float32))
     assert np.array_equal(got[..., 2] > 0, real) and np.all(np.diff(got[..., 2], axis=1) <= 0)  # pT-descending
     np.testing.assert_allclose(got, ref, rtol=TOL, atol=1e-6)
-    with pytest.raises(UserError, match="jet-set model; use --layout jetnet"):
-        export_onnx(jet_run, tmp_path / "p.onnx", layout="par04")
+    with pytest.raises(UserError, match="exports in the layouts jetnet"):
+        sf.export_onnx(jet_run, tmp_path / "p.onnx", layout="par04")
+    with pytest.raises(UserError, match="exports a loaded model"):
+        export_onnx(jet_run, tmp_path / "p.onnx")
     assert not (tmp_path / "p.onnx").exists()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
 
 from showerforge.data.jetnet import JET_TYPES, read_jets, write_jets
-from showerforge.generate.jets import generate_jets
+from showerforge.generate.jet_set import generate_jets, load_jet_model
+from showerforge.runs import read_checkpoint
 from showerforge.simulate.jets import JetConfig, simulate_jets
-from showerforge.training import TrainError, read_checkpoint
-from showerforge.training.jets import load_jet_model, train_jets
+from showerforge.training import TrainError
+from showerforge.training.jet_set import train_jets
 
 torch.set_num_threads(1)
 
@@ -111,7 +114,10 @@ def test_distilled_jet_student_generates_the_trained_mix(run_dir, tmp_path):
     multiplicities (masks), the student's jets valid JetNet jets with the multiplicity model's counts."""
     import h5py
 
-    from showerforge.training.distill import distill
+    from showerforge.generate.distill import distill as distill_with
+    from showerforge.kinds import load
+
+    distill = partial(distill_with, load=load)
 
     out = tmp_path / "fast"
     distill(run_dir, out, steps=1, n_pairs=48, epochs=1, batch_size=16, progress=False, num_threads=1, device="cpu")
@@ -131,8 +137,11 @@ def test_distilled_jet_student_generates_the_trained_mix(run_dir, tmp_path):
 
 def test_distill_refuses_incident_energies_for_a_jet_teacher(run_dir, tmp_path):
     from showerforge.errors import UserError
-    from showerforge.training.distill import distill
+    from showerforge.generate.distill import distill as distill_with
+    from showerforge.kinds import load
 
-    with pytest.raises(UserError, match="jet-set model"):
+    distill = partial(distill_with, load=load)
+
+    with pytest.raises(UserError, match="incident energies were given, but this is a jet model"):
         distill(run_dir, tmp_path / "x", energies_mev=np.array([1e4]), progress=False)
     assert not (tmp_path / "x").exists()

@@ -34,7 +34,7 @@ def _batch(spec, model, seed=100):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn((N, *model.event_shape), generator=g)
     cond = torch.randn((N, model.config["n_cond"]), generator=g)
-    if spec.data_kind == "calo-voxel":
+    if spec.data_kind == "calo-voxels":
         return x, cond, None
     if spec.data_kind == "jet-set":
         mask = torch.rand(x.shape[:2], generator=g) < 0.7

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import showerforge as sf
-from showerforge.generate.pretrained import pretrained_checkpoint, shipped_models
+from showerforge.runs.shipped import pretrained_checkpoint, shipped_models
 
 NAME = "ds2-electron"
 FAST = "ds2-electron-1step"
@@ -56,7 +56,7 @@ def test_one_step_student_follows_its_teacher():
     """Known answer of distillation: from the same noise, one network call per stage lands near the
     teacher's 48-evaluation ODE solution (per-shower E_tot within 1 %), while the teacher's own
     single Euler step does not."""
-    from showerforge.training.checkpoint import file_sha256
+    from showerforge.runs.checkpoint import file_sha256
 
     torch.set_num_threads(1)
     teacher, student = sf.load(NAME), sf.load(FAST)
@@ -116,7 +116,7 @@ def test_compact_preprocessing_keeps_the_showers():
     import json
 
     from showerforge.data.preprocess import ShowerPreprocessor, preprocessor_from_state
-    from showerforge.generate.pretrained import _compact_preprocessing
+    from showerforge.runs.shipped import _compact_preprocessing
 
     rng = np.random.default_rng(0)
     inc = np.exp(rng.uniform(np.log(1e3), np.log(1e4), 300))

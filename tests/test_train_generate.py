@@ -12,18 +12,10 @@ import torch
 
 from showerforge.data.calo import CaloFile, validate_file, write_showers
 from showerforge.generate import energies_from, generate_showers, sample_array
+from showerforge.generate.calo_voxels import load_model
 from showerforge.geometry import PRESETS
-from showerforge.training import (
-    CheckpointError,
-    TrainError,
-    TrainingData,
-    file_sha256,
-    load_model,
-    lr_at,
-    read_checkpoint,
-    save_checkpoint,
-    train_model,
-)
+from showerforge.runs import CheckpointError, file_sha256, read_checkpoint, save_checkpoint
+from showerforge.training import TrainError, TrainingData, lr_at, train_model
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ The user's entry points live at the top (imported on first use, so ``import show
 light)::
 
     import showerforge as sf
-    sf.simulate_showers(...), sf.simulate_jets(...), sf.train(...), sf.distill(...), sf.load(...), sf.evaluate(...)
+    sf.simulate_showers(...), sf.simulate_jets(...), sf.train(...), sf.distill(...), sf.load(...), sf.generate_file(...), sf.evaluate(...)
     sf.export_onnx(...), sf.validate_run(...), sf.validation_history(...), sf.fit_refiner(...), sf.apply_refiner(...)
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from showerforge._version import __version__
 
 __all__ = [
     "__version__",
@@ -23,6 +23,7 @@ __all__ = [
     "train",
     "distill",
     "load",
+    "generate_file",
     "evaluate",
     "shipped_models",
     "export_onnx",

@@ -14,7 +14,6 @@ The command line is a thin layer over the same functions.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ __all__ = [
     "train",
     "distill",
     "load",
+    "generate_file",
     "evaluate",
     "shipped_models",
     "export_onnx",
@@ -72,31 +72,26 @@ def simulate_showers(
     Returns:
         The output path.
     """
-    from showerforge.data.io import check_writable
-    from showerforge.geometry import get_geometry
-    from showerforge.simulate.campaign import CaloCampaign, run_campaign
-    from showerforge.simulate.energies import parse_energy
-    from showerforge.simulate.shards import campaign_lock
+    from showerforge.simulate.campaign import simulate_shower_file
 
-    campaign = CaloCampaign(  # checks the settings (energy range, particle, geometry) before anything is created
-        geometry=get_geometry(geometry),
+    return simulate_shower_file(
+        geometry=geometry,
         particle=particle,
-        energy=parse_energy(energy, spectrum),
+        energy=energy,
         n=n,
         seed=seed,
-        output=Path(output),
+        output=output,
+        spectrum=spectrum,
+        workers=workers,
         shard_size=shard_size,
         physics=physics,
-        production_cut_mm=cut_mm,
+        cut_mm=cut_mm,
         sampling_fraction=sampling_fraction,
+        scheduler=scheduler,
+        keep_shards=keep_shards,
+        progress=progress,
+        on_status=on_status,
     )
-    check_writable(output)
-    n_workers = workers or os.cpu_count() or 1
-    say = on_status or (lambda message: None)
-    with campaign_lock(output):  # refuse a second campaign on this output before announcing anything
-        return run_campaign(
-            campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say
-        )
 
 
 def simulate_jets(
@@ -133,41 +128,26 @@ def simulate_jets(
         workers, shard_size, scheduler, keep_shards, progress: as on the command line.
         on_status: called with one-line status messages.
     """
-    from showerforge.data.io import check_writable
-    from showerforge.simulate.jet_campaign import JetCampaign, run_jet_campaign
-    from showerforge.simulate.jets import JetConfig, check_pythia_settings
-    from showerforge.simulate.shards import campaign_lock, check_scheduler
+    from showerforge.simulate.jet_campaign import simulate_jet_file
 
-    check_writable(output)
-    names = [t.strip().lower() for t in (types.split(",") if isinstance(types, str) else types) if t.strip()]
-    configs = [
-        JetConfig(
-            t,
-            n_particles=particles,
-            pt_min_gev=pt_gev[0],
-            pt_max_gev=pt_gev[1],
-            eta_max=eta_max,
-            mpi=mpi,
-            radius=radius,
-            pythia=tuple(pythia),
-        )
-        for t in names
-    ]
-    check_pythia_settings(configs[0].pythia if configs else ())
-    campaign = JetCampaign(configs, n, seed, Path(output), shard_size=shard_size)
-    n_workers = workers or os.cpu_count() or 1
-    say = on_status or (lambda message: None)
-    with campaign_lock(output):
-        if scheduler:
-            check_scheduler(scheduler)
-        say(
-            f"simulating {n} jets of each type {','.join(names)}, pT {pt_gev[0]:g}-{pt_gev[1]:g} GeV, R = {radius:g}, "
-            f"MPI {'on' if mpi else 'off'}{''.join('; ' + c for c in configs[0].pythia) if configs else ''}, "
-            f"on {scheduler or f'{n_workers} local workers'}"
-        )
-        return run_jet_campaign(
-            campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say
-        )
+    return simulate_jet_file(
+        types=types,
+        n=n,
+        seed=seed,
+        output=output,
+        particles=particles,
+        pt_gev=pt_gev,
+        eta_max=eta_max,
+        radius=radius,
+        mpi=mpi,
+        pythia=pythia,
+        workers=workers,
+        shard_size=shard_size,
+        scheduler=scheduler,
+        keep_shards=keep_shards,
+        progress=progress,
+        on_status=on_status,
+    )
 
 
 def train(
@@ -181,8 +161,9 @@ def train(
     max_minutes: float | None = None,
     config: dict[str, Any] | None = None,
     progress: bool = True,
+    resume: bool = True,
     **train_settings: Any,
-) -> Path:
+) -> Any:
     """Train a surrogate on a shower file (CaloChallenge) or a jet file (JetNet, ``FILE.h5[:TYPE]``).
 
     Args:
@@ -192,45 +173,31 @@ def train(
         epochs: total epochs (default: the training default of the data kind).
         seed, device, max_minutes, progress: as on the command line.
         config: model hyperparameters (``MODELS[name].defaults``).
-        **train_settings: further training settings (``batch_size``, ``lr``, ``num_threads``, ...).
+        resume: continue a run found in ``output`` (else refuse it).
+        **train_settings: further training settings (``batch_size``, ``lr``, ``num_threads``, ...;
+            jets: ``condition``).
 
     Returns:
-        The run directory, ready for :func:`load`.
+        A :class:`~showerforge.training.TrainResult` (epochs, history, time); it is path-like:
+        the run directory, ready for :func:`load`.
     """
-    from showerforge.data.formats import detect_format
+    from showerforge.kinds import kind_of_file
 
     kw = dict(train_settings)
     if epochs is not None:
         kw["epochs"] = epochs
-    if detect_format(str(data)) == "jets":
-        from showerforge.training.jets import train_jets
-
-        train_jets(
-            data,
-            output,
-            model=model or "cfm-set",
-            seed=seed,
-            device=device,
-            max_minutes=max_minutes,
-            config_overrides=config,
-            progress=progress,
-            **kw,
-        )
-    else:
-        from showerforge.training.showers import train_model
-
-        train_model(
-            data,
-            model or "cfm-voxel",
-            output,
-            seed=seed,
-            device=device,
-            max_minutes=max_minutes,
-            config_overrides=config,
-            progress=progress,
-            **kw,
-        )
-    return Path(output)
+    return kind_of_file(data).train(
+        data,
+        output,
+        model=model,
+        seed=seed,
+        device=device,
+        max_minutes=max_minutes,
+        config_overrides=config,
+        progress=progress,
+        resume=resume,
+        **kw,
+    )
 
 
 def distill(
@@ -244,7 +211,7 @@ def distill(
     device: str = "auto",
     progress: bool = True,
     **settings: Any,
-) -> Path:
+) -> Any:
     """Distil a trained flow-matching run (or a shipped model) into a ``steps``-step student.
 
     Args:
@@ -255,18 +222,22 @@ def distill(
         epochs, seed, device, progress: as on the command line (``showerforge distill``).
         **settings: ``trajectory_steps``, ``trajectories``, ``energies_mev``, ``batch_size``,
             ``lr``, ``num_threads``, ``max_minutes``, ``config_overrides``, ... (see
-            :func:`showerforge.training.distill.distill`).
+            :func:`showerforge.generate.distill.distill`).
 
     Returns:
-        The run directory, ready for :func:`load` (its default sampler is the ``steps``-step one).
+        A :class:`~showerforge.training.TrainResult`; it is path-like: the run directory, ready for
+        :func:`load` (its default sampler is the ``steps``-step one).
     """
-    from showerforge.training.distill import distill as run_distill
+    from showerforge.generate.distill import distill as run_distill
 
     kw = dict(settings)
     if epochs is not None:
         kw["epochs"] = epochs
-    run_distill(model, output, steps=steps, n_pairs=n_pairs, seed=seed, device=device, progress=progress, **kw)
-    return Path(output)
+    from showerforge.kinds import load as load_kind
+
+    return run_distill(
+        model, output, steps=steps, n_pairs=n_pairs, seed=seed, device=device, progress=progress, load=load_kind, **kw
+    )
 
 
 def load(name_or_path: str | Path, device: str = "cpu") -> Any:
@@ -275,9 +246,59 @@ def load(name_or_path: str | Path, device: str = "cpu") -> Any:
     Showers: ``load(...).sample(energies=MeV_array, seed=0)`` -> (N, voxels) MeV.
     Jets: ``load(...).sample(n=100, jet_type="t", seed=0)`` -> JetNet arrays.
     """
-    from showerforge.generate.pretrained import load as _load
+    from showerforge.kinds import load as _load
 
     return _load(name_or_path, device)
+
+
+def generate_file(
+    model: str | Path,
+    *,
+    output: str | Path,
+    n: int | None = None,
+    energy: str | None = None,
+    energies: Any = None,
+    energies_from: str | Path | None = None,
+    types: str | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> Path:
+    """Sample a model into a file of its kind (``showerforge generate``).
+
+    Showers are drawn at incident energies: ``energies`` (MeV array), ``energies_from`` (a
+    reference file's) or ``energy`` (``"1:100GeV"``) with ``n``. Jets per type: ``types``
+    (``"t"``, ``"g,q"``) with ``n`` jets of each.
+
+    Args:
+        model: run directory, checkpoint or shipped name (``"ds2-electron"``).
+        output: the HDF5 file to write (atomically); never inside the model's folder.
+        seed: seeds the noise (and energies drawn from a range).
+        options: ``batch_size``, ``steps``, ``solver``, ``device``, ``backend``; ``progress``:
+            called as ``progress(done, total)`` once the model is loaded and after each batch.
+
+    Returns:
+        The output path; its attributes record the model, checkpoint hash and sampler settings.
+    """
+    from showerforge.data.io import check_not_input, check_writable
+    from showerforge.kinds import GenerationRequest, kind_of_checkpoint
+
+    kind = kind_of_checkpoint(model)
+    request = GenerationRequest(
+        n=n, energy=energy, energies_mev=energies, energies_from=energies_from, types=types, seed=seed
+    )
+    draws = kind.draws(request, model=str(model))
+    check_not_input(output, energies_from, model)
+    check_writable(output)
+    report = options.pop("progress", None)
+    if report is not None:
+        total, done = kind.n_events(draws), [0]
+
+        def progress(k: int) -> None:
+            done[0] += int(k)
+            report(done[0], total)
+
+        options["progress"] = progress
+    return kind.generate(model, draws, output, seed=seed, **options)
 
 
 def export_onnx(
@@ -304,14 +325,26 @@ def export_onnx(
     Returns:
         :class:`showerforge.deploy.ExportResult` (path, inputs, outputs, metadata, probe difference).
     """
-    from showerforge.deploy import export_onnx as _export
+    from showerforge.data.io import check_not_input
+    from showerforge.deploy.export import check_layout, check_opset
+    from showerforge.kinds import LEGACY_DEFAULT, get_kind
+    from showerforge.kinds import load as load_kind
 
-    return _export(model, output, layout=layout, steps=steps, solver=solver, opset=opset, fmt=fmt)
+    if layout is not None:
+        check_layout(layout, fmt)
+    check_opset(opset)
+    if hasattr(model, "export_layouts"):  # a loaded model
+        surrogate = model
+    else:  # checked before loading: the output is not the model's file nor in its folder
+        check_not_input(output, model if Path(str(model)).exists() else None)
+        surrogate = load_kind(model)
+    kind = get_kind(getattr(surrogate, "data_kind", "") or LEGACY_DEFAULT)
+    return kind.export(surrogate, output, layout=layout, steps=steps, solver=solver, opset=opset, fmt=fmt)
 
 
 def shipped_models() -> dict[str, dict[str, Any]]:
     """Model cards of the pretrained surrogates shipped with the package, by name."""
-    from showerforge.generate.pretrained import shipped_models as _shipped
+    from showerforge.runs.shipped import shipped_models as _shipped
 
     return _shipped()
 
@@ -345,19 +378,11 @@ def evaluate(
     Returns:
         The metrics (the content of ``metrics.json``), each value with its uncertainty and floor.
     """
-    from showerforge.data.formats import detect_format
+    from showerforge.kinds import kind_of_file
 
     out = Path(output) if output is not None else Path(str(candidate).split(":")[0] + ".report")
-    if detect_format(str(reference)) == "jets":
-        from showerforge.evaluation.jets.report import evaluate_jet_files
-
-        return evaluate_jet_files(
-            reference, candidate, out, seed=seed, quick=quick, plots=plots, max_jets=max_samples, **options
-        )
-    from showerforge.evaluation import evaluate_files
-
-    return evaluate_files(
-        reference, candidate, out, quick=quick, seed=seed, plots=plots, max_showers=max_samples, **options
+    return kind_of_file(reference).evaluate(
+        reference, candidate, out, seed=seed, quick=quick, plots=plots, max_samples=max_samples, **options
     )
 
 

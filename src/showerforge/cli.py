@@ -13,7 +13,6 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -550,9 +549,9 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
     Checks keys, shapes, dtypes, units plausibility, NaN or negative energies and the geometry.
     Exit code 0 when the checks pass, 1 when a check fails, 2 when the file cannot be read.
     """
-    from showerforge.inspect import inspect_any
+    from showerforge.kinds import kind_of_file
 
-    desc, text = inspect_any(file, str(binning) if binning else geometry)
+    desc, text = kind_of_file(file).inspect(file, geometry=str(binning) if binning else geometry)
     click.echo(json.dumps(desc, indent=2, default=str) if as_json else text)
     if not desc["ok"]:
         click.echo(f"error: {file}: {desc['errors'][0]}", err=True)
@@ -584,9 +583,8 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
 @click.option(
     "--condition",
     type=click.Choice(["type", "type+pt"]),
-    default="type",
-    show_default=True,
-    help="Jets: condition on the jet type (one-hot), or on type and log jet pT.",
+    default=None,
+    help="Jets: condition on the jet type (one-hot; the default), or on type and log jet pT.",
 )
 @click.option("--no-resume", is_flag=True, help="Refuse to continue an existing run in the output directory.")
 @friendly
@@ -611,37 +609,23 @@ def train_cmd(
     Example:
       showerforge train --data electrons_train.h5 --model cfm-voxel -o runs/e1/
     """
+    from showerforge.api import train
+
     cfg = _parse_overrides(overrides)
     kw = _fit_keywords(epochs, batch_size, lr, threads)
-    if _file_kind(data) == "jets":
-        from showerforge.training.jets import train_jets
-
-        result = train_jets(
-            data,
-            output,
-            model=model or "cfm-set",
-            condition=condition,
-            seed=seed,
-            device=device,
-            resume=not no_resume,
-            max_minutes=max_minutes,
-            config_overrides=cfg or None,
-            **kw,
-        )
-    else:
-        from showerforge.training import train_model
-
-        result = train_model(
-            data,
-            model or "cfm-voxel",
-            output,
-            seed=seed,
-            device=device,
-            resume=not no_resume,
-            max_minutes=max_minutes,
-            config_overrides=cfg or None,
-            **kw,
-        )
+    if condition is not None:
+        kw["condition"] = condition
+    result = train(
+        data,
+        output=output,
+        model=model,
+        seed=seed,
+        device=device,
+        resume=not no_resume,
+        max_minutes=max_minutes,
+        config=cfg or None,
+        **kw,
+    )
     click.echo(f"run: {output} ({_describe_result(result)})")
 
 
@@ -758,7 +742,7 @@ def distill_cmd(
       showerforge distill --model ds2-electron --steps 1 -o runs/ds2-1step
       showerforge distill --model runs/jets/ --steps 2 --n-pairs 50000 -o runs/jets-2step
     """
-    from showerforge.training.distill import distill
+    from showerforge.generate.distill import distill
 
     energies = None
     if energies_from is not None:
@@ -845,73 +829,42 @@ def generate_cmd(
       showerforge generate --model ds2-electron --energy 1:100GeV --n 10000 --seed 1 -o x.h5
       showerforge generate --model runs/jets/ --type t --n 50000 -o gen_t.h5
     """
-    from showerforge.data.io import check_not_input, check_writable
+    from showerforge.api import generate_file
+    from showerforge.kinds import kind_of_checkpoint
 
-    check_not_input(output, energies_from, run_dir)  # first: check_writable may create a folder
-    check_writable(output)
-    if jet_type is not None:
-        from showerforge.generate.jets import generate_jets
-
-        types = [t.strip() for t in jet_type.split(",") if t.strip()]
-        with _generation_progress((n or 1000) * len(types), "generating jets", "jets") as progress:
-            generate_jets(
-                run_dir,
-                types if len(types) > 1 else types[0],
-                n or 1000,
-                output,
-                seed=seed,
-                batch_size=batch_size,
-                steps=steps,
-                solver=solver,
-                device=device,
-                backend=backend,
-                progress=progress,
-            )
-    else:
-        import numpy as np
-
-        from showerforge.generate import energies_from as read_energies
-        from showerforge.generate import generate_showers
-
-        if energies_from is not None:
-            inc = read_energies(energies_from)
-        elif energy is not None and n is not None:
-            from showerforge.simulate.energies import parse_energy
-
-            inc = parse_energy(energy).sample(n, np.random.default_rng(seed))
-        else:
-            raise UserError("give --energies-from FILE, or --energy with --n (showers), or --type with --n (jets)")
-        with _generation_progress(len(inc), "generating showers", "showers") as progress:
-            generate_showers(
-                run_dir,
-                inc,
-                output,
-                batch_size=batch_size,
-                seed=seed,
-                steps=steps,
-                solver=solver,
-                device=device,
-                backend=backend,
-                progress=progress,
-            )
+    noun = kind_of_checkpoint(run_dir).noun
+    with _generation_progress(f"generating {noun}", noun) as progress:
+        generate_file(
+            run_dir,
+            output=output,
+            n=n,
+            energy=energy,
+            energies_from=energies_from,
+            types=jet_type,
+            seed=seed,
+            batch_size=batch_size,
+            steps=steps,
+            solver=solver,
+            device=device,
+            backend=backend,
+            progress=progress,
+        )
     click.echo(f"wrote {output}")
 
 
 @contextlib.contextmanager
-def _generation_progress(total: int, label: str, unit: str) -> Iterator[Callable[[int], None]]:
-    """A ``progress(n)`` callback for generation, shown as ``simulate`` shows its progress: a rich bar
-    on a terminal, else a plain line on stderr every 30 s and at the end. Nothing is shown before
-    the first call (the generator calls ``progress(0)`` once the model is loaded and checked)."""
+def _generation_progress(label: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback for generation, shown as ``simulate`` shows its progress: a
+    rich bar on a terminal, else a plain line on stderr every 30 s and at the end. Nothing is shown
+    before the first call (made once the model is loaded and checked)."""
     from showerforge.simulate.shards import ProgressBar
 
     bar: list[ProgressBar] = []
-    done = [0]
 
-    def progress(k: int) -> None:
+    def progress(done: int, total: int) -> None:
         if not bar:
             bar.append(ProgressBar(total, 0, True, label, unit).__enter__())
-        done[0] += int(k)
-        bar[0].update(done[0])
+        bar[0].update(done)
 
     try:
         yield progress
@@ -988,8 +941,8 @@ def models_cmd(as_json: bool) -> None:
     `showerforge.load("ds2-electron")` in Python; its card states the reference it was trained on
     (generator, seeds, Geant4 version, physics data), the training budget and the measured fidelity.
     """
-    from showerforge.generate.pretrained import shipped_models
     from showerforge.models import MODELS
+    from showerforge.runs.shipped import shipped_models
 
     shipped = shipped_models()
     if as_json:
@@ -1160,63 +1113,42 @@ def evaluate_cmd(
     from showerforge.data.io import check_not_input
 
     check_not_input(output, reference, *candidate, floor_reference)
-    kind = _file_kind(reference)
-    if kind == "jets":
-        if floor_reference is not None or repeats is not None or nplm_toys is not None:
-            raise UserError("--floor-reference, --repeats and --nplm-toys apply to showers")
-        options: dict[str, Any] = {
-            "seed": seed,
-            "quick": quick,
-            "plots": not no_plots,
-            "max_jets": max_showers,
-            "efp_normed": efp_normed,
-            "fpd_extrapolation": fpd_extrapolation,
-        }
-    else:
-        from showerforge.evaluation import ClassifierConfig
-
-        if efp_normed:
-            raise UserError("--efp-normed applies to jets")
-        cfg = ClassifierConfig.quick() if quick else ClassifierConfig()
-        options = {
-            "floor_reference": floor_reference,
-            "geometry": geometry,
-            "quick": quick,
-            "seed": seed,
-            "max_showers": max_showers,
-            "classifier_config": cfg if repeats is None else replace(cfg, repeats=repeats),
-            "fpd_extrapolation": fpd_extrapolation,
-            "nplm_toys": nplm_toys,
-            "plots": not no_plots,
-        }
     from showerforge.evaluation.progress import StepProgress
+    from showerforge.kinds import kind_of_file
 
+    kind = kind_of_file(reference)
+    options: dict[str, Any] = {
+        "seed": seed,
+        "quick": quick,
+        "plots": not no_plots,
+        "max_samples": max_showers,
+        "floor_reference": floor_reference,
+        "geometry": geometry,
+        "repeats": repeats,
+        "nplm_toys": nplm_toys,
+        "fpd_extrapolation": fpd_extrapolation,
+        "efp_normed": efp_normed,
+    }
     if len(candidate) > 1:
         from showerforge.evaluation.leaderboard import evaluate_many
         from showerforge.evaluation.metrics import format_measurement
 
-        with StepProgress(enabled=kind != "jets") as progress:  # showers: reading, classifiers, bootstrap
-            if kind != "jets":
-                options["progress"] = progress
-            board = evaluate_many(reference, list(candidate), output, kind=kind, published=published, **options)
+        with StepProgress() as progress:  # reading, classifiers, bootstrap (where the kind reports them)
+            board = evaluate_many(
+                reference, list(candidate), output, kind=kind, published=published, progress=progress, **options
+            )
         for row in board["candidates"]:
             cells = ", ".join(f"{k} {format_measurement(row[k])}" for k in board["metrics"])
             click.echo(f"{row['name']}: {cells}")
         click.echo("floor: " + ", ".join(f"{k} {format_measurement(board['floor'][k])}" for k in board["metrics"]))
-    elif kind == "jets":
-        from showerforge.evaluation.jets.report import evaluate_jet_files, format_jet_summary
-
-        if published:
-            raise UserError("--published needs several --candidate files of showers")
-        click.echo(format_jet_summary(evaluate_jet_files(reference, candidate[0], output, **options)))
     else:
-        from showerforge.evaluation import evaluate_files, format_summary
+        from showerforge.api import evaluate
 
         if published:
             raise UserError("--published needs several --candidate files")
         with StepProgress() as progress:
-            metrics = evaluate_files(reference, candidate[0], output, progress=progress, **options)
-        click.echo(format_summary(metrics))
+            metrics = evaluate(reference, candidate[0], output=output, progress=progress, **options)
+        click.echo(kind.summary(metrics))
     click.echo(f"report: {output / 'index.html'}")
 
 
@@ -1363,13 +1295,6 @@ def refine_apply_cmd(refiner_dir: Path, input_spec: str, steps: int | None, thre
             f"refined {out['n']} events ({ref.method} on {', '.join(ref.blocks)}) in {out['seconds']:.1f} s: {what}"
         )
     click.echo(f"wrote {output}")
-
-
-def _file_kind(spec: str) -> str:
-    """``calo`` or ``jets`` from the HDF5 keys (a ``:TYPE`` suffix is allowed)."""
-    from showerforge.data.formats import detect_format
-
-    return detect_format(spec)
 
 
 def _one_line_warnings() -> None:

@@ -106,8 +106,8 @@ def _shipped_demo(out: Path, cfg: DemoConfig, say: Callable[[str], None]) -> Non
     """ds2 showers of the shipped surrogate beside a small fresh Geant4 ds2 sample of the same energies."""
     from showerforge.evaluation import evaluate_files
     from showerforge.generate import energies_from, generate_showers
-    from showerforge.generate.pretrained import shipped_models
     from showerforge.geometry import get_geometry
+    from showerforge.runs.shipped import shipped_models
     from showerforge.simulate.campaign import CaloCampaign, run_campaign
     from showerforge.simulate.energies import parse_energy
 

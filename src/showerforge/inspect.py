@@ -9,7 +9,7 @@ from typing import Any
 from showerforge.data.calo import ValidationReport, open_showers, validate_file
 from showerforge.geometry import Geometry
 
-__all__ = ["inspect_file", "format_inspection", "inspect_any", "inspect_jet_file", "format_jet_inspection"]
+__all__ = ["inspect_file", "format_inspection", "inspect_jet_file", "format_jet_inspection"]
 
 _SHOWN_ATTRS = (
     "particle",
@@ -97,17 +97,6 @@ def format_inspection(desc: dict[str, Any]) -> str:
         lines.append(f"ERROR: {e}")
     lines.append("checks      " + ("passed" if desc["ok"] else f"FAILED ({len(desc['errors'])} problems)"))
     return "\n".join(lines)
-
-
-def inspect_any(path: str | Path, geometry: Geometry | str | None = None) -> tuple[dict[str, Any], str]:
-    """Inspect a shower or a jet file (by its keys); returns (description, text rendering)."""
-    from showerforge.data.formats import detect_format
-
-    if detect_format(path) == "jets":
-        desc = inspect_jet_file(path)
-        return desc, format_jet_inspection(desc)
-    desc = inspect_file(path, geometry)
-    return desc, format_inspection(desc)
 
 
 def inspect_jet_file(spec: str | Path) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def write_showers(
     sh = np.asarray(showers_mev, dtype=np.float32)
     if sh.ndim != 2 or sh.shape[0] != inc.shape[0] or sh.shape[1] != geometry.n_voxels:
         raise CaloFileError(path, SHOWERS, f"expected shape ({inc.shape[0]}, {geometry.n_voxels}), got {sh.shape}")
-    from showerforge import __version__
+    from showerforge._version import __version__
 
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:

@@ -258,11 +258,11 @@ def _json(value: Any) -> str:
 
 def _write_attrs(h5: Any, settings: Mapping[str, Any], attrs: Mapping[str, Any] | None) -> None:
     """Standard and user attributes (user values stored as JSON strings)."""
-    import showerforge
+    from showerforge._version import __version__
 
     seeds = settings.get("seeds", settings.get("seed"))
     h5.attrs["format"] = _FORMAT
-    h5.attrs["showerforge_version"] = showerforge.__version__
+    h5.attrs["showerforge_version"] = __version__
     h5.attrs["jet_types"] = _json(list(JET_TYPES))
     h5.attrs["particle_features_names"] = _json(_PARTICLE_NAMES)
     h5.attrs["jet_features_names"] = _json(_JET_NAMES)

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from showerforge.data.io import atomic_output, check_not_input, check_writable
+from showerforge.data.io import atomic_output, check_writable
 from showerforge.deploy.graph import (
     PAR04_MAX_ENERGY_MEV,
     JetGraph,
@@ -61,8 +61,10 @@ __all__ = [
     "export_onnx",
     "onnx_bytes",
     "build_graph",
-    "load_shower_model",
-    "load_for_export",
+    "loaded",
+    "check_model_layout",
+    "check_opset",
+    "check_layout",
     "par04_macro",
 ]
 
@@ -143,37 +145,24 @@ def check_opset(opset: int) -> None:
         )
 
 
-def load_for_export(model: Any, device: str | torch.device = "cpu") -> Any:
-    """A loaded model (shower :class:`~showerforge.training.Surrogate` or jet ``JetSurrogate``) from
-    itself, a run directory, a checkpoint or a shipped name.
-
-    Raises:
-        UserError: not a trained run, a checkpoint or a shipped name.
-    """
-    if hasattr(model, "preprocessing") and hasattr(model, "model"):
+def loaded(model: Any) -> Any:
+    """The loaded model itself; a path or name is refused (load it with :func:`showerforge.load`)."""
+    if hasattr(model, "preprocessing") and hasattr(model, "model") and hasattr(model, "export_layouts"):
         return model
-    from showerforge.generate.pretrained import load
-
-    return load(model, device)
-
-
-def _is_jets(surrogate: Any) -> bool:
-    return not hasattr(surrogate, "geometry")
+    raise UserError(
+        f"{model}: showerforge.deploy exports a loaded model; use sf.export_onnx({str(model)!r}, ...) "
+        "or sf.load() first"
+    )
 
 
-def load_shower_model(model: Any, device: str | torch.device = "cpu") -> Any:
-    """:func:`load_for_export`, refusing jet models (the onnxruntime backend covers showers)."""
-    surrogate = load_for_export(model, device)
-    if _is_jets(surrogate):
-        raise UserError(f"{model}: a jet-set model; the onnxruntime backend covers shower models")
-    return surrogate
-
-
-def _check_kind(surrogate: Any, layout: str, model: Any) -> None:
-    if _is_jets(surrogate) and layout != "jetnet":
-        raise UserError(f"--layout {layout}: a shower layout, and {model} is a jet-set model; use --layout jetnet")
-    if not _is_jets(surrogate) and layout == "jetnet":
-        raise UserError(f"--layout jetnet: a jet layout, and {model} is a shower model; use calochallenge or par04")
+def check_model_layout(surrogate: Any, layout: str, name: Any = None) -> None:
+    """Refuse a layout the model's kind does not export (one line naming the model's layouts)."""
+    layouts = tuple(surrogate.export_layouts)
+    if layout not in layouts:
+        raise UserError(
+            f"--layout {layout}: {name or surrogate.name} exports in the layouts {', '.join(layouts)}; "
+            f"{layout!r} is for other models"
+        )
 
 
 def _probe_energies(surrogate: Any, n: int) -> np.ndarray:
@@ -318,7 +307,7 @@ def _describe_jets(module: JetGraph, slots: int) -> tuple[list[Any], list[Any]]:
 def _metadata(
     surrogate: Any, layout: str, module: nn.Module, steps: int, solver: str, macro: list[str]
 ) -> dict[str, str]:
-    from showerforge import __version__
+    from showerforge._version import __version__
     from showerforge.models import get_solver
 
     common = {
@@ -378,7 +367,7 @@ def _probe(data: bytes, module: nn.Module, example: tuple[torch.Tensor, ...], fl
 
     ``floor`` (rows, 1): the threshold ``delta`` in the output's unit, the smallest non-zero voxel.
     """
-    from showerforge.deploy.runtime import make_session
+    from showerforge.deploy.session import make_session
 
     sess = make_session(data, device="cpu")
     feeds = {i.name: t.numpy() for i, t in zip(sess.get_inputs(), example)}
@@ -398,11 +387,14 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     fmt: str = "onnx",
 ) -> ExportResult:
-    """Export a trained model (sampler + inverse preprocessing) as an ONNX file, atomically.
+    """Export a loaded model (sampler + inverse preprocessing) as an ONNX file, atomically.
+
+    ``sf.export_onnx`` takes a run directory, checkpoint or shipped name, checks the output
+    against it and loads it through its kind before calling this.
 
     Args:
-        model: a run directory, a checkpoint, a shipped name (``"ds2-electron"``) or a loaded
-            surrogate (showers or jets).
+        model: a loaded surrogate (``sf.load(...)``); its ``export_layouts`` are the layouts it
+            exports in, the first being the default.
         output: the ``.onnx`` file to write (checked writable and not an input before any work).
         layout: showers: ``"calochallenge"`` (default), ``"par04"`` or ``"par04-calodit"``; jets:
             ``"jetnet"`` (default). See the module docstring.
@@ -419,14 +411,12 @@ def export_onnx(
             cannot be written.
     """
     out = Path(output)
-    check_layout(layout or "calochallenge", fmt)
+    surrogate = loaded(model)
+    layout = layout or surrogate.export_layouts[0]
+    check_layout(layout, fmt)
+    check_model_layout(surrogate, layout)
     check_opset(opset)
-    if not hasattr(model, "model"):  # first: check_writable may create a folder
-        check_not_input(out, model if Path(str(model)).exists() else None)
     check_writable(out)
-    surrogate = load_for_export(model)
-    layout = layout or ("jetnet" if _is_jets(surrogate) else "calochallenge")
-    _check_kind(surrogate, layout, model)
     if layout.startswith("par04"):
         check_par04_geometry(surrogate.geometry)
     from showerforge.generate.common import resolve_sampler

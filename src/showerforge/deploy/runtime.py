@@ -1,7 +1,7 @@
 """onnxruntime backend: run an exported shower graph with the noise PyTorch would draw.
 
 :class:`OnnxShowerSampler` exports a loaded model in the ``calochallenge`` layout (in memory),
-opens it in onnxruntime and samples like :func:`showerforge.generate.showers.sample_array`: the
+opens it in onnxruntime and samples like :func:`showerforge.generate.calo_voxels.sample_array`: the
 same seeded ``torch.Generator``, the same slices, the same ``model.draw_noise`` calls, so the same
 seed gives the same noise, and the showers of both backends agree within float tolerance.
 """
@@ -9,62 +9,22 @@ seed gives the same noise, and the showers of both backends agree within float t
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from showerforge.errors import UserError
+from showerforge.deploy.session import execution_providers, make_session
+from showerforge.generate.common import register_shower_sampler
 
 __all__ = ["execution_providers", "make_session", "OnnxShowerSampler"]
-
-
-def execution_providers(device: str | torch.device = "cpu") -> list[str]:
-    """onnxruntime execution providers for a device: CPU, or CUDA (then CPU) where it is installed.
-
-    ``"cpu"``: the CPU provider. ``"cuda"``/``"cuda:N"``: the CUDA provider, refused when this
-    onnxruntime has none. ``"auto"``: CUDA when present, else CPU.
-    """
-    import onnxruntime as ort
-
-    kind = str(device).split(":")[0]
-    available = ort.get_available_providers()
-    has_cuda = "CUDAExecutionProvider" in available
-    if kind == "cpu" or (kind == "auto" and not has_cuda):
-        return ["CPUExecutionProvider"]
-    if kind in ("cuda", "auto"):
-        if not has_cuda:
-            raise UserError(
-                f"--device {device}: this onnxruntime has no CUDA execution provider (it has {', '.join(available)}); "
-                "install onnxruntime-gpu or use --device cpu"
-            )
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    raise UserError(f"--device {device!r}: the onnxruntime backend runs on cpu, cuda or auto")
-
-
-def make_session(model: bytes | str | Path, *, device: str | torch.device = "cpu", threads: int | None = None) -> Any:
-    """An ``onnxruntime.InferenceSession`` on ``device`` with ``threads`` intra-op threads.
-
-    ``threads=None`` takes ``torch.get_num_threads()``, so one setting governs both backends.
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads or torch.get_num_threads())
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    source = model if isinstance(model, bytes) else str(model)
-    providers = execution_providers(device)
-    options = [{"device_id": int(str(device).split(":")[1])} if ":" in str(device) else {} for _ in providers]
-    return ort.InferenceSession(source, opts, providers=providers, provider_options=options)
 
 
 class OnnxShowerSampler:
     """A shower model exported in memory and run in onnxruntime, sampling like ``sample_array``.
 
     Args:
-        surrogate: a loaded shower model (:func:`showerforge.deploy.export.load_shower_model`).
+        surrogate: a loaded shower model (``sf.load(...)``).
         steps, solver: the ODE sampler (default: the model's).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (see :func:`execution_providers`).
         threads: intra-op threads (default: ``torch.get_num_threads()``).
@@ -79,10 +39,11 @@ class OnnxShowerSampler:
         device: str | torch.device = "cpu",
         threads: int | None = None,
     ) -> None:
-        from showerforge.deploy.export import load_shower_model, onnx_bytes
+        from showerforge.deploy.export import check_model_layout, loaded, onnx_bytes
         from showerforge.generate.common import resolve_sampler
 
-        self.surrogate = load_shower_model(surrogate)
+        self.surrogate = loaded(surrogate)
+        check_model_layout(self.surrogate, "calochallenge")
         self.solver, self.steps = resolve_sampler(self.surrogate, solver, steps)
         self.device = str(device)
         self.model_bytes = onnx_bytes(self.surrogate, layout="calochallenge", steps=self.steps, solver=self.solver)
@@ -133,3 +94,6 @@ class OnnxShowerSampler:
             if progress is not None:
                 progress(hi - lo)
         return out
+
+
+register_shower_sampler("onnxruntime", OnnxShowerSampler)

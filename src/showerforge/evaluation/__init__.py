@@ -13,7 +13,6 @@ and jinja2 are imported only when a classifier is trained, a plot drawn or the H
 
 from __future__ import annotations
 
-from showerforge.data.formats import detect_format
 from showerforge.evaluation.jets.report import JET_SCHEMA, evaluate_jet_files, format_jet_summary
 from showerforge.evaluation.metrics import (
     Measurement,
@@ -80,5 +79,4 @@ __all__ = [
     "JET_SCHEMA",
     "evaluate_jet_files",
     "format_jet_summary",
-    "detect_format",
 ]

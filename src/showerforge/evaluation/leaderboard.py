@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from showerforge.errors import UserError
 from showerforge.evaluation.metrics import format_measurement
 from showerforge.evaluation.output import check_output_dir, report_folder, write_json, write_page
 
-__all__ = ["PUBLISHED_DS2", "evaluate_many", "candidate_names"]
+__all__ = ["PUBLISHED_DS2", "Kind", "evaluate_many", "candidate_names", "shower_overlays"]
 
 PUBLISHED_DS2: list[dict[str, Any]] = [
     {"model": "CaloDREAM", "auc_low": 0.531, "auc_high": 0.521},
@@ -40,23 +40,25 @@ PUBLISHED_DS2: list[dict[str, Any]] = [
 classifier AUCs (low- / high-level) and the Geant4-vs-Geant4 FPD / KPD (x 1e3), from the
 challenge's final results. Not comparable one to one with a DS2-like sample of other size and range."""
 
-_Headlines = tuple[tuple[str, tuple[str, ...]], ...]
-_SHOWER_HEADLINES: _Headlines = (
-    ("verdict AUC", ("classifier", "verdict", "auc")),
-    ("high-level AUC", ("classifier", "high_level", "auc")),
-    ("low-level AUC", ("classifier", "low_level", "auc")),
-    ("FPD x 1e3", ("distances", "fpd")),
-    ("KPD x 1e3", ("distances", "kpd")),
-    ("S mean", ("separation_power_mean", "all")),
-    ("chi2/ndf mean", ("chi2_ndf_mean", "all")),
-)
-_JET_HEADLINES: _Headlines = (
-    ("W1M", ("W1M",)),
-    ("W1P", ("W1P", "mean")),
-    ("W1EFP", ("W1EFP",)),
-    ("FPD", ("FPD",)),
-    ("KPD", ("KPD",)),
-)
+
+class Kind(Protocol):
+    """What a leaderboard needs of a kind of data (:class:`showerforge.kinds.DataKind` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def floor_section(self) -> str: ...
+
+    def evaluate(
+        self, reference: str | Path, candidate: str | Path, output: Path, **options: Any
+    ) -> dict[str, Any]: ...
+
+    def headline_metrics(self) -> list[tuple[str, str, float]]: ...
+
+    def overlay_plots(
+        self, reference: str | Path, candidates: list[str], names: list[str], out: Path, **options: Any
+    ) -> list[dict[str, str]]: ...
 
 
 def candidate_names(paths: Sequence[str | Path]) -> list[str]:
@@ -88,7 +90,7 @@ def evaluate_many(
     candidates: Sequence[str | Path],
     out_dir: str | Path,
     *,
-    kind: str,
+    kind: Kind,
     published: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
@@ -99,9 +101,10 @@ def evaluate_many(
         candidates: two or more candidate files.
         out_dir: output folder: ``<name>/`` per candidate, ``leaderboard.json``, ``index.html``,
             ``plots/``; created only when every report is complete.
-        kind: ``"calo"`` or ``"jets"``.
+        kind: the kind of the files (:func:`showerforge.kinds.kind_of_file`): its ``evaluate``,
+            headline metrics and overlay plots.
         published: put :data:`PUBLISHED_DS2` beside the table (showers on a ds2 readout).
-        options: passed to ``evaluate_files`` / ``evaluate_jet_files`` (``seed``, ``quick``, ...).
+        options: passed to ``kind.evaluate`` (``seed``, ``quick``, ...).
 
     Returns:
         the content of ``leaderboard.json``.
@@ -118,7 +121,7 @@ def evaluate_many(
         present, key = _rank(results, kind)
         board = {
             "reference": str(reference),
-            "kind": kind,
+            "kind": kind.name,
             "sorted_by": key,
             "metrics": present,
             "floor": results[0][1],
@@ -126,9 +129,9 @@ def evaluate_many(
             "published_ds2": PUBLISHED_DS2 if published else None,
         }
         plots: list[dict[str, str]] = []
-        if kind != "jets" and options.get("plots", True):
-            plots = _overlays(
-                reference, [r[0]["candidate"] for r in results], [r[0]["name"] for r in results], stage, options
+        if options.get("plots", True):
+            plots = kind.overlay_plots(
+                reference, [r[0]["candidate"] for r in results], [r[0]["name"] for r in results], stage, **options
             )
         board["plots"] = plots
         write_json(stage / "leaderboard.json", board)
@@ -141,35 +144,24 @@ _Result = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
 
 
 def _evaluate_one(
-    reference: str | Path, cand: str | Path, folder: Path, name: str, kind: str, options: dict[str, Any]
+    reference: str | Path, cand: str | Path, folder: Path, name: str, kind: Kind, options: dict[str, Any]
 ) -> _Result:
     """One candidate's report in ``folder`` and its rows of headline metrics."""
-    heads: _Headlines
-    scale: dict[str, float]
-    if kind == "jets":
-        from showerforge.evaluation.jets.report import evaluate_jet_files
-
-        m = evaluate_jet_files(reference, cand, folder, **options)
-        comp, floor = m["candidate_vs_reference"], m["truth_vs_truth"]
-        heads, scale = _JET_HEADLINES, {}
-    else:
-        from showerforge.evaluation.showers.report import evaluate_files
-
-        m = evaluate_files(reference, cand, folder, **options)
-        comp, floor = m["candidate_vs_reference"], m["reference_vs_reference"]
-        heads, scale = _SHOWER_HEADLINES, {"FPD x 1e3": 1e3, "KPD x 1e3": 1e3}
+    m = kind.evaluate(reference, cand, folder, **options)
+    comp, floor = m["candidate_vs_reference"], m[kind.floor_section]
     row: dict[str, Any] = {"name": name, "candidate": str(cand), "report": f"{name}/index.html"}
     floor_row: dict[str, Any] = {}
-    for label, path in heads:
-        row[label] = _scale(_get(comp, path), scale.get(label, 1.0))
-        floor_row[label] = _scale(_get(floor, path), scale.get(label, 1.0))
+    for label, path, scale in kind.headline_metrics():
+        keys = tuple(path.split("."))
+        row[label] = _scale(_get(comp, keys), scale)
+        floor_row[label] = _scale(_get(floor, keys), scale)
     return row, floor_row, m
 
 
-def _rank(results: list[_Result], kind: str) -> tuple[list[str], str | None]:
+def _rank(results: list[_Result], kind: Kind) -> tuple[list[str], str | None]:
     """Sort ``results`` (in place) by the first headline metric present (an AUC by its distance
     from 0.5); returns the metrics present and that key."""
-    labels = [label for label, _ in (_JET_HEADLINES if kind == "jets" else _SHOWER_HEADLINES)]
+    labels = [label for label, _, _ in kind.headline_metrics()]
     present = [lab for lab in labels if any(r[0].get(lab) for r in results)]
     key = present[0] if present else None
 
@@ -183,7 +175,7 @@ def _rank(results: list[_Result], kind: str) -> tuple[list[str], str | None]:
     return present, key
 
 
-def _overlays(
+def shower_overlays(
     reference: str | Path, candidates: list[str], names: list[str], out: Path, options: dict[str, Any]
 ) -> list[dict[str, str]]:
     """E_tot/E_inc, layer profile and radial profile of the reference and every candidate."""

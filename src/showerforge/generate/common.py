@@ -12,13 +12,15 @@ import torch
 
 from showerforge.data.io import check_writable
 from showerforge.errors import UserError
-from showerforge.generate.pretrained import resolve_model
 from showerforge.models import get_solver
-from showerforge.training.checkpoint import LoadedRun
-from showerforge.training.fit import resolve_device
+from showerforge.runs.checkpoint import LoadedRun
+from showerforge.runs.device import resolve_device
+from showerforge.runs.shipped import resolve_model
 
 __all__ = [
     "BACKENDS",
+    "SHOWER_SAMPLERS",
+    "register_shower_sampler",
     "CPU_SLICE",
     "SampleOptions",
     "Generation",
@@ -29,6 +31,16 @@ __all__ = [
 
 BACKENDS = ("torch", "onnxruntime")
 """Generation backends (``backend`` option, ``--backend``)."""
+
+SHOWER_SAMPLERS: dict[str, Callable[..., Any]] = {}
+"""Shower samplers other than torch, by backend name: ``factory(surrogate, steps=, solver=, device=)``
+returns an object with ``.sample(incident_mev, seed=, batch_size=, progress=)`` and ``.provider``.
+:mod:`showerforge.deploy` registers ``"onnxruntime"`` when imported."""
+
+
+def register_shower_sampler(backend: str, factory: Callable[..., Any]) -> None:
+    """Make ``backend`` available to :func:`~showerforge.generate.calo_voxels.sample_array`."""
+    SHOWER_SAMPLERS[backend] = factory
 
 
 class SampleOptions(TypedDict, total=False):

@@ -23,7 +23,7 @@ Models work on preprocessed tensors only: they never read files and never see Me
 **Registering a model**: write a builder ``builder(config) -> GenerativeModel`` and add a
 :class:`ModelSpec` to the ``MODELS`` dict literal in :mod:`showerforge.models.registry`
 (``defaults`` = hyperparameters, ``data_keys`` = dimensions the training code fills in from the
-data, ``data_kind`` = ``"calo-voxel"`` or ``"jet-set"``). A set model, e.g. ``"cfm-set"``, can
+data, ``data_kind`` = ``"calo-voxels"`` or ``"jet-set"``). A set model, e.g. ``"cfm-set"``, can
 reuse :class:`FlowMatching` with a permutation-equivariant velocity network
 ``velocity(x (N, n, F), t (N,), cond (N, C), mask (N, n)) -> (N, n, F)``: ``FlowMatching``
 already masks noise, loss and samples.

@@ -31,7 +31,7 @@ class ModelSpec:
         builder: ``builder(config) -> GenerativeModel`` from a complete config (defaults merged).
         defaults: hyperparameters and their default values (JSON-able).
         data_keys: config keys that describe the data and must be given (e.g. ``token_sizes``).
-        data_kind: what the model eats: ``"calo-voxel"`` (flat factorised voxel features from
+        data_kind: what the model eats: ``"calo-voxels"`` (flat factorised voxel features from
             :class:`showerforge.data.preprocess.ShowerPreprocessor`) or ``"jet-set"``
             ((N, n_particles, features) with a mask).
         description: one line for ``--help`` and reports.
@@ -155,7 +155,7 @@ CFM_VOXEL = ModelSpec(
         "distillation": {},
     },
     data_keys=("token_sizes", "n_cond"),
-    data_kind="calo-voxel",
+    data_kind="calo-voxels",
     description="conditional flow matching, layer transformer with adaLN-Zero, factorised voxels",
     # an irregular readout: layers of 5, 9 and 9 voxels (+1 energy feature each)
     example_config={
@@ -195,7 +195,7 @@ CFM_FACTORISED = ModelSpec(
         "distillation": {},
     },
     data_keys=("token_sizes", "n_cond", "energy_decode"),
-    data_kind="calo-voxel",
+    data_kind="calo-voxels",
     description="two-stage CFM: layer energies (residual MLP), then shapes given them (layer transformer)",
     example_config={
         "token_sizes": [6, 10, 10],

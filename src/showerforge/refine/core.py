@@ -163,7 +163,7 @@ class Refiner:
         """Write ``refiner.pt`` and ``refiner.json`` into ``folder`` (atomically each)."""
         import torch
 
-        from showerforge import __version__
+        from showerforge._version import __version__
         from showerforge.data.io import atomic_output
 
         folder = Path(folder)

@@ -30,6 +30,7 @@ Conditioning: showers are conditioned on log E_inc; jets on their type (one-hot 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,28 +118,37 @@ def load_events(path: str | Path, role: str = "input") -> Events:
     Raises:
         RefineInputError / CaloFileError / JetFileError: one line naming the file and the problem.
     """
-    from showerforge.data.formats import detect_format
+    from showerforge.kinds import kind_of_file
 
     spec = str(path)
     if Path(spec).is_dir():
         raise RefineInputError(f"{spec}: {role} is a directory; expected a shower or jet HDF5 file")
     try:
-        fmt = detect_format(spec)
+        kind = kind_of_file(spec)
     except FileNotFoundError:
         raise RefineInputError(f"{spec}: {role} file not found") from None
-    if fmt == "calo":
-        from showerforge.data.calo import open_showers, require_clean
+    reader = _READERS.get(kind.name)
+    if reader is None:
+        raise RefineInputError(f"{spec}: {role} holds {kind.name} data; refine takes {' or '.join(_READERS)} files")
+    return reader(spec, role)
 
-        require_clean(spec, role=role)
-        with open_showers(spec) as f:
-            inc, showers = f.read()
-            geometry, attrs = f.geometry, dict(f.attrs)
-        inc = np.asarray(inc, dtype=np.float64).reshape(-1)
-        if np.any(inc <= 0):
-            raise RefineInputError(f"{spec} [incident_energies]: {role} needs incident energies > 0 MeV")
-        return Events(
-            "showers", spec, incident_mev=inc, showers=np.asarray(showers, np.float32), geometry=geometry, attrs=attrs
-        )
+
+def _read_showers(spec: str, role: str) -> Events:
+    from showerforge.data.calo import open_showers, require_clean
+
+    require_clean(spec, role=role)
+    with open_showers(spec) as f:
+        inc, showers = f.read()
+        geometry, attrs = f.geometry, dict(f.attrs)
+    inc = np.asarray(inc, dtype=np.float64).reshape(-1)
+    if np.any(inc <= 0):
+        raise RefineInputError(f"{spec} [incident_energies]: {role} needs incident energies > 0 MeV")
+    return Events(
+        "showers", spec, incident_mev=inc, showers=np.asarray(showers, np.float32), geometry=geometry, attrs=attrs
+    )
+
+
+def _read_jets(spec: str, role: str) -> Events:
     from showerforge.data.jetnet import read_jets
 
     jets = read_jets(spec)
@@ -149,6 +159,10 @@ def load_events(path: str | Path, role: str = "input") -> Events:
     if not np.all(np.isfinite(pf)) or not np.all(np.isfinite(jets.jet_features)):
         raise RefineInputError(f"{spec} [particle_features]: {role} holds NaN or infinite values; expected finite jets")
     return Events("jets", spec, jets=jets, attrs=dict(jets.attrs))
+
+
+_READERS: dict[str, Callable[[str, str], Events]] = {"calo-voxels": _read_showers, "jet-set": _read_jets}
+"""Refine's event containers by kind of data (``showers`` / ``jets`` inside refine)."""
 
 
 def check_blocks(kind: str, blocks: list[str] | tuple[str, ...], where: str = "--inputs") -> list[str]:

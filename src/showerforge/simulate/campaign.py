@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,7 +31,15 @@ from showerforge.simulate.calo_g4 import preflight
 from showerforge.simulate.energies import SHOWER_ENERGY_RANGE_MEV, EnergySpec
 from showerforge.simulate.shards import CampaignError, ShardTask, campaign_lock, check_scheduler, run_sharded
 
-__all__ = ["CaloCampaign", "ShardSpec", "run_campaign", "CampaignError", "shard_seed", "merge_shards"]
+__all__ = [
+    "simulate_shower_file",
+    "CaloCampaign",
+    "ShardSpec",
+    "run_campaign",
+    "CampaignError",
+    "shard_seed",
+    "merge_shards",
+]
 
 SHARD_FORMAT = "showerforge-calo-shard-v1"
 
@@ -258,7 +267,7 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
     sf_error = float(fr.std(ddof=1) / np.sqrt(len(fr))) if len(fr) > 1 else float("nan")
     sf = campaign.sampling_fraction or sf_measured
     geo = campaign.geometry.with_sampling_fraction(sf)
-    from showerforge import __version__
+    from showerforge._version import __version__
 
     attrs = {
         **{k: v for k, v in provenance.items() if k not in ("seed", "seeds", "n_events", "geometry", "format")},
@@ -316,3 +325,64 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
 def _read_shard(spec: ShardSpec, key: str) -> np.ndarray:
     with h5py.File(spec.output, "r") as f:
         return f[key][...]
+
+
+def simulate_shower_file(
+    *,
+    geometry: str = "ds2",
+    particle: str = "e-",
+    energy: str = "1:100GeV",
+    n: int = 1000,
+    seed: int = 0,
+    output: str | Path,
+    spectrum: str | None = None,
+    workers: int | None = None,
+    shard_size: int = 250,
+    physics: str = "standard",
+    cut_mm: float = 0.7,
+    sampling_fraction: float | None = None,
+    scheduler: str | None = None,
+    keep_shards: bool = False,
+    progress: bool = True,
+    on_status: Callable[[str], None] | None = None,
+) -> Path:
+    """Geant4 showers into a CaloChallenge-format file (``showerforge simulate calo``).
+
+    Args:
+        geometry: preset (``ds2``, ``ds3``, ``mini``) or a JSON geometry file.
+        particle: ``e-``, ``e+`` or ``gamma``.
+        energy: with units: ``"10GeV"``, ``"1,10,100GeV"``, ``"1:100GeV"``.
+        n: showers.
+        seed: campaign seed (same seed and shard size -> identical showers).
+        output: HDF5 file to write (atomically); an interrupted campaign resumes.
+        spectrum: ``fixed``, ``list``, ``uniform``, ``log-uniform`` (default by the form of ``energy``).
+        workers: local processes (default: all cores).
+        shard_size, physics, cut_mm, sampling_fraction, scheduler, keep_shards: as on the command line.
+        progress: progress bar (plain lines when not on a terminal).
+        on_status: called with one-line status messages (what runs where, resume, merge).
+
+    Returns:
+        The output path.
+    """
+    from showerforge.geometry import get_geometry
+    from showerforge.simulate.energies import parse_energy
+
+    campaign = CaloCampaign(  # checks the settings (energy range, particle, geometry) before anything is created
+        geometry=get_geometry(geometry),
+        particle=particle,
+        energy=parse_energy(energy, spectrum),
+        n=n,
+        seed=seed,
+        output=Path(output),
+        shard_size=shard_size,
+        physics=physics,
+        production_cut_mm=cut_mm,
+        sampling_fraction=sampling_fraction,
+    )
+    check_writable(output)
+    n_workers = workers or os.cpu_count() or 1
+    say = on_status or (lambda message: None)
+    with campaign_lock(output):  # refuse a second campaign on this output before announcing anything
+        return run_campaign(
+            campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say
+        )

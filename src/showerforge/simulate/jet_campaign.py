@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,7 @@ from showerforge.errors import UserError
 from showerforge.simulate.campaign import shard_seed
 from showerforge.simulate.shards import ShardTask, campaign_lock, run_sharded
 
-__all__ = ["JetCampaign", "run_jet_campaign"]
+__all__ = ["simulate_jet_file", "JetCampaign", "run_jet_campaign"]
 
 PYTHIA_MAX_SEED = 900_000_000
 
@@ -156,3 +157,72 @@ def run_jet_campaign(
         if not keep_shards:
             shutil.rmtree(campaign.shard_dir, ignore_errors=True)
         return campaign.output
+
+
+def simulate_jet_file(
+    *,
+    types: str | list[str] = "g,q,t,w,z",
+    n: int = 1000,
+    seed: int = 0,
+    output: str | Path,
+    particles: int = 30,
+    pt_gev: tuple[float, float] = (800.0, 1600.0),
+    eta_max: float = 2.5,
+    radius: float = 0.8,
+    mpi: bool = True,
+    pythia: tuple[str, ...] | list[str] = (),
+    workers: int | None = None,
+    shard_size: int = 2000,
+    scheduler: str | None = None,
+    keep_shards: bool = False,
+    progress: bool = True,
+    on_status: Callable[[str], None] | None = None,
+) -> Path:
+    """Pythia8 + FastJet jets into a JetNet-format file (``showerforge simulate jets``).
+
+    Args:
+        types: jet types, ``"t"``, ``"g,q"`` or a list.
+        n: jets per type.
+        seed: campaign seed.
+        output: HDF5 file to write (atomically); an interrupted campaign resumes.
+        particles: highest-pT constituents kept per jet (zero-padded).
+        pt_gev: jet pT window in GeV.
+        eta_max, radius, mpi: jet |eta| cut, anti-kT R, multiparton interactions.
+        pythia: further Pythia settings, ``"Key = value"`` (a tune, ``PhaseSpace:pTHatMin``, ...),
+            read after showerforge's own, so they win; checked before the campaign starts.
+        workers, shard_size, scheduler, keep_shards, progress: as on the command line.
+        on_status: called with one-line status messages.
+    """
+    from showerforge.simulate.jets import JetConfig, check_pythia_settings
+    from showerforge.simulate.shards import check_scheduler
+
+    check_writable(output)
+    names = [t.strip().lower() for t in (types.split(",") if isinstance(types, str) else types) if t.strip()]
+    configs = [
+        JetConfig(
+            t,
+            n_particles=particles,
+            pt_min_gev=pt_gev[0],
+            pt_max_gev=pt_gev[1],
+            eta_max=eta_max,
+            mpi=mpi,
+            radius=radius,
+            pythia=tuple(pythia),
+        )
+        for t in names
+    ]
+    check_pythia_settings(configs[0].pythia if configs else ())
+    campaign = JetCampaign(configs, n, seed, Path(output), shard_size=shard_size)
+    n_workers = workers or os.cpu_count() or 1
+    say = on_status or (lambda message: None)
+    with campaign_lock(output):
+        if scheduler:
+            check_scheduler(scheduler)
+        say(
+            f"simulating {n} jets of each type {','.join(names)}, pT {pt_gev[0]:g}-{pt_gev[1]:g} GeV, R = {radius:g}, "
+            f"MPI {'on' if mpi else 'off'}{''.join('; ' + c for c in configs[0].pythia) if configs else ''}, "
+            f"on {scheduler or f'{n_workers} local workers'}"
+        )
+        return run_jet_campaign(
+            campaign, workers=n_workers, scheduler=scheduler, progress=progress, keep_shards=keep_shards, on_status=say
+        )

@@ -1,54 +1,32 @@
-"""Training: loop with EMA, validation, atomic per-epoch checkpoints and resume; loading models.
+"""Training: one loop with EMA, validation, atomic per-epoch checkpoints and resume, for every kind.
 
-Modules: shared by every data kind, :mod:`.fit` (the training function), :mod:`.checkpoint` and
-:mod:`.distributed`; per kind, :mod:`.showers` (with its data, :mod:`.showers_data`) and
-:mod:`.jets`.
+Modules: shared by every kind of data, :mod:`.fit` (the training function) and
+:mod:`.distributed`; per kind, :mod:`.calo_voxels` (with its data, :mod:`.calo_voxels_data`)
+and :mod:`.jet_set`. Checkpoints are written in the format of :mod:`showerforge.runs`; loading a
+trained model for sampling is :mod:`showerforge.generate`'s.
 
 Public API:
     * :func:`train_model` - train a registered model on a shower file, resumable;
-    * :func:`train_jets` / :func:`load_jet_model` - the same for jet set models;
-    * :func:`load_model` - a :class:`Surrogate` (model + preprocessing + geometry) from a run
-      directory or checkpoint, loaded with ``torch.load(weights_only=True)``;
-    * :func:`read_checkpoint` - the raw checkpoint dict (JSON fields parsed).
+    * :func:`train_jets` - the same for jet set models;
+    * :func:`fit` - the training function a new kind of data calls with its prepared rows.
 """
 
 from __future__ import annotations
 
-from showerforge.training.checkpoint import (
-    CHECKPOINT_NAME,
-    CONFIG_NAME,
-    CheckpointError,
-    Surrogate,
-    checkpoint_path,
-    file_sha256,
-    load_model,
-    read_checkpoint,
-    save_checkpoint,
-)
-from showerforge.training.fit import TrainError, TrainResult, lr_at, resolve_device
-from showerforge.training.jets import DEFAULT_JET_TRAIN, JetSurrogate, load_jet_model, train_jets
-from showerforge.training.showers import DEFAULT_TRAIN, train_model
-from showerforge.training.showers_data import TrainingData
+from showerforge.training.calo_voxels import DEFAULT_TRAIN, train_model
+from showerforge.training.calo_voxels_data import TrainingData
+from showerforge.training.fit import TrainConfig, TrainError, TrainResult, fit, lr_at
+from showerforge.training.jet_set import DEFAULT_JET_TRAIN, train_jets
 
 __all__ = [
     "train_model",
     "train_jets",
-    "load_jet_model",
-    "JetSurrogate",
+    "fit",
     "DEFAULT_JET_TRAIN",
+    "TrainConfig",
     "TrainResult",
     "TrainError",
     "DEFAULT_TRAIN",
     "lr_at",
-    "resolve_device",
     "TrainingData",
-    "load_model",
-    "Surrogate",
-    "read_checkpoint",
-    "save_checkpoint",
-    "checkpoint_path",
-    "file_sha256",
-    "CheckpointError",
-    "CHECKPOINT_NAME",
-    "CONFIG_NAME",
 ]

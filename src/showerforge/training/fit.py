@@ -3,17 +3,15 @@ rate, EMA, validation, one atomic checkpoint per epoch, resume after interruptio
 
 A data kind plugs in through :class:`PreparedData` (rows, batches, validation rows, provenance and
 its checkpoint entries) and calls :func:`fit` with its settings: showers in
-:mod:`showerforge.training.showers`, jets in :mod:`showerforge.training.jets`.
+:mod:`showerforge.training.calo_voxels`, jets in :mod:`showerforge.training.jet_set`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, cast
@@ -24,13 +22,14 @@ from torch.optim.swa_utils import AveragedModel
 
 from showerforge.errors import UserError
 from showerforge.models import MODELS, GenerativeModel, get_spec
-from showerforge.training.checkpoint import (
+from showerforge.runs.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
     read_checkpoint,
     save_checkpoint,
     write_json_atomic,
 )
+from showerforge.runs.device import resolve_device, torch_threads
 from showerforge.training.distributed import DistContext, LossModule, init_distributed
 
 __all__ = [
@@ -73,6 +72,8 @@ class TrainResult:
         history: one record per completed epoch (``epoch``, ``loss``, ``val_loss``, ``lr``,
             ``seconds`` and the samples per second of the data kind, e.g. ``showers_per_s``).
         seconds: wall time of this call.
+
+    It is a path-like object: ``os.fspath(result)`` is the run directory.
     """
 
     run_dir: Path
@@ -83,18 +84,9 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; other values as given."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise TrainError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:1, ...") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainError(f"device {device!r} requested but CUDA is not available on this machine; use --device cpu")
-    return dev
+    def __fspath__(self) -> str:
+        """The run directory, so that a result is used where a path is (``sf.load(result)``)."""
+        return str(self.run_dir)
 
 
 def lr_at(step: int, total_steps: int, lr: float, schedule: str, warmup_steps: int) -> float:
@@ -121,27 +113,6 @@ def ema_model(model: nn.Module, decay: float) -> AveragedModel:
                 a.copy_(c)
 
     return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
-
-
-def _available_cores() -> int:
-    """Cores this process may run on (affinity-aware on Linux)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def torch_threads(device: torch.device, num_threads: int | None) -> Iterator[None]:
-    """On CPU use every core this process may run on (or ``num_threads``); restore afterwards."""
-    before = torch.get_num_threads()
-    if device.type == "cpu":  # torchrun: the cores are shared by the local processes
-        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-        torch.set_num_threads(num_threads or max(1, _available_cores() // local))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 LossFn = Callable[[GenerativeModel, Tensor, Tensor, "Tensor | None", torch.Generator], Tensor]
@@ -369,11 +340,11 @@ def fit(
         model_name: registered model; its ``data_kind`` must be ``data_kind``.
         out_dir: run directory (``config.json``, ``checkpoint.pt``, ``history.json``).
         cfg: the shared settings.
-        data_kind: what ``prepare`` yields (``"calo-voxel"``, ``"jet-set"``).
+        data_kind: what ``prepare`` yields (``"calo-voxels"``, ``"jet-set"``).
         data_name: the data as the user named it (for messages).
         extra_settings: kind-specific settings recorded beside ``cfg`` (checked on resume).
         device, resume, progress, max_minutes, config_overrides, num_threads: see
-            :func:`showerforge.training.showers.train_model`.
+            :func:`showerforge.training.calo_voxels.train_model`.
         loss_fn: objective to minimise instead of ``model.loss`` (distillation).
         init_weights: called on a new model before training (not on resume), e.g. to copy a
             teacher's weights.
@@ -396,7 +367,7 @@ def fit(
         if not resume:
             raise TrainError(f"{ckpt_path} exists; pass resume=True to continue it or choose another out_dir")
         ckpt = read_checkpoint(ckpt_path)
-        if ckpt.get("data_kind", "calo-voxel") != data_kind:
+        if ckpt["data_kind"] != data_kind:
             raise TrainError(f"{ckpt_path} holds a {ckpt.get('data_kind', 'calo-voxel')} run; choose another out_dir")
     train_cfg = {"model_name": model_name, **(extra_settings or {}), **asdict(cfg)}
     with torch_threads(dev, num_threads):
@@ -477,7 +448,7 @@ def fit(
     return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
 
 
-_KIND_WORDS = {"calo-voxel": "a shower file", "jet-set": "a jet file"}
+_KIND_WORDS = {"calo-voxels": "a shower file", "jet-set": "a jet file"}
 
 
 def run_epochs(
@@ -609,6 +580,6 @@ def run_epochs(
 
 
 def _version() -> str:
-    from showerforge import __version__
+    from showerforge._version import __version__
 
     return __version__

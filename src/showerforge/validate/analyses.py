@@ -31,13 +31,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from showerforge.errors import UserError
+from showerforge.evaluation.jets.sample import JetSample
+from showerforge.evaluation.showers.sample import ShowerSample
 from showerforge.validate.histograms import Hist1D, fill, profile, reference_edges
 
 __all__ = [
@@ -77,92 +79,6 @@ class Observable:
     profile: bool = False
     edges: np.ndarray | None = None
     bins: int | None = None
-
-
-@dataclass
-class ShowerSample:
-    """Showers of one file, as analyses see them.
-
-    Attributes:
-        path: the file.
-        geometry: its readout (:class:`showerforge.geometry.Geometry`).
-        features: the high-level features of
-            :func:`showerforge.evaluation.showers.features.compute_features` (MeV, mm).
-        radial_energy: (N, n_r) energy per radial bin summed over layers and angles, MeV.
-    """
-
-    path: Path
-    geometry: Any
-    features: dict[str, np.ndarray]
-    radial_energy: np.ndarray
-    kind: str = "showers"
-
-    @classmethod
-    def read(cls, path: str | Path, max_events: int | None = None) -> ShowerSample:
-        """Read a CaloChallenge-format file in chunks (memory: one chunk of voxels)."""
-        from showerforge.data.calo import CaloFile
-        from showerforge.evaluation.showers.features import stream_features
-
-        radial: list[np.ndarray] = []
-        with CaloFile.open(Path(path)) as f:
-            geo = f.geometry
-
-            def on_chunk(_lo: int, _inc: np.ndarray, sh: np.ndarray) -> None:
-                radial.append(_radial_energy(geo, sh))
-
-            feats = stream_features(f, max_showers=max_events, on_chunk=on_chunk)
-        n_r = geo.shape[2] if geo.is_regular else 1
-        rad = np.concatenate(radial) if radial else np.zeros((0, n_r))
-        return cls(path=Path(path), geometry=geo, features=feats, radial_energy=rad)
-
-    def __len__(self) -> int:
-        return int(self.features["etot"].shape[0])
-
-
-def _radial_energy(geo: Any, showers: np.ndarray) -> np.ndarray:
-    if not geo.is_regular:
-        return np.asarray(showers, np.float64).sum(axis=1, keepdims=True)
-    n_l, n_a, n_r = geo.shape
-    return np.asarray(showers, np.float64).reshape(-1, n_l * n_a, n_r).sum(axis=1)
-
-
-@dataclass
-class JetSample:
-    """Jets of one file (JetNet layout), as analyses see them.
-
-    Attributes:
-        path: the file (``path`` or ``path:type``).
-        particle_features: (N, n, 4) eta_rel, phi_rel, pT_rel, mask.
-        jet_features: (N, 4) pT (GeV), eta, mass (GeV), multiplicity.
-        jet_type: (N,) index into ``JET_TYPES``.
-    """
-
-    path: str
-    particle_features: np.ndarray
-    jet_features: np.ndarray
-    jet_type: np.ndarray
-    kind: str = "jets"
-    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def read(cls, spec: str | Path, max_events: int | None = None) -> JetSample:
-        from showerforge.data.jetnet import read_jets
-
-        data = read_jets(str(spec))
-        sl = slice(None) if max_events is None else slice(0, int(max_events))
-        return cls(
-            path=str(spec),
-            particle_features=data.particle_features[sl],
-            jet_features=data.jet_features[sl],
-            jet_type=data.jet_type[sl],
-        )
-
-    def __len__(self) -> int:
-        return int(self.jet_features.shape[0])
-
-    @property
-    def mask(self) -> np.ndarray:
-        return self.particle_features[..., 3] > 0.5
 
 
 # ----------------------------------------------------------------------------- shower analyses
@@ -267,18 +183,22 @@ Analysis = Callable[[Any], Sequence[Observable]]
 
 #: built-in analyses by name: (kind, function)
 ANALYSES: dict[str, tuple[str, Analysis]] = {
-    "calo_energy": ("showers", calo_energy),
-    "calo_shapes": ("showers", calo_shapes),
-    "calo_profiles": ("showers", calo_profiles),
-    "jet_substructure": ("jets", jet_substructure),
-    "jet_kinematics": ("jets", jet_kinematics),
-    "jet_particles": ("jets", jet_particles),
-    "jet_efps": ("jets", jet_efps),
+    "calo_energy": ("calo-voxels", calo_energy),
+    "calo_shapes": ("calo-voxels", calo_shapes),
+    "calo_profiles": ("calo-voxels", calo_profiles),
+    "jet_substructure": ("jet-set", jet_substructure),
+    "jet_kinematics": ("jet-set", jet_kinematics),
+    "jet_particles": ("jet-set", jet_particles),
+    "jet_efps": ("jet-set", jet_efps),
 }
 
 
 def default_analyses(kind: str) -> list[str]:
-    return [name for name, (k, _) in ANALYSES.items() if k == kind]
+    """The built-in analyses of a kind of data (its name or an alias)."""
+    from showerforge.kinds import get_kind
+
+    name = get_kind(kind).name
+    return [a for a, (k, _) in ANALYSES.items() if k == name]
 
 
 def load_analysis(spec: str, base: Path, where: str) -> Analysis:

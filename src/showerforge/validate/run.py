@@ -12,7 +12,6 @@ transaction in the history.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -28,19 +27,18 @@ from typing import Any
 import numpy as np
 
 from showerforge.errors import UserError
+from showerforge.kinds import DataKind, get_kind, kind_of_checkpoint, kind_of_file
 from showerforge.validate.analyses import (
     ANALYSES,
     Analysis,
-    JetSample,
     Observable,
-    ShowerSample,
     book,
-    default_analyses,
     load_analysis,
     run_analyses,
 )
 from showerforge.validate.gates import HISTOGRAM_FUNCTIONS, Gate
 from showerforge.validate.histograms import Hist1D, band, compare, ks_pvalue
+from showerforge.validate.profiles import evaluation_metrics, sample_notes
 from showerforge.validate.store import HistoryStore, RunRecord, now_utc, open_store
 from showerforge.validate.suite import Suite, load_suite
 
@@ -99,33 +97,27 @@ def _reference(suite: Suite, say: Say) -> str:
         return str(target)
     opts = dict(suite.reference_simulate or {})
     say(f"reference: simulating once with {opts} (cached as {target})")
-    if suite.simulate_kind == "jets":
-        from showerforge.api import simulate_jets
-
-        if "pt_gev" in opts:
-            opts["pt_gev"] = tuple(opts["pt_gev"])
-        return str(simulate_jets(output=target, on_status=say, **opts))
-    from showerforge.api import simulate_showers
-
-    return str(simulate_showers(output=target, on_status=say, **opts))
+    return str(get_kind(str(suite.simulate_kind)).simulate(target, opts, say))
 
 
-def _kind_of(spec: Path | str) -> str:
-    from showerforge.data.formats import detect_format
-
-    return "jets" if detect_format(str(_split(spec)[0])) == "jets" else "showers"
+def _kind_of(spec: Path | str) -> DataKind:
+    return kind_of_file(str(spec))
 
 
-def _analyses(suite: Suite, kind: str) -> dict[str, Analysis]:
-    names = suite.analyses or default_analyses(kind)
+def _analyses(suite: Suite, kind: DataKind) -> dict[str, Analysis]:
+    names = suite.analyses or ([] if suite.modules else list(kind.default_analyses))
     out: dict[str, Analysis] = {}
     for name in names:
         if name not in ANALYSES:
-            known = ", ".join(default_analyses(kind))
-            raise UserError(f"{suite.path}: [analyses] use: unknown analysis {name!r}; built-ins for {kind}: {known}")
+            known = ", ".join(kind.default_analyses) or "none (add your own with modules = [...])"
+            raise UserError(
+                f"{suite.path}: [analyses] use: unknown analysis {name!r}; built-ins for {kind.name}: {known}"
+            )
         k, fn = ANALYSES[name]
-        if k != kind:
-            raise UserError(f"{suite.path}: [analyses] use: {name!r} is a {k} analysis, the reference holds {kind}")
+        if k != kind.name:
+            raise UserError(
+                f"{suite.path}: [analyses] use: {name!r} is a {k} analysis, the reference holds {kind.name}"
+            )
         out[name] = fn
     for i, spec in enumerate(suite.modules):
         out[spec.rpartition(":")[2]] = _guarded(
@@ -154,10 +146,8 @@ def _guarded(spec: str, fn: Analysis) -> Analysis:
     return run
 
 
-def _read(path: Path | str, kind: str, max_events: int | None) -> Any:
-    if kind == "jets":
-        return JetSample.read(path, max_events)
-    return ShowerSample.read(path, max_events)
+def _read(path: Path | str, kind: DataKind, max_events: int | None) -> Any:
+    return kind.read_events(path, max_events)
 
 
 def _attrs(path: Path) -> dict[str, Any]:
@@ -178,7 +168,7 @@ def _attrs(path: Path) -> dict[str, Any]:
 
 
 def _identity(spec: str | Path, role: str) -> dict[str, Any]:
-    from showerforge.training.checkpoint import file_sha256
+    from showerforge.runs.checkpoint import file_sha256
 
     path, jet_type = _split(spec)
     out = {"role": role, "type": "file", "path": str(path), "sha256": file_sha256(path), "attrs": _attrs(path)}
@@ -192,54 +182,16 @@ class _Candidate:
     checkpoint: Path | None = None
 
 
-def _geometry_of(spec: str) -> Any:
-    from showerforge.data.calo import CaloFile
-
-    with CaloFile.open(_split(spec)[0]) as f:
-        return f.geometry
-
-
-def _same_geometry(spec: str, cand_geo: Any, ref_geo: Any) -> None:
-    if not cand_geo.same_readout(ref_geo):
-        raise UserError(
-            f"--candidate {spec}: readout {cand_geo.name} ({cand_geo.n_voxels} voxels), the suite's reference has "
-            f"{ref_geo.name} ({ref_geo.n_voxels} voxels); validate against a reference of the same readout"
-        )
-
-
-def _check_jet_types(spec: str, ref_spec: str) -> str:
-    """The candidate spec with the reference's jet type; refuse another type or a file without it."""
-    from showerforge.data.jetnet import JET_TYPES, read_jets
-
-    p, jet_type = _split(spec)
-    ref_type = _split(ref_spec)[1]
-    if ref_type is None:
-        return spec
-    if jet_type is not None and jet_type != ref_type:
-        raise UserError(f"--candidate {spec}: jet type {jet_type}, the suite's reference holds {ref_type} jets")
-    types = {JET_TYPES[int(t)] for t in np.unique(read_jets(str(p)).jet_type)}
-    if ref_type not in types:
-        raise UserError(f"--candidate {p}: has no {ref_type} jets (only {', '.join(sorted(types))}), as the reference")
-    return f"{p}:{ref_type}"
-
-
-def _resolve_candidate(spec: str, kind: str, ref_spec: str) -> _Candidate:
+def _resolve_candidate(spec: str, kind: DataKind, ref_spec: str) -> _Candidate:
     """A candidate file (``FILE`` / ``FILE:TYPE``) or a model's checkpoint, checked (nothing sampled)."""
-    p, jet_type = _split(spec)
+    p, _ = _split(spec)
     if p.is_file() and p.suffix in (".h5", ".hdf5"):
-        ck = _kind_of(p)
-        if ck != kind:
-            raise UserError(f"--candidate {spec}: holds {ck}, the suite's reference holds {kind}")
-        if kind == "jets":
-            spec = _check_jet_types(spec, ref_spec)
-        else:
-            from showerforge.data.calo import require_clean
-
-            _same_geometry(spec, _geometry_of(spec), _geometry_of(ref_spec))
-            require_clean(p, role="a candidate")
+        ck = _kind_of(spec)
+        if ck is not kind:
+            raise UserError(f"--candidate {spec}: holds {ck.name} data, the suite's reference holds {kind.name}")
+        spec = kind.check_candidate(spec, ref_spec)
         return _Candidate(spec, _identity(spec, "candidate"))
-    from showerforge.generate.pretrained import resolve_model
-    from showerforge.training.checkpoint import file_sha256, read_checkpoint
+    from showerforge.runs import file_sha256, read_checkpoint, resolve_model
 
     try:
         ckpt = resolve_model(spec)
@@ -248,15 +200,10 @@ def _resolve_candidate(spec: str, kind: str, ref_spec: str) -> _Candidate:
         raise UserError(
             f"--candidate {spec}: not a shower/jet file, a run folder or a shipped model ({str(err).splitlines()[0]})"
         ) from None
-    mkind = "jets" if meta.get("data_kind") == "jet-set" else "showers"
-    if mkind != kind:
-        raise UserError(f"--candidate {spec}: a {mkind} model, the suite's reference holds {kind}")
-    if kind == "showers" and meta.get("geometry"):
-        from showerforge.geometry import Geometry
-
-        geo = meta["geometry"]
-        geo = Geometry.from_dict(geo) if isinstance(geo, dict) else Geometry.from_json(str(geo))
-        _same_geometry(spec, geo, _geometry_of(ref_spec))
+    mkind = kind_of_checkpoint(meta)
+    if mkind is not kind:
+        raise UserError(f"--candidate {spec}: a {mkind.name} model, the suite's reference holds {kind.name}")
+    kind.check_model(spec, meta, ref_spec)
     identity = {
         "role": "candidate",
         "type": "model",
@@ -274,25 +221,15 @@ def _resolve_candidate(spec: str, kind: str, ref_spec: str) -> _Candidate:
     return _Candidate(str(spec), identity, ckpt)
 
 
-def _sample(cand: _Candidate, kind: str, ref: Any, suite: Suite, out: Path, say: Say) -> _Candidate:
-    """Sample a model candidate into ``out/candidate.h5`` (at the reference's energies / jet types)."""
+def _sample(cand: _Candidate, kind: DataKind, ref: Any, suite: Suite, out: Path, say: Say) -> _Candidate:
+    """Sample a model candidate into ``out/candidate.h5`` (at the reference's conditions)."""
     if cand.checkpoint is None:
         return cand
     target = out / "candidate.h5"
     n = suite.candidate_n or len(ref)
-    say(f"candidate: sampling {n} {kind} from {cand.checkpoint} (seed {suite.candidate_seed})")
-    if kind == "jets":
-        from showerforge.data.jetnet import JET_TYPES
-        from showerforge.generate.jets import generate_jets
-
-        types = [JET_TYPES[int(t)] for t in np.unique(ref.jet_type)]
-        generate_jets(cand.checkpoint, types, max(1, n // len(types)), target, seed=suite.candidate_seed, progress=None)
-    else:
-        from showerforge.generate.showers import generate_showers
-
-        inc = ref.features["incident_energy"]
-        reps = int(math.ceil(n / len(inc)))
-        generate_showers(cand.checkpoint, np.tile(inc, reps)[:n], target, seed=suite.candidate_seed, progress=None)
+    say(f"candidate: sampling {n} {kind.noun} from {cand.checkpoint} (seed {suite.candidate_seed})")
+    draws = kind.draws_like(ref.path, n)
+    kind.generate(cand.checkpoint, draws, target, seed=suite.candidate_seed, progress=None)
     file_id = _identity(target, "candidate")
     identity = cand.identity | {"path": file_id["path"], "sha256": file_id["sha256"], "attrs": file_id["attrs"]}
     return _Candidate(str(target), identity, cand.checkpoint)
@@ -331,73 +268,9 @@ def _aggregates(hists: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     }
 
 
-def _m(d: Any) -> dict[str, Any]:
-    if isinstance(d, dict) and "value" in d:
-        return {"value": d.get("value"), "error": d.get("error")}
-    return {"value": None, "error": None}
-
-
-def _dig(d: Any, *keys: str) -> Any:
-    for k in keys:
-        d = d.get(k) if isinstance(d, dict) else None
-    return d
-
-
-def _shower_metrics(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    out = {}
-    names = {"auc_high": "high_level", "auc_low": "low_level", "auc_verdict": "verdict"}
-    for name, clf in names.items():
-        c = _m(_dig(raw, "candidate_vs_reference", "classifier", clf, "auc"))
-        f = _m(_dig(raw, "reference_vs_reference", "classifier", clf, "auc"))
-        if c["value"] is not None:
-            out[name] = {**c, "floor": f["value"], "floor_error": f["error"]}
-            out[f"{name}_floor"] = f
-    for name in ("fpd", "kpd"):
-        c = _m(_dig(raw, "candidate_vs_reference", "distances", name))
-        f = _m(_dig(raw, "reference_vs_reference", "distances", name))
-        if c["value"] is not None:
-            out[name] = {**c, "floor": f["value"], "floor_error": f["error"]}
-            out[f"{name}_floor"] = f
-    return out
-
-
-def _jet_metrics(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    out = {}
-    keys = {"w1m": ("W1M",), "w1p": ("W1P", "mean"), "w1efp": ("W1EFP",), "fpd": ("FPD",), "kpd": ("KPD",)}
-    ratio_keys = {"w1m": "W1M", "w1p": "W1P", "w1efp": "W1EFP", "fpd": "FPD", "kpd": "KPD"}
-    for name, path in keys.items():
-        c = _m(_dig(raw, "candidate_vs_reference", *path))
-        f = _m(_dig(raw, "truth_vs_truth", *path))
-        if c["value"] is None:
-            continue
-        out[name] = {**c, "floor": f["value"], "floor_error": f["error"]}
-        out[f"{name}_floor"] = f
-        ratio = _dig(raw, "target", "ratio", ratio_keys[name])
-        out[f"{name}_ratio"] = {"value": ratio, "error": None}
-    return out
-
-
-def _evaluation(suite: Suite, kind: str, ref: str, cand: str, out: Path, say: Say) -> dict[str, dict[str, Any]]:
-    opts = suite.metrics
-    seed = int(opts.get("seed", 0))
+def _evaluation(suite: Suite, kind: DataKind, ref: str, cand: str, out: Path, say: Say) -> dict[str, dict[str, Any]]:
     say("evaluation metrics (showerforge evaluate) ...")
-    if kind == "jets":
-        from showerforge.evaluation.jets.report import evaluate_jet_files
-
-        raw = evaluate_jet_files(
-            ref, cand, out, seed=seed, quick=bool(opts.get("quick", True)), plots=False,
-            max_jets=opts.get("max_samples"),
-        )  # fmt: skip
-        return _jet_metrics(raw)
-    from showerforge.evaluation import evaluate_files
-
-    raw = evaluate_files(
-        ref, cand, out, seed=seed, quick=bool(opts.get("quick", True)), plots=False,
-        max_showers=opts.get("max_samples"), classifiers=tuple(suite.classifiers()),
-        nplm_toys=int(opts.get("nplm_toys", 0)), distances=bool(opts.get("distances", True)),
-        floor_reference=suite.floor_file,
-    )  # fmt: skip
-    return _shower_metrics(raw)
+    return evaluation_metrics(suite, kind, ref, cand, out, int(suite.metrics.get("seed", 0)))
 
 
 def evaluate_gates(
@@ -498,7 +371,7 @@ def validate_run(
     analyses = _analyses(s, kind)
     cand_in = _resolve_candidate(str(candidate), kind, ref_path)
     max_events = s.metrics.get("max_samples")
-    say(f"reference: {ref_path} ({kind})")
+    say(f"reference: {ref_path} ({kind.name})")
     ref = _read(ref_path, kind, max_events)
     ref_obs = run_analyses(analyses, ref)
     _check_function_gates(s, ref_obs)
@@ -517,27 +390,6 @@ def validate_run(
 
 #: below this many events per sample a run says that its numbers have large errors
 SMALL_SAMPLE = 500
-
-
-def _sample_notes(kind: str, ref: Any, cand: Any, ref_id: dict[str, Any], cand_id: dict[str, Any]) -> list[str]:
-    """What a reader of the page should know about the samples (shown on the page, not gated)."""
-    notes = []
-    if min(len(ref), len(cand)) < SMALL_SAMPLE:
-        notes.append(
-            f"small samples (reference {len(ref)}, candidate {len(cand)} events): every number has large errors"
-        )
-    if cand_id.get("sha256") == ref_id.get("sha256"):
-        notes.append("the candidate is the reference file itself: every comparison is trivially perfect")
-    if kind == "jets":
-        from showerforge.data.jetnet import JET_TYPES
-
-        rt, ct = ({JET_TYPES[int(t)] for t in np.unique(x.jet_type)} for x in (ref, cand))
-        if rt != ct:
-            notes.append(
-                f"jet types differ: reference {','.join(sorted(rt))}, candidate {','.join(sorted(ct))}; "
-                "select one type with FILE.h5:TYPE in the suite"
-            )
-    return notes
 
 
 def _check_output(out: Path) -> None:
@@ -633,7 +485,7 @@ def _move_into_place(stage: Path, out: Path) -> None:
 def _measure(
     s: Suite,
     label: str,
-    kind: str,
+    kind: DataKind,
     analyses: dict[str, Analysis],
     ref_path: str,
     ref: Any,
@@ -654,7 +506,7 @@ def _measure(
     hists = _compare_all(ref_obs, cand_obs, s.bins)
     metrics = _aggregates(hists)
     ref_id = _identity(ref_path, "reference")
-    notes = _sample_notes(kind, ref, cand, ref_id, identity)
+    notes = sample_notes(kind, ref, cand, ref_id, identity)
     if s.evaluate:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -670,7 +522,7 @@ def _measure(
         created=now_utc(),
         verdict="pass" if passed else "fail",
         candidate=identity | {"n_events": len(cand)},
-        reference=ref_id | {"n_events": len(ref), "kind": kind, "notes": notes},
+        reference=ref_id | {"n_events": len(ref), "kind": kind.name, "notes": notes},
         metrics=metrics,
         gates=gates,
         histograms=hists,

@@ -41,34 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from showerforge.errors import UserError
+from showerforge.kinds import DataKind, get_kind
 from showerforge.validate.gates import HISTOGRAM_FUNCTIONS, Gate, parse_gate
 
-__all__ = ["METRIC_NAMES", "Suite", "load_suite"]
+__all__ = ["Suite", "load_suite"]
 
-_SHOWER_METRICS = ("auc_high", "auc_low", "auc_verdict", "fpd", "kpd")
-_JET_METRICS = ("w1m", "w1p", "w1efp", "fpd", "kpd")
-_HIST_AGGREGATES = ("chi2_ndf_max", "chi2_ndf_mean", "ks_p_min", "n_bad")
-
-#: gate-able metric names per kind (``X_floor``: the reference-vs-reference value; jets also
-#: ``X_ratio`` = candidate / max(floor value, floor error), the jetnet-paper target rule)
-METRIC_NAMES: dict[str, tuple[str, ...]] = {
-    "showers": (
-        *_SHOWER_METRICS,
-        *(f"{m}_floor" for m in _SHOWER_METRICS),
-        *_HIST_AGGREGATES,
-    ),
-    "jets": (
-        *_JET_METRICS,
-        *(f"{m}_floor" for m in _JET_METRICS),
-        *(f"{m}_ratio" for m in _JET_METRICS),
-        *_HIST_AGGREGATES,
-    ),
-}
-
-_SIM_KEYS = {
-    "showers": {"geometry", "particle", "energy", "spectrum", "n", "seed", "physics", "cut_mm"},
-    "jets": {"types", "n", "seed", "particles", "pt_gev", "mpi", "pythia"},
-}
 _METRIC_KEYS = {"enabled", "quick", "classifiers", "max_samples", "seed", "nplm_toys", "distances"}
 _CLASSIFIERS = ("high_level", "low_level", "verdict")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -107,22 +84,25 @@ class Suite:
         key = hashlib.sha256(json.dumps(self.reference_simulate, sort_keys=True).encode()).hexdigest()[:12]
         return self.base / f".{self.path.stem}.reference-{key}.h5"
 
-    def check_gates(self, kind: str) -> None:
+    def check_gates(self, kind: DataKind) -> None:
         """Every plain gate names a metric of this kind that this suite computes."""
-        known = set(METRIC_NAMES[kind])
+        from showerforge.validate.profiles import HIST_AGGREGATES, metric_names, profile_of
+
+        known = set(metric_names(kind))
+        prof = profile_of(kind)
         for i, g in enumerate(self.gates):
             where = f"{self.path}: gates[{i}] {g.expr!r}"
             if g.histogram is not None:
                 continue
             if g.metric not in known:
-                raise UserError(f"{where}: unknown metric {g.metric!r} for {kind}; known: {', '.join(sorted(known))}")
-            if g.metric not in _HIST_AGGREGATES and not self.evaluate:
+                raise UserError(
+                    f"{where}: unknown metric {g.metric!r} for {kind.name} data; known: {', '.join(sorted(known))}"
+                )
+            if g.metric not in HIST_AGGREGATES and not self.evaluate:
                 raise UserError(f"{where}: needs the evaluation metrics, but [metrics] enabled = false")
-            if kind == "showers" and self.evaluate:
-                wanted = {"auc_high": "high_level", "auc_low": "low_level", "auc_verdict": "verdict"}
-                clf = wanted.get(g.metric.removesuffix("_floor"))
-                if clf is not None and clf not in self.classifiers():
-                    raise UserError(f"{where}: needs the {clf!r} classifier; add it to [metrics] classifiers")
+            clf = prof.classifier_of.get(g.metric.removesuffix("_floor")) if prof is not None else None
+            if clf is not None and self.evaluate and clf not in self.classifiers():
+                raise UserError(f"{where}: needs the {clf!r} classifier; add it to [metrics] classifiers")
 
     def classifiers(self) -> list[str]:
         return list(self.metrics.get("classifiers", ["high_level", "verdict", "low_level"]))
@@ -176,11 +156,14 @@ def _reference(raw: dict[str, Any], path: Path) -> tuple[Path | None, dict[str, 
         return path.parent / str(file), None, None, floor_path
     if not isinstance(sim, dict):
         raise UserError(f"{path}: [reference] simulate must be a table of simulate options")
-    kind = str(ref.get("kind", "jets" if "types" in sim else "showers"))
-    if kind not in _SIM_KEYS:
-        raise UserError(f"{path}: [reference] kind must be 'showers' or 'jets', got {kind!r}")
-    _unknown(sim, _SIM_KEYS[kind], f"{path}: [reference] simulate ({kind})")
-    return None, dict(sim), kind, floor_path
+    try:
+        kind = get_kind(str(ref.get("kind", "jets" if "types" in sim else "showers")))
+    except UserError as err:
+        raise UserError(f"{path}: [reference] kind: {err}") from None
+    if not kind.simulate_keys:
+        raise UserError(f"{path}: [reference] kind {kind.name}: showerforge cannot simulate it; give file = ...")
+    _unknown(sim, set(kind.simulate_keys), f"{path}: [reference] simulate ({kind.name})")
+    return None, dict(sim), kind.name, floor_path
 
 
 def _int(table: dict[str, Any], key: str, where: str, default: int | None, lo: int) -> int | None:

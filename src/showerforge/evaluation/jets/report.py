@@ -74,7 +74,6 @@ from typing import Any
 
 import numpy as np
 
-from showerforge.data.formats import detect_format
 from showerforge.data.jetnet import JET_TYPES, JetData, JetFileError, parse_spec, read_jets
 from showerforge.errors import UserError
 from showerforge.evaluation.html import PAGE_PLOTS_FOOTER, PAGE_STYLE
@@ -85,7 +84,6 @@ from showerforge.evaluation.output import check_output_dir, report_folder, write
 __all__ = [
     "JET_SCHEMA",
     "TARGET_FACTOR",
-    "detect_format",
     "evaluate_jet_files",
     "format_jet_summary",
     "jet_summary_rows",

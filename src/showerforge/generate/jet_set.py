@@ -17,23 +17,34 @@ constituents, k)``, the mass computed by :func:`~showerforge.data.jet_preprocess
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
-from showerforge.data.jet_preprocess import jet_mass_gev
+from showerforge.data.jet_preprocess import JetPreprocessor, jet_mass_gev
 from showerforge.data.jetnet import JET_TYPES, write_jets
 from showerforge.errors import UserError
 from showerforge.generate.common import CPU_SLICE, SampleOptions, start_generation
-from showerforge.training.jets import JetSurrogate, load_jet_model
+from showerforge.models.multiplicity import CategoricalMultiplicity
+from showerforge.runs.checkpoint import (
+    CheckpointError,
+    LoadedRun,
+    build_weights,
+    checkpoint_path,
+    read_checkpoint,
+    run_fields,
+)
+from showerforge.training.jet_set import DATA_KIND
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["sample_jets", "generate_jets", "jet_types_for"]
+__all__ = ["JetSurrogate", "load_jet_model", "sample_jets", "generate_jets", "jet_types_for"]
 
 
 def jet_types_for(jet_type: str | list[str], n: int) -> list[str]:
@@ -67,7 +78,7 @@ def sample_jets(
     """Generate jets in memory.
 
     Args:
-        surrogate: from :func:`showerforge.training.jets.load_jet_model`.
+        surrogate: from :func:`showerforge.training.jet_set.load_jet_model`.
         jet_type: (N,) jet type of each jet, as names (``"g"``, ...) or integer labels.
         seed: seed of kinematics, multiplicities and noise; same (seed, batch_size, device,
             steps, solver) -> same jets.
@@ -129,7 +140,7 @@ def generate_jets(
     """Sample a trained jet run and write a JetNet-format file (atomically).
 
     Args:
-        run_dir: run directory (or checkpoint) written by :func:`showerforge.training.jets.train_jets`.
+        run_dir: run directory (or checkpoint) written by :func:`showerforge.training.jet_set.train_jets`.
         jet_type: a type (``"g"``, ``"q"``, ``"t"``, ``"w"``, ``"z"``) or a list of types; the
             file holds ``n`` jets of each listed type, in list order. Every type must have been
             in the training data.
@@ -158,3 +169,90 @@ def generate_jets(
     }
     arrays["settings"] = {"generator": "showerforge", "model": surrogate.name, "seed": run.sample_kwargs["seed"]}  # type: ignore[assignment]
     return write_jets(out_path, arrays, attrs)
+
+
+@dataclass(kw_only=True)
+class JetSurrogate(LoadedRun):
+    """A trained jet model ready to sample: the :class:`~showerforge.runs.checkpoint.LoadedRun`
+    fields, and
+
+    Attributes:
+        multiplicity: the fitted :class:`CategoricalMultiplicity` (on CPU).
+        preprocessing: the fitted :class:`JetPreprocessor`.
+    """
+
+    multiplicity: CategoricalMultiplicity
+    preprocessing: JetPreprocessor
+
+    export_layouts: ClassVar[tuple[str, ...]] = ("jetnet",)
+
+    def draw_conditions(
+        self, n: int, seed: int, energies_mev: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` model conditions drawn as generation draws them: jet type, pT, eta and multiplicity.
+
+        Returns:
+            (cond (n, n_cond), mask (n, n_particles) of the real slots).
+        """
+        if energies_mev is not None:
+            raise UserError(f"{self.checkpoint}: incident energies were given, but this is a jet model")
+        rng = np.random.default_rng(seed)
+        pre = self.preprocessing
+        conditioning = pre.conditioning
+        types = conditioning.type_index(list(rng.choice(list(conditioning.pt_quantiles), n)))
+        pt, _ = conditioning.draw(types, rng)
+        labels = torch.from_numpy(conditioning.labels(types, pt))
+        k = self.multiplicity.sample(labels, generator=torch.Generator().manual_seed(seed)).numpy()
+        mask = np.arange(pre.n_particles)[None, :] < np.minimum(k, pre.n_particles)[:, None]
+        return torch.from_numpy(conditioning.condition(types, pt)), torch.from_numpy(mask)
+
+    def sample(
+        self,
+        n: int,
+        jet_type: str | list[str] = "t",
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        solver: str | None = None,
+        batch_size: int = 1000,
+    ) -> dict[str, Any]:
+        """``n`` jets of each type in ``jet_type`` (``"t"`` or ``["g", "t"]``), JetNet arrays.
+
+        Returns:
+            ``particle_features`` (N, n_particles, 4: eta_rel, phi_rel, pT_rel, mask),
+            ``jet_features`` (N, 4: pT GeV, eta, mass GeV, multiplicity), ``jet_type`` (N,) int8.
+        """
+        return sample_jets(
+            self, jet_types_for(jet_type, n), seed=seed, steps=steps, solver=solver, batch_size=batch_size
+        )
+
+
+def load_jet_model(
+    run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *, ema: bool = True
+) -> JetSurrogate:
+    """Load a jet surrogate written by :func:`train_jets` (``torch.load(weights_only=True)``).
+
+    Args:
+        run_dir_or_checkpoint: run directory or ``checkpoint.pt``.
+        device: where to put the set model (the multiplicity model stays on CPU).
+        ema: EMA weights (default, meant for sampling) or the raw weights.
+
+    Raises:
+        CheckpointError: missing, unsafe, not a jet checkpoint, or inconsistent.
+    """
+    path = checkpoint_path(run_dir_or_checkpoint)
+    ckpt = read_checkpoint(path, map_location="cpu")
+    if ckpt["data_kind"] != DATA_KIND:
+        raise CheckpointError(
+            f"{path}: holds a {ckpt['data_kind']} model ({ckpt.get('model_name')}), not a {DATA_KIND} one; "
+            "load it with showerforge.load, which picks the loader of its kind"
+        )
+    try:
+        model = build_weights(ckpt, ema=ema)
+        mult = CategoricalMultiplicity(**json.loads(ckpt["multiplicity_config"]))
+        mult.load_state_dict(ckpt["multiplicity"])
+        pre = JetPreprocessor.from_state(ckpt["preprocessing"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
+    model.to(device).eval()
+    return JetSurrogate(multiplicity=mult.eval(), preprocessing=pre, **run_fields(ckpt, path, model))

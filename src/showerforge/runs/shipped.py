@@ -2,13 +2,13 @@
 
 A shipped model is a folder ``showerforge/pretrained/<name>/`` holding
 
-* ``model.pt``: a slim checkpoint (the layout of :mod:`showerforge.training.checkpoint` with the EMA
+* ``model.pt``: a slim checkpoint (the layout of :mod:`showerforge.runs.checkpoint` with the EMA
   weights only: no optimizer state, no raw weights), read with ``torch.load(weights_only=True)``;
 * ``card.json``: the model card: what it generates, the reference it was trained on (generator,
   seeds, Geant4 version, ``physics_data``), the training budget and the measured fidelity.
 
-:func:`load` (re-exported as ``showerforge.load``) takes a shipped name, a run directory or a
-checkpoint file, and returns the surrogate of the checkpoint's kind.
+:func:`resolve_model` turns a shipped name, a run directory or a checkpoint file into the
+checkpoint's path; ``showerforge.load`` loads it as the surrogate of its kind.
 """
 
 from __future__ import annotations
@@ -19,19 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from showerforge.errors import UserError
-from showerforge.training.checkpoint import (
+from showerforge.runs.checkpoint import (
     CheckpointError,
-    LoadedRun,
     checkpoint_path,
     read_checkpoint,
     save_checkpoint,
     write_json_atomic,
 )
 
-__all__ = ["PRETRAINED_DIR", "shipped_models", "pretrained_checkpoint", "export_pretrained", "load", "resolve_model"]
+__all__ = ["PRETRAINED_DIR", "shipped_models", "pretrained_checkpoint", "export_pretrained", "resolve_model"]
 
 PRETRAINED_DIR = Path(str(resources.files("showerforge"))) / "pretrained"
 """Folder of the shipped models (one sub-folder per name)."""
@@ -129,21 +127,3 @@ def resolve_model(name_or_path: str | Path) -> Path:
             )
         return path
     return pretrained_checkpoint(str(name_or_path))
-
-
-def load(name_or_path: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
-    """A trained surrogate: a shipped name (``"ds2-electron"``), a run directory or a checkpoint.
-
-    Returns a :class:`~showerforge.training.Surrogate` for showers or a
-    :class:`~showerforge.training.JetSurrogate` for jets (dispatch on the checkpoint's data kind);
-    both have ``.sample(...)``. The file is read with ``torch.load(weights_only=True)``.
-    """
-    path = resolve_model(name_or_path)
-    kind = read_checkpoint(path).get("data_kind", "calo-voxel")
-    if kind == "jet-set":
-        from showerforge.training.jets import load_jet_model
-
-        return load_jet_model(path, device)
-    from showerforge.training.checkpoint import load_model
-
-    return load_model(path, device)

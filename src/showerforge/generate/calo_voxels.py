@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import json
+import math
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
 from showerforge.data.calo import CaloFile, write_showers
+from showerforge.data.preprocess import ShowerPreprocessor, preprocessor_from_state
 from showerforge.errors import UserError
-from showerforge.generate.common import BACKENDS, CPU_SLICE, SampleOptions, start_generation
-from showerforge.training.checkpoint import Surrogate, load_model
+from showerforge.generate.common import BACKENDS, CPU_SLICE, SHOWER_SAMPLERS, SampleOptions, start_generation
+from showerforge.geometry import Geometry
+from showerforge.runs.checkpoint import (
+    CheckpointError,
+    LoadedRun,
+    build_weights,
+    checkpoint_path,
+    read_checkpoint,
+    run_fields,
+)
+from showerforge.training.calo_voxels import DATA_KIND
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = [
+    "Surrogate",
+    "load_model",
     "warn_outside_range",
     "onnx_sampler",
     "sample_array",
@@ -108,10 +123,13 @@ def onnx_sampler(
     surrogate: Surrogate, *, steps: int | None, solver: str | None, device: str | torch.device | None
 ) -> Any:
     """The model exported in memory and opened in onnxruntime on ``device`` (default: the model's)."""
-    from showerforge.deploy.runtime import OnnxShowerSampler
-
+    if "onnxruntime" not in SHOWER_SAMPLERS:
+        raise UserError(
+            "backend 'onnxruntime' is provided by showerforge.deploy: `import showerforge.deploy` first "
+            "(sf.generate and `showerforge generate --backend onnxruntime` do)"
+        )
     where = device if device is not None else surrogate.device
-    return OnnxShowerSampler(surrogate, steps=steps, solver=solver, device=str(where))
+    return SHOWER_SAMPLERS["onnxruntime"](surrogate, steps=steps, solver=solver, device=str(where))
 
 
 def warn_outside_range(surrogate: Surrogate, incident_mev: np.ndarray) -> int:
@@ -181,3 +199,101 @@ def energies_from(path: str | Path) -> np.ndarray:
     """Incident energies (N,) in MeV of a CaloChallenge-format file, to generate the same spectrum."""
     with CaloFile.open(path) as f:
         return f.incident_energies()
+
+
+@dataclass(kw_only=True)
+class Surrogate(LoadedRun):
+    """A trained shower model ready to sample: the :class:`LoadedRun` fields, and
+
+    Attributes:
+        preprocessing: fitted :class:`~showerforge.data.preprocess.ShowerPreprocessor`.
+        geometry: readout the model generates.
+    """
+
+    preprocessing: ShowerPreprocessor
+    geometry: Geometry
+
+    export_layouts: ClassVar[tuple[str, ...]] = ("calochallenge", "par04", "par04-calodit")
+
+    @property
+    def energy_range_mev(self) -> tuple[float, float] | None:
+        """(lowest, highest) incident energy of the training data in MeV, when recorded."""
+        rng = self.provenance.get("incident_mev_range")
+        if rng is None:  # older runs: the simulation campaign's energy attribute
+            values = self.provenance.get("file_attrs", {}).get("energy_values_mev")
+            try:
+                rng = json.loads(values) if isinstance(values, str) else values
+            except json.JSONDecodeError:
+                rng = None
+        if not rng:
+            return None
+        return float(min(rng)), float(max(rng))
+
+    def draw_conditions(
+        self, n: int, seed: int, energies_mev: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` model conditions drawn as generation draws them: (cond (n, n_cond), no mask).
+
+        Incident energies come from ``energies_mev`` (resampled) or log-uniformly from the
+        training range.
+        """
+        rng = np.random.default_rng(seed)
+        if energies_mev is not None:
+            inc = rng.choice(np.asarray(energies_mev, dtype=np.float64).reshape(-1), n)
+        else:
+            rng_mev = self.energy_range_mev
+            if rng_mev is None:
+                raise UserError(
+                    f"{self.checkpoint}: the run records no training energy range; pass --energies-from FILE "
+                    "(incident energies to distil on)"
+                )
+            inc = np.exp(rng.uniform(math.log(rng_mev[0]), math.log(rng_mev[1]), n))
+        return torch.from_numpy(self.preprocessing.condition(inc)), None
+
+    def sample(
+        self,
+        energies: Any,
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        solver: str | None = None,
+        batch_size: int = 1000,
+    ) -> Any:
+        """Showers for the given incident energies.
+
+        Args:
+            energies: (N,) incident energies in MeV.
+            seed: noise seed (same seed, batch size, device and sampler -> same showers).
+            steps, solver: ODE sampler (default: the model's).
+            batch_size: showers per batch.
+
+        Returns:
+            (N, n_voxels) float32 array in MeV, voxels in CaloChallenge (layer, angle, radius) order.
+            Energies outside the training range give a warning (the model extrapolates there).
+        """
+        return sample_array(self, energies, seed=seed, steps=steps, solver=solver, batch_size=batch_size)
+
+
+def load_model(run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *, ema: bool = True) -> Surrogate:
+    """Load a trained surrogate without executing code from the file.
+
+    Args:
+        run_dir_or_checkpoint: a run directory (holding ``checkpoint.pt``) or a checkpoint file.
+        device: where to put the model (``"cpu"``, ``"cuda"``, ...).
+        ema: use the EMA weights (default, the ones meant for sampling) or the raw weights.
+    """
+    path = checkpoint_path(run_dir_or_checkpoint)
+    ckpt = read_checkpoint(path, map_location="cpu")
+    if ckpt["data_kind"] != DATA_KIND:
+        raise CheckpointError(
+            f"{path}: holds a {ckpt['data_kind']} model ({ckpt.get('model_name')}), not a {DATA_KIND} one; "
+            "load it with showerforge.load, which picks the loader of its kind"
+        )
+    try:
+        model = build_weights(ckpt, ema=ema)
+        pre = preprocessor_from_state(ckpt["preprocessing"])
+        geo = Geometry.from_dict(ckpt["geometry"])
+    except (KeyError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
+    model.to(device).eval()
+    return Surrogate(preprocessing=pre, geometry=geo, **run_fields(ckpt, path, model))

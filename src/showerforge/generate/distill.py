@@ -22,6 +22,7 @@ import hashlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,7 @@ from showerforge.data.io import check_not_input, check_writable_dir
 from showerforge.errors import UserError
 from showerforge.models.distill import flow_stages, pack, student_config, teacher_states, trajectory_loss
 from showerforge.models.registry import get_spec
-from showerforge.training.checkpoint import CHECKPOINT_NAME, LoadedRun, file_sha256, read_checkpoint
+from showerforge.runs.checkpoint import CHECKPOINT_NAME, LoadedRun, file_sha256, read_checkpoint
 from showerforge.training.fit import PreparedData, TrainConfig, TrainOptions, TrainResult, fit, split_train_options
 
 if TYPE_CHECKING:
@@ -69,36 +70,6 @@ _RUN_ENTRIES = {
 }
 
 
-def _conditions(teacher: LoadedRun, n: int, seed: int, energies_mev: np.ndarray | None) -> tuple[Tensor, Tensor | None]:
-    """(cond (n, n_cond), mask (n, n_particles) or None) drawn as generation draws them."""
-    from showerforge.training.checkpoint import Surrogate
-    from showerforge.training.jets import JetSurrogate
-
-    rng = np.random.default_rng(seed)
-    if isinstance(teacher, JetSurrogate):  # jets: type, pT, eta and multiplicity as sample_jets draws them
-        pre = teacher.preprocessing
-        conditioning = pre.conditioning
-        types_seen = list(conditioning.pt_quantiles)
-        types = conditioning.type_index(list(rng.choice(types_seen, n)))
-        pt, _ = conditioning.draw(types, rng)
-        labels = torch.from_numpy(conditioning.labels(types, pt))
-        k = teacher.multiplicity.sample(labels, generator=torch.Generator().manual_seed(seed)).numpy()
-        mask = np.arange(pre.n_particles)[None, :] < np.minimum(k, pre.n_particles)[:, None]
-        return torch.from_numpy(conditioning.condition(types, pt)), torch.from_numpy(mask)
-    assert isinstance(teacher, Surrogate)
-    if energies_mev is not None:
-        inc = rng.choice(np.asarray(energies_mev, dtype=np.float64).reshape(-1), n)
-    else:
-        rng_mev = teacher.energy_range_mev
-        if rng_mev is None:
-            raise UserError(
-                f"{teacher.checkpoint}: the run records no training energy range; pass --energies-from FILE "
-                "(incident energies to distil on)"
-            )
-        inc = np.exp(rng.uniform(math.log(rng_mev[0]), math.log(rng_mev[1]), n))
-    return torch.from_numpy(teacher.preprocessing.condition(inc)), None
-
-
 def _say(progress: bool, text: str) -> None:
     if progress:
         print(text, file=sys.stderr, flush=True)
@@ -125,7 +96,7 @@ def teacher_trajectories(
     model = teacher.model
     stages = flow_stages(model)
     if not path.exists():
-        cond, mask = _conditions(teacher, n, seed, energies_mev)
+        cond, mask = teacher.draw_conditions(n, seed, energies_mev)
         tmp = path.with_name(path.name + ".part")
         with h5py.File(tmp, "w") as f:
             f.create_dataset("cond", data=cond.numpy().astype(np.float32))
@@ -303,12 +274,15 @@ def distill(
     trajectory_steps: int | None = None,
     trajectories: str | Path | None = None,
     energies_mev: np.ndarray | None = None,
+    load: Callable[[Path], LoadedRun],
     **options: Unpack[TrainOptions],
 ) -> TrainResult:
     """Distil a trained run (or a shipped model) into a ``steps``-step student run.
 
     Args:
         teacher: run directory, checkpoint or shipped model name (``"ds2-electron"``).
+        load: loads the teacher's checkpoint as the surrogate of its kind
+            (:func:`showerforge.kinds.load`; ``sf.distill`` passes it).
         out_dir: the student's run directory (``checkpoint.pt``, ``config.json``,
             ``history.json``, ``teacher_trajectories.h5``); never the teacher's.
         steps: network evaluations of the student (Euler steps), 1, 2, 4, ...
@@ -326,7 +300,7 @@ def distill(
     Returns:
         The :class:`~showerforge.training.fit.TrainResult` of the student.
     """
-    from showerforge.generate.pretrained import load, resolve_model
+    from showerforge.runs.shipped import resolve_model
 
     cfg, run_opts = split_train_options(DEFAULT_DISTILL, options, caller="distill")
     if steps < 1 or n_pairs < 2:
@@ -346,14 +320,13 @@ def distill(
         if energies_mev.size == 0 or not np.all(np.isfinite(energies_mev)) or np.any(energies_mev <= 0):
             raise UserError("incident energies to distil on: expected finite energies > 0 MeV (at least one)")
     ckpt = read_checkpoint(teacher_path)
-    if energies_mev is not None and ckpt.get("data_kind", "calo-voxel") != "calo-voxel":
-        raise UserError(f"{teacher}: incident energies were given, but the teacher is a {ckpt['data_kind']} model")
     _check_steps(teacher, ckpt, steps, None if trajectories is not None else grid)
     get_spec(str(ckpt.get("model_name"))).check_overrides(run_opts.get("config_overrides"))
+    run = load(teacher_path)
+    run.draw_conditions(2, cfg.seed, energies_mev)  # refuses conditions the teacher cannot take
+    flow_stages(run.model)  # refuses models that are not flow matching, before any work
     check_not_input(out / CHECKPOINT_NAME, teacher_path)  # before the folder is created
     check_writable_dir(out)
-    run = load(teacher_path)
-    flow_stages(run.model)  # refuses models that are not flow matching, before any work
     if trajectories is None:
         teacher_trajectories(
             run,
@@ -397,7 +370,7 @@ def distill(
         run.name,
         out,
         cfg,
-        data_kind=str(ckpt.get("data_kind", "calo-voxel")),
+        data_kind=str(ckpt["data_kind"]),
         data_name=str(teacher),
         extra_settings={"distill_steps": int(steps), "trajectories": ident},
         config_overrides=config_overrides,

@@ -1,11 +1,11 @@
 """Training on CaloChallenge-format shower files: :func:`train_model`.
 
-:func:`train_model` is the shower counterpart of :func:`showerforge.training.jets.train_jets`: it
-reads the file into a :class:`~showerforge.training.showers_data.TrainingData` (split,
+:func:`train_model` is the shower counterpart of :func:`showerforge.training.jet_set.train_jets`: it
+reads the file into a :class:`~showerforge.training.calo_voxels_data.TrainingData` (split,
 preprocessing fit, batches) and hands it to the training function shared by every data kind,
-:func:`showerforge.training.fit.fit`. The checkpoint holds ``data_kind = "calo-voxel"``, the
+:func:`showerforge.training.fit.fit`. The checkpoint holds ``data_kind = "calo-voxels"``, the
 :class:`~showerforge.data.preprocess.ShowerPreprocessor` state and the geometry (layout in
-:mod:`showerforge.training.checkpoint`).
+:mod:`showerforge.runs.checkpoint`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,17 @@ from torch import Tensor
 
 from showerforge.data.preprocess import preprocessor_from_state
 from showerforge.models.registry import get_spec
-from showerforge.training.checkpoint import file_sha256
+from showerforge.runs.checkpoint import file_sha256
+from showerforge.training.calo_voxels_data import TrainingData
 from showerforge.training.fit import PreparedData, TrainConfig, TrainOptions, TrainResult, fit, split_train_options
-from showerforge.training.showers_data import TrainingData
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["DEFAULT_TRAIN", "train_model"]
+__all__ = ["DATA_KIND", "DEFAULT_TRAIN", "train_model"]
+
+DATA_KIND = "calo-voxels"
+"""``data_kind`` of the checkpoints this module writes (:class:`showerforge.kinds.calo_voxels.CaloVoxels`)."""
 
 DEFAULT_TRAIN: dict[str, Any] = asdict(TrainConfig())
 """Training hyperparameters of showers and their defaults (recorded in ``config.json``)."""
@@ -76,14 +79,14 @@ class _ShowerData:
 
     def checkpoint_entries(self) -> dict[str, Any]:
         return {
-            "data_kind": "calo-voxel",
+            "data_kind": DATA_KIND,
             "preprocessing": self.data.preprocessing.state_dict(),
             "geometry": self.data.geometry.to_dict(),
         }
 
     def config_entries(self) -> dict[str, Any]:
         return {
-            "data_kind": "calo-voxel",
+            "data_kind": DATA_KIND,
             "preprocessing": self.data.preprocessing.state_dict(),
             "geometry": self.data.geometry.to_dict(),
             "in_memory": self.data.in_memory,
@@ -101,7 +104,7 @@ def train_model(
     """Train a registered model on a CaloChallenge-format shower file.
 
     Writes ``<out_dir>/config.json`` (resolved configuration), ``<out_dir>/checkpoint.pt`` after
-    every epoch (atomically; layout in :mod:`showerforge.training.checkpoint`) and
+    every epoch (atomically; layout in :mod:`showerforge.runs.checkpoint`) and
     ``<out_dir>/history.json``. Re-running with the same arguments continues from the last
     complete epoch (bit-identical to an uninterrupted run on the same device); a larger
     ``epochs`` extends a finished run.
@@ -139,7 +142,7 @@ def train_model(
         model_name,
         out_dir,
         cfg,
-        data_kind="calo-voxel",
+        data_kind=DATA_KIND,
         data_name=str(data_path),
         **run_options,
     )

@@ -15,6 +15,7 @@ key                    value
 ``geometry``           JSON text of the :class:`~showerforge.geometry.Geometry`
 ``provenance``         JSON text: training file path, SHA-256, size, rows, split, file attributes
 ``history``            JSON text: one record per completed epoch (loss, val_loss, lr, seconds)
+``data_kind``          the kind of data (``"calo-voxels"``, ``"jet-set"``; see :mod:`showerforge.kinds`)
 ``epoch``              completed epochs (int); resuming starts at this epoch index
 ``step``               optimizer steps taken (int)
 ``model``              ``state_dict`` of the trained weights
@@ -34,14 +35,12 @@ import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from showerforge.data.io import atomic_output
-from showerforge.data.preprocess import ShowerPreprocessor, preprocessor_from_state
 from showerforge.errors import UserError
-from showerforge.geometry import Geometry
 from showerforge.models import GenerativeModel, build_model
 
 __all__ = [
@@ -50,12 +49,10 @@ __all__ = [
     "CHECKPOINT_NAME",
     "CONFIG_NAME",
     "CheckpointError",
-    "Surrogate",
     "checkpoint_path",
     "file_sha256",
     "save_checkpoint",
     "read_checkpoint",
-    "load_model",
     "write_json_atomic",
 ]
 
@@ -63,6 +60,9 @@ CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_NAME = "config.json"
 FORMAT = "showerforge-checkpoint"
 FORMAT_VERSION = 1
+LEGACY_KIND_NAMES = {"": "calo-voxels", "calo-voxel": "calo-voxels"}
+"""``data_kind`` of checkpoints written before kinds had their present names (or none) -> the name now;
+:func:`read_checkpoint` returns the present name."""
 _JSON_KEYS = ("model_config", "train_config", "preprocessing", "geometry", "provenance", "history")
 
 
@@ -147,6 +147,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     for key in _JSON_KEYS:
         if key in ckpt:
             ckpt[key] = json.loads(ckpt[key])
+    ckpt["data_kind"] = LEGACY_KIND_NAMES.get(str(ckpt.get("data_kind", "")), str(ckpt.get("data_kind")))
     return ckpt
 
 
@@ -172,6 +173,10 @@ class LoadedRun:
     epoch: int
     provenance: dict[str, Any] = field(default_factory=dict)
     train_config: dict[str, Any] = field(default_factory=dict)
+    data_kind: str = ""
+
+    export_layouts: ClassVar[tuple[str, ...]] = ()
+    """ONNX layouts the model exports in (``showerforge.deploy``); the first is the default."""
 
     @property
     def name(self) -> str:
@@ -182,6 +187,13 @@ class LoadedRun:
     def device(self) -> torch.device:
         """Device of the model's parameters."""
         return next(self.model.parameters()).device
+
+    def draw_conditions(self, n: int, seed: int, energies_mev: Any = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` conditions drawn as generation draws them, and the mask of real slots (or ``None``).
+
+        Each kind's surrogate defines it; distillation draws its teacher's trajectories at them.
+        """
+        raise UserError(f"{self.checkpoint}: a {self.name} model does not say how to draw its conditions")
 
 
 def run_fields(ckpt: dict[str, Any], path: Path, model: GenerativeModel) -> dict[str, Any]:
@@ -194,59 +206,8 @@ def run_fields(ckpt: dict[str, Any], path: Path, model: GenerativeModel) -> dict
         "epoch": int(ckpt["epoch"]),
         "provenance": dict(ckpt.get("provenance", {})),
         "train_config": dict(ckpt.get("train_config", {})),
+        "data_kind": str(ckpt.get("data_kind", "")),
     }
-
-
-@dataclass(kw_only=True)
-class Surrogate(LoadedRun):
-    """A trained shower model ready to sample: the :class:`LoadedRun` fields, and
-
-    Attributes:
-        preprocessing: fitted :class:`~showerforge.data.preprocess.ShowerPreprocessor`.
-        geometry: readout the model generates.
-    """
-
-    preprocessing: ShowerPreprocessor
-    geometry: Geometry
-
-    @property
-    def energy_range_mev(self) -> tuple[float, float] | None:
-        """(lowest, highest) incident energy of the training data in MeV, when recorded."""
-        rng = self.provenance.get("incident_mev_range")
-        if rng is None:  # older runs: the simulation campaign's energy attribute
-            values = self.provenance.get("file_attrs", {}).get("energy_values_mev")
-            try:
-                rng = json.loads(values) if isinstance(values, str) else values
-            except json.JSONDecodeError:
-                rng = None
-        if not rng:
-            return None
-        return float(min(rng)), float(max(rng))
-
-    def sample(
-        self,
-        energies: Any,
-        *,
-        seed: int = 0,
-        steps: int | None = None,
-        solver: str | None = None,
-        batch_size: int = 1000,
-    ) -> Any:
-        """Showers for the given incident energies.
-
-        Args:
-            energies: (N,) incident energies in MeV.
-            seed: noise seed (same seed, batch size, device and sampler -> same showers).
-            steps, solver: ODE sampler (default: the model's).
-            batch_size: showers per batch.
-
-        Returns:
-            (N, n_voxels) float32 array in MeV, voxels in CaloChallenge (layer, angle, radius) order.
-            Energies outside the training range give a warning (the model extrapolates there).
-        """
-        from showerforge.generate.showers import sample_array
-
-        return sample_array(self, energies, seed=seed, steps=steps, solver=solver, batch_size=batch_size)
 
 
 def build_weights(ckpt: dict[str, Any], *, ema: bool = True) -> GenerativeModel:
@@ -262,28 +223,3 @@ def build_weights(ckpt: dict[str, Any], *, ema: bool = True) -> GenerativeModel:
         state = {k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")}
     model.load_state_dict(state)
     return model
-
-
-def load_model(run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *, ema: bool = True) -> Surrogate:
-    """Load a trained surrogate without executing code from the file.
-
-    Args:
-        run_dir_or_checkpoint: a run directory (holding ``checkpoint.pt``) or a checkpoint file.
-        device: where to put the model (``"cpu"``, ``"cuda"``, ...).
-        ema: use the EMA weights (default, the ones meant for sampling) or the raw weights.
-    """
-    path = checkpoint_path(run_dir_or_checkpoint)
-    ckpt = read_checkpoint(path, map_location="cpu")
-    if ckpt.get("data_kind", "calo-voxel") == "jet-set":
-        raise CheckpointError(
-            f"{path}: is a jet model ({ckpt.get('model_name')}); use --type and --n instead of --energy "
-            "or --energies-from (jets are generated by type)"
-        )
-    try:
-        model = build_weights(ckpt, ema=ema)
-        pre = preprocessor_from_state(ckpt["preprocessing"])
-        geo = Geometry.from_dict(ckpt["geometry"])
-    except (KeyError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
-    model.to(device).eval()
-    return Surrogate(preprocessing=pre, geometry=geo, **run_fields(ckpt, path, model))

@@ -1,8 +1,8 @@
 """Training set models on JetNet-format jets: split, preprocessing, multiplicity, loop, checkpoints.
 
-:func:`train_jets` is the jet counterpart of :func:`showerforge.training.showers.train_model`. It
+:func:`train_jets` is the jet counterpart of :func:`showerforge.training.calo_voxels.train_model`. It
 reuses the machinery shared by every data kind, :mod:`showerforge.training.fit` and
-:mod:`showerforge.training.checkpoint` (learning-rate schedule, EMA with warmup, thread control,
+:mod:`showerforge.runs.checkpoint` (learning-rate schedule, EMA with warmup, thread control,
 resume checks, atomic checkpoints read with ``weights_only=True``); only the data side is jet
 specific:
 
@@ -13,7 +13,7 @@ specific:
   split and saved in the checkpoint; the set model (``"cfm-set"``) learns the particles for the
   real slots of each jet's mask.
 
-Checkpoint layout: as in :mod:`showerforge.training.checkpoint` (``preprocessing`` holds the
+Checkpoint layout: as in :mod:`showerforge.runs.checkpoint` (``preprocessing`` holds the
 :class:`JetPreprocessor` state, there is no ``geometry``), plus ``data_kind = "jet-set"``,
 ``multiplicity`` (``state_dict`` of the multiplicity model) and ``multiplicity_config`` (JSON
 text). The split, every epoch's batch order and the flow-matching noise depend only on ``seed``
@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,15 +37,7 @@ from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target
 from showerforge.data.jetnet import JetData, read_jets
 from showerforge.errors import UserError
 from showerforge.models.multiplicity import CategoricalMultiplicity
-from showerforge.training.checkpoint import (
-    CheckpointError,
-    LoadedRun,
-    build_weights,
-    checkpoint_path,
-    file_sha256,
-    read_checkpoint,
-    run_fields,
-)
+from showerforge.runs.checkpoint import file_sha256
 from showerforge.training.fit import (
     PreparedData,
     TrainConfig,
@@ -59,7 +51,7 @@ from showerforge.training.fit import (
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["DEFAULT_JET_TRAIN", "JetSurrogate", "JetTrainingData", "train_jets", "load_jet_model"]
+__all__ = ["DEFAULT_JET_TRAIN", "DATA_KIND", "JetTrainingData", "train_jets"]
 
 DATA_KIND = "jet-set"
 MAX_VAL_JETS = 10_000
@@ -166,75 +158,6 @@ class JetTrainingData:
         for lo in range(0, self.n_train, batch_size):
             idx = perm[lo : lo + batch_size]
             yield tuple(a[idx] for a in self.train)  # type: ignore[misc]
-
-
-@dataclass(kw_only=True)
-class JetSurrogate(LoadedRun):
-    """A trained jet model ready to sample: the :class:`~showerforge.training.checkpoint.LoadedRun`
-    fields, and
-
-    Attributes:
-        multiplicity: the fitted :class:`CategoricalMultiplicity` (on CPU).
-        preprocessing: the fitted :class:`JetPreprocessor`.
-    """
-
-    multiplicity: CategoricalMultiplicity
-    preprocessing: JetPreprocessor
-
-    def sample(
-        self,
-        n: int,
-        jet_type: str | list[str] = "t",
-        *,
-        seed: int = 0,
-        steps: int | None = None,
-        solver: str | None = None,
-        batch_size: int = 1000,
-    ) -> dict[str, Any]:
-        """``n`` jets of each type in ``jet_type`` (``"t"`` or ``["g", "t"]``), JetNet arrays.
-
-        Returns:
-            ``particle_features`` (N, n_particles, 4: eta_rel, phi_rel, pT_rel, mask),
-            ``jet_features`` (N, 4: pT GeV, eta, mass GeV, multiplicity), ``jet_type`` (N,) int8.
-        """
-        from showerforge.generate.jets import jet_types_for, sample_jets
-
-        return sample_jets(
-            self, jet_types_for(jet_type, n), seed=seed, steps=steps, solver=solver, batch_size=batch_size
-        )
-
-
-def load_jet_model(
-    run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *, ema: bool = True
-) -> JetSurrogate:
-    """Load a jet surrogate written by :func:`train_jets` (``torch.load(weights_only=True)``).
-
-    Args:
-        run_dir_or_checkpoint: run directory or ``checkpoint.pt``.
-        device: where to put the set model (the multiplicity model stays on CPU).
-        ema: EMA weights (default, meant for sampling) or the raw weights.
-
-    Raises:
-        CheckpointError: missing, unsafe, not a jet checkpoint, or inconsistent.
-    """
-    path = checkpoint_path(run_dir_or_checkpoint)
-    ckpt = read_checkpoint(path, map_location="cpu")
-    if ckpt.get("data_kind", "calo-voxel") == "calo-voxel":
-        raise CheckpointError(
-            f"{path}: is a shower model ({ckpt.get('model_name')}); use --energy with --n, or --energies-from, "
-            "instead of --type (showers are generated at incident energies)"
-        )
-    if ckpt.get("data_kind") != DATA_KIND:
-        raise CheckpointError(f"{path}: not a jet-set checkpoint (data_kind={ckpt.get('data_kind')!r})")
-    try:
-        model = build_weights(ckpt, ema=ema)
-        mult = CategoricalMultiplicity(**json.loads(ckpt["multiplicity_config"]))
-        mult.load_state_dict(ckpt["multiplicity"])
-        pre = JetPreprocessor.from_state(ckpt["preprocessing"])
-    except (KeyError, ValueError, RuntimeError, TypeError) as err:
-        raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
-    model.to(device).eval()
-    return JetSurrogate(multiplicity=mult.eval(), preprocessing=pre, **run_fields(ckpt, path, model))
 
 
 def _provenance(files: list[dict[str, Any]], data: JetTrainingData) -> dict[str, Any]:
