@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
 import showerforge as sf
-from showerforge.data.calo import write_showers
 from showerforge.generate import energies_from
 
 
@@ -60,7 +60,10 @@ def test_notebook_example(workdir, monkeypatch):
     assert jets["particle_features"].shape == (100, 30, 4) and (jets["jet_type"] == 2).all()
     assert (jets["particle_features"][..., 2] >= 0).all() and (jets["jet_features"][:, 0] > 0).all()
     inc = energies_from(e)
-    write_showers("gen.h5", inc, model.sample(energies=inc, seed=4), model.geometry)
+    sf.generate_file(run, output="gen.h5", energies_from="e.h5", seed=4)  # the file of model.sample
+    with h5py.File("gen.h5") as f:
+        assert np.array_equal(f["showers"][...], model.sample(energies=inc, seed=4))
+        assert np.array_equal(f["incident_energies"][:, 0], inc) and f.attrs["seed"] == 4
     result = sf.evaluate("e.h5", "gen.h5", output="report/", quick=True, plots=False)
     auc = result["candidate_vs_reference"]["classifier"]["high_level"]["auc"]
     assert 0.5 <= auc["value"] <= 1.0 and auc["error"] > 0

@@ -52,6 +52,7 @@ from showerforge.deploy.graph import (
     exportable_ops,
 )
 from showerforge.errors import UserError
+from showerforge.models.base import require_noise_map
 
 __all__ = [
     "LAYOUTS",
@@ -412,6 +413,7 @@ def export_onnx(
     """
     out = Path(output)
     surrogate = loaded(model)
+    require_noise_map(surrogate.model, "ONNX export")
     layout = layout or surrogate.export_layouts[0]
     check_layout(layout, fmt)
     check_model_layout(surrogate, layout)

@@ -12,7 +12,6 @@ import torch
 
 from showerforge.data.io import check_writable
 from showerforge.errors import UserError
-from showerforge.models import get_solver
 from showerforge.runs.checkpoint import LoadedRun
 from showerforge.runs.device import resolve_device
 from showerforge.runs.shipped import resolve_model
@@ -116,9 +115,9 @@ CPU_SLICE = 512
 
 
 def resolve_sampler(surrogate: LoadedRun, solver: str | None, steps: int | None) -> tuple[str, int]:
-    """(solver name, steps): the given ones, else the model's default sampler."""
-    default = surrogate.model.default_sampler
-    return get_solver(solver or default["solver"]).name, int(steps or default["steps"])
+    """(solver name, steps) of an ODE model: the given ones, else the model's default sampler."""
+    settings = surrogate.model.sampler_settings(solver=solver, steps=steps)
+    return str(settings["solver"]), int(settings["steps"])
 
 
 def generation_attrs(
@@ -133,9 +132,7 @@ def generation_attrs(
         "checkpoint": str(surrogate.checkpoint.resolve()),
         "checkpoint_sha256": surrogate.sha256,
         "checkpoint_epoch": surrogate.epoch,
-        "solver": solver,
-        "steps": int(steps),
-        "nfe": int(steps) * get_solver(solver).nfe_per_step,
+        **surrogate.model.sampler_attrs({"solver": solver, "steps": int(steps)}),
         "seed": int(seed),
         "batch_size": int(batch_size),
         "device": str(device),

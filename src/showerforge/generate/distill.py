@@ -34,6 +34,7 @@ from torch import Tensor
 
 from showerforge.data.io import check_not_input, check_writable_dir
 from showerforge.errors import UserError
+from showerforge.models.base import require_noise_map
 from showerforge.models.distill import flow_stages, pack, student_config, teacher_states, trajectory_loss
 from showerforge.models.registry import get_spec
 from showerforge.runs.checkpoint import CHECKPOINT_NAME, LoadedRun, file_sha256, read_checkpoint
@@ -323,6 +324,7 @@ def distill(
     _check_steps(teacher, ckpt, steps, None if trajectories is not None else grid)
     get_spec(str(ckpt.get("model_name"))).check_overrides(run_opts.get("config_overrides"))
     run = load(teacher_path)
+    require_noise_map(run.model, "distill")
     run.draw_conditions(2, cfg.seed, energies_mev)  # refuses conditions the teacher cannot take
     flow_stages(run.model)  # refuses models that are not flow matching, before any work
     check_not_input(out / CHECKPOINT_NAME, teacher_path)  # before the folder is created

@@ -36,7 +36,7 @@ Example:
 
 from __future__ import annotations
 
-from showerforge.models.base import GenerativeModel
+from showerforge.models.base import GenerativeModel, require_noise_map
 from showerforge.models.flow_matching import FlowMatching
 from showerforge.models.layer_transformer import LayerTransformer, TimeEmbedding
 from showerforge.models.paths import sample_time, straight_path
@@ -45,6 +45,7 @@ from showerforge.models.solvers import RK4, SOLVERS, Euler, FixedStepSolver, Mid
 
 __all__ = [
     "GenerativeModel",
+    "require_noise_map",
     "FlowMatching",
     "LayerTransformer",
     "TimeEmbedding",

@@ -8,12 +8,15 @@ checkpoint is just ``config`` + ``state_dict``.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["GenerativeModel"]
+from showerforge.errors import UserError
+
+__all__ = ["GenerativeModel", "require_noise_map"]
 
 
 class GenerativeModel(nn.Module):
@@ -35,6 +38,11 @@ class GenerativeModel(nn.Module):
 
     config: dict[str, Any]
     event_shape: tuple[int, ...]
+
+    sampler_family: ClassVar[str] = "ode"
+    """How the model samples: ``"ode"`` (an ODE from noise to data: settings ``solver``, ``steps``).
+    An autoregressive model declares its own family and settings (temperature, top-k, length cap)
+    by overriding :meth:`sampler_settings` and :meth:`sampler_attrs`."""
 
     def loss(
         self, x: Tensor, cond: Tensor, mask: Tensor | None = None, *, generator: torch.Generator | None = None
@@ -98,3 +106,52 @@ class GenerativeModel(nn.Module):
     def default_sampler(self) -> dict[str, Any]:
         """``{"solver": name, "steps": int}`` used when ``sample`` gets ``None``."""
         return {"solver": self.config.get("solver", "midpoint"), "steps": int(self.config.get("steps", 8))}
+
+    def sampler_settings(self, **given: Any) -> dict[str, Any]:
+        """The sampler settings of one generation: ``given`` (``None`` = the model's default), checked.
+
+        ODE models: ``{"solver": name, "steps": int}``; a setting of another family is refused.
+        """
+        from showerforge.models.solvers import get_solver
+
+        unknown = sorted(k for k, v in given.items() if v is not None and k not in ("solver", "steps"))
+        if unknown:
+            raise UserError(
+                f"{', '.join('--' + k.replace('_', '-') for k in unknown)}: not a setting of {self.config.get('name')} "
+                f"({self.sampler_family} sampler: solver, steps)"
+            )
+        default = self.default_sampler
+        steps = int(given["steps"] if given.get("steps") is not None else default["steps"])
+        if steps < 1:
+            raise UserError(f"--steps must be >= 1, got {steps}")
+        return {"solver": get_solver(given.get("solver") or default["solver"]).name, "steps": steps}
+
+    def sampler_attrs(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """What a generated file records of its sampler: ``sampler`` (JSON: family and settings) and,
+        for ODE models, ``solver``, ``steps`` and ``nfe`` (network evaluations per sample)."""
+        from showerforge.models.solvers import get_solver
+
+        nfe = int(settings["steps"]) * get_solver(settings["solver"]).nfe_per_step
+        record = {"family": self.sampler_family, **settings, "nfe": nfe}
+        return {
+            "sampler": json.dumps(record, sort_keys=True),
+            "solver": settings["solver"],
+            "steps": int(settings["steps"]),
+            "nfe": nfe,
+        }
+
+    @property
+    def maps_noise(self) -> bool:
+        """Whether the model maps given noise to samples (:meth:`noise_shapes`, :meth:`sample_from_noise`):
+        what distillation and ONNX export need."""
+        return type(self).sample_from_noise is not GenerativeModel.sample_from_noise
+
+
+def require_noise_map(model: GenerativeModel, what: str) -> None:
+    """Refuse, in one line, a model that cannot map given noise to samples (``what`` needs it)."""
+    if not model.maps_noise:
+        name = model.config.get("name", type(model).__name__)
+        raise UserError(
+            f"{what} needs a model that maps given noise to samples (noise_shapes / sample_from_noise); "
+            f"{name} ({model.sampler_family} sampler) has none"
+        )
