@@ -210,6 +210,7 @@ def distill(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    energies_from: str | Path | None = None,
     **settings: Any,
 ) -> Any:
     """Distil a trained flow-matching run (or a shipped model) into a ``steps``-step student.
@@ -220,6 +221,7 @@ def distill(
         steps: network evaluations per sample of the student (Euler steps).
         n_pairs: teacher trajectories to train on.
         epochs, seed, device, progress: as on the command line (``showerforge distill``).
+        energies_from: showers: a file whose incident energies the student is distilled at.
         **settings: ``trajectory_steps``, ``trajectories``, ``energies_mev``, ``batch_size``,
             ``lr``, ``num_threads``, ``max_minutes``, ``config_overrides``, ... (see
             :func:`showerforge.generate.distill.distill`).
@@ -235,6 +237,11 @@ def distill(
         kw["epochs"] = epochs
     from showerforge.kinds import load as load_kind
 
+    if energies_from is not None:  # the teacher's kind says what a file of conditions gives
+        from showerforge.kinds import GenerationRequest, kind_of_checkpoint
+
+        request = GenerationRequest(energies_from=energies_from, options={"energies_from": "--energies-from"})
+        kw["energies_mev"] = kind_of_checkpoint(model).draws(request, model=str(model))
     return run_distill(
         model, output, steps=steps, n_pairs=n_pairs, seed=seed, device=device, progress=progress, load=load_kind, **kw
     )

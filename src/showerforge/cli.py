@@ -742,22 +742,17 @@ def distill_cmd(
       showerforge distill --model ds2-electron --steps 1 -o runs/ds2-1step
       showerforge distill --model runs/jets/ --steps 2 --n-pairs 50000 -o runs/jets-2step
     """
-    from showerforge.generate.distill import distill
+    from showerforge.api import distill
 
-    energies = None
-    if energies_from is not None:
-        from showerforge.generate import energies_from as read_energies
-
-        energies = read_energies(energies_from)
     kw = _fit_keywords(epochs, batch_size, lr, threads)
     result = distill(
         teacher,
-        output,
+        output=output,
         steps=steps,
         n_pairs=n_pairs,
         trajectory_steps=trajectory_steps,
         trajectories=trajectories,
-        energies_mev=energies,
+        energies_from=energies_from,
         seed=seed,
         device=device,
         max_minutes=max_minutes,

@@ -24,6 +24,15 @@ Status = Callable[[str], None]
 """Called with one-line status messages."""
 
 
+_CLI_SPELLING = {
+    "n": "--n",
+    "energy": "--energy",
+    "energies_from": "--energies-from",
+    "types": "--type",
+    "energies_mev": "energies",
+}
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """What to generate, as the user asked for it (``showerforge generate`` options, ``sf.generate``).
@@ -55,8 +64,8 @@ class GenerationRequest:
         return [name for name in names if getattr(self, name) is not None]
 
     def spelled(self, name: str) -> str:
-        """How the user spelled an option (``--energy``), else the field name."""
-        return self.options.get(name, name)
+        """How the user spelled an option: from ``options``, else the command line's spelling."""
+        return self.options.get(name, _CLI_SPELLING.get(name, name))
 
 
 class DataKind:

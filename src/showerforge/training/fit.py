@@ -43,7 +43,8 @@ __all__ = [
     "lr_at",
     "resolve_device",
     "ema_model",
-    "run_epochs",
+    "EpochLoop",
+    "RunFiles",
     "torch_threads",
     "validation_loss",
     "check_resume",
@@ -415,7 +416,7 @@ def fit(
             "provenance": data.provenance,
             **data.checkpoint_entries(),
         }
-        ran, stopped, step = run_epochs(
+        loop = EpochLoop(
             model,
             ema,
             opt,
@@ -423,27 +424,18 @@ def fit(
             lambda: validation_loss(
                 cast(GenerativeModel, ema.module), data.validation(), max(cfg.batch_size, 1024), cfg.seed, loss_fn
             ),
-            epochs=cfg.epochs,
-            start_epoch=start_epoch,
-            step=step,
-            history=history,
+            cfg=cfg,
             steps_per_epoch=data.batches_per_epoch(cfg.batch_size),
-            lr=cfg.lr,
-            schedule=cfg.schedule,
-            warmup_steps=cfg.warmup_steps,
-            grad_clip=cfg.grad_clip,
-            seed=cfg.seed,
             device=dev,
+            files=RunFiles(run_dir, ckpt_path, common),
+            rate_key=data.rate_key,
+            progress=progress,
             max_minutes=max_minutes,
             t_start=t_start,
-            progress=progress,
-            rate_key=data.rate_key,
-            run_dir=run_dir,
-            checkpoint=ckpt_path,
-            common=common,
             ctx=ctx,
             loss_fn=loss_fn,
         )
+        ran, stopped, step = loop.run(start_epoch, step, history)
     done = history[-1]["epoch"] if history else start_epoch
     return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
 
@@ -451,132 +443,169 @@ def fit(
 _KIND_WORDS = {"calo-voxels": "a shower file", "jet-set": "a jet file"}
 
 
-def run_epochs(
-    model: GenerativeModel,
-    ema: AveragedModel,
-    opt: torch.optim.Optimizer,
-    batches: Callable[[int], Iterable[tuple[Tensor, Tensor, Tensor | None]]],
-    val_loss: Callable[[], float | None],
-    *,
-    epochs: int,
-    start_epoch: int,
-    step: int,
-    history: list[dict[str, Any]],
-    steps_per_epoch: int,
-    lr: float,
-    schedule: str,
-    warmup_steps: int,
-    grad_clip: float,
-    seed: int,
-    device: torch.device,
-    max_minutes: float | None,
-    t_start: float,
-    progress: bool,
-    rate_key: str,
-    run_dir: Path,
-    checkpoint: Path,
-    common: dict[str, Any],
-    ctx: DistContext | None = None,
-    loss_fn: LossFn | None = None,
-) -> tuple[int, bool, int]:
+@dataclass
+class RunFiles:
+    """Where a run is written: ``history.json`` in ``run_dir``, the checkpoint, and the checkpoint
+    entries that do not change between epochs (config, preprocessing, provenance, ...)."""
+
+    run_dir: Path
+    checkpoint: Path
+    common: dict[str, Any]
+
+
+@dataclass
+class EpochLoop:
     """The epoch loop shared by every data kind; checkpoints after each epoch (atomically).
 
-    Args:
+    Attributes:
+        model, ema, opt: the network, its EMA copy (the sampling weights) and the optimizer.
         batches: ``batches(epoch)`` yields ``(x, cond, mask)`` (mask ``None`` for fixed-size data).
         val_loss: validation loss of the EMA model (or ``None``).
-        history: per-epoch records, extended in place (``rate_key`` names the samples/s column).
-        common: checkpoint entries that do not change between epochs (config, preprocessing, ...).
+        cfg: the training settings (epochs, learning-rate schedule, clipping, seed).
+        steps_per_epoch: optimizer steps of one epoch.
+        device: where the batches live.
+        files: where the run is written.
+        rate_key: history column of samples per second (``showers_per_s``, ...).
+        progress: show progress (rich on a terminal, one line an epoch otherwise).
+        max_minutes, t_start: stop before an epoch that would end after ``max_minutes`` since ``t_start``.
         ctx: torchrun context: each rank trains on its rows of every global batch through DDP;
             rank 0 alone writes files and shows progress.
         loss_fn: objective instead of ``model.loss`` (single process only).
-
-    Returns:
-        (epochs run, stopped by ``max_minutes``, optimizer steps so far).
     """
-    ctx = ctx or DistContext()
-    ddp = None
-    if ctx.active and loss_fn is not None:
-        raise TrainError("a custom training objective runs in one process; start it without torchrun")
-    if ctx.active:
-        from torch.nn.parallel import DistributedDataParallel
 
-        ddp = DistributedDataParallel(LossModule(model), broadcast_buffers=False)
-    total_steps = epochs * steps_per_epoch
-    stopped, last_epoch_s, ran = False, 0.0, 0
-    model.train()
-    with _progress(progress and ctx.is_main, rate_key.removesuffix("_per_s")) as bar:
-        task = bar.add_task("train", total=(epochs - start_epoch) * steps_per_epoch, loss="-", val="-", rate="-")
-        for epoch in range(start_epoch, epochs):
-            late = max_minutes is not None and ran and time.perf_counter() - t_start + last_epoch_s > 60 * max_minutes
-            if ctx.mean(float(late)) > 0:  # every rank stops at the same epoch
-                stopped = True
-                break
-            t0 = time.perf_counter()
-            bar.update(task, description=f"epoch {epoch + 1}/{epochs}")
-            gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch + 7_919 * ctx.rank)
-            loss_sum, seen = 0.0, 0
-            for x_all, c_all, mask_all in batches(epoch):
-                x, c, mask = ctx.share(x_all, c_all, mask_all)
-                assert x is not None and c is not None
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(step, total_steps, lr, schedule, warmup_steps)
-                if ddp is not None:
-                    loss = ddp(x, c, mask, gen)
-                else:
-                    loss = loss_fn(model, x, c, mask, gen) if loss_fn else model.loss(x, c, mask, generator=gen)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                opt.step()
-                ema.update_parameters(model)
-                step += 1
-                loss_sum += float(loss.detach()) * x.shape[0]
-                seen += x.shape[0]
-                rate = ctx.world_size * seen / max(1e-9, time.perf_counter() - t0)
-                bar.update(task, advance=1, loss=f"{loss_sum / seen:.4f}", rate=f"{rate:.0f}")
-            val = val_loss()
-            last_epoch_s = time.perf_counter() - t0
-            history.append(
-                {
-                    "epoch": epoch + 1,
-                    "loss": ctx.mean(loss_sum / max(1, seen)),
-                    "val_loss": val,
-                    "lr": opt.param_groups[0]["lr"],
-                    "seconds": last_epoch_s,
-                    rate_key: ctx.world_size * seen / max(1e-9, last_epoch_s),
-                }
+    model: GenerativeModel
+    ema: AveragedModel
+    opt: torch.optim.Optimizer
+    batches: Callable[[int], Iterable[tuple[Tensor, Tensor, Tensor | None]]]
+    val_loss: Callable[[], float | None]
+    cfg: TrainConfig
+    steps_per_epoch: int
+    device: torch.device
+    files: RunFiles
+    rate_key: str
+    progress: bool
+    max_minutes: float | None
+    t_start: float
+    ctx: DistContext = field(default_factory=DistContext)
+    loss_fn: LossFn | None = None
+
+    def run(self, start_epoch: int, step: int, history: list[dict[str, Any]]) -> tuple[int, bool, int]:
+        """Epochs ``start_epoch`` .. ``cfg.epochs``; ``history`` is extended in place.
+
+        Returns:
+            (epochs run, stopped by ``max_minutes``, optimizer steps so far).
+        """
+        ctx = self.ctx
+        if ctx.active and self.loss_fn is not None:
+            raise TrainError("a custom training objective runs in one process; start it without torchrun")
+        ddp = None
+        if ctx.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ddp = DistributedDataParallel(LossModule(self.model), broadcast_buffers=False)
+        epochs = self.cfg.epochs
+        stopped, last_epoch_s, ran = False, 0.0, 0
+        self.model.train()
+        with _progress(self.progress and ctx.is_main, self.rate_key.removesuffix("_per_s")) as bar:
+            task = bar.add_task(
+                "train", total=(epochs - start_epoch) * self.steps_per_epoch, loss="-", val="-", rate="-"
             )
-            bar.update(task, val="-" if val is None else f"{val:.4f}")
-            if progress and ctx.is_main and not sys.stderr.isatty():  # logs and batch jobs: one line an epoch
-                rec = history[-1]
-                print(
-                    f"epoch {epoch + 1}/{epochs}: loss {rec['loss']:.4f}, val "
-                    f"{'-' if val is None else f'{val:.4f}'}, {rec[rate_key]:.0f} "
-                    f"{rate_key.removesuffix('_per_s')}/s, {last_epoch_s:.0f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            if ctx.is_main:
-                save_checkpoint(
-                    checkpoint,
+            for epoch in range(start_epoch, epochs):
+                if self._out_of_time(ran, last_epoch_s):
+                    stopped = True
+                    break
+                t0 = time.perf_counter()
+                bar.update(task, description=f"epoch {epoch + 1}/{epochs}")
+                step, loss_sum, seen = self._train_epoch(epoch, step, ddp, lambda **kw: bar.update(task, **kw), t0)
+                val = self.val_loss()
+                last_epoch_s = time.perf_counter() - t0
+                history.append(
                     {
-                        **common,
-                        "history": history,
                         "epoch": epoch + 1,
-                        "step": step,
-                        "model": model.state_dict(),
-                        "ema": ema.state_dict(),
-                        "ema_n_averaged": int(ema.n_averaged),
-                        "optimizer": opt.state_dict(),
-                        "showerforge_version": _version(),
-                        "torch_version": str(torch.__version__),
-                    },
+                        "loss": ctx.mean(loss_sum / max(1, seen)),
+                        "val_loss": val,
+                        "lr": self.opt.param_groups[0]["lr"],
+                        "seconds": last_epoch_s,
+                        self.rate_key: ctx.world_size * seen / max(1e-9, last_epoch_s),
+                    }
                 )
-                write_json_atomic(run_dir / "history.json", history)
-            ctx.barrier()
-            ran += 1
-    return ran, stopped, step
+                bar.update(task, val="-" if val is None else f"{val:.4f}")
+                self._say(history[-1])
+                if ctx.is_main:
+                    self._save(epoch + 1, step, history)
+                ctx.barrier()
+                ran += 1
+        return ran, stopped, step
+
+    def _out_of_time(self, ran: int, last_epoch_s: float) -> bool:
+        """Whether the next epoch would end after ``max_minutes`` (every rank stops at the same epoch)."""
+        late = (
+            self.max_minutes is not None
+            and ran
+            and time.perf_counter() - self.t_start + last_epoch_s > 60 * self.max_minutes
+        )
+        return self.ctx.mean(float(late)) > 0
+
+    def _train_epoch(
+        self, epoch: int, step: int, ddp: Any, show: Callable[..., None], t0: float
+    ) -> tuple[int, float, int]:
+        """One epoch of optimizer steps; returns (steps so far, summed loss, samples seen)."""
+        cfg, ctx, model = self.cfg, self.ctx, self.model
+        total_steps = cfg.epochs * self.steps_per_epoch
+        gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + epoch + 7_919 * ctx.rank)
+        loss_sum, seen = 0.0, 0
+        for x_all, c_all, mask_all in self.batches(epoch):
+            x, c, mask = ctx.share(x_all, c_all, mask_all)
+            assert x is not None and c is not None
+            for group in self.opt.param_groups:
+                group["lr"] = lr_at(step, total_steps, cfg.lr, cfg.schedule, cfg.warmup_steps)
+            if ddp is not None:
+                loss = ddp(x, c, mask, gen)
+            elif self.loss_fn is not None:
+                loss = self.loss_fn(model, x, c, mask, gen)
+            else:
+                loss = model.loss(x, c, mask, generator=gen)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            self.opt.step()
+            self.ema.update_parameters(model)
+            step += 1
+            loss_sum += float(loss.detach()) * x.shape[0]
+            seen += x.shape[0]
+            rate = ctx.world_size * seen / max(1e-9, time.perf_counter() - t0)
+            show(advance=1, loss=f"{loss_sum / seen:.4f}", rate=f"{rate:.0f}")
+        return step, loss_sum, seen
+
+    def _say(self, rec: dict[str, Any]) -> None:
+        """Logs and batch jobs (no terminal): one line an epoch."""
+        if self.progress and self.ctx.is_main and not sys.stderr.isatty():
+            val, unit = rec["val_loss"], self.rate_key.removesuffix("_per_s")
+            print(
+                f"epoch {rec['epoch']}/{self.cfg.epochs}: loss {rec['loss']:.4f}, val "
+                f"{'-' if val is None else f'{val:.4f}'}, {rec[self.rate_key]:.0f} {unit}/s, {rec['seconds']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def _save(self, epoch: int, step: int, history: list[dict[str, Any]]) -> None:
+        save_checkpoint(
+            self.files.checkpoint,
+            {
+                **self.files.common,
+                "history": history,
+                "epoch": epoch,
+                "step": step,
+                "model": self.model.state_dict(),
+                "ema": self.ema.state_dict(),
+                "ema_n_averaged": int(self.ema.n_averaged),
+                "optimizer": self.opt.state_dict(),
+                "showerforge_version": _version(),
+                "torch_version": str(torch.__version__),
+            },
+        )
+        write_json_atomic(self.files.run_dir / "history.json", history)
 
 
 def _version() -> str:
