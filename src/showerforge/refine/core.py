@@ -145,18 +145,7 @@ class Refiner:
         """Refined physical values: ``showers`` (MeV) for voxels/layers, ``refined_inputs`` otherwise."""
         t = self.transforms[0]
         values = t.inverse(refined_u, events.incident_mev)
-        if self.kind == "showers" and t.block == "voxels":
-            return {"showers": values.astype(np.float32)}
-        if self.kind == "showers" and t.block == "layers":
-            assert events.geometry is not None and events.showers is not None
-            old = ri.layer_energies(events.showers, events.geometry)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                factor = np.where(old > 0, values / old, 0.0)
-            showers = np.array(events.showers, dtype=np.float64)
-            for layer in range(events.geometry.n_layers):
-                showers[:, events.geometry.layer_slice(layer)] *= factor[:, layer : layer + 1]
-            return {"showers": showers.astype(np.float32), "refined_inputs": values}
-        return {"refined_inputs": values}
+        return ri.adapter(self.kind).refined(events, t.block, values)
 
     # ------------------------------------------------------------ persistence
     def save(self, folder: str | Path) -> Path:
@@ -350,7 +339,7 @@ def _fit(
     from showerforge.refine import nets
 
     geo = src.geometry
-    n_part = src.jets.n_particles if src.kind == "jets" else 0
+    n_part = src.n_particles
     columns: list[str] = []
     transforms = []
     for b in blocks:
@@ -369,15 +358,7 @@ def _fit(
     s["condition_mean"], s["condition_std"] = cmean.tolist(), cstd.tolist()
     s["condition_min"] = np.concatenate([c0, c1]).min(axis=0).tolist()
     s["condition_max"] = np.concatenate([c0, c1]).max(axis=0).tolist()
-    if src.kind == "jets":
-        missing = sorted(set(np.flatnonzero(c0.sum(axis=0))) - set(np.flatnonzero(c1.sum(axis=0))))
-        if missing:
-            from showerforge.data.jetnet import JET_TYPES
-
-            raise RefineError(
-                f"{tgt.path} [jet_type]: the source has jets of type {', '.join(JET_TYPES[i] for i in missing)} "
-                "that the target lacks; select matching types with FILE:TYPE"
-            )
+    ri.adapter(src.kind).check_conditions_covered(c0, c1, tgt)
     c0s, c1s = (((c - cmean) / cstd).astype(np.float32) for c in (c0, c1))
     if method in ("fm", "flow") and not s["epochs"]:
         # automatic length: 100 epochs, at least 4000 optimizer steps for small samples
@@ -480,22 +461,9 @@ def _warn_outside(ref: Refiner, ev: ri.Events, c: np.ndarray) -> None:
     if lo is None or hi is None or not len(c):
         return
     lo, hi = np.asarray(lo), np.asarray(hi)
-    if ref.kind == "showers":
-        outside = (c[:, 0] < lo[0] - 0.01) | (c[:, 0] > hi[0] + 0.01)
-        if outside.any():
-            warnings.warn(
-                f"{ev.path}: {int(outside.sum())} of {len(c)} events have incident energies outside the refiner's "
-                f"fitted range {np.exp(lo[0]):.4g}-{np.exp(hi[0]):.4g} GeV; it extrapolates there",
-                stacklevel=3,
-            )
-    else:
-        unseen = (c[:, hi < 0.5].sum(axis=1) > 0) if (hi < 0.5).any() else np.zeros(len(c), bool)
-        if unseen.any():
-            warnings.warn(
-                f"{ev.path}: {int(unseen.sum())} of {len(c)} jets are of a type the refiner was not fitted on; "
-                "it extrapolates there",
-                stacklevel=3,
-            )
+    message = ri.adapter(ref.kind).outside(c, lo, hi, ev)
+    if message:
+        warnings.warn(message, stacklevel=3)
 
 
 def _standardised_conditions(ref: Refiner, c: np.ndarray) -> np.ndarray:
@@ -589,17 +557,7 @@ def _write(path: Path, ref: Refiner, ev: ri.Events, result: dict[str, Any]) -> N
     with atomic_output(path) as tmp:
         attrs = {k: v for k, v in (ev.attrs or {}).items() if k not in ("format", "geometry", "showerforge_version")}
         attrs["refined_by"] = json.dumps(info)
-        if ev.kind == "showers":
-            from showerforge.data.calo import write_showers
-
-            assert ev.geometry is not None and ev.incident_mev is not None and ev.showers is not None
-            showers = result.get("showers", ev.showers)
-            write_showers(tmp, ev.incident_mev, showers, ev.geometry, attrs)
-        else:
-            from showerforge.data.jetnet import write_jets
-
-            jattrs = {k: v for k, v in attrs.items() if k not in ("jet_types", "settings", "seeds")}
-            write_jets(tmp, ev.jets, jattrs)
+        ri.adapter(ev.kind).write(tmp, ev, result, attrs)
         with h5py.File(tmp, "a") as h5:
             if "weights" in result:
                 ds = h5.create_dataset("weights", data=np.asarray(result["weights"], dtype=np.float64))

@@ -94,17 +94,16 @@ class Events:
     attrs: dict[str, Any] | None = None
 
     def __len__(self) -> int:
-        if self.kind == "showers":
-            assert self.showers is not None
-            return int(self.showers.shape[0])
-        return len(self.jets)
+        return adapter(self.kind).length(self)
 
     def describe(self) -> str:
         """``showers (geometry ds2)`` or ``jets``, for messages."""
-        if self.kind == "showers":
-            assert self.geometry is not None
-            return f"showers (geometry {self.geometry.name})"
-        return "jets"
+        return adapter(self.kind).describe(self)
+
+    @property
+    def n_particles(self) -> int:
+        """Constituent slots of jets (0 for showers)."""
+        return adapter(self.kind).n_particles(self)
 
 
 def load_events(path: str | Path, role: str = "input") -> Events:
@@ -238,33 +237,12 @@ def layer_energies(showers_mev: np.ndarray, geometry: Geometry) -> np.ndarray:
 
 def block_values(events: Events, block: str) -> np.ndarray:
     """Values of one block in physical units, shape (N, columns), float64."""
-    if events.kind == "showers":
-        assert events.showers is not None and events.geometry is not None and events.incident_mev is not None
-        if block == "shapes":
-            return shower_shapes(events.incident_mev, events.showers, events.geometry)
-        if block == "layers":
-            return layer_energies(events.showers, events.geometry)
-        if block == "voxels":
-            return np.asarray(events.showers, dtype=np.float64)
-    else:
-        jets = events.jets
-        if block == "jet":
-            return np.asarray(jets.jet_features[:, :3], dtype=np.float64)
-        if block == "particles":
-            pf = np.asarray(jets.particle_features[:, :, :3], dtype=np.float64)
-            return pf.reshape(len(pf), -1)
-    raise RefineInputError(f"{events.path}: {block!r} is not an input of {events.kind}")
+    return adapter(events.kind).block_values(events, block)
 
 
 def conditions(events: Events) -> np.ndarray:
     """Conditioning columns: log(E_inc / 1 GeV) for showers, the jet type one-hot for jets."""
-    if events.kind == "showers":
-        assert events.incident_mev is not None
-        return np.log(events.incident_mev / 1e3).reshape(-1, 1)
-    from showerforge.data.jetnet import JET_TYPES
-
-    t = np.asarray(events.jets.jet_type, dtype=np.int64)
-    return np.eye(len(JET_TYPES))[t]
+    return adapter(events.kind).conditions(events)
 
 
 def check_compatible(
@@ -284,21 +262,154 @@ def check_compatible(
         raise error(
             f"{events.path}: holds {events.describe()} but {against} holds {kind}; expected the same kind of events"
         )
-    if kind == "showers":
-        assert events.geometry is not None and geometry is not None
-        if not events.geometry.same_readout(geometry):
+    adapter(kind).check_readout(events, geometry, n_particles, against, error)
+
+
+class _Showers:
+    """What refine does with showers (``Events.kind == "showers"``)."""
+
+    def length(self, ev: Events) -> int:
+        assert ev.showers is not None
+        return int(ev.showers.shape[0])
+
+    def describe(self, ev: Events) -> str:
+        assert ev.geometry is not None
+        return f"showers (geometry {ev.geometry.name})"
+
+    def n_particles(self, ev: Events) -> int:
+        return 0
+
+    def block_values(self, ev: Events, block: str) -> np.ndarray:
+        assert ev.showers is not None and ev.geometry is not None and ev.incident_mev is not None
+        if block == "shapes":
+            return shower_shapes(ev.incident_mev, ev.showers, ev.geometry)
+        if block == "layers":
+            return layer_energies(ev.showers, ev.geometry)
+        if block == "voxels":
+            return np.asarray(ev.showers, dtype=np.float64)
+        raise RefineInputError(f"{ev.path}: {block!r} is not an input of showers")
+
+    def conditions(self, ev: Events) -> np.ndarray:
+        assert ev.incident_mev is not None
+        return np.log(ev.incident_mev / 1e3).reshape(-1, 1)
+
+    def check_readout(
+        self, ev: Events, geometry: Geometry | None, n_particles: int, against: str, error: type[UserError]
+    ) -> None:
+        assert ev.geometry is not None and geometry is not None
+        if not ev.geometry.same_readout(geometry):
             raise error(
-                f"{events.path} [geometry]: read out as {events.geometry.name!r} ({events.geometry.n_voxels} voxels) "
+                f"{ev.path} [geometry]: read out as {ev.geometry.name!r} ({ev.geometry.n_voxels} voxels) "
                 f"but {against} as {geometry.name!r} ({geometry.n_voxels} voxels); expected the same geometry"
             )
-    elif events.jets.n_particles != n_particles:
-        raise error(
-            f"{events.path} [particle_features]: {events.jets.n_particles} constituent slots but {against} has "
-            f"{n_particles}; expected the same"
+
+    def check_conditions_covered(self, c_source: np.ndarray, c_target: np.ndarray, target: Events) -> None:
+        pass
+
+    def outside(self, c: np.ndarray, lo: np.ndarray, hi: np.ndarray, ev: Events) -> str | None:
+        outside = (c[:, 0] < lo[0] - 0.01) | (c[:, 0] > hi[0] + 0.01)
+        if not outside.any():
+            return None
+        return (
+            f"{ev.path}: {int(outside.sum())} of {len(c)} events have incident energies outside the refiner's "
+            f"fitted range {np.exp(lo[0]):.4g}-{np.exp(hi[0]):.4g} GeV; it extrapolates there"
         )
+
+    def refined(self, ev: Events, block: str, values: np.ndarray) -> dict[str, np.ndarray]:
+        """Refined showers: voxels as they come, layers as one factor per layer on its voxels."""
+        if block == "voxels":
+            return {"showers": values.astype(np.float32)}
+        if block == "layers":
+            assert ev.geometry is not None and ev.showers is not None
+            old = layer_energies(ev.showers, ev.geometry)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                factor = np.where(old > 0, values / old, 0.0)
+            showers = np.array(ev.showers, dtype=np.float64)
+            for layer in range(ev.geometry.n_layers):
+                showers[:, ev.geometry.layer_slice(layer)] *= factor[:, layer : layer + 1]
+            return {"showers": showers.astype(np.float32), "refined_inputs": values}
+        return {"refined_inputs": values}
+
+    def write(self, path: Path, ev: Events, result: dict[str, Any], attrs: dict[str, Any]) -> None:
+        from showerforge.data.calo import write_showers
+
+        assert ev.geometry is not None and ev.incident_mev is not None and ev.showers is not None
+        write_showers(path, ev.incident_mev, result.get("showers", ev.showers), ev.geometry, attrs)
+
+
+class _Jets:
+    """What refine does with jets (``Events.kind == "jets"``)."""
+
+    def length(self, ev: Events) -> int:
+        return len(ev.jets)
+
+    def describe(self, ev: Events) -> str:
+        return "jets"
+
+    def n_particles(self, ev: Events) -> int:
+        return int(ev.jets.n_particles)
+
+    def block_values(self, ev: Events, block: str) -> np.ndarray:
+        if block == "jet":
+            return np.asarray(ev.jets.jet_features[:, :3], dtype=np.float64)
+        if block == "particles":
+            pf = np.asarray(ev.jets.particle_features[:, :, :3], dtype=np.float64)
+            return pf.reshape(len(pf), -1)
+        raise RefineInputError(f"{ev.path}: {block!r} is not an input of jets")
+
+    def conditions(self, ev: Events) -> np.ndarray:
+        from showerforge.data.jetnet import JET_TYPES
+
+        return np.eye(len(JET_TYPES))[np.asarray(ev.jets.jet_type, dtype=np.int64)]
+
+    def check_readout(
+        self, ev: Events, geometry: Geometry | None, n_particles: int, against: str, error: type[UserError]
+    ) -> None:
+        if ev.jets.n_particles != n_particles:
+            raise error(
+                f"{ev.path} [particle_features]: {ev.jets.n_particles} constituent slots but {against} has "
+                f"{n_particles}; expected the same"
+            )
+
+    def check_conditions_covered(self, c_source: np.ndarray, c_target: np.ndarray, target: Events) -> None:
+        missing = sorted(set(np.flatnonzero(c_source.sum(axis=0))) - set(np.flatnonzero(c_target.sum(axis=0))))
+        if missing:
+            from showerforge.data.jetnet import JET_TYPES
+
+            raise RefineInputError(
+                f"{target.path} [jet_type]: the source has jets of type {', '.join(JET_TYPES[i] for i in missing)} "
+                "that the target lacks; select matching types with FILE:TYPE"
+            )
+
+    def outside(self, c: np.ndarray, lo: np.ndarray, hi: np.ndarray, ev: Events) -> str | None:
+        unseen = (c[:, hi < 0.5].sum(axis=1) > 0) if (hi < 0.5).any() else np.zeros(len(c), bool)
+        if not unseen.any():
+            return None
+        return (
+            f"{ev.path}: {int(unseen.sum())} of {len(c)} jets are of a type the refiner was not fitted on; "
+            "it extrapolates there"
+        )
+
+    def refined(self, ev: Events, block: str, values: np.ndarray) -> dict[str, np.ndarray]:
+        return {"refined_inputs": values}
+
+    def write(self, path: Path, ev: Events, result: dict[str, Any], attrs: dict[str, Any]) -> None:
+        from showerforge.data.jetnet import write_jets
+
+        write_jets(path, ev.jets, {k: v for k, v in attrs.items() if k not in ("jet_types", "settings", "seeds")})
+
+
+_ADAPTERS: dict[str, Any] = {"showers": _Showers(), "jets": _Jets()}
+
+
+def adapter(kind: str) -> Any:
+    """What refine does with events of one of its kinds (``showers``, ``jets``)."""
+    try:
+        return _ADAPTERS[kind]
+    except KeyError:
+        raise RefineInputError(f"refine has no events of kind {kind!r}; it takes {' or '.join(_ADAPTERS)}") from None
 
 
 def check_pair(source: Events, target: Events) -> None:
     """Source and target must hold the same kind of events on the same readout."""
-    n_particles = source.jets.n_particles if source.kind == "jets" else 0
-    check_compatible(target, source.kind, source.geometry, n_particles, f"source {source.path}")
+    check_compatible(target, source.kind, source.geometry, source.n_particles, f"source {source.path}")
