@@ -111,12 +111,13 @@ def _analyses(suite: Suite, kind: DataKind) -> dict[str, Analysis]:
         if name not in ANALYSES:
             known = ", ".join(kind.default_analyses) or "none (add your own with modules = [...])"
             raise UserError(
-                f"{suite.path}: [analyses] use: unknown analysis {name!r}; built-ins for {kind.name}: {known}"
+                f"{suite.path}: [analyses] use: unknown analysis {name!r}; built-ins for {kind.noun}: {known}"
             )
         k, fn = ANALYSES[name]
         if k != kind.name:
             raise UserError(
-                f"{suite.path}: [analyses] use: {name!r} is a {k} analysis, the reference holds {kind.name}"
+                f"{suite.path}: [analyses] use: {name!r} is a {get_kind(k).noun} analysis, "
+                f"the reference holds {kind.noun}"
             )
         out[name] = fn
     for i, spec in enumerate(suite.modules):
@@ -188,7 +189,7 @@ def _resolve_candidate(spec: str, kind: DataKind, ref_spec: str) -> _Candidate:
     if p.is_file() and p.suffix in (".h5", ".hdf5"):
         ck = _kind_of(spec)
         if ck is not kind:
-            raise UserError(f"--candidate {spec}: holds {ck.name} data, the suite's reference holds {kind.name}")
+            raise UserError(f"--candidate {spec}: holds {ck.noun}, the suite's reference holds {kind.noun}")
         spec = kind.check_candidate(spec, ref_spec)
         return _Candidate(spec, _identity(spec, "candidate"))
     from showerforge.runs import file_sha256, read_checkpoint, resolve_model
@@ -202,7 +203,7 @@ def _resolve_candidate(spec: str, kind: DataKind, ref_spec: str) -> _Candidate:
         ) from None
     mkind = kind_of_checkpoint(meta)
     if mkind is not kind:
-        raise UserError(f"--candidate {spec}: a {mkind.name} model, the suite's reference holds {kind.name}")
+        raise UserError(f"--candidate {spec}: a model of {mkind.noun}, the suite's reference holds {kind.noun}")
     kind.check_model(spec, meta, ref_spec)
     identity = {
         "role": "candidate",
