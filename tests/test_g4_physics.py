@@ -165,6 +165,7 @@ def _cog_x0(run: dict[str, np.ndarray]) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ tests
 
 
+@pytest.mark.slow  # physics of Geant4 runs in ds2 at several energies: the module fixture takes minutes
 def test_provenance_and_shapes(g4runs):
     run = g4runs["e1"]
     assert run["showers"].shape == (N_EVENTS[1.0], DS2.n_voxels)
@@ -178,6 +179,7 @@ def test_provenance_and_shapes(g4runs):
     assert (run["showers"] >= 0).all()
 
 
+@pytest.mark.slow  # physics of Geant4 runs in ds2 at several energies: the module fixture takes minutes
 def test_sampling_fraction_constant(g4runs):
     sf = np.array([_sampling_fraction(g4runs[f"e{e:g}"]) for e in ENERGIES_GEV])
     print("sampling fraction", dict(zip(ENERGIES_GEV, np.round(100 * sf, 3))), "%")
@@ -188,6 +190,7 @@ def test_sampling_fraction_constant(g4runs):
     assert np.ptp(sf) / sf.mean() < 0.02, sf
 
 
+@pytest.mark.slow  # physics of Geant4 runs in ds2 at several energies: the module fixture takes minutes
 def test_resolution_improves_with_energy(g4runs):
     res = []
     for e in ENERGIES_GEV:
@@ -203,6 +206,7 @@ def test_resolution_improves_with_energy(g4runs):
     assert np.all((stoch > 0.06) & (stoch < 0.25)), stoch
 
 
+@pytest.mark.slow  # physics of Geant4 runs in ds2 at several energies: the module fixture takes minutes
 def test_longitudinal_cog_moves_with_log_energy(g4runs):
     cog = np.array([_cog_x0(g4runs[f"e{e:g}"]).mean() for e in ENERGIES_GEV])
     slope = np.polyfit(np.log10(ENERGIES_GEV), cog, 1)[0]
@@ -214,6 +218,7 @@ def test_longitudinal_cog_moves_with_log_energy(g4runs):
     assert 5.0 < cog[2] < 11.0, cog
 
 
+@pytest.mark.slow  # physics of Geant4 runs in ds2 at several energies: the module fixture takes minutes
 def test_containment_in_grid(g4runs):
     for e in ENERGIES_GEV:
         run = g4runs[f"e{e:g}"]
@@ -224,6 +229,7 @@ def test_containment_in_grid(g4runs):
         assert frac >= 0.98, (e, frac)
 
 
+@pytest.mark.slow  # physics of Geant4 runs in ds2 at several energies: the module fixture takes minutes
 def test_photons_shower_later_than_electrons(g4runs):
     cog_e = _cog_x0(g4runs["e3"])
     cog_g = _cog_x0(g4runs["g3"])
@@ -240,6 +246,7 @@ def test_photons_shower_later_than_electrons(g4runs):
     assert abs(sf_g / sf_e - 1) < 0.02, (sf_e, sf_g)
 
 
+@pytest.mark.slow  # physics of Geant4 runs in ds2 at several energies: the module fixture takes minutes
 def test_same_seed_same_bytes_across_processes(g4runs):
     a, b, c = g4runs["rep"], g4runs["rep_again"], g4runs["rep_other"]
     assert a["showers"].tobytes() == b["showers"].tobytes()
@@ -248,6 +255,7 @@ def test_same_seed_same_bytes_across_processes(g4runs):
     assert a["showers"].tobytes() != c["showers"].tobytes()
 
 
+@pytest.mark.slow  # physics of Geant4 runs in ds2 at several energies: the module fixture takes minutes
 def test_angular_bins_follow_geometry_convention(g4runs):
     L, A, R = DS2.shape
     alpha_edges = -np.pi + 2 * np.pi * np.arange(A + 1) / A

@@ -94,6 +94,7 @@ def _auc(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return r.auc.value, r.auc.error
 
 
+@pytest.mark.slow  # Geant4 photons in pbwo4 (or Pythia8 jets) and refiners trained on them: minutes
 def test_crystal_matrix_geant4_readout(g4: dict[str, Path]) -> None:
     inc, sh = _read(g4["a_fit"])
     assert sh.shape == (N // 2, 250) and np.all(sh >= 0) and np.all(np.isfinite(sh))
@@ -109,6 +110,7 @@ def test_crystal_matrix_geant4_readout(g4: dict[str, Path]) -> None:
     assert 0.15 < hi - lo < 0.6  # ln(9/2.5) X0 ~ 1.3 X0 ~ 0.5 layers of 2.6 X0
 
 
+@pytest.mark.slow  # a refiner trained to the floor on Geant4 photons: minutes
 @pytest.mark.parametrize("method", ["fm", "flow"])
 def test_affine_distortion_undone(g4: dict[str, Path], tmp_path: Path, method: str) -> None:
     ref = tmp_path / "ref"
@@ -152,6 +154,7 @@ def test_affine_distortion_undone(g4: dict[str, Path], tmp_path: Path, method: s
         assert info["method"] == method and info["inputs"] == ["layers"]
 
 
+@pytest.mark.slow  # Geant4 photons in pbwo4 (or Pythia8 jets) and refiners trained on them: minutes
 def test_reweight_corrects_a_scale_and_reports_ess(g4: dict[str, Path], tmp_path: Path) -> None:
     """A 1 % energy scale (E / E_inc resolves to 0.6 %: the samples overlap) is reweighted away;
     the 5 % scale with a depth drift leaves no overlap, and the effective sample size says so."""
@@ -190,6 +193,7 @@ def test_reweight_corrects_a_scale_and_reports_ess(g4: dict[str, Path], tmp_path
     assert res["ess_fraction"] < 0.2 or res["clipped_fraction"] > 0.2, res
 
 
+@pytest.mark.slow  # Geant4 photons in pbwo4 (or Pythia8 jets) and refiners trained on them: minutes
 def test_identical_source_and_target(g4: dict[str, Path], tmp_path: Path) -> None:
     ev = load_events(g4["a_fit"])
     fm = fit_refiner(ev, load_events(g4["tgt_fit"]), method="fm", inputs="layers", seed=1)
@@ -209,6 +213,7 @@ def test_identical_source_and_target(g4: dict[str, Path], tmp_path: Path) -> Non
     assert abs(w.mean() - 1) < 0.05 and w.std() < 0.15 and res["ess_fraction"] > 0.97
 
 
+@pytest.mark.slow  # Geant4 photons in pbwo4 (or Pythia8 jets) and refiners trained on them: minutes
 def test_voxel_refinement_is_non_negative_mev(g4: dict[str, Path], tmp_path: Path) -> None:
     """Source: Geant4 with a 5 % light-yield deficit and electronic noise; target: another Geant4 sample."""
     inc, sh = _read(g4["a_fit"])
@@ -234,6 +239,7 @@ def test_voxel_refinement_is_non_negative_mev(g4: dict[str, Path], tmp_path: Pat
 
 
 # ----------------------------------------------------------------------------- jets
+@pytest.mark.slow  # Geant4 photons in pbwo4 (or Pythia8 jets) and refiners trained on them: minutes
 def test_jets_fm_undoes_a_jet_energy_scale(tmp_path: Path) -> None:
     import showerforge as sf
     from showerforge.data.jetnet import read_jets, write_jets
@@ -264,6 +270,7 @@ def _run(*args: str) -> tuple[int, str, str]:
     return res.exit_code, res.stdout, res.stderr
 
 
+@pytest.mark.slow  # Geant4 photons in pbwo4 (or Pythia8 jets) and refiners trained on them: minutes
 def test_bad_inputs_one_line(g4: dict[str, Path], tmp_path: Path) -> None:
     from showerforge.data.jetnet import write_jets
 
