@@ -12,7 +12,6 @@ layer then leaves the voxel measure. Any other flip fails the test.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import h5py
@@ -72,18 +71,10 @@ def assert_parity(a, b, surrogate, order=None):
 
 
 @pytest.fixture(scope="module")
-def g4_file(tmp_path_factory):
-    """160 Geant4 e- showers, 1-5 GeV, in the `mini` calorimeter (one worker, about 6 s)."""
-    out = tmp_path_factory.mktemp("g4") / "mini.h5"
+def g4_file(simulated):
+    """160 Geant4 e- showers, 1-5 GeV, in the `mini` calorimeter (one worker, about 6 s; cached by conftest)."""
     args = ["simulate", "calo", "--geometry", "mini", "--energy", "1:5GeV", "--n", "160", "--seed", "4"]
-    proc = subprocess.run(
-        [*CLI, *args, "--workers", "1", "--shard-size", "160", "-o", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
+    return simulated(*args, "--workers", "1", "--shard-size", "160")
 
 
 @pytest.fixture(scope="module")

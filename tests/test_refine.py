@@ -11,8 +11,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -39,16 +38,6 @@ AUC_CFG = ClassifierConfig(
 )  # fmt: skip
 
 
-def _simulate(path: Path, seed: int, n: int = N) -> Path:
-    cmd = [
-        sys.executable, "-m", "showerforge", "simulate", "calo", "--geometry", "pbwo4", "--particle", "gamma",
-        "--energy", "2:10GeV", "--n", str(n), "--seed", str(seed), "--workers", "2", "--shard-size", "500",
-        "-o", str(path),
-    ]  # fmt: skip
-    subprocess.run(cmd, check=True, capture_output=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-    return path
-
-
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with open_showers(path) as f:
         inc, sh = f.read()
@@ -60,11 +49,19 @@ def _scaled(showers: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return out.reshape(len(showers), -1).astype(np.float32)
 
 
+def _photons(simulated: Callable[..., Path], seed: int) -> Path:
+    """N Geant4 photons, 2-10 GeV, in pbwo4 (made once per code version, see conftest.simulated)."""
+    return simulated(
+        "simulate", "calo", "--geometry", "pbwo4", "--particle", "gamma", "--energy", "2:10GeV",
+        "--n", N, "--seed", seed, "--workers", 2, "--shard-size", 500,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def g4(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def g4(tmp_path_factory: pytest.TempPathFactory, simulated: Callable[..., Path]) -> dict[str, Path]:
     """Two independent Geant4 samples, split into fit and held-out halves; the source halves distorted."""
     d = tmp_path_factory.mktemp("refine")
-    a, b = _simulate(d / "a.h5", 1), _simulate(d / "b.h5", 2)
+    a, b = _photons(simulated, 1), _photons(simulated, 2)
     (ia, sa), (ib, sb) = _read(a), _read(b)
     h = N // 2
     files = {
