@@ -53,11 +53,14 @@ def simulate_showers(
     keep_shards: bool = False,
     progress: bool = True,
     on_status: Callable[[str], None] | None = None,
+    points: bool = False,
+    threshold_mip: float = 0.5,
 ) -> Path:
     """Geant4 showers into a CaloChallenge-format file (``showerforge simulate calo``).
 
     Args:
-        geometry: preset (``ds2``, ``ds3``, ``mini``) or a JSON geometry file.
+        geometry: preset (``ds2``, ``ds3``, ``mini``, ``pbwo4``, ``ild-ecal``, ``ild-hcal``,
+            ``ild-ecal-hcal``) or a JSON geometry file.
         particle: ``e-``, ``e+`` or ``gamma``.
         energy: with units: ``"10GeV"``, ``"1,10,100GeV"``, ``"1:100GeV"``.
         n: showers.
@@ -68,6 +71,9 @@ def simulate_showers(
         shard_size, physics, cut_mm, sampling_fraction, scheduler, keep_shards: as on the command line.
         progress: progress bar (plain lines when not on a terminal).
         on_status: called with one-line status messages (what runs where, resume, merge).
+        points: write a point-cloud file (x, y in mm, layer, energy in MeV per point) of a
+            geometry with sub-cells (``ild-*``) instead of a cell file.
+        threshold_mip: cell readout threshold in MIPs (cell files of the ``ild-*`` geometries).
 
     Returns:
         The output path.
@@ -91,6 +97,8 @@ def simulate_showers(
         keep_shards=keep_shards,
         progress=progress,
         on_status=on_status,
+        points=points,
+        threshold_mip=threshold_mip,
     )
 
 

@@ -144,7 +144,11 @@ def simulate() -> None:
 
 @simulate.command("calo")
 @click.option(
-    "--geometry", "geometry", default="ds2", show_default=True, help="Preset (ds2, ds3, mini) or a JSON geometry file."
+    "--geometry",
+    "geometry",
+    default="ds2",
+    show_default=True,
+    help="Preset (ds2, ds3, mini, pbwo4, ild-ecal, ild-hcal, ild-ecal-hcal) or a JSON geometry file.",
 )
 @click.option(
     "--particle",
@@ -200,7 +204,20 @@ def simulate() -> None:
     "--sampling-fraction",
     type=click.FloatRange(0, 1, min_open=True),
     default=None,
-    help="Divide visible energy by this value (default: measured in this campaign).",
+    help="Divide visible energy by this value (default: measured in this campaign; ild-* keep visible MeV).",
+)
+@click.option(
+    "--points",
+    is_flag=True,
+    help="Write point clouds (x, y mm; layer; energy MeV per point: the non-empty sub-cells) instead of "
+    "cells; ild-* geometries.",
+)
+@click.option(
+    "--threshold-mip",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="Cell readout threshold in MIPs of each layer's sensor (cell files of the ild-* geometries).",
 )
 @_campaign_output_options("CaloChallenge")
 @friendly
@@ -216,16 +233,24 @@ def simulate_calo(
     physics: str,
     cut_mm: float,
     sampling_fraction: float | None,
+    points: bool,
+    threshold_mip: float,
     scheduler: str | None,
     keep_shards: bool,
     output: Path,
 ) -> None:
     """Simulate calorimeter showers with Geant4 into a CaloChallenge-format HDF5 file.
 
+    With --points (geometries ild-ecal, ild-hcal, ild-ecal-hcal) each shower is written as a
+    point cloud: the energy deposits summed on a grid finer than the cells (5 x 5 sub-cells per
+    ECal cell), one point (x, y in mm, layer, energy in MeV) per non-empty sub-cell.
+
     \b
     Example:
       showerforge simulate calo --geometry ds2 --particle e- --energy 1:100GeV \\
           --spectrum log-uniform --n 10000 --seed 7 --workers 2 -o electrons.h5
+      showerforge simulate calo --geometry ild-ecal --particle gamma --energy 10:90GeV \\
+          --spectrum uniform --n 1000 --points -o photons.h5
 
     Re-running the same command resumes an interrupted campaign.
     """
@@ -247,6 +272,8 @@ def simulate_calo(
         scheduler=scheduler,
         keep_shards=keep_shards,
         on_status=_status,
+        points=points,
+        threshold_mip=threshold_mip,
     )
     click.echo(f"wrote {output}")
 

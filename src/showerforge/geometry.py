@@ -14,7 +14,13 @@ Voxels are ordered (layer, angle, radius), radius fastest, as in the CaloChallen
 Angular bin ``a`` of ``n`` covers ``[-pi + 2 pi a / n, -pi + 2 pi (a + 1) / n)`` (radians).
 A crystal matrix is ordered (layer, row, column), column fastest: row ``j`` covers
 ``y`` in ``[(j - n/2) w, (j + 1 - n/2) w)``, column ``i`` the same in ``x`` (``w`` the width);
-its ``shape`` is (layers, rows, columns).
+its ``shape`` is (layers, rows, columns). A matrix layer may be divided into ``subcells`` x
+``subcells`` finer squares per cell: Geant4 then scores the finer grid, whose non-empty squares
+are the *points* of a point-cloud file (``simulate calo --points``); summed per cell they give
+the cell readout.
+
+A stack of several *sections* (``sections``: runs of identical layers, e.g. an ECal followed by
+an HCal, or an ECal whose absorbers thicken with depth) has one readout layer per physical layer.
 
 This module must not import torch.
 """
@@ -34,6 +40,8 @@ from showerforge.errors import UserError
 
 __all__ = [
     "ReadoutLayer",
+    "Section",
+    "MIP_MPV_MEV",
     "Geometry",
     "GeometryError",
     "PRESETS",
@@ -71,14 +79,22 @@ class ReadoutLayer:
         n_alpha: number of angular bins covering (-pi, pi]; for a crystal matrix the number of rows.
         crystal_mm: width of one crystal in mm; > 0 makes the layer a crystal matrix.
         n_crystals: crystals per side of the matrix (odd, so the beam hits the middle crystal).
+        subcells: finer squares per cell side that Geant4 scores for point clouds (1: none);
+            only for a cell matrix.
     """
 
     r_edges_mm: tuple[float, ...] = ()
     n_alpha: int = 1
     crystal_mm: float = 0.0
     n_crystals: int = 0
+    subcells: int = 1
 
     def __post_init__(self) -> None:
+        if int(self.subcells) < 1 or (int(self.subcells) > 1 and not (self.crystal_mm or self.n_crystals)):
+            raise GeometryError(
+                f"subcells={self.subcells}: must be >= 1, and > 1 only for a square cell matrix (crystal_mm, n_crystals)"
+            )
+        object.__setattr__(self, "subcells", int(self.subcells))
         if self.crystal_mm or self.n_crystals:
             n, w = int(self.n_crystals), float(self.crystal_mm)
             if not (w > 0 and n >= 1 and n % 2 == 1):
@@ -118,6 +134,60 @@ class ReadoutLayer:
         n = self.n_crystals
         return (np.arange(n) - (n - 1) / 2.0) * self.crystal_mm
 
+    @property
+    def fine_n(self) -> int:
+        """Fine squares per side of a cell matrix (``n_crystals * subcells``)."""
+        return self.n_crystals * self.subcells
+
+    @property
+    def fine_mm(self) -> float:
+        """Width of one fine square in mm (``crystal_mm / subcells``)."""
+        return self.crystal_mm / self.subcells
+
+
+# Most probable energy loss (MeV) of a minimum-ionising particle (beta gamma = 3.6) crossing one
+# sensor at normal incidence: Landau-Vavilov-Bichsel, PDG Review "Passage of particles through
+# matter", eq. 34.12 (j = 0.200), with the Sternheimer density-effect parameters of the PDG tables.
+# Silicon 0.525 mm: xi = 0.0101 MeV, delta = 0.42 -> 0.143 MeV (Bichsel's 0.29 keV/um x 525 um gives
+# 0.152 MeV); polystyrene scintillator 3 mm: xi = 0.0283 MeV, delta = 0.67 -> 0.475 MeV.
+MIP_MPV_MEV: dict[tuple[str, float], float] = {("G4_Si", 0.525): 0.143, ("G4_POLYSTYRENE", 3.0): 0.475}
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of ``n_layers`` identical physical layers: an absorber slab, then a sensor slab.
+
+    Args:
+        n_layers: physical layers in this section.
+        absorber, sensor: Geant4 NIST material names.
+        absorber_mm, sensor_mm: slab thicknesses in mm (absorber 0: homogeneous).
+        name: a label (``ecal``, ``hcal``).
+        mip_mev: most probable energy (MeV) of a MIP in one sensor, the unit of the readout
+            threshold (``MIP_MPV_MEV``); None: no threshold applies.
+    """
+
+    n_layers: int
+    absorber: str
+    absorber_mm: float
+    sensor: str
+    sensor_mm: float
+    name: str = ""
+    mip_mev: float | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.n_layers) < 1 or self.absorber_mm < 0 or self.sensor_mm <= 0:
+            raise GeometryError(
+                f"section {self.name or '?'}: needs n_layers >= 1, absorber_mm >= 0 and sensor_mm > 0, got "
+                f"{self.n_layers}, {self.absorber_mm}, {self.sensor_mm}"
+            )
+        if self.mip_mev is not None and not self.mip_mev > 0:
+            raise GeometryError(f"section {self.name or '?'}: mip_mev must be > 0 MeV, got {self.mip_mev}")
+
+    @property
+    def pitch_mm(self) -> float:
+        """Depth of one physical layer (absorber + sensor) in mm."""
+        return float(self.absorber_mm + self.sensor_mm)
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -134,6 +204,9 @@ class Geometry:
             files store showers divided by it, as the CaloChallenge files do.
         transverse_size_mm: transverse half-size of the calorimeter slabs, mm.
         particle_pid: PDG id from a CaloChallenge binning file, informational.
+        sections: the stack as runs of identical layers (:class:`Section`), front to back; when
+            given, the single-stack fields above describe the first section, and every physical
+            layer is one readout layer.
     """
 
     name: str
@@ -146,6 +219,7 @@ class Geometry:
     sampling_fraction: float | None = None
     transverse_size_mm: float = 500.0
     particle_pid: int | None = None
+    sections: tuple[Section, ...] = ()
     _offsets: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +227,21 @@ class Geometry:
         object.__setattr__(self, "readout", layers)
         if not layers:
             raise GeometryError(f"geometry {self.name!r}: needs at least one readout layer")
+        if self.sections:
+            secs = tuple(sec if isinstance(sec, Section) else Section(**sec) for sec in self.sections)
+            object.__setattr__(self, "sections", secs)
+            n_phys = sum(int(sec.n_layers) for sec in secs)
+            if n_phys != len(layers):
+                raise GeometryError(
+                    f"geometry {self.name!r}: its sections have {n_phys} layers but the readout has {len(layers)}; "
+                    "a sectioned stack reads out every physical layer"
+                )
+            first = secs[0]
+            object.__setattr__(self, "n_physical_layers", n_phys)
+            object.__setattr__(self, "absorber", first.absorber)
+            object.__setattr__(self, "absorber_mm", float(first.absorber_mm))
+            object.__setattr__(self, "sensor", first.sensor)
+            object.__setattr__(self, "sensor_mm", float(first.sensor_mm))
         if self.n_physical_layers is not None:
             if self.n_physical_layers < 1 or self.n_physical_layers % len(layers):
                 raise GeometryError(
@@ -213,6 +302,70 @@ class Geometry:
     def has_stack(self) -> bool:
         """True when the geometry describes materials, so Geant4 can simulate it."""
         return self.absorber is not None and self.sensor is not None and self.n_physical_layers is not None
+
+    @property
+    def stack(self) -> tuple[Section, ...]:
+        """The physical stack as sections (a single-stack geometry is one section)."""
+        if self.sections:
+            return self.sections
+        if not self.has_stack:
+            raise GeometryError(f"geometry {self.name!r} has no physical stack")
+        return (
+            Section(
+                int(self.n_physical_layers or 0), str(self.absorber), self.absorber_mm, str(self.sensor), self.sensor_mm
+            ),
+        )
+
+    def physical_section(self) -> np.ndarray:
+        """Section index of each physical layer, shape (n_physical_layers,)."""
+        return np.repeat(np.arange(len(self.stack)), [sec.n_layers for sec in self.stack])
+
+    def sensor_z_mm(self) -> np.ndarray:
+        """Depth (mm from the front face) of the centre of each readout layer's sensors, shape (n_layers,).
+
+        A readout layer grouping several physical layers gets the mean of their sensor centres."""
+        z, centres = 0.0, []
+        for sec in self.stack:
+            for _ in range(sec.n_layers):
+                centres.append(z + sec.absorber_mm + 0.5 * sec.sensor_mm)
+                z += sec.pitch_mm
+        return np.asarray(centres).reshape(self.n_layers, -1).mean(axis=1)
+
+    def layer_mip_mev(self) -> np.ndarray:
+        """MIP energy (MeV) of each readout layer's sensor, NaN where the section states none."""
+        per_phys = np.asarray([np.nan if sec.mip_mev is None else sec.mip_mev for sec in self.stack])
+        return per_phys[self.physical_section()].reshape(self.n_layers, -1)[:, 0]
+
+    def describe_stack(self) -> str:
+        """One line: ``20 x (2.1 mm G4_W + 0.525 mm G4_Si) + 10 x (...)`` or ``unknown (readout only)``."""
+        if not self.has_stack:
+            return "unknown (readout only)"
+        return " + ".join(
+            f"{sec.n_layers} x ({sec.absorber_mm:g} mm {sec.absorber} + {sec.sensor_mm:g} mm {sec.sensor})"
+            for sec in self.stack
+        )
+
+    def describe_readout(self) -> str:
+        """One line: layers and bins, cells and sub-cells."""
+        parts, i = [], 0
+        while i < self.n_layers:
+            lay, j = self.readout[i], i
+            while j < self.n_layers and self.readout[j] == lay:
+                j += 1
+            if lay.is_crystal:
+                sub = f", {lay.subcells} x {lay.subcells} sub-cells each" if lay.subcells > 1 else ""
+                parts.append(
+                    f"{j - i} layers x {lay.n_crystals} x {lay.n_crystals} cells of {lay.crystal_mm:g} mm{sub}"
+                )
+            else:
+                parts.append(f"{j - i} layers x {lay.n_alpha} angular x {lay.n_radial} radial bins")
+            i = j
+        return " + ".join(parts)
+
+    @property
+    def has_subcells(self) -> bool:
+        """True when Geant4 scores a grid finer than the cells (point clouds can be simulated)."""
+        return any(layer.subcells > 1 for layer in self.readout)
 
     # ----------------------------------------------------------- coordinates
     def voxel_layer(self) -> np.ndarray:
@@ -278,7 +431,9 @@ class Geometry:
     # ------------------------------------------------------------- materials
     @property
     def layer_thickness_mm(self) -> float:
-        """Depth of one readout layer in mm."""
+        """Depth of one readout layer in mm (a single stack; sections: see :meth:`sensor_z_mm`)."""
+        if len(self.sections) > 1:
+            raise GeometryError(f"geometry {self.name!r} has sections of different depths: no single layer thickness")
         return self.physical_per_readout * (self.absorber_mm + self.sensor_mm)
 
     def radiation_lengths_per_layer(self) -> float:
@@ -315,6 +470,7 @@ class Geometry:
         d.pop("_offsets", None)
         d["readout"] = [
             {"crystal_mm": layer.crystal_mm, "n_crystals": layer.n_crystals}
+            | ({"subcells": layer.subcells} if layer.subcells > 1 else {})
             if layer.is_crystal
             else {"r_edges_mm": list(layer.r_edges_mm), "n_alpha": layer.n_alpha}
             for layer in self.readout
@@ -322,6 +478,10 @@ class Geometry:
         # compress a regular readout to one entry plus a count
         if all(layer == self.readout[0] for layer in self.readout):
             d["readout"] = {"repeat": self.n_layers, "layer": d["readout"][0]}
+        if not self.sections:
+            d.pop("sections", None)  # single-stack files keep the same JSON as before
+        else:
+            d["sections"] = [asdict(sec) for sec in self.sections]
         return d
 
     @classmethod
@@ -422,6 +582,31 @@ PRESETS: dict[str, Geometry] = {
         transverse_size_mm=200.0,
     ),
 }
+
+# ILD-like highly granular calorimeters (sources in docs/geometries.md): the ECal of the ILD
+# detector (Si-W, as in the CaloClouds samples) and an AHCAL-like steel-scintillator HCal.
+_ILD_ECAL = (
+    Section(20, "G4_W", 2.1, "G4_Si", 0.525, "ecal-front", MIP_MPV_MEV[("G4_Si", 0.525)]),
+    Section(10, "G4_W", 4.2, "G4_Si", 0.525, "ecal-back", MIP_MPV_MEV[("G4_Si", 0.525)]),
+)
+_ILD_HCAL = (Section(48, "G4_Fe", 17.0, "G4_POLYSTYRENE", 3.0, "hcal", MIP_MPV_MEV[("G4_POLYSTYRENE", 3.0)]),)
+_ECAL_CELLS = ReadoutLayer(crystal_mm=5.09, n_crystals=31, subcells=5)  # 5 x 5 points per cell (CaloClouds)
+_HCAL_TILES = ReadoutLayer(crystal_mm=30.0, n_crystals=31, subcells=3)
+PRESETS.update(
+    {
+        # 30 Si-W layers, 31 x 31 cells of 5.09 mm around the impact point, 5 x 5 sub-cells per cell
+        "ild-ecal": Geometry("ild-ecal", (_ECAL_CELLS,) * 30, transverse_size_mm=250.0, sections=_ILD_ECAL),
+        # 48 steel-scintillator layers, 31 x 31 tiles of 30 mm, 3 x 3 sub-cells per tile
+        "ild-hcal": Geometry("ild-hcal", (_HCAL_TILES,) * 48, transverse_size_mm=600.0, sections=_ILD_HCAL),
+        # the ECal directly followed by the HCal
+        "ild-ecal-hcal": Geometry(
+            "ild-ecal-hcal",
+            (_ECAL_CELLS,) * 30 + (_HCAL_TILES,) * 48,
+            transverse_size_mm=600.0,
+            sections=_ILD_ECAL + _ILD_HCAL,
+        ),
+    }
+)
 
 
 def get_geometry(spec: str | Path | Geometry) -> Geometry:

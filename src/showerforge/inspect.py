@@ -9,7 +9,14 @@ from typing import Any
 from showerforge.data.calo import ValidationReport, open_showers, validate_file
 from showerforge.geometry import Geometry
 
-__all__ = ["inspect_file", "format_inspection", "inspect_jet_file", "format_jet_inspection"]
+__all__ = [
+    "inspect_file",
+    "format_inspection",
+    "inspect_jet_file",
+    "format_jet_inspection",
+    "inspect_points_file",
+    "format_points_inspection",
+]
 
 _SHOWN_ATTRS = (
     "particle",
@@ -46,16 +53,8 @@ def inspect_file(path: str | Path, geometry: Geometry | str | None = None, chunk
         "n_voxels": rep.n_voxels,
         "geometry": geo.name,
         "geometry_source": rep.geometry_source,
-        "readout": (
-            f"{geo.shape[0]} layers x {geo.shape[1]} angular x {geo.shape[2]} radial bins"
-            if geo.is_regular
-            else f"{geo.n_layers} layers, irregular binning"
-        ),
-        "stack": (
-            f"{geo.n_physical_layers} x ({geo.absorber_mm} mm {geo.absorber} + {geo.sensor_mm} mm {geo.sensor})"
-            if geo.has_stack
-            else "unknown (readout only)"
-        ),
+        "readout": geo.describe_readout(),
+        "stack": geo.describe_stack(),
         "attributes": attrs,
         "stats": rep.stats,
         "errors": rep.errors,
@@ -157,6 +156,76 @@ def format_jet_inspection(desc: dict[str, Any]) -> str:
     for key in ("generator", "model"):
         if desc.get(key):
             lines.append(f"{key:<11} {desc[key]}")
+    for e in desc.get("errors", []):
+        lines.append(f"ERROR: {e}")
+    lines.append("checks      " + ("passed" if desc["ok"] else f"FAILED ({len(desc['errors'])} problems)"))
+    return "\n".join(lines)
+
+
+def inspect_points_file(path: str | Path) -> dict[str, Any]:
+    """Read and check a point-cloud file: points per shower, visible energy, layers, provenance.
+
+    Raises:
+        PointsFileError: when the file does not follow the point-cloud layout (one line).
+    """
+    import numpy as np
+
+    from showerforge.data.points import points_to_cells, read_points
+
+    clouds = read_points(path)
+    geo = clouds.geometry
+    n = len(clouds)
+    npts = clouds.num_points
+    vis = clouds.visible_mev()
+    inc = clouds.incident_mev
+    desc: dict[str, Any] = {
+        "file": str(path),
+        "ok": n > 0,
+        "errors": [] if n else ["0 showers: the file is empty; expected at least one shower"],
+        "format": "points",
+        "n_showers": n,
+        "n_points": int(npts.sum()),
+        "points_per_shower": [
+            float(npts.mean()) if n else 0.0,
+            int(npts.min()) if n else 0,
+            int(npts.max()) if n else 0,
+        ],
+        "incident_energy_mev": [float(inc.min()), float(inc.max())] if n else [None, None],
+        "visible_over_incident": [float(np.mean(vis / inc)), float(np.std(vis / inc))] if n else [None, None],
+        "geometry": geo.name if geo is not None else None,
+        "readout": geo.describe_readout() if geo is not None else "unknown (no geometry attribute)",
+        "stack": geo.describe_stack() if geo is not None else "unknown",
+        "attributes": {k: _plain(clouds.attrs[k]) for k in _SHOWN_ATTRS if k in clouds.attrs},
+    }
+    if geo is not None and geo.is_crystal and n:
+        cells = points_to_cells(clouds, geo, where=str(path))
+        hits = np.bincount(cells.event, minlength=n)
+        desc["cells_above_threshold"] = [float(hits.mean()), int(hits.min()), int(hits.max())]
+        desc["threshold_mev"] = sorted({round(float(t), 6) for t in cells.threshold_mev})
+    return desc
+
+
+def format_points_inspection(desc: dict[str, Any]) -> str:
+    """Plain-text rendering of :func:`inspect_points_file` output."""
+    mean, lo, hi = desc["points_per_shower"]
+    lines = [
+        f"file        {desc['file']}",
+        f"showers     {desc['n_showers']} point clouds, {desc['n_points']} points (x, y mm; layer; energy MeV)",
+        f"points      {mean:.1f} per shower (min {lo}, max {hi})",
+        f"geometry    {desc['geometry']}: {desc['readout']}",
+        f"stack       {desc['stack']}",
+    ]
+    e_lo, e_hi = desc["incident_energy_mev"]
+    if e_lo is not None:
+        m, sd = desc["visible_over_incident"]
+        lines.append(f"E_inc       {e_lo / 1e3:.4g} - {e_hi / 1e3:.4g} GeV")
+        lines.append(f"E_vis/E_inc {m:.5f} +- {sd:.5f} (mean +- std; visible energy in the sensors)")
+    if "cells_above_threshold" in desc:
+        cm, clo, chi = desc["cells_above_threshold"]
+        thr = ", ".join(f"{t:g}" for t in desc["threshold_mev"])
+        lines.append(f"cells       {cm:.1f} above threshold per shower (min {clo}, max {chi}; threshold {thr} MeV)")
+    for k, v in desc["attributes"].items():
+        lines.append(f"{k:<11} {v}")
     for e in desc.get("errors", []):
         lines.append(f"ERROR: {e}")
     lines.append("checks      " + ("passed" if desc["ok"] else f"FAILED ({len(desc['errors'])} problems)"))

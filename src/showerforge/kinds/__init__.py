@@ -19,6 +19,7 @@ from typing import Any
 
 from showerforge.errors import UserError
 from showerforge.kinds.base import DataKind, GenerationRequest
+from showerforge.kinds.calo_points import CaloPoints
 from showerforge.kinds.calo_voxels import CaloVoxels
 from showerforge.kinds.jet_set import JetSet
 
@@ -145,5 +146,5 @@ def load(name_or_path: str | os.PathLike[str], device: Any = "cpu") -> Any:
     return kind_of_checkpoint(read_checkpoint(path)).load(path, device)
 
 
-for _kind in (CaloVoxels(), JetSet()):
+for _kind in (CaloVoxels(), JetSet(), CaloPoints()):
     register_kind(_kind)

@@ -5,9 +5,14 @@ A :class:`~showerforge.geometry.Geometry` is built in Geant4 as ``n_physical_lay
 ``G4_Galactic`` world. The calorimeter front face is at ``z = 0``; the beam goes along +z.
 
 Scoring runs in C++ (no Python call per step): each sensor slab holds a cylinder of the readout
-radius (last radial edge), replicated in phi (``n_alpha``) and then in rho (``n_radial``);
-a ``G4MultiFunctionalDetector`` with ``G4PSEnergyDeposit3D`` scores the cells, two more score
-the sensor outside the cylinder and the absorbers. Python reads the hit maps once per event.
+radius (last radial edge), replicated in phi (``n_alpha``) and then in rho (``n_radial``), or a
+box of the cell matrix replicated in x and y; a ``G4MultiFunctionalDetector`` with
+``G4PSEnergyDeposit3D`` scores the cells, two more score the sensor outside the readout and the
+absorbers. A geometry of several sections (ECal + HCal) builds each section's slabs and readout
+on its own and places them one after the other. Where the cells are divided into ``subcells``,
+the replicas are the fine squares: their non-empty squares are the shower's points (kept sparse),
+and a second primitive sums each sensor layer in C++, an independent check of the points' sum.
+Python reads the hit maps once per event.
 
 Geant4 holds one state per process: a process builds one geometry and simulates one shard
 (:func:`simulate_showers` may be called again in the same process only with the same geometry
@@ -67,6 +72,11 @@ class ShowerBatch:
         absorber_mev: (N,) energy deposited in the absorbers.
         incident_mev: (N,) kinetic energy of the primary.
         provenance: Geant4 version, physics list, data sets, production cut, seed, ...
+        hits: for a geometry with ``subcells``: the non-empty fine squares, flat, sorted by
+            (event, layer, row, column): ``offsets`` (N + 1,), ``layer``, ``row``, ``col`` (int),
+            ``mev`` (float32 visible energy); else None.
+        layer_mev: (N, n_physical_layers) visible energy of each sensor layer's fine grid, summed
+            by Geant4 (C++), for a geometry with ``subcells``; else None.
     """
 
     showers: np.ndarray
@@ -74,6 +84,8 @@ class ShowerBatch:
     absorber_mev: np.ndarray
     incident_mev: np.ndarray
     provenance: dict[str, Any] = field(default_factory=dict)
+    hits: dict[str, np.ndarray] | None = None
+    layer_mev: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.showers.shape[0])
@@ -131,36 +143,66 @@ def quiet_stdout(enabled: bool = True):
         os.close(devnull)
 
 
-def _check_geometry(geometry: Geometry) -> tuple[int, int, float]:
+def _check_geometry(geometry: Geometry) -> list[dict[str, Any]]:
+    """The readout of each section: ``first`` physical layer, ``n`` layers, ``n_alpha``, ``n_r``,
+    ``dr`` (bin width or fine square, mm), ``crystal``, ``fine``, ``section``."""
     if not geometry.has_stack:
         raise GeometryError(
             f"geometry {geometry.name!r} has no physical stack (materials/thicknesses): cannot simulate"
         )
-    if not geometry.is_regular:
+    if not geometry.sections and not geometry.is_regular:
         raise GeometryError(
             f"geometry {geometry.name!r}: Geant4 simulation needs a regular readout (same binning in every layer)"
         )
-    _n_layers, n_alpha, n_r = geometry.shape
-    if geometry.is_crystal:
-        width = geometry.readout[0].crystal_mm
-        if 0.5 * n_r * width > geometry.transverse_size_mm:
+    layouts, first = [], 0
+    ppr = geometry.physical_per_readout
+    for si, sec in enumerate(geometry.stack):
+        ro = geometry.readout[first // ppr]
+        if any(geometry.readout[j // ppr] != ro for j in range(first, first + sec.n_layers)):
             raise GeometryError(
-                f"geometry {geometry.name!r}: the crystal matrix ({n_r} x {width} mm) is wider than the slabs "
-                f"(half-size {geometry.transverse_size_mm} mm)"
+                f"geometry {geometry.name!r}: section {sec.name or si} needs the same readout in all its layers"
             )
-        return n_alpha, n_r, width
-    edges = np.asarray(geometry.readout[0].r_edges_mm)
-    dr = float(edges[1] - edges[0])
-    if edges[0] != 0.0 or not np.allclose(np.diff(edges), dr, rtol=1e-6, atol=1e-9):
-        raise GeometryError(
-            f"geometry {geometry.name!r}: Geant4 readout needs uniform radial bins starting at 0, got {tuple(edges)}"
+        if ro.is_crystal:
+            width = ro.crystal_mm
+            if 0.5 * ro.n_crystals * width > geometry.transverse_size_mm:
+                raise GeometryError(
+                    f"geometry {geometry.name!r}: the cell matrix ({ro.n_crystals} x {width} mm) is wider than the "
+                    f"slabs (half-size {geometry.transverse_size_mm} mm)"
+                )
+            n_alpha = n_r = ro.fine_n
+            dr = ro.fine_mm
+        elif geometry.sections:
+            raise GeometryError(
+                f"geometry {geometry.name!r}: a stack of sections is read out by square cells (crystal_mm, n_crystals)"
+            )
+        else:
+            n_alpha = ro.n_alpha
+            n_r = ro.n_radial
+            edges = np.asarray(ro.r_edges_mm)
+            dr = float(edges[1] - edges[0])
+            if edges[0] != 0.0 or not np.allclose(np.diff(edges), dr, rtol=1e-6, atol=1e-9):
+                raise GeometryError(
+                    f"geometry {geometry.name!r}: Geant4 readout needs uniform radial bins starting at 0, got {tuple(edges)}"
+                )
+            if edges[-1] > geometry.transverse_size_mm:
+                raise GeometryError(
+                    f"geometry {geometry.name!r}: readout radius {edges[-1]} mm exceeds the slab half-size "
+                    f"{geometry.transverse_size_mm} mm"
+                )
+        layouts.append(
+            {
+                "first": first,
+                "n": sec.n_layers,
+                "n_alpha": n_alpha,
+                "n_r": n_r,
+                "dr": dr,
+                "crystal": ro.is_crystal,
+                "fine": ro.subcells > 1 or bool(geometry.sections),
+                "section": sec,
+            }
         )
-    if edges[-1] > geometry.transverse_size_mm:
-        raise GeometryError(
-            f"geometry {geometry.name!r}: readout radius {edges[-1]} mm exceeds the slab half-size "
-            f"{geometry.transverse_size_mm} mm"
-        )
-    return n_alpha, n_r, dr
+        first += sec.n_layers
+    return layouts
 
 
 def _check_physics_data(physics: str, data_info: dict[str, str]) -> None:
@@ -254,128 +296,128 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
     _check_physics_data(physics, data_info)
     import geant4_pybind as g4
 
-    n_alpha, n_r, dr = _check_geometry(geometry)
+    layouts = _check_geometry(geometry)
     n_phys = int(geometry.n_physical_layers or 0)
     mm = g4.mm
-    pitch = geometry.absorber_mm + geometry.sensor_mm
-    total = n_phys * pitch
+    total = sum(sec.n_layers * sec.pitch_mm for sec in geometry.stack)
     half_xy = geometry.transverse_size_mm
-    radius = n_r * dr
     keep: list[Any] = []  # Python references to every Geant4 object we create
+
+    def readout_tree(tag: str, lay: dict[str, Any], sen_mat: Any, hz: float) -> Any:
+        """The readout inside one sensor slab: (mother logical, logical of the scored cells)."""
+        n_alpha, n_r, dr = lay["n_alpha"], lay["n_r"], lay["dr"]
+        if lay["crystal"]:
+            # cell matrix: a box replicated in x (columns), each column in y (rows);
+            # copies run from -x to +x (and -y to +y), so depth 0 is the row, depth 1 the column
+            half = 0.5 * n_r * dr * mm
+            cyl_s = g4.G4Box("Readout" + tag, half, half, hz)
+            cyl_l = g4.G4LogicalVolume(cyl_s, sen_mat, "Readout" + tag)
+            phi_s = g4.G4Box("Column" + tag, 0.5 * dr * mm, half, hz)
+            phi_l = g4.G4LogicalVolume(phi_s, sen_mat, "Column" + tag)
+            rho_s = g4.G4Box("Crystal" + tag, 0.5 * dr * mm, 0.5 * dr * mm, hz)
+            rho_l = g4.G4LogicalVolume(rho_s, sen_mat, "Crystal" + tag)
+            phi_p = g4.G4PVReplica("Column" + tag, phi_l, cyl_l, g4.kXAxis, n_r, dr * mm, 0.0)
+            rho_p = g4.G4PVReplica("Crystal" + tag, rho_l, phi_l, g4.kYAxis, n_alpha, dr * mm, 0.0)
+        else:
+            radius = n_r * dr
+            cyl_s = g4.G4Tubs("Readout" + tag, 0.0, radius * mm, hz, 0.0, 2 * math.pi)
+            cyl_l = g4.G4LogicalVolume(cyl_s, sen_mat, "Readout" + tag)
+            dphi = 2 * math.pi / n_alpha
+            # phi replicas: copy a spans [-pi + a dphi, -pi + (a+1) dphi) when the cell solid is
+            # centred on its local x axis (Geant4 rotates copy a to offset + (a + 1/2) width)
+            phi_s = g4.G4Tubs("PhiCell" + tag, 0.0, radius * mm, hz, -0.5 * dphi, dphi)
+            phi_l = g4.G4LogicalVolume(phi_s, sen_mat, "PhiCell" + tag)
+            rho_s = g4.G4Tubs("RhoCell" + tag, 0.0, dr * mm, hz, -0.5 * dphi, dphi)
+            rho_l = g4.G4LogicalVolume(rho_s, sen_mat, "RhoCell" + tag)
+            phi_p = g4.G4PVReplica("PhiCell" + tag, phi_l, cyl_l, g4.kPhi, n_alpha, dphi, -math.pi)
+            rho_p = g4.G4PVReplica("RhoCell" + tag, rho_l, phi_l, g4.kRho, n_r, dr * mm, 0.0)
+        keep.extend([cyl_s, cyl_l, phi_s, phi_l, rho_s, rho_l, phi_p, rho_p])
+        return cyl_l, rho_l
 
     class Detector(g4.G4VUserDetectorConstruction):
         def Construct(self):  # noqa: N802 (Geant4 API)
             nist = g4.G4NistManager.Instance()
-            names = {"world": "G4_Galactic", "abs": geometry.absorber, "sen": geometry.sensor}
-            mats = {}
-            for key, name in names.items():
+
+            def material(name: str) -> Any:
                 mat = nist.FindOrBuildMaterial(name)
                 if mat is None:
                     raise GeometryError(f"geometry {geometry.name!r}: unknown Geant4 NIST material {name!r}")
-                mats[key] = mat
+                return mat
+
             world_s = g4.G4Box("World", (half_xy + 10) * mm, (half_xy + 10) * mm, (total + 10) * mm)
-            world_l = g4.G4LogicalVolume(world_s, mats["world"], "World")
+            world_l = g4.G4LogicalVolume(world_s, material("G4_Galactic"), "World")
             world_p = g4.G4PVPlacement(None, g4.G4ThreeVector(), world_l, "World", None, False, 0, False)
-            # a homogeneous calorimeter (absorber 0 mm) keeps an unplaced absorber volume
-            abs_s = g4.G4Box("Absorber", half_xy * mm, half_xy * mm, max(0.5 * geometry.absorber_mm, 1e-3) * mm)
-            abs_l = g4.G4LogicalVolume(abs_s, mats["abs"], "Absorber")
-            sen_s = g4.G4Box("Sensor", half_xy * mm, half_xy * mm, 0.5 * geometry.sensor_mm * mm)
-            sen_l = g4.G4LogicalVolume(sen_s, mats["sen"], "Sensor")
-            hz = 0.5 * geometry.sensor_mm * mm
-            if geometry.is_crystal:
-                # crystal matrix: a box replicated in x (columns), each column in y (rows);
-                # copies run from -x to +x (and -y to +y), so depth 0 is the row, depth 1 the column
-                half = 0.5 * n_r * dr * mm
-                cyl_s = g4.G4Box("Readout", half, half, hz)
-                cyl_l = g4.G4LogicalVolume(cyl_s, mats["sen"], "Readout")
-                phi_s = g4.G4Box("Column", 0.5 * dr * mm, half, hz)
-                phi_l = g4.G4LogicalVolume(phi_s, mats["sen"], "Column")
-                rho_s = g4.G4Box("Crystal", 0.5 * dr * mm, 0.5 * dr * mm, hz)
-                rho_l = g4.G4LogicalVolume(rho_s, mats["sen"], "Crystal")
-                phi_p = g4.G4PVReplica("Column", phi_l, cyl_l, g4.kXAxis, n_r, dr * mm, 0.0)
-                rho_p = g4.G4PVReplica("Crystal", rho_l, phi_l, g4.kYAxis, n_alpha, dr * mm, 0.0)
-            else:
-                cyl_s = g4.G4Tubs("Readout", 0.0, radius * mm, hz, 0.0, 2 * math.pi)
-                cyl_l = g4.G4LogicalVolume(cyl_s, mats["sen"], "Readout")
-                dphi = 2 * math.pi / n_alpha
-                # phi replicas: copy a spans [-pi + a dphi, -pi + (a+1) dphi) when the cell solid is
-                # centred on its local x axis (Geant4 rotates copy a to offset + (a + 1/2) width)
-                phi_s = g4.G4Tubs("PhiCell", 0.0, radius * mm, hz, -0.5 * dphi, dphi)
-                phi_l = g4.G4LogicalVolume(phi_s, mats["sen"], "PhiCell")
-                rho_s = g4.G4Tubs("RhoCell", 0.0, dr * mm, hz, -0.5 * dphi, dphi)
-                rho_l = g4.G4LogicalVolume(rho_s, mats["sen"], "RhoCell")
-                phi_p = g4.G4PVReplica("PhiCell", phi_l, cyl_l, g4.kPhi, n_alpha, dphi, -math.pi)
-                rho_p = g4.G4PVReplica("RhoCell", rho_l, phi_l, g4.kRho, n_r, dr * mm, 0.0)
-            cyl_p = g4.G4PVPlacement(None, g4.G4ThreeVector(), cyl_l, "Readout", sen_l, False, 0, False)
-            keep.extend(
-                [
-                    world_s,
-                    world_l,
-                    abs_s,
-                    abs_l,
-                    sen_s,
-                    sen_l,
-                    cyl_s,
-                    cyl_l,
-                    phi_s,
-                    phi_l,
-                    rho_s,
-                    rho_l,
-                    phi_p,
-                    rho_p,
-                    cyl_p,
-                ]
-            )
-            for i in range(n_phys):
-                z0 = i * pitch
-                if geometry.absorber_mm > 0:
-                    pa = g4.G4PVPlacement(
+            keep.extend([world_s, world_l])
+            self.logicals = []
+            z = 0.0
+            for si, lay in enumerate(layouts):
+                sec = lay["section"]
+                tag = "" if si == 0 else f"_{si}"
+                # a homogeneous calorimeter (absorber 0 mm) keeps an unplaced absorber volume
+                abs_s = g4.G4Box("Absorber" + tag, half_xy * mm, half_xy * mm, max(0.5 * sec.absorber_mm, 1e-3) * mm)
+                abs_l = g4.G4LogicalVolume(abs_s, material(sec.absorber), "Absorber" + tag)
+                sen_mat = material(sec.sensor)
+                sen_s = g4.G4Box("Sensor" + tag, half_xy * mm, half_xy * mm, 0.5 * sec.sensor_mm * mm)
+                sen_l = g4.G4LogicalVolume(sen_s, sen_mat, "Sensor" + tag)
+                cyl_l, rho_l = readout_tree(tag, lay, sen_mat, 0.5 * sec.sensor_mm * mm)
+                cyl_p = g4.G4PVPlacement(None, g4.G4ThreeVector(), cyl_l, "Readout" + tag, sen_l, False, 0, False)
+                keep.extend([abs_s, abs_l, sen_s, sen_l, cyl_p])
+                for j in range(sec.n_layers):
+                    i = lay["first"] + j  # copy number = global physical layer
+                    if sec.absorber_mm > 0:
+                        pa = g4.G4PVPlacement(
+                            None,
+                            g4.G4ThreeVector(0, 0, (z + 0.5 * sec.absorber_mm) * mm),
+                            abs_l,
+                            "Absorber" + tag,
+                            world_l,
+                            False,
+                            i,
+                            False,
+                        )
+                        keep.append(pa)
+                    ps = g4.G4PVPlacement(
                         None,
-                        g4.G4ThreeVector(0, 0, (z0 + 0.5 * geometry.absorber_mm) * mm),
-                        abs_l,
-                        "Absorber",
+                        g4.G4ThreeVector(0, 0, (z + sec.absorber_mm + 0.5 * sec.sensor_mm) * mm),
+                        sen_l,
+                        "Sensor" + tag,
                         world_l,
                         False,
                         i,
                         False,
                     )
-                    keep.append(pa)
-                ps = g4.G4PVPlacement(
-                    None,
-                    g4.G4ThreeVector(0, 0, (z0 + geometry.absorber_mm + 0.5 * geometry.sensor_mm) * mm),
-                    sen_l,
-                    "Sensor",
-                    world_l,
-                    False,
-                    i,
-                    False,
-                )
-                keep.append(ps)
-            self.logicals = {"rho": rho_l, "sen": sen_l, "abs": abs_l}
+                    keep.append(ps)
+                    z += sec.pitch_mm
+                self.logicals.append({"rho": rho_l, "sen": sen_l, "abs": abs_l})
             keep.append(world_p)
             return world_p
 
         def ConstructSDandField(self):  # noqa: N802
             sdm = g4.G4SDManager.GetSDMpointer()
             sdm.SetVerboseLevel(0)
-            specs = {
+            for si, lay in enumerate(layouts):
+                n_alpha, n_r = lay["n_alpha"], lay["n_r"]
                 # depth: 0 rho cell, 1 phi cell, 2 readout cylinder, 3 sensor slab (copy = layer);
-                # crystal matrix: 0 row (y), 1 column (x), 2 readout box, 3 sensor slab
-                "grid": (
-                    "rho",
+                # cell matrix: 0 row (y), 1 column (x), 2 readout box, 3 sensor slab
+                grid = (
                     g4.G4PSEnergyDeposit3D("edep", n_phys, n_alpha, n_r, 3, 0, 1)
-                    if geometry.is_crystal
-                    else g4.G4PSEnergyDeposit3D("edep", n_phys, n_alpha, n_r, 3, 1, 0),
-                ),
-                "outside": ("sen", g4.G4PSEnergyDeposit("edep", 0)),
-                "absorber": ("abs", g4.G4PSEnergyDeposit("edep", 0)),
-            }
-            for det_name, (lv_key, scorer) in specs.items():
-                det = g4.G4MultiFunctionalDetector(det_name)
-                det.RegisterPrimitive(scorer)
-                sdm.AddNewDetector(det)
-                self.SetSensitiveDetector(self.logicals[lv_key], det)
-                keep.extend([det, scorer])
+                    if lay["crystal"]
+                    else g4.G4PSEnergyDeposit3D("edep", n_phys, n_alpha, n_r, 3, 1, 0)
+                )
+                primitives = {
+                    f"grid{si}": ("rho", [grid]),
+                    f"outside{si}": ("sen", [g4.G4PSEnergyDeposit("edep", 0)]),
+                    f"absorber{si}": ("abs", [g4.G4PSEnergyDeposit("edep", 0)]),
+                }
+                if lay["fine"]:  # the sensor layer's sum over its fine squares, in C++
+                    primitives[f"grid{si}"][1].append(g4.G4PSEnergyDeposit("layer", 3))
+                for det_name, (lv_key, scorers) in primitives.items():
+                    det = g4.G4MultiFunctionalDetector(det_name)
+                    for scorer in scorers:
+                        det.RegisterPrimitive(scorer)
+                    sdm.AddNewDetector(det)
+                    self.SetSensitiveDetector(self.logicals[si][lv_key], det)
+                    keep.extend([det, *scorers])
 
     # ----- physics (instantiated after the run manager exists: cuts need the default region)
     if physics in PHYSICS_EM:
@@ -425,7 +467,7 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
             "physics_name": physics_name,
             "hadronic": hadronic,
             "n_phys": n_phys,
-            "n_cells": n_phys * n_alpha * n_r,
+            "layouts": layouts,
             "keep": keep,
         }
     )
@@ -446,11 +488,24 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
             job = st["job"]
             i = event.GetEventID()
             hce = event.GetHCofThisEvent()
-            grid = job["grid"]
-            for key, val in hce.GetHC(st["cid"]["grid"]):
-                grid[i, key] += val
-            job["outside"][i] = sum(v for _k, v in hce.GetHC(st["cid"]["outside"]))
-            job["absorber"][i] = sum(v for _k, v in hce.GetHC(st["cid"]["absorber"]))
+            cid = st["cid"]
+            outside = absorber = 0.0
+            for si, lay in enumerate(layouts):
+                outside += sum(v for _k, v in hce.GetHC(cid[f"outside{si}/edep"]))
+                absorber += sum(v for _k, v in hce.GetHC(cid[f"absorber{si}/edep"]))
+                if lay["fine"]:
+                    items = list(hce.GetHC(cid[f"grid{si}/edep"]))
+                    keys = np.fromiter((k for k, _v in items), np.int64, len(items))
+                    vals = np.fromiter((v for _k, v in items), np.float64, len(items))
+                    job["hits"].append((i, si, keys, vals))
+                    for k, v in hce.GetHC(cid[f"grid{si}/layer"]):
+                        job["layer_mev"][i, k] += v
+                else:
+                    grid = job["grid"]
+                    for key, val in hce.GetHC(cid[f"grid{si}/edep"]):
+                        grid[i, key] += val
+            job["outside"][i] = outside
+            job["absorber"][i] = absorber
             done = i + 1
             cb = job["progress"]
             if cb is not None and (done % job["every"] == 0 or done == job["n"]):
@@ -488,7 +543,9 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
         rm.SetUserAction(event_action)
         rm.Initialize()
         sdm = g4.G4SDManager.GetSDMpointer()
-        st["cid"] = {n: sdm.GetCollectionID(f"{n}/edep") for n in ("grid", "outside", "absorber")}
+        names = [f"{d}{si}/edep" for si in range(len(layouts)) for d in ("grid", "outside", "absorber")]
+        names += [f"grid{si}/layer" for si, lay in enumerate(layouts) if lay["fine"]]
+        st["cid"] = {n: sdm.GetCollectionID(n) for n in names}
         st["job"] = None
         rm.BeamOn(0)  # builds the physics tables (prints a lot) while stdout is silenced
     st.update(rm=rm, detector=detector, primary=primary, event_action=event_action, physics_list=physics_list)
@@ -576,7 +633,8 @@ def simulate_showers(
     st = _STATE
     g4 = st["g4"]
 
-    n_alpha, n_r = geometry.shape[1], geometry.shape[2]
+    layouts = st["layouts"]
+    fine = any(lay["fine"] for lay in layouts)
     n = int(energies.size)
     seeds = _seed_engine(g4, seed)
     gun = st["primary"].gun
@@ -586,10 +644,13 @@ def simulate_showers(
     gun.SetParticlePosition(g4.G4ThreeVector(float(x) * g4.mm, float(y) * g4.mm, z * g4.mm))
     gun.SetParticleMomentumDirection(g4.G4ThreeVector(*map(float, d)))
 
-    grid = np.zeros((n, st["n_cells"]), dtype=np.float64)
+    n_cells = 0 if fine else st["n_phys"] * layouts[0]["n_alpha"] * layouts[0]["n_r"]
+    grid = np.zeros((n, n_cells), dtype=np.float64)
     job: dict[str, Any] = {
         "energies": energies,
         "grid": grid,
+        "hits": [],
+        "layer_mev": np.zeros((n, st["n_phys"]) if fine else (0, 0)),
         "outside": np.zeros(n),
         "absorber": np.zeros(n),
         "progress": progress,
@@ -603,8 +664,18 @@ def simulate_showers(
     finally:
         st["job"] = None
 
-    ppr = geometry.physical_per_readout
-    showers = grid.reshape(n, geometry.n_layers, ppr, n_alpha * n_r).sum(axis=2).reshape(n, -1)
+    hits = None
+    if fine:
+        hits = _fine_hits(job["hits"], layouts, n, geometry.physical_per_readout)
+        from showerforge.data.points import PointClouds, fine_hits_to_points, points_to_cells
+
+        pts = fine_hits_to_points(geometry, hits["layer"], hits["row"], hits["col"], hits["mev"])
+        cells = points_to_cells(PointClouds(pts, hits["offsets"], energies), geometry, threshold_mip=0.0)
+        showers = cells.dense(np.float64)
+    else:
+        ppr = geometry.physical_per_readout
+        n_alpha, n_r = layouts[0]["n_alpha"], layouts[0]["n_r"]
+        showers = grid.reshape(n, geometry.n_layers, ppr, n_alpha * n_r).sum(axis=2).reshape(n, -1)
     provenance = {
         "engine": "geant4",
         **_geant4_version(g4),
@@ -626,7 +697,38 @@ def simulate_showers(
         absorber_mev=job["absorber"],
         incident_mev=energies.copy(),
         provenance=provenance,
+        hits=hits,
+        layer_mev=job["layer_mev"] if fine else None,
     )
+
+
+def _fine_hits(events: list[tuple[int, int, np.ndarray, np.ndarray]], layouts: list[dict[str, Any]], n: int, ppr: int):
+    """Sparse fine-square hits of all events, sorted by (event, layer, row, column)."""
+    per_event: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(n)]
+    for i, si, keys, vals in events:
+        m = layouts[si]["n_r"]
+        layer, rest = np.divmod(keys, m * m)
+        row, col = np.divmod(rest, m)
+        per_event[i].append((layer // ppr, row, col, vals))
+    cols: list[list[np.ndarray]] = [[], [], [], []]
+    counts = np.zeros(n, np.int64)
+    for i, parts in enumerate(per_event):
+        if not parts:
+            continue
+        arrs = [np.concatenate([p[c] for p in parts]) for c in range(4)]
+        order = np.lexsort((arrs[2], arrs[1], arrs[0]))
+        keep = arrs[3][order] > 0
+        for c in range(4):
+            cols[c].append(arrs[c][order][keep])
+        counts[i] = int(keep.sum())
+    cat = [np.concatenate(c) if c else np.zeros(0) for c in cols]
+    return {
+        "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        "layer": cat[0].astype(np.int32),
+        "row": cat[1].astype(np.int32),
+        "col": cat[2].astype(np.int32),
+        "mev": cat[3].astype(np.float32),
+    }
 
 
 def _geant4_version(g4: Any) -> dict[str, str]:

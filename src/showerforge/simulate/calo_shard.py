@@ -48,7 +48,12 @@ def run_shard(spec_path: str | Path) -> None:
     )
     with atomic_output(spec["output"]) as tmp:
         with h5py.File(tmp, "w") as f:
-            f.create_dataset("visible", data=batch.showers.astype(np.float32), compression="gzip")
+            if batch.hits is not None:  # fine squares, sparse (the cells are their sums)
+                for key, value in batch.hits.items():
+                    f.create_dataset(f"hits_{key}", data=value, compression="gzip")
+                f.create_dataset("layer_mev", data=batch.layer_mev, compression="gzip")
+            else:
+                f.create_dataset("visible", data=batch.showers.astype(np.float32), compression="gzip")
             f.create_dataset("incident", data=np.asarray(batch.incident_mev, dtype=np.float64))
             f.create_dataset("sensor_outside", data=np.asarray(batch.sensor_outside_mev, dtype=np.float64))
             f.create_dataset("absorber", data=np.asarray(batch.absorber_mev, dtype=np.float64))

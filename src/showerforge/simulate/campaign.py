@@ -82,6 +82,11 @@ class CaloCampaign:
         physics: EM physics constructor (``standard``, ``option1`` .. ``option4``).
         production_cut_mm: Geant4 production cut in mm.
         sampling_fraction: divide visible energy by this; None = use the campaign's measurement.
+            A geometry of sections (``ild-ecal``, ...) keeps the visible energy (no division).
+        points: write a point-cloud file (the non-empty fine squares; geometries with
+            ``subcells``) instead of cells.
+        threshold_mip: readout threshold of the cells in MIPs of each layer's sensor
+            (geometries whose sections state a MIP energy); points are written without one.
     """
 
     geometry: Geometry
@@ -97,6 +102,8 @@ class CaloCampaign:
     position_mm: tuple[float, float, float | None] = (0.0, 0.0, None)
     direction: tuple[float, float, float] = (0.0, 0.0, 1.0)
     extra_attrs: dict[str, Any] = field(default_factory=dict)
+    points: bool = False
+    threshold_mip: float = 0.5
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
@@ -108,8 +115,15 @@ class CaloCampaign:
             raise UserError(f"particle {self.particle!r} is not supported; use e-, e+ or gamma")
         if not self.geometry.has_stack:
             raise UserError(f"geometry {self.geometry.name!r} has no materials: it can be read, not simulated")
-        if not self.geometry.is_regular:
+        if not self.geometry.is_regular and not self.geometry.sections:
             raise UserError(f"geometry {self.geometry.name!r} has an irregular readout: simulation needs a regular one")
+        if self.points and not self.geometry.has_subcells:
+            raise UserError(
+                f"--points needs a geometry whose cells are divided into sub-cells (ild-ecal, ild-hcal, "
+                f"ild-ecal-hcal); {self.geometry.name!r} has none"
+            )
+        if not self.threshold_mip >= 0:
+            raise UserError(f"--threshold-mip must be >= 0, got {self.threshold_mip}")
         if self.production_cut_mm <= 0:
             raise UserError(f"--cut must be > 0 mm, got {self.production_cut_mm}")
         self.energy.check_range(*SHOWER_ENERGY_RANGE_MEV)  # before any shard folder or lock
@@ -172,7 +186,7 @@ def shard_is_complete(spec: ShardSpec) -> bool:
             return (
                 f.attrs.get("format") == SHARD_FORMAT
                 and f.attrs.get("campaign_hash") == spec.campaign_hash
-                and f["visible"].shape[0] == len(spec.energies_mev)
+                and f["incident"].shape[0] == len(spec.energies_mev)
             )
     except (OSError, KeyError):
         return False
@@ -250,7 +264,7 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
     provenance: dict[str, Any] = {}
     for s in specs:
         with h5py.File(s.output, "r") as f:
-            vis_tot = f["visible"][...].sum(axis=1, dtype=np.float64) + f["sensor_outside"][...]
+            vis_tot = _shard_visible(f) + f["sensor_outside"][...]
             ab = f["absorber"][...].astype(np.float64)
             sens += float(vis_tot.sum())
             absb += float(ab.sum())
@@ -266,6 +280,8 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
     sf_measured = sens / (sens + absb) if sens + absb > 0 else 0.0
     sf_error = float(fr.std(ddof=1) / np.sqrt(len(fr))) if len(fr) > 1 else float("nan")
     sf = campaign.sampling_fraction or sf_measured
+    if campaign.geometry.sections:
+        sf = 1.0  # layers of different sampling fractions: cells and points keep the visible energy
     geo = campaign.geometry.with_sampling_fraction(sf)
     from showerforge._version import __version__
 
@@ -290,6 +306,17 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
         "package": f"showerforge {__version__}",
         **campaign.extra_attrs,
     }
+    if campaign.geometry.sections:
+        attrs["energy_scale"] = "visible (energy deposited in the sensors, MeV)"
+    if campaign.points:
+        return _merge_points(campaign, specs, geo, attrs)
+    thresholds = None
+    if campaign.geometry.has_subcells:
+        from showerforge.data.points import threshold_per_layer
+
+        thresholds = threshold_per_layer(campaign.geometry, campaign.threshold_mip)
+        attrs["threshold_mip"] = campaign.threshold_mip
+        attrs["threshold_mev"] = [float(t) for t in thresholds]
     out = campaign.output
     with atomic_output(out) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -302,8 +329,8 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
             row = 0
             for s in specs:
                 with h5py.File(s.output, "r") as sf_:
-                    vis = sf_["visible"][...].astype(np.float64)
                     inc = sf_["incident"][...]
+                    vis = _shard_cells(sf_, campaign.geometry, inc, thresholds)
                 k = len(inc)
                 ds_sh[row : row + k] = (vis / sf).astype(np.float32)
                 ds_inc[row : row + k, 0] = inc.astype(np.float64)
@@ -320,6 +347,52 @@ def merge_shards(campaign: CaloCampaign, specs: list[ShardSpec]) -> Path:
             f.attrs["geometry"] = geo.to_json()  # last: nothing may overwrite the geometry
             f.attrs["showerforge_version"] = __version__
     return out
+
+
+def _shard_points(f: h5py.File, geometry: Geometry, incident: np.ndarray) -> Any:
+    from showerforge.data.points import PointClouds, fine_hits_to_points
+
+    pts = fine_hits_to_points(
+        geometry, f["hits_layer"][...], f["hits_row"][...], f["hits_col"][...], f["hits_mev"][...]
+    )
+    return PointClouds(pts, f["hits_offsets"][...], incident, geometry)
+
+
+def _shard_visible(f: h5py.File) -> np.ndarray:
+    """Visible energy in the readout of each shard event (MeV)."""
+    if "visible" in f:
+        return f["visible"][...].sum(axis=1, dtype=np.float64)
+    off = f["hits_offsets"][...]
+    ev = np.repeat(np.arange(len(off) - 1), np.diff(off))
+    return np.bincount(ev, weights=f["hits_mev"][...].astype(np.float64), minlength=len(off) - 1)
+
+
+def _shard_cells(f: h5py.File, geometry: Geometry, incident: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+    """(n, n_voxels) float64 visible cell energies of one shard (the fine squares summed per cell, thresholded)."""
+    if "visible" in f:
+        return f["visible"][...].astype(np.float64)
+    from showerforge.data.points import points_to_cells
+
+    cells = points_to_cells(_shard_points(f, geometry, incident), geometry, threshold_mip=0.0)
+    out = cells.dense(np.float64)
+    if thresholds is not None:
+        layer = geometry.voxel_layer()
+        out[out < thresholds[layer][None, :]] = 0.0
+    return out
+
+
+def _merge_points(campaign: CaloCampaign, specs: list[ShardSpec], geo: Geometry, attrs: dict[str, Any]) -> Path:
+    """Stream the shards' fine squares into a point-cloud file (atomically)."""
+    from showerforge.data.points import PointsWriter
+
+    pdg = {"e-": 11, "e+": -11, "gamma": 22, "pi+": 211, "pi-": -211}.get(campaign.particle, 0)
+    with PointsWriter(campaign.output, campaign.n, geo, attrs) as w:
+        for s in specs:
+            with h5py.File(s.output, "r") as f:
+                clouds = _shard_points(f, campaign.geometry, f["incident"][...])
+            clouds.pdg = np.full(len(clouds), pdg, np.int32)
+            w.add(clouds)
+    return campaign.output
 
 
 def _read_shard(spec: ShardSpec, key: str) -> np.ndarray:
@@ -345,6 +418,8 @@ def simulate_shower_file(
     keep_shards: bool = False,
     progress: bool = True,
     on_status: Callable[[str], None] | None = None,
+    points: bool = False,
+    threshold_mip: float = 0.5,
 ) -> Path:
     """Geant4 showers into a CaloChallenge-format file (``showerforge simulate calo``).
 
@@ -360,6 +435,8 @@ def simulate_shower_file(
         shard_size, physics, cut_mm, sampling_fraction, scheduler, keep_shards: as on the command line.
         progress: progress bar (plain lines when not on a terminal).
         on_status: called with one-line status messages (what runs where, resume, merge).
+        points: write a point-cloud file (``ild-ecal``, ``ild-hcal``, ``ild-ecal-hcal``).
+        threshold_mip: cell readout threshold in MIPs (cell files of those geometries).
 
     Returns:
         The output path.
@@ -378,6 +455,8 @@ def simulate_shower_file(
         physics=physics,
         production_cut_mm=cut_mm,
         sampling_fraction=sampling_fraction,
+        points=points,
+        threshold_mip=threshold_mip,
     )
     check_writable(output)
     n_workers = workers or os.cpu_count() or 1

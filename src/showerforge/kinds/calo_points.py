@@ -1,0 +1,84 @@
+"""Showers of a highly granular calorimeter as point clouds: the kind ``calo-points``.
+
+Files follow :mod:`showerforge.data.points` (``showers`` variable-length points x, y in mm,
+layer, energy in MeV; ``num_points``; ``energies`` in MeV; the showerdata layout). Events are
+conditioned on the incident energy. Evaluation projects the points onto the geometry's cells
+with the readout threshold (:mod:`showerforge.evaluation.points`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from showerforge.errors import UserError
+from showerforge.kinds.base import DataKind, Status
+
+__all__ = ["CaloPoints"]
+
+
+class CaloPoints(DataKind):
+    """Point-cloud showers (Geant4 hits clustered on sub-cells; CaloClouds-style samples)."""
+
+    name: ClassVar[str] = "calo-points"
+    aliases: ClassVar[tuple[str, ...]] = ("points", "point-cloud", "point-clouds")
+    noun: ClassVar[str] = "showers"
+    description: ClassVar[str] = "a point-cloud file (keys 'showers', 'num_points', 'energies')"
+    default_model: ClassVar[str | None] = None
+    simulate_keys: ClassVar[frozenset[str]] = frozenset(
+        {"geometry", "particle", "energy", "spectrum", "n", "seed", "shard_size", "physics", "cut_mm", "workers"}
+    )
+    floor_section: ClassVar[str] = "floor"
+    default_analyses: ClassVar[tuple[str, ...]] = ()
+
+    # ------------------------------------------------------------------ files
+    def matches(self, keys: Collection[str]) -> bool:
+        from showerforge.data.points import is_points_file
+
+        return is_points_file(keys)
+
+    def split_spec(self, spec: str | Path) -> tuple[Path, str | None]:
+        return Path(spec), None
+
+    def count(self, spec: str | Path) -> int:
+        from showerforge.data.points import points_count
+
+        return points_count(spec)
+
+    def inspect(self, spec: str | Path, *, geometry: Any = None) -> tuple[dict[str, Any], str]:
+        from showerforge.inspect import format_points_inspection, inspect_points_file
+
+        if geometry is not None:
+            raise UserError(
+                f"{spec}: a point-cloud file carries its geometry; --geometry / --binning are for voxel files"
+            )
+        desc = inspect_points_file(spec)
+        return desc, format_points_inspection(desc)
+
+    def read_events(self, spec: str | Path, max_events: int | None = None) -> Any:
+        from showerforge.data.points import read_points
+
+        return read_points(spec, max_events)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, reference: str | Path, candidate: str | Path, output: Path, **options: Any) -> dict[str, Any]:
+        from showerforge.evaluation.points.report import evaluate_point_files
+
+        self.refuse_options(options, ("efp_normed", "nplm_toys", "classifiers", "geometry"))
+        opts = {k: v for k, v in options.items() if v is not None and k != "progress"}
+        return evaluate_point_files(reference, candidate, output, **opts)
+
+    def summary(self, metrics: dict[str, Any]) -> str:
+        from showerforge.evaluation.points.report import format_points_summary
+
+        return format_points_summary(metrics)
+
+    def headline_metrics(self) -> list[tuple[str, str, float]]:
+        return [("AUC", "classifier.auc", 1.0), ("W1x100 mean", "w1x100_mean", 1.0)]
+
+    # ------------------------------------------------------------------ references
+    def simulate(self, output: str | Path, settings: Mapping[str, Any], on_status: Status | None = None) -> Path:
+        from showerforge.simulate.campaign import simulate_shower_file
+
+        return simulate_shower_file(output=output, on_status=on_status, points=True, **dict(settings))
