@@ -8,6 +8,7 @@ light)::
     import showerforge as sf
     sf.simulate_showers(...), sf.simulate_jets(...), sf.train(...), sf.distill(...), sf.load(...), sf.generate_file(...), sf.evaluate(...)
     sf.export_onnx(...), sf.validate_run(...), sf.validation_history(...), sf.fit_refiner(...), sf.apply_refiner(...)
+    sf.read_points(...), sf.to_cells(...), sf.to_voxels(...), sf.convert(...)
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ __all__ = [
     "validation_history",
     "fit_refiner",
     "apply_refiner",
+    "read_points",
+    "to_cells",
+    "to_voxels",
+    "convert",
 ]
 
 _API = set(__all__) - {"__version__"}

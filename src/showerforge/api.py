@@ -32,6 +32,10 @@ __all__ = [
     "validation_history",
     "fit_refiner",
     "apply_refiner",
+    "read_points",
+    "to_cells",
+    "to_voxels",
+    "convert",
 ]
 
 
@@ -477,3 +481,82 @@ def apply_refiner(refiner: Any, input: str | Path, output: str | Path | None = N
     from showerforge.refine import apply_refiner as _apply
 
     return _apply(refiner, input, output, **options)
+
+
+# ----------------------------------------------------------------------------- point clouds
+def read_points(path: str | Path, max_events: int | None = None) -> Any:
+    """A point-cloud file as :class:`showerforge.data.points.PointClouds` (flat points x, y mm, layer, energy MeV).
+
+    ``clouds.event(i)`` is shower ``i`` as an (n, 4) array; ``clouds.incident_mev`` its energies;
+    ``clouds.geometry`` the detector. Refuses NaN, negative energies and layers outside the geometry.
+    """
+    from showerforge.data.points import read_points as _read
+
+    return _read(path, max_events)
+
+
+def _clouds(points: Any) -> Any:
+    from showerforge.data.points import PointClouds
+
+    return points if isinstance(points, PointClouds) else read_points(points)
+
+
+def to_cells(points: Any, *, threshold_mip: float = 0.5, geometry: str | Path | None = None) -> Any:
+    """Project point clouds (a file or ``PointClouds``) onto the cells of their geometry, with the readout threshold.
+
+    Args:
+        points: a point-cloud file or :class:`~showerforge.data.points.PointClouds`.
+        threshold_mip: cells below this fraction of the layer's MIP energy are dropped (0: none).
+        geometry: another cell geometry with the same layers (default: the points' own).
+
+    Returns:
+        :class:`~showerforge.data.points.CellHits` (flat cells above threshold: event, layer,
+        cell, x_mm, y_mm, energy_mev); ``.dense()`` gives the (N, n_cells) array in MeV.
+    """
+    from showerforge.data.points import points_to_cells
+    from showerforge.geometry import get_geometry
+
+    clouds = _clouds(points)
+    return points_to_cells(clouds, get_geometry(geometry) if geometry is not None else None, threshold_mip)
+
+
+def to_voxels(points: Any, *, geometry: str | Path | None = None) -> tuple[Any, Any]:
+    """Project point clouds onto a cylindrical CaloChallenge readout.
+
+    Args:
+        points: a point-cloud file or :class:`~showerforge.data.points.PointClouds`.
+        geometry: the cylindrical readout (preset, JSON or XML) with the points' number of layers;
+            default: 50 angular x 18 radial bins of 2.325 mm per layer (CaloChallenge dataset 3).
+
+    Returns:
+        ``(incident_mev (N,), voxels (N, n_voxels) float32 MeV)``.
+    """
+    from showerforge.data.convert import ds3_like
+    from showerforge.data.points import points_to_voxels
+    from showerforge.errors import UserError
+    from showerforge.geometry import get_geometry
+
+    clouds = _clouds(points)
+    if geometry is None and clouds.geometry is None:
+        raise UserError("to_voxels: the points carry no geometry; give geometry=")
+    target = get_geometry(geometry) if geometry is not None else ds3_like(clouds.geometry)
+    return clouds.incident_mev, points_to_voxels(clouds, target)
+
+
+def convert(
+    input: str | Path,  # noqa: A002
+    output: str | Path,
+    *,
+    to: str,
+    threshold_mip: float = 0.5,
+    geometry: str | Path | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> Path:
+    """Convert a file (``showerforge convert``): points -> ``cells`` or ``voxels``, cells -> ``points``.
+
+    Streams 1000 showers at a time; writes atomically; never writes over the input. See
+    :func:`showerforge.data.convert.convert_file`.
+    """
+    from showerforge.data.convert import convert_file
+
+    return convert_file(input, output, to=to, threshold_mip=threshold_mip, geometry=geometry, on_status=on_status)

@@ -553,6 +553,49 @@ def validate_dashboard_cmd(suite_path: Path, store: str | None, output: Path | N
 
 
 # ----------------------------------------------------------------------------- inspect
+@cli.command("convert")
+@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.Choice(["cells", "voxels", "points"]),
+    help="cells: points onto the geometry's cells (with the threshold); voxels: points onto a cylindrical "
+    "CaloChallenge readout; points: a cell file to one point per non-empty cell.",
+)
+@click.option(
+    "--threshold-mip",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="--to cells: drop cells below this fraction of the layer's MIP energy (0: keep all).",
+)
+@click.option(
+    "--geometry",
+    default=None,
+    help="--to voxels: the cylindrical readout (preset, JSON, CaloChallenge XML; default 50 x 18 bins of "
+    "2.325 mm per layer as ds3); --to cells: another cell geometry with the same layers.",
+)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="HDF5 file to write.")
+@friendly
+def convert_cmd(input_file: Path, to: str, threshold_mip: float, geometry: str | None, output: Path) -> None:
+    """Convert showers between point clouds, cells and cylindrical voxels.
+
+    Energies stay visible energies in MeV; positions are in mm. The output is written atomically
+    and never over the input.
+
+    \b
+    Examples:
+      showerforge convert photons.h5 --to cells -o photons_cells.h5
+      showerforge convert photons.h5 --to voxels -o photons_ds3.h5
+      showerforge convert photons_cells.h5 --to points -o photons_from_cells.h5
+    """
+    from showerforge.api import convert
+
+    convert(input_file, output, to=to, threshold_mip=threshold_mip, geometry=geometry, on_status=_status)
+    click.echo(f"wrote {output}")
+
+
 @cli.command("inspect")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ __all__ = [
     "require_clean",
     "atomic_output",
     "write_showers",
+    "write_showers_chunks",
     "open_showers",
     "validate_file",
     "guess_geometry",
@@ -90,20 +91,51 @@ def write_showers(
     sh = np.asarray(showers_mev, dtype=np.float32)
     if sh.ndim != 2 or sh.shape[0] != inc.shape[0] or sh.shape[1] != geometry.n_voxels:
         raise CaloFileError(path, SHOWERS, f"expected shape ({inc.shape[0]}, {geometry.n_voxels}), got {sh.shape}")
+    return write_showers_chunks(path, inc.shape[0], geometry, [(inc, sh)], attrs, compression=compression)
+
+
+def write_showers_chunks(
+    path: str | Path,
+    n: int,
+    geometry: Geometry,
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+    attrs: dict[str, Any] | None = None,
+    *,
+    compression: str | None = "gzip",
+) -> Path:
+    """Write a CaloChallenge-format file of ``n`` showers from ``(incident_mev, showers_mev)`` pieces, atomically."""
     from showerforge._version import __version__
 
+    n_vox = geometry.n_voxels
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:
             kw: dict[str, Any] = {"compression": compression} if compression else {}
-            if compression and sh.shape[0]:
-                kw["chunks"] = (min(sh.shape[0], max(1, 2**20 // max(1, sh.shape[1]))), sh.shape[1])
-            f.create_dataset(ENERGIES, data=inc, **({"compression": compression} if compression else {}))
-            f.create_dataset(SHOWERS, data=sh, **kw)
+            if compression and n:
+                kw["chunks"] = (min(n, max(1, 2**20 // max(1, n_vox))), n_vox)
+            ds_inc = f.create_dataset(
+                ENERGIES, shape=(n, 1), dtype=np.float64, **({"compression": compression} if compression else {})
+            )
+            ds_sh = f.create_dataset(SHOWERS, shape=(n, n_vox), dtype=np.float32, **kw)
+            row = 0
+            for inc, sh in chunks:
+                inc = np.asarray(inc, dtype=np.float64).reshape(-1, 1)
+                sh = np.asarray(sh, dtype=np.float32)
+                k = inc.shape[0]
+                if sh.shape != (k, n_vox) or row + k > n:
+                    raise CaloFileError(
+                        path, SHOWERS, f"piece of shape {sh.shape} does not fit ({n}, {n_vox}) at row {row}"
+                    )
+                ds_inc[row : row + k] = inc
+                ds_sh[row : row + k] = sh
+                row += k
+            if row != n:
+                raise CaloFileError(path, SHOWERS, f"{row} showers written, {n} expected")
             f.attrs["format"] = "calochallenge"
             f.attrs["geometry"] = geometry.to_json()
             f.attrs["showerforge_version"] = __version__
             for key, value in (attrs or {}).items():
-                f.attrs[key] = _attr_value(value)
+                if key != "geometry":
+                    f.attrs[key] = _attr_value(value)
     return Path(path)
 
 

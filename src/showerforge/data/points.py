@@ -332,8 +332,15 @@ class PointsWriter:
         }
         return self
 
-    def add(self, clouds: PointClouds) -> None:
+    def add(self, clouds: PointClouds, extras: dict[str, np.ndarray] | None = None) -> None:
+        """Append ``clouds``; ``extras``: per-shower arrays (first axis = showers) stored under ``showerforge/``."""
         k, r = len(clouds), self.row
+        for name, value in (extras or {}).items():
+            value = np.asarray(value)
+            key = f"showerforge/{name}"
+            if key not in self.f:
+                self.f.create_dataset(key, shape=(self.n, *value.shape[1:]), dtype=value.dtype, compression="gzip")
+            self.f[key][r : r + k] = value
         if r + k > self.n:
             raise ValueError(f"more events than announced ({self.n})")
         flat = np.empty(k, dtype=object)
@@ -399,8 +406,10 @@ def points_count(path: str | Path) -> int:
         return int(f["num_points"].shape[0])
 
 
-def read_points(path: str | Path, max_events: int | None = None, *, check: bool = True) -> PointClouds:
-    """Read a points file (the first ``max_events`` showers).
+def read_points(
+    path: str | Path, max_events: int | None = None, *, start: int = 0, check: bool = True
+) -> PointClouds:
+    """Read a points file: ``max_events`` showers (default all) from shower ``start`` on.
 
     Raises:
         PointsFileError: missing fields, wrong shapes, NaN/inf or negative energies, layers or
@@ -417,12 +426,14 @@ def read_points(path: str | Path, max_events: int | None = None, *, check: bool 
             raise PointsFileError(
                 path, "showers", f"expected (N,) variable-length float32 points, found {sh.dtype} {sh.shape}"
             )
-        n = sh.shape[0] if max_events is None else min(int(max_events), sh.shape[0])
-        num = f["num_points"][:n].astype(np.int64)
-        energies = f["energies"][:n]
+        lo = min(int(start), sh.shape[0])
+        hi = sh.shape[0] if max_events is None else min(lo + int(max_events), sh.shape[0])
+        n = hi - lo
+        num = f["num_points"][lo:hi].astype(np.int64)
+        energies = f["energies"][lo:hi]
         if energies.ndim != 2 or energies.shape[1:] != (1,) or f["energies"].shape[0] != sh.shape[0]:
             raise PointsFileError(path, "energies", f"expected ({sh.shape[0]}, 1), found {f['energies'].shape}")
-        rows = sh[:n] if n else []
+        rows = sh[lo:hi] if n else []
         pieces = [np.asarray(r, np.float32) for r in rows]
         sizes = np.asarray([len(p) for p in pieces], np.int64)
         if np.any(sizes != 4 * num):
@@ -432,8 +443,8 @@ def read_points(path: str | Path, max_events: int | None = None, *, check: bool 
             )
         pts = np.concatenate(pieces).reshape(-1, 4) if pieces else np.zeros((0, 4), np.float32)
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-        pdg = f["pdg"][:n] if "pdg" in keys else None
-        dirs = f["directions"][:n] if "directions" in keys else None
+        pdg = f["pdg"][lo:hi] if "pdg" in keys else None
+        dirs = f["directions"][lo:hi] if "directions" in keys else None
     geo = None
     if "geometry" in attrs:
         try:

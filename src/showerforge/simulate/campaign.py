@@ -390,8 +390,13 @@ def _merge_points(campaign: CaloCampaign, specs: list[ShardSpec], geo: Geometry,
         for s in specs:
             with h5py.File(s.output, "r") as f:
                 clouds = _shard_points(f, campaign.geometry, f["incident"][...])
+                extras = {
+                    "layer_visible_mev": f["layer_mev"][...],  # per sensor layer, summed by Geant4 (C++)
+                    "sensor_outside_grid_mev": f["sensor_outside"][...],
+                    "absorber_mev": f["absorber"][...],
+                }
             clouds.pdg = np.full(len(clouds), pdg, np.int32)
-            w.add(clouds)
+            w.add(clouds, extras)
     return campaign.output
 
 
