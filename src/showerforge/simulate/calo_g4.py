@@ -77,6 +77,8 @@ class ShowerBatch:
             ``mev`` (float32 visible energy); else None.
         layer_mev: (N, n_physical_layers) visible energy of each sensor layer's fine grid, summed
             by Geant4 (C++), for a geometry with ``subcells``; else None.
+        sensor_steps: (N,) charged-particle steps in the scored sensor cells (the energy deposits
+            before clustering), for a geometry with ``subcells``; else None.
     """
 
     showers: np.ndarray
@@ -86,6 +88,7 @@ class ShowerBatch:
     provenance: dict[str, Any] = field(default_factory=dict)
     hits: dict[str, np.ndarray] | None = None
     layer_mev: np.ndarray | None = None
+    sensor_steps: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.showers.shape[0])
@@ -410,7 +413,11 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
                     f"absorber{si}": ("abs", [g4.G4PSEnergyDeposit("edep", 0)]),
                 }
                 if lay["fine"]:  # the sensor layer's sum over its fine squares, in C++
-                    primitives[f"grid{si}"][1].append(g4.G4PSEnergyDeposit("layer", 3))
+                    steps = g4.G4PSNofStep("steps", 3)  # charged-particle steps: the deposits before clustering
+                    charged = g4.G4SDChargedFilter("charged")
+                    steps.SetFilter(charged)
+                    keep.append(charged)
+                    primitives[f"grid{si}"][1].extend([g4.G4PSEnergyDeposit("layer", 3), steps])
                 for det_name, (lv_key, scorers) in primitives.items():
                     det = g4.G4MultiFunctionalDetector(det_name)
                     for scorer in scorers:
@@ -500,6 +507,7 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
                     job["hits"].append((i, si, keys, vals))
                     for k, v in hce.GetHC(cid[f"grid{si}/layer"]):
                         job["layer_mev"][i, k] += v
+                    job["steps"][i] += sum(v for _k, v in hce.GetHC(cid[f"grid{si}/steps"]))
                 else:
                     grid = job["grid"]
                     for key, val in hce.GetHC(cid[f"grid{si}/edep"]):
@@ -544,7 +552,7 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
         rm.Initialize()
         sdm = g4.G4SDManager.GetSDMpointer()
         names = [f"{d}{si}/edep" for si in range(len(layouts)) for d in ("grid", "outside", "absorber")]
-        names += [f"grid{si}/layer" for si, lay in enumerate(layouts) if lay["fine"]]
+        names += [f"grid{si}/{p}" for si, lay in enumerate(layouts) if lay["fine"] for p in ("layer", "steps")]
         st["cid"] = {n: sdm.GetCollectionID(n) for n in names}
         st["job"] = None
         rm.BeamOn(0)  # builds the physics tables (prints a lot) while stdout is silenced
@@ -651,6 +659,7 @@ def simulate_showers(
         "grid": grid,
         "hits": [],
         "layer_mev": np.zeros((n, st["n_phys"]) if fine else (0, 0)),
+        "steps": np.zeros(n),
         "outside": np.zeros(n),
         "absorber": np.zeros(n),
         "progress": progress,
@@ -699,6 +708,7 @@ def simulate_showers(
         provenance=provenance,
         hits=hits,
         layer_mev=job["layer_mev"] if fine else None,
+        sensor_steps=job["steps"] if fine else None,
     )
 
 
