@@ -36,7 +36,7 @@ def _batch(spec, model, seed=100):
     cond = torch.randn((N, model.config["n_cond"]), generator=g)
     if spec.data_kind == "calo-voxels":
         return x, cond, None
-    if spec.data_kind == "jet-set":
+    if spec.data_kind in ("jet-set", "calo-points"):
         mask = torch.rand(x.shape[:2], generator=g) < 0.7
         mask[:, 0] = True
         return x * mask[..., None], cond, mask
@@ -103,6 +103,9 @@ def test_physical_units_non_negative(spec_model):
     if spec.data_kind == "jet-set":
         _check_jet_units(spec, model)
         return
+    if spec.data_kind == "calo-points":
+        _check_point_units(spec, model)
+        return
     layer_sizes = [n - 1 for n in model.config["token_sizes"]]
     rng = np.random.default_rng(0)
     inc = rng.uniform(1e3, 1e4, 50)
@@ -113,6 +116,20 @@ def test_physical_units_non_negative(spec_model):
     gen = _sample(model, cond, mask).numpy()
     out = pre.inverse(inc[:N], gen)
     assert out.shape == (N, sum(layer_sizes)) and np.isfinite(out).all() and (out >= 0).all()
+
+
+def _check_point_units(spec, model):
+    """Generated points come back in mm, layers and MeV: energies > 0, layers in range, padding dropped."""
+    from showerforge.data.points_preprocess import PointsPreprocessor
+
+    n_layers = (model.config["n_summary"] - 2) // 2
+    pre = PointsPreprocessor.example(n_layers)
+    _, cond, mask = _batch(spec, model)
+    out = pre.decode_points(_sample(model, cond, mask).numpy(), mask.numpy())
+    assert [len(p) for p in out] == mask.sum(dim=1).tolist()
+    for pts in out:
+        assert np.isfinite(pts).all() and (pts[:, 3] > 0).all()
+        assert ((pts[:, 2] >= 0) & (pts[:, 2] < n_layers)).all()
 
 
 def _check_jet_units(spec, model):

@@ -12,6 +12,7 @@ from showerforge.models.epic import build_cfm_set
 from showerforge.models.factorised import build_factorised
 from showerforge.models.flow_matching import FlowMatching
 from showerforge.models.layer_transformer import LayerTransformer
+from showerforge.models.points import build_cfm_points
 from showerforge.models.solvers import SOLVERS
 
 __all__ = ["ModelSpec", "MODELS", "build_model", "get_spec"]
@@ -262,10 +263,47 @@ CFM_SET = ModelSpec(
     saved_before={"distillation": {}},
 )
 
+CFM_POINTS = ModelSpec(
+    name="cfm-points",
+    builder=build_cfm_points,
+    defaults={
+        "d_model": 48,
+        "d_global": 32,
+        "n_blocks": 3,
+        "mlp_ratio": 2.0,
+        "summary_width": 256,
+        "summary_blocks": 3,
+        "summary_steps": 32,
+        "sigma": 0.0,
+        "time_sampling": "uniform",
+        "solver": "midpoint",
+        "steps": 12,
+        "distillation": {},
+    },
+    data_keys=("n_particles", "n_features", "n_summary", "n_cond"),
+    data_kind="calo-points",
+    description="two-stage CFM for point clouds: shower flow (points, energy per layer, centre) then EPiC points",
+    example_config={
+        "n_particles": 9,
+        "n_features": 4,
+        "n_summary": 8,
+        "n_cond": 9,
+        "d_model": 16,
+        "d_global": 8,
+        "n_blocks": 2,
+        "summary_width": 16,
+        "summary_blocks": 1,
+        "summary_steps": 2,
+        "steps": 3,
+    },
+    references=("arXiv:2305.04847", "arXiv:2309.05704", "arXiv:2301.08128", "arXiv:2210.02747"),
+)
+
 MODELS: dict[str, ModelSpec] = {
     "cfm-voxel": CFM_VOXEL,
     "cfm-factorised": CFM_FACTORISED,
     "cfm-set": CFM_SET,
+    "cfm-points": CFM_POINTS,
 }
 """Registered models by name. Add an entry here to register a model (no import-time magic)."""
 

@@ -1,0 +1,225 @@
+"""Preprocessing and calibrations of point-cloud showers for the ``cfm-points`` model.
+
+Three encodings, each an exact inverse of its decoding (apart from the rounding of counts):
+
+* **condition**: ``log(E_inc / 1 GeV)``, standardised;
+* **summaries** (per shower, ``2 L + 2`` numbers): ``log(1 + n_l)`` for the points in each layer,
+  ``log(1 + e_l / 1 MeV)`` for the energy in each layer, and the energy-weighted centre of
+  gravity in x and y (mm); standardised per column (a column without spread keeps scale 1);
+* **points**: ``asinh(x / 5 mm)``, ``asinh(y / 5 mm)`` (fine near the axis, compressed in the
+  halo), ``z`` = layer index + a uniform offset in [0, 1) (dequantisation: a continuous depth the
+  flow can learn; the offset is drawn once with a seed), ``log(E / 1 MeV)``; standardised.
+
+:func:`calibrate` turns decoded points into a shower that obeys the drawn summaries *exactly*, as
+CaloClouds II does after sampling: points sorted by depth fill the layers with the drawn number
+of points per layer; in each layer the energies are rescaled to the drawn layer energy; x and y
+are shifted so the energy-weighted centre of gravity is the drawn one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from showerforge.data.points import PointClouds
+from showerforge.geometry import Geometry
+
+__all__ = ["PointsPreprocessor", "Summaries", "shower_summaries", "calibrate", "XY_SCALE_MM", "E_SCALE_MEV"]
+
+XY_SCALE_MM = 5.0
+E_SCALE_MEV = 1.0
+
+
+@dataclass
+class Summaries:
+    """Per-shower summaries in physical units: ``counts`` (N, L) points per layer, ``energies``
+    (N, L) MeV per layer, ``cog`` (N, 2) energy-weighted x, y in mm."""
+
+    counts: np.ndarray
+    energies: np.ndarray
+    cog: np.ndarray
+
+    @property
+    def n_points(self) -> np.ndarray:
+        """Points per shower, (N,) int64."""
+        return self.counts.sum(axis=1)
+
+
+def shower_summaries(clouds: PointClouds, n_layers: int) -> Summaries:
+    """Points per layer, energy per layer and centre of gravity of every shower of ``clouds``."""
+    n = len(clouds)
+    ev = clouds.event_index()
+    layer = np.rint(clouds.points[:, 2]).astype(np.int64)
+    e = clouds.points[:, 3].astype(np.float64)
+    key = ev * n_layers + layer
+    counts = np.bincount(key, minlength=n * n_layers).reshape(n, n_layers)
+    energies = np.bincount(key, weights=e, minlength=n * n_layers).reshape(n, n_layers)
+    total = np.bincount(ev, weights=e, minlength=n)
+    safe = np.where(total > 0, total, 1.0)
+    cog = np.stack([np.bincount(ev, weights=e * clouds.points[:, c], minlength=n) / safe for c in (0, 1)], axis=1)
+    return Summaries(counts, energies, cog)
+
+
+class PointsPreprocessor:
+    """Fitted encodings of conditions, summaries and points (see the module docstring).
+
+    Args:
+        n_layers: readout layers ``L``.
+        state: a saved :meth:`state` (else call :meth:`fit`).
+    """
+
+    def __init__(self, n_layers: int, state: dict[str, Any] | None = None) -> None:
+        self.n_layers = int(n_layers)
+        self.cond_mu, self.cond_sd = 0.0, 1.0
+        self.sum_mu = np.zeros(2 * self.n_layers + 2)
+        self.sum_sd = np.ones(2 * self.n_layers + 2)
+        self.pt_mu, self.pt_sd = np.zeros(4), np.ones(4)
+        self.n_max = 1
+        if state is not None:
+            self.load_state(state)
+
+    # ---------------------------------------------------------------- state
+    def state(self) -> dict[str, Any]:
+        """JSON-able state (round trip: ``PointsPreprocessor(L, state)``)."""
+        return {
+            "n_layers": self.n_layers,
+            "cond": [self.cond_mu, self.cond_sd],
+            "summary_mu": self.sum_mu.tolist(),
+            "summary_sd": self.sum_sd.tolist(),
+            "point_mu": self.pt_mu.tolist(),
+            "point_sd": self.pt_sd.tolist(),
+            "n_max": self.n_max,
+            "xy_scale_mm": XY_SCALE_MM,
+            "e_scale_mev": E_SCALE_MEV,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.cond_mu, self.cond_sd = (float(v) for v in state["cond"])
+        self.sum_mu = np.asarray(state["summary_mu"], np.float64)
+        self.sum_sd = np.asarray(state["summary_sd"], np.float64)
+        self.pt_mu = np.asarray(state["point_mu"], np.float64)
+        self.pt_sd = np.asarray(state["point_sd"], np.float64)
+        self.n_max = int(state["n_max"])
+
+    @classmethod
+    def example(cls, n_layers: int) -> PointsPreprocessor:
+        """An unfitted (identity-scaled) preprocessor, for shape checks."""
+        pre = cls(n_layers)
+        pre.n_max = 64
+        return pre
+
+    # ---------------------------------------------------------------- fit
+    def fit(self, clouds: PointClouds, seed: int = 0) -> PointsPreprocessor:
+        """Means and spreads of the encodings on ``clouds`` (the training split)."""
+        c = self._raw_cond(clouds.incident_mev)
+        self.cond_mu, self.cond_sd = float(c.mean()), float(max(c.std(), 1e-6))
+        s = self._raw_summaries(shower_summaries(clouds, self.n_layers))
+        self.sum_mu, sd = s.mean(axis=0), s.std(axis=0)
+        self.sum_sd = np.where(sd > 1e-6, sd, 1.0)
+        p = self._raw_points(clouds.points, np.random.default_rng(seed))
+        self.pt_mu, sd = p.mean(axis=0), p.std(axis=0)
+        self.pt_sd = np.where(sd > 1e-6, sd, 1.0)
+        self.n_max = int(clouds.num_points.max()) if len(clouds) else 1
+        return self
+
+    # ---------------------------------------------------------------- conditions
+    @staticmethod
+    def _raw_cond(incident_mev: np.ndarray) -> np.ndarray:
+        return np.log(np.asarray(incident_mev, np.float64).reshape(-1) / 1e3)
+
+    def condition(self, incident_mev: np.ndarray) -> np.ndarray:
+        """(N, 1) float32 energy feature."""
+        return ((self._raw_cond(incident_mev) - self.cond_mu) / self.cond_sd).astype(np.float32)[:, None]
+
+    # ---------------------------------------------------------------- summaries
+    def _raw_summaries(self, s: Summaries) -> np.ndarray:
+        return np.concatenate([np.log1p(s.counts), np.log1p(s.energies / E_SCALE_MEV), s.cog], axis=1)
+
+    def encode_summaries(self, s: Summaries) -> np.ndarray:
+        """(N, 2 L + 2) float32 standardised summaries."""
+        return ((self._raw_summaries(s) - self.sum_mu) / self.sum_sd).astype(np.float32)
+
+    def decode_summaries(self, feats: np.ndarray) -> Summaries:
+        """Summaries in physical units: counts rounded to integers >= 0 (a layer without points has
+        no energy) and capped so a shower holds at most ``n_max`` points; energies >= 0."""
+        raw = np.asarray(feats, np.float64) * self.sum_sd + self.sum_mu
+        n_l = self.n_layers
+        counts = np.clip(np.rint(np.expm1(np.clip(raw[:, :n_l], 0.0, 20.0))), 0, None).astype(np.int64)
+        energies = np.clip(E_SCALE_MEV * np.expm1(np.clip(raw[:, n_l : 2 * n_l], 0.0, 30.0)), 0.0, None)
+        total = counts.sum(axis=1)
+        over = total > self.n_max
+        if over.any():  # keep the shape of the longitudinal profile, scale the counts down
+            scaled = np.floor(counts[over] * (self.n_max / total[over])[:, None]).astype(np.int64)
+            counts[over] = scaled
+        energies = np.where(counts > 0, energies, 0.0)
+        counts = np.where(energies > 0, counts, 0)  # a layer without energy has no points
+        return Summaries(counts, energies, raw[:, 2 * n_l :].copy())
+
+    # ---------------------------------------------------------------- points
+    def _raw_points(self, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        p = np.asarray(points, np.float64)
+        out = np.empty_like(p)
+        out[:, 0] = np.arcsinh(p[:, 0] / XY_SCALE_MM)
+        out[:, 1] = np.arcsinh(p[:, 1] / XY_SCALE_MM)
+        out[:, 2] = np.rint(p[:, 2]) + rng.random(len(p))
+        out[:, 3] = np.log(np.maximum(p[:, 3], 1e-12) / E_SCALE_MEV)
+        return out
+
+    def encode_points(self, points: np.ndarray, seed: int = 0) -> np.ndarray:
+        """(M, 4) float32 preprocessed points (x, y, layer, energy in mm, index, MeV -> features)."""
+        return ((self._raw_points(points, np.random.default_rng(seed)) - self.pt_mu) / self.pt_sd).astype(np.float32)
+
+    def decode_points(self, x: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+        """Per shower, the real points (n_i, 4) in mm, continuous depth (layers, clipped to [0, L)), MeV."""
+        raw = np.asarray(x, np.float64) * self.pt_sd + self.pt_mu
+        out = []
+        for i in range(raw.shape[0]):
+            r = raw[i][np.asarray(mask[i], bool)]
+            pts = np.empty_like(r)
+            pts[:, 0] = XY_SCALE_MM * np.sinh(np.clip(r[:, 0], -20, 20))
+            pts[:, 1] = XY_SCALE_MM * np.sinh(np.clip(r[:, 1], -20, 20))
+            pts[:, 2] = np.clip(r[:, 2], 0.0, np.nextafter(self.n_layers, 0))
+            pts[:, 3] = E_SCALE_MEV * np.exp(np.clip(r[:, 3], -40.0, 40.0))
+            out.append(pts)
+        return out
+
+
+def calibrate(
+    points: list[np.ndarray], summaries: Summaries, incident_mev: np.ndarray, geometry: Geometry | None
+) -> PointClouds:
+    """Showers that obey ``summaries`` exactly (see the module docstring).
+
+    Args:
+        points: per shower, (n_i, 4) decoded points with ``n_i = summaries.counts[i].sum()``.
+        summaries: the drawn points per layer, energy per layer and centre of gravity.
+        incident_mev: (N,) incident energies.
+        geometry: stored with the result.
+
+    Returns:
+        :class:`PointClouds` whose showers have exactly ``counts[i, l]`` points and ``energies[i, l]``
+        MeV in layer ``l`` and the energy-weighted centre ``cog[i]`` (shower without energy: unshifted).
+    """
+    n_layers = summaries.counts.shape[1]
+    out, sizes = [], []
+    for i, pts in enumerate(points):
+        counts = summaries.counts[i]
+        if len(pts) != counts.sum():
+            raise ValueError(f"shower {i}: {len(pts)} points for {counts.sum()} drawn")
+        order = np.argsort(pts[:, 2], kind="stable")
+        p = pts[order].copy()
+        layer = np.repeat(np.arange(n_layers), counts)
+        p[:, 2] = layer
+        sums = np.bincount(layer, weights=p[:, 3], minlength=n_layers)
+        scale = np.divide(summaries.energies[i], sums, out=np.zeros(n_layers), where=sums > 0)
+        p[:, 3] *= scale[layer]
+        total = p[:, 3].sum()
+        if total > 0:
+            p[:, 0] += summaries.cog[i, 0] - np.dot(p[:, 3], p[:, 0]) / total
+            p[:, 1] += summaries.cog[i, 1] - np.dot(p[:, 3], p[:, 1]) / total
+        keep = p[:, 3] > 0
+        out.append(p[keep])
+        sizes.append(int(keep.sum()))
+    flat = np.concatenate(out) if out else np.zeros((0, 4))
+    return PointClouds(flat.astype(np.float32), np.concatenate([[0], np.cumsum(sizes)]), incident_mev, geometry)

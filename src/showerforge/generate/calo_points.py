@@ -1,0 +1,193 @@
+"""Batched, seeded sampling of trained point-cloud models (``cfm-points``) into point files.
+
+A generated shower is built in four steps:
+
+1. its summaries from the shower flow given the incident energy: points and energy per layer,
+   centre of gravity (:meth:`~showerforge.models.points.PointShowerFlow.sample_summaries`);
+2. the points from the point flow given the energy and the summaries, for a mask of as many real
+   slots as the drawn points (showers of similar size are solved together);
+3. the inverse preprocessing to mm, depth and MeV;
+4. the calibrations (:func:`showerforge.data.points_preprocess.calibrate`): points per layer,
+   energy per layer and centre of gravity equal the drawn summaries exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+from showerforge.data.points import PointClouds, PointsWriter
+from showerforge.data.points_preprocess import PointsPreprocessor, Summaries, calibrate
+from showerforge.errors import UserError
+from showerforge.generate.common import CPU_SLICE, SampleOptions, start_generation
+from showerforge.geometry import Geometry
+from showerforge.runs.checkpoint import (
+    CheckpointError,
+    LoadedRun,
+    build_weights,
+    checkpoint_path,
+    read_checkpoint,
+    run_fields,
+)
+from showerforge.training.calo_points import DATA_KIND
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["PointSurrogate", "load_points_model", "sample_points", "generate_points"]
+
+
+@dataclass(kw_only=True)
+class PointSurrogate(LoadedRun):
+    """A trained point-cloud model ready to sample: the :class:`LoadedRun` fields, and
+
+    Attributes:
+        preprocessing: the fitted :class:`PointsPreprocessor`.
+        geometry: the detector of the training points.
+    """
+
+    preprocessing: PointsPreprocessor
+    geometry: Geometry
+
+    export_layouts: ClassVar[tuple[str, ...]] = ()
+
+    def _summaries(self, energies_mev: np.ndarray, seed: int) -> tuple[np.ndarray, Summaries]:
+        pre = self.preprocessing
+        c0 = torch.from_numpy(pre.condition(energies_mev)).to(self.device)
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        feats = self.model.sample_summaries(c0, generator=gen).float().cpu().numpy()  # type: ignore[operator]
+        summaries = pre.decode_summaries(feats)
+        # the point flow is conditioned on the summaries as drawn *after* rounding
+        cond = np.concatenate([c0.cpu().numpy(), pre.encode_summaries(summaries)], axis=1)
+        return cond, summaries
+
+    def draw_conditions(
+        self, n: int, seed: int, energies_mev: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``n`` conditions as generation draws them (energies from the training range, log-uniform,
+        unless given) and the mask of the drawn number of points."""
+        if energies_mev is None:
+            lo, hi = self.energy_range_mev
+            energies_mev = np.exp(np.random.default_rng(seed).uniform(np.log(lo), np.log(hi), n))
+        cond, summaries = self._summaries(np.asarray(energies_mev, np.float64), seed)
+        counts = summaries.n_points
+        width = max(1, int(counts.max()))
+        return torch.from_numpy(cond), torch.from_numpy(np.arange(width)[None, :] < counts[:, None])
+
+    @property
+    def energy_range_mev(self) -> tuple[float, float]:
+        """Incident energies of the training data (MeV), from the preprocessing."""
+        pre = self.preprocessing
+        lo = float(np.exp(pre.cond_mu - 1.8 * pre.cond_sd) * 1e3)
+        hi = float(np.exp(pre.cond_mu + 1.8 * pre.cond_sd) * 1e3)
+        return lo, hi
+
+    def sample(
+        self,
+        energies: Any,
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        solver: str | None = None,
+        batch_size: int = 1000,
+    ) -> PointClouds:
+        """One shower per incident energy (MeV), as :class:`PointClouds` (x, y mm; layer; energy MeV)."""
+        return sample_points(
+            self,
+            np.asarray(energies, np.float64).reshape(-1),
+            seed=seed,
+            steps=steps,
+            solver=solver,
+            batch_size=batch_size,
+        )
+
+
+def sample_points(
+    surrogate: PointSurrogate,
+    energies_mev: np.ndarray,
+    *,
+    seed: int = 0,
+    batch_size: int = 1000,
+    steps: int | None = None,
+    solver: str | None = None,
+    progress: Callable[[int], Any] | None = None,
+    backend: str = "torch",
+) -> PointClouds:
+    """Generate showers in memory (see the module docstring); same seed and settings, same showers."""
+    if backend != "torch":
+        raise UserError(f"--backend {backend}: point-cloud models are generated with the torch backend")
+    if batch_size < 1:
+        raise UserError(f"batch_size must be >= 1, got {batch_size}")
+    e = np.asarray(energies_mev, np.float64).reshape(-1)
+    if e.size and (not np.all(np.isfinite(e)) or e.min() <= 0):
+        raise UserError("incident energies must be finite and > 0 MeV")
+    model, dev = surrogate.model, surrogate.device
+    model.eval()
+    cond_all, summaries = surrogate._summaries(e, seed)
+    counts = summaries.n_points
+    order = np.argsort(counts, kind="stable")  # showers of similar size share a padded call
+    points: list[np.ndarray] = [np.zeros((0, 4))] * len(e)
+    gen = torch.Generator(device=dev).manual_seed(int(seed) + 1)
+    step = batch_size if dev.type != "cpu" else min(batch_size, CPU_SLICE)
+    done = 0
+    for lo in range(0, len(e), step):
+        idx = order[lo : lo + step]
+        width = max(1, int(counts[idx].max()))
+        mask = np.arange(width)[None, :] < counts[idx, None]
+        cond = torch.from_numpy(cond_all[idx]).to(dev)
+        tmask = torch.from_numpy(mask).to(dev)
+        noise = [torch.randn((len(idx), width, 4), generator=gen, device=dev)]
+        x = model.sample_from_noise(noise, cond, steps=steps, solver=solver, mask=tmask)
+        for j, pts in zip(idx, surrogate.preprocessing.decode_points(x.float().cpu().numpy(), mask)):
+            points[j] = pts
+        done += len(idx)
+        if progress is not None:
+            progress(len(idx))
+    return calibrate(points, summaries, e, surrogate.geometry)
+
+
+def generate_points(
+    run_dir: str | Path, energies_mev: np.ndarray, out_path: str | Path, **options: Unpack[SampleOptions]
+) -> Path:
+    """Sample a trained point-cloud run at the given energies and write a point file (atomically)."""
+    run = start_generation(run_dir, out_path, options, load_points_model, caller="generate_points")
+    surrogate = run.surrogate
+    assert isinstance(surrogate, PointSurrogate)
+    if run.sample_kwargs["progress"] is not None:
+        run.sample_kwargs["progress"](0)
+    clouds = sample_points(surrogate, np.asarray(energies_mev, np.float64), **run.sample_kwargs)
+    with PointsWriter(out_path, len(clouds), surrogate.geometry, run.attrs) as w:
+        w.add(clouds)
+    return Path(out_path)
+
+
+def load_points_model(
+    run_dir_or_checkpoint: str | Path, device: str | torch.device = "cpu", *, ema: bool = True
+) -> PointSurrogate:
+    """Load a point-cloud surrogate written by :func:`showerforge.training.calo_points.train_points`
+    (``torch.load(weights_only=True)``).
+
+    Raises:
+        CheckpointError: missing, unsafe, not a point-cloud checkpoint, or inconsistent.
+    """
+    path = checkpoint_path(run_dir_or_checkpoint)
+    ckpt = read_checkpoint(path, map_location="cpu")
+    if ckpt["data_kind"] != DATA_KIND:
+        raise CheckpointError(
+            f"{path}: holds a {ckpt['data_kind']} model ({ckpt.get('model_name')}), not a {DATA_KIND} one; "
+            "load it with showerforge.load, which picks the loader of its kind"
+        )
+    try:
+        model = build_weights(ckpt, ema=ema)
+        geo = ckpt["geometry"]
+        geometry = Geometry.from_dict(geo) if isinstance(geo, dict) else Geometry.from_json(str(geo))
+        pre = PointsPreprocessor(geometry.n_layers, ckpt["preprocessing"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
+    model.to(device).eval()
+    return PointSurrogate(preprocessing=pre, geometry=geometry, **run_fields(ckpt, path, model))

@@ -1,0 +1,133 @@
+"""``cfm-points``: preprocessing round trips, the calibrations' known answers, masks, and the chain
+train -> generate -> inspect on real Geant4 ild-ecal photons."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from showerforge.data.points import PointClouds, read_points
+from showerforge.data.points_preprocess import PointsPreprocessor, Summaries, calibrate, shower_summaries
+from showerforge.geometry import PRESETS
+
+ILD = ["simulate", "calo", "--geometry", "ild-ecal", "--particle", "gamma", "--energy", "5:15GeV"]
+ILD += ["--spectrum", "uniform", "--n", "40", "--seed", "11", "--workers", "1", "--shard-size", "20", "--points"]
+
+
+@pytest.fixture(scope="module")
+def clouds(simulated) -> PointClouds:
+    return read_points(simulated(*ILD))
+
+
+def test_encodings_invert(clouds: PointClouds) -> None:
+    pre = PointsPreprocessor(30).fit(clouds, seed=3)
+    # points: x, y, energy come back to float32 precision; the depth within its layer
+    enc = pre.encode_points(clouds.points, seed=3)
+    mask = np.ones((1, len(enc)), bool)
+    back = pre.decode_points(enc[None], mask)[0]
+    np.testing.assert_allclose(back[:, [0, 1, 3]], clouds.points[:, [0, 1, 3]], rtol=2e-4, atol=2e-4)
+    assert np.array_equal(np.floor(back[:, 2]), clouds.points[:, 2])
+    # summaries: counts exactly, energies and centres to float32 precision
+    s = shower_summaries(clouds, 30)
+    d = pre.decode_summaries(pre.encode_summaries(s))
+    assert np.array_equal(d.counts, s.counts)
+    np.testing.assert_allclose(d.energies, s.energies, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(d.cog, s.cog, atol=1e-3)
+    # the state travels as JSON
+    again = PointsPreprocessor(30, pre.state())
+    assert np.array_equal(again.encode_points(clouds.points, seed=3), enc)
+
+
+def test_calibrations_give_the_drawn_summaries_exactly() -> None:
+    rng = np.random.default_rng(0)
+    n_layers, n = 5, 7
+    counts = rng.integers(0, 20, (n, n_layers))
+    counts[0] = 0
+    counts[0, 2] = 3
+    energies = np.where(counts > 0, rng.uniform(0.5, 50.0, (n, n_layers)), 0.0)
+    cog = rng.normal(0, 3.0, (n, 2))
+    target = Summaries(counts, energies, cog)
+    points = []
+    for i in range(n):
+        m = int(counts[i].sum())
+        p = np.stack(
+            [rng.normal(0, 10, m), rng.normal(0, 10, m), rng.uniform(0, n_layers, m), rng.exponential(1.0, m)], 1
+        )
+        points.append(p)
+    out = calibrate(points, target, np.full(n, 1e4), None)
+    got = shower_summaries(out, n_layers)
+    assert np.array_equal(got.counts, counts)
+    np.testing.assert_allclose(got.energies, energies, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.cog, cog, atol=1e-3)
+    # the depth order survives: the deepest generated point lands in the deepest filled layer
+    deepest = int(np.argmax(points[1][:, 2]))
+    assert out.event(1)[:, 2].max() == np.nonzero(counts[1])[0].max()
+    assert deepest >= 0
+
+
+def test_decoded_summaries_are_physical() -> None:
+    pre = PointsPreprocessor.example(4)
+    pre.n_max = 50
+    feats = np.asarray([[3.0, 0.0, -1.0, 9.0, 2.0, 0.0, 3.0, 1.0, 0.5, -0.5]])
+    s = pre.decode_summaries(feats)
+    assert (s.counts >= 0).all() and (s.energies >= 0).all()
+    assert s.counts.sum() <= 50  # capped at the largest shower
+    assert ((s.counts > 0) == (s.energies > 0)).all()
+
+
+def test_masks_never_leak_padded_points() -> None:
+    from showerforge.models import MODELS, build_model
+
+    spec = MODELS["cfm-points"]
+    model = build_model(spec.resolve(**spec.example_config))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    cond = torch.randn(3, model.config["n_cond"])
+    mask = torch.tensor([[True] * 9, [True] * 4 + [False] * 5, [True] + [False] * 8])
+    x = model.sample(cond, generator=torch.Generator().manual_seed(0), mask=mask)
+    assert (x[~mask] == 0).all()
+    # the real points do not depend on what the padded slots hold
+    noise = model.draw_noise(3, generator=torch.Generator().manual_seed(1))
+    a = model.sample_from_noise(noise, cond, mask=mask)
+    noise[0][~mask] = 100.0
+    b = model.sample_from_noise(noise, cond, mask=mask)
+    assert torch.allclose(a[mask], b[mask], atol=1e-5)
+    pre = PointsPreprocessor.example(4)
+    assert [len(p) for p in pre.decode_points(x.numpy(), mask.numpy())] == [9, 4, 1]
+
+
+def test_train_generate_inspect_chain(simulated, tmp_path: Path) -> None:
+    data = simulated(*ILD)
+    run = tmp_path / "run"
+    sf = [sys.executable, "-m", "showerforge"]
+    small = "d_model=16 d_global=8 n_blocks=1 summary_width=32 summary_blocks=1 summary_steps=4 steps=2".split()
+    proc = subprocess.run(
+        [*sf, "train", "--data", str(data), "-o", str(run), "--epochs", "1", *[a for k in small for a in ("--set", k)]],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = tmp_path / "gen.h5"
+    proc = subprocess.run(
+        [*sf, "generate", "--model", str(run), "--energy", "5:15GeV", "--n", "6", "--seed", "2", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    gen = read_points(out)
+    assert len(gen) == 6 and gen.geometry == read_points(data).geometry
+    assert (gen.points[:, 3] > 0).all() and set(np.unique(gen.points[:, 2])) <= set(range(30))
+    import showerforge as sf_api
+
+    surrogate = sf_api.load(run)  # weights_only=True inside
+    again = surrogate.sample(gen.incident_mev, seed=2)
+    assert np.array_equal(again.points, gen.points)  # same seed, same showers
+    assert PRESETS["ild-ecal"].n_layers == 30
