@@ -53,7 +53,9 @@ def ds3_like(geometry: Geometry) -> Geometry:
 
 def _kind_of(path: Path) -> str:
     if not path.is_file():
-        raise UserError(f"{path}: file not found" if not path.exists() else f"{path}: is a folder; expected an HDF5 file")
+        raise UserError(
+            f"{path}: file not found" if not path.exists() else f"{path}: is a folder; expected an HDF5 file"
+        )
     try:
         with h5py.File(path, "r") as f:
             keys = set(f.keys())
@@ -109,7 +111,9 @@ def convert_file(
             raise UserError(f"{src}: is already a point-cloud file; --to points converts a cell file")
         return _cells_to_points_file(src, out, say)
     if have != "points":
-        raise UserError(f"{src}: is a cell/voxel file (showers, incident_energies); --to {to} converts a point-cloud file")
+        raise UserError(
+            f"{src}: is a cell/voxel file (showers, incident_energies); --to {to} converts a point-cloud file"
+        )
     n = points_count(src)
     first = read_points(src, 1)
     src_geo = first.geometry
@@ -131,13 +135,17 @@ def convert_file(
                 hits = points_to_cells(chunk, geo, threshold_mip=threshold_mip, where=str(src))
                 yield chunk.incident_mev, hits.dense()
 
-        attrs["threshold_mev"] = json.dumps([float(t) for t in points_to_cells(first, geo, threshold_mip).threshold_mev])
+        attrs["threshold_mev"] = json.dumps(
+            [float(t) for t in points_to_cells(first, geo, threshold_mip).threshold_mev]
+        )
         return write_showers_chunks(out, n, replace(geo, sampling_fraction=1.0), cells(), attrs)
     target = ds3_like(src_geo) if geometry is None else get_geometry(geometry)
     if target.is_crystal:
         raise GeometryError(f"--geometry {target.name}: a cell matrix; --to voxels needs a cylindrical readout")
     if target.n_layers != src_geo.n_layers:
-        raise GeometryError(f"--geometry {target.name}: {target.n_layers} layers; the points of {src} have {src_geo.n_layers}")
+        raise GeometryError(
+            f"--geometry {target.name}: {target.n_layers} layers; the points of {src} have {src_geo.n_layers}"
+        )
     if target.sections != src_geo.sections and src_geo.sections:
         target = replace(target, sections=src_geo.sections)
     say(f"projecting {n} showers onto {target.describe_readout()}")

@@ -406,9 +406,7 @@ def points_count(path: str | Path) -> int:
         return int(f["num_points"].shape[0])
 
 
-def read_points(
-    path: str | Path, max_events: int | None = None, *, start: int = 0, check: bool = True
-) -> PointClouds:
+def read_points(path: str | Path, max_events: int | None = None, *, start: int = 0, check: bool = True) -> PointClouds:
     """Read a points file: ``max_events`` showers (default all) from shower ``start`` on.
 
     Raises:
