@@ -78,9 +78,13 @@ class CaloPoints(DataKind):
 
     # ------------------------------------------------------------------ generation
     def draws(self, request: GenerationRequest, *, model: str) -> Any:
-        """Incident energies in MeV, drawn as for voxel showers."""
-        from showerforge.kinds import get_kind
+        """Incident energies in MeV, drawn as for voxel showers; ``energies_from`` may be a point or a voxel file."""
+        from showerforge.kinds import get_kind, kind_of_file
 
+        if request.energies_from is not None and len(request.given()) == 1 and kind_of_file(request.energies_from) is self:
+            from showerforge.data.points import read_points
+
+            return read_points(request.energies_from).incident_mev
         return get_kind("calo-voxels").draws(request, model=model)
 
     def generate(self, model: str | Path, draws: Any, output: str | Path, **options: Any) -> Path:
