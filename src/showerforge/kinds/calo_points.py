@@ -29,8 +29,8 @@ class CaloPoints(DataKind):
     simulate_keys: ClassVar[frozenset[str]] = frozenset(
         {"geometry", "particle", "energy", "spectrum", "n", "seed", "shard_size", "physics", "cut_mm", "workers"}
     )
-    floor_section: ClassVar[str] = "floor"
-    default_analyses: ClassVar[tuple[str, ...]] = ()
+    floor_section: ClassVar[str] = "reference_vs_reference"
+    default_analyses: ClassVar[tuple[str, ...]] = ("points_energy", "points_shapes", "points_profiles")
 
     # ------------------------------------------------------------------ files
     def matches(self, keys: Collection[str]) -> bool:
@@ -63,16 +63,33 @@ class CaloPoints(DataKind):
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, reference: str | Path, candidate: str | Path, output: Path, **options: Any) -> dict[str, Any]:
+        """W1 x 100 of standardised observables and a classifier AUC, each beside the Geant4 floor.
+
+        Options: ``seed``, ``quick``, ``plots``, ``max_samples``, ``floor_reference``, ``repeats``,
+        ``progress`` and those of :class:`showerforge.evaluation.points.settings.PointSettings`
+        (``threshold_mip``, ``n_bootstrap``, ``classifier``, ...); the voxel and jet options are refused.
+        """
         from showerforge.evaluation.points.report import evaluate_point_files
 
-        self.refuse_options(options, ("efp_normed", "nplm_toys", "classifiers", "geometry"))
-        opts = {k: v for k, v in options.items() if v is not None and k != "progress"}
+        others = ("efp_normed", "nplm_toys", "classifiers", "geometry", "distances")
+        fpd = options.get("fpd_extrapolation")
+        self.refuse_options(
+            {**options, "fpd_extrapolation": None if fpd == "jetnet" else fpd}, (*others, "fpd_extrapolation")
+        )
+        opts = {k: v for k, v in options.items() if v is not None and k not in (*others, "fpd_extrapolation")}
         return evaluate_point_files(reference, candidate, output, **opts)
 
     def summary(self, metrics: dict[str, Any]) -> str:
         from showerforge.evaluation.points.report import format_points_summary
 
         return format_points_summary(metrics)
+
+    def overlay_plots(
+        self, reference: str | Path, candidates: list[str], names: list[str], out: Path, **options: Any
+    ) -> list[dict[str, str]]:
+        from showerforge.evaluation.points.plots import point_overlays
+
+        return point_overlays(reference, candidates, names, out, options)
 
     def headline_metrics(self) -> list[tuple[str, str, float]]:
         return [("AUC", "classifier.auc", 1.0), ("W1x100 mean", "w1x100_mean", 1.0)]

@@ -14,6 +14,13 @@ showers (:class:`ShowerSample`)
     ``calo_profiles``: longitudinal profile (mean energy per layer, MeV) and radial profile
     (mean energy per radial bin, summed over layers and angles, MeV).
 
+point clouds (:class:`~showerforge.data.points.PointClouds`; cells above 0.5 MIP, see
+:mod:`showerforge.evaluation.points.observables`)
+    ``points_energy``: E_vis / E_inc, hits per shower, cell energies (MeV, log bins, pooled).
+    ``points_shapes``: centre of gravity in x, y and z (mm).
+    ``points_profiles``: longitudinal profiles (mean energy and mean hits per layer) and radial
+    profile (mean energy per ring of one cell width around the beam axis, all layers).
+
 jets (:class:`JetSample`)
     ``jet_substructure``: relative jet mass (from the constituents), constituent multiplicity
     (``jet_features``, before truncation), constituents kept, N-subjettiness ratios tau21 and tau32
@@ -126,6 +133,45 @@ def calo_profiles(sample: ShowerSample) -> list[Observable]:
     ]
 
 
+# ----------------------------------------------------------------------------- point-cloud analyses
+
+
+def _points(sample: Any) -> Any:
+    from showerforge.evaluation.points.observables import observe
+
+    return observe(sample)
+
+
+def points_energy(sample: Any) -> list[Observable]:
+    o = _points(sample)
+    return [
+        Observable(
+            "e_vis_over_e_inc", o.scalars["e_vis_over_e_inc"], "visible energy / incident energy", "E_vis / E_inc"
+        ),
+        Observable("n_hits", o.scalars["n_hits"], "hits per shower (cells above 0.5 MIP)", "hits"),
+        Observable("cell_energy", o.cell_energy, "cell energies (all showers)", "E_cell [MeV]", log=True),
+    ]
+
+
+def points_shapes(sample: Any) -> list[Observable]:
+    s = _points(sample).scalars
+    return [Observable(k, s[k], f"centre of gravity {k[-1]}", f"{k[-1]} [mm]") for k in ("cog_x", "cog_y", "cog_z")]
+
+
+def points_profiles(sample: Any) -> list[Observable]:
+    o = _points(sample)
+    width = min(lay.crystal_mm for lay in sample.geometry.readout)
+    ring = np.floor(o.radii_mm / width + 0.5).astype(np.int64)
+    onehot = np.zeros((len(ring), int(ring.max()) + 1 if ring.size else 1))
+    onehot[np.arange(len(ring)), ring] = 1.0
+    rings = o.radial_energy @ onehot
+    return [
+        Observable("longitudinal_energy", o.layer_energy, "mean energy per layer", "layer", profile=True),
+        Observable("longitudinal_hits", o.layer_hits, "mean hits per layer", "layer", profile=True),
+        Observable("radial_energy", rings, f"mean energy per ring of {width:g} mm (all layers)", "ring", profile=True),
+    ]
+
+
 # ----------------------------------------------------------------------------- jet analyses
 
 
@@ -186,6 +232,9 @@ ANALYSES: dict[str, tuple[str, Analysis]] = {
     "calo_energy": ("calo-voxels", calo_energy),
     "calo_shapes": ("calo-voxels", calo_shapes),
     "calo_profiles": ("calo-voxels", calo_profiles),
+    "points_energy": ("calo-points", points_energy),
+    "points_shapes": ("calo-points", points_shapes),
+    "points_profiles": ("calo-points", points_profiles),
     "jet_substructure": ("jet-set", jet_substructure),
     "jet_kinematics": ("jet-set", jet_kinematics),
     "jet_particles": ("jet-set", jet_particles),

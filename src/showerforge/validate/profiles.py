@@ -2,8 +2,9 @@
 
 Every kind validates with analyses (histograms, chi2/ndf, KS p) and the histogram aggregates.
 A kind with a :class:`Profile` here also gets evaluation metrics as gate-able numbers (AUCs and
-FPD/KPD for showers, the JetNet metrics for jets). A kind without one validates with analyses
-only (``[metrics] enabled = false``); a suite that asks it for metrics is refused in one line.
+FPD/KPD for showers, the JetNet metrics for jets, the AUC and the mean W1 x 100 for point clouds).
+A kind without one validates with analyses only (``[metrics] enabled = false``); a suite that
+asks it for metrics is refused in one line.
 """
 
 from __future__ import annotations
@@ -130,6 +131,27 @@ def _jet_notes(ref: Any, cand: Any) -> list[str]:
     ]
 
 
+# ----------------------------------------------------------------------------- calo-points
+_POINT_KEYS = {"auc": ("classifier", "auc"), "w1x100_mean": ("w1x100_mean",)}
+
+
+def _point_options(suite: Any) -> dict[str, Any]:
+    opts = suite.metrics
+    return {
+        "quick": bool(opts.get("quick", True)),
+        "max_samples": opts.get("max_samples"),
+        "floor_reference": suite.floor_file,
+    }
+
+
+def _point_metrics(raw: dict[str, Any]) -> Metrics:
+    out: Metrics = {}
+    for name, path in _POINT_KEYS.items():
+        cand, floor = _dig(raw, "candidate_vs_reference", *path), _dig(raw, "reference_vs_reference", *path)
+        _with_floor(out, name, _m(cand), _m(floor))
+    return out
+
+
 PROFILES: dict[str, Profile] = {
     "calo-voxels": Profile(
         metrics=("auc_high", "auc_low", "auc_verdict", "fpd", "kpd"),
@@ -140,6 +162,7 @@ PROFILES: dict[str, Profile] = {
     "jet-set": Profile(
         metrics=tuple(_JET_KEYS), options=_jet_options, extract=_jet_metrics, ratios=True, notes=_jet_notes
     ),
+    "calo-points": Profile(metrics=tuple(_POINT_KEYS), options=_point_options, extract=_point_metrics),
 }
 """Validation profiles by kind name (a new kind adds its own here to gate on evaluation metrics)."""
 
