@@ -282,7 +282,8 @@ _WHAT = {
     "G4PARTICLEXSDATA": (
         "hadronic_neutron_xs",
         "approximate neutron tables (elastic, inelastic, capture; Z = 1-92): Glauber-Gribov form "
-        "below 20 MeV, 1/v capture, no resonances; Geant4's own Glauber-Gribov above 20 MeV",
+        "below 20 MeV, 1/v capture, no resonances; above 20 MeV Geant4's Glauber-Gribov scaled to "
+        "the tables' value at 20 MeV",
     ),
     "G4LEVELGAMMADATA": (
         "hadronic_nuclear_levels",
