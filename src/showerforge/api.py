@@ -65,14 +65,17 @@ def simulate_showers(
     Args:
         geometry: preset (``ds2``, ``ds3``, ``mini``, ``pbwo4``, ``ild-ecal``, ``ild-hcal``,
             ``ild-ecal-hcal``) or a JSON geometry file.
-        particle: ``e-``, ``e+`` or ``gamma``.
+        particle: ``e-``, ``e+``, ``gamma``; ``pi+``, ``pi-`` with a hadronic ``physics``.
         energy: with units: ``"10GeV"``, ``"1,10,100GeV"``, ``"1:100GeV"``.
         n: showers.
         seed: campaign seed (same seed and shard size -> identical showers).
         output: HDF5 file to write (atomically); an interrupted campaign resumes.
         spectrum: ``fixed``, ``list``, ``uniform``, ``log-uniform`` (default by the form of ``energy``).
         workers: local processes (default: all cores).
-        shard_size, physics, cut_mm, sampling_fraction, scheduler, keep_shards: as on the command line.
+        physics: ``standard``, ``option1`` .. ``option4`` (EM), or ``FTFP_BERT`` / ``QGSP_BERT``
+            (hadronic; on approximate hadronic data when the Geant4 data sets are not installed,
+            recorded in the file as ``hadronic_data``).
+        shard_size, cut_mm, sampling_fraction, scheduler, keep_shards: as on the command line.
         progress: progress bar (plain lines when not on a terminal).
         on_status: called with one-line status messages (what runs where, resume, merge).
         points: write a point-cloud file (x, y in mm, layer, energy in MeV per point) of a

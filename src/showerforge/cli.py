@@ -154,8 +154,8 @@ def simulate() -> None:
     "--particle",
     default="e-",
     show_default=True,
-    type=click.Choice(["e-", "e+", "gamma"]),
-    help="Particle shot along +z into the calorimeter.",
+    type=click.Choice(["e-", "e+", "gamma", "pi+", "pi-"]),
+    help="Particle shot along +z into the calorimeter (pi+, pi- need --physics FTFP_BERT or QGSP_BERT).",
 )
 @click.option(
     "--energy",
@@ -189,8 +189,10 @@ def simulate() -> None:
     "--physics",
     default="standard",
     show_default=True,
-    type=click.Choice(["standard", "option1", "option2", "option3", "option4"]),
-    help="Geant4 EM physics constructor (G4EmStandardPhysics[_optionN]).",
+    type=click.Choice(["standard", "option1", "option2", "option3", "option4", "FTFP_BERT", "QGSP_BERT"]),
+    help="Geant4 EM physics constructor (G4EmStandardPhysics[_optionN]), or the hadronic reference list "
+    "FTFP_BERT or QGSP_BERT (for pions); without the Geant4 data sets these run on approximate hadronic "
+    "data (approximate neutron cross sections, no discrete nuclear levels), recorded in the file.",
 )
 @click.option(
     "--cut",
@@ -251,6 +253,8 @@ def simulate_calo(
           --spectrum log-uniform --n 10000 --seed 7 --workers 2 -o electrons.h5
       showerforge simulate calo --geometry ild-ecal --particle gamma --energy 10:90GeV \\
           --spectrum uniform --n 1000 --points -o photons.h5
+      showerforge simulate calo --geometry ild-ecal-hcal --particle pi+ --physics FTFP_BERT \\
+          --energy 10:90GeV --n 1000 --points -o pions.h5
 
     Re-running the same command resumes an interrupted campaign.
     """

@@ -14,6 +14,11 @@ the replicas are the fine squares: their non-empty squares are the shower's poin
 and a second primitive sums each sensor layer in C++, an independent check of the points' sum.
 Python reads the hit maps once per event.
 
+Physics: the EM constructors of :data:`PHYSICS_EM` (e-, e+, gamma) or a Geant4 hadronic reference
+list (pi+, pi-, and any particle). Without the real Geant4 data sets, ``FTFP_BERT`` and
+``QGSP_BERT`` run on the approximate hadronic stand-ins of :mod:`showerforge.simulate.g4hadronic`
+(recorded in the provenance); other reference lists need the real data.
+
 Geant4 holds one state per process: a process builds one geometry and simulates one shard
 (:func:`simulate_showers` may be called again in the same process only with the same geometry
 and physics). The interpreter may crash at teardown after Geant4 ran; callers that care flush
@@ -35,8 +40,18 @@ import numpy as np
 
 from showerforge.errors import UserError
 from showerforge.geometry import Geometry, GeometryError
+from showerforge.simulate.g4hadronic import APPROXIMATE_LISTS, UI_COMMANDS, needed_datasets
 
-__all__ = ["ShowerBatch", "simulate_showers", "measure_sampling_fraction", "preflight", "PHYSICS_EM", "PARTICLES"]
+__all__ = [
+    "ShowerBatch",
+    "simulate_showers",
+    "measure_sampling_fraction",
+    "preflight",
+    "PHYSICS_EM",
+    "PHYSICS_HADRONIC",
+    "PARTICLES",
+    "HADRONS",
+]
 
 # physics name -> geant4_pybind EM constructor
 PHYSICS_EM: dict[str, str] = {
@@ -58,7 +73,9 @@ PARTICLES: dict[str, str] = {
     "pi+": "pi+",
     "pi-": "pi-",
 }
-_HADRONS = {"pi+", "pi-"}
+# hadronic reference lists that run on the approximate data too (any reference list runs on real data)
+PHYSICS_HADRONIC: tuple[str, ...] = APPROXIMATE_LISTS
+HADRONS: frozenset[str] = frozenset({"pi+", "pi-"})
 
 
 @dataclass
@@ -79,6 +96,8 @@ class ShowerBatch:
             by Geant4 (C++), for a geometry with ``subcells``; else None.
         sensor_steps: (N,) charged-particle steps in the scored sensor cells (the energy deposits
             before clustering), for a geometry with ``subcells``; else None.
+        section_mev: for a geometry of several sections (``ild-ecal-hcal``): (N, n_sections, 3)
+            energy per section as (sensor cells, sensor outside the cells, absorber), MeV; else None.
     """
 
     showers: np.ndarray
@@ -89,6 +108,7 @@ class ShowerBatch:
     hits: dict[str, np.ndarray] | None = None
     layer_mev: np.ndarray | None = None
     sensor_steps: np.ndarray | None = None
+    section_mev: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.showers.shape[0])
@@ -209,11 +229,18 @@ def _check_geometry(geometry: Geometry) -> list[dict[str, Any]]:
 
 
 def _check_physics_data(physics: str, data_info: dict[str, str]) -> None:
+    """Refuse a physics choice that the data sets at hand cannot run (one-line ``UserError``)."""
     if data_info.get("physics_data") == "approximate" and physics == "option4":
         raise UserError(
             "physics 'option4' needs data of the real G4EMLOW data set (Goudsmit-Saunderson msc, "
             "Penelope/Livermore models) that has no approximate stand-in: install the Geant4 data "
             "(GEANT4_DATA_DIR) or use standard, option1, option2 or option3"
+        )
+    if data_info.get("hadronic_data") == "approximate" and physics not in PHYSICS_HADRONIC:
+        raise UserError(
+            f"physics {physics!r} needs the real Geant4 hadronic data sets ({needed_datasets(physics)}) and "
+            f"{data_info.get('hadronic_missing_datasets', '?')} are not installed: install them (GEANT4_DATA_DIR) "
+            f"or use {' or '.join(PHYSICS_HADRONIC)}, which run on approximate hadronic data"
         )
 
 
@@ -252,8 +279,9 @@ def preflight(geometry: Geometry, physics: str) -> None:
 
     Catches what would otherwise fail inside every shard process: a geometry Geant4 cannot place,
     a material that is not in Geant4's NIST database, an unknown physics list, or a hadronic
-    list without the real Geant4 data sets. Geant4 itself is asked in a child process
-    (:func:`_ask_geant4`); this process never imports it.
+    list that needs real Geant4 data sets that are not installed. Geant4 itself is asked in a child
+    process (:func:`_ask_geant4`); this process never imports it. The approximate data a physics
+    list needs are built here, once, before the shards start.
 
     Raises:
         GeometryError: the geometry or one of its materials.
@@ -266,8 +294,9 @@ def preflight(geometry: Geometry, physics: str) -> None:
 
     with warnings.catch_warnings(record=True) as notes:  # said once the set-up is known to be good
         warnings.simplefilter("always")
-        data_info = ensure_geant4_env()
-    _check_physics_data(physics, data_info)
+        data_info = ensure_geant4_env(hadronic=physics not in PHYSICS_EM)
+    if physics in PHYSICS_EM:
+        _check_physics_data(physics, data_info)  # before asking Geant4; a reference list once it is known
     known, reference = _ask_geant4(physics)
     for role, name in (("absorber", geometry.absorber), ("sensor", geometry.sensor)):
         if name not in known:
@@ -277,14 +306,48 @@ def preflight(geometry: Geometry, physics: str) -> None:
             )
     if physics not in PHYSICS_EM:
         if not reference:
-            raise UserError(f"unknown physics {physics!r}: use one of {sorted(PHYSICS_EM)} or a Geant4 reference list")
-        if data_info.get("physics_data") != "geant4":
-            raise UserError(
-                f"physics {physics!r}: hadronic reference physics lists need the real Geant4 data sets "
-                "(set GEANT4_DATA_DIR); only the EM lists " + ", ".join(PHYSICS_EM) + " run on approximate tables"
-            )
+            raise UserError(_unknown_physics(physics))
+        _check_physics_data(physics, data_info)
     for note in notes:
         warnings.warn_explicit(note.message, note.category, note.filename, note.lineno)
+
+
+def _unknown_physics(physics: str) -> str:
+    return (
+        f"unknown physics {physics!r}: use one of {sorted(PHYSICS_EM)} (EM) or a Geant4 reference list "
+        f"such as {', '.join(PHYSICS_HADRONIC)}"
+    )
+
+
+def _physics_factory(g4: Any, physics: str, production_cut_mm: float) -> tuple[Callable[[], Any], str]:
+    """A function that makes the physics list (call it once the run manager exists), and its name."""
+    mm = g4.mm
+    if physics in PHYSICS_EM:
+        ctor = getattr(g4, PHYSICS_EM[physics])
+
+        class PhysicsList(g4.G4VModularPhysicsList):
+            def __init__(self):
+                super().__init__()
+                self.SetVerboseLevel(0)
+                self.SetDefaultCutValue(production_cut_mm * mm)
+                self.em = ctor()
+                self.RegisterPhysics(self.em)
+
+        return PhysicsList, PHYSICS_EM[physics]
+
+    def make_reference_list() -> Any:
+        factory = g4.G4PhysListFactory()
+        if not factory.IsReferencePhysList(physics):
+            raise UserError(_unknown_physics(physics))
+        # the list's own class: geant4-pybind 0.1.3 cannot hand G4PhysListFactory's object to
+        # SetUserInitialization (smart_holder RuntimeError); names with an EM suffix have no class
+        ctor = getattr(g4, physics, None)
+        pl = ctor() if ctor is not None else factory.GetReferencePhysList(physics)
+        pl.SetVerboseLevel(0)
+        pl.SetDefaultCutValue(production_cut_mm * mm)
+        return pl
+
+    return make_reference_list, physics
 
 
 def _config_key(geometry: Geometry, physics: str, cut: float) -> str:
@@ -295,7 +358,7 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
     """Build geometry, physics and actions once per process; return the state."""
     from showerforge.simulate.g4data import ensure_geant4_env
 
-    data_info = ensure_geant4_env()
+    data_info = ensure_geant4_env(hadronic=physics not in PHYSICS_EM)
     _check_physics_data(physics, data_info)
     import geant4_pybind as g4
 
@@ -427,41 +490,8 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
                     keep.extend([det, *scorers])
 
     # ----- physics (instantiated after the run manager exists: cuts need the default region)
-    if physics in PHYSICS_EM:
-        ctor = getattr(g4, PHYSICS_EM[physics])
-
-        class PhysicsList(g4.G4VModularPhysicsList):
-            def __init__(self):
-                super().__init__()
-                self.SetVerboseLevel(0)
-                self.SetDefaultCutValue(production_cut_mm * mm)
-                self.em = ctor()
-                self.RegisterPhysics(self.em)
-
-        def make_physics():
-            return PhysicsList()
-
-        physics_name = PHYSICS_EM[physics]
-        hadronic = False
-    else:
-        if data_info.get("physics_data") != "geant4":
-            raise UserError(
-                f"physics {physics!r}: hadronic reference physics lists need the real Geant4 data sets "
-                "(set GEANT4_DATA_DIR); only the EM lists " + ", ".join(PHYSICS_EM) + " run on approximate tables"
-            )
-
-        def make_physics():
-            factory = g4.G4PhysListFactory()
-            if not factory.IsReferencePhysList(physics):
-                raise UserError(
-                    f"unknown physics {physics!r}: use one of {sorted(PHYSICS_EM)} or a Geant4 reference list"
-                )
-            pl = factory.GetReferencePhysList(physics)
-            pl.SetDefaultCutValue(production_cut_mm * mm)
-            return pl
-
-        physics_name = physics
-        hadronic = True
+    make_physics, physics_name = _physics_factory(g4, physics, production_cut_mm)
+    hadronic = physics not in PHYSICS_EM
 
     st = _STATE  # the closures below read the per-run "job" from the process-wide state
     st.clear()
@@ -498,8 +528,11 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
             cid = st["cid"]
             outside = absorber = 0.0
             for si, lay in enumerate(layouts):
-                outside += sum(v for _k, v in hce.GetHC(cid[f"outside{si}/edep"]))
-                absorber += sum(v for _k, v in hce.GetHC(cid[f"absorber{si}/edep"]))
+                sec_outside = sum(v for _k, v in hce.GetHC(cid[f"outside{si}/edep"]))
+                sec_absorber = sum(v for _k, v in hce.GetHC(cid[f"absorber{si}/edep"]))
+                job["sections"][i, si, 1:] = sec_outside, sec_absorber
+                outside += sec_outside
+                absorber += sec_absorber
                 if lay["fine"]:
                     items = list(hce.GetHC(cid[f"grid{si}/edep"]))
                     keys = np.fromiter((k for k, _v in items), np.int64, len(items))
@@ -537,6 +570,11 @@ def _build(geometry: Geometry, physics: str, production_cut_mm: float, quiet: bo
         detector = Detector()
         rm.SetUserInitialization(detector)
         physics_list = make_physics()
+        if "hadronic_gamma_nuclear_xs" in data_info:
+            # no G4PARTICLEXS gamma tables: the code-only photo-nuclear cross section (the list's
+            # messengers exist once it is constructed; the command must come before Initialize)
+            for cmd in UI_COMMANDS:
+                ui.ApplyCommand(cmd)
         if data_info.get("physics_data") == "approximate" and physics in ("option3", "option4"):
             # these options switch on atomic de-excitation, whose data (fluor/, auger/) has no
             # approximate stand-in: run them without it and say so in the provenance
@@ -591,8 +629,9 @@ def simulate_showers(
         energies_mev: kinetic energy of the primary of each event, MeV.
         seed: random seed; the same seed (and inputs) gives identical bytes.
         physics: ``standard`` (``G4EmStandardPhysics``), ``option1``..``option4``, or a Geant4
-            reference list name (needs the real data sets). On approximate data ``option3`` runs
-            without atomic de-excitation and ``option4`` is refused.
+            reference list name. On approximate EM data ``option3`` runs without atomic
+            de-excitation and ``option4`` is refused; on approximate hadronic data only
+            ``FTFP_BERT`` and ``QGSP_BERT`` run (:mod:`showerforge.simulate.g4hadronic`).
         production_cut_mm: production cut (range) for all particles, mm.
         position_mm: gun position; z = 0 is the calorimeter front face, ``None`` means 1 mm in
             front of it.
@@ -612,10 +651,10 @@ def simulate_showers(
     if name is None:
         raise UserError(f"unknown particle {particle!r}: expected one of {sorted(PARTICLES)}")
     physics = str(physics)
-    if name in _HADRONS and physics in PHYSICS_EM:
+    if name in HADRONS and physics in PHYSICS_EM:
         raise UserError(
             f"particle {particle!r} needs hadronic physics, but physics={physics!r} is electromagnetic only; "
-            "use a Geant4 reference list such as physics='FTFP_BERT' (requires the real Geant4 data sets)"
+            f"use a Geant4 reference list: {' or '.join(repr(p) for p in PHYSICS_HADRONIC)}"
         )
     energies = np.asarray(energies_mev, dtype=np.float64).reshape(-1)
     if energies.size and (not np.all(np.isfinite(energies)) or np.any(energies <= 0)):
@@ -662,6 +701,7 @@ def simulate_showers(
         "steps": np.zeros(n),
         "outside": np.zeros(n),
         "absorber": np.zeros(n),
+        "sections": np.zeros((n, len(layouts), 3)),
         "progress": progress,
         "every": max(1, min(100, n // 20 or 1)),
         "n": n,
@@ -709,7 +749,19 @@ def simulate_showers(
         hits=hits,
         layer_mev=job["layer_mev"] if fine else None,
         sensor_steps=job["steps"] if fine else None,
+        section_mev=_section_sums(job, geometry) if len(layouts) > 1 else None,
     )
+
+
+def _section_sums(job: dict[str, Any], geometry: Geometry) -> np.ndarray:
+    """(N, n_sections, 3): each section's (sensor cells, sensor outside the cells, absorber) MeV."""
+    sections = job["sections"].copy()
+    per_layer = job["layer_mev"]  # (N, n_physical_layers): the sensor cells, summed by Geant4
+    first = 0
+    for si, sec in enumerate(geometry.stack):
+        sections[:, si, 0] = per_layer[:, first : first + sec.n_layers].sum(axis=1)
+        first += sec.n_layers
+    return sections
 
 
 def _fine_hits(events: list[tuple[int, int, np.ndarray, np.ndarray]], layouts: list[dict[str, Any]], n: int, ppr: int):

@@ -27,7 +27,7 @@ import numpy as np
 from showerforge.data.calo import atomic_output, check_writable
 from showerforge.errors import UserError
 from showerforge.geometry import Geometry
-from showerforge.simulate.calo_g4 import preflight
+from showerforge.simulate.calo_g4 import HADRONS, PHYSICS_EM, PHYSICS_HADRONIC, preflight
 from showerforge.simulate.energies import SHOWER_ENERGY_RANGE_MEV, EnergySpec
 from showerforge.simulate.shards import CampaignError, ShardTask, campaign_lock, check_scheduler, run_sharded
 
@@ -73,13 +73,15 @@ class CaloCampaign:
 
     Args:
         geometry: the calorimeter (must have a physical stack and a regular readout).
-        particle: ``e-``, ``e+`` or ``gamma``.
+        particle: ``e-``, ``e+``, ``gamma``; ``pi+``, ``pi-`` with a hadronic ``physics``.
         energy: incident energies (:func:`showerforge.simulate.energies.parse_energy`).
         n: number of showers.
         seed: campaign seed.
         output: final HDF5 file.
         shard_size: events per shard.
-        physics: EM physics constructor (``standard``, ``option1`` .. ``option4``).
+        physics: EM physics constructor (``standard``, ``option1`` .. ``option4``) or a Geant4
+            hadronic reference list (``FTFP_BERT``, ``QGSP_BERT``; on approximate hadronic data
+            without the real Geant4 data sets, :mod:`showerforge.simulate.g4hadronic`).
         production_cut_mm: Geant4 production cut in mm.
         sampling_fraction: divide visible energy by this; None = use the campaign's measurement.
             A geometry of sections (``ild-ecal``, ...) keeps the visible energy (no division).
@@ -111,8 +113,13 @@ class CaloCampaign:
             raise UserError(f"--n must be >= 1, got {self.n}")
         if self.shard_size < 1:
             raise UserError(f"--shard-size must be >= 1, got {self.shard_size}")
-        if self.particle not in ("e-", "e+", "gamma"):
-            raise UserError(f"particle {self.particle!r} is not supported; use e-, e+ or gamma")
+        if self.particle not in ("e-", "e+", "gamma", *sorted(HADRONS)):
+            raise UserError(f"particle {self.particle!r} is not supported; use e-, e+, gamma, pi+ or pi-")
+        if self.particle in HADRONS and self.physics in PHYSICS_EM:
+            raise UserError(
+                f"--particle {self.particle} needs a hadronic physics list, but --physics {self.physics} is "
+                f"electromagnetic only: use --physics {' or '.join(PHYSICS_HADRONIC)}"
+            )
         if not self.geometry.has_stack:
             raise UserError(f"geometry {self.geometry.name!r} has no materials: it can be read, not simulated")
         if not self.geometry.is_regular and not self.geometry.sections:
@@ -430,7 +437,7 @@ def simulate_shower_file(
 
     Args:
         geometry: preset (``ds2``, ``ds3``, ``mini``) or a JSON geometry file.
-        particle: ``e-``, ``e+`` or ``gamma``.
+        particle: ``e-``, ``e+``, ``gamma``; ``pi+``, ``pi-`` with ``physics="FTFP_BERT"`` or ``"QGSP_BERT"``.
         energy: with units: ``"10GeV"``, ``"1,10,100GeV"``, ``"1:100GeV"``.
         n: showers.
         seed: campaign seed (same seed and shard size -> identical showers).

@@ -33,6 +33,12 @@ files plus ``fluor/binding.dat``) reads for electromagnetic showers:
 ``fluor/binding.dat``
     shell binding energies for ``G4ShellData`` (one K-like shell per element).
 
+Hadronic reference lists (``FTFP_BERT``, ``QGSP_BERT``) also read G4PARTICLEXS, PhotonEvaporation
+and G4ENSDFSTATE; ``ensure_geant4_env(hadronic=True)`` points those variables at approximate
+stand-ins from :mod:`showerforge.simulate.g4hadronic` where the real data sets are not found
+(provenance ``hadronic_data = "approximate"``). Without ``hadronic=True`` nothing changes for EM
+physics.
+
 Call :func:`ensure_geant4_env` before ``import geant4_pybind``.
 """
 
@@ -47,6 +53,8 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+
+from showerforge.simulate import g4hadronic
 
 __all__ = ["geant4_environment", "ensure_geant4_env", "APPROX_VERSION", "DATASETS"]
 
@@ -332,8 +340,31 @@ def _ensure_approx(root: Path) -> Path:
 # public API
 
 
-def geant4_environment() -> tuple[dict[str, str], dict[str, str]]:
+def _hadronic_root() -> Path:
+    """Folder of the approximate hadronic tables: beside the approximate EM tables."""
+    return _approx_root().parent / g4hadronic.HADRONIC_APPROX_VERSION
+
+
+def _with_hadronic(env: dict[str, str], info: dict[str, str], real: dict[str, Path]) -> None:
+    """Point the hadronic data set variables at their real data set, else at an approximate stand-in."""
+    missing = []
+    for var in g4hadronic.HADRONIC_VARIABLES.values():
+        if var in real and g4hadronic.is_real_dataset(var, real[var]):
+            env[var] = str(real[var])
+        else:
+            missing.append(var)
+    had_env, had_info = g4hadronic.approximate_hadronic_environment(_hadronic_root(), missing)
+    env.update(had_env)
+    info.update(had_info)
+
+
+def geant4_environment(hadronic: bool = False) -> tuple[dict[str, str], dict[str, str]]:
     """Environment variables to set before ``import geant4_pybind``, and provenance.
+
+    Args:
+        hadronic: also set up what hadronic reference lists read: the real data sets where they
+            are found, else approximate stand-ins (``info["hadronic_data"]``, see
+            :func:`showerforge.simulate.g4hadronic.approximate_hadronic_environment`).
 
     Returns:
         ``(env, info)``: ``env`` maps every data set variable Geant4 11.4 reads (and
@@ -360,6 +391,8 @@ def geant4_environment() -> tuple[dict[str, str], dict[str, str]]:
         env["GEANT4_DATA_DIR"] = os.environ.get("GEANT4_DATA_DIR") or str(real["G4LEDATA"].parent)
         info["physics_data"] = "geant4"
         info["G4LEDATA"] = env["G4LEDATA"]
+        if hadronic:
+            _with_hadronic(env, info, real)
         return env, info
 
     root = _ensure_approx(_approx_root())
@@ -374,23 +407,30 @@ def geant4_environment() -> tuple[dict[str, str], dict[str, str]]:
         "approximate_tables": APPROX_VERSION,
         "note": "real Geant4 data sets not found; low-energy EM tables approximated from textbook physics",
     }
+    if hadronic:
+        _with_hadronic(env, info, real)
     return env, info
 
 
 _warned = False
+_warned_hadronic = False
 
 
-def ensure_geant4_env() -> dict[str, str]:
+def ensure_geant4_env(hadronic: bool = False) -> dict[str, str]:
     """Point every Geant4 data set variable somewhere usable (``os.environ``); return provenance.
 
     Must run before ``import geant4_pybind``. Emits a ``UserWarning`` containing "approximate"
-    when the real data sets are not available.
+    when the real data sets are not available (once for the EM tables, once for the hadronic ones).
+
+    Args:
+        hadronic: also set up the data sets hadronic reference lists read (see
+            :func:`geant4_environment`).
 
     Raises:
         RuntimeError: ``geant4_pybind`` was already imported with a different data setup.
     """
-    global _warned
-    env, info = geant4_environment()
+    global _warned, _warned_hadronic
+    env, info = geant4_environment(hadronic)
     if "geant4_pybind" in sys.modules:
         wrong = [k for k, v in env.items() if k != "GEANT4_DATA_DIR" and os.environ.get(k) != v]
         if wrong:
@@ -405,6 +445,15 @@ def ensure_geant4_env() -> dict[str, str]:
             "Geant4 data sets (G4EMLOW ...) not found: using approximate low-energy EM tables "
             f"from {env['G4LEDATA']}. Showers are physically sensible but not identical to "
             "Geant4 with its real data; install the data (GEANT4_DATA_DIR) for reference samples.",
+            UserWarning,
+            stacklevel=2,
+        )
+    if info.get("hadronic_data") == "approximate" and not _warned_hadronic:
+        _warned_hadronic = True
+        warnings.warn(
+            f"Geant4 hadronic data sets ({info['hadronic_missing_datasets']}) not found: using approximate "
+            f"stand-ins ({info['hadronic_tables']}: neutron cross sections, no discrete nuclear levels). "
+            "Hadron showers are physically sensible but not identical to Geant4 with its real data.",
             UserWarning,
             stacklevel=2,
         )
