@@ -81,7 +81,11 @@ class CaloPoints(DataKind):
         """Incident energies in MeV, drawn as for voxel showers; ``energies_from`` may be a point or a voxel file."""
         from showerforge.kinds import get_kind, kind_of_file
 
-        if request.energies_from is not None and len(request.given()) == 1 and kind_of_file(request.energies_from) is self:
+        if (
+            request.energies_from is not None
+            and len(request.given()) == 1
+            and kind_of_file(request.energies_from) is self
+        ):
             from showerforge.data.points import read_points
 
             return read_points(request.energies_from).incident_mev
