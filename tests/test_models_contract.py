@@ -122,7 +122,7 @@ def _check_point_units(spec, model):
     """Generated points come back in mm, layers and MeV: energies > 0, layers in range, padding dropped."""
     from showerforge.data.points_preprocess import PointsPreprocessor
 
-    n_layers = (model.config["n_summary"] - 2) // 2
+    n_layers = (model.config["n_summary"] - 4) // 2
     pre = PointsPreprocessor.example(n_layers)
     _, cond, mask = _batch(spec, model)
     out = pre.decode_points(_sample(model, cond, mask).numpy(), mask.numpy())

@@ -34,7 +34,7 @@ def test_encodings_invert(clouds: PointClouds) -> None:
     assert np.array_equal(np.floor(back[:, 2]), clouds.points[:, 2])
     # summaries: counts exactly, energies and centres to float32 precision
     s = shower_summaries(clouds, 30)
-    d = pre.decode_summaries(pre.encode_summaries(s))
+    d = pre.decode_summaries(pre.encode_summaries(s, clouds.incident_mev), clouds.incident_mev)
     assert np.array_equal(d.counts, s.counts)
     np.testing.assert_allclose(d.energies, s.energies, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(d.cog, s.cog, atol=1e-3)
@@ -73,11 +73,18 @@ def test_calibrations_give_the_drawn_summaries_exactly() -> None:
 def test_decoded_summaries_are_physical() -> None:
     pre = PointsPreprocessor.example(4)
     pre.n_max = 50
-    feats = np.asarray([[3.0, 0.0, -1.0, 9.0, 2.0, 0.0, 3.0, 1.0, 0.5, -0.5]])
-    s = pre.decode_summaries(feats)
+    rng = np.random.default_rng(0)
+    feats = rng.normal(0.0, 3.0, (200, pre.n_summary))
+    inc = np.full(200, 1e4)
+    s = pre.decode_summaries(feats, inc)
     assert (s.counts >= 0).all() and (s.energies >= 0).all()
-    assert s.counts.sum() <= 50  # capped at the largest shower
+    assert (s.counts.sum(axis=1) <= 50).all() and (s.counts.sum(axis=1) >= 1).all()  # capped at the largest shower
     assert ((s.counts > 0) == (s.energies > 0)).all()
+    # the drawn totals are kept: the visible energy exactly, the points unless capped
+    raw = feats * pre.sum_sd + pre.sum_mu
+    np.testing.assert_allclose(s.energies.sum(axis=1), inc * np.exp(np.clip(raw[:, 0], -30, 5)), rtol=1e-12)
+    n = np.clip(np.rint(np.exp(np.clip(raw[:, 1], 0, 20))), 1, 50)
+    assert np.array_equal(s.counts.sum(axis=1), n)
 
 
 def test_masks_never_leak_padded_points() -> None:

@@ -3,9 +3,11 @@
 Three encodings, each an exact inverse of its decoding (apart from the rounding of counts):
 
 * **condition**: ``log(E_inc / 1 GeV)``, standardised;
-* **summaries** (per shower, ``2 L + 2`` numbers): ``log(1 + n_l)`` for the points in each layer,
-  ``log(1 + e_l / 1 MeV)`` for the energy in each layer, and the energy-weighted centre of
-  gravity in x and y (mm); standardised per column (a column without spread keeps scale 1);
+* **summaries** (per shower, ``2 L + 4`` numbers): ``log(E_vis / E_inc)`` and ``log N`` (the
+  totals: visible energy and points, modelled directly because the physics depends on them most),
+  ``log(f_l + 1e-4)`` for each layer's share of the energy and of the points, and the
+  energy-weighted centre of gravity in x and y (mm); standardised per column (a column without
+  spread keeps scale 1);
 * **points**: ``asinh(x / 5 mm)``, ``asinh(y / 5 mm)`` (fine near the axis, compressed in the
   halo), ``z`` = layer index + a uniform offset in [0, 1) (dequantisation: a continuous depth the
   flow can learn; the offset is drawn once with a seed), ``log(E / 1 MeV)``; standardised.
@@ -30,6 +32,34 @@ __all__ = ["PointsPreprocessor", "Summaries", "shower_summaries", "calibrate", "
 
 XY_SCALE_MM = 5.0
 E_SCALE_MEV = 1.0
+FRACTION_FLOOR = 1e-4
+
+
+def _fractions(log_frac: np.ndarray) -> np.ndarray:
+    """Fractions from ``log(f + FRACTION_FLOOR)``: clipped at 0 and normalised; an all-zero row keeps its largest entry."""
+    f = np.clip(np.exp(np.clip(log_frac, -30.0, 1.0)) - FRACTION_FLOOR, 0.0, None)
+    empty = f.sum(axis=1) <= 0
+    if empty.any():
+        f[empty, np.argmax(log_frac[empty], axis=1)] = 1.0
+    return f / f.sum(axis=1, keepdims=True)
+
+
+def _renormalise(f: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Rows of ``f`` normalised to 1; a row that lost everything takes ``fallback``'s normalised row."""
+    total = f.sum(axis=1, keepdims=True)
+    fb = fallback / np.maximum(fallback.sum(axis=1, keepdims=True), 1e-300)
+    return np.where(total > 0, f / np.where(total > 0, total, 1.0), fb)
+
+
+def _largest_remainders(frac: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Integer counts (N, L) >= 0 with row sums ``total`` and counts near ``frac * total`` (Hamilton's method)."""
+    ideal = frac * total[:, None]
+    counts = np.floor(ideal).astype(np.int64)
+    short = total - counts.sum(axis=1)
+    order = np.argsort(-(ideal - counts), axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(frac.shape[1])[None, :].repeat(len(frac), 0), axis=1)
+    return counts + (rank < short[:, None]).astype(np.int64)
 
 
 @dataclass
@@ -73,8 +103,8 @@ class PointsPreprocessor:
     def __init__(self, n_layers: int, state: dict[str, Any] | None = None) -> None:
         self.n_layers = int(n_layers)
         self.cond_mu, self.cond_sd = 0.0, 1.0
-        self.sum_mu = np.zeros(2 * self.n_layers + 2)
-        self.sum_sd = np.ones(2 * self.n_layers + 2)
+        self.sum_mu = np.zeros(2 * self.n_layers + 4)
+        self.sum_sd = np.ones(2 * self.n_layers + 4)
         self.pt_mu, self.pt_sd = np.zeros(4), np.ones(4)
         self.n_max = 1
         if state is not None:
@@ -115,7 +145,7 @@ class PointsPreprocessor:
         """Means and spreads of the encodings on ``clouds`` (the training split)."""
         c = self._raw_cond(clouds.incident_mev)
         self.cond_mu, self.cond_sd = float(c.mean()), float(max(c.std(), 1e-6))
-        s = self._raw_summaries(shower_summaries(clouds, self.n_layers))
+        s = self._raw_summaries(shower_summaries(clouds, self.n_layers), clouds.incident_mev)
         self.sum_mu, sd = s.mean(axis=0), s.std(axis=0)
         self.sum_sd = np.where(sd > 1e-6, sd, 1.0)
         p = self._raw_points(clouds.points, np.random.default_rng(seed))
@@ -134,28 +164,50 @@ class PointsPreprocessor:
         return ((self._raw_cond(incident_mev) - self.cond_mu) / self.cond_sd).astype(np.float32)[:, None]
 
     # ---------------------------------------------------------------- summaries
-    def _raw_summaries(self, s: Summaries) -> np.ndarray:
-        return np.concatenate([np.log1p(s.counts), np.log1p(s.energies / E_SCALE_MEV), s.cog], axis=1)
+    @property
+    def n_summary(self) -> int:
+        """Summary features per shower: ``2 L + 4``."""
+        return 2 * self.n_layers + 4
 
-    def encode_summaries(self, s: Summaries) -> np.ndarray:
-        """(N, 2 L + 2) float32 standardised summaries."""
-        return ((self._raw_summaries(s) - self.sum_mu) / self.sum_sd).astype(np.float32)
+    def _raw_summaries(self, s: Summaries, incident_mev: np.ndarray) -> np.ndarray:
+        total_e = s.energies.sum(axis=1)
+        total_n = s.counts.sum(axis=1)
+        inc = np.asarray(incident_mev, np.float64).reshape(-1)
+        e_frac = s.energies / np.where(total_e > 0, total_e, 1.0)[:, None]
+        n_frac = s.counts / np.where(total_n > 0, total_n, 1)[:, None]
+        return np.concatenate(
+            [
+                np.log(np.maximum(total_e, 1e-6) / inc)[:, None],
+                np.log(np.maximum(total_n, 1))[:, None],
+                np.log(e_frac + FRACTION_FLOOR),
+                np.log(n_frac + FRACTION_FLOOR),
+                s.cog,
+            ],
+            axis=1,
+        )
 
-    def decode_summaries(self, feats: np.ndarray) -> Summaries:
-        """Summaries in physical units: counts rounded to integers >= 0 (a layer without points has
-        no energy) and capped so a shower holds at most ``n_max`` points; energies >= 0."""
+    def encode_summaries(self, s: Summaries, incident_mev: np.ndarray) -> np.ndarray:
+        """(N, 2 L + 4) float32 standardised summaries of showers of the given incident energies."""
+        return ((self._raw_summaries(s, incident_mev) - self.sum_mu) / self.sum_sd).astype(np.float32)
+
+    def decode_summaries(self, feats: np.ndarray, incident_mev: np.ndarray) -> Summaries:
+        """Summaries in physical units (see the module docstring): the visible energy and the number of
+        points are the drawn totals (points capped at ``n_max``), shared among the layers by the drawn
+        fractions (counts by largest remainders, so they add up exactly); a layer gets points only
+        when it gets energy and energy only when it gets points (the energy of a layer left without
+        points is shared among the others)."""
         raw = np.asarray(feats, np.float64) * self.sum_sd + self.sum_mu
         n_l = self.n_layers
-        counts = np.clip(np.rint(np.expm1(np.clip(raw[:, :n_l], 0.0, 20.0))), 0, None).astype(np.int64)
-        energies = np.clip(E_SCALE_MEV * np.expm1(np.clip(raw[:, n_l : 2 * n_l], 0.0, 30.0)), 0.0, None)
-        total = counts.sum(axis=1)
-        over = total > self.n_max
-        if over.any():  # keep the shape of the longitudinal profile, scale the counts down
-            scaled = np.floor(counts[over] * (self.n_max / total[over])[:, None]).astype(np.int64)
-            counts[over] = scaled
-        energies = np.where(counts > 0, energies, 0.0)
-        counts = np.where(energies > 0, counts, 0)  # a layer without energy has no points
-        return Summaries(counts, energies, raw[:, 2 * n_l :].copy())
+        inc = np.asarray(incident_mev, np.float64).reshape(-1)
+        total_e = inc * np.exp(np.clip(raw[:, 0], -30.0, 5.0))
+        total_n = np.clip(np.rint(np.exp(np.clip(raw[:, 1], 0.0, 20.0))), 1, self.n_max).astype(np.int64)
+        e_frac = _fractions(raw[:, 2 : 2 + n_l])
+        n_frac = _fractions(raw[:, 2 + n_l : 2 + 2 * n_l])
+        n_frac = np.where(e_frac > 0, n_frac, 0.0)
+        n_frac = _renormalise(n_frac, e_frac)
+        counts = _largest_remainders(n_frac, total_n)
+        e_frac = _renormalise(np.where(counts > 0, e_frac, 0.0), counts.astype(np.float64))
+        return Summaries(counts, e_frac * total_e[:, None], raw[:, 2 + 2 * n_l :].copy())
 
     # ---------------------------------------------------------------- points
     def _raw_points(self, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -61,9 +61,9 @@ class PointSurrogate(LoadedRun):
         c0 = torch.from_numpy(pre.condition(energies_mev)).to(self.device)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         feats = self.model.sample_summaries(c0, generator=gen).float().cpu().numpy()  # type: ignore[operator]
-        summaries = pre.decode_summaries(feats)
+        summaries = pre.decode_summaries(feats, energies_mev)
         # the point flow is conditioned on the summaries as drawn *after* rounding
-        cond = np.concatenate([c0.cpu().numpy(), pre.encode_summaries(summaries)], axis=1)
+        cond = np.concatenate([c0.cpu().numpy(), pre.encode_summaries(summaries, energies_mev)], axis=1)
         return cond, summaries
 
     def draw_conditions(

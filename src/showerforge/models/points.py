@@ -3,9 +3,9 @@
 The design shared by CaloClouds (Buhmann et al., arXiv:2305.04847) and CaloClouds II
 (arXiv:2309.05704), written here with flow matching:
 
-1. a *shower flow* learns the per-shower summaries ``s`` given the incident energy: the number of
-   points and the energy in every layer and the transverse centre of gravity (``2 L + 2`` numbers,
-   62 for 30 layers), a small residual MLP (:class:`~showerforge.models.factorised.EnergyMLP`)
+1. a *shower flow* learns the per-shower summaries ``s`` given the incident energy: the visible
+   energy and the number of points, their shares among the layers and the transverse centre of
+   gravity (``2 L + 4`` numbers, 64 for 30 layers), a small residual MLP (:class:`~showerforge.models.factorised.EnergyMLP`)
    that is cheap to integrate;
 2. a *point flow* learns the points (x, y, z, energy; preprocessed) given the incident energy and
    ``s``, an EPiC set network (:class:`~showerforge.models.epic.EPiCVelocity`) on the real points

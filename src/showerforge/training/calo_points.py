@@ -93,7 +93,11 @@ class PointTrainingData:
     def _encode(self, clouds: PointClouds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pre = self.preprocessing
         cond = np.concatenate(
-            [pre.condition(clouds.incident_mev), pre.encode_summaries(shower_summaries(clouds, self.n_layers))], axis=1
+            [
+                pre.condition(clouds.incident_mev),
+                pre.encode_summaries(shower_summaries(clouds, self.n_layers), clouds.incident_mev),
+            ],
+            axis=1,
         )
         return pre.encode_points(clouds.points, seed=self.seed + 1), clouds.offsets.copy(), cond
 
@@ -116,7 +120,7 @@ class PointTrainingData:
 
     @property
     def n_summary(self) -> int:
-        return 2 * self.n_layers + 2
+        return self.preprocessing.n_summary
 
     def batches_per_epoch(self, batch_size: int) -> int:
         return -(-self.n_train // batch_size)
