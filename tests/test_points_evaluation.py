@@ -106,7 +106,11 @@ def test_geant4_vs_geant4_report(g4_a, g4_b, tmp_path) -> None:
     c, f = comp["w1x100_mean"], ref_ref["w1x100_mean"]
     assert abs(c["value"] - f["value"]) < 4 * math.hypot(c["error"], f["error"])
     text = format_points_summary(m)
-    assert "W1 x 100 cog_x" in text and "classifier AUC" in text and f"floor ({N_SHOWERS // 2} vs {N_SHOWERS // 2})" in text
+    assert (
+        "W1 x 100 cog_x" in text
+        and "classifier AUC" in text
+        and f"floor ({N_SHOWERS // 2} vs {N_SHOWERS // 2})" in text
+    )
     page = (out / "index.html").read_text()
     assert "Point-cloud shower evaluation" in page and "plots/radial_energy.png" in page
 
