@@ -126,6 +126,7 @@ def run_loop(
             u, logits = space.start(np.random.default_rng(np.random.SeedSequence([cfg.seed, 999_999])))
             state = _new_state(cfg, u, logits)
             _write_json(out / "config.json", cfg.to_json_dict())
+            _save(out, state)  # a run killed in its first iteration resumes too
         start = space.best(np.asarray(state["start_u"]), [np.asarray(x) for x in state["start_logits"]])
         todo = range(len(state["records"]), cfg.n_iterations)
         if len(todo):
@@ -281,7 +282,7 @@ def descend(
         return loss + pen, loss, pen
 
     with one_thread():
-        first = [float(v) for v in objective()]
+        first = [float(v.detach()) for v in objective()]
         for _ in range(cfg.steps_per_iteration):
             total, _, _ = objective()
             opt.zero_grad()
@@ -289,7 +290,7 @@ def descend(
             opt.step()
             with torch.no_grad():
                 u.copy_(torch.minimum(torch.maximum(u, lo), hi))
-        last = [float(v) for v in objective()]
+        last = [float(v.detach()) for v in objective()]
     info = {
         "objective_before": round(first[0], 6),
         "surrogate_loss_before": round(first[1], 6),

@@ -1,14 +1,16 @@
 """A design-conditioned surrogate of the per-event loss, differentiable in the design.
 
-The per-event loss is ``r^2`` with ``r = (y_pred - y) / sqrt(|y| + 1)`` (:mod:`reco`). The
+The per-event loss is ``l = r^2`` with ``r = (y_pred - y) / sqrt(|y| + 1)`` (:mod:`reco`). The
 surrogate is a conditional flow-matching model (:class:`showerforge.models.FlowMatching` with the
 residual-MLP velocity :class:`showerforge.models.factorised.EnergyMLP`) of the distribution of
-``r / s`` (``s`` the residuals' spread in the training data) given the condition
-``[design vector, normalised log energy]``. Its expected loss at a design is the mean of
-``(s x)^2`` over samples ``x`` integrated with Euler steps from fixed noise (common random numbers)
-at a grid of energies; the integration keeps the autograd graph, so the gradient reaches the
-design vector. As AIDO's diffusion surrogate, it models the whole loss distribution, not only its
-mean.
+``z = (log(l + eps) - m) / s`` (``eps`` 1e-3 of the mean loss, ``m`` and ``s`` the mean and spread
+of ``log(l + eps)`` in the training data) given the condition ``[design vector, normalised log
+energy]``: on the log scale a change of resolution is a shift, which a small network resolves
+equally well for good and bad designs. Its expected loss at a design is the mean of
+``exp(m + s z) - eps`` over samples ``z`` integrated with Euler steps from fixed noise (common
+random numbers) at a grid of energies; the integration keeps the autograd graph, so the gradient
+reaches the design vector. As AIDO's diffusion surrogate, it models the whole loss distribution,
+not only its mean.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ class LossSurrogate:
     """A trained surrogate (module docstring); ``log_e`` (low, high) normalises the energy."""
 
     model: FlowMatching
+    shift: float
     scale: float
+    eps: float
     log_e: tuple[float, float]
     settings: dict[str, Any]
 
@@ -62,7 +66,7 @@ class LossSurrogate:
         for i in range(steps):
             t = torch.full((len(x),), i / steps, dtype=x.dtype)
             x = x + self.model(x, t, cond) / steps
-        return ((self.scale * x) ** 2).mean()
+        return (torch.exp(self.shift + self.scale * x) - self.eps).mean()
 
     def grid(self, energies_mev: np.ndarray, seed: int) -> tuple[Tensor, Tensor]:
         """Energies repeated ``noise_draws`` times and fixed noise for :meth:`expected_loss`."""
@@ -81,15 +85,17 @@ def train_surrogate(
         The surrogate and the mean training loss of each epoch.
     """
     log_e = (float(np.log(energies_mev.min())), float(np.log(energies_mev.max())))
-    scale = float(np.sqrt(np.mean(resid**2))) or 1.0
+    eps = 1e-3 * float(np.mean(resid**2)) + 1e-12
+    target = np.log(resid**2 + eps)
+    shift, scale = float(target.mean()), float(target.std()) or 1.0
     with one_thread():
         torch.manual_seed(int(seed))
         net = EnergyMLP(1, designs.shape[1] + 1, width=int(settings["width"]), n_blocks=int(settings["n_blocks"]))
         model = FlowMatching(net, (1,), {"name": "optimise-loss-surrogate", "solver": "euler"})
-        sur = LossSurrogate(model, scale, log_e, dict(settings))
+        sur = LossSurrogate(model, shift, scale, eps, log_e, dict(settings))
         cond = sur.condition(torch.zeros(designs.shape[1]), torch.as_tensor(energies_mev, dtype=torch.float32))
         cond[:, :-1] = torch.as_tensor(designs, dtype=torch.float32)
-        x = torch.as_tensor(resid / scale, dtype=torch.float32)[:, None]
+        x = torch.as_tensor((target - shift) / scale, dtype=torch.float32)[:, None]
         opt = torch.optim.Adam(model.parameters(), lr=float(settings["lr"]))
         g = torch.Generator().manual_seed(int(seed) + 1)
         bs, history = int(settings["batch_size"]), []
