@@ -71,20 +71,28 @@ def optimise_and_verify(
     out = Path(output)
     res = run_loop(cfg, out, scheduler=scheduler, progress=progress, say=say)
     space = DesignSpace(cfg)
-    best = {b: run_baseline(b, cfg, space, out / "baselines" / b, scheduler=scheduler, progress=progress, say=say)
-            for b in baselines}  # fmt: skip
-    result = RunResult(res.output, res.records, res.start, res.final, baselines=best)
-    if verify:
-        designs: dict[str, Design] = {"start": res.start, "surrogate": res.final}
-        designs |= {f"{b}-best": best_design(space, t) for b, t in best.items()}
+    result = RunResult(res.output, res.records, res.start, res.final)
+    designs: dict[str, Design] = {"start": res.start, "surrogate": res.final}
+
+    def check() -> None:  # verified designs are cached: each call simulates only the new ones
         result.verification = verify_designs(
             cfg, space, designs, out / "verification", energies_mev=energies, n_per_energy=verify_n,
             n_calibration=2 * verify_n, scheduler=scheduler, progress=progress, say=say,
         )  # fmt: skip
-        _comparison(out, cfg.showers_per_iteration * len(res.records), best, result.verification)
+        _comparison(out, cfg.showers_per_iteration * len(res.records), result.baselines, result.verification)
         from showerforge.optimise.report import write_report
 
         write_report(out, cfg, space, json.loads((out / "state.json").read_text()))
+
+    if verify:
+        check()
+    for b in baselines:
+        result.baselines[b] = run_baseline(
+            b, cfg, space, out / "baselines" / b, scheduler=scheduler, progress=progress, say=say
+        )
+        designs[f"{b}-best"] = best_design(space, result.baselines[b])
+        if verify:
+            check()
     return result
 
 

@@ -269,7 +269,10 @@ def preflight(geometry: Geometry, physics: str) -> None:
         data_info = ensure_geant4_env()
     _check_physics_data(physics, data_info)
     known, reference = _ask_geant4(physics)
-    for role, name in (("absorber", geometry.absorber), ("sensor", geometry.sensor)):
+    roles = [
+        (role, name) for sec in geometry.stack for role, name in (("absorber", sec.absorber), ("sensor", sec.sensor))
+    ]
+    for role, name in roles:  # every section's materials
         if name not in known:
             raise GeometryError(
                 f"geometry {geometry.name!r} [{role}]: {name!r} is not a Geant4 NIST material "
