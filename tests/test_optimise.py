@@ -1,4 +1,4 @@
-"""Detector optimisation (showerforge.optimise): surrogate gradients on a known optimum, costs and
+"""Detector optimisation (showerforge.optimisation): surrogate gradients on a known optimum, costs and
 constraints, resume after kill -9, bad configs refused before any Geant4, one tiny Geant4 run."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from showerforge.errors import UserError
-from showerforge.optimise import DesignSpace, descend, load_config, parse_config
-from showerforge.optimise.loop import run_loop
-from showerforge.optimise.surrogate import train_surrogate
+from showerforge.optimisation import DesignSpace, descend, load_config, parse_config
+from showerforge.optimisation.loop import run_loop
+from showerforge.optimisation.surrogate import train_surrogate
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -229,7 +229,7 @@ def test_a_run_folder_of_another_config_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_one_tiny_geant4_iteration_and_verification(tmp_path: Path) -> None:
-    from showerforge.optimise.runner import optimise_and_verify
+    from showerforge.optimisation.runner import optimise_and_verify
 
     d = {
         "seed": 2,

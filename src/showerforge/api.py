@@ -594,10 +594,10 @@ def optimise(
         on_status: called with one-line status messages.
 
     Returns:
-        A :class:`showerforge.optimise.runner.RunResult` (path-like: the run folder): ``records``
+        A :class:`showerforge.optimisation.runner.RunResult` (path-like: the run folder): ``records``
         (one per iteration), ``start`` and ``final`` designs, ``verification``, ``baselines``.
     """
-    from showerforge.optimise.runner import optimise_and_verify
+    from showerforge.optimisation.runner import optimise_and_verify
 
     return optimise_and_verify(
         config,

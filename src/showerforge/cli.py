@@ -1425,7 +1425,7 @@ def optimise_cmd(
     click.echo(f"start: {res.start.describe()}")
     click.echo(f"final: {res.final.describe()}")
     if res.verification is not None:
-        from showerforge.optimise.verify import resolution_table
+        from showerforge.optimisation.verify import resolution_table
 
         click.echo(resolution_table(res.verification))
     click.echo(f"wrote {Path(output) / 'index.html'}")

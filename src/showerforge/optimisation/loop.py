@@ -34,11 +34,11 @@ import torch
 
 from showerforge.data.io import atomic_output
 from showerforge.errors import UserError
-from showerforge.optimise.config import OptConfig, load_config
-from showerforge.optimise.design import Design, DesignSpace
-from showerforge.optimise.engines import EventBatch, check_engine, read_batch, simulate_designs, write_batch
-from showerforge.optimise.reco import Reconstruction, load_reconstruction, per_event_loss, residuals
-from showerforge.optimise.surrogate import LossSurrogate, one_thread, train_surrogate
+from showerforge.optimisation.config import OptConfig, load_config
+from showerforge.optimisation.design import Design, DesignSpace
+from showerforge.optimisation.engines import EventBatch, check_engine, read_batch, simulate_designs, write_batch
+from showerforge.optimisation.reco import Reconstruction, load_reconstruction, per_event_loss, residuals
+from showerforge.optimisation.surrogate import LossSurrogate, one_thread, train_surrogate
 
 __all__ = ["OptimiseResult", "optimise", "descend", "run_loop", "check_output"]
 
@@ -139,7 +139,7 @@ def run_loop(
             state["u"], state["logits"] = record["u_after"], record["logits_after"]
             _save(out, state)
             say(_summary_line(record))
-        from showerforge.optimise.report import write_report
+        from showerforge.optimisation.report import write_report
 
         write_report(out, cfg, space, state)
     final = space.best(np.asarray(state["u"]), [np.asarray(x) for x in state["logits"]])

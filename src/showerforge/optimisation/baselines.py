@@ -21,10 +21,10 @@ import numpy as np
 
 from showerforge.data.io import atomic_output
 from showerforge.errors import UserError
-from showerforge.optimise.config import OptConfig
-from showerforge.optimise.design import Design, DesignSpace
-from showerforge.optimise.engines import read_batch, simulate_designs, write_batch
-from showerforge.optimise.reco import load_reconstruction, per_event_loss
+from showerforge.optimisation.config import OptConfig
+from showerforge.optimisation.design import Design, DesignSpace
+from showerforge.optimisation.engines import read_batch, simulate_designs, write_batch
+from showerforge.optimisation.reco import load_reconstruction, per_event_loss
 
 __all__ = ["BASELINES", "run_baseline", "best_design"]
 

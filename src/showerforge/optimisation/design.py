@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from showerforge.geometry import Geometry, ReadoutLayer, Section
-from showerforge.optimise.config import OptConfig
+from showerforge.optimisation.config import OptConfig
 
 __all__ = ["Design", "DesignSpace"]
 

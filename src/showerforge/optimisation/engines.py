@@ -25,8 +25,8 @@ import numpy as np
 from showerforge.data.io import atomic_output
 from showerforge.errors import UserError
 from showerforge.geometry import RADIATION_LENGTH_MM
-from showerforge.optimise.config import OptConfig
-from showerforge.optimise.design import Design, DesignSpace
+from showerforge.optimisation.config import OptConfig
+from showerforge.optimisation.design import Design, DesignSpace
 
 __all__ = ["EventBatch", "simulate_designs", "read_batch", "write_batch", "check_engine"]
 

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from showerforge.data.io import atomic_output
-from showerforge.optimise.config import OptConfig
-from showerforge.optimise.design import DesignSpace
+from showerforge.optimisation.config import OptConfig
+from showerforge.optimisation.design import DesignSpace
 
 __all__ = ["write_report", "plot_path", "plot_loss"]
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from showerforge.data.io import atomic_output
 from showerforge.errors import UserError
-from showerforge.optimise.baselines import BASELINES, best_design, run_baseline
-from showerforge.optimise.config import load_config
-from showerforge.optimise.design import Design, DesignSpace
-from showerforge.optimise.loop import OptimiseResult, run_loop
-from showerforge.optimise.verify import resolution_table, verify_designs
+from showerforge.optimisation.baselines import BASELINES, best_design, run_baseline
+from showerforge.optimisation.config import load_config
+from showerforge.optimisation.design import Design, DesignSpace
+from showerforge.optimisation.loop import OptimiseResult, run_loop
+from showerforge.optimisation.verify import resolution_table, verify_designs
 
 __all__ = ["RunResult", "optimise_and_verify", "parse_verify_energies"]
 
@@ -56,7 +56,7 @@ def optimise_and_verify(
     progress: bool = False,
     on_status: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """The loop (:func:`showerforge.optimise.loop.run_loop`), then verification and baselines.
+    """The loop (:func:`showerforge.optimisation.loop.run_loop`), then verification and baselines.
 
     Everything is checked before any Geant4: the config, the verification energies, the baselines.
     """
@@ -80,7 +80,7 @@ def optimise_and_verify(
             n_calibration=2 * verify_n, scheduler=scheduler, progress=progress, say=say,
         )  # fmt: skip
         _comparison(out, cfg.showers_per_iteration * len(res.records), result.baselines, result.verification)
-        from showerforge.optimise.report import write_report
+        from showerforge.optimisation.report import write_report
 
         write_report(out, cfg, space, json.loads((out / "state.json").read_text()))
 
