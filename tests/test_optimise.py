@@ -256,5 +256,5 @@ def test_one_tiny_geant4_iteration_and_verification(tmp_path: Path) -> None:
     import h5py
 
     with h5py.File(tmp_path / "out" / "iterations" / "iter-0000" / "showers.h5", "r") as f:
-        assert f["layer_visible_mev"].shape == (20, 2) and f["design_u"].shape == (2, 2)
+        assert f["layer_visible_mev"].shape == (20, 2) and f["design_u"].shape == (2, 4)
         assert float(f["layer_visible_mev"][...].sum()) > 0
