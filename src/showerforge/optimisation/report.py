@@ -3,7 +3,7 @@
 ``OUT/path.png``: every optimised thickness (mm) and material probability against the iteration;
 ``OUT/loss.png``: the Geant4 loss of the current design (with its error), the surrogate's before
 and after the step, the cost and length; ``OUT/index.html``: the table of iterations, the start
-and the current design, the verification when ``OUT/verification.json`` exists.
+and the current design, the verification table when ``OUT/comparison.md`` exists.
 """
 
 from __future__ import annotations
@@ -104,9 +104,9 @@ def _page(out: Path, cfg: OptConfig, space: DesignSpace, state: dict[str, Any]) 
     start = space.best(np.asarray(state["start_u"]), [np.asarray(x) for x in state["start_logits"]])
     final = space.best(np.asarray(state["u"]), [np.asarray(x) for x in state["logits"]])
     verification = ""
-    vpath = out / "verification.json"
-    if vpath.is_file():
-        verification = "<h2>Verification (fresh Geant4 seeds)</h2><pre>" + html.escape(vpath.read_text()) + "</pre>"
+    cpath = out / "comparison.md"
+    if cpath.is_file():  # written by the verification (runner)
+        verification = "<h2>Verification (fresh Geant4 seeds)</h2><pre>" + html.escape(cpath.read_text()) + "</pre>"
     imgs = "".join(f'<img src="{n}" alt="{n}">' for n in ("path.png", "loss.png") if (out / n).is_file())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>optimise {html.escape(cfg.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd;font-size:13px}}</style>
