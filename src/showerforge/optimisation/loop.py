@@ -115,6 +115,7 @@ def run_loop(
     cfg: OptConfig, out: Path, *, scheduler: str | None = None, progress: bool = False, say: Callable[[str], None]
 ) -> OptimiseResult:
     """The loop of a checked config (see :func:`optimise`)."""
+    from showerforge.optimisation.report import write_report
     from showerforge.simulate.shards import campaign_lock
 
     space = DesignSpace(cfg)
@@ -138,10 +139,10 @@ def run_loop(
             state["records"].append(record)
             state["u"], state["logits"] = record["u_after"], record["logits_after"]
             _save(out, state)
+            write_report(out, cfg, space, state)
             say(_summary_line(record))
-        from showerforge.optimisation.report import write_report
-
-        write_report(out, cfg, space, state)
+        if not len(todo):
+            write_report(out, cfg, space, state)
     final = space.best(np.asarray(state["u"]), [np.asarray(x) for x in state["logits"]])
     return OptimiseResult(out, state["records"], start, final)
 
