@@ -131,6 +131,27 @@ def test_length_and_cost_closed_form() -> None:
     assert u.grad.tolist() == pytest.approx([area * 1.0 * 1.0, area * 1.0 * 1.0])  # 10 mm range = 1 cm of Pb
 
 
+def test_penalty_is_averaged_over_concrete_material_choices() -> None:
+    """Two layers, PbWO4 or polystyrene each: the penalty is the probability-weighted sum over the 4 designs."""
+    d = {
+        "design": {"n_layers": 2, "transverse_half_mm": 50.0, "absorber_mm": [0.0, 10.0], "sensor_mm": 40.0},
+        "constraints": {"max_cost": 1000.0, "penalty_weight": 1.0},
+        "simulation": {"engine": "toy"},
+    }
+    d["design"]["sensor"] = ["G4_PbWO4", "G4_POLYSTYRENE"]
+    space = DesignSpace(parse_config(d, "penalty"))
+    u = np.asarray([0.0, 0.0])
+    probs = [np.asarray([0.3, 0.7]), np.asarray([0.6, 0.4])]
+    brute = 0.0
+    for a in (0, 1):
+        for b in (0, 1):
+            brute += probs[0][a] * probs[1][b] * space.design_penalty(space.design(u, [a, b]))
+    got = space.expected_penalty(torch.tensor(u), [torch.tensor(p) for p in probs])
+    assert float(got) == pytest.approx(brute)
+    of_mean = space.penalty(*space.length_cost(torch.tensor(u), [torch.tensor(p) for p in probs]))
+    assert float(got) > float(of_mean)  # one crystal layer (1000 CU) is at the limit, two break it
+
+
 def test_loop_finds_the_constrained_optimum_of_a_toy(tmp_path: Path) -> None:
     """One PbWO4 block: deeper contains more of the shower, so the optimum is the length limit, 150 mm."""
     d = _cfg(constraints={"max_length_mm": 150.0, "penalty_weight": 100.0}, design={"start": {"sensor_mm": [60.0]}})

@@ -13,6 +13,7 @@ slab thicknesses, mm.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,10 @@ from torch import Tensor
 from showerforge.geometry import Geometry, ReadoutLayer, Section
 from showerforge.optimisation.config import OptConfig
 
-__all__ = ["Design", "DesignSpace"]
+__all__ = ["Design", "DesignSpace", "MAX_COMBINATIONS"]
+
+MAX_COMBINATIONS = 256
+"""Material combinations up to which :meth:`DesignSpace.expected_penalty` is exact."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,9 @@ class DesignSpace:
 
     # ------------------------------------------------------ length and cost
     def length_cost(self, u: Tensor, probs: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """Total length (mm) and expected cost (CU) of a point, differentiable in ``u`` and ``probs``."""
+        """Total length (mm) and expected cost (CU) of a point, differentiable in ``u`` and ``probs``.
+
+        ``probs`` may be batched, each (M, k): the cost is then (M,), one per row."""
         mm = torch.as_tensor(self.low, dtype=u.dtype) + u * torch.as_tensor(self.span, dtype=u.dtype)
         cont = {p.name: mm[i] for i, p in enumerate(self.cont)}
         disc = {p.name: (p.choices, probs[j]) for j, p in enumerate(self.disc)}
@@ -179,12 +185,26 @@ class DesignSpace:
                     t = torch.tensor(float(getattr(lay, f"{part}_mm")), dtype=u.dtype)
                 if f"layer{i}.{part}" in disc:
                     names, p = disc[f"layer{i}.{part}"]
-                    price = (p * torch.tensor([costs[n] for n in names], dtype=u.dtype)).sum()
+                    price = (p * torch.tensor([costs[n] for n in names], dtype=u.dtype)).sum(-1)
                 else:
                     price = torch.tensor(costs[str(getattr(lay, part))], dtype=u.dtype)
                 length = length + t
                 cost = cost + t / 10.0 * self.area_cm2 * price
         return length, cost
+
+    def expected_penalty(self, u: Tensor, probs: list[Tensor]) -> Tensor:
+        """The penalty averaged over the concrete material choices drawn from ``probs``.
+
+        Exact (every combination) up to ``MAX_COMBINATIONS`` combinations, else the penalty of the
+        expected cost. The quadratic penalty is convex, so the average is at least the penalty of
+        the average: materials still in doubt cannot hide a concrete design that breaks a limit.
+        """
+        combos = torch.as_tensor(list(itertools.product(*[range(k) for k in self.sizes])), dtype=torch.long)
+        if len(combos) > MAX_COMBINATIONS or not self.sizes:
+            return self.penalty(*self.length_cost(u, probs))
+        onehot = [torch.eye(k, dtype=u.dtype)[combos[:, j]] for j, k in enumerate(self.sizes)]  # (M, k) each
+        weight = torch.stack([p[combos[:, j]] for j, p in enumerate(probs)]).prod(dim=0)  # (M,)
+        return (weight * self.penalty(*self.length_cost(u, onehot))).sum()
 
     def design_length_cost(self, design: Design) -> tuple[float, float]:
         """Length (mm) and cost (CU) of a concrete design."""

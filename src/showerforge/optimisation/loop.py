@@ -278,8 +278,7 @@ def descend(
     def objective() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         probs = [torch.softmax(lg, 0) for lg in logits]
         loss = sur.expected_loss(space.torch_vector(u, probs), energies, noise)
-        length, cost = space.length_cost(u.double(), [p.double() for p in probs])
-        pen = space.penalty(length, cost).float()
+        pen = space.expected_penalty(u.double(), [p.double() for p in probs]).float()
         return loss + pen, loss, pen
 
     with one_thread():
