@@ -133,12 +133,13 @@ def test_length_and_cost_closed_form() -> None:
 
 def test_penalty_is_averaged_over_concrete_material_choices() -> None:
     """Two layers, PbWO4 or polystyrene each: the penalty is the probability-weighted sum over the 4 designs."""
+    design: dict[str, object] = {"n_layers": 2, "transverse_half_mm": 50.0, "absorber_mm": [0.0, 10.0]}
+    design |= {"sensor_mm": 40.0, "sensor": ["G4_PbWO4", "G4_POLYSTYRENE"]}
     d = {
-        "design": {"n_layers": 2, "transverse_half_mm": 50.0, "absorber_mm": [0.0, 10.0], "sensor_mm": 40.0},
+        "design": design,
         "constraints": {"max_cost": 1000.0, "penalty_weight": 1.0},
         "simulation": {"engine": "toy"},
     }
-    d["design"]["sensor"] = ["G4_PbWO4", "G4_POLYSTYRENE"]
     space = DesignSpace(parse_config(d, "penalty"))
     u = np.asarray([0.0, 0.0])
     probs = [np.asarray([0.3, 0.7]), np.asarray([0.6, 0.4])]
