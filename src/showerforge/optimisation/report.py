@@ -64,14 +64,23 @@ def plot_path(path: Path, space: DesignSpace, state: dict[str, Any]) -> None:
         ax_t.plot(it, p.low + us[:, j] * (p.high - p.low), marker=".", label=p.name)
     ax_t.set_ylabel("thickness [mm]")
     ax_t.legend(fontsize=7, ncol=2)
+    colours = iter(matplotlib_colours(sum(space.sizes)))
     for j, q in enumerate(space.disc):
         for c, name in enumerate(q.choices):
-            ax_p.plot(it, [pr[j][c] for pr in probs], marker=".", label=f"{q.name}={name}")
+            ax_p.plot(it, [pr[j][c] for pr in probs], marker=".", color=next(colours), label=f"{q.name}={name}")
     ax_p.set_ylabel("probability")
     ax_p.set_xlabel("iteration (design after the step)")
     if space.disc:
         ax_p.legend(fontsize=6, ncol=2)
     _save(fig, path)
+
+
+def matplotlib_colours(n: int) -> list[Any]:
+    """``n`` distinct colours (tab20)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    return [cmap(i % 20) for i in range(n)]
 
 
 def plot_loss(path: Path, records: list[dict[str, Any]]) -> None:
@@ -83,6 +92,7 @@ def plot_loss(path: Path, records: list[dict[str, Any]]) -> None:
     ax_l.plot(it, [r["surrogate_loss_before"] for r in records], "s--", label="surrogate, before step")
     ax_l.plot(it, [r["surrogate_loss_after"] for r in records], "^:", label="surrogate, after step")
     ax_l.set_ylabel("loss (y_pred - y)^2 / (|y| + 1)")
+    ax_l.set_yscale("log")
     ax_l.legend(fontsize=7)
     ax_c.plot(it, [r["cost"] for r in records], "o-", label="cost [CU]")
     ax_c.set_ylabel("cost [CU]")
