@@ -97,6 +97,23 @@ def test_gradient_through_surrogate_points_to_the_known_optimum() -> None:
     assert info["surrogate_loss_after"] < info["surrogate_loss_before"]
 
 
+class _PreferFirstMaterial:
+    """A stand-in surrogate whose loss falls as the first material's probability rises."""
+
+    def grid(self, energies_mev: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.ones(1), torch.zeros(1, 1)
+
+    def expected_loss(self, design: torch.Tensor, energies: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return (1.0 - design[-2]) ** 2
+
+
+def test_material_probabilities_move_within_the_logit_radius() -> None:
+    d = _cfg(design={"sensor": ["G4_PbWO4", "G4_POLYSTYRENE"]}, optimiser={"logit_radius": 0.5})
+    space = DesignSpace(parse_config(d, "logits"))
+    u1, logits1, _ = descend(_PreferFirstMaterial(), space, np.asarray([0.5]), [np.asarray([0.0, 1.0])], seed=0)  # type: ignore[arg-type]
+    assert logits1[0][0] == pytest.approx(0.5, abs=1e-6) and logits1[0][1] == pytest.approx(0.5, abs=1e-6)
+
+
 # ------------------------------------------------------------------ costs, constraints
 
 

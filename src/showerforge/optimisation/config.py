@@ -108,6 +108,7 @@ class OptConfig:
     surrogate: dict[str, Any] = field(default_factory=dict)
     reconstruction: str = "linear"
     history_iterations: int = 2
+    logit_radius: float = 1.0
 
     @property
     def continuous(self) -> tuple[ContinuousParam, ...]:
@@ -203,7 +204,7 @@ def parse_config(raw: dict[str, Any], path: str = "config") -> OptConfig:
     _no_unknown(
         opt,
         {"trust_radius", "sample_sigma", "steps_per_iteration", "learning_rate", "probability_floor"}
-        | {"history_iterations"},
+        | {"history_iterations", "logit_radius"},
         path,
         "optimiser",
     )
@@ -238,6 +239,7 @@ def parse_config(raw: dict[str, Any], path: str = "config") -> OptConfig:
         surrogate=_surrogate(raw, path),
         reconstruction=_reconstruction(raw, path),
         history_iterations=_int(opt, "history_iterations", 2, path, "optimiser", low=1),
+        logit_radius=_num(opt, "logit_radius", 1.0, path, "optimiser", positive=True),
     )
     _check_whole(cfg, path)
     return cfg

@@ -10,7 +10,8 @@ Iteration ``k`` (all randomness from ``SeedSequence([seed, k])``):
 4. train the surrogate on the showers of the last ``history_iterations`` iterations;
 5. take ``steps_per_iteration`` Adam steps on ``u`` (continuous) and the logits (discrete) of
    ``surrogate loss + penalty(length, cost)``, each step projected into the trust region
-   ``|u - u_k| <= trust_radius`` (per parameter, in units of its range) and ``[0, 1]``.
+   ``|u - u_k| <= trust_radius`` (per parameter, in units of its range) and ``[0, 1]``, and every
+   material logit within ``logit_radius`` of its value at the start of the iteration.
 
 After each iteration ``OUT/state.json`` (the current point, every record) and
 ``OUT/history.jsonl`` are rewritten atomically, then the plots and ``OUT/index.html``. A run
@@ -270,6 +271,7 @@ def descend(
     hi = torch.as_tensor(np.clip(u0 + cfg.trust_radius, 0, 1), dtype=torch.float32)
     u = torch.tensor(u0, dtype=torch.float32, requires_grad=True)
     logits = [torch.tensor(lg, dtype=torch.float32, requires_grad=True) for lg in logits0]
+    bounds = [(torch.as_tensor(lg - cfg.logit_radius), torch.as_tensor(lg + cfg.logit_radius)) for lg in logits0]
     groups = [{"params": [u], "lr": cfg.learning_rate}]
     if logits:
         groups.append({"params": logits, "lr": 5 * cfg.learning_rate})
@@ -290,6 +292,8 @@ def descend(
             opt.step()
             with torch.no_grad():
                 u.copy_(torch.minimum(torch.maximum(u, lo), hi))
+                for lg, (a, b) in zip(logits, bounds):
+                    lg.copy_(torch.minimum(torch.maximum(lg, a.float()), b.float()))
         last = [float(v.detach()) for v in objective()]
     info = {
         "objective_before": round(first[0], 6),
