@@ -8,7 +8,7 @@ light)::
     import showerforge as sf
     sf.simulate_showers(...), sf.simulate_jets(...), sf.train(...), sf.distill(...), sf.load(...), sf.generate_file(...), sf.evaluate(...)
     sf.export_onnx(...), sf.validate_run(...), sf.validation_history(...), sf.fit_refiner(...), sf.apply_refiner(...)
-    sf.read_points(...), sf.to_cells(...), sf.to_voxels(...), sf.convert(...)
+    sf.read_points(...), sf.to_cells(...), sf.to_voxels(...), sf.convert(...), sf.optimise(...)
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ __all__ = [
     "to_cells",
     "to_voxels",
     "convert",
+    "optimise",
 ]
 
 _API = set(__all__) - {"__version__"}

@@ -36,6 +36,7 @@ __all__ = [
     "to_cells",
     "to_voxels",
     "convert",
+    "optimise",
 ]
 
 
@@ -563,3 +564,54 @@ def convert(
     from showerforge.data.convert import convert_file
 
     return convert_file(input, output, to=to, threshold_mip=threshold_mip, geometry=geometry, on_status=on_status)
+
+
+def optimise(
+    config: str | Path,
+    output: str | Path,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    iterations: int | None = None,
+    verify: bool = False,
+    verify_energies: str = "2,5,10,20GeV",
+    verify_n: int = 300,
+    baselines: tuple[str, ...] | list[str] = (),
+    progress: bool = False,
+    on_status: Callable[[str], None] | None = None,
+) -> Any:
+    """Optimise a detector design through a surrogate of the per-event loss (``showerforge optimise``).
+
+    Args:
+        config: the TOML config (``docs/optimise.md``): design space, beam, costs, constraints,
+            Geant4 budget, trust region, reconstruction.
+        output: the run folder; a killed run resumes on the same path when called again.
+        scheduler: a Dask scheduler address (``tcp://host:port``) for the Geant4 shards.
+        workers: local Geant4 processes (overrides the config's ``[simulation] workers``).
+        iterations: overrides the config's ``[simulation] iterations``.
+        verify: re-simulate the start and final designs (and the baselines' best) with fresh seeds.
+        verify_energies: energies of the resolution check, with a unit (``2,5,10,20GeV``).
+        verify_n: showers per verification energy (twice as many of the beam spectrum calibrate).
+        baselines: ``random`` and/or ``tpe`` (Optuna), run on Geant4 with the loop's budget.
+        progress: a progress bar of the Geant4 showers.
+        on_status: called with one-line status messages.
+
+    Returns:
+        A :class:`showerforge.optimisation.runner.RunResult` (path-like: the run folder): ``records``
+        (one per iteration), ``start`` and ``final`` designs, ``verification``, ``baselines``.
+    """
+    from showerforge.optimisation.runner import optimise_and_verify
+
+    return optimise_and_verify(
+        config,
+        output,
+        scheduler=scheduler,
+        workers=workers,
+        iterations=iterations,
+        verify=verify,
+        verify_energies=verify_energies,
+        verify_n=verify_n,
+        baselines=tuple(baselines),
+        progress=progress,
+        on_status=on_status,
+    )

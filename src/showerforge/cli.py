@@ -1378,6 +1378,63 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
+# ----------------------------------------------------------------------------- optimise
+@cli.command("optimise")
+@click.option(
+    "--config", "config", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The TOML config."
+)
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True, help="The run folder.")
+@click.option("--iterations", type=click.IntRange(min=1), default=None, help="Overrides [simulation] iterations.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Local Geant4 processes.")
+@click.option("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:PORT) instead of local workers.")
+@click.option("--verify", is_flag=True, help="Re-simulate the start and final designs with fresh seeds.")
+@click.option("--verify-energies", default="2,5,10,20GeV", show_default=True, help="Energies of the resolution check.")
+@click.option("--verify-n", type=click.IntRange(min=10), default=300, show_default=True, help="Showers per energy.")
+@click.option("--baselines", default="", help="Comma-separated: random, tpe (Optuna), on Geant4 at the loop's budget.")
+@friendly
+def optimise_cmd(
+    config: Path,
+    output: Path,
+    iterations: int | None,
+    workers: int | None,
+    scheduler: str | None,
+    verify: bool,
+    verify_energies: str,
+    verify_n: int,
+    baselines: str,
+) -> None:
+    """Optimise a detector design with Geant4 and a surrogate of the per-event loss.
+
+    \b
+    Example:
+      showerforge optimise --config examples/optimise_ecal.toml -o opt_ecal/ --verify
+      showerforge optimise --config examples/optimise_ecal.toml -o opt_ecal/ --verify --baselines random,tpe
+
+    Re-running the same command resumes a killed run on the same path.
+    """
+    from showerforge.api import optimise
+
+    res = optimise(
+        config,
+        output,
+        scheduler=scheduler,
+        workers=workers,
+        iterations=iterations,
+        verify=verify,
+        verify_energies=verify_energies,
+        verify_n=verify_n,
+        baselines=[b.strip() for b in baselines.split(",") if b.strip()],
+        on_status=_status,
+    )
+    click.echo(f"start: {res.start.describe()}")
+    click.echo(f"final: {res.final.describe()}")
+    if res.verification is not None:
+        from showerforge.optimisation.verify import resolution_table
+
+        click.echo(resolution_table(res.verification))
+    click.echo(f"wrote {Path(output) / 'index.html'}")
+
+
 def main() -> None:
     """Console-script entry point; usage mistakes, like other user errors, end with one line and exit code 2."""
     _one_line_warnings()

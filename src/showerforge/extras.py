@@ -23,6 +23,7 @@ EXTRAS: dict[str, str] = {
     "uproot": "validate",
     "tomli": "validate",
     "zuko": "refine",
+    "optuna": "optimise",
 }
 """Top-level module name -> the extra that installs it."""
 

@@ -298,7 +298,10 @@ def preflight(geometry: Geometry, physics: str) -> None:
     if physics in PHYSICS_EM:
         _check_physics_data(physics, data_info)  # before asking Geant4; a reference list once it is known
     known, reference = _ask_geant4(physics)
-    for role, name in (("absorber", geometry.absorber), ("sensor", geometry.sensor)):
+    roles = [
+        (role, name) for sec in geometry.stack for role, name in (("absorber", sec.absorber), ("sensor", sec.sensor))
+    ]
+    for role, name in roles:  # every section's materials
         if name not in known:
             raise GeometryError(
                 f"geometry {geometry.name!r} [{role}]: {name!r} is not a Geant4 NIST material "
