@@ -618,7 +618,7 @@ def convert_cmd(input_file: Path, to: str, threshold_mip: float, geometry: str |
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @friendly
 def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json: bool) -> None:
-    """Describe and validate a shower file (CaloChallenge; streams, any size) or a jet file (JetNet).
+    """Describe and validate a shower file (CaloChallenge; streams, any size), a point-cloud file or a jet file (JetNet).
 
     Checks keys, shapes, dtypes, units plausibility, NaN or negative energies and the geometry.
     Exit code 0 when the checks pass, 1 when a check fails, 2 when the file cannot be read.
@@ -889,7 +889,7 @@ def generate_cmd(
     backend: str,
     output: Path,
 ) -> None:
-    """Generate showers (CaloChallenge format) or jets (JetNet format) with a trained surrogate.
+    """Generate showers (CaloChallenge format), point clouds or jets (JetNet format) with a trained surrogate.
 
     \b
     Examples:
