@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from showerforge.errors import UserError
@@ -149,3 +149,32 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def build_directory_once(root: str | Path, build: Callable[[Path], None], marker: str = "COMPLETE") -> Path:
+    """Make the folder ``root`` with ``build(tmp)`` unless it is complete (holds ``marker``).
+
+    ``build`` fills a temporary folder beside ``root`` (and must write ``marker`` last); the folder
+    is then renamed onto ``root``, so readers never see a half-built one. A broken earlier attempt
+    is replaced; when another process won the race, its folder is kept.
+    """
+    import shutil
+
+    root = Path(root)
+    if (root / marker).is_file():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    try:
+        build(tmp)
+        if root.exists() and not (root / marker).is_file():
+            shutil.rmtree(root, ignore_errors=True)  # a broken earlier attempt
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if not (root / marker).is_file():  # not a lost race: a real failure
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return root

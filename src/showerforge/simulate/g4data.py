@@ -48,9 +48,7 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -317,23 +315,9 @@ def _approx_root() -> Path:
 
 def _ensure_approx(root: Path) -> Path:
     """Build the approximate tables at ``root`` unless present (atomic: temp dir, then rename)."""
-    if (root / "COMPLETE").is_file():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
-        _build_approx(tmp)
-        if root.exists() and not (root / "COMPLETE").is_file():
-            shutil.rmtree(root, ignore_errors=True)  # a broken earlier attempt
-        try:
-            os.rename(tmp, root)
-        except OSError:
-            if not (root / "COMPLETE").is_file():  # not a lost race: a real failure
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    from showerforge.data.io import build_directory_once
+
+    return build_directory_once(root, _build_approx)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -65,8 +65,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 __all__ = [
@@ -251,23 +249,9 @@ def build_hadronic_tables(root: str | os.PathLike[str]) -> Path:
         ``root`` as a path.
     """
     root = Path(root)
-    if (root / "COMPLETE").is_file():
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
-        _write_tables(tmp)
-        if root.exists() and not (root / "COMPLETE").is_file():
-            shutil.rmtree(root, ignore_errors=True)  # a broken earlier attempt
-        try:
-            os.rename(tmp, root)
-        except OSError:
-            if not (root / "COMPLETE").is_file():  # not a lost race: a real failure
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    from showerforge.data.io import build_directory_once
+
+    return build_directory_once(root, _write_tables)
 
 
 # ------------------------------------------------------------------------------------------------
