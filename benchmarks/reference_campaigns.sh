@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long reference campaigns (JetNet-like jets of five types; ds2 electrons above 100 GeV), one
+# The long reference campaigns (ILD photons as point clouds; JetNet-like jets of five types; ds2 electrons above 100 GeV), one
 # core each at low priority, resumable: run it again after a stop and finished shards are kept.
 #   DATA=/path/to/data benchmarks/reference_campaigns.sh      (default DATA: ../data beside the checkout)
 set -u
@@ -15,6 +15,9 @@ run() {
   nice -n 10 "$SF" "$@" --workers 1 -o "$out" >> "logs/$out.log" 2>&1
   echo "$(date -Is) end $out rc=$?"
 }
+# ILD-like ECal photons as point clouds, 10-90 GeV uniform (CaloClouds): an independent test sample, then the training sample
+run ild_photons_test.h5  simulate calo --geometry ild-ecal --particle gamma --energy 10:90GeV --spectrum uniform --n 10000 --seed 2302 --shard-size 100 --points --keep-shards
+run ild_photons_train.h5 simulate calo --geometry ild-ecal --particle gamma --energy 10:90GeV --spectrum uniform --n 50000 --seed 2301 --shard-size 100 --points --keep-shards
 # JetNet types g, q, t, W, Z; 30 particles; MPI off (about 40-45 jets/s on one loaded core here)
 run jets30_train.h5 simulate jets --type g,q,t,w,z --n 100000 --particles 30 --no-mpi --seed 3001 --shard-size 2000
 run jets30_test.h5  simulate jets --type g,q,t,w,z --n 20000 --particles 30 --no-mpi --seed 3002 --shard-size 2000
