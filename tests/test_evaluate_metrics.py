@@ -121,3 +121,13 @@ def test_measurement_form() -> None:
     assert f"{Measurement(0.5, 0.01):.2f}" == "0.50 ± 0.01"
     assert f"{Measurement(None)}" == "n/a"
     assert math.isclose(Measurement(1.0).value, 1.0)
+
+
+def test_judge_against_floor_by_combined_errors() -> None:
+    from showerforge.evaluation.metrics import judge_against_floor
+
+    floor = {"value": 1.0, "error": 0.3}
+    assert judge_against_floor({"value": 1.5, "error": 0.4}, floor)[1] == "ok"  # 1 sigma
+    assert judge_against_floor({"value": 3.0, "error": 0.4}, floor)[1] == "warn"  # 4 sigma
+    assert judge_against_floor({"value": 4.0, "error": 0.4}, floor)[1] == "bad"  # 6 sigma
+    assert judge_against_floor(None, floor) == ("n/a", "")

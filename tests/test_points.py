@@ -216,6 +216,7 @@ def test_conversion_mistakes_exit_2_and_write_nothing(points_file: Path, cells_f
         (["convert", str(points_file), "--to", "cells", "-o", str(points_file)], "overwrite the input"),
         (["convert", str(tmp_path / "none.h5"), "--to", "cells", "-o", str(out)], "not found"),
         (["inspect", str(tmp_path)], "folder"),
+        (["convert", str(points_file), "--to", "cells", "-o", str(points_file / "x.h5")], "not writable"),
     ]
     for args, message in cases:
         proc = _cli(*args)

@@ -29,6 +29,7 @@ the sorted samples and the bin indices (:class:`Resampler`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ from showerforge.errors import UserError
 
 __all__ = [
     "format_measurement",
+    "judge_against_floor",
     "Measurement",
     "Resampler",
     "separation_power",
@@ -398,3 +400,18 @@ def format_measurement(m: dict[str, Any] | None) -> str:
         return "n/a"
     v, e = m["value"], m.get("error")
     return f"{v:.4g}" if e is None else f"{v:.4g} ± {e:.2g}"
+
+
+def judge_against_floor(cand: dict[str, Any] | None, floor: dict[str, Any] | None) -> tuple[str, str]:
+    """(word, css class) from the distance of a candidate value to its floor in combined sigma."""
+    if not cand or not floor or cand.get("value") is None or floor.get("value") is None:
+        return "n/a", ""
+    err = math.hypot(cand.get("error") or 0.0, floor.get("error") or 0.0)
+    if err <= 0:
+        return ("as the floor", "ok") if cand["value"] == floor["value"] else ("no error to judge", "")
+    z = (cand["value"] - floor["value"]) / err
+    if z <= 2:
+        return f"as the floor ({z:+.1f} sigma)", "ok"
+    if z <= 5:
+        return f"distinguishable ({z:+.1f} sigma)", "warn"
+    return f"clearly different ({z:+.1f} sigma)", "bad"

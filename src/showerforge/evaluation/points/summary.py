@@ -6,12 +6,12 @@ Everything here reads a ``metrics.json`` dict (returned by
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from showerforge.evaluation.html import PAGE_PLOTS_FOOTER, PAGE_STYLE
 from showerforge.evaluation.metrics import format_measurement
+from showerforge.evaluation.metrics import judge_against_floor as judge
 from showerforge.evaluation.output import write_json, write_page
 from showerforge.evaluation.points.observables import LABELS, OBSERVABLES
 
@@ -19,25 +19,6 @@ __all__ = ["Row", "summary_rows", "judge", "format_points_summary", "write_repor
 
 Row = tuple[str, str, str, str, str]
 """(metric, candidate vs reference, floor, verdict, css class)."""
-
-
-def judge(cand: dict[str, Any] | None, floor: dict[str, Any] | None) -> tuple[str, str]:
-    """(verdict, css class) from the distance of a candidate value above its floor in combined sigma.
-
-    Green (``ok``) up to 2 sigma, amber (``warn``) up to 5, red (``bad``) beyond; the rule of the
-    voxel report.
-    """
-    if not cand or not floor or cand.get("value") is None or floor.get("value") is None:
-        return "n/a", ""
-    err = math.hypot(cand.get("error") or 0.0, floor.get("error") or 0.0)
-    if err <= 0:
-        return ("as the floor", "ok") if cand["value"] == floor["value"] else ("no error to judge", "")
-    z = (cand["value"] - floor["value"]) / err
-    if z <= 2:
-        return f"as the floor ({z:+.1f} sigma)", "ok"
-    if z <= 5:
-        return f"distinguishable ({z:+.1f} sigma)", "warn"
-    return f"clearly different ({z:+.1f} sigma)", "bad"
 
 
 def summary_rows(metrics: dict[str, Any]) -> list[Row]:

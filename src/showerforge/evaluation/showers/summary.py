@@ -6,10 +6,10 @@ Everything here reads a ``metrics.json`` dict (as returned by
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from showerforge.evaluation.metrics import format_measurement
+from showerforge.evaluation.metrics import judge_against_floor as _judge
 from showerforge.evaluation.showers.comparisons import PRDC_K
 from showerforge.evaluation.showers.features import FEATURE_LABELS, PER_LAYER_FEATURES
 from showerforge.evaluation.showers.settings import CLASSIFIERS
@@ -145,21 +145,6 @@ def format_rows(metrics: dict[str, Any]) -> list[Row]:
 
 
 # ----------------------------------------------------------------------------- verdict
-def _judge(cand: dict[str, Any] | None, floor: dict[str, Any] | None) -> tuple[str, str]:
-    """(word, css class) from the distance of a candidate value to its floor in combined sigma."""
-    if not cand or not floor or cand.get("value") is None or floor.get("value") is None:
-        return "n/a", ""
-    err = math.hypot(cand.get("error") or 0.0, floor.get("error") or 0.0)
-    if err <= 0:
-        return ("as the floor", "ok") if cand["value"] == floor["value"] else ("no error to judge", "")
-    z = (cand["value"] - floor["value"]) / err
-    if z <= 2:
-        return f"as the floor ({z:+.1f} sigma)", "ok"
-    if z <= 5:
-        return f"distinguishable ({z:+.1f} sigma)", "warn"
-    return f"clearly different ({z:+.1f} sigma)", "bad"
-
-
 def _nplm_verdict(comp: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """The NPLM p-value as a headline row: green p >= 0.05, amber down to 0.003, red below."""
     nplm = comp.get("nplm")
