@@ -138,3 +138,6 @@ def test_train_generate_inspect_chain(simulated, tmp_path: Path) -> None:
     again = surrogate.sample(gen.incident_mev, seed=2)
     assert np.array_equal(again.points, gen.points)  # same seed, same showers
     assert PRESETS["ild-ecal"].n_layers == 30
+    # sf.generate_file reaches the point kind as the command line does
+    api_out = sf_api.generate_file(run, output=tmp_path / "api.h5", energy="10GeV", n=3, seed=4)
+    assert len(read_points(api_out)) == 3

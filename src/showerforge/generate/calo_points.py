@@ -189,5 +189,10 @@ def load_points_model(
         pre = PointsPreprocessor(geometry.n_layers, ckpt["preprocessing"])
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
+    if len(pre.sum_mu) != pre.n_summary or int(model.config.get("n_summary", -1)) != pre.n_summary:
+        raise CheckpointError(
+            f"{path} [preprocessing]: {len(pre.sum_mu)} shower summaries, this version of cfm-points uses "
+            f"{pre.n_summary} ({geometry.n_layers} layers); the run was trained with an earlier layout: train it again"
+        )
     model.to(device).eval()
     return PointSurrogate(preprocessing=pre, geometry=geometry, **run_fields(ckpt, path, model))
