@@ -35,7 +35,7 @@ from torch import Tensor
 from showerforge.data.io import check_not_input, check_writable_dir
 from showerforge.errors import UserError
 from showerforge.models.base import require_noise_map
-from showerforge.models.distill import flow_stages, pack, student_config, teacher_states, trajectory_loss
+from showerforge.models.distill import flow_stages, pack, student_config, teacher_states, trajectory_loss, unpack
 from showerforge.models.registry import get_spec
 from showerforge.runs.checkpoint import CHECKPOINT_NAME, LoadedRun, file_sha256, read_checkpoint
 from showerforge.training.fit import PreparedData, TrainConfig, TrainOptions, TrainResult, fit, split_train_options
@@ -98,6 +98,9 @@ def teacher_trajectories(
     stages = flow_stages(model)
     if not path.exists():
         cond, mask = teacher.draw_conditions(n, seed, energies_mev)
+        if mask is not None:  # rows by set size: a teacher block and a training batch pad to their own largest set
+            order = torch.argsort(mask.sum(dim=1), stable=True)
+            cond, mask = cond[order], mask[order]
         tmp = path.with_name(path.name + ".part")
         with h5py.File(tmp, "w") as f:
             f.create_dataset("cond", data=cond.numpy().astype(np.float32))
@@ -105,7 +108,8 @@ def teacher_trajectories(
                 f.create_dataset("mask", data=mask.numpy())
             for i, (flow, _) in enumerate(stages):
                 shape = (n, grid_steps + 1, *flow.event_shape)
-                f.create_dataset(f"stage{i}", shape=shape, dtype="f4", chunks=(min(n, 64), *shape[1:]))
+                packing = {"compression": "lzf"} if mask is not None else {}  # padded slots are zeros
+                f.create_dataset(f"stage{i}", shape=shape, dtype="f4", chunks=(min(n, 64), *shape[1:]), **packing)
             f.attrs.update({**ident, "rows_done": 0, "teacher": str(teacher.checkpoint)})
         tmp.replace(path)
     with h5py.File(path, "r+") as f:
@@ -129,8 +133,14 @@ def teacher_trajectories(
             cond = cond_all[lo:hi]
             mask = None if mask_all is None else mask_all[lo:hi]
             noise = model.draw_noise(hi - lo, generator=gen, like=cond)
+            if mask is not None:  # solve at the block's largest set; padded slots stay zero
+                mask = mask[:, : max(1, int(mask.sum(dim=1).max()))]
+                noise = [z[:, : mask.shape[1]] if z.dim() == 3 else z for z in noise]
             states = teacher_states(model, noise, cond, grid_steps, mask)
             for i, s in enumerate(states):
+                full = f[f"stage{i}"].shape
+                if s.dim() == 4 and s.shape[2] < full[2]:
+                    s = torch.nn.functional.pad(s, (0, 0, 0, full[2] - s.shape[2]))
                 f[f"stage{i}"][lo:hi] = s.float().cpu().numpy()
             f.attrs["rows_done"] = hi
             f.flush()
@@ -166,17 +176,23 @@ class TrajectoryData:
             mask = torch.from_numpy(f["mask"][:n]) if "mask" in f else None
         x = pack(parts)
         del parts
+        self.model, self.steps = teacher.model, steps
         g = torch.Generator().manual_seed(cfg.seed)
         order = torch.randperm(n, generator=g)
-        n_val = min(int(round(cfg.val_fraction * n)), 2000)
+        # sets: fewer validation rows (each is as wide as the largest set), training rows by set size
+        n_val = min(int(round(cfg.val_fraction * n)), 2000 if mask is None else 256)
         val, train = order[:n_val], order[n_val:]
+        if mask is not None:
+            train = train.sort().values
         self.x, self.cond, self.mask = (
             x[train].to(device),
             cond[train].to(device),
             None if mask is None else mask[train].to(device),
         )
         self.val = (
-            (x[val].to(device), cond[val].to(device), None if mask is None else mask[val].to(device)) if n_val else None
+            self._rows(x[val].to(device), cond[val].to(device), None if mask is None else mask[val].to(device))
+            if n_val
+            else None
         )
         self.seed, self.device = cfg.seed, device
         self.provenance = dict(teacher.provenance)
@@ -190,12 +206,30 @@ class TrajectoryData:
     def batches_per_epoch(self, batch_size: int) -> int:
         return math.ceil(self.x.shape[0] / batch_size)
 
+    def _rows(self, x: Tensor, cond: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Rows with their sets cut to the widest real set among them (padded slots are zeros)."""
+        if mask is None:
+            return x, cond, None
+        width = max(1, int(mask.sum(dim=1).max()))
+        states = unpack(self.model, x, self.steps)
+        return pack([s[:, :, :width] if s.dim() == 4 else s for s in states]), cond, mask[:, :width]
+
     def batches(self, epoch: int, batch_size: int) -> Any:
         g = torch.Generator().manual_seed(self.seed * 7_919 + epoch)
-        order = torch.randperm(self.x.shape[0], generator=g).to(self.device)
-        for lo in range(0, order.numel(), batch_size):
-            idx = order[lo : lo + batch_size]
-            yield self.x[idx], self.cond[idx], None if self.mask is None else self.mask[idx]
+        n = self.x.shape[0]
+        if self.mask is None:
+            order = torch.randperm(n, generator=g).to(self.device)
+            for lo in range(0, order.numel(), batch_size):
+                idx = order[lo : lo + batch_size]
+                yield self.x[idx], self.cond[idx], None
+            return
+        # sets of similar size share a batch (random ties), batches in random order
+        sizes = self.mask.sum(dim=1).cpu().double()
+        order = torch.argsort(sizes + torch.rand(n, generator=g, dtype=torch.float64)).to(self.device)
+        groups = [order[lo : lo + batch_size] for lo in range(0, n, batch_size)]
+        for k in torch.randperm(len(groups), generator=g).tolist():
+            idx = groups[k]
+            yield self._rows(self.x[idx], self.cond[idx], self.mask[idx])
 
     def validation(self) -> tuple[Tensor, Tensor, Tensor | None] | None:
         return self.val

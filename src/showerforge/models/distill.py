@@ -32,7 +32,16 @@ from showerforge.models.base import GenerativeModel
 from showerforge.models.factorised import FactorisedFlow
 from showerforge.models.flow_matching import FlowMatching
 
-__all__ = ["flow_stages", "stage_condition", "teacher_states", "trajectory_loss", "student_config", "pack", "unpack"]
+__all__ = [
+    "flow_stages",
+    "stage_condition",
+    "stage_shapes",
+    "teacher_states",
+    "trajectory_loss",
+    "student_config",
+    "pack",
+    "unpack",
+]
 
 
 def flow_stages(model: GenerativeModel) -> list[tuple[FlowMatching, int]]:
@@ -87,9 +96,19 @@ def pack(states: list[Tensor]) -> Tensor:
     return torch.cat([s.reshape(s.shape[0], -1) for s in states], dim=1)
 
 
-def unpack(model: GenerativeModel, x: Tensor, steps: int) -> list[Tensor]:
-    """Inverse of :func:`pack` for a model's stages: (N, total) -> [(N, steps + 1, *shape), ...]."""
-    shapes = [flow.event_shape for flow, _ in flow_stages(model)]
+def stage_shapes(model: GenerativeModel, width: int | None = None) -> list[tuple[int, ...]]:
+    """Event shape of each stage; with ``width``, sets (2-D stages, ``(n_slots, features)``)
+    padded to ``width`` slots instead of the model's largest set."""
+    shapes = [tuple(flow.event_shape) for flow, _ in flow_stages(model)]
+    if width is None:
+        return shapes
+    return [(int(width), *shape[1:]) if len(shape) == 2 else shape for shape in shapes]
+
+
+def unpack(model: GenerativeModel, x: Tensor, steps: int, width: int | None = None) -> list[Tensor]:
+    """Inverse of :func:`pack` for a model's stages: (N, total) -> [(N, steps + 1, *shape), ...]
+    (sets padded to ``width`` slots when given, see :func:`stage_shapes`)."""
+    shapes = stage_shapes(model, width)
     sizes = [(steps + 1) * math.prod(shape) for shape in shapes]
     if sum(sizes) != x.shape[1]:
         raise ValueError(f"packed trajectories have {x.shape[1]} columns, the model's stages {sum(sizes)}")
@@ -113,12 +132,12 @@ def trajectory_loss(
 
     Args:
         student: the K-step student (its stages as :func:`flow_stages`).
-        x: packed teacher states (:func:`pack`), (N, total).
-        cond: (N, n_cond); mask: (N, n_particles) or ``None``.
+        x: packed teacher states (:func:`pack`), (N, total); sets padded to ``mask``'s width.
+        cond: (N, n_cond); mask: (N, n_slots) or ``None``.
         generator: draws the grid index ``k`` of each row.
         steps: ``K``.
     """
-    states = unpack(student, x, steps)
+    states = unpack(student, x, steps, None if mask is None else mask.shape[1])
     n = x.shape[0]
     k = torch.randint(0, steps, (n,), generator=generator, device=x.device)
     rows = torch.arange(n, device=x.device)

@@ -39,20 +39,23 @@ def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.SiLU(), nn.Linear(hidden, d_out))
 
 
-def masked_pool(h: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+def masked_pool(h: Tensor, mask: Tensor, n_max: int | None = None) -> tuple[Tensor, Tensor]:
     """Mean and scaled sum of particle features over real particles only.
 
     Args:
         h: (N, n, d) particle features.
         mask: (N, n) bool, True = real particle.
+        n_max: divisor of the sum (the model's largest set); ``None``: the padded width ``n``.
+            A fixed divisor makes a set's pooled vector independent of how wide the batch it
+            was padded into is.
 
     Returns:
-        ``(mean, sum / n)``, both (N, d); a jet without real particles pools to zeros.
+        ``(mean, sum / n_max)``, both (N, d); a jet without real particles pools to zeros.
     """
     m = mask.to(h.dtype).unsqueeze(-1)
     total = (h * m).sum(dim=1)
     count = m.sum(dim=1).clamp_min(1.0)
-    return total / count, total / h.shape[1]
+    return total / count, total / (n_max or h.shape[1])
 
 
 class EPiCLayer(nn.Module):
@@ -69,8 +72,11 @@ class EPiCLayer(nn.Module):
         ``(h, g)`` of the same shapes.
     """
 
-    def __init__(self, d_model: int, d_global: int, d_cond: int, mlp_ratio: float = 2.0) -> None:
+    def __init__(
+        self, d_model: int, d_global: int, d_cond: int, mlp_ratio: float = 2.0, n_max: int | None = None
+    ) -> None:
         super().__init__()
+        self.n_max = n_max
         hidden = int(round(mlp_ratio * d_model))
         self.glob = _mlp(d_global + 2 * d_model + d_cond, hidden, d_global)
         self.norm = nn.LayerNorm(d_model, elementwise_affine=False, eps=1e-6)
@@ -84,7 +90,7 @@ class EPiCLayer(nn.Module):
 
     def forward(self, h: Tensor, g: Tensor, c: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Updated ``(h, g)``; ``mask`` (N, n) bool selects the particles that are pooled."""
-        mean, total = masked_pool(h, mask)
+        mean, total = masked_pool(h, mask, self.n_max)
         g = g + self.glob(torch.cat([g, mean, total, c], dim=-1))
         shift, scale, gate = self.ada(c).unsqueeze(1).chunk(3, dim=-1)
         u = self.norm(h) * (1 + scale) + shift
@@ -102,6 +108,8 @@ class EPiCVelocity(nn.Module):
         d_global: width of the global (pooled) vector.
         n_blocks: EPiC layers.
         mlp_ratio: MLP hidden width / ``d_model``.
+        n_max: fixed divisor of the pooled sums (see :func:`masked_pool`); ``None``: the padded
+            width (sets that are always padded to the same width, as jets).
 
     Shapes:
         ``x`` (N, n, n_features), ``t`` (N,), ``cond`` (N, n_cond), ``mask`` (N, n) bool or
@@ -117,13 +125,15 @@ class EPiCVelocity(nn.Module):
         d_global: int = 32,
         n_blocks: int = 3,
         mlp_ratio: float = 2.0,
+        n_max: int | None = None,
     ) -> None:
         super().__init__()
+        self.n_max = n_max
         self.embed = nn.Linear(n_features, d_model)
         self.time = TimeEmbedding(d_model)
         self.cond = _mlp(n_cond, d_model, d_model)
         self.glob_in = _mlp(2 * d_model + d_model, d_model, d_global)
-        self.blocks = nn.ModuleList(EPiCLayer(d_model, d_global, d_model, mlp_ratio) for _ in range(n_blocks))
+        self.blocks = nn.ModuleList(EPiCLayer(d_model, d_global, d_model, mlp_ratio, n_max) for _ in range(n_blocks))
         self.norm_out = nn.LayerNorm(d_model, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, n_features)
@@ -138,7 +148,7 @@ class EPiCVelocity(nn.Module):
         m = mask.to(x.dtype).unsqueeze(-1)
         c = F.silu(self.time(t) + self.cond(cond))
         h = self.embed(x * m)
-        g = self.glob_in(torch.cat([*masked_pool(h, mask), c], dim=-1))
+        g = self.glob_in(torch.cat([*masked_pool(h, mask, self.n_max), c], dim=-1))
         for block in self.blocks:
             h, g = block(h, g, c, mask)
         shift, scale = self.ada_out(c).unsqueeze(1).chunk(2, dim=-1)

@@ -51,6 +51,7 @@ class PointShowerFlow(FlowMatching):
             d_global=cfg["d_global"],
             n_blocks=cfg["n_blocks"],
             mlp_ratio=cfg["mlp_ratio"],
+            n_max=int(cfg["n_particles"]),  # a shower's pooled vector never depends on its batch
         )
         super().__init__(net, (cfg["n_particles"], cfg["n_features"]), cfg)
         shower_cfg = {"sigma": 0.0, "time_sampling": cfg["time_sampling"], "solver": "midpoint", "steps": 16}
@@ -60,13 +61,20 @@ class PointShowerFlow(FlowMatching):
             shower_cfg,
         )
         self.summary_steps = int(cfg["summary_steps"])
+        self.summary_repeat = int(cfg.get("summary_repeat", 1))
 
     def loss(
         self, x: Tensor, cond: Tensor, mask: Tensor | None = None, *, generator: torch.Generator | None = None
     ) -> Tensor:
-        """Point-flow loss plus shower-flow loss (the summaries are ``cond[:, 1:]``)."""
+        """Point-flow loss plus shower-flow loss (the summaries are ``cond[:, 1:]``).
+
+        The shower flow is cheap next to the point flow: its loss is averaged over
+        ``summary_repeat`` draws of time and noise per shower, which gives it as many effective
+        training rows as the point flow's steps allow at no noticeable cost.
+        """
         points = super().loss(x, cond, mask, generator=generator)
-        return points + self.summary.loss(cond[:, 1:], cond[:, :1], generator=generator)
+        r = self.summary_repeat
+        return points + self.summary.loss(cond[:, 1:].repeat(r, 1), cond[:, :1].repeat(r, 1), generator=generator)
 
     @torch.no_grad()
     def sample_summaries(
@@ -89,7 +97,8 @@ def build_cfm_points(cfg: dict[str, Any]) -> PointShowerFlow:
         cfg: data keys ``n_particles`` (largest number of points), ``n_features`` (4),
             ``n_summary`` (``2 L + 2``), ``n_cond`` (``1 + n_summary``); point network
             ``d_model``, ``d_global``, ``n_blocks``, ``mlp_ratio``; shower flow ``summary_width``,
-            ``summary_blocks``, ``summary_steps``; flow matching ``sigma``, ``time_sampling``,
+            ``summary_blocks``, ``summary_steps``, ``summary_repeat`` (draws of time and noise per
+            shower in the shower-flow loss); flow matching ``sigma``, ``time_sampling``,
             ``solver``, ``steps``.
     """
     return PointShowerFlow(cfg)

@@ -274,6 +274,7 @@ CFM_POINTS = ModelSpec(
         "summary_width": 256,
         "summary_blocks": 3,
         "summary_steps": 32,
+        "summary_repeat": 8,
         "sigma": 0.0,
         "time_sampling": "uniform",
         "solver": "midpoint",
@@ -297,6 +298,7 @@ CFM_POINTS = ModelSpec(
         "steps": 3,
     },
     references=("arXiv:2305.04847", "arXiv:2309.05704", "arXiv:2301.08128", "arXiv:2210.02747"),
+    saved_before={"summary_repeat": 1},
 )
 
 MODELS: dict[str, ModelSpec] = {
