@@ -635,10 +635,17 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
 # ----------------------------------------------------------------------------- train / generate
 @cli.command("train")
 @click.option(
-    "--data", "data", required=True, help="Training file: CaloChallenge showers, or JetNet jets (FILE.h5[:TYPE])."
+    "--data",
+    "data",
+    required=True,
+    help="Training file: CaloChallenge showers, point-cloud showers (simulate calo --points) "
+    "or JetNet jets (FILE.h5[:TYPE]).",
 )
 @click.option(
-    "--model", "model", default=None, help="Registered model (showers: cfm-voxel; jets: cfm-set). Default by data kind."
+    "--model",
+    "model",
+    default=None,
+    help="Registered model (showers: cfm-voxel; point clouds: cfm-points; jets: cfm-set). Default by data kind.",
 )
 @click.option(
     "-o",
