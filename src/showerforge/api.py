@@ -341,7 +341,8 @@ def export_onnx(
         output: the ``.onnx`` file (written atomically).
         layout: showers: ``"calochallenge"`` (default; noise + incident MeV -> showers MeV),
             ``"par04"`` or ``"par04-calodit"`` (Geant4 Par04's calling conventions); jets:
-            ``"jetnet"`` (default). See ``docs/deploy.md``.
+            ``"jetnet"`` (default); point clouds: ``"points"`` (default; noise + incident MeV ->
+            calibrated points). See ``docs/deploy.md``.
         steps, solver: the ODE sampler unrolled into the graph (default: the model's).
         opset, fmt: ONNX opset; export format (``"onnx"``).
 

@@ -960,11 +960,12 @@ def _generation_progress(label: str, unit: str) -> Iterator[Callable[[int, int],
 @click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True, help="Export format.")
 @click.option(
     "--layout",
-    type=click.Choice(["calochallenge", "par04", "par04-calodit", "jetnet"]),
+    type=click.Choice(["calochallenge", "par04", "par04-calodit", "jetnet", "points"]),
     default=None,
     help="calochallenge (showers' default): noise + incident energy (MeV) -> showers (MeV, CaloChallenge order); "
     "par04: Geant4 Par04's VAE convention (noise from Geant4); par04-calodit: Par04's CaloDiT-2 convention "
-    "(noise inside); jetnet (jets' default): noise + jet type + mask -> JetNet particles.",
+    "(noise inside); jetnet (jets' default): noise + jet type + mask -> JetNet particles; points (point-cloud "
+    "models): summary noise + point noise + incident energy (MeV) -> calibrated points and their number.",
 )
 @click.option(
     "--steps", type=click.IntRange(min=1), default=None, help="ODE steps unrolled in the graph (default: the model's)."

@@ -16,10 +16,15 @@ layout             input (float32)                             output (float32)
 ``jetnet``         ``noise`` (N, n, 3); ``jet_type`` (N, 5)    ``particle_features`` (N, n, 4):
                    one-hot; [``jet_pt`` (N, 1) GeV];           eta_rel, phi_rel, pt_rel, mask
                    ``mask`` (N, n) 1 = real slot               (JetNet), pT-descending
+``points``         ``summary_noise`` (N, n_summary) and        ``points`` (N, n_slots, 4): x, y mm,
+                   ``noise`` (N, n_slots, 4) standard normal;  layer index, energy MeV, zero-padded;
+                   ``incident_energy`` (N, 1) MeV              ``num_points`` (N,) int64
 =================  ==========================================  ======================================
 
 Shower models export in the first three layouts (default ``calochallenge``), jet set models
-(``cfm-set``) in ``jetnet`` (their default).
+(``cfm-set``) in ``jetnet`` (their default), point-cloud models (``cfm-points``) in ``points``
+(:mod:`showerforge.deploy.points`: both flows, the decoding of the summaries, the mask and the
+calibrations inside the graph).
 
 ``n_noise`` is the width of the model's noise tensors (``model.noise_shapes``) concatenated in
 draw order (``cfm-factorised``: the layer-energy noise, then the voxel-shape noise). The batch
@@ -51,6 +56,7 @@ from showerforge.deploy.graph import (
     check_par04_geometry,
     exportable_ops,
 )
+from showerforge.deploy.points import PointGraph, points_difference
 from showerforge.errors import UserError
 from showerforge.models.base import require_noise_map
 
@@ -74,6 +80,7 @@ LAYOUTS: dict[str, str] = {
     "par04": "Geant4 Par04, VAE convention: [noise, E/1024 GeV, theta/90deg, 0, 1] -> fractions of E, mesh order",
     "par04-calodit": "Geant4 Par04, CaloDiT-2 convention: [E GeV, phi, theta, 5-slot one-hot] -> GeV, noise inside",
     "jetnet": "jets: noise + jet type one-hot [+ jet pT GeV] + mask -> JetNet particle_features",
+    "points": "point clouds: summary noise + point noise + incident energy (MeV) -> calibrated points, num_points",
 }
 """Graph layouts by name (``--layout``)."""
 FORMATS = ("onnx",)
@@ -95,8 +102,9 @@ class ExportResult:
         probe_max_rel_diff: onnxruntime against the PyTorch module on a probe batch of 4 rows
             (energies over the training range or jets of 1 to n real slots, seed-0 noise):
             ``max |ort - torch| / max(|torch|, floor)`` over the outputs, ``floor`` the threshold
-            ``delta`` (showers) or 1e-6 (jets); ``None`` for ``par04-calodit``, whose noise is drawn
-            inside the graph.
+            ``delta`` (showers) or 1e-6 (jets); for ``points`` over coordinates (floor 1 mm) and
+            energies (floor 1e-6 MeV), ``inf`` if a shower's number of points differs; ``None`` for
+            ``par04-calodit``, whose noise is drawn inside the graph.
         par04_macro: Par04 macro commands for this file (Par04 layouts), else empty.
     """
 
@@ -182,6 +190,8 @@ def build_graph(
     check_layout(layout)
     if layout == "jetnet":
         return _jet_graph(surrogate, steps=steps, solver=solver)
+    if layout == "points":
+        return _point_graph(surrogate, steps=steps, solver=solver)
     core = ShowerGraph(surrogate, steps=steps, solver=solver)
     n = _PROBE_ROWS
     inc = torch.from_numpy(_probe_energies(surrogate, n)).float()[:, None]
@@ -214,6 +224,18 @@ def _jet_graph(
         pt = torch.full((n, 1), 1000.0)
         return module, (noise, types, pt, mask), ["noise", "jet_type", "jet_pt", "mask"], ["particle_features"]
     return module, (noise, types, mask), ["noise", "jet_type", "mask"], ["particle_features"]
+
+
+def _point_graph(
+    surrogate: Any, *, steps: int, solver: str
+) -> tuple[nn.Module, tuple[torch.Tensor, ...], list[str], list[str]]:
+    module = PointGraph(surrogate, steps=steps, solver=solver).eval()
+    n = _PROBE_ROWS
+    gen = torch.Generator().manual_seed(0)
+    summary_noise = torch.randn(n, module.n_summary, generator=gen)
+    noise = torch.randn(n, module.n_slots, 4, generator=gen)
+    inc = torch.from_numpy(_probe_energies(surrogate, n)).float()[:, None]
+    return module, (summary_noise, noise, inc), ["summary_noise", "noise", "incident_energy"], ["points", "num_points"]
 
 
 def _torch_export(
@@ -305,6 +327,45 @@ def _describe_jets(module: JetGraph, slots: int) -> tuple[list[Any], list[Any]]:
     return inputs, [("particle_features", f"[N, {slots}, 4]", "eta_rel, phi_rel, pt_rel, mask; pT-descending")]
 
 
+def _describe_points(module: PointGraph) -> tuple[list[Any], list[Any]]:
+    slots = module.n_slots
+    inputs = [
+        ("summary_noise", f"[N, {module.n_summary}]", "standard normal; the shower flow's noise"),
+        ("noise", f"[N, {slots}, 4]", "standard normal; the point flow's noise (slots beyond num_points unused)"),
+        ("incident_energy", "[N, 1]", "incident energy in MeV"),
+    ]
+    outputs = [
+        (
+            "points",
+            f"[N, {slots}, 4]",
+            "x, y in mm, layer index, energy in MeV; sorted by depth, zero beyond num_points",
+        ),
+        ("num_points", "[N]", "int64: points of each shower"),
+    ]
+    return inputs, outputs
+
+
+def _points_metadata(surrogate: Any, module: PointGraph) -> dict[str, str]:
+    from showerforge.models import get_solver
+
+    inputs, outputs = _describe_points(module)
+    model = module.model
+    pre = surrogate.preprocessing
+    return {
+        "inputs": json.dumps(inputs),
+        "outputs": json.dumps(outputs),
+        "n_slots": str(module.n_slots),
+        "n_summary": str(module.n_summary),
+        "n_layers": str(pre.n_layers),
+        "n_max": str(pre.n_max),
+        "summary_solver": model.summary_solver,
+        "summary_steps": str(model.summary_steps),
+        "summary_nfe": str(model.summary_steps * get_solver(model.summary_solver).nfe_per_step),
+        "energy_range_mev": json.dumps(surrogate.energy_range_mev),
+        "geometry": surrogate.geometry.to_json(),
+    }
+
+
 def _metadata(
     surrogate: Any, layout: str, module: nn.Module, steps: int, solver: str, macro: list[str]
 ) -> dict[str, str]:
@@ -323,6 +384,8 @@ def _metadata(
         "steps": str(steps),
         "nfe": str(steps * get_solver(solver).nfe_per_step),
     }
+    if isinstance(module, PointGraph):
+        return common | _points_metadata(surrogate, module)
     if isinstance(module, JetGraph):
         slots = surrogate.preprocessing.n_particles
         inputs, outputs = _describe_jets(module, slots)
@@ -398,7 +461,7 @@ def export_onnx(
             exports in, the first being the default.
         output: the ``.onnx`` file to write (checked writable and not an input before any work).
         layout: showers: ``"calochallenge"`` (default), ``"par04"`` or ``"par04-calodit"``; jets:
-            ``"jetnet"`` (default). See the module docstring.
+            ``"jetnet"`` (default); point clouds: ``"points"`` (default). See the module docstring.
         steps, solver: the ODE sampler unrolled into the graph (default: the model's).
         opset: ONNX opset (17 by default; 15 for onnxruntime 1.11).
         fmt: export format; ``"onnx"`` only.
@@ -433,12 +496,29 @@ def export_onnx(
         macro = par04_macro(surrogate, layout, module.core.n_noise, out.name)
     meta = _metadata(surrogate, layout, module, n_steps, solver_name, macro)
     probe = None
-    if layout != "par04-calodit":
+    if layout == "points":
+        probe = _probe_points(data, module, example)
+    elif layout != "par04-calodit":
         probe = _probe(data, module, example, _probe_floor(surrogate, layout))
         meta["probe_max_rel_diff"] = f"{probe:.3g}"
     _write(data, meta, out)
     inputs, outs = json.loads(meta["inputs"]), json.loads(meta["outputs"])
     return ExportResult(out, layout, [tuple(i) for i in inputs], [tuple(o) for o in outs], meta, probe, macro)
+
+
+def _probe_points(data: bytes, module: nn.Module, example: tuple[torch.Tensor, ...]) -> float:
+    """:func:`~showerforge.deploy.points.points_difference` between onnxruntime and the torch module
+    (coordinates against 1 mm, energies against 1e-6 MeV); ``inf`` when a number of points differs."""
+    from showerforge.deploy.session import make_session
+
+    sess = make_session(data, device="cpu")
+    feeds = {i.name: t.numpy() for i, t in zip(sess.get_inputs(), example)}
+    got, got_n = sess.run(None, feeds)
+    with torch.no_grad():
+        ref, ref_n = (t.numpy() for t in module(*example))
+    if not np.array_equal(got_n, ref_n):
+        return float("inf")
+    return points_difference(got, ref)[0]
 
 
 def _probe_floor(surrogate: Any, layout: str) -> np.ndarray:

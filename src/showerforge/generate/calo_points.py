@@ -54,7 +54,7 @@ class PointSurrogate(LoadedRun):
     preprocessing: PointsPreprocessor
     geometry: Geometry
 
-    export_layouts: ClassVar[tuple[str, ...]] = ()
+    export_layouts: ClassVar[tuple[str, ...]] = ("points",)
 
     def _summaries(self, energies_mev: np.ndarray, seed: int) -> tuple[np.ndarray, Summaries]:
         pre = self.preprocessing

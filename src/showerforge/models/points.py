@@ -61,6 +61,7 @@ class PointShowerFlow(FlowMatching):
             shower_cfg,
         )
         self.summary_steps = int(cfg["summary_steps"])
+        self.summary_solver = "midpoint"
         self.summary_repeat = int(cfg.get("summary_repeat", 1))
 
     def loss(
@@ -87,7 +88,17 @@ class PointShowerFlow(FlowMatching):
             device=energy_cond.device,
             dtype=energy_cond.dtype,
         )
-        return self.summary.integrate(noise, energy_cond, steps=int(steps or self.summary_steps), solver="midpoint")
+        return self.summaries_from_noise(noise, energy_cond, steps=steps)
+
+    def summaries_from_noise(self, noise: Tensor, energy_cond: Tensor, *, steps: int | None = None) -> Tensor:
+        """The shower flow's deterministic map: noise (N, n_summary) -> preprocessed summaries (N, n_summary).
+
+        Integrated with :attr:`summary_solver` over ``steps`` (default ``summary_steps``) steps;
+        :meth:`sample_summaries` and the exported point graph both call it.
+        """
+        return self.summary.integrate(
+            noise, energy_cond, steps=int(steps or self.summary_steps), solver=self.summary_solver
+        )
 
 
 def build_cfm_points(cfg: dict[str, Any]) -> PointShowerFlow:

@@ -1,0 +1,292 @@
+"""The ``points`` layout: a point-cloud model (``cfm-points``) from noise to calibrated points, one graph.
+
+:class:`PointGraph` is :func:`showerforge.generate.calo_points.sample_points` as one exportable
+:class:`torch.nn.Module`, for one shower per row padded to the model's ``n_particles`` slots:
+
+1. the energy feature ``(log(E_inc / 1 GeV) - mean) / std``;
+2. the shower flow's ODE from ``summary_noise`` (its own solver and ``summary_steps``, unrolled);
+3. :class:`SummaryDecoding`: :meth:`PointsPreprocessor.decode_summaries` in torch (visible energy,
+   points capped at ``n_max``, per-layer fractions, counts by largest remainders, centre of
+   gravity) and the re-encoding of the rounded summaries that conditions the point flow;
+4. the mask ``arange(n_slots) < count`` and the point flow's ODE on the masked ``noise``;
+5. :class:`PointCalibration`: :meth:`PointsPreprocessor.decode_points` and
+   :func:`~showerforge.data.points_preprocess.calibrate` in torch (points sorted by depth fill
+   the layers with the drawn counts, each layer rescaled to its drawn energy, the centre of
+   gravity shifted to the drawn one, points left without energy dropped), zero-padded.
+
+Decoding and calibration run in float64, as the numpy originals; the sort by depth is ONNX
+``TopK`` (equal depths keep their slot order, as numpy's stable sort). ``sinh`` (no ONNX
+operator) is written with ``exp``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from showerforge.data.points_preprocess import E_SCALE_MEV, FRACTION_FLOOR, XY_SCALE_MM, PointsPreprocessor
+
+__all__ = ["SummaryDecoding", "PointCalibration", "PointGraph", "stable_argsort", "points_difference"]
+
+POINT_FLOORS = (1.0, 1.0, 1.0, 1e-6)
+"""Floors of :func:`points_difference` per column: x, y in mm, layer index, energy in MeV."""
+
+
+def stable_argsort(key: Tensor) -> Tensor:
+    """Indices that sort ``key`` (N, n) ascending along dim 1, equal values in slot order.
+
+    Exported as ONNX ``TopK`` (whose ties go to the lower index); eagerly a stable ``torch.sort``.
+    """
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+        return torch.topk(key, k=key.shape[1], dim=1, largest=False, sorted=True).indices
+    return torch.sort(key, dim=1, stable=True).indices
+
+
+def slot_index(t: Tensor) -> Tensor:
+    """``arange(n)`` along dim 1 of ``t`` (N, n, ...), broadcast to (N, n) int64, from tensor ops only, so
+    that an exported graph keeps ``n`` dynamic."""
+    return torch.cumsum(torch.ones_like(t[:, :, 0], dtype=torch.long), dim=1) - 1
+
+
+def _f64(values: Any) -> Tensor:
+    return torch.as_tensor(np.asarray(values, dtype=np.float64))
+
+
+def _fractions(log_frac: Tensor) -> Tensor:
+    """``points_preprocess._fractions``: clipped, normalised; an all-zero row keeps its largest entry."""
+    f = torch.clamp(torch.exp(torch.clamp(log_frac, -30.0, 1.0)) - FRACTION_FLOOR, min=0.0)
+    top = torch.argmax(log_frac, dim=1, keepdim=True)  # the first maximum, as numpy's
+    onehot = (torch.arange(log_frac.shape[1])[None, :] == top).to(f.dtype)
+    f = torch.where(f.sum(dim=1, keepdim=True) <= 0, onehot, f)
+    return f / f.sum(dim=1, keepdim=True)
+
+
+def _renormalise(f: Tensor, fallback: Tensor) -> Tensor:
+    total = f.sum(dim=1, keepdim=True)
+    fb = fallback / torch.clamp(fallback.sum(dim=1, keepdim=True), min=1e-300)
+    return torch.where(total > 0, f / torch.where(total > 0, total, torch.ones_like(total)), fb)
+
+
+def _largest_remainders(frac: Tensor, total: Tensor) -> Tensor:
+    """Hamilton's method on float64 integers: the ``short`` largest remainders get one more point.
+
+    A layer's rank is the number of layers with a larger remainder plus those before it with an
+    equal one (numpy's stable ``argsort`` of the negated remainders).
+    """
+    ideal = frac * total[:, None]
+    counts = torch.floor(ideal)
+    short = total - counts.sum(dim=1)
+    rem = ideal - counts
+    n = rem.shape[1]
+    before = torch.arange(n)[None, :, None] < torch.arange(n)[None, None, :]  # [j, i]: j < i
+    r_j, r_i = rem[:, :, None], rem[:, None, :]
+    rank = ((r_j > r_i) | ((r_j == r_i) & before)).to(rem.dtype).sum(dim=1)
+    return counts + (rank < short[:, None]).to(rem.dtype)
+
+
+class SummaryDecoding(nn.Module):
+    """:meth:`PointsPreprocessor.decode_summaries` and ``encode_summaries`` in torch (float64 inside).
+
+    Shapes:
+        ``feats`` (N, 2 L + 4) float32 drawn summaries, ``inc`` (N,) float64 MeV ->
+        ``(counts, energies, cog, cond)``: counts (N, L) float64 integers, energies (N, L) MeV,
+        cog (N, 2) mm, ``cond`` (N, 2 L + 4) float32 the re-encoded rounded summaries.
+    """
+
+    mu: Tensor
+    sd: Tensor
+
+    def __init__(self, pre: PointsPreprocessor) -> None:
+        super().__init__()
+        self.n_layers, self.n_max = pre.n_layers, int(pre.n_max)
+        self.register_buffer("mu", _f64(pre.sum_mu), persistent=False)
+        self.register_buffer("sd", _f64(pre.sum_sd), persistent=False)
+
+    def decode(self, feats: Tensor, inc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        raw = feats.to(torch.float64) * self.sd + self.mu
+        n_l = self.n_layers
+        total_e = inc * torch.exp(torch.clamp(raw[:, 0], -30.0, 5.0))
+        total_n = torch.clamp(torch.round(torch.exp(torch.clamp(raw[:, 1], 0.0, 20.0))), 1.0, float(self.n_max))
+        e_frac = _fractions(raw[:, 2 : 2 + n_l])
+        n_frac = _fractions(raw[:, 2 + n_l : 2 + 2 * n_l])
+        n_frac = _renormalise(torch.where(e_frac > 0, n_frac, torch.zeros_like(n_frac)), e_frac)
+        counts = _largest_remainders(n_frac, total_n)
+        e_frac = _renormalise(torch.where(counts > 0, e_frac, torch.zeros_like(e_frac)), counts)
+        return counts, e_frac * total_e[:, None], raw[:, 2 + 2 * n_l :]
+
+    def encode(self, counts: Tensor, energies: Tensor, cog: Tensor, inc: Tensor) -> Tensor:
+        total_e = energies.sum(dim=1)
+        total_n = counts.sum(dim=1)
+        ones = torch.ones_like(total_e)
+        e_frac = energies / torch.where(total_e > 0, total_e, ones)[:, None]
+        n_frac = counts / torch.where(total_n > 0, total_n, ones)[:, None]
+        raw = torch.cat(
+            [
+                torch.log(torch.clamp(total_e, min=1e-6) / inc)[:, None],
+                torch.log(torch.clamp(total_n, min=1.0))[:, None],
+                torch.log(e_frac + FRACTION_FLOOR),
+                torch.log(n_frac + FRACTION_FLOOR),
+                cog,
+            ],
+            dim=1,
+        )
+        return ((raw - self.mu) / self.sd).to(torch.float32)
+
+    def forward(self, feats: Tensor, inc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        counts, energies, cog = self.decode(feats, inc)
+        return counts, energies, cog, self.encode(counts, energies, cog, inc)
+
+
+class PointCalibration(nn.Module):
+    """:meth:`PointsPreprocessor.decode_points` then :func:`calibrate` in torch, on padded showers.
+
+    Shapes:
+        ``x`` (N, n, 4) float32 point-flow output, ``counts`` (N, L) float64 drawn points per
+        layer, ``energies`` (N, L) MeV, ``cog`` (N, 2) mm -> ``(points, num_points)``: (N, n, 4)
+        float64 x, y mm, layer index, energy MeV, sorted by depth, zero beyond ``num_points``
+        (N,) int64.
+    """
+
+    mu: Tensor
+    sd: Tensor
+
+    def __init__(self, pre: PointsPreprocessor) -> None:
+        super().__init__()
+        self.n_layers = pre.n_layers
+        self.z_max = float(np.nextafter(float(pre.n_layers), 0.0))
+        self.register_buffer("mu", _f64(pre.pt_mu), persistent=False)
+        self.register_buffer("sd", _f64(pre.pt_sd), persistent=False)
+
+    def decode(self, x: Tensor) -> Tensor:
+        raw = x.to(torch.float64) * self.sd + self.mu
+        xy = torch.clamp(raw[..., :2], -20.0, 20.0)
+        xy = XY_SCALE_MM * 0.5 * (torch.exp(xy) - torch.exp(-xy))  # sinh
+        z = torch.clamp(raw[..., 2:3], 0.0, self.z_max)
+        e = E_SCALE_MEV * torch.exp(torch.clamp(raw[..., 3:4], -40.0, 40.0))
+        return torch.cat([xy, z, e], dim=-1)
+
+    def fill_layers(self, pts: Tensor, counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Real points sorted by depth, their layer from the drawn counts, and the real-slot mask."""
+        count = counts.sum(dim=1, keepdim=True)
+        slot = slot_index(pts).to(pts.dtype)
+        real = slot < count
+        key = torch.where(real, pts[..., 2], torch.full_like(slot, float(self.n_layers)))
+        order = stable_argsort(key)
+        p = torch.gather(pts, 1, order[..., None].expand(-1, -1, 4))
+        ends = torch.cumsum(counts, dim=1)  # the first sorted slot after each layer
+        layer = (ends[:, None, :] <= slot[..., None]).to(pts.dtype).sum(dim=2)  # L for padded slots
+        return p, torch.clamp(layer, max=float(self.n_layers - 1)), real
+
+    def layer_sums(self, e: Tensor, counts: Tensor) -> Tensor:
+        """(N, L) sums of the depth-sorted energies ``e`` (N, n) over the slots of each layer."""
+        cum = torch.cat([torch.zeros_like(e[:, :1]), torch.cumsum(e, dim=1)], dim=1)
+        ends = torch.cumsum(counts, dim=1)
+        end = torch.gather(cum, 1, ends.to(torch.long))
+        start = torch.gather(cum, 1, (ends - counts).to(torch.long))
+        return end - start
+
+    def forward(self, x: Tensor, counts: Tensor, energies: Tensor, cog: Tensor) -> tuple[Tensor, Tensor]:
+        p, layer, real = self.fill_layers(self.decode(x), counts)
+        idx = layer.to(torch.long)
+        e = torch.where(real, p[..., 3], torch.zeros_like(p[..., 3]))
+        sums = self.layer_sums(e, counts)
+        scale = torch.where(
+            sums > 0, energies / torch.where(sums > 0, sums, torch.ones_like(sums)), torch.zeros_like(sums)
+        )
+        e = e * torch.gather(scale, 1, idx)
+        total = e.sum(dim=1, keepdim=True)
+        safe = torch.where(total > 0, total, torch.ones_like(total))
+        shift = torch.where(total > 0, cog - (e[..., None] * p[..., :2]).sum(dim=1) / safe, torch.zeros_like(cog))
+        p = torch.cat([p[..., :2] + shift[:, None, :], layer[..., None], e[..., None]], dim=-1)
+        return self.compact(p, e > 0)
+
+    @staticmethod
+    def compact(p: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
+        """Kept points first, in their order; the rest zero. Returns ``(points, num_points)``."""
+        slot = slot_index(p)
+        order = stable_argsort(torch.where(keep, slot, slot + slot.shape[1]))
+        p = torch.gather(p, 1, order[..., None].expand(-1, -1, p.shape[2]))
+        num = keep.to(torch.long).sum(dim=1)
+        return torch.where((slot < num[:, None])[..., None], p, torch.zeros_like(p)), num
+
+
+class PointGraph(nn.Module):
+    """(summary noise, point noise, incident energy) -> calibrated points: the ``points`` layout.
+
+    Args:
+        surrogate: a loaded point-cloud model (:class:`showerforge.generate.calo_points.PointSurrogate`).
+        steps, solver: the point flow's ODE sampler, unrolled into the graph (the shower flow
+            keeps its own ``summary_steps`` and solver).
+
+    Inputs (float32): ``summary_noise`` (N, n_summary) and ``noise`` (N, n_slots, 4) standard
+    normal (``n_slots`` = the model's ``n_particles``; only the first ``num_points`` slots of a row
+    are used), ``incident_energy`` (N, 1) MeV. Outputs: ``points`` (N, n_slots, 4) float32 x, y
+    mm, layer index, energy MeV, sorted by depth, zero beyond ``num_points``; ``num_points`` (N,)
+    int64.
+    """
+
+    def __init__(self, surrogate: Any, *, steps: int, solver: str) -> None:
+        super().__init__()
+        pre: PointsPreprocessor = surrogate.preprocessing
+        self.model = surrogate.model
+        self.steps, self.solver = int(steps), str(solver)
+        self.cond_mu, self.cond_sd = float(pre.cond_mu), float(pre.cond_sd)
+        self.n_slots = int(self.model.config["n_particles"])
+        self.n_summary = int(pre.n_summary)
+        self.summaries = SummaryDecoding(pre)
+        self.calibration = PointCalibration(pre)
+
+    def condition(self, inc: Tensor) -> Tensor:
+        """Incident energies (N,) float64 MeV -> the energy feature (N, 1) float32."""
+        return ((torch.log(inc / 1e3) - self.cond_mu) / self.cond_sd)[:, None].to(torch.float32)
+
+    def forward(self, summary_noise: Tensor, noise: Tensor, incident: Tensor) -> tuple[Tensor, Tensor]:
+        inc = incident.reshape(-1).to(torch.float64)
+        c0 = self.condition(inc)
+        feats = self.model.summaries_from_noise(summary_noise, c0)
+        counts, energies, cog, encoded = self.summaries(feats, inc)
+        count = counts.sum(dim=1, keepdim=True)
+        # the point flow runs on the batch's widest shower (the pooled sums are divided by the
+        # model's n_particles, so a shower's points do not depend on the width it is padded to)
+        slots = torch.arange(self.n_slots)
+        width = count.max().to(torch.long)
+        x0 = torch.index_select(noise, 1, slots[slots < width])
+        mask = slot_index(x0).to(count.dtype) < count
+        cond = torch.cat([c0, encoded], dim=1)
+        x = self.model.sample_from_noise([x0], cond, steps=self.steps, solver=self.solver, mask=mask)
+        points, num = self.calibration(x, counts, energies, cog)
+        # back to n_slots: slot w of the extended points is zero
+        ext = torch.cat([points, torch.zeros_like(points[:, :1])], dim=1)
+        return torch.index_select(ext, 1, torch.minimum(slots, width)).to(torch.float32), num
+
+
+def points_difference(a: np.ndarray, b: np.ndarray, *, reach: int = 2) -> tuple[float, int]:
+    """Largest relative difference between padded point showers ``a`` and ``b`` (N, n, 4), and the swaps.
+
+    Per point, ``max over columns |a - b| / max(|b|, floor)`` (:data:`POINT_FLOORS`) against the
+    point of ``b`` in the same slot or, if closer, in a slot up to ``reach`` away in the same
+    layer: two points whose depths agree to float rounding may swap places in the depth order
+    without changing the shower (the layer's energy scale and the centre of gravity are sums).
+
+    Returns:
+        ``(max_rel, swapped)``: the largest difference over points and the number of points that
+        matched a neighbouring slot better than their own.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    floor = np.asarray(POINT_FLOORS)
+    n = a.shape[1]
+    best = np.full(a.shape[:2], np.inf)
+    own = best
+    for shift in range(-reach, reach + 1):
+        lo, hi = max(0, -shift), min(n, n - shift)
+        d = np.full(a.shape[:2], np.inf)
+        bs = b[:, lo + shift : hi + shift]
+        rel = (np.abs(a[:, lo:hi] - bs) / np.maximum(np.abs(bs), floor)).max(axis=2)
+        d[:, lo:hi] = np.where(a[:, lo:hi, 2] == bs[..., 2], rel, np.inf)
+        if shift == 0:
+            own = d
+        best = np.minimum(best, d)
+    return float(best.max(initial=0.0)), int((best < own).sum())

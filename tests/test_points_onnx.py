@@ -1,0 +1,221 @@
+"""ONNX export of point-cloud models (``cfm-points``, layout ``points``): the graph in onnxruntime
+against :func:`sample_points` on the same noise, the calibrations' known answers on the graph's
+output, the torch port of ``decode_summaries``, a 1-step student, and the refusals.
+
+The model is a run trained for one epoch on 80 synthetic showers of the ``mini`` readout, its
+weights then perturbed (scale 0.1) so that both flows are far from the zero field of an untrained
+network. Parity measure: ``|onnx - torch| / max(|torch|, floor)`` per point column, floors 1 mm
+for x, y and 1e-6 MeV for energies; layers and ``num_points`` exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import showerforge as sf
+from showerforge.data.points import PointClouds, write_points
+from showerforge.data.points_preprocess import PointsPreprocessor, shower_summaries
+from showerforge.deploy import export_onnx, make_session
+from showerforge.deploy.points import PointGraph, SummaryDecoding, points_difference
+from showerforge.errors import UserError
+from showerforge.generate.calo_points import PointSurrogate, sample_points
+from showerforge.generate.common import CPU_SLICE
+from showerforge.geometry import PRESETS
+from showerforge.models import build_model
+from showerforge.training.calo_points import train_points
+
+torch.set_num_threads(1)
+TOL = 1e-4
+SMALL = {"d_model": 16, "d_global": 8, "n_blocks": 1, "summary_width": 16, "summary_blocks": 1}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A cfm-points run: one epoch on 80 synthetic showers (3-24 points, 1-10 GeV) of ``mini``."""
+    geo = PRESETS["mini"]
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(3, 25, 80)
+    inc = np.exp(rng.uniform(np.log(1e3), np.log(1e4), 80))
+    pts = [
+        np.stack(
+            [
+                rng.normal(0, 8, k),
+                rng.normal(0, 8, k),
+                rng.integers(0, geo.n_layers, k),
+                rng.exponential(e / k / 100, k),
+            ],
+            1,
+        )
+        for k, e in zip(sizes, inc)
+    ]
+    clouds = PointClouds(np.concatenate(pts), np.concatenate([[0], np.cumsum(sizes)]), inc, geo)
+    tmp = tmp_path_factory.mktemp("points-onnx")
+    data = write_points(tmp / "points.h5", clouds)
+    config = {**SMALL, "summary_steps": 3, "steps": 2}
+    train_points(data, tmp / "run", epochs=1, config_overrides=config, progress=False)
+    return tmp / "run"
+
+
+@pytest.fixture(scope="module")
+def surrogate(run) -> PointSurrogate:
+    sur = sf.load(run)
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in sur.model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    return sur
+
+
+def sampler_noise(sur: PointSurrogate, e: np.ndarray, seed: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The noise :func:`sample_points` draws on CPU, as graph inputs: the shower flow's (N, n_summary)
+    and the point flow's, drawn per batch of showers sorted by size and padded to (N, n_slots, 4)."""
+    summary_noise = torch.randn((len(e), sur.preprocessing.n_summary), generator=torch.Generator().manual_seed(seed))
+    counts = sur._summaries(e, seed)[1].n_points
+    order = np.argsort(counts, kind="stable")
+    noise = np.zeros((len(e), sur.model.config["n_particles"], 4), np.float32)
+    gen = torch.Generator().manual_seed(seed + 1)
+    step = min(batch_size, CPU_SLICE)
+    for lo in range(0, len(e), step):
+        idx = order[lo : lo + step]
+        width = max(1, int(counts[idx].max()))
+        noise[idx, :width] = torch.randn((len(idx), width, 4), generator=gen).numpy()
+    return summary_noise.numpy(), noise
+
+
+def run_graph(path: Path, sur: PointSurrogate, e: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    summary_noise, noise = sampler_noise(sur, e, seed, batch_size=64)
+    feeds = {"summary_noise": summary_noise, "noise": noise, "incident_energy": e.astype(np.float32)[:, None]}
+    points, num = make_session(str(path), device="cpu").run(None, feeds)
+    return points, num
+
+
+def padded(clouds: PointClouds, n_slots: int) -> np.ndarray:
+    out = np.zeros((len(clouds), n_slots, 4), np.float32)
+    for i, n in enumerate(clouds.num_points):
+        out[i, :n] = clouds.event(i)
+    return out
+
+
+def assert_parity(points: np.ndarray, num: np.ndarray, ref: PointClouds) -> tuple[float, int]:
+    """The graph's output equals the sampler's showers: counts and layers exactly, values to TOL
+    (:func:`points_difference`: a point may swap places with one of equal depth in its layer)."""
+    assert num.dtype == np.int64 and np.array_equal(num, ref.num_points)
+    assert all((points[i, n:] == 0).all() for i, n in enumerate(num))  # padded slots are zero
+    want = padded(ref, points.shape[1])
+    assert np.array_equal(points[..., 2], want[..., 2])
+    rel, swapped = points_difference(points, want)
+    assert rel <= TOL, (rel, swapped)
+    return rel, swapped
+
+
+def energies(sur: PointSurrogate, n: int) -> np.ndarray:
+    lo, hi = sur.energy_range_mev
+    return np.geomspace(lo, hi, n).astype(np.float32).astype(np.float64)  # float32 inputs, exactly
+
+
+def test_points_graph_matches_the_torch_sampler(surrogate, tmp_path):
+    res = export_onnx(surrogate, tmp_path / "p.onnx")  # the model's only layout: points
+    assert res.layout == "points" and res.probe_max_rel_diff is not None and res.probe_max_rel_diff <= TOL
+    assert [i[0] for i in res.inputs] == ["summary_noise", "noise", "incident_energy"]
+    assert [o[0] for o in res.outputs] == ["points", "num_points"]
+    meta = res.metadata
+    assert meta["n_slots"] == str(surrogate.model.config["n_particles"]) and meta["summary_steps"] == "3"
+    assert meta["checkpoint_sha256"] == surrogate.sha256 and meta["steps"] == "2" and "geometry" in meta
+    e = energies(surrogate, 200)
+    ref = sample_points(surrogate, e, seed=5, batch_size=64)
+    assert len(np.unique(ref.num_points)) > 5  # showers of many sizes
+    points, num = run_graph(res.path, surrogate, e, seed=5)
+    assert_parity(points, num, ref)
+    # the same module run eagerly in torch: the sampler's showers to float64 rounding
+    summary_noise, noise = sampler_noise(surrogate, e, 5, 64)
+    graph = PointGraph(surrogate, steps=2, solver="midpoint").eval()
+    with torch.no_grad():
+        tp, tn = graph(torch.from_numpy(summary_noise), torch.from_numpy(noise), torch.from_numpy(e[:, None]).float())
+    flat = np.concatenate([tp[i, :n].numpy() for i, n in enumerate(tn.numpy())])
+    np.testing.assert_allclose(flat, ref.points, rtol=1e-6, atol=0)
+
+
+def test_graph_output_obeys_the_drawn_summaries(surrogate, tmp_path):
+    """Calibration known answer on the graph's output: points and energy per layer and the centre of
+    gravity are the summaries the shower flow drew (decoded by numpy's ``decode_summaries``)."""
+    path = export_onnx(surrogate, tmp_path / "p.onnx").path
+    e = energies(surrogate, 60)
+    points, num = run_graph(path, surrogate, e, seed=8)
+    drawn = surrogate._summaries(e, 8)[1]
+    flat = np.concatenate([points[i, :n] for i, n in enumerate(num)])
+    got = shower_summaries(PointClouds(flat, np.concatenate([[0], np.cumsum(num)]), e), surrogate.geometry.n_layers)
+    assert np.array_equal(got.counts, drawn.counts)
+    np.testing.assert_allclose(got.energies, drawn.energies, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.cog, drawn.cog, rtol=1e-4, atol=1e-3)
+    depth_sorted = all(np.all(np.diff(points[i, :n, 2]) >= 0) for i, n in enumerate(num))
+    assert depth_sorted
+
+
+def test_summary_decoding_is_the_numpy_decoding():
+    """The torch port of decode_summaries / encode_summaries on a grid of wild features: counts
+    exactly, energies and the re-encoded condition to rounding (rows with every fraction zero,
+    capped and floored totals included)."""
+    pre = PointsPreprocessor.example(6)
+    pre.n_max = 40
+    rng = np.random.default_rng(1)
+    feats = rng.normal(0.0, 3.0, (400, pre.n_summary)).astype(np.float32)
+    feats[:20, 2:8] = -40.0  # no layer gets energy: the largest entry takes it all
+    feats[20:40, 1] = 30.0  # more points than n_max
+    inc = np.exp(rng.uniform(np.log(1e3), np.log(1e5), 400))
+    want = pre.decode_summaries(feats, inc)
+    dec = SummaryDecoding(pre)
+    counts, e, cog, cond = dec(torch.from_numpy(feats), torch.from_numpy(inc))
+    assert np.array_equal(counts.numpy(), want.counts)
+    np.testing.assert_allclose(e.numpy(), want.energies, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(cog.numpy(), want.cog, rtol=0, atol=0)
+    np.testing.assert_allclose(cond.numpy(), pre.encode_summaries(want, inc), rtol=1e-6, atol=1e-6)
+
+
+def test_one_step_student_exports(surrogate, tmp_path):
+    """A distilled 1-step model (config ``solver=euler, steps=1``) exports its one step."""
+    config = {**surrogate.config, "solver": "euler", "steps": 1}
+    model = build_model(config)
+    model.load_state_dict(surrogate.model.state_dict())
+    student = dataclasses.replace(surrogate, model=model.eval(), config=config)
+    res = export_onnx(student, tmp_path / "s.onnx")
+    assert res.metadata["solver"] == "euler" and res.metadata["steps"] == "1" and res.metadata["nfe"] == "1"
+    e = energies(student, 100)
+    points, num = run_graph(res.path, student, e, seed=2)
+    assert_parity(points, num, sample_points(student, e, seed=2, batch_size=64))
+
+
+def test_points_layout_from_the_command_line_and_refusals(run, surrogate, tmp_path):
+    from click.testing import CliRunner
+
+    from showerforge.cli import cli
+
+    args = ["export", "--model", str(run)]
+    res = CliRunner().invoke(cli, [*args, "--layout", "points", "-o", str(tmp_path / "m.onnx")])
+    assert res.exit_code == 0, res.output
+    assert "output num_points [N]" in res.output and (tmp_path / "m.onnx").is_file()
+    res = CliRunner().invoke(cli, [*args, "--layout", "calochallenge", "-o", str(tmp_path / "c.onnx")])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "exports in the layouts points" in res.output and not (tmp_path / "c.onnx").exists()
+    for layout in ("par04", "jetnet"):
+        with pytest.raises(UserError, match="exports in the layouts points"):
+            export_onnx(surrogate, tmp_path / "x.onnx", layout=layout)
+
+
+def test_points_difference_forgives_swaps_within_a_layer_only():
+    rng = np.random.default_rng(0)
+    a = np.zeros((1, 6, 4))
+    a[0, :5] = np.c_[rng.normal(0, 5, (5, 2)), [0, 0, 1, 1, 1], rng.uniform(1, 2, 5)]
+    b = a.copy()
+    b[0, [2, 3]] = b[0, [3, 2]]  # two points of layer 1 in the other order
+    assert points_difference(a, b) == (0.0, 2)
+    c = a.copy()
+    c[0, [1, 2], :2] = c[0, [2, 1], :2]  # the same swap across a layer boundary is a difference
+    assert points_difference(a, c)[0] > 0.1
+    d = a.copy()
+    d[0, 4, 3] *= 1 + 1e-5
+    assert points_difference(d, a) == (pytest.approx(1e-5), 0)
