@@ -13,6 +13,7 @@ import torch
 
 from showerforge.data.points import PointClouds, read_points
 from showerforge.data.points_preprocess import PointsPreprocessor, Summaries, calibrate, shower_summaries
+from showerforge.errors import UserError
 from showerforge.geometry import PRESETS
 from showerforge.models import MODELS
 
@@ -158,6 +159,12 @@ def test_train_generate_inspect_chain(simulated, tmp_path: Path) -> None:
     # sf.generate_file reaches the point kind as the command line does
     api_out = sf_api.generate_file(run, output=tmp_path / "api.h5", energy="10GeV", n=3, seed=4)
     assert len(read_points(api_out)) == 3
+    # --energies-from with --n: the file's first n energies; more than it holds is refused
+    first = sf_api.generate_file(run, output=tmp_path / "first.h5", energies_from=data, n=4, seed=4)
+    assert np.array_equal(read_points(first).incident_mev, read_points(data).incident_mev[:4])
+    with pytest.raises(UserError, match="incident energies"):
+        sf_api.generate_file(run, output=tmp_path / "many.h5", energies_from=data, n=10**6)
+    assert not (tmp_path / "many.h5").exists()
     # a 1-step student through `showerforge distill`, generated like the teacher
     student = tmp_path / "student"
     proc = subprocess.run(

@@ -861,7 +861,11 @@ def distill_cmd(
 @click.option("--energy", default=None, help="Showers: energies instead, e.g. 10GeV or 1:100GeV (with --n).")
 @click.option("--type", "jet_type", default=None, help="Jets: jet type(s) to generate, e.g. t or g,q.")
 @click.option(
-    "--n", "n", type=click.IntRange(min=1), default=None, help="How many showers (with --energy) or jets per type."
+    "--n",
+    "n",
+    type=click.IntRange(min=1),
+    default=None,
+    help="How many showers (with --energy; with --energies-from: the file's first N) or jets per type.",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Sampling seed.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True, help="Samples per batch.")

@@ -41,7 +41,7 @@ class GenerationRequest:
     line: showers are drawn at incident energies, jets per type.
 
     Attributes:
-        n: number of events (with ``energy`` or ``types``).
+        n: number of events (with ``energy`` or ``types``; with ``energies_from``, the file's first ``n``).
         energy: incident energies as text with units, ``"10GeV"``, ``"1:100GeV"``.
         energies_mev: incident energies in MeV, one per event.
         energies_from: a file whose conditions (incident energies) are reused.
@@ -62,6 +62,18 @@ class GenerationRequest:
         """Names of the fields that were given (``n`` excluded)."""
         names = ("energy", "energies_mev", "energies_from", "types")
         return [name for name in names if getattr(self, name) is not None]
+
+    def first_n(self, energies: Any) -> Any:
+        """The first ``n`` incident energies of a file (all when ``n`` is not given); more than the
+        file holds is a one-line error."""
+        if self.n is None:
+            return energies
+        if int(self.n) > len(energies):
+            raise UserError(
+                f"{self.energies_from}: holds {len(energies)} incident energies; "
+                f"{self.spelled('n')} {self.n} asks for more (give at most {len(energies)}, or leave it out)"
+            )
+        return energies[: int(self.n)]
 
     def spelled(self, name: str) -> str:
         """How the user spelled an option: from ``options``, else the command line's spelling."""

@@ -88,7 +88,7 @@ class CaloPoints(DataKind):
         ):
             from showerforge.data.points import read_points
 
-            return read_points(request.energies_from).incident_mev
+            return request.first_n(read_points(request.energies_from).incident_mev)
         return get_kind("calo-voxels").draws(request, model=model)
 
     def generate(self, model: str | Path, draws: Any, output: str | Path, **options: Any) -> Path:

@@ -85,7 +85,7 @@ class CaloVoxels(DataKind):
         if request.energies_from is not None:
             from showerforge.generate.calo_voxels import energies_from
 
-            return energies_from(request.energies_from)
+            return request.first_n(energies_from(request.energies_from))
         if request.energy is not None and request.n is not None:
             from showerforge.simulate.energies import parse_energy
 
