@@ -9,7 +9,8 @@ The sequence is
 
 The condition token is the condition vector projected to the model width plus a learned start
 vector (jet-type one-hot -> an embedding of the type; standardised log E_inc -> a projection).
-A constituent is embedded as the sum of its per-axis embeddings plus a learned position. A causal
+A constituent is embedded as the sum of its per-axis embeddings, a learned position and a second
+projection of the condition (so that every position sees it without attending to the first). A causal
 transformer (pre-norm blocks, :func:`torch.nn.functional.scaled_dot_product_attention`) turns the
 hidden state at position ``j`` into:
 
@@ -128,6 +129,7 @@ class ARTokens(GenerativeModel):
         self.embed = nn.ModuleList(nn.Embedding(v, d) for v in vocab)
         self.inner = nn.ModuleList(nn.Embedding(v, d) for v in vocab[:-1])
         self.cond_proj = nn.Linear(int(cfg["n_cond"]), d)
+        self.cond_add = nn.Linear(int(cfg["n_cond"]), d)
         self.start = nn.Parameter(0.02 * torch.randn(d))
         self.pos = nn.Embedding(self.cap + 1, d)
         self.blocks = nn.ModuleList(
@@ -184,12 +186,13 @@ class ARTokens(GenerativeModel):
         return json.dumps(info, sort_keys=True)
 
     # ------------------------------------------------------------------ network
-    def _embed(self, ids: Tensor, start: int) -> Tensor:
-        """Embeddings (N, L, d) of constituents ``ids`` (N, L, A) at positions ``start + 1 ...``."""
+    def _embed(self, ids: Tensor, start: int, cond: Tensor) -> Tensor:
+        """Embeddings (N, L, d) of constituents ``ids`` (N, L, A) at positions ``start + 1 ...``,
+        plus the condition's projection ``cond_add`` (every position sees the condition directly)."""
         safe = ids.clamp_min(0)
         e = sum(emb(safe[..., a]) for a, emb in enumerate(self.embed))
         pos = torch.arange(start + 1, start + 1 + ids.shape[1], device=ids.device)
-        return e + self.pos(pos)  # type: ignore[return-value]
+        return e + self.pos(pos) + self.cond_add(cond)[:, None, :]  # type: ignore[return-value]
 
     def _cond_token(self, cond: Tensor) -> Tensor:
         return (self.cond_proj(cond) + self.start + self.pos.weight[0])[:, None, :]
@@ -215,7 +218,7 @@ class ARTokens(GenerativeModel):
         if mask is None:
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         ids, lengths = self.tokens(x, mask)
-        h = torch.cat([self._cond_token(cond), self._embed(ids, 0)], dim=1)
+        h = torch.cat([self._cond_token(cond), self._embed(ids, 0, cond)], dim=1)
         hidden, _ = self._run(h)  # (N, n + 1, d): position j predicts constituent j + 1 / the stop
         n = ids.shape[1]
         j = torch.arange(n + 1, device=x.device)[None, :]
@@ -323,7 +326,7 @@ class ARTokens(GenerativeModel):
                 break
             new = self._constituent(last, t, k, generator)
             ids[:, j] = torch.where(alive[:, None], new, ids[:, j])
-            h = self._embed(new[:, None], j)
+            h = self._embed(new[:, None], j, cond)
             prefix = torch.cat([prefix, h], dim=1) if not kv_cache else prefix
         return ids, length, length < self.cap
 
