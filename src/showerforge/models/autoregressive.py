@@ -192,7 +192,7 @@ class ARTokens(GenerativeModel):
         safe = ids.clamp_min(0)
         e = sum(emb(safe[..., a]) for a, emb in enumerate(self.embed))
         pos = torch.arange(start + 1, start + 1 + ids.shape[1], device=ids.device)
-        return e + self.pos(pos) + self.cond_add(cond)[:, None, :]  # type: ignore[return-value]
+        return e + self.pos(pos) + self.cond_add(cond)[:, None, :]
 
     def _cond_token(self, cond: Tensor) -> Tensor:
         return (self.cond_proj(cond) + self.start + self.pos.weight[0])[:, None, :]

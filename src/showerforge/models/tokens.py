@@ -166,6 +166,10 @@ class AxisTokeniser(Tokeniser):
 class _VQNet(nn.Module):
     """The trainable VQ-VAE behind :class:`VQTokeniser` (copied into its buffers after training)."""
 
+    codebook: Tensor
+    ema_count: Tensor
+    ema_sum: Tensor
+
     def __init__(self, n_features: int, codebook_size: int, code_dim: int, hidden: int) -> None:
         super().__init__()
         self.enc = nn.Sequential(nn.Linear(n_features, hidden), nn.GELU(), nn.Linear(hidden, code_dim))
@@ -187,6 +191,7 @@ class VQTokeniser(Tokeniser):
     """
 
     name = "vq"
+    codebook: Tensor
 
     def __init__(self, n_features: int, codebook_size: int, code_dim: int = 8, hidden: int = 64, steps: int = 1500):
         super().__init__()
