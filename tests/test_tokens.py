@@ -243,6 +243,10 @@ def test_jet_chain_api(jet_file, tmp_path):
     assert np.array_equal(again["particle_features"], jets.particle_features)
     metrics = sf.evaluate(jet_file, out, output=tmp_path / "report", quick=True, plots=False)
     assert metrics["candidate"]["n_jets"] == 80 and (tmp_path / "report" / "metrics.json").exists()
+    suite = tmp_path / "suite.toml"
+    suite.write_text(f'name = "ar"\n[reference]\nfile = "{jet_file}:t"\n[analyses]\nuse = ["jet_substructure"]\n')
+    res = sf.validate_run(suite, tmp_path / "run", "ar", store=tmp_path / "history.db", output=tmp_path / "validation")
+    assert res.exit_code in (0, 1) and "jet_mass" in res.record.histograms
 
 
 @pytest.mark.filterwarnings("ignore:.*recommended")
