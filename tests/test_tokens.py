@@ -220,6 +220,20 @@ def point_file(tmp_path_factory):
     return toy_point_file(tmp_path_factory.mktemp("tok_points") / "points.h5")
 
 
+def test_a_resumed_run_matches_an_uninterrupted_one(point_file, tmp_path):
+    """The tokeniser is fitted once; a resumed run keeps it and ends with the same weights."""
+    from showerforge.runs import read_checkpoint
+
+    cut = sf.train(point_file, output=tmp_path / "cut", model="ar-tokens", config=TINY, max_minutes=1e-9, **TRAIN)
+    assert (cut.epochs_run, cut.stopped_early) == (1, True)
+    sf.train(point_file, output=tmp_path / "cut", model="ar-tokens", config=TINY, **TRAIN)
+    sf.train(point_file, output=tmp_path / "straight", model="ar-tokens", config=TINY, **TRAIN)
+    a, b = read_checkpoint(tmp_path / "cut"), read_checkpoint(tmp_path / "straight")
+    assert a["epoch"] == b["epoch"] == 2 and a["model_fit"] == b["model_fit"]
+    for key in ("model", "ema"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+
+
 def _weights_only(run):
     with open(run / "checkpoint.pt", "rb") as f:
         return torch.load(f, weights_only=True)
