@@ -308,26 +308,21 @@ class ARTokens(GenerativeModel):
         ids = torch.full((n, self.cap, len(self.heads)), PAD_ID, dtype=torch.long, device=dev)
         length = torch.full((n,), self.cap, dtype=torch.long, device=dev)
         alive = torch.ones(n, dtype=torch.bool, device=dev)
-        h, cache, prefix = self._cond_token(cond), None, self._cond_token(cond)
-        for j in range(self.cap + 1):
-            if kv_cache:
-                hidden, cache = self._run(h, cache)
+        step = _Prefix(self, self._cond_token(cond), kv_cache)
+        for j in range(self.cap):
+            last = step.hidden()
+            if lengths is None:  # the stop decision, from one constituent on
+                u = torch.rand(n, generator=generator, device=dev)
+                stop = (u < torch.sigmoid(self.stop(last)[:, 0] / t)) & (j >= 1)
             else:
-                hidden, _ = self._run(prefix)
-            last = hidden[:, -1]
-            if j == self.cap:
-                break
-            u = torch.rand(n, generator=generator, device=dev)
-            stop = u < torch.sigmoid(self.stop(last)[:, 0] / t) if lengths is None else lengths == j
-            stop = stop & (j >= 1) if lengths is None else stop  # at least one constituent
+                stop = lengths == j
             length = torch.where(alive & stop, torch.full_like(length, j), length)
             alive = alive & ~stop
             if not bool(alive.any()):
                 break
             new = self._constituent(last, t, k, generator)
             ids[:, j] = torch.where(alive[:, None], new, ids[:, j])
-            h = self._embed(new[:, None], j, cond)
-            prefix = torch.cat([prefix, h], dim=1) if not kv_cache else prefix
+            step.append(self._embed(new[:, None], j, cond))
         return ids, length, length < self.cap
 
     @torch.no_grad()
@@ -379,6 +374,30 @@ class ARTokens(GenerativeModel):
         out = torch.zeros((*mask.shape, self.n_features), dtype=x.dtype, device=x.device)
         out[mask] = x[real]
         return out
+
+
+class _Prefix:
+    """The growing sequence of a generation: hidden states of its last position, with a KV cache
+    (one new position per call) or by recomputing the whole prefix (``kv_cache=False``)."""
+
+    def __init__(self, model: ARTokens, first: Tensor, kv_cache: bool) -> None:
+        self.model, self.kv_cache = model, kv_cache
+        self.new, self.prefix = first, first
+        self.kv: KVCache | None = None
+
+    def hidden(self) -> Tensor:
+        """(N, d) hidden state of the last position."""
+        if self.kv_cache:
+            out, self.kv = self.model._run(self.new, self.kv)
+        else:
+            out, _ = self.model._run(self.prefix)
+        return out[:, -1]
+
+    def append(self, h: Tensor) -> None:
+        """Add the embedding (N, 1, d) of the next position."""
+        self.new = h
+        if not self.kv_cache:
+            self.prefix = torch.cat([self.prefix, h], dim=1)
 
 
 def build_ar_tokens(cfg: dict[str, Any]) -> ARTokens:
