@@ -638,7 +638,10 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
     "--data", "data", required=True, help="Training file: CaloChallenge showers, or JetNet jets (FILE.h5[:TYPE])."
 )
 @click.option(
-    "--model", "model", default=None, help="Registered model (showers: cfm-voxel; jets: cfm-set). Default by data kind."
+    "--model",
+    "model",
+    default=None,
+    help="Registered model (`showerforge models` lists them; jets and point clouds also: ar-tokens). Default by data kind.",
 )
 @click.option(
     "-o",
@@ -1048,7 +1051,7 @@ def models_cmd(as_json: bool) -> None:
         return
     click.echo("architectures (showerforge train --model NAME):")
     for name, spec in MODELS.items():
-        click.echo(f"  {name:<16} {','.join(spec.kinds):<11} {spec.description}")
+        click.echo(f"  {name:<16} {','.join(spec.kinds):<19} {spec.description}")
     click.echo("shipped pretrained surrogates (showerforge generate --model NAME):")
     if not shipped:
         click.echo("  none installed")
