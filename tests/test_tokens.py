@@ -304,45 +304,18 @@ def _cli(monkeypatch, capsys, *args):
 def test_cli_chain_and_bad_input(jet_file, point_file, tmp_path, monkeypatch, capsys):
     sets = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
     common = ["--epochs", "1", "--device", "cpu", *sets]
-    code, err = _cli(
-        monkeypatch, capsys, "train", "--data", jet_file, "--model", "ar-tokens", "-o", tmp_path / "j", *common
-    )
-    assert code == 0, err
-    code, err = _cli(
-        monkeypatch, capsys, "train", "--data", point_file, "--model", "ar-tokens", "-o", tmp_path / "p", *common
-    )
-    assert code == 0, err
     gen = ["generate", "--model", tmp_path / "j", "--type", "t", "--n", "20"]
-    code, err = _cli(monkeypatch, capsys, *gen, "--top-k", "5", "-o", tmp_path / "g.h5")
-    assert code == 0, err
-    code, err = _cli(
-        monkeypatch,
-        capsys,
-        "evaluate",
-        "--reference",
-        jet_file,
-        "--candidate",
-        tmp_path / "g.h5",
-        "--quick",
-        "--no-plots",
-        "-o",
-        tmp_path / "rep",
-    )
-    assert code == 0, err
-    code, err = _cli(
-        monkeypatch,
-        capsys,
-        "generate",
-        "--model",
-        tmp_path / "p",
-        "--energy",
-        "10GeV",
-        "--n",
-        "5",
-        "-o",
-        tmp_path / "gp.h5",
-    )
-    assert code == 0, err
+    chain = [
+        ["train", "--data", jet_file, "--model", "ar-tokens", "-o", tmp_path / "j", *common],
+        ["train", "--data", point_file, "--model", "ar-tokens", "-o", tmp_path / "p", *common],
+        [*gen, "--top-k", "5", "-o", tmp_path / "g.h5"],
+        ["evaluate", "--reference", jet_file, "--candidate", tmp_path / "g.h5", "--quick", "--no-plots"],
+        ["generate", "--model", tmp_path / "p", "--energy", "10GeV", "--n", "5", "-o", tmp_path / "gp.h5"],
+        ["evaluate", "--reference", point_file, "--candidate", tmp_path / "gp.h5", "--quick", "--no-plots"],
+    ]
+    for k, args in enumerate(chain):
+        code, err = _cli(monkeypatch, capsys, *args, *(["-o", tmp_path / f"rep{k}"] if args[0] == "evaluate" else []))
+        assert code == 0, (args, err)
     bad = {
         "--temperature": [*gen, "--temperature", "0", "-o", tmp_path / "b1.h5"],
         "--top-k": [*gen, "--top-k", "0", "-o", tmp_path / "b2.h5"],
