@@ -296,8 +296,9 @@ def generate_file(
         model: run directory, checkpoint or shipped name (``"ds2-electron"``).
         output: the HDF5 file to write (atomically); never inside the model's folder.
         seed: seeds the noise (and energies drawn from a range).
-        options: ``batch_size``, ``steps``, ``solver``, ``device``, ``backend``; ``progress``:
-            called as ``progress(done, total)`` once the model is loaded and after each batch.
+        options: ``batch_size``, ``steps``, ``solver`` (ODE models), ``temperature``, ``top_k``
+            (autoregressive models: ``ar-tokens``), ``device``, ``backend``; ``progress``: called as
+            ``progress(done, total)`` once the model is loaded and after each batch.
 
     Returns:
         The output path; its attributes record the model, checkpoint hash and sampler settings.

@@ -645,7 +645,8 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
     "--model",
     "model",
     default=None,
-    help="Registered model (showers: cfm-voxel; point clouds: cfm-points; jets: cfm-set). Default by data kind.",
+    help="Registered model (`showerforge models` lists them). Default by data kind: showers cfm-voxel, "
+    "point clouds cfm-points, jets cfm-set; jets and point clouds also ar-tokens.",
 )
 @click.option(
     "-o",
@@ -873,6 +874,19 @@ def distill_cmd(
 @click.option(
     "--solver", type=click.Choice(["euler", "midpoint", "rk4"]), default=None, help="ODE solver (default: the model's)."
 )
+@click.option(
+    "--temperature",
+    type=float,
+    default=None,
+    help="Autoregressive models (ar-tokens): sampling temperature > 0 (default 1: the learnt distribution).",
+)
+@click.option(
+    "--top-k",
+    "top_k",
+    type=int,
+    default=None,
+    help="Autoregressive models (ar-tokens): keep the K >= 1 most likely tokens at each draw (default: all).",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, ...")
 @click.option(
     "--backend",
@@ -896,6 +910,8 @@ def generate_cmd(
     batch_size: int,
     steps: int | None,
     solver: str | None,
+    temperature: float | None,
+    top_k: int | None,
     device: str,
     backend: str,
     output: Path,
@@ -908,6 +924,7 @@ def generate_cmd(
       showerforge generate --model runs/e1/ --energy 1:100GeV --n 10000 -o generated.h5
       showerforge generate --model ds2-electron --energy 1:100GeV --n 10000 --seed 1 -o x.h5
       showerforge generate --model runs/jets/ --type t --n 50000 -o gen_t.h5
+      showerforge generate --model runs/ar-jets/ --type t --n 10000 --temperature 0.9 --top-k 20 -o gen_t.h5
     """
     from showerforge.api import generate_file
     from showerforge.kinds import kind_of_checkpoint
@@ -925,6 +942,8 @@ def generate_cmd(
             batch_size=batch_size,
             steps=steps,
             solver=solver,
+            temperature=temperature,
+            top_k=top_k,
             device=device,
             backend=backend,
             progress=progress,
@@ -1031,7 +1050,8 @@ def models_cmd(as_json: bool) -> None:
             json.dumps(
                 {
                     "architectures": {
-                        k: {"data_kind": v.data_kind, "description": v.description} for k, v in MODELS.items()
+                        k: {"data_kind": v.data_kind, "data_kinds": list(v.kinds), "description": v.description}
+                        for k, v in MODELS.items()
                     },
                     "shipped": shipped,
                 },
@@ -1041,7 +1061,7 @@ def models_cmd(as_json: bool) -> None:
         return
     click.echo("architectures (showerforge train --model NAME):")
     for name, spec in MODELS.items():
-        click.echo(f"  {name:<16} {spec.data_kind:<11} {spec.description}")
+        click.echo(f"  {name:<16} {','.join(spec.kinds):<19} {spec.description}")
     click.echo("shipped pretrained surrogates (showerforge generate --model NAME):")
     if not shipped:
         click.echo("  none installed")

@@ -9,6 +9,11 @@ A generated shower is built in four steps:
 3. the inverse preprocessing to mm, depth and MeV;
 4. the calibrations (:func:`showerforge.data.points_preprocess.calibrate`): points per layer,
    energy per layer and centre of gravity equal the drawn summaries exactly.
+
+A model that draws its own number of points (``ar-tokens``: points one after the other, in
+descending energy, until its stop decision or the length cap) is conditioned on the incident
+energy alone: its points are decoded (step 3) and written as generated, without summaries or
+calibrations.
 """
 
 from __future__ import annotations
@@ -95,8 +100,13 @@ class PointSurrogate(LoadedRun):
         steps: int | None = None,
         solver: str | None = None,
         batch_size: int = 1000,
+        temperature: float | None = None,
+        top_k: int | None = None,
     ) -> PointClouds:
-        """One shower per incident energy (MeV), as :class:`PointClouds` (x, y mm; layer; energy MeV)."""
+        """One shower per incident energy (MeV), as :class:`PointClouds` (x, y mm; layer; energy MeV).
+
+        ``steps``, ``solver`` set an ODE model's sampler, ``temperature``, ``top_k`` an autoregressive one's.
+        """
         return sample_points(
             self,
             np.asarray(energies, np.float64).reshape(-1),
@@ -104,6 +114,8 @@ class PointSurrogate(LoadedRun):
             steps=steps,
             solver=solver,
             batch_size=batch_size,
+            temperature=temperature,
+            top_k=top_k,
         )
 
 
@@ -117,8 +129,13 @@ def sample_points(
     solver: str | None = None,
     progress: Callable[[int], Any] | None = None,
     backend: str = "torch",
+    temperature: float | None = None,
+    top_k: int | None = None,
 ) -> PointClouds:
-    """Generate showers in memory (see the module docstring); same seed and settings, same showers."""
+    """Generate showers in memory (see the module docstring); same seed and settings, same showers.
+
+    ``steps``, ``solver`` set an ODE model's sampler, ``temperature``, ``top_k`` an autoregressive one's.
+    """
     if backend != "torch":
         raise UserError(f"--backend {backend}: point-cloud models are generated with the torch backend")
     if batch_size < 1:
@@ -128,6 +145,9 @@ def sample_points(
         raise UserError("incident energies must be finite and > 0 MeV")
     model, dev = surrogate.model, surrogate.device
     model.eval()
+    settings = model.sampler_settings(steps=steps, solver=solver, temperature=temperature, top_k=top_k)
+    if getattr(model, "own_length", False):
+        return _sample_own_length(surrogate, e, seed, batch_size, settings, progress)
     cond_all, summaries = surrogate._summaries(e, seed)
     counts = summaries.n_points
     order = np.argsort(counts, kind="stable")  # showers of similar size share a padded call
@@ -149,6 +169,31 @@ def sample_points(
         if progress is not None:
             progress(len(idx))
     return calibrate(points, summaries, e, surrogate.geometry)
+
+
+def _sample_own_length(
+    surrogate: PointSurrogate,
+    e: np.ndarray,
+    seed: int,
+    batch_size: int,
+    settings: dict[str, Any],
+    progress: Callable[[int], Any] | None,
+) -> PointClouds:
+    """Showers of a model that draws its own number of points (conditioned on the energy alone)."""
+    model, dev, pre = surrogate.model, surrogate.device, surrogate.preprocessing
+    cond_all = pre.condition(e)
+    gen = torch.Generator(device=dev).manual_seed(int(seed) + 1)
+    points: list[np.ndarray] = []
+    for lo in range(0, len(e), batch_size):
+        cond = torch.from_numpy(cond_all[lo : lo + batch_size]).to(dev)
+        x, mask = model.sample_set(cond, generator=gen, **settings)  # type: ignore[operator]
+        points += pre.decode_points(x.float().cpu().numpy(), mask.cpu().numpy())
+        if progress is not None:
+            progress(len(cond))
+    flat = np.concatenate(points) if points else np.zeros((0, 4))
+    flat[:, 2] = np.floor(flat[:, 2])  # continuous depth -> layer index
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in points])])
+    return PointClouds(flat.astype(np.float32), offsets, e, surrogate.geometry)
 
 
 def generate_points(
@@ -189,7 +234,8 @@ def load_points_model(
         pre = PointsPreprocessor(geometry.n_layers, ckpt["preprocessing"])
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({err})") from None
-    if len(pre.sum_mu) != pre.n_summary or int(model.config.get("n_summary", -1)) != pre.n_summary:
+    summaries = not getattr(model, "own_length", False)
+    if summaries and (len(pre.sum_mu) != pre.n_summary or int(model.config.get("n_summary", -1)) != pre.n_summary):
         raise CheckpointError(
             f"{path} [preprocessing]: {len(pre.sum_mu)} shower summaries, this version of cfm-points uses "
             f"{pre.n_summary} ({geometry.n_layers} layers); the run was trained with an earlier layout: train it again"

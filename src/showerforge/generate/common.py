@@ -25,6 +25,7 @@ __all__ = [
     "Generation",
     "start_generation",
     "resolve_sampler",
+    "SAMPLER_OPTIONS",
     "generation_attrs",
 ]
 
@@ -62,6 +63,8 @@ class SampleOptions(TypedDict, total=False):
     seed: int
     steps: int | None
     solver: str | None
+    temperature: float | None
+    top_k: int | None
     device: str | torch.device
     progress: Callable[[int], Any] | None
     backend: str
@@ -102,13 +105,16 @@ def start_generation(
     check_writable(out_path)
     device = resolve_device(options.get("device", "cpu"))
     surrogate = load(resolve_model(run_dir), device)
-    solver, steps = resolve_sampler(surrogate, options.get("solver"), options.get("steps"))
+    settings = surrogate.model.sampler_settings(**{k: options.get(k) for k in SAMPLER_OPTIONS})
     seed, batch_size = int(options.get("seed", 0)), int(options.get("batch_size", 1000))
-    kwargs = {"batch_size": batch_size, "seed": seed, "steps": steps, "solver": solver}
-    attrs = generation_attrs(surrogate, solver, steps, seed=seed, batch_size=batch_size, device=device)
+    kwargs = {"batch_size": batch_size, "seed": seed, **settings}
+    attrs = generation_attrs(surrogate, settings, seed=seed, batch_size=batch_size, device=device)
     attrs["backend"] = backend
     return Generation(surrogate, {**kwargs, "progress": options.get("progress"), "backend": backend}, attrs)
 
+
+SAMPLER_OPTIONS = ("solver", "steps", "temperature", "top_k")
+"""Sampler settings of :class:`SampleOptions`; the model checks those of its family (``sampler_settings``)."""
 
 CPU_SLICE = 512
 """Rows per network call on CPU (measured: batch 10,000 in one call is 2.5x slower per shower)."""
@@ -121,9 +127,10 @@ def resolve_sampler(surrogate: LoadedRun, solver: str | None, steps: int | None)
 
 
 def generation_attrs(
-    surrogate: LoadedRun, solver: str, steps: int, *, seed: int, batch_size: int, device: str | torch.device
+    surrogate: LoadedRun, settings: dict[str, Any], *, seed: int, batch_size: int, device: str | torch.device
 ) -> dict[str, Any]:
-    """Attributes every generated file carries: model, checkpoint, sampler, training data."""
+    """Attributes every generated file carries: model, checkpoint, sampler (``settings`` from the
+    model's ``sampler_settings``), training data."""
     prov = surrogate.provenance
     return {
         "generator": "showerforge",
@@ -132,7 +139,7 @@ def generation_attrs(
         "checkpoint": str(surrogate.checkpoint.resolve()),
         "checkpoint_sha256": surrogate.sha256,
         "checkpoint_epoch": surrogate.epoch,
-        **surrogate.model.sampler_attrs({"solver": solver, "steps": int(steps)}),
+        **surrogate.model.sampler_attrs(settings),
         "seed": int(seed),
         "batch_size": int(batch_size),
         "device": str(device),

@@ -355,8 +355,14 @@ def distill(
         if energies_mev.size == 0 or not np.all(np.isfinite(energies_mev)) or np.any(energies_mev <= 0):
             raise UserError("incident energies to distil on: expected finite energies > 0 MeV (at least one)")
     ckpt = read_checkpoint(teacher_path)
+    spec = get_spec(str(ckpt.get("model_name")))
+    if spec.sampler_family != "ode":
+        raise UserError(
+            f"{teacher}: distillation does not apply to {spec.name} ({spec.sampler_family} sampler: it draws "
+            "token by token, there are no ODE steps to shorten)"
+        )
     _check_steps(teacher, ckpt, steps, None if trajectories is not None else grid)
-    get_spec(str(ckpt.get("model_name"))).check_overrides(run_opts.get("config_overrides"))
+    spec.check_overrides(run_opts.get("config_overrides"))
     run = load(teacher_path)
     require_noise_map(run.model, "distill")
     run.draw_conditions(2, cfg.seed, energies_mev)  # refuses conditions the teacher cannot take

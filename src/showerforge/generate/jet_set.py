@@ -7,7 +7,9 @@ A generated jet is built in four steps:
    a given ``jet_pt`` may replace the drawn pT, and the model is conditioned on it);
 2. its multiplicity ``k`` from the fitted :class:`~showerforge.models.multiplicity.CategoricalMultiplicity`
    (given the type, and the pT bin for ``"type+pt"``); the first ``min(k, n)`` slots are real;
-3. the particles of the real slots from the set model (ODE from noise, masked);
+3. the particles of the real slots from the set model (ODE from noise, masked); a model that
+   draws its own length (``ar-tokens``) replaces steps 2 and 3: it generates the particles one
+   after the other until its stop decision or the length cap;
 4. the inverse preprocessing: ``eta_rel, phi_rel, pt_rel`` (pT-descending, zero-padded).
 
 ``jet_features`` of a generated jet are ``(drawn pT, drawn eta, mass of the generated
@@ -74,6 +76,8 @@ def sample_jets(
     jet_pt: np.ndarray | None = None,
     progress: Callable[[int], Any] | None = None,
     backend: str = "torch",
+    temperature: float | None = None,
+    top_k: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Generate jets in memory.
 
@@ -89,6 +93,8 @@ def sample_jets(
             only with ``condition="type+pt"``).
         progress: called with the number of jets after each batch.
         backend: ``"torch"`` only (the onnxruntime backend covers shower models).
+        temperature, top_k: sampling settings of an autoregressive model (``ar-tokens``), which
+            draws each jet's multiplicity itself (its stop decision) instead of the multiplicity model.
 
     Returns:
         JetNet arrays: ``particle_features`` (N, n, 4) float32, ``jet_features`` (N, 4) float32
@@ -104,6 +110,8 @@ def sample_jets(
     pt, eta = conditioning.draw(types, rng)
     if jet_pt is not None:
         pt = conditioning.check_pt(jet_pt, types.size)
+    own_length = bool(getattr(model, "own_length", False))
+    settings = model.sampler_settings(steps=steps, solver=solver, temperature=temperature, top_k=top_k)
     labels = torch.from_numpy(conditioning.labels(types, pt))
     k = surrogate.multiplicity.sample(labels, generator=torch.Generator().manual_seed(int(seed))).numpy()
     n_real = np.minimum(k, pre.n_particles)
@@ -114,20 +122,31 @@ def sample_jets(
     model.eval()
     for lo in range(0, types.size, batch_size):
         sl = slice(lo, min(lo + batch_size, types.size))
-        mask = np.arange(pre.n_particles)[None, :] < n_real[sl, None]
-        cond, tmask = torch.from_numpy(cond_all[sl]).to(dev), torch.from_numpy(mask).to(dev)
-        step = len(cond) if dev.type != "cpu" else min(len(cond), CPU_SLICE)  # cache-sized calls on CPU
-        x = torch.cat(
-            [
-                model.sample(cond[a : a + step], generator=gen, steps=steps, solver=solver, mask=tmask[a : a + step])
-                for a in range(0, len(cond), step)
-            ]
-        )
-        pf[sl] = pre.inverse(x.float().cpu().numpy(), mask)
+        cond = torch.from_numpy(cond_all[sl]).to(dev)
+        if own_length:
+            x_t, mask_t = model.sample_set(cond, generator=gen, **settings)  # type: ignore[operator]
+            mask = mask_t.cpu().numpy()
+            k[sl] = n_real[sl] = mask.sum(axis=1)
+        else:
+            mask = np.arange(pre.n_particles)[None, :] < n_real[sl, None]
+            x_t = _sample_masked(model, cond, torch.from_numpy(mask).to(dev), gen, settings)
+        pf[sl] = pre.inverse(x_t.float().cpu().numpy(), mask)
         if progress is not None:
             progress(sl.stop - sl.start)
     jf = np.stack([pt, eta, jet_mass_gev(pf, pt), k], axis=1).astype(np.float32)
     return {"particle_features": pf, "jet_features": jf, "jet_type": types.astype(np.int8)}
+
+
+def _sample_masked(
+    model: Any, cond: torch.Tensor, mask: torch.Tensor, gen: torch.Generator, settings: dict[str, Any]
+) -> torch.Tensor:
+    """A set model's particles for given masks, in cache-sized calls on CPU."""
+    step = len(cond) if cond.device.type != "cpu" else min(len(cond), CPU_SLICE)
+    parts = [
+        model.sample(cond[a : a + step], generator=gen, mask=mask[a : a + step], **settings)
+        for a in range(0, len(cond), step)
+    ]
+    return torch.cat(parts) if parts else torch.zeros((0, *model.event_shape))
 
 
 def generate_jets(
@@ -146,7 +165,8 @@ def generate_jets(
             in the training data.
         n: jets per type, >= 1.
         out_path: output ``.h5``.
-        options: ``batch_size``, ``seed``, ``steps``, ``solver``, ``device``, ``progress``, see
+        options: ``batch_size``, ``seed``, ``steps``, ``solver`` (ODE models), ``temperature``,
+            ``top_k`` (``ar-tokens``), ``device``, ``progress``, see
             :class:`~showerforge.generate.common.SampleOptions`.
 
     Returns:
@@ -162,10 +182,11 @@ def generate_jets(
     if run.sample_kwargs["progress"] is not None:
         run.sample_kwargs["progress"](0)  # the model is loaded and checked: generation starts
     arrays = sample_jets(surrogate, types, **run.sample_kwargs)
+    source = "the model's stop decision" if getattr(surrogate.model, "own_length", False) else "the multiplicity model"
     attrs |= {
         "condition": surrogate.preprocessing.conditioning.kind,
         "jet_features_source": "pt, eta drawn from the training spectra per type; mass from the "
-        "generated constituents (massless); multiplicity from the multiplicity model",
+        f"generated constituents (massless); multiplicity from {source}",
     }
     arrays["settings"] = {"generator": "showerforge", "model": surrogate.name, "seed": run.sample_kwargs["seed"]}  # type: ignore[assignment]
     return write_jets(out_path, arrays, attrs)
@@ -215,15 +236,26 @@ class JetSurrogate(LoadedRun):
         steps: int | None = None,
         solver: str | None = None,
         batch_size: int = 1000,
+        temperature: float | None = None,
+        top_k: int | None = None,
     ) -> dict[str, Any]:
         """``n`` jets of each type in ``jet_type`` (``"t"`` or ``["g", "t"]``), JetNet arrays.
+
+        ``steps``, ``solver`` set an ODE model's sampler, ``temperature``, ``top_k`` an autoregressive one's.
 
         Returns:
             ``particle_features`` (N, n_particles, 4: eta_rel, phi_rel, pT_rel, mask),
             ``jet_features`` (N, 4: pT GeV, eta, mass GeV, multiplicity), ``jet_type`` (N,) int8.
         """
         return sample_jets(
-            self, jet_types_for(jet_type, n), seed=seed, steps=steps, solver=solver, batch_size=batch_size
+            self,
+            jet_types_for(jet_type, n),
+            seed=seed,
+            steps=steps,
+            solver=solver,
+            batch_size=batch_size,
+            temperature=temperature,
+            top_k=top_k,
         )
 
 

@@ -149,9 +149,14 @@ class GenerativeModel(nn.Module):
 
 def require_noise_map(model: GenerativeModel, what: str) -> None:
     """Refuse, in one line, a model that cannot map given noise to samples (``what`` needs it)."""
+    name = model.config.get("name", type(model).__name__)
     if not model.maps_noise:
-        name = model.config.get("name", type(model).__name__)
+        why = (
+            f": it samples token by token until a stop decision (a loop of data-dependent length), so {what} does not apply"
+            if model.sampler_family == "autoregressive"
+            else ""
+        )
         raise UserError(
             f"{what} needs a model that maps given noise to samples (noise_shapes / sample_from_noise); "
-            f"{name} ({model.sampler_family} sampler) has none"
+            f"{name} ({model.sampler_family} sampler) has none{why}"
         )

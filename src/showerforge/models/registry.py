@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from showerforge.errors import UserError
+from showerforge.models.autoregressive import build_ar_tokens
 from showerforge.models.base import GenerativeModel
 from showerforge.models.epic import build_cfm_set
 from showerforge.models.factorised import build_factorised
@@ -19,8 +20,23 @@ __all__ = ["ModelSpec", "MODELS", "build_model", "get_spec"]
 
 TIME_SAMPLING = ("uniform", "logit-normal")
 """Training-time distributions of flow matching (``time_sampling``, see ``models.paths.sample_time``)."""
-_POSITIVE = ("d_model", "n_blocks", "n_heads", "d_global", "energy_width", "energy_blocks", "energy_steps", "steps")
+_POSITIVE = (
+    "d_model",
+    "n_blocks",
+    "n_heads",
+    "d_global",
+    "energy_width",
+    "energy_blocks",
+    "energy_steps",
+    "steps",
+    "codebook_size",
+    "code_dim",
+    "vq_hidden",
+    "vq_steps",
+)
 _NON_NEGATIVE = ("layers_per_token", "x_units", "shape_energy_bins")
+_AT_LEAST_TWO = ("bins", "codebook_size")
+_CHOICES = {"tokeniser": ("axis", "vq"), "spacing": ("uniform", "quantile"), "decode": ("uniform", "centre")}
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,12 @@ class ModelSpec:
             keep their architecture while new runs get the current ``defaults``).
         preprocessing_keys: hyperparameters that choose the preprocessing rather than the network
             (passed to the preprocessor a new training run fits, e.g. ``shape_scale``).
+        other_kinds: further kinds of data the model trains on (``ar-tokens``: jets and point clouds).
+        own_length: the model draws the number of constituents itself (an autoregressive model
+            with a stop decision): it is trained on the kind's plain condition, and generation
+            asks it for the set and its mask instead of drawing a multiplicity first.
+        sampler_family: ``"ode"`` (solver, steps; distillation and ONNX export apply) or
+            ``"autoregressive"`` (temperature, top-k).
     """
 
     name: str
@@ -56,6 +78,14 @@ class ModelSpec:
     references: tuple[str, ...] = field(default=())
     saved_before: dict[str, Any] = field(default_factory=dict)
     preprocessing_keys: tuple[str, ...] = ()
+    other_kinds: tuple[str, ...] = ()
+    own_length: bool = False
+    sampler_family: str = "ode"
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Every kind of data the model trains on (``data_kind`` first)."""
+        return (self.data_kind, *self.other_kinds)
 
     def resolve(self, **config: Any) -> dict[str, Any]:
         """Defaults overridden by ``config``; unknown or missing keys raise ``ValueError``."""
@@ -101,6 +131,12 @@ class ModelSpec:
         for key in _NON_NEGATIVE:
             if key in given and key in self.defaults and cfg[key] < 0:
                 raise bad(key, f"{key} >= 0")
+        for key in _AT_LEAST_TWO:
+            if key in given and key in self.defaults and cfg[key] < 2:
+                raise bad(key, f"{key} >= 2")
+        for key, allowed in _CHOICES.items():
+            if key in given and key in self.defaults and cfg[key] not in allowed:
+                raise bad(key, f"{key} to be one of {', '.join(allowed)}")
         if "mlp_ratio" in given and not cfg["mlp_ratio"] > 0:
             raise bad("mlp_ratio", "mlp_ratio > 0")
         if "sigma" in given and not cfg["sigma"] >= 0:
@@ -301,11 +337,49 @@ CFM_POINTS = ModelSpec(
     saved_before={"summary_repeat": 1},
 )
 
+AR_TOKENS = ModelSpec(
+    name="ar-tokens",
+    builder=build_ar_tokens,
+    defaults={
+        "tokeniser": "axis",
+        "bins": 64,
+        "spacing": "uniform",
+        "decode": "uniform",
+        "codebook_size": 512,
+        "code_dim": 8,
+        "vq_hidden": 64,
+        "vq_steps": 1500,
+        "d_model": 128,
+        "n_blocks": 3,
+        "n_heads": 8,
+        "mlp_ratio": 2.0,
+    },
+    data_keys=("n_particles", "n_features", "n_cond", "order_by"),
+    data_kind="jet-set",
+    description="decoder-only transformer on tokenised constituents (per-axis bins or VQ-VAE codes), stop head",
+    example_config={
+        "n_particles": 7,
+        "n_features": 3,
+        "n_cond": 5,
+        "order_by": 2,
+        "bins": 8,
+        "d_model": 16,
+        "n_blocks": 2,
+        "n_heads": 2,
+    },
+    references=("arXiv:2403.05618", "arXiv:1711.00937"),
+    preprocessing_keys=("tokeniser", "bins", "spacing", "codebook_size", "code_dim", "vq_hidden", "vq_steps"),
+    other_kinds=("calo-points",),
+    own_length=True,
+    sampler_family="autoregressive",
+)
+
 MODELS: dict[str, ModelSpec] = {
     "cfm-voxel": CFM_VOXEL,
     "cfm-factorised": CFM_FACTORISED,
     "cfm-set": CFM_SET,
     "cfm-points": CFM_POINTS,
+    "ar-tokens": AR_TOKENS,
 }
 """Registered models by name. Add an entry here to register a model (no import-time magic)."""
 

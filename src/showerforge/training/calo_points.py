@@ -27,6 +27,7 @@ from torch import Tensor
 from showerforge.data.points import PointClouds, read_points
 from showerforge.data.points_preprocess import PointsPreprocessor, shower_summaries
 from showerforge.errors import UserError
+from showerforge.models import get_spec
 from showerforge.runs.checkpoint import file_sha256
 from showerforge.training.fit import (
     PreparedData,
@@ -137,26 +138,40 @@ class PointTrainingData:
 
 
 class _PointData:
-    """:class:`~showerforge.training.fit.PreparedData` of point-cloud showers."""
+    """:class:`~showerforge.training.fit.PreparedData` of point-cloud showers.
+
+    A model that draws its own number of points (``ModelSpec.own_length``, e.g. ``ar-tokens``) is
+    conditioned on the energy feature alone (no summaries), its length cap is the training maximum
+    and its points are ordered by energy (feature 3), descending.
+    """
 
     rate_key = "showers_per_s"
 
-    def __init__(self, data: PointTrainingData, provenance: dict[str, Any], geometry_json: str) -> None:
+    def __init__(
+        self, data: PointTrainingData, provenance: dict[str, Any], geometry_json: str, own_length: bool = False
+    ) -> None:
         self.data, self.provenance, self.geometry_json = data, provenance, geometry_json
+        self.own_length = own_length
 
     def model_data_keys(self) -> dict[str, Any]:
         d = self.data
+        if self.own_length:
+            return {"n_particles": d.preprocessing.n_max, "n_features": 4, "n_cond": 1, "order_by": 3}
         n_max = int(np.ceil(d.preprocessing.n_max * 1.25))  # room for showers larger than the training maximum
         return {"n_particles": n_max, "n_features": 4, "n_summary": d.n_summary, "n_cond": 1 + d.n_summary}
 
     def batches_per_epoch(self, batch_size: int) -> int:
         return self.data.batches_per_epoch(batch_size)
 
+    def _rows(self, rows: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor | None]:
+        x, cond, mask = rows
+        return (x, cond[:, :1], mask) if self.own_length else (x, cond, mask)
+
     def batches(self, epoch: int, batch_size: int) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]:
-        return iter(self.data.epoch(epoch, batch_size))
+        return (self._rows(b) for b in self.data.epoch(epoch, batch_size))
 
     def validation(self) -> tuple[Tensor, Tensor, Tensor | None] | None:
-        return self.data.val
+        return None if self.data.val is None else self._rows(self.data.val)
 
     def restore(self, ckpt: dict[str, Any]) -> None:
         return None
@@ -210,6 +225,6 @@ def train_points(
             "physics_data": clouds.attrs.get("physics_data"),
         }
         assert clouds.geometry is not None
-        return _PointData(prepared, provenance, clouds.geometry.to_json())
+        return _PointData(prepared, provenance, clouds.geometry.to_json(), get_spec(model).own_length)
 
     return fit(prepare, model, out_dir, cfg, data_kind=DATA_KIND, data_name=str(data), **run_options)

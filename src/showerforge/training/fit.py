@@ -8,6 +8,7 @@ its checkpoint entries) and calls :func:`fit` with its settings: showers in
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -352,11 +353,11 @@ def fit(
     """
     t_start = time.perf_counter()
     spec = get_spec(model_name)
-    if spec.data_kind != data_kind:
+    if data_kind not in spec.kinds:
         raise TrainError(
             f"{data_name}: {_KIND_WORDS.get(data_kind, data_kind)}, but model {model_name!r} trains on "
-            f"{spec.data_kind!r} data; use a {data_kind!r} model: "
-            + ", ".join(k for k, v in MODELS.items() if v.data_kind == data_kind)
+            f"{' or '.join(repr(k) for k in spec.kinds)} data; use a {data_kind!r} model: "
+            + ", ".join(k for k, v in MODELS.items() if data_kind in v.kinds)
         )
     cfg.check()
     spec.check_overrides(config_overrides)  # before the run directory or the data is touched
@@ -388,6 +389,7 @@ def fit(
         if init_weights is not None and ckpt is None:
             init_weights(model)
         model = model.to(dev)
+        fitted = _fit_to_data(model, data, cfg, ckpt)
         ema = ema_model(model, cfg.ema_decay)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         start_epoch, step, history = 0, 0, []
@@ -405,6 +407,7 @@ def fit(
                     "train": train_cfg,
                     "data": data.provenance,
                     **data.config_entries(),
+                    **({"model_fit": fitted} if fitted is not None else {}),
                     "device": str(dev),
                     "processes": ctx.world_size,
                 },
@@ -415,6 +418,7 @@ def fit(
             "train_config": train_cfg,
             "provenance": data.provenance,
             **data.checkpoint_entries(),
+            **({"model_fit": json.dumps(fitted, sort_keys=True)} if fitted is not None else {}),
         }
         loop = EpochLoop(
             model,
@@ -440,7 +444,21 @@ def fit(
     return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
 
 
-_KIND_WORDS = {"calo-voxels": "a shower file", "jet-set": "a jet file"}
+def _fit_to_data(
+    model: GenerativeModel, data: PreparedData, cfg: TrainConfig, ckpt: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Fit the data-dependent part of a new model (a tokeniser: ``model.fit_to_data``) on the
+    training rows; a resumed run keeps the fitted state of its checkpoint. Returns the fit's report."""
+    fit_to = getattr(model, "fit_to_data", None)
+    if fit_to is None:
+        return None
+    if ckpt is not None:
+        return dict(json.loads(ckpt["model_fit"])) if "model_fit" in ckpt else None
+    report: dict[str, Any] = fit_to(data.batches(0, cfg.batch_size), seed=cfg.seed)
+    return report
+
+
+_KIND_WORDS = {"calo-voxels": "a shower file", "jet-set": "a jet file", "calo-points": "a point-cloud file"}
 
 
 @dataclass

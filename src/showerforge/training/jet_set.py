@@ -248,7 +248,8 @@ class _JetData:
 
     def model_data_keys(self) -> dict[str, Any]:
         pre = self.data.preprocessing
-        return {"n_particles": pre.n_particles, "n_features": pre.n_features, "n_cond": pre.n_cond}
+        # order_by: models that order the particles (ar-tokens) sort them by log pT, descending
+        return {"n_particles": pre.n_particles, "n_features": pre.n_features, "n_cond": pre.n_cond, "order_by": 2}
 
     def batches_per_epoch(self, batch_size: int) -> int:
         return self.data.batches_per_epoch(batch_size)
