@@ -155,6 +155,9 @@ def test_train_generate_inspect_chain(simulated, tmp_path: Path) -> None:
     surrogate = sf_api.load(run)  # weights_only=True inside
     again = surrogate.sample(gen.incident_mev, seed=2)
     assert np.array_equal(again.points, gen.points)  # same seed, same showers
+    # distillation's conditions: n rows resampled from the given energies, masks as wide as the noise
+    cond, mask = surrogate.draw_conditions(5, 0, np.full(50, 10e3))
+    assert cond.shape[0] == 5 and mask is not None and mask.shape == (5, surrogate.model.config["n_particles"])
     assert PRESETS["ild-ecal"].n_layers == 30
     # sf.generate_file reaches the point kind as the command line does
     api_out = sf_api.generate_file(run, output=tmp_path / "api.h5", energy="10GeV", n=3, seed=4)

@@ -75,10 +75,13 @@ class PointSurrogate(LoadedRun):
         self, n: int, seed: int, energies_mev: np.ndarray | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``n`` conditions as generation draws them (energies from the training range, log-uniform,
-        unless given) and the mask (n, n_particles) of the drawn number of points."""
+        or resampled from ``energies_mev``) and the mask (n, n_particles) of the drawn number of points."""
+        rng = np.random.default_rng(seed)
         if energies_mev is None:
             lo, hi = self.energy_range_mev
-            energies_mev = np.exp(np.random.default_rng(seed).uniform(np.log(lo), np.log(hi), n))
+            energies_mev = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+        else:  # resampled, as for voxel models
+            energies_mev = rng.choice(np.asarray(energies_mev, np.float64).reshape(-1), n)
         cond, summaries = self._summaries(np.asarray(energies_mev, np.float64), seed)
         counts = summaries.n_points
         width = int(self.model.config["n_particles"])  # the model's noise shape; counts never exceed it

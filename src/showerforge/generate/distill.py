@@ -98,6 +98,8 @@ def teacher_trajectories(
     stages = flow_stages(model)
     if not path.exists():
         cond, mask = teacher.draw_conditions(n, seed, energies_mev)
+        if cond.shape[0] != n:
+            raise ValueError(f"{teacher.name}: draw_conditions gave {cond.shape[0]} rows for {n}")
         if mask is not None:  # rows by set size: a teacher block and a training batch pad to their own largest set
             order = torch.argsort(mask.sum(dim=1), stable=True)
             cond, mask = cond[order], mask[order]
