@@ -128,6 +128,7 @@ def teacher_trajectories(
         cond_all = torch.from_numpy(f["cond"][:]).to(dev)
         mask_all = torch.from_numpy(f["mask"][:]).to(dev) if "mask" in f else None
         t0, start = time.perf_counter(), done
+        said = t0
         _say(progress, f"teacher trajectories: {done}/{n} rows done, {grid_steps} grid steps -> {path}")
         for lo in range(done, n, _BLOCK):
             hi = min(lo + _BLOCK, n)
@@ -146,9 +147,10 @@ def teacher_trajectories(
                 f[f"stage{i}"][lo:hi] = s.float().cpu().numpy()
             f.attrs["rows_done"] = hi
             f.flush()
-            if progress and ((hi - start) // _BLOCK) % 10 == 0 or hi == n:
-                rate = (hi - start) / max(1e-9, time.perf_counter() - t0)
-                _say(progress, f"teacher trajectories: {hi}/{n} rows, {rate:.0f} rows/s, ETA {(n - hi) / rate:.0f} s")
+            now = time.perf_counter()
+            if now - said >= 30.0 or hi == n:  # after a block, at most one line per 30 s (also in a log file)
+                said, rate = now, (hi - start) / max(1e-9, now - t0)
+                _say(progress, f"teacher trajectories: {hi}/{n} rows, {rate:.1f} rows/s, ETA {(n - hi) / rate:.0f} s")
     return path
 
 
