@@ -579,6 +579,7 @@ def optimise(
     verify_energies: str = "2,5,10,20GeV",
     verify_n: int = 300,
     baselines: tuple[str, ...] | list[str] = (),
+    baseline_seeds: int | None = None,
     progress: bool = False,
     on_status: Callable[[str], None] | None = None,
 ) -> Any:
@@ -595,6 +596,8 @@ def optimise(
         verify_energies: energies of the resolution check, with a unit (``2,5,10,20GeV``).
         verify_n: showers per verification energy (twice as many of the beam spectrum calibrate).
         baselines: ``random`` and/or ``tpe`` (Optuna), run on Geant4 with the loop's budget.
+        baseline_seeds: runs of each baseline, each with its own seed (overrides the config's
+            ``[simulation] baseline_seeds``, default 1); the comparison gives their mean and spread.
         progress: a progress bar of the Geant4 showers.
         on_status: called with one-line status messages.
 
@@ -614,6 +617,7 @@ def optimise(
         verify_energies=verify_energies,
         verify_n=verify_n,
         baselines=tuple(baselines),
+        baseline_seeds=baseline_seeds,
         progress=progress,
         on_status=on_status,
     )

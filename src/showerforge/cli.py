@@ -1423,6 +1423,12 @@ def _one_line_warnings() -> None:
 @click.option("--verify-energies", default="2,5,10,20GeV", show_default=True, help="Energies of the resolution check.")
 @click.option("--verify-n", type=click.IntRange(min=10), default=300, show_default=True, help="Showers per energy.")
 @click.option("--baselines", default="", help="Comma-separated: random, tpe (Optuna), on Geant4 at the loop's budget.")
+@click.option(
+    "--baseline-seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs of each baseline, each with its own seed (overrides [simulation] baseline_seeds; default 1).",
+)
 @friendly
 def optimise_cmd(
     config: Path,
@@ -1434,6 +1440,7 @@ def optimise_cmd(
     verify_energies: str,
     verify_n: int,
     baselines: str,
+    baseline_seeds: int | None,
 ) -> None:
     """Optimise a detector design with Geant4 and a surrogate of the per-event loss.
 
@@ -1441,6 +1448,7 @@ def optimise_cmd(
     Example:
       showerforge optimise --config examples/optimise_ecal.toml -o opt_ecal/ --verify
       showerforge optimise --config examples/optimise_ecal.toml -o opt_ecal/ --verify --baselines random,tpe
+      showerforge optimise --config examples/optimise_pions.toml -o opt_pions/ --verify
 
     Re-running the same command resumes a killed run on the same path.
     """
@@ -1456,6 +1464,7 @@ def optimise_cmd(
         verify_energies=verify_energies,
         verify_n=verify_n,
         baselines=[b.strip() for b in baselines.split(",") if b.strip()],
+        baseline_seeds=baseline_seeds,
         on_status=_status,
     )
     click.echo(f"start: {res.start.describe()}")
@@ -1464,6 +1473,11 @@ def optimise_cmd(
         from showerforge.optimisation.verify import resolution_table
 
         click.echo(resolution_table(res.verification))
+        if res.baselines:
+            from showerforge.optimisation.runner import methods_table, summarise_methods
+
+            budget = res.records[-1]["geant4_showers_total"] if res.records else 0
+            click.echo(methods_table(summarise_methods(res.verification, budget), res.verification["energies_mev"]))
     click.echo(f"wrote {Path(output) / 'index.html'}")
 
 

@@ -8,6 +8,10 @@ length and cost. The best design is the one with the lowest measured objective; 
 verified with fresh seeds like the loop's final design (its measured objective is optimistic: it
 won among noisy measurements). Batches are kept in ``FOLDER/batch-KKKK.h5`` with
 ``FOLDER/trials.jsonl``; a rerun resumes (TPE re-reads the finished trials).
+
+A baseline may be repeated with other seeds (``repeat`` 1, 2, ...; :func:`run_name` names the
+runs ``random``, ``random-s1``, ...): the spread of its verified results over the repeats says
+how much of a comparison is the luck of one seed. Repeat 0 draws exactly what a single run draws.
 """
 
 from __future__ import annotations
@@ -26,10 +30,20 @@ from showerforge.optimisation.design import Design, DesignSpace
 from showerforge.optimisation.engines import read_batch, simulate_designs, write_batch
 from showerforge.optimisation.reco import load_reconstruction, per_event_loss
 
-__all__ = ["BASELINES", "run_baseline", "best_design"]
+__all__ = ["BASELINES", "run_baseline", "run_name", "best_design"]
 
 BASELINES = ("random", "tpe")
 BASELINE_SALT = 5_000_003
+
+
+def run_name(kind: str, repeat: int) -> str:
+    """``random`` for the first run of a baseline, ``random-s1``, ``random-s2`` ... for its repeats."""
+    return kind if repeat == 0 else f"{kind}-s{repeat}"
+
+
+def _root(seed: int, repeat: int) -> list[int]:
+    """Entropy of a baseline run's random numbers (repeat 0: what a single run has always drawn)."""
+    return [seed, BASELINE_SALT] + ([BASELINE_SALT + repeat] if repeat else [])
 
 
 def run_baseline(
@@ -38,22 +52,28 @@ def run_baseline(
     space: DesignSpace,
     folder: Path,
     *,
+    repeat: int = 0,
     scheduler: str | None = None,
     progress: bool = False,
     say: Callable[[str], None] = lambda m: None,
 ) -> dict[str, Any]:
-    """Run (or resume) the baseline ``kind`` (``random`` or ``tpe``); returns its best trial."""
+    """Run (or resume) the baseline ``kind`` (``random`` or ``tpe``) with seed ``repeat``; returns its best trial."""
     if kind not in BASELINES:
         raise UserError(f"--baselines: unknown baseline {kind!r}; expected some of {', '.join(BASELINES)}")
     folder.mkdir(parents=True, exist_ok=True)
     trials = _read_trials(folder)
-    proposer = _Random(space, cfg.seed) if kind == "random" else _Tpe(space, cfg.seed, trials)
+    root = _root(cfg.seed, repeat)
+    if kind == "random":
+        proposer: _Random | _Tpe = _Random(space, root)
+    else:
+        tpe_seed = cfg.seed if repeat == 0 else int(np.random.SeedSequence(root).generate_state(1)[0] >> 1)
+        proposer = _Tpe(space, tpe_seed, trials)
     n_batches = cfg.n_iterations
     for b in range(n_batches):
         if (b + 1) * cfg.designs_per_iteration <= len(trials):
             continue  # done before (TPE was rebuilt from these trials)
         u, choices = proposer.ask(b, cfg.designs_per_iteration)
-        values = _evaluate(cfg, space, u, choices, folder, b, scheduler, progress, say)
+        values = _evaluate(cfg, space, u, choices, folder, b, root, scheduler, progress, say)
         new = [
             {"batch": b, "u": u[i].tolist(), "choices": choices[i].tolist(), **values[i]} for i in range(len(values))
         ]
@@ -61,7 +81,7 @@ def run_baseline(
         trials += new
         with atomic_output(folder / "trials.jsonl") as tmp:
             tmp.write_text("".join(json.dumps(t) + "\n" for t in trials))
-        say(f"{kind} batch {b}: best objective so far {min(t['objective'] for t in trials):.5g}")
+        say(f"{run_name(kind, repeat)} batch {b}: best objective so far {min(t['objective'] for t in trials):.5g}")
     best = min(trials, key=lambda t: t["objective"])
     return {**best, "design": space.design(np.asarray(best["u"]), best["choices"]).to_dict(), "n_trials": len(trials)}
 
@@ -80,15 +100,16 @@ def _evaluate(
     choices: np.ndarray,
     folder: Path,
     b: int,
+    root: list[int],
     scheduler: str | None,
     progress: bool,
     say: Callable[[str], None],
 ) -> list[dict[str, Any]]:
-    """Measured loss, penalty and objective of each design of batch ``b``."""
+    """Measured loss, penalty and objective of each design of batch ``b`` (``root``: :func:`_root`)."""
     path = folder / f"batch-{b:04d}.h5"
     designs = [space.design(u[i], choices[i]) for i in range(len(u))]
     if not path.is_file():
-        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, BASELINE_SALT, b]))
+        rng = np.random.default_rng(np.random.SeedSequence([*root, b]))
         energies = [cfg.energy.sample(cfg.showers_per_design, rng) for _ in designs]
         seeds = [int(s) >> 1 for s in rng.integers(0, 2**32, size=len(designs), dtype=np.uint64)]
         batch = simulate_designs(
@@ -117,11 +138,11 @@ def _evaluate(
 class _Random:
     """Designs drawn uniformly: ``u`` in [0, 1], every material equally likely."""
 
-    def __init__(self, space: DesignSpace, seed: int) -> None:
-        self.space, self.seed = space, seed
+    def __init__(self, space: DesignSpace, root: list[int]) -> None:
+        self.space, self.root = space, root
 
     def ask(self, b: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, BASELINE_SALT, 1, b]))
+        rng = np.random.default_rng(np.random.SeedSequence([*self.root, 1, b]))
         u = rng.uniform(0.0, 1.0, (n, self.space.n_cont))
         choices = np.stack([rng.integers(0, k, n) for k in self.space.sizes], axis=1) if self.space.sizes else None
         return u, choices if choices is not None else np.zeros((n, 0), dtype=np.int64)

@@ -13,12 +13,14 @@ per cm^3 of material, the total cost in CU.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from showerforge.errors import UserError
+from showerforge.simulate.calo_g4 import HADRONS, PHYSICS_EM, PHYSICS_HADRONIC
 from showerforge.simulate.energies import SHOWER_ENERGY_RANGE_MEV, EnergySpec, parse_energy
 
 __all__ = [
@@ -46,7 +48,8 @@ DEFAULT_COSTS_PER_CM3: dict[str, float] = {
 
 _LAYER_KEYS = ("absorber_mm", "sensor_mm", "absorber", "sensor")
 _ENGINES = ("geant4", "toy")
-_PARTICLES = ("e-", "e+", "gamma")
+_PARTICLES = ("e-", "e+", "gamma", "pi+", "pi-")
+_REFERENCE_LIST = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class OptConfig:
     reconstruction: str = "linear"
     history_iterations: int = 2
     logit_radius: float = 1.0
+    baseline_seeds: int = 1
 
     @property
     def continuous(self) -> tuple[ContinuousParam, ...]:
@@ -197,7 +201,7 @@ def parse_config(raw: dict[str, Any], path: str = "config") -> OptConfig:
     _no_unknown(
         sim,
         {"engine", "iterations", "designs_per_iteration", "showers_per_design", "budget_showers"}
-        | {"physics", "cut_mm", "workers"},
+        | {"physics", "cut_mm", "workers", "baseline_seeds"},
         path,
         "simulation",
     )
@@ -228,9 +232,10 @@ def parse_config(raw: dict[str, Any], path: str = "config") -> OptConfig:
         designs_per_iteration=_int(sim, "designs_per_iteration", 12, path, "simulation", low=2),
         showers_per_design=_int(sim, "showers_per_design", 100, path, "simulation", low=10),
         budget_showers=_opt_int(sim, "budget_showers", path),
-        physics=str(sim.get("physics", "standard")),
+        physics=_physics(sim, beam, path),
         cut_mm=_num(sim, "cut_mm", 0.7, path, "simulation", positive=True),
         workers=_int(sim, "workers", 1, path, "simulation", low=1),
+        baseline_seeds=_int(sim, "baseline_seeds", 1, path, "simulation", low=1),
         trust_radius=_fraction(opt, "trust_radius", 0.1, path),
         sample_sigma=_fraction(opt, "sample_sigma", opt.get("trust_radius", 0.1), path),
         steps_per_iteration=_int(opt, "steps_per_iteration", 50, path, "optimiser", low=1),
@@ -304,11 +309,26 @@ def _choice(table: dict[str, Any], key: str, default: str, allowed: tuple[str, .
 def _particle(beam: dict[str, Any], path: str) -> str:
     value = beam.get("particle", "e-")
     if value not in _PARTICLES:
-        raise UserError(
-            f"{path} [beam] particle: {value!r} is not simulated here; use one of {', '.join(_PARTICLES)} "
-            "(hadrons need the Geant4 hadronic data)"
-        )
+        raise UserError(f"{path} [beam] particle: {value!r} is not simulated here; use one of {', '.join(_PARTICLES)}")
     return str(value)
+
+
+def _physics(sim: dict[str, Any], beam: dict[str, Any], path: str) -> str:
+    """The Geant4 physics: an EM constructor name, or a hadronic reference list (``FTFP_BERT`` for pions)."""
+    hadron = beam.get("particle", "e-") in HADRONS
+    value = sim.get("physics", PHYSICS_HADRONIC[0] if hadron else "standard")
+    lists = " or ".join(PHYSICS_HADRONIC)
+    if not isinstance(value, str) or not (value in PHYSICS_EM or _REFERENCE_LIST.match(value)):
+        raise UserError(
+            f"{path} [simulation] physics: expected one of {', '.join(PHYSICS_EM)} (EM) or a Geant4 reference "
+            f"list such as {lists}, got {value!r}"
+        )
+    if hadron and value in PHYSICS_EM:
+        raise UserError(
+            f"{path} [simulation] physics: {beam['particle']} needs a hadronic reference list ({lists}), "
+            f"got the EM-only {value!r}"
+        )
+    return value
 
 
 def _energy(beam: dict[str, Any], path: str) -> EnergySpec:
@@ -439,6 +459,11 @@ def _check_whole(cfg: OptConfig, path: str) -> None:
         raise UserError(
             f"{path} [design]: nothing to optimise (empty parameter set); give a thickness as a range "
             "[low, high] or a material as a list of choices"
+        )
+    if cfg.engine == "toy" and cfg.particle in HADRONS:
+        raise UserError(
+            f"{path} [simulation] engine: the toy engine has electromagnetic showers only; "
+            f"{cfg.particle} needs engine = 'geant4'"
         )
     if cfg.budget_showers is not None and cfg.budget_showers < cfg.showers_per_iteration:
         raise UserError(

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -28,7 +29,18 @@ from showerforge.geometry import RADIATION_LENGTH_MM
 from showerforge.optimisation.config import OptConfig
 from showerforge.optimisation.design import Design, DesignSpace
 
-__all__ = ["EventBatch", "simulate_designs", "read_batch", "write_batch", "check_engine"]
+__all__ = ["EventBatch", "simulate_designs", "read_batch", "write_batch", "check_engine", "provenance_summary"]
+
+SUMMARY_KEYS = (
+    "engine",
+    "geant4_version",
+    "physics_list",
+    "particle",
+    "production_cut_mm",
+    "physics_data",
+    "hadronic_data",
+)
+"""The provenance entries an iteration record and a verified design keep (the showers' files keep all)."""
 
 
 @dataclass
@@ -40,15 +52,23 @@ class EventBatch:
         incident_mev: (N,) primary kinetic energy, MeV.
         layer_mev: (N, L) visible energy of each layer's active slab, MeV.
         absorber_mev: (N,) energy deposited in all absorbers, MeV.
+        provenance: how the showers were made (engine; for Geant4 its version, physics list, particle,
+            production cut and data sets, as the shards record them, less the per-shard seeds).
     """
 
     design_index: np.ndarray
     incident_mev: np.ndarray
     layer_mev: np.ndarray
     absorber_mev: np.ndarray
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.incident_mev.shape[0])
+
+
+def provenance_summary(provenance: dict[str, Any]) -> dict[str, Any]:
+    """The entries of :data:`SUMMARY_KEYS` that ``provenance`` has (engine, Geant4 version, physics list, data sets)."""
+    return {k: provenance[k] for k in SUMMARY_KEYS if k in provenance}
 
 
 def check_engine(cfg: OptConfig, space: DesignSpace, say: Callable[[str], None]) -> None:
@@ -89,14 +109,16 @@ def simulate_designs(
     """Simulate ``energies[i]`` (MeV) at ``designs[i]`` with seed ``seeds[i]``; shards under ``folder``."""
     if cfg.engine == "toy":
         parts = [_toy(d, e, s) for d, e, s in zip(designs, energies, seeds)]
+        provenance: dict[str, Any] = {"engine": "toy", "particle": cfg.particle}
     else:
-        parts = _geant4(cfg, space, designs, energies, seeds, folder, scheduler, progress, say)
+        parts, provenance = _geant4(cfg, space, designs, energies, seeds, folder, scheduler, progress, say)
     idx = np.concatenate([np.full(len(e), i, dtype=np.int64) for i, e in enumerate(energies)])
     return EventBatch(
         design_index=idx,
         incident_mev=np.concatenate([p[0] for p in parts]),
         layer_mev=np.concatenate([p[1] for p in parts]),
         absorber_mev=np.concatenate([p[2] for p in parts]),
+        provenance=provenance,
     )
 
 
@@ -110,7 +132,7 @@ def _geant4(
     scheduler: str | None,
     progress: bool,
     say: Callable[[str], None],
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], dict[str, Any]]:
     from showerforge.simulate.campaign import ShardSpec, shard_is_complete
     from showerforge.simulate.shards import ShardTask, run_sharded
 
@@ -152,11 +174,16 @@ def _geant4(
         unit="showers",
         say=say,
     )
-    out = []
+    out: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    provenance: dict[str, Any] = {}
     for spec in specs:
         with h5py.File(spec.output, "r") as f:
             out.append((f["incident"][...], f["layer_mev"][...].astype(np.float64), f["absorber"][...]))
-    return out
+            provenance = provenance or json.loads(f.attrs.get("provenance", "{}"))
+    return out, {k: v for k, v in provenance.items() if k not in _PER_SHARD}
+
+
+_PER_SHARD = ("seed", "engine_seeds", "geometry")
 
 
 def _hash(text: str) -> str:
@@ -196,6 +223,7 @@ def write_batch(path: Path, batch: EventBatch, u: np.ndarray, choices: np.ndarra
         f.create_dataset("layer_visible_mev", data=batch.layer_mev, compression="gzip")
         f.create_dataset("absorber_mev", data=batch.absorber_mev, compression="gzip")
         f.attrs["designs"] = json.dumps([d.to_dict() for d in designs])
+        f.attrs["provenance"] = json.dumps(batch.provenance, sort_keys=True, default=str)
         f.attrs["units"] = "MeV, mm"
 
 
@@ -207,5 +235,6 @@ def read_batch(path: Path) -> tuple[EventBatch, np.ndarray, np.ndarray]:
             f["incident_energies"][:, 0],
             f["layer_visible_mev"][...],
             f["absorber_mev"][...],
+            json.loads(f.attrs.get("provenance", "{}")),
         )
         return batch, f["design_u"][...], f["design_choice"][...]

@@ -37,7 +37,14 @@ from showerforge.data.io import atomic_output
 from showerforge.errors import UserError
 from showerforge.optimisation.config import OptConfig, load_config
 from showerforge.optimisation.design import Design, DesignSpace
-from showerforge.optimisation.engines import EventBatch, check_engine, read_batch, simulate_designs, write_batch
+from showerforge.optimisation.engines import (
+    EventBatch,
+    check_engine,
+    provenance_summary,
+    read_batch,
+    simulate_designs,
+    write_batch,
+)
 from showerforge.optimisation.reco import Reconstruction, load_reconstruction, per_event_loss, residuals
 from showerforge.optimisation.surrogate import LossSurrogate, one_thread, train_surrogate
 
@@ -105,9 +112,9 @@ def check_output(cfg: OptConfig, out: Path) -> dict[str, Any] | None:
 
 
 def config_hash(cfg: OptConfig) -> str:
-    """Hash of everything that determines the path (``iterations``, ``workers`` excluded: a run may be extended)."""
+    """Hash of everything that determines the path (``iterations``, ``workers``, ``baseline_seeds`` excluded)."""
     d = cfg.to_json_dict()
-    for key in ("iterations", "budget_showers", "workers"):
+    for key in ("iterations", "budget_showers", "workers", "baseline_seeds"):
         d.pop(key, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -177,7 +184,7 @@ def _iteration(
     batch_path = out / "iterations" / f"iter-{k:04d}" / "showers.h5"
     if not batch_path.is_file():
         _simulate_iteration(cfg, space, u0, logits0, k, int(seeds[0]), batch_path, scheduler, progress, say)
-    rows, centre = _training_rows(cfg, space, reco, out, k, int(seeds[1]))
+    rows, centre, provenance = _training_rows(cfg, space, reco, out, k, int(seeds[1]))
     sur, history = train_surrogate(*rows, cfg.surrogate, seed=int(seeds[2]) >> 1)
     u1, logits1, info = descend(sur, space, u0, logits0, seed=int(seeds[3]) >> 1)
     before, after = space.best(u0, logits0), space.best(u1, logits1)
@@ -195,6 +202,7 @@ def _iteration(
         "geant4_showers_total": cfg.showers_per_iteration * (k + 1),
         "surrogate_fit_loss": round(history[-1], 5),
         **info,
+        "provenance": provenance,
         "u_before": u0.tolist(),
         "u_after": u1.tolist(),
         "logits_after": [lg.tolist() for lg in logits1],
@@ -229,10 +237,12 @@ def _simulate_iteration(
 
 def _training_rows(
     cfg: OptConfig, space: DesignSpace, reco: Reconstruction, out: Path, k: int, seed: int
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[float, float]]:
-    """Surrogate rows of the last ``history_iterations`` iterations, and the loss of design 0 of iteration ``k``."""
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[float, float], dict[str, Any]]:
+    """Surrogate rows of the last ``history_iterations`` iterations; the loss of design 0 of iteration ``k``
+    (with its standard error) and the provenance summary of iteration ``k``'s showers."""
     xs, es, rs = [], [], []
     centre = (float("nan"), float("nan"))
+    provenance: dict[str, Any] = {}
     for j in range(max(0, k - cfg.history_iterations + 1), k + 1):
         batch, u, choices = read_batch(out / "iterations" / f"iter-{j:04d}" / "showers.h5")
         pred = reconstruct(reco, batch, seed + j)
@@ -243,7 +253,8 @@ def _training_rows(
         if j == k:
             loss = per_event_loss(pred, batch.incident_mev)[batch.design_index == 0]
             centre = (round(float(loss.mean()), 6), round(float(loss.std(ddof=1) / np.sqrt(len(loss))), 6))
-    return (np.concatenate(xs), np.concatenate(es), np.concatenate(rs)), centre
+            provenance = provenance_summary(batch.provenance)
+    return (np.concatenate(xs), np.concatenate(es), np.concatenate(rs)), centre, provenance
 
 
 def reconstruct(reco: Reconstruction, batch: EventBatch, seed: int) -> np.ndarray:
@@ -260,6 +271,10 @@ def descend(
     sur: LossSurrogate, space: DesignSpace, u0: np.ndarray, logits0: list[np.ndarray], *, seed: int
 ) -> tuple[np.ndarray, list[np.ndarray], dict[str, Any]]:
     """Adam on ``surrogate loss + penalty`` from ``(u0, logits0)`` inside the trust region.
+
+    The objective is deterministic (fixed noise and energies), so the point returned is the best one
+    along the Adam path (the start included): the objective after is never above the objective
+    before, however Adam's momentum carries it around a steep penalty wall.
 
     Returns:
         The new ``u`` and logits, and the surrogate loss, penalty and objective before and after.
@@ -283,27 +298,35 @@ def descend(
         pen = space.expected_penalty(u.double(), [p.double() for p in probs]).float()
         return loss + pen, loss, pen
 
+    def snapshot(values: tuple[torch.Tensor, ...]) -> tuple[list[float], torch.Tensor, list[torch.Tensor]]:
+        return [float(v.detach()) for v in values], u.detach().clone(), [lg.detach().clone() for lg in logits]
+
     with one_thread():
-        first = [float(v.detach()) for v in objective()]
+        first = best = snapshot(objective())
         for _ in range(cfg.steps_per_iteration):
-            total, _, _ = objective()
+            values = objective()
+            if float(values[0].detach()) < best[0][0]:
+                best = snapshot(values)
             opt.zero_grad()
-            total.backward()
+            values[0].backward()
             opt.step()
             with torch.no_grad():
                 u.copy_(torch.minimum(torch.maximum(u, lo), hi))
                 for lg, (a, b) in zip(logits, bounds):
                     lg.copy_(torch.minimum(torch.maximum(lg, a.float()), b.float()))
-        last = [float(v.detach()) for v in objective()]
+        end = snapshot(objective())
+        best = end if end[0][0] < best[0][0] else best
+    first_values, last = first[0], best[0]
+    u_best, logits_best = best[1], best[2]
     info = {
-        "objective_before": round(first[0], 6),
-        "surrogate_loss_before": round(first[1], 6),
-        "penalty_before": round(first[2], 6),
+        "objective_before": round(first_values[0], 6),
+        "surrogate_loss_before": round(first_values[1], 6),
+        "penalty_before": round(first_values[2], 6),
         "objective_after": round(last[0], 6),
         "surrogate_loss_after": round(last[1], 6),
         "penalty_after": round(last[2], 6),
     }
-    return u.detach().double().numpy(), [lg.detach().double().numpy() for lg in logits], info
+    return u_best.double().numpy(), [lg.double().numpy() for lg in logits_best], info
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

@@ -121,7 +121,7 @@ def _page(out: Path, cfg: OptConfig, space: DesignSpace, state: dict[str, Any]) 
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>optimise {html.escape(cfg.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd;font-size:13px}}</style>
 </head><body><h1>Detector optimisation: {html.escape(cfg.name)}</h1>
-<p>{html.escape(cfg.particle)}, {html.escape(cfg.energy.describe())}; engine {cfg.engine};
+<p>{html.escape(cfg.particle)}, {html.escape(cfg.energy.describe())}; engine {cfg.engine}{_physics(cfg, state)};
 {len(state["records"])} of {cfg.n_iterations} iterations; {cfg.designs_per_iteration} designs x
 {cfg.showers_per_design} showers per iteration.</p>
 <p><b>start</b>: {html.escape(start.describe())}<br><b>current</b>: {html.escape(final.describe())}</p>
@@ -129,6 +129,21 @@ def _page(out: Path, cfg: OptConfig, space: DesignSpace, state: dict[str, Any]) 
 <table><tr><th>iteration</th><th>Geant4 loss</th><th>surrogate before</th><th>after</th><th>length mm</th>
 <th>cost CU</th><th>showers</th><th>design</th></tr>{rows}</table>{verification}</body></html>
 """
+
+
+def _physics(cfg: OptConfig, state: dict[str, Any]) -> str:
+    """`` (Geant4 11.4.1, FTFP_BERT, approximate hadronic data)`` from the last record's provenance."""
+    if cfg.engine != "geant4":
+        return ""
+    prov = state["records"][-1].get("provenance", {}) if state["records"] else {}
+    parts = [
+        f"Geant4 {prov['geant4_version']}" if "geant4_version" in prov else "",
+        prov.get("physics_list", cfg.physics),
+    ]
+    parts += [
+        f"{prov[k]} {what} data" for k, what in (("physics_data", "EM"), ("hadronic_data", "hadronic")) if k in prov
+    ]
+    return " (" + html.escape(", ".join(p for p in parts if p)) + ")"
 
 
 def _describe(d: dict[str, list[Any]]) -> str:

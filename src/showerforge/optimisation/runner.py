@@ -2,7 +2,9 @@
 
 Verification re-simulates the start and the final design (and each baseline's best) with fresh
 seeds (:mod:`verify`); the comparison (``OUT/comparison.md``, ``OUT/comparison.json``) gives, per
-method, the Geant4 showers it spent and the verified loss and resolution of its design.
+verified design, the Geant4 showers its method spent and its verified loss and resolution, and, per
+method, the mean and spread of those over the method's seeds (``baseline_seeds`` runs of each
+baseline; the loop is one run).
 """
 
 from __future__ import annotations
@@ -13,15 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from showerforge.data.io import atomic_output
 from showerforge.errors import UserError
-from showerforge.optimisation.baselines import BASELINES, best_design, run_baseline
+from showerforge.optimisation.baselines import BASELINES, best_design, run_baseline, run_name
 from showerforge.optimisation.config import load_config
 from showerforge.optimisation.design import Design, DesignSpace
 from showerforge.optimisation.loop import OptimiseResult, run_loop
 from showerforge.optimisation.verify import resolution_table, verify_designs
 
-__all__ = ["RunResult", "optimise_and_verify", "parse_verify_energies"]
+__all__ = [
+    "RunResult",
+    "optimise_and_verify",
+    "parse_verify_energies",
+    "method_of",
+    "summarise_methods",
+    "methods_table",
+]
 
 
 @dataclass
@@ -53,15 +64,18 @@ def optimise_and_verify(
     verify_energies: str = "2,5,10,20GeV",
     verify_n: int = 300,
     baselines: Sequence[str] = (),
+    baseline_seeds: int | None = None,
     progress: bool = False,
     on_status: Callable[[str], None] | None = None,
 ) -> RunResult:
     """The loop (:func:`showerforge.optimisation.loop.run_loop`), then verification and baselines.
 
+    Each baseline runs ``baseline_seeds`` times (default: the config's ``[simulation]
+    baseline_seeds``), seed by seed: ``random``, ``tpe``, then ``random-s1``, ``tpe-s1``, ...
     Everything is checked before any Geant4: the config, the verification energies, the baselines.
     """
     say = on_status or (lambda m: None)
-    cfg = load_config(config, workers=workers, iterations=iterations)
+    cfg = load_config(config, workers=workers, iterations=iterations, baseline_seeds=baseline_seeds)
     energies = parse_verify_energies(verify_energies)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
@@ -86,24 +100,108 @@ def optimise_and_verify(
 
     if verify:
         check()
-    for b in baselines:
-        result.baselines[b] = run_baseline(
-            b, cfg, space, out / "baselines" / b, scheduler=scheduler, progress=progress, say=say
-        )
-        designs[f"{b}-best"] = best_design(space, result.baselines[b])
-        if verify:
-            check()
+    for repeat in range(cfg.baseline_seeds if baselines else 0):
+        for kind in baselines:
+            name = run_name(kind, repeat)
+            result.baselines[name] = run_baseline(
+                kind, cfg, space, out / "baselines" / name, repeat=repeat, scheduler=scheduler, progress=progress,
+                say=say,
+            )  # fmt: skip
+            designs[f"{name}-best"] = best_design(space, result.baselines[name])
+            if verify:
+                check()
     return result
+
+
+_LABELS = {"start": "start (random)", "surrogate": "surrogate-guided (this loop)"}
+
+
+def method_of(name: str) -> str:
+    """The method of a verified design: ``random-s2-best`` -> ``random``; ``start``, ``surrogate`` as they are."""
+    base = name.removesuffix("-best")
+    kind, _, repeat = base.rpartition("-s")
+    return kind if kind in BASELINES and repeat.isdigit() else base
+
+
+def summarise_methods(doc: dict[str, Any], budget: int) -> list[dict[str, Any]]:
+    """Per method, over its verified designs (one per seed): the mean and spread of the loss and of sigma/E.
+
+    ``spread`` is the standard deviation over the seeds (``None`` for a single seed); ``error`` the
+    verification's statistical error for a single seed, else ``spread / sqrt(seeds)``.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for name, r in doc["designs"].items():
+        groups.setdefault(method_of(name), []).append(r)
+    out = []
+    for method, rs in groups.items():
+        loss = _stats([r["loss"] for r in rs], rs[0]["loss_error"])
+        res = [
+            {
+                "energy_mev": e,
+                **_stats([r["resolution"][i]["resolution"] for r in rs], rs[0]["resolution"][i]["resolution_error"]),
+            }
+            for i, e in enumerate(doc["energies_mev"])
+        ]
+        spent = 0 if method == "start" else budget
+        out.append(
+            {
+                "method": _LABELS.get(method, method),
+                "seeds": len(rs),
+                "geant4_showers_each": spent,
+                "loss": loss,
+                "resolution": res,
+            }
+        )
+    return out
+
+
+def _stats(values: list[float], single_error: float) -> dict[str, Any]:
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) == 1:
+        return {
+            "mean": float(v[0]),
+            "spread": None,
+            "error": float(single_error),
+            "min": float(v[0]),
+            "max": float(v[0]),
+        }
+    sd = float(v.std(ddof=1))
+    return {
+        "mean": float(v.mean()),
+        "spread": sd,
+        "error": sd / np.sqrt(len(v)),
+        "min": float(v.min()),
+        "max": float(v.max()),
+    }
+
+
+def methods_table(methods: list[dict[str, Any]], energies_mev: list[float]) -> str:
+    """Markdown: one row per method, ``mean ± spread over seeds`` (or ``± the error`` for one seed)."""
+    head = "| method | seeds | Geant4 showers each | loss | " + " | ".join(
+        f"σ/E at {e / 1000:g} GeV" for e in energies_mev
+    )
+    lines = [head + " |", "|" + "---|" * (4 + len(energies_mev))]
+    for m in methods:
+        cells = [_cell(m["loss"], 5)] + [_cell(r, 4) for r in m["resolution"]]
+        lines.append(f"| {m['method']} | {m['seeds']} | {m['geant4_showers_each']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(s: dict[str, Any], digits: int) -> str:
+    if s["spread"] is None:
+        return f"{s['mean']:.{digits}f} ± {s['error']:.{digits}f}"
+    return f"{s['mean']:.{digits}f} ± {s['spread']:.{digits}f} sd ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
 
 
 def _comparison(out: Path, budget: int, best: dict[str, Any], doc: dict[str, Any]) -> None:
     rows = []
     for name, r in doc["designs"].items():
-        method = {"start": "start (random)", "surrogate": "surrogate-guided (this loop)"}.get(name, name)
+        method = _LABELS.get(name, name)
         spent = 0 if name == "start" else budget
         measured = best.get(name.removesuffix("-best"), {}).get("objective")
         rows.append({"method": method, "geant4_showers": spent, "measured_objective": measured, **r})
-    data = {"budget_showers": budget, "rows": rows, "verification": doc}
+    methods = summarise_methods(doc, budget)
+    data = {"budget_showers": budget, "rows": rows, "methods": methods, "verification": doc}
     with atomic_output(out / "comparison.json") as tmp:
         tmp.write_text(json.dumps(data, indent=1))
     energies = doc["energies_mev"]
@@ -112,6 +210,11 @@ def _comparison(out: Path, budget: int, best: dict[str, Any], doc: dict[str, Any
         f"{doc['n_per_energy']} per energy showers per design, fresh seeds).",
         "",
         resolution_table(doc),
+        "",
+        "Per method, over its seeds (each baseline's best design of each seed, verified): mean ± standard "
+        "deviation over the seeds (min–max); a method of one seed: its value ± the verification's error.",
+        "",
+        methods_table(methods, energies),
         "",
         "Penalty (quadratic, over the constraints) of each verified design: "
         + ", ".join(f"{r['method']}: length {r['length_mm']:.0f} mm, cost {r['cost']:.0f} CU" for r in rows),

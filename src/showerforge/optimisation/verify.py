@@ -22,7 +22,7 @@ import numpy as np
 from showerforge.data.io import atomic_output
 from showerforge.optimisation.config import OptConfig
 from showerforge.optimisation.design import Design, DesignSpace
-from showerforge.optimisation.engines import EventBatch, read_batch, simulate_designs, write_batch
+from showerforge.optimisation.engines import EventBatch, provenance_summary, read_batch, simulate_designs, write_batch
 from showerforge.optimisation.reco import load_reconstruction, per_event_loss
 
 __all__ = ["verify_designs", "resolution_table"]
@@ -121,6 +121,7 @@ def _summarise(
         "loss": round(float(loss.mean()), 6),
         "loss_error": round(float(loss.std(ddof=1) / np.sqrt(len(loss))), 6),
         "resolution": rows,
+        "provenance": provenance_summary(batch.provenance),
     }
 
 
