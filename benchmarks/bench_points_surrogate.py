@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> None:
             row["speed-up 10-90 GeV"] = g4_spectrum / row["10-90 GeV"]
             rows.append(row)
     cols = [f"{e:g} GeV" for e in energies] + ["10-90 GeV"]
-    print(f"machine {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
+    print(
+        f"machine {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
+    )
     print(f"date {datetime.now(timezone.utc).isoformat(timespec='minutes')}, one thread")
     print("| sampler | batch | " + " | ".join(f"ms/shower {c}" for c in cols) + " | speed-up vs Geant4 (10-90 GeV) |")
     print("|---|---|" + "---|" * (len(cols) + 1))

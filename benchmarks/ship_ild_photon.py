@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--note", default="")
     ap.add_argument("--device", default="CPU, 1 thread (2-core x86_64, shared)")
     ap.add_argument(
-        "--train-seed", type=int, default=None, help="seed of the training campaign (default: the file's seed attribute)"
+        "--train-seed",
+        type=int,
+        default=None,
+        help="seed of the training campaign (default: the file's seed attribute)",
     )
     args = ap.parse_args(argv)
     ckpt = read_checkpoint(args.run)
