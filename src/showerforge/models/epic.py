@@ -32,7 +32,7 @@ from showerforge.models.base import GenerativeModel
 from showerforge.models.flow_matching import FlowMatching
 from showerforge.models.layer_transformer import TimeEmbedding
 
-__all__ = ["EPiCLayer", "EPiCVelocity", "masked_pool", "build_cfm_set"]
+__all__ = ["EPiCLayer", "EPiCVelocity", "masked_pool", "epic_velocity", "build_cfm_set"]
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
@@ -163,12 +163,18 @@ def build_cfm_set(cfg: dict[str, Any]) -> GenerativeModel:
             hyperparameters ``d_model``, ``d_global``, ``n_blocks``, ``mlp_ratio`` (network),
             ``sigma``, ``time_sampling``, ``solver``, ``steps`` (flow matching).
     """
-    net = EPiCVelocity(
+    return FlowMatching(epic_velocity(cfg), (cfg["n_particles"], cfg["n_features"]), cfg)
+
+
+def epic_velocity(cfg: dict[str, Any], n_max: int | None = None) -> EPiCVelocity:
+    """The :class:`EPiCVelocity` a config describes (``n_features``, ``n_cond``, ``d_model``,
+    ``d_global``, ``n_blocks``, ``mlp_ratio``); ``n_max`` as in :func:`masked_pool`."""
+    return EPiCVelocity(
         cfg["n_features"],
         cfg["n_cond"],
         d_model=cfg["d_model"],
         d_global=cfg["d_global"],
         n_blocks=cfg["n_blocks"],
         mlp_ratio=cfg["mlp_ratio"],
+        n_max=n_max,
     )
-    return FlowMatching(net, (cfg["n_particles"], cfg["n_features"]), cfg)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from showerforge.models.epic import EPiCVelocity
+from showerforge.models.epic import epic_velocity
 from showerforge.models.factorised import EnergyMLP
 from showerforge.models.flow_matching import FlowMatching
 
@@ -44,15 +44,8 @@ class PointShowerFlow(FlowMatching):
         n_summary = int(cfg["n_summary"])
         if int(cfg["n_cond"]) != 1 + n_summary:
             raise ValueError(f"cfm-points: n_cond must be 1 + n_summary = {1 + n_summary}, got {cfg['n_cond']}")
-        net = EPiCVelocity(
-            cfg["n_features"],
-            cfg["n_cond"],
-            d_model=cfg["d_model"],
-            d_global=cfg["d_global"],
-            n_blocks=cfg["n_blocks"],
-            mlp_ratio=cfg["mlp_ratio"],
-            n_max=int(cfg["n_particles"]),  # a shower's pooled vector never depends on its batch
-        )
+        # the pooled sums divided by the largest shower: a shower never depends on its batch
+        net = epic_velocity(cfg, n_max=int(cfg["n_particles"]))
         super().__init__(net, (cfg["n_particles"], cfg["n_features"]), cfg)
         shower_cfg = {"sigma": 0.0, "time_sampling": cfg["time_sampling"], "solver": "midpoint", "steps": 16}
         self.summary = FlowMatching(
