@@ -176,6 +176,36 @@ def test_summary_decoding_is_the_numpy_decoding():
     np.testing.assert_allclose(cond.numpy(), pre.encode_summaries(want, inc), rtol=1e-6, atol=1e-6)
 
 
+def test_graph_applies_the_occupancy_calibration(surrogate, tmp_path):
+    """With an occupancy calibration (ratios from 0.5 to 1.6, a layer left alone, knots of several
+    lengths) the graph draws the corrected numbers of points, as the sampler does, and the counts
+    port is the numpy one exactly on a grid of counts, the cap included."""
+    import copy
+
+    from showerforge.data.points_preprocess import apply_occupancy
+    from showerforge.deploy.points import OccupancyCounts
+
+    pre = copy.deepcopy(surrogate.preprocessing)
+    n_l = pre.n_layers
+    pre.occupancy = {
+        "log_n": [[0.0, 1.0, 2.0, 3.5][: 2 + layer % 3] for layer in range(n_l - 1)] + [[0.0]],
+        "log_ratio": [list(np.log(np.linspace(0.5, 1.6, 2 + layer % 3))) for layer in range(n_l - 1)] + [[0.0]],
+    }
+    sur = dataclasses.replace(surrogate, preprocessing=pre)
+    e = energies(sur, 120)
+    ref = sample_points(sur, e, seed=6, batch_size=64)
+    plain = sample_points(surrogate, e, seed=6, batch_size=64)
+    assert not np.array_equal(ref.num_points, plain.num_points)  # the correction changed the showers
+    points, num = run_graph(export_onnx(sur, tmp_path / "o.onnx").path, sur, e, seed=6)
+    assert_parity(points, num, ref)
+    counts = np.random.default_rng(2).integers(0, 40, (500, n_l))
+    counts[:50] = 0
+    for cap in (10_000, 150):
+        want = apply_occupancy(counts, pre.occupancy, cap)
+        got = OccupancyCounts(pre.occupancy, cap)(torch.from_numpy(counts.astype(np.float64))).numpy()
+        assert np.array_equal(got, want) and got.sum(axis=1).max() <= cap
+
+
 def test_one_step_student_exports(surrogate, tmp_path):
     """A distilled 1-step model (config ``solver=euler, steps=1``) exports its one step."""
     config = {**surrogate.config, "solver": "euler", "steps": 1}

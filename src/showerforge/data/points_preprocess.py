@@ -16,6 +16,16 @@ Three encodings, each an exact inverse of its decoding (apart from the rounding 
 CaloClouds II does after sampling: points sorted by depth fill the layers with the drawn number
 of points per layer; in each layer the energies are rescaled to the drawn layer energy; x and y
 are shifted so the energy-weighted centre of gravity is the drawn one.
+
+**Occupancy calibration** (CaloClouds II's point-count correction): Geant4's points sit on a
+sub-cell grid and a generator's points, spread a little wider, hit more cells with the same number
+of points. Per layer, :func:`occupancy_table` measures the mean number of cells above threshold
+against the number of points (in quantile bins of the points), once on the training showers (the
+target) and once on the model's own uncalibrated showers; :func:`fit_occupancy` gives, at the
+target's bins, the ratio ``n' / n`` of points to generate so that the model's mean cell count
+equals Geant4's at ``n`` points, and :meth:`PointsPreprocessor.calibrated_counts` applies it
+(log-linear interpolation in ``log n``, constant beyond the end bins). The drawn energy per layer
+and centre of gravity are then imposed on the ``n'`` points as before.
 """
 
 from __future__ import annotations
@@ -28,11 +38,24 @@ import numpy as np
 from showerforge.data.points import PointClouds
 from showerforge.geometry import Geometry
 
-__all__ = ["PointsPreprocessor", "Summaries", "shower_summaries", "calibrate", "XY_SCALE_MM", "E_SCALE_MEV"]
+__all__ = [
+    "PointsPreprocessor",
+    "Summaries",
+    "shower_summaries",
+    "calibrate",
+    "occupancy_table",
+    "fit_occupancy",
+    "apply_occupancy",
+    "XY_SCALE_MM",
+    "E_SCALE_MEV",
+]
 
 XY_SCALE_MM = 5.0
 E_SCALE_MEV = 1.0
 FRACTION_FLOOR = 1e-4
+OCCUPANCY_BINS = 8
+OCCUPANCY_MIN_PER_BIN = 25
+OCCUPANCY_MAX_LOG_RATIO = float(np.log(4.0))
 
 
 def _fractions(log_frac: np.ndarray) -> np.ndarray:
@@ -107,6 +130,8 @@ class PointsPreprocessor:
         self.sum_sd = np.ones(2 * self.n_layers + 4)
         self.pt_mu, self.pt_sd = np.zeros(4), np.ones(4)
         self.n_max = 1
+        self.occupancy: dict[str, Any] | None = None
+        self.occupancy_target: dict[str, Any] | None = None
         if state is not None:
             self.load_state(state)
 
@@ -123,6 +148,8 @@ class PointsPreprocessor:
             "n_max": self.n_max,
             "xy_scale_mm": XY_SCALE_MM,
             "e_scale_mev": E_SCALE_MEV,
+            "occupancy": self.occupancy,
+            "occupancy_target": self.occupancy_target,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -132,6 +159,8 @@ class PointsPreprocessor:
         self.pt_mu = np.asarray(state["point_mu"], np.float64)
         self.pt_sd = np.asarray(state["point_sd"], np.float64)
         self.n_max = int(state["n_max"])
+        self.occupancy = state.get("occupancy")
+        self.occupancy_target = state.get("occupancy_target")
 
     @classmethod
     def example(cls, n_layers: int) -> PointsPreprocessor:
@@ -209,6 +238,13 @@ class PointsPreprocessor:
         e_frac = _renormalise(np.where(counts > 0, e_frac, 0.0), counts.astype(np.float64))
         return Summaries(counts, e_frac * total_e[:, None], raw[:, 2 + 2 * n_l :].copy())
 
+    def calibrated_counts(self, counts: np.ndarray, cap: int) -> np.ndarray:
+        """Points per layer to generate for the drawn ``counts`` (N, L) (identity without a fitted
+        occupancy calibration); a row's total is capped at ``cap`` (the model's slots)."""
+        if self.occupancy is None:
+            return np.asarray(counts, np.int64)
+        return apply_occupancy(counts, self.occupancy, cap)
+
     # ---------------------------------------------------------------- points
     def _raw_points(self, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         p = np.asarray(points, np.float64)
@@ -275,3 +311,95 @@ def calibrate(
         sizes.append(int(keep.sum()))
     flat = np.concatenate(out) if out else np.zeros((0, 4))
     return PointClouds(flat.astype(np.float32), np.concatenate([[0], np.cumsum(sizes)]), incident_mev, geometry)
+
+
+# ---------------------------------------------------------------- occupancy calibration
+def occupancy_table(
+    counts: np.ndarray, cells: np.ndarray, *, n_bins: int = OCCUPANCY_BINS, min_per_bin: int = OCCUPANCY_MIN_PER_BIN
+) -> dict[str, list[list[float]]]:
+    """Mean cells above threshold against points, per layer, in quantile bins of the points.
+
+    Args:
+        counts: (N, L) points per layer of N showers.
+        cells: (N, L) cells above threshold per layer of the same showers.
+        n_bins: bins per layer (equal numbers of showers, sorted by points).
+        min_per_bin: a layer with fewer than ``n_bins * min_per_bin`` showers with points gets no bins.
+
+    Returns:
+        ``{"log_n": [...], "cells": [...]}``: per layer the bins' mean ``log(points)`` (increasing;
+        bins with equal means merged) and mean cells (made non-decreasing); empty lists for a layer
+        without enough showers.
+    """
+    counts = np.asarray(counts, np.int64)
+    cells = np.asarray(cells, np.float64)
+    log_n, mean_cells = [], []
+    for layer in range(counts.shape[1]):
+        n, c = counts[:, layer], cells[:, layer]
+        has = n > 0
+        if has.sum() < n_bins * min_per_bin:
+            log_n.append([])
+            mean_cells.append([])
+            continue
+        order = np.argsort(n[has], kind="stable")
+        x = np.log(n[has][order].astype(np.float64))
+        y = c[has][order]
+        xs = np.array([b.mean() for b in np.array_split(x, n_bins)])
+        ys = np.array([b.mean() for b in np.array_split(y, n_bins)])
+        ux, inverse = np.unique(np.round(xs, 12), return_inverse=True)
+        uy = np.bincount(inverse, weights=ys) / np.bincount(inverse)
+        log_n.append(ux.tolist())
+        mean_cells.append(np.maximum.accumulate(uy).tolist())
+    return {"log_n": log_n, "cells": mean_cells}
+
+
+def _invert(y: float, xs: np.ndarray, ys: np.ndarray) -> float:
+    """``log n`` at which the piecewise-linear non-decreasing ``ys(xs)`` reaches ``y``; beyond the
+    ends, cells taken proportional to points (``log n`` shifted by ``log(y / y_end)``)."""
+    if y <= ys[0]:
+        return float(xs[0] + np.log(max(y, 1e-12) / max(ys[0], 1e-12)))
+    if y >= ys[-1]:
+        return float(xs[-1] + np.log(y / max(ys[-1], 1e-12)))
+    strictly = ys + 1e-9 * np.arange(len(ys))  # flat stretches: the first point that reaches y
+    return float(np.interp(y, strictly, xs))
+
+
+def fit_occupancy(target: dict[str, Any], generated: dict[str, Any]) -> dict[str, Any]:
+    """The point-count correction from two :func:`occupancy_table` results.
+
+    At each target bin (``log n``, Geant4's mean cells ``c``), ``log n'`` is where the model's
+    table reaches ``c``; the stored ratio ``log(n' / n)`` is clipped to ``[-log 4, log 4]``. A layer
+    missing from either table keeps ratio 1.
+
+    Returns:
+        ``{"log_n": per layer knots, "log_ratio": per layer log(n'/n)}`` (see :func:`apply_occupancy`).
+    """
+    knots, ratios = [], []
+    for xt, yt, xg, yg in zip(target["log_n"], target["cells"], generated["log_n"], generated["cells"]):
+        if not xt or not xg:
+            knots.append([0.0])
+            ratios.append([0.0])
+            continue
+        xg_a, yg_a = np.asarray(xg, np.float64), np.asarray(yg, np.float64)
+        r = [_invert(float(y), xg_a, yg_a) - float(x) for x, y in zip(xt, yt)]
+        knots.append([float(x) for x in xt])
+        ratios.append(np.clip(r, -OCCUPANCY_MAX_LOG_RATIO, OCCUPANCY_MAX_LOG_RATIO).tolist())
+    return {"log_n": knots, "log_ratio": ratios}
+
+
+def apply_occupancy(counts: np.ndarray, occupancy: dict[str, Any], cap: int) -> np.ndarray:
+    """Points to generate per layer: ``n' = max(1, round(n * exp(r(log n))))`` for ``n > 0`` (``r``
+    interpolated linearly in ``log n`` between the knots, constant beyond them), 0 for ``n = 0``; a
+    shower above ``cap`` points in all is scaled down to ``cap`` (largest remainders)."""
+    counts = np.asarray(counts, np.int64)
+    out = np.zeros_like(counts)
+    log_n = np.log(np.maximum(counts, 1).astype(np.float64))
+    for layer, (xs, rs) in enumerate(zip(occupancy["log_n"], occupancy["log_ratio"])):
+        r = np.interp(log_n[:, layer], np.asarray(xs, np.float64), np.asarray(rs, np.float64))
+        scaled = np.maximum(1.0, np.rint(counts[:, layer] * np.exp(r)))
+        out[:, layer] = np.where(counts[:, layer] > 0, scaled, 0).astype(np.int64)
+    total = out.sum(axis=1)
+    over = total > cap
+    if over.any():
+        frac = out[over] / total[over, None]
+        out[over] = _largest_remainders(frac, np.full(int(over.sum()), int(cap), np.int64))
+    return out

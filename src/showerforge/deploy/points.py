@@ -7,7 +7,8 @@
 2. the shower flow's ODE from ``summary_noise`` (its own solver and ``summary_steps``, unrolled);
 3. :class:`SummaryDecoding`: :meth:`PointsPreprocessor.decode_summaries` in torch (visible energy,
    points capped at ``n_max``, per-layer fractions, counts by largest remainders, centre of
-   gravity) and the re-encoding of the rounded summaries that conditions the point flow;
+   gravity), the occupancy calibration of the counts (:class:`OccupancyCounts`, when the model
+   has one) and the re-encoding of the counts that conditions the point flow;
 4. the mask ``arange(n_slots) < count`` and the point flow's ODE on the masked ``noise``;
 5. :class:`PointCalibration`: :meth:`PointsPreprocessor.decode_points` and
    :func:`~showerforge.data.points_preprocess.calibrate` in torch (points sorted by depth fill
@@ -29,7 +30,14 @@ from torch import Tensor, nn
 
 from showerforge.data.points_preprocess import E_SCALE_MEV, FRACTION_FLOOR, XY_SCALE_MM, PointsPreprocessor
 
-__all__ = ["SummaryDecoding", "PointCalibration", "PointGraph", "stable_argsort", "points_difference"]
+__all__ = [
+    "SummaryDecoding",
+    "OccupancyCounts",
+    "PointCalibration",
+    "PointGraph",
+    "stable_argsort",
+    "points_difference",
+]
 
 POINT_FLOORS = (1.0, 1.0, 1.0, 1e-6)
 """Floors of :func:`points_difference` per column: x, y in mm, layer index, energy in MeV."""
@@ -87,6 +95,50 @@ def _largest_remainders(frac: Tensor, total: Tensor) -> Tensor:
     return counts + (rank < short[:, None]).to(rem.dtype)
 
 
+class OccupancyCounts(nn.Module):
+    """:func:`~showerforge.data.points_preprocess.apply_occupancy` in torch (float64 integers).
+
+    Each layer's ``log(n' / n)`` against ``log n`` is written as a sum of clamped linear pieces
+    between its knots (constant beyond the end knots, as ``numpy.interp``); layers with fewer knots
+    are padded with flat pieces.
+
+    Shapes:
+        ``counts`` (N, L) float64 -> (N, L) float64, each row's total at most ``cap``.
+    """
+
+    x: Tensor
+    r: Tensor
+
+    def __init__(self, occupancy: dict[str, Any], cap: int) -> None:
+        super().__init__()
+        knots = [list(map(float, k)) for k in occupancy["log_n"]]
+        ratios = [list(map(float, r)) for r in occupancy["log_ratio"]]
+        width = max(2, *(len(k) for k in knots))
+        xs = np.zeros((len(knots), width))
+        rs = np.zeros((len(knots), width))
+        for layer, (k, r) in enumerate(zip(knots, ratios)):
+            pad = np.arange(1, width - len(k) + 1, dtype=np.float64)
+            xs[layer] = np.concatenate([k, k[-1] + pad])
+            rs[layer] = np.concatenate([r, np.full(width - len(k), r[-1])])
+        self.register_buffer("x", _f64(xs), persistent=False)
+        self.register_buffer("r", _f64(rs), persistent=False)
+        self.cap = float(cap)
+
+    def forward(self, counts: Tensor) -> Tensor:
+        v = torch.log(torch.clamp(counts, min=1.0))[..., None]  # (N, L, 1)
+        lo, hi = self.x[None, :, :-1], self.x[None, :, 1:]
+        slope = (self.r[:, 1:] - self.r[:, :-1]) / (self.x[:, 1:] - self.x[:, :-1])
+        piece = torch.minimum(torch.maximum(v, lo), hi) - lo
+        r = self.r[None, :, 0] + (slope[None] * piece).sum(dim=2)
+        scaled = torch.clamp(torch.round(counts * torch.exp(r)), min=1.0)
+        out = torch.where(counts > 0, scaled, torch.zeros_like(counts))
+        total = out.sum(dim=1)
+        over = total > self.cap
+        safe = torch.where(total > 0, total, torch.ones_like(total))
+        capped = _largest_remainders(out / safe[:, None], torch.full_like(total, self.cap))
+        return torch.where(over[:, None], capped, out)
+
+
 class SummaryDecoding(nn.Module):
     """:meth:`PointsPreprocessor.decode_summaries` and ``encode_summaries`` in torch (float64 inside).
 
@@ -99,11 +151,12 @@ class SummaryDecoding(nn.Module):
     mu: Tensor
     sd: Tensor
 
-    def __init__(self, pre: PointsPreprocessor) -> None:
+    def __init__(self, pre: PointsPreprocessor, cap: int | None = None) -> None:
         super().__init__()
         self.n_layers, self.n_max = pre.n_layers, int(pre.n_max)
         self.register_buffer("mu", _f64(pre.sum_mu), persistent=False)
         self.register_buffer("sd", _f64(pre.sum_sd), persistent=False)
+        self.occupancy = None if pre.occupancy is None else OccupancyCounts(pre.occupancy, int(cap or pre.n_max))
 
     def decode(self, feats: Tensor, inc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         raw = feats.to(torch.float64) * self.sd + self.mu
@@ -137,6 +190,8 @@ class SummaryDecoding(nn.Module):
 
     def forward(self, feats: Tensor, inc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         counts, energies, cog = self.decode(feats, inc)
+        if self.occupancy is not None:
+            counts = self.occupancy(counts)
         return counts, energies, cog, self.encode(counts, energies, cog, inc)
 
 
@@ -236,7 +291,7 @@ class PointGraph(nn.Module):
         self.cond_mu, self.cond_sd = float(pre.cond_mu), float(pre.cond_sd)
         self.n_slots = int(self.model.config["n_particles"])
         self.n_summary = int(pre.n_summary)
-        self.summaries = SummaryDecoding(pre)
+        self.summaries = SummaryDecoding(pre, cap=self.n_slots)
         self.calibration = PointCalibration(pre)
 
     def condition(self, inc: Tensor) -> Tensor:

@@ -10,6 +10,11 @@ A generated shower is built in four steps:
 4. the calibrations (:func:`showerforge.data.points_preprocess.calibrate`): points per layer,
    energy per layer and centre of gravity equal the drawn summaries exactly.
 
+Between steps 1 and 2 the occupancy calibration (fitted by :meth:`PointSurrogate.calibrate_sampler`
+after training and distillation) changes the number of points of each layer so that, projected
+onto cells, the model hits as many cells as Geant4 does at the drawn number of points; the point
+flow is conditioned on the numbers it generates.
+
 A model that draws its own number of points (``ar-tokens``: points one after the other, in
 descending energy, until its stop decision or the length cap) is conditioned on the incident
 energy alone: its points are decoded (step 3) and written as generated, without summaries or
@@ -26,8 +31,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import torch
 
-from showerforge.data.points import PointClouds, PointsWriter
-from showerforge.data.points_preprocess import PointsPreprocessor, Summaries, calibrate
+from showerforge.data.points import DEFAULT_THRESHOLD_MIP, PointClouds, PointsWriter, points_to_cells
+from showerforge.data.points_preprocess import (
+    PointsPreprocessor,
+    Summaries,
+    calibrate,
+    fit_occupancy,
+    occupancy_table,
+    shower_summaries,
+)
 from showerforge.errors import UserError
 from showerforge.generate.common import CPU_SLICE, SampleOptions, start_generation
 from showerforge.geometry import Geometry
@@ -61,12 +73,15 @@ class PointSurrogate(LoadedRun):
 
     export_layouts: ClassVar[tuple[str, ...]] = ("points",)
 
-    def _summaries(self, energies_mev: np.ndarray, seed: int) -> tuple[np.ndarray, Summaries]:
+    def _summaries(self, energies_mev: np.ndarray, seed: int, occupancy: bool = True) -> tuple[np.ndarray, Summaries]:
         pre = self.preprocessing
         c0 = torch.from_numpy(pre.condition(energies_mev)).to(self.device)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         feats = self.model.sample_summaries(c0, generator=gen).float().cpu().numpy()  # type: ignore[operator]
         summaries = pre.decode_summaries(feats, energies_mev)
+        if occupancy:
+            cap = int(self.model.config["n_particles"])
+            summaries = Summaries(pre.calibrated_counts(summaries.counts, cap), summaries.energies, summaries.cog)
         # the point flow is conditioned on the summaries as drawn *after* rounding
         cond = np.concatenate([c0.cpu().numpy(), pre.encode_summaries(summaries, energies_mev)], axis=1)
         return cond, summaries
@@ -121,6 +136,53 @@ class PointSurrogate(LoadedRun):
             top_k=top_k,
         )
 
+    def calibrate_sampler(
+        self,
+        target: PointClouds | None = None,
+        *,
+        n: int = 1000,
+        seed: int = 0,
+        progress: Callable[[int], Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Fit the occupancy calibration (module docstring) and return the checkpoint entries it changes.
+
+        Args:
+            target: reference showers (the training file) whose cells-against-points table is the
+                target; default: the table stored with the model (a student inherits its teacher's).
+            n: showers the model generates, uncalibrated, to measure its own table.
+            seed: seed of those showers.
+            progress: called with the number of showers generated after each batch.
+
+        Returns:
+            ``{"preprocessing": state}`` with the fitted calibration, or ``None`` for a model without
+            summaries (it draws its own number of points) or without a target.
+        """
+        pre = self.preprocessing
+        if getattr(self.model, "own_length", False):
+            return None
+        n_layers = pre.n_layers
+        if target is not None:
+            if len(target) > 5000:
+                target = target.select(np.arange(5000))
+            t_counts = shower_summaries(target, n_layers).counts
+            pre.occupancy_target = {
+                **occupancy_table(t_counts, _cells_per_layer(target, n_layers)),
+                "threshold_mip": DEFAULT_THRESHOLD_MIP,
+                "n_showers": len(target),
+            }
+        if pre.occupancy_target is None:
+            return None
+        if not any(pre.occupancy_target["log_n"]):  # too few reference showers in every layer
+            pre.occupancy = None
+            return {"preprocessing": pre.state()}
+        rng = np.random.default_rng(seed)
+        lo, hi = self.energy_range_mev
+        energies = np.exp(rng.uniform(np.log(lo), np.log(hi), int(n)))
+        own = sample_points(self, energies, seed=seed, progress=progress, occupancy=False)
+        generated = occupancy_table(shower_summaries(own, n_layers).counts, _cells_per_layer(own, n_layers))
+        pre.occupancy = {**fit_occupancy(pre.occupancy_target, generated), "n_showers": int(n), "seed": int(seed)}
+        return {"preprocessing": pre.state()}
+
 
 def sample_points(
     surrogate: PointSurrogate,
@@ -134,10 +196,12 @@ def sample_points(
     backend: str = "torch",
     temperature: float | None = None,
     top_k: int | None = None,
+    occupancy: bool = True,
 ) -> PointClouds:
     """Generate showers in memory (see the module docstring); same seed and settings, same showers.
 
-    ``steps``, ``solver`` set an ODE model's sampler, ``temperature``, ``top_k`` an autoregressive one's.
+    ``steps``, ``solver`` set an ODE model's sampler, ``temperature``, ``top_k`` an autoregressive
+    one's; ``occupancy=False`` leaves out the occupancy calibration (to fit it).
     """
     if backend != "torch":
         raise UserError(f"--backend {backend}: point-cloud models are generated with the torch backend")
@@ -151,7 +215,7 @@ def sample_points(
     settings = model.sampler_settings(steps=steps, solver=solver, temperature=temperature, top_k=top_k)
     if getattr(model, "own_length", False):
         return _sample_own_length(surrogate, e, seed, batch_size, settings, progress)
-    cond_all, summaries = surrogate._summaries(e, seed)
+    cond_all, summaries = surrogate._summaries(e, seed, occupancy)
     counts = summaries.n_points
     order = np.argsort(counts, kind="stable")  # showers of similar size share a padded call
     points: list[np.ndarray] = [np.zeros((0, 4))] * len(e)
@@ -172,6 +236,12 @@ def sample_points(
         if progress is not None:
             progress(len(idx))
     return calibrate(points, summaries, e, surrogate.geometry)
+
+
+def _cells_per_layer(clouds: PointClouds, n_layers: int) -> np.ndarray:
+    """(N, L) cells above the default readout threshold per layer."""
+    hits = points_to_cells(clouds, threshold_mip=DEFAULT_THRESHOLD_MIP)
+    return np.bincount(hits.event * n_layers + hits.layer, minlength=len(clouds) * n_layers).reshape(-1, n_layers)
 
 
 def _sample_own_length(

@@ -12,7 +12,7 @@ import torch
 
 from showerforge.data.io import check_writable
 from showerforge.errors import UserError
-from showerforge.runs.checkpoint import LoadedRun
+from showerforge.runs.checkpoint import LoadedRun, update_run
 from showerforge.runs.device import resolve_device
 from showerforge.runs.shipped import resolve_model
 
@@ -27,6 +27,7 @@ __all__ = [
     "resolve_sampler",
     "SAMPLER_OPTIONS",
     "generation_attrs",
+    "calibrate_run",
 ]
 
 BACKENDS = ("torch", "onnxruntime")
@@ -146,3 +147,39 @@ def generation_attrs(
         "training_data": str(prov.get("path", "")),
         "training_data_sha256": str(prov.get("sha256", "")),
     }
+
+
+def calibrate_run(
+    checkpoint: str | Path,
+    load: Callable[[Path], LoadedRun],
+    target: Any = None,
+    *,
+    n: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+) -> bool:
+    """Fit a trained run's sampler calibration (:meth:`LoadedRun.calibrate_sampler`) and store it in
+    the run's checkpoint and ``config.json``; returns whether the model has one.
+
+    Args:
+        checkpoint: the run's checkpoint (or run directory).
+        load: loads it as the surrogate of its kind.
+        target: reference events for the calibration (the training file's), else the stored target.
+        n, seed: events the model generates, uncalibrated, to measure itself.
+        progress: a progress line (rich bar on a terminal, else every 30 s).
+    """
+    from showerforge.simulate.shards import ProgressBar
+
+    run = load(Path(checkpoint))
+    with ProgressBar(int(n), 0, progress, "calibrating the sampler", "showers") as bar:
+        done = [0]
+
+        def step(k: int) -> None:
+            done[0] += int(k)
+            bar.update(done[0])
+
+        entries = run.calibrate_sampler(target, n=n, seed=seed, progress=step)
+    if entries is None:
+        return False
+    update_run(run.checkpoint, entries)
+    return True

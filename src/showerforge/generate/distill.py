@@ -34,6 +34,7 @@ from torch import Tensor
 
 from showerforge.data.io import check_not_input, check_writable_dir
 from showerforge.errors import UserError
+from showerforge.generate.common import calibrate_run
 from showerforge.models.base import require_noise_map
 from showerforge.models.distill import flow_stages, pack, student_config, teacher_states, trajectory_loss, unpack
 from showerforge.models.registry import get_spec
@@ -411,7 +412,7 @@ def distill(
     def prepare(_ckpt: dict[str, Any] | None, dev: torch.device) -> PreparedData:
         return TrajectoryData(traj, run, ckpt, steps, cfg, dev)
 
-    return fit(
+    result = fit(
         prepare,
         run.name,
         out,
@@ -424,3 +425,8 @@ def distill(
         init_weights=init_weights,
         **run_opts,
     )
+    # the student samples differently from its teacher: its sampler calibration (if its kind has
+    # one) is fitted again against the target stored with the teacher
+    if result.epochs_run:
+        calibrate_run(result.checkpoint, load, None, seed=cfg.seed, progress=bool(run_opts.get("progress", True)))
+    return result

@@ -66,10 +66,18 @@ class CaloPoints(DataKind):
 
     # ------------------------------------------------------------------ training and runs
     def train(self, data: str | Path, output: str | Path, *, model: str | None, **settings: Any) -> Any:
+        from showerforge.data.points import read_points
+        from showerforge.generate.common import calibrate_run
         from showerforge.training.calo_points import train_points
 
         self.refuse_options(settings, ("condition",), "point-cloud showers are conditioned on the incident energy")
-        return train_points(data, output, model=model or str(self.default_model), **settings)
+        result = train_points(data, output, model=model or str(self.default_model), **settings)
+        if result.epochs_run:  # the occupancy calibration against the training showers (cfm-points)
+            progress = bool(settings.get("progress", True))
+            calibrate_run(
+                result.checkpoint, self.load, read_points(data), seed=int(settings.get("seed") or 0), progress=progress
+            )
+        return result
 
     def load(self, checkpoint: Path, device: Any = "cpu") -> Any:
         from showerforge.generate.calo_points import load_points_model

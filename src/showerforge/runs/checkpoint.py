@@ -54,6 +54,7 @@ __all__ = [
     "save_checkpoint",
     "read_checkpoint",
     "write_json_atomic",
+    "update_run",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -194,6 +195,29 @@ class LoadedRun:
         Each kind's surrogate defines it; distillation draws its teacher's trajectories at them.
         """
         raise UserError(f"{self.checkpoint}: a {self.name} model does not say how to draw its conditions")
+
+    def calibrate_sampler(self, target: Any = None, **options: Any) -> dict[str, Any] | None:
+        """Fit what the sampler calibrates after training (a kind may define it) and return the
+        checkpoint entries that change, or ``None`` when nothing is calibrated (the default)."""
+        return None
+
+
+def update_run(checkpoint: str | Path, entries: dict[str, Any]) -> Path:
+    """Replace top-level ``entries`` of a checkpoint (atomically) and of the ``config.json`` beside it.
+
+    Returns:
+        The checkpoint path.
+    """
+    path = checkpoint_path(checkpoint)
+    ckpt = read_checkpoint(path)
+    ckpt.update(entries)
+    save_checkpoint(path, ckpt)
+    config = path.parent / CONFIG_NAME
+    if config.is_file():
+        doc = json.loads(config.read_text())
+        doc.update({k: v for k, v in entries.items() if k in doc})
+        write_json_atomic(config, doc)
+    return path
 
 
 def run_fields(ckpt: dict[str, Any], path: Path, model: GenerativeModel) -> dict[str, Any]:
