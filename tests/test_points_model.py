@@ -184,3 +184,15 @@ def test_train_generate_inspect_chain(simulated, tmp_path: Path) -> None:
     assert len(fast) == 6 and (fast.points[:, 3] > 0).all()
     # the calibrations hold for the student's showers too: drawn points and energy per layer
     assert np.array_equal(fast.num_points, gen.num_points)  # same seed: the same drawn summaries
+
+
+def test_point_batches_keep_each_call_within_the_point_budget():
+    from showerforge.generate.calo_points import point_batches
+
+    counts = np.array([100] * 10 + [5000] * 3 + [20000])
+    order = np.arange(100, 100 + len(counts))  # the showers' indices, in increasing size
+    batches = point_batches(counts, 512, 16384, order)
+    assert [len(b) for b in batches] == [10, 3, 1]  # 11 x 5000 > 16384; a shower above it goes alone
+    assert np.array_equal(np.concatenate(batches), order)
+    assert all(len(b) * counts[b - 100].max() <= 16384 for b in batches[:2])
+    assert [len(b) for b in point_batches(counts, 4, None, order)] == [4, 4, 4, 2]  # no budget: the step

@@ -23,7 +23,7 @@ from showerforge.data.points_preprocess import PointsPreprocessor, shower_summar
 from showerforge.deploy import export_onnx, make_session
 from showerforge.deploy.points import PointGraph, SummaryDecoding, points_difference
 from showerforge.errors import UserError
-from showerforge.generate.calo_points import PointSurrogate, sample_points
+from showerforge.generate.calo_points import CPU_POINT_BUDGET, PointSurrogate, point_batches, sample_points
 from showerforge.generate.common import CPU_SLICE
 from showerforge.geometry import PRESETS
 from showerforge.models import build_model
@@ -79,9 +79,7 @@ def sampler_noise(sur: PointSurrogate, e: np.ndarray, seed: int, batch_size: int
     order = np.argsort(counts, kind="stable")
     noise = np.zeros((len(e), sur.model.config["n_particles"], 4), np.float32)
     gen = torch.Generator().manual_seed(seed + 1)
-    step = min(batch_size, CPU_SLICE)
-    for lo in range(0, len(e), step):
-        idx = order[lo : lo + step]
+    for idx in point_batches(counts[order], min(batch_size, CPU_SLICE), CPU_POINT_BUDGET, order):
         width = max(1, int(counts[idx].max()))
         noise[idx, :width] = torch.randn((len(idx), width, 4), generator=gen).numpy()
     return summary_noise.numpy(), noise
