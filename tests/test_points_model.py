@@ -196,3 +196,25 @@ def test_point_batches_keep_each_call_within_the_point_budget():
     assert np.array_equal(np.concatenate(batches), order)
     assert all(len(b) * counts[b - 100].max() <= 16384 for b in batches[:2])
     assert [len(b) for b in point_batches(counts, 4, None, order)] == [4, 4, 4, 2]  # no budget: the step
+
+
+def test_calibrate_drops_points_beyond_the_face_and_keeps_the_layer_energy():
+    """pbwo4 (5 x 22 mm crystals: face +-55 mm): a point drawn at x = 80 mm is dropped and its layer's
+    energy goes to the others; a point the centre-of-gravity shift carries over the edge stays inside."""
+    from showerforge.geometry import PRESETS
+
+    geo = PRESETS["pbwo4"]
+    pts = np.array([[0.0, 0.0, 0.2, 1.0], [80.0, 0.0, 0.4, 1.0], [10.0, 5.0, 0.6, 2.0], [54.0, 0.0, 1.5, 1.0]])
+    counts = np.zeros((1, geo.n_layers), np.int64)
+    counts[0, :2] = [3, 1]
+    energies = np.zeros((1, geo.n_layers))
+    energies[0, :2] = [30.0, 10.0]
+    drawn = Summaries(counts, energies, np.array([[30.0, 1.0]]))  # centre 18.5 mm -> shift +11.5 mm
+    out = calibrate([pts], drawn, np.array([5e4]), geo)
+    got = out.event(0)
+    assert len(got) == 3 and not np.any(np.isclose(got[:, 0], 80.0))
+    np.testing.assert_allclose(shower_summaries(out, geo.n_layers).energies, energies, rtol=1e-12)
+    assert np.abs(got[:, :2]).max() < 55.0  # the 54 mm point, shifted to 65.5 mm, held at the edge
+    assert got[got[:, 2] == 1, 0][0] == pytest.approx(55.0, abs=1e-3)
+    # without a square-cell face nothing is dropped
+    assert len(calibrate([pts], drawn, np.array([5e4]), None).event(0)) == 4

@@ -129,11 +129,13 @@ def test_calibrated_model_hits_the_target_cells(wide_model):
             worst = max(worst, float(np.max(np.abs(np.asarray(own["cells"][layer]) / want - 1.0))))
         return worst
 
-    # measured: 0.73 without, 0.16 with (the rest: whole points at small n, 600 showers per fit)
+    # measured: 1.08 without, 0.09 with (the rest: whole points at small n, 600 showers per fit)
     assert mismatch(False) > 0.5  # the wide model hits far more crystals than the narrow target
     assert mismatch(True) < 0.25
     # the energy per layer is the drawn one, whatever the number of points
     cal = sample_points(sur, e[:50], seed=5)
     drawn = sur._summaries(e[:50], 5)[1]
-    np.testing.assert_allclose(shower_summaries(cal, geo.n_layers).energies, drawn.energies, rtol=1e-5, atol=1e-6)
-    assert np.array_equal(shower_summaries(cal, geo.n_layers).counts, drawn.counts)
+    got = shower_summaries(cal, geo.n_layers)
+    np.testing.assert_allclose(got.energies, drawn.energies, rtol=1e-5, atol=1e-6)
+    assert (got.counts <= drawn.counts).all()  # less the points drawn beyond the 110 mm face
+    assert np.abs(cal.points[:, :2]).max() < 55.0

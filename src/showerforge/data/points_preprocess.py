@@ -15,7 +15,8 @@ Three encodings, each an exact inverse of its decoding (apart from the rounding 
 :func:`calibrate` turns decoded points into a shower that obeys the drawn summaries *exactly*, as
 CaloClouds II does after sampling: points sorted by depth fill the layers with the drawn number
 of points per layer; in each layer the energies are rescaled to the drawn layer energy; x and y
-are shifted so the energy-weighted centre of gravity is the drawn one.
+are shifted so the energy-weighted centre of gravity is the drawn one. On a square-cell readout,
+points drawn beyond the calorimeter's face are dropped first (Geant4 records nothing there).
 
 **Occupancy calibration** (CaloClouds II's point-count correction): Geant4's points sit on a
 sub-cell grid and a generator's points, spread a little wider, hit more cells with the same number
@@ -43,6 +44,7 @@ __all__ = [
     "Summaries",
     "shower_summaries",
     "calibrate",
+    "face_half_widths",
     "occupancy_table",
     "fit_occupancy",
     "apply_occupancy",
@@ -274,6 +276,18 @@ class PointsPreprocessor:
         return out
 
 
+FACE_MARGIN = 1e-6
+"""Relative margin inside the face at which :func:`calibrate` holds points shifted over its edge."""
+
+
+def face_half_widths(geometry: Geometry | None, n_layers: int) -> np.ndarray | None:
+    """Half the side of each layer's square cell matrix (mm), or ``None`` for a geometry without one
+    (no geometry, a cylindrical readout or another number of layers)."""
+    if geometry is None or not geometry.is_crystal or geometry.n_layers != n_layers:
+        return None
+    return np.asarray([0.5 * lay.n_crystals * lay.crystal_mm for lay in geometry.readout], np.float64)
+
+
 def calibrate(
     points: list[np.ndarray], summaries: Summaries, incident_mev: np.ndarray, geometry: Geometry | None
 ) -> PointClouds:
@@ -286,10 +300,14 @@ def calibrate(
         geometry: stored with the result.
 
     Returns:
-        :class:`PointClouds` whose showers have exactly ``counts[i, l]`` points and ``energies[i, l]``
-        MeV in layer ``l`` and the energy-weighted centre ``cog[i]`` (shower without energy: unshifted).
+        :class:`PointClouds` whose showers have ``energies[i, l]`` MeV in layer ``l`` and the
+        energy-weighted centre ``cog[i]`` (shower without energy: unshifted), and ``counts[i, l]``
+        points in layer ``l`` less those drawn beyond the face of a square-cell ``geometry``
+        (Geant4 records nothing there; the layer's energy goes to its other points). A point the
+        centre-of-gravity shift carries over the face's edge is held just inside it.
     """
     n_layers = summaries.counts.shape[1]
+    half = face_half_widths(geometry, n_layers)
     out, sizes = [], []
     for i, pts in enumerate(points):
         counts = summaries.counts[i]
@@ -299,6 +317,8 @@ def calibrate(
         p = pts[order].copy()
         layer = np.repeat(np.arange(n_layers), counts)
         p[:, 2] = layer
+        if half is not None:  # beyond the calorimeter's face: no energy (dropped below)
+            p[(np.abs(p[:, 0]) >= half[layer]) | (np.abs(p[:, 1]) >= half[layer]), 3] = 0.0
         sums = np.bincount(layer, weights=p[:, 3], minlength=n_layers)
         scale = np.divide(summaries.energies[i], sums, out=np.zeros(n_layers), where=sums > 0)
         p[:, 3] *= scale[layer]
@@ -306,6 +326,9 @@ def calibrate(
         if total > 0:
             p[:, 0] += summaries.cog[i, 0] - np.dot(p[:, 3], p[:, 0]) / total
             p[:, 1] += summaries.cog[i, 1] - np.dot(p[:, 3], p[:, 1]) / total
+        if half is not None:  # a point the shift carried over the edge stays on it
+            edge = (half * (1.0 - FACE_MARGIN))[layer, None]
+            p[:, :2] = np.clip(p[:, :2], -edge, edge)
         keep = p[:, 3] > 0
         out.append(p[keep])
         sizes.append(int(keep.sum()))
@@ -332,7 +355,8 @@ def occupancy_table(
     """
     counts = np.asarray(counts, np.int64)
     cells = np.asarray(cells, np.float64)
-    log_n, mean_cells = [], []
+    log_n: list[list[float]] = []
+    mean_cells: list[list[float]] = []
     for layer in range(counts.shape[1]):
         n, c = counts[:, layer], cells[:, layer]
         has = n > 0

@@ -13,7 +13,8 @@
 5. :class:`PointCalibration`: :meth:`PointsPreprocessor.decode_points` and
    :func:`~showerforge.data.points_preprocess.calibrate` in torch (points sorted by depth fill
    the layers with the drawn counts, each layer rescaled to its drawn energy, the centre of
-   gravity shifted to the drawn one, points left without energy dropped), zero-padded.
+   gravity shifted to the drawn one, points beyond a square-cell face and points left without
+   energy dropped, shifted points held inside the face), zero-padded.
 
 Decoding and calibration run in float64, as the numpy originals; the sort by depth is ONNX
 ``TopK`` (equal depths keep their slot order, as numpy's stable sort). ``sinh`` (no ONNX
@@ -28,7 +29,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from showerforge.data.points_preprocess import E_SCALE_MEV, FRACTION_FLOOR, XY_SCALE_MM, PointsPreprocessor
+from showerforge.data.points_preprocess import (
+    E_SCALE_MEV,
+    FACE_MARGIN,
+    FRACTION_FLOOR,
+    XY_SCALE_MM,
+    PointsPreprocessor,
+    face_half_widths,
+)
 
 __all__ = [
     "SummaryDecoding",
@@ -208,12 +216,15 @@ class PointCalibration(nn.Module):
     mu: Tensor
     sd: Tensor
 
-    def __init__(self, pre: PointsPreprocessor) -> None:
+    face_half: Tensor | None
+
+    def __init__(self, pre: PointsPreprocessor, half_widths: np.ndarray | None = None) -> None:
         super().__init__()
         self.n_layers = pre.n_layers
         self.z_max = float(np.nextafter(float(pre.n_layers), 0.0))
         self.register_buffer("mu", _f64(pre.pt_mu), persistent=False)
         self.register_buffer("sd", _f64(pre.pt_sd), persistent=False)
+        self.face_half = None if half_widths is None else _f64(half_widths)
 
     def decode(self, x: Tensor) -> Tensor:
         raw = x.to(torch.float64) * self.sd + self.mu
@@ -246,6 +257,9 @@ class PointCalibration(nn.Module):
     def forward(self, x: Tensor, counts: Tensor, energies: Tensor, cog: Tensor) -> tuple[Tensor, Tensor]:
         p, layer, real = self.fill_layers(self.decode(x), counts)
         idx = layer.to(torch.long)
+        if self.face_half is not None:  # beyond the face: no energy (dropped by compact)
+            half = self.face_half[idx]
+            real = real & (torch.abs(p[..., 0]) < half) & (torch.abs(p[..., 1]) < half)
         e = torch.where(real, p[..., 3], torch.zeros_like(p[..., 3]))
         sums = self.layer_sums(e, counts)
         scale = torch.where(
@@ -255,7 +269,11 @@ class PointCalibration(nn.Module):
         total = e.sum(dim=1, keepdim=True)
         safe = torch.where(total > 0, total, torch.ones_like(total))
         shift = torch.where(total > 0, cog - (e[..., None] * p[..., :2]).sum(dim=1) / safe, torch.zeros_like(cog))
-        p = torch.cat([p[..., :2] + shift[:, None, :], layer[..., None], e[..., None]], dim=-1)
+        xy = p[..., :2] + shift[:, None, :]
+        if self.face_half is not None:  # held just inside the edge, as calibrate does
+            edge = (self.face_half * (1.0 - FACE_MARGIN))[idx][..., None]
+            xy = torch.minimum(torch.maximum(xy, -edge), edge)
+        p = torch.cat([xy, layer[..., None], e[..., None]], dim=-1)
         return self.compact(p, e > 0)
 
     @staticmethod
@@ -292,7 +310,7 @@ class PointGraph(nn.Module):
         self.n_slots = int(self.model.config["n_particles"])
         self.n_summary = int(pre.n_summary)
         self.summaries = SummaryDecoding(pre, cap=self.n_slots)
-        self.calibration = PointCalibration(pre)
+        self.calibration = PointCalibration(pre, face_half_widths(surrogate.geometry, pre.n_layers))
 
     def condition(self, inc: Tensor) -> Tensor:
         """Incident energies (N,) float64 MeV -> the energy feature (N, 1) float32."""

@@ -186,7 +186,8 @@ class PointSurrogate(LoadedRun):
         lo, hi = self.energy_range_mev
         energies = np.exp(rng.uniform(np.log(lo), np.log(hi), int(n)))
         own = sample_points(self, energies, seed=seed, progress=progress, occupancy=False)
-        generated = occupancy_table(shower_summaries(own, n_layers).counts, _cells_per_layer(own, n_layers))
+        asked = self._summaries(energies, seed, occupancy=False)[1].counts  # as drawn (before any is dropped)
+        generated = occupancy_table(asked, _cells_per_layer(own, n_layers))
         pre.occupancy = {**fit_occupancy(pre.occupancy_target, generated), "n_showers": int(n), "seed": int(seed)}
         return {"preprocessing": pre.state()}
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -196,7 +197,14 @@ class LoadedRun:
         """
         raise UserError(f"{self.checkpoint}: a {self.name} model does not say how to draw its conditions")
 
-    def calibrate_sampler(self, target: Any = None, **options: Any) -> dict[str, Any] | None:
+    def calibrate_sampler(
+        self,
+        target: Any = None,
+        *,
+        n: int = 1000,
+        seed: int = 0,
+        progress: Callable[[int], Any] | None = None,
+    ) -> dict[str, Any] | None:
         """Fit what the sampler calibrates after training (a kind may define it) and return the
         checkpoint entries that change, or ``None`` when nothing is calibrated (the default)."""
         return None
