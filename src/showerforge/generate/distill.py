@@ -34,6 +34,7 @@ from torch import Tensor
 
 from showerforge.data.io import check_not_input, check_writable_dir
 from showerforge.errors import UserError
+from showerforge.generate.calo_points import CPU_POINT_BUDGET, point_batches
 from showerforge.generate.common import calibrate_run
 from showerforge.models.base import require_noise_map
 from showerforge.models.distill import flow_stages, pack, student_config, teacher_states, trajectory_loss, unpack
@@ -137,15 +138,21 @@ def teacher_trajectories(
             cond = cond_all[lo:hi]
             mask = None if mask_all is None else mask_all[lo:hi]
             noise = model.draw_noise(hi - lo, generator=gen, like=cond)
-            if mask is not None:  # solve at the block's largest set; padded slots stay zero
-                mask = mask[:, : max(1, int(mask.sum(dim=1).max()))]
-                noise = [z[:, : mask.shape[1]] if z.dim() == 3 else z for z in noise]
-            states = teacher_states(model, noise, cond, grid_steps, mask)
-            for i, s in enumerate(states):
-                full = f[f"stage{i}"].shape
-                if s.dim() == 4 and s.shape[2] < full[2]:
-                    s = torch.nn.functional.pad(s, (0, 0, 0, full[2] - s.shape[2]))
-                f[f"stage{i}"][lo:hi] = s.float().cpu().numpy()
+            parts = [np.arange(hi - lo)]
+            if mask is not None and dev.type == "cpu":  # rows sorted by size: calls within the point budget
+                parts = point_batches(mask.sum(dim=1).cpu().numpy(), hi - lo, CPU_POINT_BUDGET, parts[0])
+            for rows in parts:
+                a, b = int(rows[0]), int(rows[-1]) + 1
+                m, z = (None, [t[a:b] for t in noise]) if mask is None else (mask[a:b], [t[a:b] for t in noise])
+                if m is not None:  # solve at the part's largest set; padded slots stay zero
+                    m = m[:, : max(1, int(m.sum(dim=1).max()))]
+                    z = [t[:, : m.shape[1]] if t.dim() == 3 else t for t in z]
+                states = teacher_states(model, z, cond[a:b], grid_steps, m)
+                for i, s in enumerate(states):
+                    full = f[f"stage{i}"].shape
+                    if s.dim() == 4 and s.shape[2] < full[2]:
+                        s = torch.nn.functional.pad(s, (0, 0, 0, full[2] - s.shape[2]))
+                    f[f"stage{i}"][lo + a : lo + b] = s.float().cpu().numpy()
             f.attrs["rows_done"] = hi
             f.flush()
             now = time.perf_counter()
