@@ -329,3 +329,27 @@ def test_cli_chain_and_bad_input(jet_file, point_file, tmp_path, monkeypatch, ca
         code, err = _cli(monkeypatch, capsys, *args)
         assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and words in err, (words, err)
     assert not any((tmp_path / f).exists() for f in ("b1.h5", "b2.h5", "b3.h5", "b4.h5", "x.onnx", "d"))
+
+
+@pytest.mark.filterwarnings("ignore:.*recommended")
+def test_init_from_carries_the_backbone_from_jets_to_showers(jet_file, point_file, tmp_path):
+    """Transfer: a shower run started from a jet run holds the jet run's weights wherever name and
+    shape agree (the transformer), fresh ones elsewhere (the energy condition), and records it; a
+    model with nothing in common is refused in one line."""
+    from showerforge.runs import read_checkpoint
+    from showerforge.training.fit import TrainError
+
+    sf.train(jet_file, output=tmp_path / "jets", model="ar-tokens", config=TINY, **TRAIN)
+    tuned = {**TRAIN, "lr": 1e-12}  # the copied weights stay where they were (AdamW steps of ~1e-12)
+    sf.train(point_file, output=tmp_path / "ft", model="ar-tokens", config=TINY, init_from=tmp_path / "jets", **tuned)
+    src, ft = read_checkpoint(tmp_path / "jets"), read_checkpoint(tmp_path / "ft")
+    record = ft["provenance"]["init_from"]
+    assert 0 < record["tensors_copied"] < record["tensors"] and record["sha256"]
+    same = [k for k, v in ft["ema"].items() if k in src["ema"] and v.shape == src["ema"][k].shape]
+    blocks = [k for k in same if ".blocks." in k or "block" in k]
+    assert blocks and all(torch.allclose(ft["ema"][k], src["ema"][k], atol=1e-8) for k in blocks)
+    scratch = sf.train(point_file, output=tmp_path / "scratch", model="ar-tokens", config=TINY, **tuned)
+    assert not all(torch.equal(read_checkpoint(scratch.checkpoint)["ema"][k], src["ema"][k]) for k in blocks)
+    with pytest.raises(TrainError, match="no weights of the same name and shape"):
+        sf.train(jet_file, output=tmp_path / "set", model="cfm-set", init_from=tmp_path / "jets", epochs=1)
+    assert not (tmp_path / "set" / "checkpoint.pt").exists()

@@ -668,6 +668,13 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
     default=None,
     help="Jets: condition on the jet type (one-hot; the default), or on type and log jet pT.",
 )
+@click.option(
+    "--init-from",
+    default=None,
+    metavar="RUN",
+    help="Start a new run from the weights of another run, checkpoint or shipped model (fine-tuning, "
+    "transfer between data sets): tensors of the same name and shape are copied, the rest start fresh.",
+)
 @click.option("--no-resume", is_flag=True, help="Refuse to continue an existing run in the output directory.")
 @friendly
 def train_cmd(
@@ -683,6 +690,7 @@ def train_cmd(
     max_minutes: float | None,
     condition: str,
     overrides: tuple[str, ...],
+    init_from: str | None,
     no_resume: bool,
 ) -> None:
     """Train a surrogate on reference data; re-running the same command resumes.
@@ -690,6 +698,7 @@ def train_cmd(
     \b
     Example:
       showerforge train --data electrons_train.h5 --model cfm-voxel -o runs/e1/
+      showerforge train --data jets.h5:t --model ar-tokens --init-from runs/g_jets/ -o runs/t_ft/
     """
     from showerforge.api import train
 
@@ -697,6 +706,8 @@ def train_cmd(
     kw = _fit_keywords(epochs, batch_size, lr, threads)
     if condition is not None:
         kw["condition"] = condition
+    if init_from is not None:
+        kw["init_from"] = init_from
     result = train(
         data,
         output=output,

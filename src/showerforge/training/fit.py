@@ -26,6 +26,7 @@ from showerforge.models import MODELS, GenerativeModel, get_spec
 from showerforge.runs.checkpoint import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
+    file_sha256,
     read_checkpoint,
     save_checkpoint,
     write_json_atomic,
@@ -243,6 +244,10 @@ class TrainOptions(TypedDict, total=False):
     * ``max_minutes``: stop after the last epoch expected to end within this wall time.
     * ``config_overrides``: model hyperparameters (see ``MODELS[name].defaults``).
     * ``num_threads``: CPU threads (default: all cores available to the process).
+    * ``init_from``: a run, checkpoint or shipped model whose (EMA) weights start a *new* run
+      (fine-tuning, transfer): every tensor with the same name and shape is copied, the rest keep
+      their fresh initialisation; a fitted tokeniser is fitted again on the new data. Recorded in
+      the run's provenance (``init_from``: path, SHA-256, tensors copied).
     """
 
     epochs: int
@@ -261,6 +266,7 @@ class TrainOptions(TypedDict, total=False):
     max_minutes: float | None
     config_overrides: dict[str, Any] | None
     num_threads: int | None
+    init_from: str | Path | None
 
 
 def split_train_options(
@@ -333,6 +339,7 @@ def fit(
     num_threads: int | None = None,
     loss_fn: LossFn | None = None,
     init_weights: Callable[[GenerativeModel], None] | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """The one training function of every data kind: settings, resume, model, EMA, loop, checkpoints.
 
@@ -350,6 +357,7 @@ def fit(
         loss_fn: objective to minimise instead of ``model.loss`` (distillation).
         init_weights: called on a new model before training (not on resume), e.g. to copy a
             teacher's weights.
+        init_from: start a new run from another run's weights (:class:`TrainOptions`).
     """
     t_start = time.perf_counter()
     spec = get_spec(model_name)
@@ -372,6 +380,9 @@ def fit(
         if ckpt["data_kind"] != data_kind:
             raise TrainError(f"{ckpt_path} holds a {ckpt.get('data_kind', 'calo-voxel')} run; choose another out_dir")
     train_cfg = {"model_name": model_name, **(extra_settings or {}), **asdict(cfg)}
+    source = None
+    if init_from is not None and ckpt is None:  # read before the data: a wrong path fails fast
+        source = _init_source(init_from)
     with torch_threads(dev, num_threads):
         data = prepare(ckpt, dev)
         data_keys = {k: v for k, v in data.model_data_keys().items() if k in spec.data_keys}
@@ -388,6 +399,10 @@ def fit(
         model = spec.builder(model_cfg)
         if init_weights is not None and ckpt is None:
             init_weights(model)
+        if source is not None:
+            data.provenance["init_from"] = _copy_weights(model, source, model_name)
+        elif ckpt is not None and "init_from" in ckpt.get("provenance", {}):
+            data.provenance["init_from"] = ckpt["provenance"]["init_from"]
         model = model.to(dev)
         fitted = _fit_to_data(model, data, cfg, ckpt)
         ema = ema_model(model, cfg.ema_decay)
@@ -442,6 +457,41 @@ def fit(
         ran, stopped, step = loop.run(start_epoch, step, history)
     done = history[-1]["epoch"] if history else start_epoch
     return TrainResult(run_dir, ckpt_path, done, ran, stopped, history, time.perf_counter() - t_start)
+
+
+def _init_source(spec: str | Path) -> tuple[Path, dict[str, Tensor]]:
+    """The checkpoint path and EMA weights of ``init_from`` (a run, checkpoint or shipped model)."""
+    from showerforge.runs.shipped import resolve_model
+
+    path = resolve_model(spec)
+    ckpt = read_checkpoint(path)
+    try:
+        state = ckpt["ema"]
+    except KeyError:
+        raise TrainError(f"{path} [ema]: no weights to start from (not a showerforge run checkpoint)") from None
+    return path, {k[len("module.") :]: v for k, v in state.items() if k.startswith("module.")}
+
+
+def _copy_weights(model: GenerativeModel, source: tuple[Path, dict[str, Tensor]], model_name: str) -> dict[str, Any]:
+    """Copy the source's tensors of the same name and shape into ``model``; the record for provenance."""
+    path, weights = source
+    own = model.state_dict()
+    same = {k: v for k, v in weights.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not same:
+        raise TrainError(
+            f"--init-from {path}: no weights of the same name and shape as a new {model_name} with these "
+            "settings; start from a run of the same model (and hyperparameters), or train from scratch"
+        )
+    model.load_state_dict(same, strict=False)
+    n_same = sum(int(v.numel()) for v in same.values())
+    return {
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "tensors_copied": len(same),
+        "tensors": len(own),
+        "parameters_copied": n_same,
+        "parameters": sum(int(v.numel()) for v in own.values()),
+    }
 
 
 def _fit_to_data(
