@@ -6,7 +6,8 @@ both alike):
 
 * the torch path, :func:`showerforge.generate.sample_array`, and its parts: the noise draw, the
   network (``model.sample_from_noise``: energy stage, shape stage, one step each), the inverse
-  preprocessing (float64 *before*, float32 *after*) and the rest (Python, slicing, condition);
+  preprocessing (float64 *before*, float32 *after*) and the rest (Python, slicing, condition;
+  *before* also ``model.eval()`` on every call, a walk over every module);
 * the onnxruntime path, :class:`showerforge.deploy.OnnxShowerSampler`: the graph run
   (``session.run``) and the rest (noise draw, feeds, Python). *Before* is the graph as it was
   exported previously: inverse preprocessing in float64, the two stages' features interleaved and
@@ -72,12 +73,14 @@ def _stacked_cumprod(x: torch.Tensor, dim: int, dtype: torch.dtype | None = None
 
 @contextlib.contextmanager
 def previous_export() -> Iterator[None]:
-    """Shower graphs built inside are exported as before: float64 inverse, interleaved features."""
+    """Shower graphs built inside are exported as before: float64 inverse, interleaved features, padding
+    gathers, Squeeze/Unsqueeze cumprod."""
     init, cumprod = graph.ShowerGraph.__init__, graph.unrolled_cumprod
 
     def old_init(self: graph.ShowerGraph, surrogate: Any, *, steps: int, solver: str) -> None:
         init(self, surrogate, steps=steps, solver=solver)
         self.inverse = graph.InversePreprocessing(surrogate.preprocessing, dtype=torch.float64)
+        self.inverse.regular = False  # the padding gathered and scattered back
         self.by_parts = False
 
     graph.ShowerGraph.__init__ = old_init  # type: ignore[method-assign]
@@ -108,6 +111,13 @@ def _interleaved(fns: dict[str, Callable[[], Any]], calls: int, rounds: int) -> 
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
+def _torch_sample(sur: Any, inc: np.ndarray, batch: int, dtype: type, variant: str) -> np.ndarray:
+    """``sample_array``; *before* it also set every module to eval mode on every call, as it did."""
+    if variant == "before":
+        sur.model.eval()
+    return sample_array(sur, inc, seed=1, batch_size=batch, inverse_dtype=dtype)
+
+
 def _parts(sur: Any, ort: dict[str, OnnxShowerSampler], batch: int, calls: int, rounds: int) -> dict[str, float]:
     """Seconds per call of every timed part, keys ``"<part> <variant>"``."""
     pre, model = sur.preprocessing, sur.model
@@ -125,7 +135,7 @@ def _parts(sur: Any, ort: dict[str, OnnxShowerSampler], batch: int, calls: int, 
     }
     for v in VARIANTS:
         fns[f"inverse {v}"] = lambda d=dtypes[v]: pre.inverse(inc, x, dtype=d)
-        fns[f"torch {v}"] = lambda d=dtypes[v]: sample_array(sur, inc, seed=1, batch_size=batch, inverse_dtype=d)
+        fns[f"torch {v}"] = lambda d=dtypes[v], v=v: _torch_sample(sur, inc, batch, d, v)
         fns[f"run {v}"] = lambda s=ort[v]: s.run(flat, inc)
         fns[f"ort {v}"] = lambda s=ort[v]: s.sample(inc, seed=1, batch_size=batch)
     return _interleaved(fns, calls, rounds)
