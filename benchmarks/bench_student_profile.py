@@ -71,11 +71,23 @@ def _stacked_cumprod(x: torch.Tensor, dim: int, dtype: torch.dtype | None = None
     return torch.stack(out, dim)
 
 
+def _chained_layer_energies(self: graph.InversePreprocessing, x_e: torch.Tensor, inc: torch.Tensor) -> torch.Tensor:
+    """The previous export's layer energies: the stick-breaking product as a chain of products."""
+    y = torch.minimum(torch.maximum(x_e * self.e_std + self.e_mean, self.y_min), self.y_max)
+    e_tot = torch.clamp(torch.exp(y[:, -1]) - self.frac_eps, min=0.0) * inc
+    stick = torch.clamp((self._sigmoid(y[:, :-1]) - self.alpha) / (1.0 - 2.0 * self.alpha), 0.0, 1.0)
+    ones = torch.ones_like(y[:, :1])
+    left = _stacked_cumprod(torch.cat([ones, 1.0 - stick], dim=1), 1)
+    e_layer = torch.cat([stick, ones], dim=1) * left * e_tot[:, None]
+    return torch.where(e_layer < self.delta, torch.zeros_like(e_layer), e_layer)
+
+
 @contextlib.contextmanager
 def previous_export() -> Iterator[None]:
     """Shower graphs built inside are exported as before: float64 inverse, interleaved features, padding
-    gathers, Squeeze/Unsqueeze cumprod."""
+    gathers, cumprods as chains of products with a Squeeze/Unsqueeze per element."""
     init, cumprod = graph.ShowerGraph.__init__, graph.unrolled_cumprod
+    energies = graph.InversePreprocessing.layer_energies
 
     def old_init(self: graph.ShowerGraph, surrogate: Any, *, steps: int, solver: str) -> None:
         init(self, surrogate, steps=steps, solver=solver)
@@ -84,11 +96,13 @@ def previous_export() -> Iterator[None]:
         self.by_parts = False
 
     graph.ShowerGraph.__init__ = old_init  # type: ignore[method-assign]
+    graph.InversePreprocessing.layer_energies = _chained_layer_energies  # type: ignore[method-assign]
     graph.unrolled_cumprod = _stacked_cumprod
     try:
         yield
     finally:
         graph.ShowerGraph.__init__ = init  # type: ignore[method-assign]
+        graph.InversePreprocessing.layer_energies = energies  # type: ignore[method-assign]
         graph.unrolled_cumprod = cumprod
 
 

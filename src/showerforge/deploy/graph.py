@@ -191,7 +191,9 @@ class InversePreprocessing(nn.Module):
         e_tot = torch.clamp(torch.exp(y[:, -1]) - self.frac_eps, min=0.0) * inc
         stick = torch.clamp((self._sigmoid(y[:, :-1]) - self.alpha) / (1.0 - 2.0 * self.alpha), 0.0, 1.0)
         ones = torch.ones_like(y[:, :1])
-        left = unrolled_cumprod(torch.cat([ones, 1.0 - stick], dim=1), 1)
+        # the share left after the earlier layers, a product of factors in [0, 1], as exp(cumsum(log)):
+        # three nodes instead of one per layer; float64 keeps it to ~1e-14 relative; log 0 = -inf gives 0
+        left = torch.exp(torch.cumsum(torch.log(torch.cat([ones, 1.0 - stick], dim=1)), dim=1))
         e_layer = torch.cat([stick, ones], dim=1) * left * e_tot[:, None]
         return torch.where(e_layer < self.delta, torch.zeros_like(e_layer), e_layer)
 
