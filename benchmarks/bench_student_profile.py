@@ -1,8 +1,8 @@
 """Where the time of a 1-step shower student goes on one CPU thread, before and after the float32 inverse.
 
 For ``--model`` (default ``ds2-electron-1step``) at each ``--batches`` size (default 1 and 100) the
-script times, in one process and interleaved round by round (so that a change of machine load hits
-both alike):
+script times, in one process, every part one call at a time in turn (so that a change of machine
+load hits all alike; the medians are reported):
 
 * the torch path, :func:`showerforge.generate.sample_array`, and its parts: the noise draw, the
   network (``model.sample_from_noise``: energy stage, shape stage, one step each), the inverse
@@ -111,17 +111,17 @@ def _energies(n: int, seed: int) -> np.ndarray:
     return 1e3 * np.exp(rng.uniform(0.0, np.log(100.0), n))
 
 
-def _interleaved(fns: dict[str, Callable[[], Any]], calls: int, rounds: int) -> dict[str, float]:
-    """Median seconds per call of each function, timed in turn for ``rounds`` rounds of ``calls`` calls."""
+def _interleaved(fns: dict[str, Callable[[], Any]], calls: int) -> dict[str, float]:
+    """Median seconds per call of each function, called in turn one call each, ``calls`` times over
+    (a change of machine load hits every function alike)."""
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
+    for _ in range(calls):
         for key, fn in fns.items():
-            for _ in range(calls):
-                t0 = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t0)
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
@@ -132,7 +132,7 @@ def _torch_sample(sur: Any, inc: np.ndarray, batch: int, dtype: type, variant: s
     return sample_array(sur, inc, seed=1, batch_size=batch, inverse_dtype=dtype)
 
 
-def _parts(sur: Any, ort: dict[str, OnnxShowerSampler], batch: int, calls: int, rounds: int) -> dict[str, float]:
+def _parts(sur: Any, ort: dict[str, OnnxShowerSampler], batch: int, calls: int) -> dict[str, float]:
     """Seconds per call of every timed part, keys ``"<part> <variant>"``."""
     pre, model = sur.preprocessing, sur.model
     inc = _energies(batch, 11)
@@ -152,7 +152,7 @@ def _parts(sur: Any, ort: dict[str, OnnxShowerSampler], batch: int, calls: int, 
         fns[f"torch {v}"] = lambda d=dtypes[v], v=v: _torch_sample(sur, inc, batch, d, v)
         fns[f"run {v}"] = lambda s=ort[v]: s.run(flat, inc)
         fns[f"ort {v}"] = lambda s=ort[v]: s.sample(inc, seed=1, batch_size=batch)
-    return _interleaved(fns, calls, rounds)
+    return _interleaved(fns, calls)
 
 
 def _op_profile(sampler: OnnxShowerSampler, batch: int, calls: int) -> dict[str, Any]:
@@ -244,8 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="ds2-electron-1step", help="shower model: run directory or shipped name")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 100])
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per batch size")
-    ap.add_argument("--showers", type=int, default=200, help="about this many showers per part and round")
+    ap.add_argument(
+        "--showers", type=int, default=1000, help="about this many showers per timed part (at least 10 calls)"
+    )
     ap.add_argument("--top", type=int, default=8, help="operator types listed in the onnxruntime profile")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -259,10 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     ort = {"before": before, "after": OnnxShowerSampler(sur, threads=1)}
     parts, ops = {}, {}
     for batch in args.batches:
-        calls = max(1, args.showers // batch)
-        parts[batch] = _parts(sur, ort, batch, calls, args.rounds)
+        calls = max(10, args.showers // batch)
+        parts[batch] = _parts(sur, ort, batch, calls)
         for v in VARIANTS:
-            ops[(batch, v)] = _op_profile(ort[v], batch, max(3, calls))
+            ops[(batch, v)] = _op_profile(ort[v], batch, min(calls, 50))  # the profiler keeps ~1M events
     inc = _energies(100, 3)
     delta, layer_of = float(sur.preprocessing.threshold_mev or 1e-30), sur.geometry.voxel_layer()
     t64 = sample_array(sur, inc, seed=3, batch_size=100, inverse_dtype=np.float64)
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         f"load average (1, 5, 15 min) {', '.join(f'{x:.1f}' for x in load_start)} at the start, "
         f"{', '.join(f'{x:.1f}' for x in load_end)} at the end"
     )
-    print(f"- model: {args.model}; energies log-uniform 1-100 GeV; medians over {args.rounds} interleaved rounds")
+    print(f"- model: {args.model}; energies log-uniform 1-100 GeV; medians of single calls, all parts in turn")
     print()
     _print_parts(parts)
     print()
