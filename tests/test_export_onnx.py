@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from showerforge.deploy import OnnxShowerSampler, check_par04_geometry, export_onnx, make_session, par04_order
-from showerforge.deploy.graph import PAR04_MAX_ENERGY_MEV, InversePreprocessing
+from showerforge.deploy.graph import PAR04_MAX_ENERGY_MEV, InversePreprocessing, ShowerGraph
 from showerforge.errors import UserError
 from showerforge.generate import generate_showers, sample_array
 from showerforge.generate.calo_voxels import load_model
@@ -221,6 +221,42 @@ def test_inverse_preprocessing_is_the_numpy_inverse(surrogate):
     got = InversePreprocessing(pre)(torch.from_numpy(x), torch.from_numpy(inc)).float().numpy()
     assert (ref == 0).sum() > 1000 and (ref > 0).sum() > 1000
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=0)
+
+
+def test_float32_inverse_preprocessing_is_the_numpy_float32_inverse(surrogate):
+    """The shower graphs' float32 port against ShowerPreprocessor.inverse(dtype=float32), wild features."""
+    pre = surrogate.preprocessing
+    rng = np.random.default_rng(1)
+    inc = np.exp(rng.uniform(np.log(5e2), np.log(2e4), 64))
+    x = rng.normal(0, 3, (64, pre.n_features)).astype(np.float32)
+    x[:8] = 0.0
+    ref = pre.inverse(inc, x, dtype=np.float32)
+    module = InversePreprocessing(pre, dtype=torch.float32)
+    got = module(torch.from_numpy(x), torch.from_numpy(inc)).numpy()
+    assert got.dtype == np.float32 and (ref == 0).sum() > 1000 and (ref > 0).sum() > 1000
+    assert_parity(got, ref, surrogate)
+    assert ShowerGraph(surrogate, steps=1, solver="euler").by_parts  # no interleaving inside the graph
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_inverse_preprocessing_of_an_irregular_readout(dtype):
+    """Layers of 4, 0 and 8 voxels (padding gathered and scattered), both precisions, against numpy."""
+    from showerforge.data.preprocess import ShowerPreprocessor
+
+    rng = np.random.default_rng(2)
+    inc = np.exp(rng.uniform(np.log(1e3), np.log(1e4), 300))
+    sh = rng.exponential(1.0, (300, 12)) * (rng.random((300, 12)) < 0.6)
+    sh *= (0.9 * inc / np.maximum(sh.sum(1), 1e-9))[:, None]
+    pre = ShowerPreprocessor([4, 0, 8], shape_energy_bins=3).fit([(inc, sh)])
+    x = rng.normal(0, 2, (300, pre.n_features)).astype(np.float32)
+    module = InversePreprocessing(pre, dtype=getattr(torch, dtype))
+    assert not module.regular
+    ref = pre.inverse(inc, x, dtype=np.dtype(dtype))
+    got = module(torch.from_numpy(x), torch.from_numpy(inc)).numpy()
+    assert (ref > 0).sum() > 1000
+    layer_of = np.repeat([0, 1], [4, 8])
+    p = parity(got.astype(np.float64), ref.astype(np.float64), float(pre.threshold_mev), layer_of)
+    assert p["flips_off_threshold"] == 0 and p["max_rel"] <= 1e-5 and p["l1_rel"] <= 1e-5, p
 
 
 def test_onnxruntime_backend_gives_the_torch_showers(run, surrogate, tmp_path):

@@ -4,12 +4,14 @@ Everything a generated shower needs between Gaussian noise and MeV is one :class
 here, so that :func:`torch.onnx.export` writes it as one graph:
 
 * :class:`InversePreprocessing` is :meth:`showerforge.data.preprocess.ShowerPreprocessor.inverse` in
-  torch (float64, as the numpy original): energy features clipped to their training range, the
+  torch (layer energies in float64, voxels in float64 or float32 as the numpy original's ``dtype``;
+  the shower graphs use float32): energy features clipped to their training range, the
   stick-breaking layer energies, the shape features (``EnergyBinnedStandardize`` interpolated in
   log incident energy and clipped, or a plain standardisation), layers below the threshold
   emptied, voxels below it zeroed except the hardest of each layer, and the two rescale passes;
 * :class:`ShowerGraph` maps (noise, incident energy in MeV) to showers in MeV, CaloChallenge voxel
-  order (layer, angle, radius), with the model's ODE solver unrolled;
+  order (layer, angle, radius), with the model's ODE solver unrolled (a factorised model hands its
+  energy and shape features over as they are, without interleaving them first);
 * :class:`Par04Graph` and :class:`Par04NoiseInsideGraph` wrap it in the calling conventions of
   Geant4's example Par04 (one float32 input of shape [1, n], the output read in Par04's mesh
   order: radius outermost, then phi, then z innermost).
@@ -28,6 +30,7 @@ from torch import Tensor, nn
 from showerforge.data.preprocess import MEV_FLOOR, EnergyBinnedStandardize, ShowerPreprocessor
 from showerforge.errors import UserError
 from showerforge.geometry import Geometry
+from showerforge.models.factorised import FactorisedFlow
 
 __all__ = [
     "InversePreprocessing",
@@ -56,14 +59,16 @@ def unrolled_cumprod(x: Tensor, dim: int, dtype: torch.dtype | None = None) -> T
     """``torch.cumprod`` as a chain of products over a dimension of fixed size (exportable to ONNX).
 
     The products are taken in the same order as ``torch.cumprod``, so results agree bit for bit.
+    The slices keep their dimension (one ``Split``, the products, one ``Concat``): no ``Squeeze`` /
+    ``Unsqueeze`` per element, whose per-node cost dominates a graph run at batch 1.
     """
     if dtype is not None:
         x = x.to(dtype)
-    parts = x.unbind(dim)
+    parts = torch.split(x, 1, dim)
     out = [parts[0]]
     for p in parts[1:]:
         out.append(out[-1] * p)
-    return torch.stack(out, dim)
+    return torch.cat(out, dim)
 
 
 def exp_sigmoid(x: Tensor) -> Tensor:
@@ -94,14 +99,16 @@ def _f64(values: Any) -> Tensor:
 
 
 class InversePreprocessing(nn.Module):
-    """:meth:`ShowerPreprocessor.inverse` in torch: features -> showers in MeV (float64 inside).
+    """:meth:`ShowerPreprocessor.inverse` in torch: features -> showers in MeV.
 
     Args:
         pre: the fitted preprocessing of a trained model.
+        dtype: precision of the per-voxel work (the layer energies are float64), as the ``dtype``
+            of :meth:`ShowerPreprocessor.inverse`: float32 moves half the bytes.
 
     Shapes:
         ``x`` (N, n_features) float32 features, ``incident`` (N,) float64 MeV -> (N, n_voxels)
-        float64 MeV, CaloChallenge voxel order.
+        MeV in ``dtype``, CaloChallenge voxel order.
     """
 
     e_pos: Tensor
@@ -119,8 +126,9 @@ class InversePreprocessing(nn.Module):
     scatter: Tensor
     floor: Tensor
 
-    def __init__(self, pre: ShowerPreprocessor) -> None:
+    def __init__(self, pre: ShowerPreprocessor, dtype: torch.dtype = torch.float64) -> None:
         super().__init__()
+        self.dtype = dtype
         self.alpha, self.frac_eps = float(pre.alpha), float(pre.frac_eps)
         self.delta = float(pre.threshold_mev or 0.0)
         self.shape_scale = pre.shape_scale
@@ -142,15 +150,18 @@ class InversePreprocessing(nn.Module):
         std = pre.shape_std
         self.binned = isinstance(std, EnergyBinnedStandardize) and len(std.centres) > 1
         if isinstance(std, EnergyBinnedStandardize):
+            low, high = std.low, std.high
+            if self.binned:  # the union of each pair of neighbouring bins, one row per interval
+                low, high = np.minimum(low[:-1], low[1:]), np.maximum(high[:-1], high[1:])
             self._buffer("centres", _f64(std.centres))
-            self._buffer("s_mean", _f64(std.mean))
-            self._buffer("s_std", _f64(std.std))
-            self._buffer("s_low", _f64(std.low))
-            self._buffer("s_high", _f64(std.high))
+            self._buffer("s_mean", _f64(std.mean).to(self.dtype))
+            self._buffer("s_std", _f64(std.std).to(self.dtype))
+            self._buffer("s_low", _f64(low).to(self.dtype))
+            self._buffer("s_high", _f64(high).to(self.dtype))
             self.clipped = True
         else:
-            self._buffer("s_mean", _f64(std.mean)[None, :])
-            self._buffer("s_std", _f64(std.std)[None, :])
+            self._buffer("s_mean", _f64(std.mean)[None, :].to(self.dtype))
+            self._buffer("s_std", _f64(std.std)[None, :].to(self.dtype))
             self.clipped = False
 
     def _init_layers(self, pre: ShowerPreprocessor) -> None:
@@ -166,10 +177,13 @@ class InversePreprocessing(nn.Module):
         scatter[flat[real]] = np.nonzero(real)[0]
         self._buffer("gather", torch.as_tensor(gather))
         self._buffer("scatter", torch.as_tensor(scatter))
+        self.regular = bool(np.array_equal(flat, np.arange(pre.n_voxels)))  # the padding is the voxel order
         self._buffer("floor", _f64(np.asarray(sizes, dtype=np.float64) * self.delta))
 
     def _sigmoid(self, z: Tensor) -> Tensor:
-        return 0.5 * (1.0 + torch.tanh(0.5 * z))
+        if z.dtype == torch.float64:
+            return 0.5 * (1.0 + torch.tanh(0.5 * z))
+        return exp_sigmoid(z)  # float32: accurate relative to small outputs (1 + tanh is not)
 
     def layer_energies(self, x_e: Tensor, inc: Tensor) -> Tensor:
         """Energy features (N, n_active) -> layer energies (N, n_active) MeV; below ``delta`` -> 0."""
@@ -177,7 +191,9 @@ class InversePreprocessing(nn.Module):
         e_tot = torch.clamp(torch.exp(y[:, -1]) - self.frac_eps, min=0.0) * inc
         stick = torch.clamp((self._sigmoid(y[:, :-1]) - self.alpha) / (1.0 - 2.0 * self.alpha), 0.0, 1.0)
         ones = torch.ones_like(y[:, :1])
-        left = unrolled_cumprod(torch.cat([ones, 1.0 - stick], dim=1), 1)
+        # the share left after the earlier layers, a product of factors in [0, 1], as exp(cumsum(log)):
+        # three nodes instead of one per layer; float64 keeps it to ~1e-14 relative; log 0 = -inf gives 0
+        left = torch.exp(torch.cumsum(torch.log(torch.cat([ones, 1.0 - stick], dim=1)), dim=1))
         e_layer = torch.cat([stick, ones], dim=1) * left * e_tot[:, None]
         return torch.where(e_layer < self.delta, torch.zeros_like(e_layer), e_layer)
 
@@ -194,37 +210,39 @@ class InversePreprocessing(nn.Module):
         lo = hi - 1
         c_lo, c_hi = c[lo], c[hi]
         w = torch.clamp((log_e - c_lo) / (c_hi - c_lo), 0.0, 1.0)[:, None]
-        mean = (1 - w) * self.s_mean[lo] + w * self.s_mean[hi]
-        std = (1 - w) * self.s_std[lo] + w * self.s_std[hi]
-        low = torch.minimum(self.s_low[lo], self.s_low[hi])
-        high = torch.maximum(self.s_high[lo], self.s_high[hi])
-        return mean, std, low, high
+        w_lo, w_hi = (1 - w).to(self.dtype), w.to(self.dtype)
+        mean = w_lo * self.s_mean[lo] + w_hi * self.s_mean[hi]
+        std = w_lo * self.s_std[lo] + w_hi * self.s_std[hi]
+        return mean, std, self.s_low[lo], self.s_high[lo]
 
     def voxel_energies(self, x_v: Tensor, log_e: Tensor, e_layer: Tensor) -> Tensor:
         """Shape features (N, n_voxels) -> voxel energies (N, n_voxels) MeV before the threshold."""
         mean, std, low, high = self._shape_stats(log_e)
-        z = x_v * std + mean
+        z = x_v.to(self.dtype) * std + mean
         if low is not None and high is not None:
             z = torch.minimum(torch.maximum(z, low), high)
         if self.shape_scale == "mev":
             return torch.clamp(self.mev_unit * (torch.exp(torch.clamp(z, max=50.0)) - MEV_FLOOR), min=0.0)
         shape = torch.clamp((self._sigmoid(z) - self.alpha) / (1.0 - 2.0 * self.alpha), 0.0, 1.0)
-        scale = torch.maximum(e_layer, self.floor)  # (N, n_active)
+        scale = torch.maximum(e_layer, self.floor).to(self.dtype)  # (N, n_active)
         return shape * self._per_voxel(scale)
 
     def _per_voxel(self, per_layer: Tensor) -> Tensor:
         """(N, n_active) -> (N, n_voxels), each voxel getting its layer's value."""
         padded = per_layer[:, :, None].expand(-1, -1, self.width).reshape(per_layer.shape[0], -1)
-        return padded[:, self.scatter]
+        return padded if self.regular else padded[:, self.scatter]
 
     def threshold(self, showers: Tensor, e_layer: Tensor) -> Tensor:
         """Zero voxels below ``delta`` (keeping each layer's hardest) and rescale to the layer energies."""
         n = showers.shape[0]
-        padded = torch.cat([showers, torch.zeros_like(showers[:, :1])], dim=1)
-        v = padded[:, self.gather.reshape(-1)].reshape(n, self.gather.shape[0], self.width)
+        if self.regular:  # every layer has `width` voxels: no padding to gather
+            v = showers.reshape(n, self.gather.shape[0], self.width)
+        else:
+            padded = torch.cat([showers, torch.zeros_like(showers[:, :1])], dim=1)
+            v = padded[:, self.gather.reshape(-1)].reshape(n, self.gather.shape[0], self.width)
         top = torch.argmax(v, dim=2)  # the first maximum, as numpy's argmax (padding sits after real voxels)
         hardest = torch.arange(self.width, device=v.device)[None, None, :] == top[:, :, None]
-        e = e_layer[:, :, None]
+        e = e_layer.to(self.dtype)[:, :, None]
         for _ in range(2):  # the first rescale may push voxels below delta; the second only raises
             keep = ((v >= self.delta) | hardest) & (e > 0)
             v = torch.where(keep, v, torch.zeros_like(v))
@@ -233,13 +251,16 @@ class InversePreprocessing(nn.Module):
                 total > 0, e / torch.where(total > 0, total, torch.ones_like(total)), torch.zeros_like(total)
             )
             v = v * ratio
-        return v.reshape(n, -1)[:, self.scatter]
+        return v.reshape(n, -1) if self.regular else v.reshape(n, -1)[:, self.scatter]
 
     def forward(self, x: Tensor, incident: Tensor) -> Tensor:
-        x = x.to(torch.float64)
+        return self.from_parts(x[:, self.e_pos], x[:, self.v_pos], incident)
+
+    def from_parts(self, x_e: Tensor, x_v: Tensor, incident: Tensor) -> Tensor:
+        """:meth:`forward` on the energy features (N, n_active) and shape features (N, n_voxels)."""
         inc = incident.reshape(-1).to(torch.float64)
-        e_layer = self.layer_energies(x[:, self.e_pos], inc)
-        showers = self.voxel_energies(x[:, self.v_pos], torch.log(inc), e_layer)
+        e_layer = self.layer_energies(x_e.to(torch.float64), inc)
+        showers = self.voxel_energies(x_v, torch.log(inc), e_layer)
         return self.threshold(showers, e_layer)
 
 
@@ -265,7 +286,13 @@ class ShowerGraph(nn.Module):
         self.cond_std = float(pre.cond_std.std[0])
         self.noise_sizes = [int(np.prod(s[1:])) for s in self.model.noise_shapes(1)]
         self.noise_shapes = [tuple(int(d) for d in s[1:]) for s in self.model.noise_shapes(1)]
-        self.inverse = InversePreprocessing(pre)
+        self.inverse = InversePreprocessing(pre, dtype=torch.float32)
+        m = self.model
+        self.by_parts = (  # the model's energy / shape features are the preprocessing's
+            isinstance(m, FactorisedFlow)
+            and torch.equal(m.e_index.cpu(), self.inverse.e_pos)
+            and torch.equal(m.v_index.cpu(), self.inverse.v_pos)
+        )
 
     @property
     def n_noise(self) -> int:
@@ -280,6 +307,9 @@ class ShowerGraph(nn.Module):
         inc = incident.reshape(-1).to(torch.float64)
         parts = torch.split(noise, self.noise_sizes, dim=1)
         noise_list = [p.contiguous().reshape(p.shape[0], *shape) for p, shape in zip(parts, self.noise_shapes)]
+        if self.by_parts:
+            e, v = self.model.sample_parts(noise_list, self.condition(inc), steps=self.steps, solver=self.solver)
+            return self.inverse.from_parts(e, v, inc).to(torch.float32)
         x = self.model.sample_from_noise(noise_list, self.condition(inc), steps=self.steps, solver=self.solver)
         return self.inverse(x, inc).to(torch.float32)
 

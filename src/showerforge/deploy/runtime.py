@@ -48,6 +48,8 @@ class OnnxShowerSampler:
         self.device = str(device)
         self.model_bytes = onnx_bytes(self.surrogate, layout="calochallenge", steps=self.steps, solver=self.solver)
         self.session = make_session(self.model_bytes, device=device, threads=threads)
+        self._noise_device = self.surrogate.device  # a property that walks the parameters: read once
+        self._on_cpu = self.provider == "CPUExecutionProvider"
 
     @property
     def provider(self) -> str:
@@ -79,13 +81,12 @@ class OnnxShowerSampler:
 
         inc = np.asarray(incident_mev, dtype=np.float64).reshape(-1)
         model = self.surrogate.model
-        gen = torch.Generator(device=self.surrogate.device).manual_seed(int(seed))
-        like = torch.zeros(1, dtype=torch.float32, device=self.surrogate.device)
+        gen = torch.Generator(device=self._noise_device).manual_seed(int(seed))
+        like = torch.zeros(1, dtype=torch.float32, device=self._noise_device)
         out = np.empty((inc.size, self.surrogate.preprocessing.n_voxels), dtype=np.float32)
-        on_cpu = self.provider == "CPUExecutionProvider"
         for lo in range(0, inc.size, batch_size):
             hi = min(lo + batch_size, inc.size)
-            step = min(hi - lo, CPU_SLICE) if on_cpu else hi - lo
+            step = min(hi - lo, CPU_SLICE) if self._on_cpu else hi - lo
             for a in range(lo, hi, step):
                 b = min(a + step, hi)
                 noise = model.draw_noise(b - a, generator=gen, like=like)

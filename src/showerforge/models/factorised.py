@@ -207,11 +207,18 @@ class FactorisedFlow(GenerativeModel):
         mask: Tensor | None = None,
     ) -> Tensor:
         """Energies (``energy_steps`` steps), then shapes given them (``steps``, ``solver``)."""
+        return self.join(*self.sample_parts(noise, cond, steps=steps, solver=solver))
+
+    @torch.no_grad()
+    def sample_parts(
+        self, noise: list[Tensor], cond: Tensor, *, steps: int | None = None, solver: str | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`sample_from_noise` before :meth:`join`: energy features (N, n_layers), shapes (N, n_voxels)."""
         e = self.energy.sample_from_noise(
             noise[:1], cond, steps=int(self.config.get("energy_steps", 16)), solver=solver
         )
         v = self.shape.sample_from_noise(noise[1:], self.shape_condition(e, cond), steps=steps, solver=solver)
-        return self.join(e, v)
+        return e, v
 
 
 def build_factorised(cfg: dict[str, Any]) -> GenerativeModel:
