@@ -57,7 +57,7 @@ def subset(src: Path, dst: Path, fraction: float) -> int:
 
 
 def _headline(metrics: dict[str, Any]) -> dict[str, str]:
-    comp = metrics.get("candidate_vs_reference", {})
+    comp = {k.lower(): v for k, v in metrics.get("candidate_vs_reference", {}).items()}
     out = {}
     for key in ("w1m", "w1p", "w1efp", "fpd", "kpd", "w1x100_mean"):
         entry = comp.get(key)
