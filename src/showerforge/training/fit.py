@@ -485,7 +485,7 @@ def _copy_weights(model: GenerativeModel, source: tuple[Path, dict[str, Tensor]]
     model.load_state_dict(same, strict=False)
     n_same = sum(int(v.numel()) for v in same.values())
     return {
-        "path": str(path),
+        "path": str(Path(path).resolve()),
         "sha256": file_sha256(path),
         "tensors_copied": len(same),
         "tensors": len(own),
