@@ -353,3 +353,21 @@ def test_init_from_carries_the_backbone_from_jets_to_showers(jet_file, point_fil
     with pytest.raises(TrainError, match="no weights of the same name and shape"):
         sf.train(jet_file, output=tmp_path / "set", model="cfm-set", init_from=tmp_path / "jets", epochs=1)
     assert not (tmp_path / "set" / "checkpoint.pt").exists()
+
+
+def test_backbone_features_ignore_padding_and_the_batch():
+    """The tagger's input: one vector per set, the same whatever sits in the padded slots, however
+    wide the padding and whatever the other sets of the batch."""
+    model = _perturb(_model())  # sets of up to 7 constituents
+    x = torch.randn(3, 7, 3)
+    mask = torch.arange(7)[None, :] < torch.tensor([[3], [7], [5]])
+    cond = torch.zeros(3, model.config["n_cond"])
+    junk = torch.where(mask[..., None], x, torch.randn(3, 7, 3))
+    with torch.no_grad():
+        f = model.features(x, cond, mask)
+        other_padding = model.features(junk, cond, mask)
+        alone = model.features(x[:1, :3], cond[:1], mask[:1, :3])
+    assert f.shape == (3, model.config["d_model"]) and torch.isfinite(f).all()
+    torch.testing.assert_close(other_padding, f, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(alone, f[:1], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(f[0], f[1])

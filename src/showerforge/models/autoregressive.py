@@ -211,6 +211,17 @@ class ARTokens(GenerativeModel):
             inner = inner + self.inner[b](ids[..., b].clamp_min(0))
         return self.heads[a](inner)
 
+    def features(self, x: Tensor, cond: Tensor, mask: Tensor) -> Tensor:
+        """The backbone's summary of each set: the final hidden states of its condition token and
+        constituents, averaged over the real positions (N, d_model). A head on it makes a
+        classifier (a tagger) that starts from the generative pretraining (differentiable)."""
+        ids, lengths = self.tokens(x, mask)
+        h = torch.cat([self._cond_token(cond), self._embed(ids, 0, cond)], dim=1)
+        hidden, _ = self._run(h)
+        j = torch.arange(hidden.shape[1], device=x.device)[None, :]
+        used = (j <= lengths[:, None]).to(hidden.dtype)[..., None]
+        return (hidden * used).sum(dim=1) / used.sum(dim=1)
+
     def loss(
         self, x: Tensor, cond: Tensor, mask: Tensor | None = None, *, generator: torch.Generator | None = None
     ) -> Tensor:
