@@ -371,3 +371,15 @@ def test_backbone_features_ignore_padding_and_the_batch():
     torch.testing.assert_close(other_padding, f, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(alone, f[:1], rtol=1e-5, atol=1e-6)
     assert not torch.allclose(f[0], f[1])
+
+
+def test_init_from_mistakes_are_one_line_and_write_nothing(jet_file, tmp_path, monkeypatch, capsys):
+    """A missing source and a file that is not a checkpoint: exit 2, one line naming it, no run folder."""
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    for source, words in ((tmp_path / "nowhere", "neither a run directory"), (junk, "not a torch checkpoint")):
+        out = tmp_path / f"run_{source.name}"
+        code, err = _cli(monkeypatch, capsys, "train", "--data", jet_file, "--model", "ar-tokens", "--epochs", "1",
+                         "--init-from", source, "-o", out)  # fmt: skip
+        assert code == 2 and words in err and str(source.name) in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()

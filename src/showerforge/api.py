@@ -191,7 +191,8 @@ def train(
         config: model hyperparameters (``MODELS[name].defaults``).
         resume: continue a run found in ``output`` (else refuse it).
         **train_settings: further training settings (``batch_size``, ``lr``, ``num_threads``, ...;
-            jets: ``condition``).
+            ``init_from``: a run, checkpoint or shipped model whose weights start a new run where
+            names and shapes agree, as ``--init-from``; jets: ``condition``).
 
     Returns:
         A :class:`~showerforge.training.TrainResult` (epochs, history, time); it is path-like:
