@@ -315,11 +315,13 @@ def test_command_line_export_and_backend(run, tmp_path):
         assert f.attrs["backend"] == "onnxruntime" and f["showers"].shape == (6, 576)
 
 
+_TINY_JETS = {"d_model": 16, "d_global": 8, "n_blocks": 1, "steps": 2}
+
+
 @pytest.fixture(scope="module")
-def jet_run(tmp_path_factory):
-    """A tiny cfm-set conditioned on jet type and pT, trained on 300 synthetic jets of 10 slots."""
+def jet_file(tmp_path_factory):
+    """300 synthetic jets of 10 slots (types g and t)."""
     from showerforge.data.jetnet import write_jets
-    from showerforge.training.jet_set import train_jets
 
     rng = np.random.default_rng(0)
     n, slots = 300, 10
@@ -331,15 +333,24 @@ def jet_run(tmp_path_factory):
     pf[..., 2], pf[..., 3] = pt / pt.sum(1, keepdims=True), real
     pf *= real[..., None]
     jf = np.stack([rng.uniform(800, 1600, n), rng.normal(0, 1, n), rng.uniform(20, 200, n), k], 1).astype(np.float32)
-    path = write_jets(
+    return write_jets(
         tmp_path_factory.mktemp("jets") / "jets.h5",
         {"particle_features": pf, "jet_features": jf, "jet_type": rng.choice([0, 2], n).astype(np.int8)},
     )
-    out = tmp_path_factory.mktemp("jetrun") / "run"
-    tiny = {"d_model": 16, "d_global": 8, "n_blocks": 1, "steps": 2}
-    kw = dict(batch_size=50, seed=0, device="cpu", progress=False, num_threads=1, config_overrides=tiny)
-    train_jets(path, out, condition="type+pt", epochs=2, **kw)
+
+
+def _train_tiny_jets(path, out, condition, epochs):
+    from showerforge.training.jet_set import train_jets
+
+    kw = dict(batch_size=50, seed=0, device="cpu", progress=False, num_threads=1, config_overrides=_TINY_JETS)
+    train_jets(path, out, condition=condition, epochs=epochs, **kw)
     return out
+
+
+@pytest.fixture(scope="module")
+def jet_run(jet_file, tmp_path_factory):
+    """A tiny cfm-set conditioned on jet type and pT."""
+    return _train_tiny_jets(jet_file, tmp_path_factory.mktemp("jetrun") / "run", "type+pt", 2)
 
 
 def test_jet_export_matches_pytorch(jet_run, tmp_path):
@@ -375,3 +386,31 @@ def test_jet_export_matches_pytorch(jet_run, tmp_path):
     with pytest.raises(UserError, match="exports a loaded model"):
         export_onnx(jet_run, tmp_path / "p.onnx")
     assert not (tmp_path / "p.onnx").exists()
+
+
+def test_mass_conditioned_jet_export_matches_pytorch(jet_file, tmp_path):
+    """A model conditioned on type and m/pT exports with a rel_mass input that gives the same jets."""
+    import showerforge as sf
+    from showerforge.generate.jet_set import load_jet_model
+
+    out = _train_tiny_jets(jet_file, tmp_path / "mrun", "type+mass", 1)
+    sur = load_jet_model(out)
+    res = sf.export_onnx(out, tmp_path / "m.onnx")
+    assert [i[0] for i in res.inputs] == ["noise", "jet_type", "rel_mass", "mask"]
+    n, slots = 8, 10
+    noise = torch.randn(n, slots, 3, generator=torch.Generator().manual_seed(2))
+    types = np.array(["g", "t"] * 4)
+    rel_mass = np.linspace(0.02, 0.2, n)
+    real = np.arange(slots)[None, :] < np.array([10, 1, 5, 7, 3, 10, 2, 9])[:, None]
+    cond = sur.preprocessing.conditioning.condition(types, None, rel_mass)
+    with torch.no_grad():
+        x = sur.model.sample_from_noise([noise], torch.from_numpy(cond), mask=torch.from_numpy(real)).numpy()
+    ref = sur.preprocessing.inverse(x, real)
+    feeds = {
+        "noise": noise.numpy(),
+        "jet_type": np.eye(5, dtype=np.float32)[sur.preprocessing.conditioning.type_index(types)],
+        "rel_mass": rel_mass.astype(np.float32)[:, None],
+        "mask": real.astype(np.float32),
+    }
+    got = make_session(tmp_path / "m.onnx").run(None, feeds)[0]
+    np.testing.assert_allclose(got, ref, rtol=TOL, atol=1e-6)

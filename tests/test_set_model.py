@@ -194,3 +194,36 @@ def test_conditioning_type_and_pt():
     assert np.isclose(cp.condition(jt, jf[:, 0])[:, 5].std(), 1.0, atol=1e-3)
     with pytest.raises(ValueError, match="needs the jet pT"):
         cp.condition(["g"])
+
+
+def test_conditioning_type_and_mass_follows_the_training_mass_per_type_and_pt():
+    """type+mass: the relative mass drawn at generation has the training distribution of its type, and its
+    dependence on pT (a resonance's m/pT falls as 1/pT); the labels split by mass; the state round-trips."""
+    pf, jf, jt = _fake_jets(n_jets=4000)
+    m = 60.0 / jf[:, 0].astype(np.float64) * (jt == 2) + 0.02 * (jt == 0)  # t: m = 60 GeV; g: m/pT = 0.02
+    m = m * np.random.default_rng(1).uniform(0.95, 1.05, m.size)
+    c = JetConditioning("type+mass", n_pt_bins=4).fit(jf, jt, m)
+    assert c.uses_mass and c.n_cond == 6 and c.n_labels == 20
+    rng = np.random.default_rng(0)
+    pt, _ = c.draw(["t"] * 4000, rng)
+    drawn = c.draw_mass(["t"] * 4000, pt, rng)
+    absolute = drawn * pt  # the pT-octile tables keep the mass in GeV at 60 (5 % smearing, octile width)
+    assert np.all(np.abs(absolute / 60.0 - 1) < 0.2) and abs(np.median(absolute) / 60.0 - 1) < 0.02
+    g = c.draw_mass(["g"] * 2000, c.draw(["g"] * 2000, rng)[0], rng)
+    assert np.all((g > 0.0189) & (g < 0.0211))
+    labels = c.labels(jt, jf[:, 0], m)
+    assert labels.min() >= 0 and labels.max() < c.n_labels and len(np.unique(labels)) >= 4
+    cond = c.condition(jt, None, m)
+    assert cond.shape == (4000, 6) and np.isclose(cond[:, 5].std(), 1.0, atol=1e-3)
+    clone = JetConditioning()
+    clone.load_state_dict(json.loads(json.dumps(c.state_dict())))
+    assert np.array_equal(clone.condition(jt, None, m), cond)
+    again = clone.draw_mass(["t"] * 4000, pt, np.random.default_rng(5))
+    assert np.array_equal(again, c.draw_mass(["t"] * 4000, pt, np.random.default_rng(5)))
+    with pytest.raises(ValueError, match="needs the relative jet mass"):
+        c.condition(["g"])
+    with pytest.raises(ValueError, match="rel_mass"):
+        c.labels(["g"], None, [-0.1])
+    assert JetConditioning("type").fit(jf, jt).draw_mass(["t"], pt[:1], rng) is None  # other kinds draw nothing
+    pre = JetPreprocessor(20, "type+mass").fit(pf, jf, jt)  # the preprocessor takes m/pT from the particles
+    assert pre.conditioning.mass_edges == sorted(pre.conditioning.mass_edges) and pre.n_cond == 6

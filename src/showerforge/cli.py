@@ -664,9 +664,10 @@ def inspect_cmd(file: Path, geometry: str | None, binning: Path | None, as_json:
 )
 @click.option(
     "--condition",
-    type=click.Choice(["type", "type+pt"]),
+    type=click.Choice(["type", "type+pt", "type+mass"]),
     default=None,
-    help="Jets: condition on the jet type (one-hot; the default), or on type and log jet pT.",
+    help="Jets: condition on the jet type (one-hot; the default), on type and log jet pT, or on type "
+    "and the relative jet mass m/pT (drawn at generation per type and pT from the training jets).",
 )
 @click.option(
     "--init-from",

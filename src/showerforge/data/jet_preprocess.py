@@ -13,9 +13,14 @@ Set models see neither GeV nor raw JetNet columns. :class:`JetPreprocessor` hold
   discrete labels of the multiplicity model: ``condition = "type"`` gives a one-hot jet type
   (width 5, :data:`~showerforge.data.jetnet.JET_TYPES` order); ``"type+pt"`` appends the
   standardised ``log(pT / GeV)`` of the jet and refines the multiplicity labels by jet-pT bin
-  (``n_pt_bins`` global training quantiles). It also stores, per jet type, 256 quantiles of the
+  (``n_pt_bins`` global training quantiles); ``"type+mass"`` appends the standardised relative
+  mass ``m / pT`` of the kept constituents (the jet-level conditioning of EPiC-FM, Buhmann et al.,
+  arXiv:2310.00049) and refines the multiplicity labels by relative-mass bin (``n_pt_bins``
+  global quantiles of ``m / pT``). It also stores, per jet type, 256 quantiles of the
   training jet pT (GeV) and eta to draw the kinematics of generated jets (inverse-CDF sampling
-  with linear interpolation, seeded numpy generator).
+  with linear interpolation, seeded numpy generator), and for ``"type+mass"`` 128 quantiles of
+  ``m / pT`` per type and jet-pT octile, so that the drawn mass follows the drawn pT (a top
+  jet's ``m / pT`` falls as ``1 / pT``).
 
 The multiplicity target of a jet is ``k = max(jet_features[:, 3], number of real slots)`` (our
 simulator records the constituent count before truncation to n; public JetNet files the count
@@ -51,11 +56,13 @@ __all__ = [
     "multiplicity_target",
 ]
 
-JET_CONDITIONS: tuple[str, ...] = ("type", "type+pt")
+JET_CONDITIONS: tuple[str, ...] = ("type", "type+pt", "type+mass")
 """Supported condition kinds of :class:`JetConditioning`."""
 
 _PT_FLOOR = 1e-12
 _N_QUANTILES = 256
+_N_MASS_QUANTILES = 128
+_N_MASS_PT_BINS = 8
 
 
 def wrap_phi(phi: np.ndarray) -> np.ndarray:
@@ -183,8 +190,8 @@ class ParticleTransform:
         self.sum_max = float(state["sum_max"])
 
 
-def _quantiles(values: np.ndarray) -> list[float]:
-    return np.quantile(np.asarray(values, np.float64), np.linspace(0, 1, _N_QUANTILES)).tolist()
+def _quantiles(values: np.ndarray, n: int = _N_QUANTILES) -> list[float]:
+    return np.quantile(np.asarray(values, np.float64), np.linspace(0, 1, n)).tolist()
 
 
 def _draw(quantiles: list[float], rng: np.random.Generator, n: int) -> np.ndarray:
@@ -196,24 +203,35 @@ class JetConditioning:
     """Condition vectors, multiplicity labels and jet kinematics of generated jets.
 
     Args:
-        kind: ``"type"`` (one-hot jet type) or ``"type+pt"`` (one-hot type + standardised
-            ``log(pT / GeV)``; multiplicity labels per type and pT bin).
-        n_pt_bins: jet-pT bins of the multiplicity labels for ``"type+pt"``.
+        kind: ``"type"`` (one-hot jet type), ``"type+pt"`` (one-hot type + standardised
+            ``log(pT / GeV)``; multiplicity labels per type and pT bin) or ``"type+mass"``
+            (one-hot type + standardised ``m / pT``; multiplicity labels per type and mass bin).
+        n_pt_bins: bins of the multiplicity labels in jet pT (``"type+pt"``) or in ``m / pT``
+            (``"type+mass"``).
     """
 
     def __init__(self, kind: str = "type", n_pt_bins: int = 4) -> None:
         if kind not in JET_CONDITIONS:
             raise UserError(f"unknown condition {kind!r}; choose one of {JET_CONDITIONS}")
-        self.kind, self.n_pt_bins = kind, int(n_pt_bins) if kind == "type+pt" else 1
+        self.kind, self.n_pt_bins = kind, int(n_pt_bins) if kind != "type" else 1
         self.log_pt = Standardize(1)
         self.pt_edges: list[float] = []
         self.pt_quantiles: dict[str, list[float]] = {}
         self.eta_quantiles: dict[str, list[float]] = {}
+        self.rel_mass = Standardize(1)
+        self.mass_edges: list[float] = []
+        self.mass_pt_edges: dict[str, list[float]] = {}
+        self.mass_quantiles: dict[str, list[list[float]]] = {}
+
+    @property
+    def uses_mass(self) -> bool:
+        """Whether the condition holds the relative jet mass (``"type+mass"``)."""
+        return self.kind == "type+mass"
 
     @property
     def n_cond(self) -> int:
         """Width of the condition vector."""
-        return len(JET_TYPES) + (self.kind == "type+pt")
+        return len(JET_TYPES) + (self.kind != "type")
 
     @property
     def n_labels(self) -> int:
@@ -225,8 +243,11 @@ class JetConditioning:
         """Jet types seen in training (the ones that can be generated)."""
         return [t for t in JET_TYPES if t in self.pt_quantiles]
 
-    def fit(self, jet_features: np.ndarray, jet_type: np.ndarray) -> JetConditioning:
-        """Fit on training jets: ``jet_features`` (N, 4: pT GeV, eta, mass GeV, n), ``jet_type`` (N,)."""
+    def fit(
+        self, jet_features: np.ndarray, jet_type: np.ndarray, rel_mass: np.ndarray | None = None
+    ) -> JetConditioning:
+        """Fit on training jets: ``jet_features`` (N, 4: pT GeV, eta, mass GeV, n), ``jet_type`` (N,)
+        and, for ``"type+mass"``, ``rel_mass`` (N,): :func:`relative_jet_mass` of the kept particles."""
         jf, jt = np.asarray(jet_features, np.float64), np.asarray(jet_type, np.int64)
         if np.any(jf[:, 0] <= 0):
             raise UserError("jet_features: jet pT must be > 0 GeV")
@@ -235,6 +256,22 @@ class JetConditioning:
         self.pt_edges = inner.tolist()
         self.pt_quantiles = {t: _quantiles(jf[jt == i, 0]) for i, t in enumerate(JET_TYPES) if (jt == i).any()}
         self.eta_quantiles = {t: _quantiles(jf[jt == i, 1]) for i, t in enumerate(JET_TYPES) if (jt == i).any()}
+        if self.uses_mass:
+            m = self.check_mass(rel_mass, jf.shape[0])
+            self.rel_mass = Standardize(1).fit(m[:, None])
+            self.mass_edges = np.quantile(m, np.linspace(0, 1, self.n_pt_bins + 1)[1:-1]).tolist()
+            self.mass_pt_edges, self.mass_quantiles = {}, {}
+            for i, t in enumerate(JET_TYPES):
+                sel = jt == i
+                if not sel.any():
+                    continue
+                edges = np.quantile(jf[sel, 0], np.linspace(0, 1, _N_MASS_PT_BINS + 1)[1:-1])
+                b = np.searchsorted(edges, jf[sel, 0], side="right")
+                ms = m[sel]
+                self.mass_pt_edges[t] = edges.tolist()
+                self.mass_quantiles[t] = [
+                    _quantiles(ms[b == j] if (b == j).any() else ms, _N_MASS_QUANTILES) for j in range(_N_MASS_PT_BINS)
+                ]
         return self
 
     def type_index(self, jet_type: str | list[str] | np.ndarray) -> np.ndarray:
@@ -251,21 +288,52 @@ class JetConditioning:
             raise UserError(f"jet type labels must lie in [0, {len(JET_TYPES)})")
         return idx
 
-    def condition(self, jet_type: Any, jet_pt: np.ndarray | None = None) -> np.ndarray:
-        """Condition vectors (N, n_cond) float32 from types (N,) and, for ``"type+pt"``, jet pT (N,) GeV."""
+    def condition(
+        self, jet_type: Any, jet_pt: np.ndarray | None = None, rel_mass: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Condition vectors (N, n_cond) float32 from types (N,) and, for ``"type+pt"``, jet pT (N,)
+        GeV, for ``"type+mass"`` the relative mass ``m / pT`` (N,)."""
         idx = self.type_index(jet_type)
         cond = np.eye(len(JET_TYPES))[idx]
         if self.kind == "type+pt":
             pt = self.check_pt(jet_pt, idx.size)
             cond = np.concatenate([cond, self.log_pt.forward(np.log(pt)[:, None])], axis=1)
+        elif self.uses_mass:
+            m = self.check_mass(rel_mass, idx.size)
+            cond = np.concatenate([cond, self.rel_mass.forward(m[:, None])], axis=1)
         return cond.astype(np.float32)
 
-    def labels(self, jet_type: Any, jet_pt: np.ndarray | None = None) -> np.ndarray:
-        """Multiplicity labels (N,) int64 in ``[0, n_labels)``: type, or type x pT bin."""
+    def labels(self, jet_type: Any, jet_pt: np.ndarray | None = None, rel_mass: np.ndarray | None = None) -> np.ndarray:
+        """Multiplicity labels (N,) int64 in ``[0, n_labels)``: type, or type x pT bin, or type x mass bin."""
         idx = self.type_index(jet_type)
         if self.kind == "type":
             return idx
+        if self.uses_mass:
+            m = self.check_mass(rel_mass, idx.size)
+            return idx * self.n_pt_bins + np.searchsorted(self.mass_edges, m, side="right")
         return idx * self.n_pt_bins + np.searchsorted(self.pt_edges, self.check_pt(jet_pt, idx.size), side="right")
+
+    def draw_mass(self, jet_type: Any, jet_pt: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+        """Relative masses ``m / pT`` (N,) drawn per type and jet-pT octile (``"type+mass"``), else ``None``.
+
+        Draws nothing from ``rng`` for the other condition kinds, so their samples do not change.
+        """
+        if not self.uses_mass:
+            return None
+        idx = self.type_index(jet_type)
+        pt = np.asarray(jet_pt, np.float64).reshape(-1)
+        m = np.empty(idx.size)
+        for i in np.unique(idx):
+            name = JET_TYPES[i]
+            if name not in self.mass_quantiles:
+                raise UserError(f"jet type {name!r} was not in the training data (trained on {self.types})")
+            sel = np.flatnonzero(idx == i)
+            b = np.searchsorted(self.mass_pt_edges[name], pt[sel], side="right")
+            u = rng.random(sel.size)
+            for j in np.unique(b):
+                q = np.asarray(self.mass_quantiles[name][j])
+                m[sel[b == j]] = np.interp(u[b == j], np.linspace(0, 1, q.size), q)
+        return m
 
     def draw(self, jet_type: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Jet ``(pT GeV, eta)`` (N,) each, drawn independently from the training spectra of each type."""
@@ -278,6 +346,15 @@ class JetConditioning:
             pt[sel] = _draw(self.pt_quantiles[name], rng, int(sel.sum()))
             eta[sel] = _draw(self.eta_quantiles[name], rng, int(sel.sum()))
         return pt, eta
+
+    @staticmethod
+    def check_mass(rel_mass: np.ndarray | None, n: int) -> np.ndarray:
+        if rel_mass is None:
+            raise UserError("condition 'type+mass' needs the relative jet mass m / pT")
+        m = np.asarray(rel_mass, np.float64).reshape(-1)
+        if m.size != n or not np.all(np.isfinite(m)) or np.any(m < 0):
+            raise UserError(f"rel_mass: expected {n} finite values m / pT >= 0, got {m.size}")
+        return m
 
     @staticmethod
     def check_pt(jet_pt: np.ndarray | None, n: int) -> np.ndarray:
@@ -297,6 +374,16 @@ class JetConditioning:
             "pt_edges": list(self.pt_edges),
             "pt_quantiles": dict(self.pt_quantiles),
             "eta_quantiles": dict(self.eta_quantiles),
+            **(
+                {
+                    "rel_mass": self.rel_mass.state_dict(),
+                    "mass_edges": list(self.mass_edges),
+                    "mass_pt_edges": dict(self.mass_pt_edges),
+                    "mass_quantiles": dict(self.mass_quantiles),
+                }
+                if self.uses_mass
+                else {}
+            ),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -309,6 +396,12 @@ class JetConditioning:
         self.pt_edges = [float(v) for v in state["pt_edges"]]
         self.pt_quantiles = {k: list(v) for k, v in state["pt_quantiles"].items()}
         self.eta_quantiles = {k: list(v) for k, v in state["eta_quantiles"].items()}
+        if self.uses_mass:
+            self.rel_mass = Standardize(1)
+            self.rel_mass.load_state_dict(state["rel_mass"])
+            self.mass_edges = [float(v) for v in state["mass_edges"]]
+            self.mass_pt_edges = {k: [float(x) for x in v] for k, v in state["mass_pt_edges"].items()}
+            self.mass_quantiles = {k: [list(q) for q in v] for k, v in state["mass_quantiles"].items()}
 
 
 class JetPreprocessor:
@@ -316,8 +409,8 @@ class JetPreprocessor:
 
     Args:
         n_particles: particle slots per jet.
-        condition: ``"type"`` or ``"type+pt"`` (see :class:`JetConditioning`).
-        n_pt_bins: jet-pT bins of the multiplicity labels for ``"type+pt"``.
+        condition: ``"type"``, ``"type+pt"`` or ``"type+mass"`` (see :class:`JetConditioning`).
+        n_pt_bins: bins of the multiplicity labels for ``"type+pt"`` / ``"type+mass"``.
 
     Attributes:
         particles: the :class:`ParticleTransform`.
@@ -350,7 +443,8 @@ class JetPreprocessor:
     def fit(self, particle_features: np.ndarray, jet_features: np.ndarray, jet_type: np.ndarray) -> JetPreprocessor:
         """Fit particles, conditioning and ``k_max`` on training jets (JetNet arrays)."""
         self.particles.fit(particle_features)
-        self.conditioning.fit(jet_features, jet_type)
+        rel_mass = relative_jet_mass(particle_features) if self.conditioning.uses_mass else None
+        self.conditioning.fit(jet_features, jet_type, rel_mass)
         self.k_max = int(multiplicity_target(np.asarray(particle_features), np.asarray(jet_features)).max())
         return self
 

@@ -14,8 +14,9 @@ layout             input (float32)                             output (float32)
                    5-slot geometry one-hot; noise drawn in     mesh order (r, phi, z)
                    the graph (Par04 ``setModelType CaloDiT-2``)
 ``jetnet``         ``noise`` (N, n, 3); ``jet_type`` (N, 5)    ``particle_features`` (N, n, 4):
-                   one-hot; [``jet_pt`` (N, 1) GeV];           eta_rel, phi_rel, pt_rel, mask
-                   ``mask`` (N, n) 1 = real slot               (JetNet), pT-descending
+                   one-hot; [``jet_pt`` (N, 1) GeV or          eta_rel, phi_rel, pt_rel, mask
+                   ``rel_mass`` (N, 1) m / pT];                (JetNet), pT-descending
+                   ``mask`` (N, n) 1 = real slot
 ``points``         ``summary_noise`` (N, n_summary) and        ``points`` (N, n_slots, 4): x, y mm,
                    ``noise`` (N, n_slots, 4) standard normal;  layer index, energy MeV, zero-padded;
                    ``incident_energy`` (N, 1) MeV              ``num_points`` (N,) int64
@@ -223,6 +224,9 @@ def _jet_graph(
     if module.with_pt:
         pt = torch.full((n, 1), 1000.0)
         return module, (noise, types, pt, mask), ["noise", "jet_type", "jet_pt", "mask"], ["particle_features"]
+    if module.with_mass:
+        rel_mass = torch.full((n, 1), 0.1)
+        return module, (noise, types, rel_mass, mask), ["noise", "jet_type", "rel_mass", "mask"], ["particle_features"]
     return module, (noise, types, mask), ["noise", "jet_type", "mask"], ["particle_features"]
 
 
@@ -323,6 +327,8 @@ def _describe_jets(module: JetGraph, slots: int) -> tuple[list[Any], list[Any]]:
     ]
     if module.with_pt:
         inputs.append(("jet_pt", "[N, 1]", "jet pT in GeV"))
+    if module.with_mass:
+        inputs.append(("rel_mass", "[N, 1]", "relative jet mass m / pT of the particles to generate"))
     inputs.append(("mask", f"[N, {slots}]", "1 for the real particle slots (the first min(k, n)), 0 for padding"))
     return inputs, [("particle_features", f"[N, {slots}, 4]", "eta_rel, phi_rel, pt_rel, mask; pT-descending")]
 

@@ -439,7 +439,8 @@ class JetGraph(nn.Module):
     """(noise, jet type, [jet pT], mask) -> JetNet particles: the set model's unrolled ODE and inverse.
 
     Inputs (float32): ``noise`` (N, n, 3) standard normal; ``jet_type`` (N, 5) one-hot in JetNet
-    order (g, q, t, w, z); for models conditioned on ``"type+pt"`` also ``jet_pt`` (N, 1) GeV;
+    order (g, q, t, w, z); for models conditioned on ``"type+pt"`` also ``jet_pt`` (N, 1) GeV, on
+    ``"type+mass"`` also ``rel_mass`` (N, 1), the relative jet mass m / pT;
     ``mask`` (N, n), 1 for the real slots (the first ``min(k, n)`` of a jet with multiplicity
     ``k``), 0 for padding. Output ``particle_features`` (N, n, 4): ``eta_rel, phi_rel, pt_rel, mask``,
     pT-descending, zero-padded. Jet kinematics and multiplicity are drawn outside the graph.
@@ -451,8 +452,11 @@ class JetGraph(nn.Module):
         self.steps, self.solver = int(steps), str(solver)
         cond = surrogate.preprocessing.conditioning
         self.with_pt = cond.kind == "type+pt"
+        self.with_mass = bool(cond.uses_mass)
         if self.with_pt:
             self.pt_mean, self.pt_std = float(cond.log_pt.mean[0]), float(cond.log_pt.std[0])
+        if self.with_mass:
+            self.m_mean, self.m_std = float(cond.rel_mass.mean[0]), float(cond.rel_mass.std[0])
         self.inverse = JetInversePreprocessing(surrogate.preprocessing.particles)
 
     def forward(self, noise: Tensor, jet_type: Tensor, *rest: Tensor) -> Tensor:
@@ -461,5 +465,8 @@ class JetGraph(nn.Module):
         if self.with_pt:
             log_pt = (torch.log(rest[0].to(torch.float64)) - self.pt_mean) / self.pt_std
             cond = torch.cat([jet_type, log_pt.to(torch.float32)], dim=1)
+        elif self.with_mass:
+            m = (rest[0].to(torch.float64) - self.m_mean) / self.m_std
+            cond = torch.cat([jet_type, m.to(torch.float32)], dim=1)
         x = self.model.sample_from_noise([noise], cond, steps=self.steps, solver=self.solver, mask=mask)
         return self.inverse(x, mask).to(torch.float32)

@@ -110,12 +110,13 @@ def sample_jets(
     pt, eta = conditioning.draw(types, rng)
     if jet_pt is not None:
         pt = conditioning.check_pt(jet_pt, types.size)
+    rel_mass = conditioning.draw_mass(types, pt, rng)
     own_length = bool(getattr(model, "own_length", False))
     settings = model.sampler_settings(steps=steps, solver=solver, temperature=temperature, top_k=top_k)
-    labels = torch.from_numpy(conditioning.labels(types, pt))
+    labels = torch.from_numpy(conditioning.labels(types, pt, rel_mass))
     k = surrogate.multiplicity.sample(labels, generator=torch.Generator().manual_seed(int(seed))).numpy()
     n_real = np.minimum(k, pre.n_particles)
-    cond_all = conditioning.condition(types, pt)
+    cond_all = conditioning.condition(types, pt, rel_mass)
     dev = surrogate.device
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     pf = np.zeros((types.size, pre.n_particles, 4), np.float32)
@@ -222,10 +223,11 @@ class JetSurrogate(LoadedRun):
         conditioning = pre.conditioning
         types = conditioning.type_index(list(rng.choice(list(conditioning.pt_quantiles), n)))
         pt, _ = conditioning.draw(types, rng)
-        labels = torch.from_numpy(conditioning.labels(types, pt))
+        rel_mass = conditioning.draw_mass(types, pt, rng)
+        labels = torch.from_numpy(conditioning.labels(types, pt, rel_mass))
         k = self.multiplicity.sample(labels, generator=torch.Generator().manual_seed(seed)).numpy()
         mask = np.arange(pre.n_particles)[None, :] < np.minimum(k, pre.n_particles)[:, None]
-        return torch.from_numpy(conditioning.condition(types, pt)), torch.from_numpy(mask)
+        return torch.from_numpy(conditioning.condition(types, pt, rel_mass)), torch.from_numpy(mask)
 
     def sample(
         self,

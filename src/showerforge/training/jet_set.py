@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target
+from showerforge.data.jet_preprocess import JetPreprocessor, multiplicity_target, relative_jet_mass
 from showerforge.data.jetnet import JetData, read_jets
 from showerforge.errors import UserError
 from showerforge.models.multiplicity import CategoricalMultiplicity
@@ -131,14 +131,17 @@ class JetTrainingData:
             preprocessing = JetPreprocessor(data.n_particles, condition, n_pt_bins).fit(pf[tr], jf[tr], jt[tr])
         self.preprocessing = preprocessing
         self.n_train, self.n_val = tr.size, n_val
-        self.labels = preprocessing.conditioning.labels(jt[tr], jf[tr, 0])
+        mass = relative_jet_mass(pf) if preprocessing.conditioning.uses_mass else None
+        self.labels = preprocessing.conditioning.labels(jt[tr], jf[tr, 0], None if mass is None else mass[tr])
         self.k = np.minimum(multiplicity_target(pf[tr], jf[tr]), preprocessing.k_max)
-        self.train = self._tensors(pf[tr], jf[tr], jt[tr])
-        self.val = self._tensors(pf[va], jf[va], jt[va]) if n_val else None
+        self.train = self._tensors(pf[tr], jf[tr], jt[tr], None if mass is None else mass[tr])
+        self.val = self._tensors(pf[va], jf[va], jt[va], None if mass is None else mass[va]) if n_val else None
 
-    def _tensors(self, pf: np.ndarray, jf: np.ndarray, jt: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+    def _tensors(
+        self, pf: np.ndarray, jf: np.ndarray, jt: np.ndarray, mass: np.ndarray | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         x, mask = self.preprocessing.forward(pf)
-        cond = self.preprocessing.conditioning.condition(jt, jf[:, 0])
+        cond = self.preprocessing.conditioning.condition(jt, jf[:, 0], mass)
         return tuple(torch.from_numpy(a).to(self.device) for a in (x, mask, cond))  # type: ignore[return-value]
 
     def multiplicity(self) -> CategoricalMultiplicity:
@@ -197,8 +200,10 @@ def train_jets(
             (concatenated; e.g. the public ``g.hdf5`` and ``t.hdf5``).
         out_dir: run directory.
         model: key of :data:`showerforge.models.MODELS` with ``data_kind == "jet-set"``.
-        condition: ``"type"`` (one-hot jet type) or ``"type+pt"`` (plus standardised log jet pT).
-        n_pt_bins: jet-pT bins of the multiplicity model for ``condition="type+pt"``.
+        condition: ``"type"`` (one-hot jet type), ``"type+pt"`` (plus standardised log jet pT) or
+            ``"type+mass"`` (plus the standardised relative mass m / pT of the kept particles;
+            generation draws it per type and jet-pT octile from the training jets).
+        n_pt_bins: bins of the multiplicity model in jet pT (``"type+pt"``) or m / pT (``"type+mass"``).
         options: training settings and how to run, see :class:`~showerforge.training.fit.TrainOptions`
             (defaults: :data:`DEFAULT_JET_TRAIN`; ``batch_size`` counts jets).
 
