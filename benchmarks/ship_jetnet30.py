@@ -3,7 +3,7 @@
 The recipe (each step resumable; figures in ``docs/benchmarks.md``, section "The shipped jetnet30")::
 
     bash benchmarks/reference_campaigns.sh      # jets30_train.h5 (5 x 100k), jets30_test.h5 (5 x 20k)
-    showerforge train --data jets30_train.h5 --model cfm-set --condition type -o run_j30 --epochs 30 --threads 1
+    showerforge train --data jets30_train.h5 --model cfm-set --condition type+mass -o run_j30 --epochs 30 --threads 1
     python benchmarks/ship_jetnet30.py --run run_j30 --train jets30_train.h5 --test jets30_test.h5 --work j30
     showerforge distill --model run_j30 --steps 1 --n-pairs 50000 -o run_j30_1step
     python benchmarks/ship_jetnet30.py --name jetnet30-1step --run run_j30_1step ... --work j30_1step
@@ -25,14 +25,64 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import showerforge as sf
+from showerforge.data.jet_preprocess import jet_mass_gev
 from showerforge.data.jetnet import read_jets
+from showerforge.evaluation.jets.separation import RESONANCES, mass_window, type_separation_auc
 from showerforge.runs import read_checkpoint
 from showerforge.runs.shipped import PRETRAINED_DIR, export_pretrained
 
-__all__ = ["main", "type_row", "markdown_table"]
+__all__ = ["main", "type_row", "markdown_table", "physics_checks"]
 
 METRICS = ("W1M", "W1P", "W1EFP", "FPD", "KPD")
+SEPARATION_JETS = 600  # jets per type in each g-vs-t classifier (the size tests/test_shipped_jets.py uses)
+SEPARATION_REPEATS = 5
+
+
+def _spec_arrays(spec: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    d = read_jets(spec)
+    return d.particle_features, jet_mass_gev(d.particle_features, d.jet_features[:, 0])
+
+
+def _first_per_type(settings: dict[str, Any]) -> dict[str, Any]:
+    """The first merged shard of each jet type (its Pythia8 settings)."""
+    out: dict[str, Any] = {}
+    for shard in settings.get("merged_from", []):
+        jet_type = shard.get("settings", {}).get("config", {}).get("jet_type")
+        if jet_type and jet_type not in out:
+            out[jet_type] = shard
+    return out
+
+
+def physics_checks(files: dict[str, str | Path], seed: int) -> dict[str, Any]:
+    """Mass windows of t, w, z (mass of the kept particles, GeV) and the g-vs-t separation AUC
+    (mean of SEPARATION_REPEATS disjoint samples of SEPARATION_JETS per type, error of the mean)."""
+    out: dict[str, Any] = {"mass_window": {}}
+    arrays = {t: _spec_arrays(spec) for t, spec in files.items()}
+    for jet_type, (centre, half) in RESONANCES.items():
+        if jet_type in arrays:
+            out["mass_window"][jet_type] = {
+                "centre_gev": centre,
+                "half_width_gev": half,
+                **mass_window(arrays[jet_type][1], centre, half),
+            }
+    if "g" in arrays and "t" in arrays:
+        n = SEPARATION_JETS
+        aucs = [
+            type_separation_auc(arrays["g"][0][i * n : (i + 1) * n], arrays["t"][0][i * n : (i + 1) * n], seed=seed + i)
+            for i in range(SEPARATION_REPEATS)
+        ]
+        values = np.array([a.value for a in aucs])
+        out["separation_g_t"] = {
+            "jets_per_type": n,
+            "repeats": SEPARATION_REPEATS,
+            "auc": float(values.mean()),
+            "error": float(values.std(ddof=1) / np.sqrt(values.size)),
+            "single_error": float(np.mean([a.error for a in aucs])),
+        }
+    return out
 
 
 def _value(block: dict[str, Any], key: str) -> dict[str, float]:
@@ -110,11 +160,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{jet_type}: all within {args.factor:g}x: {rows[jet_type]['all_within']}", flush=True)
     table = markdown_table(rows, args.factor)
     print(table)
+    checks = {
+        "reference": physics_checks({t: f"{args.test}:{t}" for t in types}, args.seed),
+        "model": physics_checks({t: args.work / f"gen_{t}.h5" for t in types}, args.seed),
+    }
+    print(json.dumps(checks, indent=1))
     fidelity = {
         "protocol": f"per type: {args.n} generated jets (seed {args.seed}) against one random half of the type's "
         "independent Pythia8 test jets; truth = the two halves (showerforge evaluate, jetnet's conventions)",
         "target_factor": args.factor,
         "per_type": rows,
+        "physics_checks": checks,
     }
     (args.work / "fidelity.json").write_text(json.dumps(fidelity, indent=2))
     (args.work / "table.md").write_text(table + "\n")
@@ -124,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     hist = ckpt["history"]
     test = read_jets(args.test)
     train_attrs = read_jets(args.train).attrs
-    settings = json.loads(test.attrs["settings"]) if isinstance(test.attrs.get("settings"), str) else {}
+    settings = test.attrs.get("settings", {})
+    settings = json.loads(settings) if isinstance(settings, str) else dict(settings)
     first = (settings.get("merged_from") or [{}])[0].get("settings", {})
     card = {
         "summary": "JetNet-style jets (anti-kt R = 0.8, 800-1600 GeV pT, |eta| < 2.5, 30 highest-pT particles) "
@@ -132,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
         "jet_types": types,
         "units": "particles: eta_rel, phi_rel (rad), pt_rel = pT / jet pT; jets: pT, mass in GeV",
         "reference": {
-            "generator": first.get("pythia_version", "Pythia8") + " + FastJet " + str(first.get("fastjet_version", "")),
+            "generator": f"Pythia8 {first.get('pythia_version', '?')} + FastJet {first.get('fastjet_version', '?')}",
+            "processes": {t: s["settings"].get("processes") for t, s in _first_per_type(settings).items()},
             "mpi": first.get("mpi"),
             "radius": first.get("radius"),
             "pt_window_gev": [first.get("config", {}).get("pt_min_gev"), first.get("config", {}).get("pt_max_gev")],

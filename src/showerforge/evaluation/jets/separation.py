@@ -20,6 +20,9 @@ on generated jets as on reference jets of the same sizes. :func:`type_separation
   the sum 0.028).
 
 Padding never enters: padded slots (mask 0) are dropped before any feature is computed.
+
+:func:`mass_window` summarises a resonance's mass peak (top, W, Z jets): the fraction of jets
+whose mass lies within a window around the nominal mass and the median mass inside it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ from showerforge.errors import UserError
 from showerforge.evaluation.distances import MetricResult, as_rng
 from showerforge.evaluation.jets.metrics import _particle_mask, _particles, relative_jet_mass
 
-__all__ = ["separation_features", "type_separation_auc", "FEATURE_NAMES"]
+__all__ = ["separation_features", "type_separation_auc", "mass_window", "FEATURE_NAMES", "RESONANCES"]
+
+RESONANCES: dict[str, tuple[float, float]] = {"t": (172.5, 30.0), "w": (80.4, 12.0), "z": (91.2, 12.0)}
+"""Jet type -> (nominal mass, half width of the peak window) in GeV, for :func:`mass_window`."""
 
 FEATURE_NAMES = ("relative_mass", "multiplicity", "girth", "leading_pt_rel", "tau21", "tau32")
 
@@ -118,3 +124,25 @@ def type_separation_auc(
             boot.append(_auc(y[idx], scores[idx]))
     spread = float(np.std(fold_auc, ddof=1)) / np.sqrt(folds)
     return MetricResult(value, float(np.hypot(np.std(boot, ddof=1), spread)))
+
+
+def mass_window(mass_gev: np.ndarray, centre_gev: float, half_width_gev: float) -> dict[str, float]:
+    """The peak of a jet-mass distribution (GeV) in the window ``centre ± half_width``.
+
+    Returns:
+        ``fraction`` of the jets inside (with its binomial ``fraction_error``), ``median`` mass
+        inside (GeV) and its ``median_error`` (1.2533 sigma / sqrt(n) of the jets inside).
+    """
+    m = np.asarray(mass_gev, np.float64).reshape(-1)
+    if m.size == 0:
+        raise UserError("mass_window: no jets")
+    inside = m[np.abs(m - centre_gev) < half_width_gev]
+    frac = inside.size / m.size
+    med = float(np.median(inside)) if inside.size else float("nan")
+    med_err = float(1.2533 * inside.std() / np.sqrt(inside.size)) if inside.size > 1 else float("inf")
+    return {
+        "fraction": frac,
+        "fraction_error": float(np.sqrt(frac * (1 - frac) / m.size)),
+        "median": med,
+        "median_error": med_err,
+    }

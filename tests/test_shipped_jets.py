@@ -1,0 +1,101 @@
+"""The shipped jet surrogate jetnet30 (and any jet model added to NAMES): safe loading, the resonance
+mass peaks of top and W jets, types kept apart as in Pythia8, padding that never reaches a metric,
+and the command line by name.
+
+The Pythia8 numbers these tests compare with are in the model card (``fidelity.physics_checks
+.reference``), measured by ``benchmarks/ship_jetnet30.py`` on the independent test file with the same
+functions (:func:`showerforge.evaluation.jets.separation.mass_window`, ``type_separation_auc``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import showerforge as sf
+from showerforge.evaluation.jets.metrics import w1efp, w1m
+from showerforge.evaluation.jets.separation import RESONANCES, mass_window, type_separation_auc
+from showerforge.runs.shipped import pretrained_checkpoint, shipped_models
+
+NAMES = ("jetnet30",)
+PEAK_JETS = 1000  # generated jets per resonance type
+SEPARATION_JETS = 600  # per type, as the card's reference value
+# a model "has its mass peak" when the share of jets in the window is at least this fraction of
+# Pythia8's, and the median mass inside the window is within this many GeV of Pythia8's
+PEAK_SHARE = 0.75
+PEAK_MEDIAN_GEV = {"t": 6.0, "w": 3.0}
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def shipped(request):
+    cards = shipped_models()
+    assert request.param in cards, f"{request.param} is not installed with the package"
+    torch.set_num_threads(1)
+    return request.param, cards[request.param], sf.load(request.param)
+
+
+def test_checkpoint_is_tensors_and_json_only(shipped):
+    name, card, _ = shipped
+    path = pretrained_checkpoint(name)
+    assert path.stat().st_size <= 10 * 2**20
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)  # no code runs on load
+    assert ckpt["model_name"] == card["model"]["name"] == "cfm-set" and ckpt["data_kind"] == "jet-set"
+    assert "optimizer" not in ckpt
+    assert card["jet_types"] == ["g", "q", "t", "w", "z"]
+    per_type = card["fidelity"]["per_type"]
+    assert sorted(per_type) == ["g", "q", "t", "w", "z"]
+    for row in per_type.values():
+        for key in ("W1M", "W1P", "W1EFP", "FPD", "KPD"):
+            assert row[key]["truth"]["error"] > 0 and row[key]["candidate"]["error"] >= 0
+
+
+@pytest.mark.parametrize("jet_type", ["t", "w"])
+def test_resonance_mass_peak(shipped, jet_type):
+    name, card, model = shipped
+    centre, half = RESONANCES[jet_type]
+    ref = card["fidelity"]["physics_checks"]["reference"]["mass_window"][jet_type]
+    jets = model.sample(PEAK_JETS, jet_type, seed=3)
+    got = mass_window(jets["jet_features"][:, 2], centre, half)
+    assert got["fraction"] >= PEAK_SHARE * ref["fraction"], (name, got, ref)
+    assert abs(got["median"] - ref["median"]) < PEAK_MEDIAN_GEV[jet_type], (name, got, ref)
+
+
+def test_types_kept_apart_as_in_pythia(shipped):
+    """A classifier tells generated g from generated t as well as Pythia8's g from t (same sizes)."""
+    name, card, model = shipped
+    ref = card["fidelity"]["physics_checks"]["reference"]["separation_g_t"]
+    assert ref["jets_per_type"] == SEPARATION_JETS
+    g = model.sample(SEPARATION_JETS, "g", seed=11)["particle_features"]
+    t = model.sample(SEPARATION_JETS, "t", seed=12)["particle_features"]
+    got = type_separation_auc(g, t, seed=0)
+    assert abs(got.value - ref["auc"]) < 4 * np.hypot(got.error, ref["error"]), (name, got, ref)
+
+
+@pytest.mark.filterwarnings("ignore:w1m:UserWarning", "ignore:w1efp:UserWarning")
+def test_padding_never_enters_the_metrics(shipped):
+    _, _, model = shipped
+    pf = model.sample(300, "q", seed=5)["particle_features"]
+    pad = pf[..., 3] < 0.5
+    assert pad.any() and (pf[pad] == 0).all()  # padded slots are exact zeros
+    junk = pf.copy()
+    junk[pad, :3] = np.random.default_rng(0).normal(0, 3, (int(pad.sum()), 3))
+    other = model.sample(300, "q", seed=6)["particle_features"]
+    kw = dict(seed=1, num_eval_samples=300, num_batches=2)
+    assert w1m(pf, other, **kw) == w1m(junk, other, **kw)
+    assert w1efp(pf, other, **kw) == w1efp(junk, other, **kw)
+
+
+def test_generate_from_the_command_line(tmp_path):
+    from click.testing import CliRunner
+
+    from showerforge.cli import cli
+    from showerforge.data.jetnet import read_jets
+
+    out = tmp_path / "t.h5"
+    res = CliRunner().invoke(
+        cli, ["generate", "--model", "jetnet30", "--type", "t", "--n", "200", "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    jets = read_jets(out)
+    assert len(jets) == 200 and set(np.unique(jets.jet_type)) == {2}
