@@ -93,9 +93,7 @@ def test_generate_from_the_command_line(tmp_path):
     from showerforge.data.jetnet import read_jets
 
     out = tmp_path / "t.h5"
-    res = CliRunner().invoke(
-        cli, ["generate", "--model", "jetnet30", "--type", "t", "--n", "200", "-o", str(out)]
-    )
+    res = CliRunner().invoke(cli, ["generate", "--model", "jetnet30", "--type", "t", "--n", "200", "-o", str(out)])
     assert res.exit_code == 0, res.output
     jets = read_jets(out)
     assert len(jets) == 200 and set(np.unique(jets.jet_type)) == {2}
