@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         "protocol": f"per type: {args.n} generated jets (seed {args.seed}) against one random half of the type's "
         "independent Pythia8 test jets; truth = the two halves (showerforge evaluate, jetnet's conventions)",
         "target_factor": args.factor,
+        "ratio_to_truth": {t: ", ".join(f"{k} {row[k]['ratio']:.2f}" for k in METRICS) for t, row in rows.items()},
         "per_type": rows,
         "physics_checks": checks,
     }
