@@ -39,6 +39,11 @@ __all__ = ["main", "type_row", "markdown_table", "physics_checks"]
 METRICS = ("W1M", "W1P", "W1EFP", "FPD", "KPD")
 SEPARATION_JETS = 600  # jets per type in each g-vs-t classifier (the size tests/test_shipped_jets.py uses)
 SEPARATION_REPEATS = 5
+CONDITION_WORDS = {
+    "type": "the type",
+    "type+pt": "the type and the jet pT",
+    "type+mass": "the type and the relative jet mass m/pT (drawn per type and pT from the training jets)",
+}
 
 
 def _spec_arrays(spec: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -140,17 +145,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="CPU, 1 thread (2-core x86_64, shared)")
     ap.add_argument("--no-export", action="store_true", help="evaluate only")
     args = ap.parse_args(argv)
+    if args.n < SEPARATION_JETS * SEPARATION_REPEATS:
+        ap.error(f"--n must be >= {SEPARATION_JETS * SEPARATION_REPEATS} (the g-vs-t checks use disjoint samples)")
     args.work.mkdir(parents=True, exist_ok=True)
     types = [t.strip() for t in args.types.split(",") if t.strip()]
     rows: dict[str, dict[str, Any]] = {}
-    timing: dict[str, float] = {}
     for jet_type in types:
         gen = args.work / f"gen_{jet_type}.h5"
         if not gen.exists():
             t0 = time.perf_counter()
             sf.generate_file(args.run, output=gen, n=args.n, types=jet_type, seed=args.seed, progress=None)
-            timing[jet_type] = round((time.perf_counter() - t0) / args.n * 1e3, 3)
-            print(f"{jet_type}: generated {args.n} jets in {timing[jet_type]:.3f} ms/jet", flush=True)
+            ms = (time.perf_counter() - t0) / args.n * 1e3
+            print(f"{jet_type}: generated {args.n} jets in {ms:.3f} ms/jet", flush=True)
         report = args.work / f"report_{jet_type}"
         if (report / "metrics.json").exists():
             metrics = json.loads((report / "metrics.json").read_text())
@@ -179,6 +185,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     ckpt = read_checkpoint(args.run)
     hist = ckpt["history"]
+    condition = (
+        json.loads(ckpt["preprocessing"])["conditioning"]["kind"]
+        if isinstance(ckpt["preprocessing"], str)
+        else ckpt["preprocessing"]["conditioning"]["kind"]
+    )
     test = read_jets(args.test)
     train_attrs = read_jets(args.train).attrs
     settings = test.attrs.get("settings", {})
@@ -186,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     first = (settings.get("merged_from") or [{}])[0].get("settings", {})
     card = {
         "summary": "JetNet-style jets (anti-kt R = 0.8, 800-1600 GeV pT, |eta| < 2.5, 30 highest-pT particles) "
-        "of five types (g, q, t, w, z), one model conditioned on the type",
+        f"of five types (g, q, t, w, z), one model conditioned on {CONDITION_WORDS[condition]}",
         "jet_types": types,
         "units": "particles: eta_rel, phi_rel (rad), pt_rel = pT / jet pT; jets: pT, mass in GeV",
         "reference": {

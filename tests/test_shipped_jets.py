@@ -19,12 +19,19 @@ from showerforge.evaluation.jets.separation import RESONANCES, mass_window, type
 from showerforge.runs.shipped import pretrained_checkpoint, shipped_models
 
 NAMES = ("jetnet30",)
-PEAK_JETS = 1000  # generated jets per resonance type
+PEAK_JETS = 2000  # generated jets per resonance type
 SEPARATION_JETS = 600  # per type, as the card's reference value
-# a model "has its mass peak" when the share of jets in the window is at least this fraction of
-# Pythia8's, and the median mass inside the window is within this many GeV of Pythia8's
-PEAK_SHARE = 0.75
+SEPARATION_REPEATS = 3
+# a model has its mass peak when the share of jets in the window is at least this fraction of
+# Pythia8's and the median mass inside the window is within this many GeV of Pythia8's; jetnet30
+# is at 0.96 (t) and 0.95 (W) of the share, 4.7 and 6 standard errors above the bound at 2000 jets;
+# a model conditioned on the type alone was at 0.73 and 0.53
+PEAK_SHARE = 0.85
 PEAK_MEDIAN_GEV = {"t": 6.0, "w": 3.0}
+# the g-vs-t classifier AUC on generated jets may fall at most this far below Pythia8's (0.892 at 600
+# jets per type); jetnet30 is 0.037 below (docs/benchmarks.md), 4.8 standard errors of the mean of
+# three samples above the bound; a model that mixed up the types would be near 0.5
+SEPARATION_GAP = 0.08
 
 
 @pytest.fixture(scope="module", params=NAMES)
@@ -61,15 +68,20 @@ def test_resonance_mass_peak(shipped, jet_type):
     assert abs(got["median"] - ref["median"]) < PEAK_MEDIAN_GEV[jet_type], (name, got, ref)
 
 
-def test_types_kept_apart_as_in_pythia(shipped):
-    """A classifier tells generated g from generated t as well as Pythia8's g from t (same sizes)."""
+def test_types_kept_apart_nearly_as_in_pythia(shipped):
+    """A classifier tells generated g from generated t almost as well as Pythia8's g from t (same sizes):
+    at most SEPARATION_GAP below, and not better than Pythia8 beyond four standard errors."""
     name, card, model = shipped
     ref = card["fidelity"]["physics_checks"]["reference"]["separation_g_t"]
     assert ref["jets_per_type"] == SEPARATION_JETS
-    g = model.sample(SEPARATION_JETS, "g", seed=11)["particle_features"]
-    t = model.sample(SEPARATION_JETS, "t", seed=12)["particle_features"]
-    got = type_separation_auc(g, t, seed=0)
-    assert abs(got.value - ref["auc"]) < 4 * np.hypot(got.error, ref["error"]), (name, got, ref)
+    aucs = []
+    for i in range(SEPARATION_REPEATS):
+        g = model.sample(SEPARATION_JETS, "g", seed=11 + 2 * i)["particle_features"]
+        t = model.sample(SEPARATION_JETS, "t", seed=12 + 2 * i)["particle_features"]
+        aucs.append(type_separation_auc(g, t, seed=i).value)
+    mean, error = float(np.mean(aucs)), float(np.std(aucs, ddof=1) / np.sqrt(len(aucs)))
+    assert mean > ref["auc"] - SEPARATION_GAP, (name, aucs, ref)
+    assert mean < ref["auc"] + 4 * np.hypot(max(error, ref["single_error"] / 2), ref["error"]), (name, aucs, ref)
 
 
 @pytest.mark.filterwarnings("ignore:w1m:UserWarning", "ignore:w1efp:UserWarning")

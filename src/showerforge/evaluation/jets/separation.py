@@ -83,7 +83,8 @@ def type_separation_auc(
     folds: int = 5,
     n_bootstrap: int = 200,
 ) -> MetricResult:
-    """Out-of-fold AUC (value ± bootstrap error) of a classifier separating sample A from sample B.
+    """Out-of-fold AUC of a classifier separating sample A from sample B, with its error (the bootstrap
+    spread of the AUC and the standard error of the per-fold AUCs, in quadrature).
 
     Args:
         jets_a, jets_b: particle features (N, n, 4) or JetData/JetBatch of the two samples
