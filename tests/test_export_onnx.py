@@ -353,6 +353,29 @@ def jet_run(jet_file, tmp_path_factory):
     return _train_tiny_jets(jet_file, tmp_path_factory.mktemp("jetrun") / "run", "type+pt", 2)
 
 
+def _jets_torch_and_onnx(sur, onnx_path, real, seed, extra_name, extra):
+    """The same noise through the PyTorch model (and inverse) and the exported graph, for g/t jets
+    alternating; ``extra`` (N,) is the condition's jet pT (GeV) or relative mass, fed as ``extra_name``."""
+    n, slots = real.shape
+    noise = torch.randn(n, slots, 3, generator=torch.Generator().manual_seed(seed))
+    types = np.array(["g", "t"] * (n // 2))
+    conditioning = sur.preprocessing.conditioning
+    cond = (
+        conditioning.condition(types, extra, None)
+        if extra_name == "jet_pt"
+        else conditioning.condition(types, None, extra)
+    )
+    with torch.no_grad():
+        x = sur.model.sample_from_noise([noise], torch.from_numpy(cond), mask=torch.from_numpy(real)).numpy()
+    feeds = {
+        "noise": noise.numpy(),
+        "jet_type": np.eye(5, dtype=np.float32)[conditioning.type_index(types)],
+        extra_name: np.asarray(extra, np.float32)[:, None],
+        "mask": real.astype(np.float32),
+    }
+    return sur.preprocessing.inverse(x, real), make_session(onnx_path).run(None, feeds)[0]
+
+
 def test_jet_export_matches_pytorch(jet_run, tmp_path):
     from showerforge.generate.jet_set import load_jet_model
 
@@ -362,22 +385,8 @@ def test_jet_export_matches_pytorch(jet_run, tmp_path):
     res = sf.export_onnx(jet_run, tmp_path / "j.onnx")  # a jet model: the jetnet layout by default
     assert res.layout == "jetnet" and [i[0] for i in res.inputs] == ["noise", "jet_type", "jet_pt", "mask"]
     n, slots = 12, 10
-    gen = torch.Generator().manual_seed(4)
-    noise = torch.randn(n, slots, 3, generator=gen)
-    types = np.array(["g", "t"] * 6)
-    pt = np.linspace(850.0, 1550.0, n)
     real = np.arange(slots)[None, :] < np.array([10, 1, 5, 7, 3, 10, 2, 9, 4, 6, 8, 10])[:, None]
-    cond = sur.preprocessing.conditioning.condition(types, pt)
-    with torch.no_grad():
-        x = sur.model.sample_from_noise([noise], torch.from_numpy(cond), mask=torch.from_numpy(real)).numpy()
-    ref = sur.preprocessing.inverse(x, real)
-    feeds = {
-        "noise": noise.numpy(),
-        "jet_type": np.eye(5, dtype=np.float32)[sur.preprocessing.conditioning.type_index(types)],
-        "jet_pt": pt.astype(np.float32)[:, None],
-        "mask": real.astype(np.float32),
-    }
-    got = make_session(tmp_path / "j.onnx").run(None, feeds)[0]
+    ref, got = _jets_torch_and_onnx(sur, tmp_path / "j.onnx", real, 4, "jet_pt", np.linspace(850.0, 1550.0, n))
     assert got.shape == (n, slots, 4) and np.array_equal(got[..., 3], real.astype(np.float32))
     assert np.array_equal(got[..., 2] > 0, real) and np.all(np.diff(got[..., 2], axis=1) <= 0)  # pT-descending
     np.testing.assert_allclose(got, ref, rtol=TOL, atol=1e-6)
@@ -397,20 +406,6 @@ def test_mass_conditioned_jet_export_matches_pytorch(jet_file, tmp_path):
     sur = load_jet_model(out)
     res = sf.export_onnx(out, tmp_path / "m.onnx")
     assert [i[0] for i in res.inputs] == ["noise", "jet_type", "rel_mass", "mask"]
-    n, slots = 8, 10
-    noise = torch.randn(n, slots, 3, generator=torch.Generator().manual_seed(2))
-    types = np.array(["g", "t"] * 4)
-    rel_mass = np.linspace(0.02, 0.2, n)
-    real = np.arange(slots)[None, :] < np.array([10, 1, 5, 7, 3, 10, 2, 9])[:, None]
-    cond = sur.preprocessing.conditioning.condition(types, None, rel_mass)
-    with torch.no_grad():
-        x = sur.model.sample_from_noise([noise], torch.from_numpy(cond), mask=torch.from_numpy(real)).numpy()
-    ref = sur.preprocessing.inverse(x, real)
-    feeds = {
-        "noise": noise.numpy(),
-        "jet_type": np.eye(5, dtype=np.float32)[sur.preprocessing.conditioning.type_index(types)],
-        "rel_mass": rel_mass.astype(np.float32)[:, None],
-        "mask": real.astype(np.float32),
-    }
-    got = make_session(tmp_path / "m.onnx").run(None, feeds)[0]
+    real = np.arange(10)[None, :] < np.array([10, 1, 5, 7, 3, 10, 2, 9])[:, None]
+    ref, got = _jets_torch_and_onnx(sur, tmp_path / "m.onnx", real, 2, "rel_mass", np.linspace(0.02, 0.2, 8))
     np.testing.assert_allclose(got, ref, rtol=TOL, atol=1e-6)
