@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import showerforge as sf
+from showerforge.errors import UserError
 from showerforge.evaluation.jets.metrics import w1efp, w1m
 from showerforge.evaluation.jets.separation import RESONANCES, mass_window, type_separation_auc
 from showerforge.runs.shipped import pretrained_checkpoint, shipped_models
@@ -105,7 +106,15 @@ def test_generate_from_the_command_line(tmp_path):
     from showerforge.data.jetnet import read_jets
 
     out = tmp_path / "t.h5"
-    res = CliRunner().invoke(cli, ["generate", "--model", "jetnet30", "--type", "t", "--n", "200", "-o", str(out)])
+    before = torch.get_num_threads()
+    args = ["generate", "--model", "jetnet30", "--type", "t", "--n", "200", "--threads", "1"]
+    res = CliRunner().invoke(cli, [*args, "-o", str(out)])
     assert res.exit_code == 0, res.output
+    assert torch.get_num_threads() == before  # the thread count is restored
     jets = read_jets(out)
     assert len(jets) == 200 and set(np.unique(jets.jet_type)) == {2}
+    bad = CliRunner().invoke(cli, [*args[:-1], "0", "-o", str(tmp_path / "u.h5")])
+    assert bad.exit_code == 2 and "--threads" in bad.output and not (tmp_path / "u.h5").exists()
+    with pytest.raises(UserError, match="threads must be >= 1"):
+        sf.generate_file("jetnet30", output=tmp_path / "v.h5", n=1, types="t", threads=0)
+    assert not (tmp_path / "v.h5").exists()

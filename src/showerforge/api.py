@@ -299,7 +299,8 @@ def generate_file(
         seed: seeds the noise (and energies drawn from a range).
         options: ``batch_size``, ``steps``, ``solver`` (ODE models), ``temperature``, ``top_k``
             (autoregressive models: ``ar-tokens``), ``device``, ``backend``; ``progress``: called as
-            ``progress(done, total)`` once the model is loaded and after each batch.
+            ``progress(done, total)`` once the model is loaded and after each batch; ``threads``:
+            torch's CPU threads while generating (default: unchanged; restored afterwards).
 
     Returns:
         The output path; its attributes record the model, checkpoint hash and sampler settings.
@@ -307,6 +308,11 @@ def generate_file(
     from showerforge.data.io import check_not_input, check_writable
     from showerforge.kinds import GenerationRequest, kind_of_checkpoint
 
+    threads = options.pop("threads", None)
+    if threads is not None and int(threads) < 1:
+        from showerforge.errors import UserError
+
+        raise UserError(f"threads must be >= 1, got {threads}")
     kind = kind_of_checkpoint(model)
     request = GenerationRequest(
         n=n, energy=energy, energies_mev=energies, energies_from=energies_from, types=types, seed=seed
@@ -323,7 +329,14 @@ def generate_file(
             report(done[0], total)
 
         options["progress"] = progress
-    return kind.generate(model, draws, output, seed=seed, **options)
+    if threads is None:
+        return kind.generate(model, draws, output, seed=seed, **options)
+    import torch
+
+    from showerforge.runs.device import torch_threads
+
+    with torch_threads(torch.device("cpu"), int(threads)):
+        return kind.generate(model, draws, output, seed=seed, **options)
 
 
 def export_onnx(
