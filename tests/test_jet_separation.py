@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from showerforge.errors import UserError
+from showerforge.evaluation import mass_window
 from showerforge.evaluation.jets.separation import FEATURE_NAMES, separation_features, type_separation_auc
 
 
@@ -50,3 +51,14 @@ def test_refuses_too_few_jets_and_bad_settings():
         type_separation_auc(_jets(5, 1, 0), _jets(50, 2, 1), seed=0)
     with pytest.raises(UserError, match="folds"):
         type_separation_auc(_jets(50, 1, 0), _jets(50, 2, 1), seed=0, folds=1)
+
+
+def test_mass_window_known_answer_and_empty_sample():
+    masses = np.r_[np.arange(150.0, 201.0), [10.0, 20.0, 300.0, 400.0, 142.5, 202.5]]  # 51 inside 172.5 +- 30
+    got = mass_window(masses, 172.5, 30.0)
+    assert got["fraction"] == 51 / 57 and got["median"] == 175.0
+    assert got["fraction_error"] == pytest.approx(np.sqrt(51 / 57 * 6 / 57 / 57))
+    assert got["median_error"] == pytest.approx(1.2533 * np.arange(150.0, 201.0).std() / np.sqrt(51))
+    assert mass_window(np.array([10.0]), 172.5, 30.0)["fraction"] == 0.0  # no jet inside: share 0
+    with pytest.raises(UserError, match="no jets"):
+        mass_window(np.array([]), 80.4, 12.0)

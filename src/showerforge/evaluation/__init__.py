@@ -5,7 +5,8 @@ Shared by both kinds: histogram distances with bootstrap errors (:mod:`.metrics`
 before work, written whole or not at all). Showers (:mod:`.showers`): high-level features
 (:mod:`.showers.features`), the CaloChallenge binnings (:mod:`.showers.binning`), the classifier
 two-sample test (:mod:`.showers.classifier`) and the report (:func:`evaluate_files` with its
-:class:`EvaluationSettings`, :func:`format_summary`). Jets (:mod:`.jets`): the JetNet metrics (:mod:`.jets.metrics`) and the
+:class:`EvaluationSettings`, :func:`format_summary`). Jets (:mod:`.jets`): the JetNet metrics (:mod:`.jets.metrics`), how well two jet
+samples are told apart and resonance mass peaks (:func:`type_separation_auc`, :func:`mass_window`) and the
 report (:func:`evaluate_jet_files`, :func:`format_jet_summary`). :func:`detect_format` tells the two
 kinds of file apart. Works on files alone; imports no model code. torch, scikit-learn, matplotlib
 and jinja2 are imported only when a classifier is trained, a plot drawn or the HTML page rendered.
@@ -14,6 +15,7 @@ and jinja2 are imported only when a classifier is trained, a plot drawn or the H
 from __future__ import annotations
 
 from showerforge.evaluation.jets.report import JET_SCHEMA, evaluate_jet_files, format_jet_summary
+from showerforge.evaluation.jets.separation import mass_window, type_separation_auc
 from showerforge.evaluation.metrics import (
     Measurement,
     Resampler,
@@ -51,6 +53,8 @@ from showerforge.evaluation.showers.report import (
 
 __all__ = [
     "SCHEMA",
+    "mass_window",
+    "type_separation_auc",
     "EvaluationSettings",
     "evaluate_files",
     "format_summary",
