@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from showerforge.data.points import PointClouds, read_points
+from showerforge.data.points import PointClouds, points_to_cells, read_points
 from showerforge.data.points_preprocess import PointsPreprocessor, Summaries, calibrate, shower_summaries
 from showerforge.errors import UserError
 from showerforge.geometry import PRESETS
@@ -28,12 +28,28 @@ def clouds(simulated) -> PointClouds:
 
 def test_encodings_invert(clouds: PointClouds) -> None:
     pre = PointsPreprocessor(30).fit(clouds, seed=3)
-    # points: x, y, energy come back to float32 precision; the depth within its layer
+    # ild-ecal scores 5 x 5 fine squares per 5.09 mm cell: x and y are dequantised within them
+    np.testing.assert_allclose(pre.grid_mm, 5.09 / 5)
     enc = pre.encode_points(clouds.points, seed=3)
     mask = np.ones((1, len(enc)), bool)
     back = pre.decode_points(enc[None], mask)[0]
-    np.testing.assert_allclose(back[:, [0, 1, 3]], clouds.points[:, [0, 1, 3]], rtol=2e-4, atol=2e-4)
+    # energy to float32 precision, the depth within its layer, x and y within the point's fine square
+    np.testing.assert_allclose(back[:, 3], clouds.points[:, 3], rtol=2e-4)
     assert np.array_equal(np.floor(back[:, 2]), clouds.points[:, 2])
+    offset = back[:, :2] - clouds.points[:, :2]
+    assert np.abs(offset).max() <= 0.5 * 1.018 * (1 + 1e-3)
+    assert np.abs(offset).max() > 0.4 * 1.018 and abs(offset.mean()) < 0.02  # uniform, centred
+    # ... so the dequantised points fall into the same cells, with the same energies (no threshold:
+    # a cell at the threshold could go either way with the float32 energies)
+    back[:, 2] = np.floor(back[:, 2])
+    moved = PointClouds(back.astype(np.float32), clouds.offsets, clouds.incident_mev, clouds.geometry)
+    a, b = points_to_cells(clouds, threshold_mip=0.0), points_to_cells(moved, threshold_mip=0.0)
+    assert np.array_equal(a.event, b.event) and np.array_equal(a.cell, b.cell)
+    np.testing.assert_allclose(b.energy_mev, a.energy_mev, rtol=1e-4)
+    # a state without the grid (fitted before dequantisation) leaves x and y on their squares
+    old = PointsPreprocessor(30, {k: v for k, v in pre.state().items() if k != "grid_mm"})
+    back = old.decode_points(old.encode_points(clouds.points, seed=3)[None], mask)[0]
+    np.testing.assert_allclose(back[:, :2], clouds.points[:, :2], rtol=2e-4, atol=2e-4)
     # summaries: counts exactly, energies and centres to float32 precision
     s = shower_summaries(clouds, 30)
     d = pre.decode_summaries(pre.encode_summaries(s, clouds.incident_mev), clouds.incident_mev)

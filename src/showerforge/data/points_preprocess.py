@@ -8,9 +8,17 @@ Three encodings, each an exact inverse of its decoding (apart from the rounding 
   ``log(f_l + 1e-4)`` for each layer's share of the energy and of the points, and the
   energy-weighted centre of gravity in x and y (mm); standardised per column (a column without
   spread keeps scale 1);
-* **points**: ``asinh(x / 5 mm)``, ``asinh(y / 5 mm)`` (fine near the axis, compressed in the
-  halo), ``z`` = layer index + a uniform offset in [0, 1) (dequantisation: a continuous depth the
-  flow can learn; the offset is drawn once with a seed), ``log(E / 1 MeV)``; standardised.
+* **points**: ``asinh(x / s)``, ``asinh(y / s)`` with ``s`` = :data:`XY_SCALE_MM` (1 mm; linear
+  within a fine square of the axis, where a photon shower's core puts a fifth of its energy,
+  logarithmic in the halo; states saved with another ``s`` keep it), ``z`` = layer index + a uniform offset in [0, 1) (dequantisation: a continuous depth the
+  flow can learn; the offset is drawn once with a seed), ``log(E / 1 MeV)``; standardised. Where
+  the training geometry scores a grid of fine squares (``subcells``; Geant4's points sit at their
+  centres), ``x`` and ``y`` are dequantised the same way before the ``asinh``: a uniform offset
+  within the point's fine square, so the flow learns a density that is constant over each fine
+  square instead of a comb of point masses (which it can only blur, across cell edges too). The
+  fine squares never straddle a cell edge, so generated points, continuous, fall into the cells
+  exactly as the dequantised Geant4 points do. A preprocessor fitted before this (no ``grid_mm``
+  in its state) does not dequantise.
 
 :func:`calibrate` turns decoded points into a shower that obeys the drawn summaries *exactly*, as
 CaloClouds II does after sampling: points sorted by depth fill the layers with the drawn number
@@ -45,6 +53,7 @@ __all__ = [
     "shower_summaries",
     "calibrate",
     "face_half_widths",
+    "fine_grid_mm",
     "occupancy_table",
     "fit_occupancy",
     "apply_occupancy",
@@ -52,7 +61,10 @@ __all__ = [
     "E_SCALE_MEV",
 ]
 
-XY_SCALE_MM = 5.0
+XY_SCALE_MM = 1.0
+"""Scale ``s`` of the transverse encoding ``asinh(x / s)`` of a new fit: linear within about one fine
+square of the axis (ILD ECal: 1.018 mm), logarithmic in the halo. A saved state keeps its own."""
+LEGACY_XY_SCALE_MM = 5.0
 E_SCALE_MEV = 1.0
 FRACTION_FLOOR = 1e-4
 OCCUPANCY_BINS = 8
@@ -132,6 +144,8 @@ class PointsPreprocessor:
         self.sum_sd = np.ones(2 * self.n_layers + 4)
         self.pt_mu, self.pt_sd = np.zeros(4), np.ones(4)
         self.n_max = 1
+        self.xy_scale_mm = XY_SCALE_MM
+        self.grid_mm: np.ndarray | None = None
         self.occupancy: dict[str, Any] | None = None
         self.occupancy_target: dict[str, Any] | None = None
         if state is not None:
@@ -148,10 +162,11 @@ class PointsPreprocessor:
             "point_mu": self.pt_mu.tolist(),
             "point_sd": self.pt_sd.tolist(),
             "n_max": self.n_max,
-            "xy_scale_mm": XY_SCALE_MM,
+            "xy_scale_mm": self.xy_scale_mm,
             "e_scale_mev": E_SCALE_MEV,
             "occupancy": self.occupancy,
             "occupancy_target": self.occupancy_target,
+            "grid_mm": None if self.grid_mm is None else self.grid_mm.tolist(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -161,8 +176,11 @@ class PointsPreprocessor:
         self.pt_mu = np.asarray(state["point_mu"], np.float64)
         self.pt_sd = np.asarray(state["point_sd"], np.float64)
         self.n_max = int(state["n_max"])
+        self.xy_scale_mm = float(state.get("xy_scale_mm", LEGACY_XY_SCALE_MM))
         self.occupancy = state.get("occupancy")
         self.occupancy_target = state.get("occupancy_target")
+        grid = state.get("grid_mm")
+        self.grid_mm = None if grid is None else np.asarray(grid, np.float64)
 
     @classmethod
     def example(cls, n_layers: int) -> PointsPreprocessor:
@@ -174,6 +192,7 @@ class PointsPreprocessor:
     # ---------------------------------------------------------------- fit
     def fit(self, clouds: PointClouds, seed: int = 0) -> PointsPreprocessor:
         """Means and spreads of the encodings on ``clouds`` (the training split)."""
+        self.grid_mm = fine_grid_mm(clouds.geometry, self.n_layers)
         c = self._raw_cond(clouds.incident_mev)
         self.cond_mu, self.cond_sd = float(c.mean()), float(max(c.std(), 1e-6))
         s = self._raw_summaries(shower_summaries(clouds, self.n_layers), clouds.incident_mev)
@@ -251,9 +270,14 @@ class PointsPreprocessor:
     def _raw_points(self, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         p = np.asarray(points, np.float64)
         out = np.empty_like(p)
-        out[:, 0] = np.arcsinh(p[:, 0] / XY_SCALE_MM)
-        out[:, 1] = np.arcsinh(p[:, 1] / XY_SCALE_MM)
-        out[:, 2] = np.rint(p[:, 2]) + rng.random(len(p))
+        layer = np.rint(p[:, 2])
+        out[:, 2] = layer + rng.random(len(p))
+        xy = p[:, :2]
+        if self.grid_mm is not None:  # a uniform offset within the point's fine square
+            pitch = self.grid_mm[np.clip(layer.astype(np.int64), 0, self.n_layers - 1)]
+            xy = xy + pitch[:, None] * (rng.random((len(p), 2)) - 0.5)
+        out[:, 0] = np.arcsinh(xy[:, 0] / self.xy_scale_mm)
+        out[:, 1] = np.arcsinh(xy[:, 1] / self.xy_scale_mm)
         out[:, 3] = np.log(np.maximum(p[:, 3], 1e-12) / E_SCALE_MEV)
         return out
 
@@ -268,8 +292,8 @@ class PointsPreprocessor:
         for i in range(raw.shape[0]):
             r = raw[i][np.asarray(mask[i], bool)]
             pts = np.empty_like(r)
-            pts[:, 0] = XY_SCALE_MM * np.sinh(np.clip(r[:, 0], -20, 20))
-            pts[:, 1] = XY_SCALE_MM * np.sinh(np.clip(r[:, 1], -20, 20))
+            pts[:, 0] = self.xy_scale_mm * np.sinh(np.clip(r[:, 0], -20, 20))
+            pts[:, 1] = self.xy_scale_mm * np.sinh(np.clip(r[:, 1], -20, 20))
             pts[:, 2] = np.clip(r[:, 2], 0.0, np.nextafter(self.n_layers, 0))
             pts[:, 3] = E_SCALE_MEV * np.exp(np.clip(r[:, 3], -40.0, 40.0))
             out.append(pts)
@@ -278,6 +302,14 @@ class PointsPreprocessor:
 
 FACE_MARGIN = 1e-6
 """Relative margin inside the face at which :func:`calibrate` holds points shifted over its edge."""
+
+
+def fine_grid_mm(geometry: Geometry | None, n_layers: int) -> np.ndarray | None:
+    """Width (mm) of each layer's fine squares (0 for a layer without them), or ``None`` where no
+    layer has them (no geometry, another number of layers, or no ``subcells``)."""
+    if geometry is None or geometry.n_layers != n_layers or not geometry.has_subcells:
+        return None
+    return np.asarray([lay.fine_mm if lay.is_crystal and lay.subcells > 1 else 0.0 for lay in geometry.readout])
 
 
 def face_half_widths(geometry: Geometry | None, n_layers: int) -> np.ndarray | None:

@@ -33,7 +33,6 @@ from showerforge.data.points_preprocess import (
     E_SCALE_MEV,
     FACE_MARGIN,
     FRACTION_FLOOR,
-    XY_SCALE_MM,
     PointsPreprocessor,
     face_half_widths,
 )
@@ -225,11 +224,12 @@ class PointCalibration(nn.Module):
         self.register_buffer("mu", _f64(pre.pt_mu), persistent=False)
         self.register_buffer("sd", _f64(pre.pt_sd), persistent=False)
         self.face_half = None if half_widths is None else _f64(half_widths)
+        self.xy_scale_mm = float(pre.xy_scale_mm)
 
     def decode(self, x: Tensor) -> Tensor:
         raw = x.to(torch.float64) * self.sd + self.mu
         xy = torch.clamp(raw[..., :2], -20.0, 20.0)
-        xy = XY_SCALE_MM * 0.5 * (torch.exp(xy) - torch.exp(-xy))  # sinh
+        xy = self.xy_scale_mm * 0.5 * (torch.exp(xy) - torch.exp(-xy))  # sinh
         z = torch.clamp(raw[..., 2:3], 0.0, self.z_max)
         e = E_SCALE_MEV * torch.exp(torch.clamp(raw[..., 3:4], -40.0, 40.0))
         return torch.cat([xy, z, e], dim=-1)
