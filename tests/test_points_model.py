@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from showerforge.data.points import PointClouds, points_to_cells, read_points
-from showerforge.data.points_preprocess import PointsPreprocessor, Summaries, calibrate, shower_summaries
+from showerforge.data.points_preprocess import PointsPreprocessor, Summaries, calibrate, core_mask, shower_summaries
 from showerforge.errors import UserError
 from showerforge.geometry import PRESETS
 from showerforge.models import MODELS
@@ -86,6 +86,64 @@ def test_calibrations_give_the_drawn_summaries_exactly() -> None:
     deepest = int(np.argmax(points[1][:, 2]))
     assert out.event(1)[:, 2].max() == np.nonzero(counts[1])[0].max()
     assert deepest >= 0
+
+
+def test_core_split_rebuilds_the_shower_from_its_own_summaries(clouds: PointClouds) -> None:
+    """Geant4's points less the axis squares, calibrated with the shower's own summaries (core split),
+    give back the shower's cells exactly; the summaries survive the encoding."""
+    pre = PointsPreprocessor(30, core=True).fit(clouds, seed=3)
+    assert pre.n_summary == 3 * 30 + 4
+    s = pre.summaries_of(clouds)
+    on_axis = core_mask(clouds.points, pre.grid_mm)
+    # Geant4 puts at most one point in a layer's axis square, at its centre
+    key = clouds.event_index()[on_axis] * 30 + clouds.points[on_axis, 2].astype(int)
+    assert len(np.unique(key)) == on_axis.sum() and (clouds.points[on_axis, :2] == 0).all()
+    assert np.array_equal(
+        s.counts.sum(axis=1), clouds.num_points - np.bincount(clouds.event_index()[on_axis], minlength=len(clouds))
+    )
+    assert 0.05 < s.core.sum() / s.energies.sum() < 0.5  # a photon shower's core: a fifth of its energy
+    d = pre.decode_summaries(pre.encode_summaries(s, clouds.incident_mev), clouds.incident_mev)
+    assert np.array_equal(d.counts, s.counts)
+    np.testing.assert_allclose(d.core, s.core, rtol=1e-4, atol=1e-4 * s.energies.max())
+    rest = pre.flow_points(clouds)
+    pts = [rest.event(i).astype(np.float64) for i in range(len(rest))]
+    out = calibrate(pts, s, clouds.incident_mev, clouds.geometry)
+    a, b = points_to_cells(clouds, threshold_mip=0.0), points_to_cells(out, threshold_mip=0.0)
+    assert np.array_equal(a.event, b.event) and np.array_equal(a.cell, b.cell)
+    np.testing.assert_allclose(b.energy_mev, a.energy_mev, rtol=1e-9)
+    with pytest.raises(ValueError, match="fine squares"):
+        PointsPreprocessor(30, core=True).fit(PointClouds(clouds.points, clouds.offsets, clouds.incident_mev, None))
+
+
+def test_core_calibration_gives_the_drawn_core_and_centre_exactly() -> None:
+    rng = np.random.default_rng(1)
+    n_layers, n = 5, 6
+    counts = rng.integers(1, 15, (n, n_layers))
+    counts[0, 3] = 0  # a layer whose energy is all in its core point
+    energies = rng.uniform(0.5, 50.0, (n, n_layers))
+    core = energies * rng.uniform(0.0, 0.6, (n, n_layers))
+    core[0, 3] = energies[0, 3]
+    core[1, 1] = 0.0  # no core point there
+    cog = rng.normal(0, 0.5, (n, 2))
+    points = []
+    for i in range(n):
+        m = int(counts[i].sum())
+        points.append(
+            np.stack(
+                [rng.normal(0, 8, m), rng.normal(0, 8, m), rng.uniform(0, n_layers, m), rng.exponential(1.0, m)], 1
+            )
+        )
+    out = calibrate(points, Summaries(counts, energies, cog, core), np.full(n, 1e4), None)
+    got = shower_summaries(out, n_layers)  # the points are stored as float32
+    np.testing.assert_allclose(got.energies, energies, rtol=1e-6)
+    np.testing.assert_allclose(got.cog, cog, atol=1e-4)
+    for i in range(n):
+        p = out.event(i)
+        axis = (p[:, 0] == 0) & (p[:, 1] == 0)
+        assert np.array_equal(np.sort(p[axis, 2]).astype(int), np.nonzero(core[i] > 0)[0])
+        np.testing.assert_allclose(p[axis, 3], core[i][core[i] > 0], rtol=1e-6)
+        assert np.array_equal(np.bincount(p[~axis, 2].astype(int), minlength=n_layers), counts[i])
+    assert (np.diff(out.points[out.offsets[0] : out.offsets[1], 2]) >= 0).all()  # sorted by layer
 
 
 def test_decoded_summaries_are_physical() -> None:
@@ -200,6 +258,52 @@ def test_train_generate_inspect_chain(simulated, tmp_path: Path) -> None:
     assert len(fast) == 6 and (fast.points[:, 3] > 0).all()
     # the calibrations hold for the student's showers too: drawn points and energy per layer
     assert np.array_equal(fast.num_points, gen.num_points)  # same seed: the same drawn summaries
+
+
+def test_core_split_chain_draws_one_axis_point_per_layer(simulated, tmp_path: Path) -> None:
+    """``--set core=true``: the shower flow draws each layer's core energy, the sampler puts it in one
+    point on the axis; the drawn layer energies hold exactly."""
+    import showerforge as sf_api
+    from showerforge.generate.calo_points import sample_points
+
+    data = simulated(*ILD)
+    run = tmp_path / "core"
+    small = "core=true d_model=16 d_global=8 n_blocks=1 summary_width=32 summary_blocks=1 steps=2".split()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "showerforge",
+            "train",
+            "--data",
+            str(data),
+            "-o",
+            str(run),
+            "--epochs",
+            "1",
+            *[a for k in small for a in ("--set", k)],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model = sf_api.load(run)
+    pre = model.preprocessing
+    assert pre.core and pre.n_summary == 94 and model.model.config["n_summary"] == 94
+    energies = np.array([6e3, 9e3, 12e3, 14e3])
+    gen = model.sample(energies, seed=3)
+    drawn = model._summaries(energies, 3)[1]
+    for i in range(len(gen)):
+        p = gen.event(i)
+        axis = (p[:, 0] == 0) & (p[:, 1] == 0)
+        layers = p[axis, 2].astype(int)
+        assert len(np.unique(layers)) == len(layers) == (drawn.core[i] > 0).sum()
+        np.testing.assert_allclose(p[axis, 3], drawn.core[i][layers], rtol=1e-5)
+    got = shower_summaries(gen, 30)
+    np.testing.assert_allclose(got.energies, drawn.energies, rtol=1e-4, atol=1e-6)
+    again = sample_points(model, energies, seed=3)
+    assert np.array_equal(again.points, gen.points)
 
 
 def test_point_batches_keep_each_call_within_the_point_budget():

@@ -154,23 +154,32 @@ def test_graph_output_obeys_the_drawn_summaries(surrogate, tmp_path):
     assert depth_sorted
 
 
-def test_summary_decoding_is_the_numpy_decoding():
+@pytest.mark.parametrize("core", [False, True])
+def test_summary_decoding_is_the_numpy_decoding(core):
     """The torch port of decode_summaries / encode_summaries on a grid of wild features: counts
-    exactly, energies and the re-encoded condition to rounding (rows with every fraction zero,
-    capped and floored totals included)."""
+    exactly, energies, core energies and the re-encoded condition to rounding (rows with every
+    fraction zero, capped and floored totals, layers without points included)."""
     pre = PointsPreprocessor.example(6)
+    pre.core = core
+    pre.sum_mu, pre.sum_sd = np.zeros(pre.n_summary), np.ones(pre.n_summary)
     pre.n_max = 40
     rng = np.random.default_rng(1)
     feats = rng.normal(0.0, 3.0, (400, pre.n_summary)).astype(np.float32)
     feats[:20, 2:8] = -40.0  # no layer gets energy: the largest entry takes it all
     feats[20:40, 1] = 30.0  # more points than n_max
+    feats[40:60, 1] = 0.5  # one or two points: most layers have none
     inc = np.exp(rng.uniform(np.log(1e3), np.log(1e5), 400))
     want = pre.decode_summaries(feats, inc)
     dec = SummaryDecoding(pre)
-    counts, e, cog, cond = dec(torch.from_numpy(feats), torch.from_numpy(inc))
+    counts, e, cog, core_e, cond = dec(torch.from_numpy(feats), torch.from_numpy(inc))
     assert np.array_equal(counts.numpy(), want.counts)
     np.testing.assert_allclose(e.numpy(), want.energies, rtol=1e-12, atol=0)
     np.testing.assert_allclose(cog.numpy(), want.cog, rtol=0, atol=0)
+    if core:
+        np.testing.assert_allclose(core_e.numpy(), want.core, rtol=1e-12, atol=0)
+        assert ((want.counts == 0) & (want.energies > 0)).any()  # layers that are all core
+    else:
+        assert (core_e.numpy() == 0).all() and want.core is None
     np.testing.assert_allclose(cond.numpy(), pre.encode_summaries(want, inc), rtol=1e-6, atol=1e-6)
 
 
@@ -247,3 +256,56 @@ def test_points_difference_forgives_swaps_within_a_layer_only():
     d = a.copy()
     d[0, 4, 3] *= 1 + 1e-5
     assert points_difference(d, a) == (pytest.approx(1e-5), 0)
+
+
+@pytest.fixture(scope="module")
+def core_surrogate(tmp_path_factory) -> PointSurrogate:
+    """A cfm-points run with the core split: one epoch on 60 synthetic ild-ecal showers whose points
+    sit on the fine squares (1.018 mm), with an axis point in most layers; weights perturbed."""
+    geo = PRESETS["ild-ecal"]
+    pitch = geo.readout[0].fine_mm
+    rng = np.random.default_rng(1)
+    inc = np.exp(rng.uniform(np.log(1e4), np.log(9e4), 60))
+    showers = []
+    for e in inc:
+        rows = []
+        for layer in range(geo.n_layers):
+            k = int(rng.integers(0, 6))
+            xy = pitch * rng.integers(-8, 9, (k, 2))
+            xy = xy[np.any(xy != 0, axis=1)]
+            rows.append(np.column_stack([xy, np.full(len(xy), layer), rng.exponential(e / 1e5, len(xy))]))
+            if rng.random() < 0.8:
+                rows.append(np.array([[0.0, 0.0, layer, rng.exponential(e / 3e4)]]))
+        showers.append(np.concatenate(rows))
+    sizes = [len(p) for p in showers]
+    clouds = PointClouds(np.concatenate(showers), np.concatenate([[0], np.cumsum(sizes)]), inc, geo)
+    tmp = tmp_path_factory.mktemp("points-onnx-core")
+    data = write_points(tmp / "points.h5", clouds)
+    config = {**SMALL, "summary_steps": 3, "steps": 2, "core": True}
+    train_points(data, tmp / "run", epochs=1, config_overrides=config, progress=False)
+    sur = sf.load(tmp / "run")
+    gen = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in sur.model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    return sur
+
+
+def test_core_split_graph_matches_the_torch_sampler(core_surrogate, tmp_path):
+    """With the core split the graph draws the core fractions, puts one point per layer on the axis
+    after the layer's other points, and equals the sampler's showers."""
+    sur = core_surrogate
+    assert sur.preprocessing.core and sur.preprocessing.n_summary == 3 * 30 + 4
+    res = export_onnx(sur, tmp_path / "core.onnx")
+    assert res.probe_max_rel_diff is not None and res.probe_max_rel_diff <= TOL
+    e = energies(sur, 40)
+    ref = sample_points(sur, e, seed=6, batch_size=64)
+    points, num = run_graph(res.path, sur, e, seed=6)
+    assert points.shape[1] == sur.model.config["n_particles"] + 30
+    assert_parity(points, num, ref)
+    drawn = sur._summaries(e, 6)[1]
+    for i, n in enumerate(num):
+        p = points[i, :n]
+        axis = (p[:, 0] == 0) & (p[:, 1] == 0)
+        assert np.array_equal(p[axis, 2].astype(int), np.nonzero(drawn.core[i] > 0)[0])
+    assert (drawn.core > 0).mean() > 0.3  # the check above sees core points

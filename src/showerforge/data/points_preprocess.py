@@ -8,9 +8,8 @@ Three encodings, each an exact inverse of its decoding (apart from the rounding 
   ``log(f_l + 1e-4)`` for each layer's share of the energy and of the points, and the
   energy-weighted centre of gravity in x and y (mm); standardised per column (a column without
   spread keeps scale 1);
-* **points**: ``asinh(x / s)``, ``asinh(y / s)`` with ``s`` = :data:`XY_SCALE_MM` (1 mm; linear
-  within a fine square of the axis, where a photon shower's core puts a fifth of its energy,
-  logarithmic in the halo; states saved with another ``s`` keep it), ``z`` = layer index + a uniform offset in [0, 1) (dequantisation: a continuous depth the
+* **points**: ``asinh(x / s)``, ``asinh(y / s)`` with ``s`` = :data:`XY_SCALE_MM` (5 mm; fine
+  near the axis, compressed in the halo; a state saved with another ``s`` keeps it), ``z`` = layer index + a uniform offset in [0, 1) (dequantisation: a continuous depth the
   flow can learn; the offset is drawn once with a seed), ``log(E / 1 MeV)``; standardised. Where
   the training geometry scores a grid of fine squares (``subcells``; Geant4's points sit at their
   centres), ``x`` and ``y`` are dequantised the same way before the ``asinh``: a uniform offset
@@ -25,6 +24,15 @@ CaloClouds II does after sampling: points sorted by depth fill the layers with t
 of points per layer; in each layer the energies are rescaled to the drawn layer energy; x and y
 are shifted so the energy-weighted centre of gravity is the drawn one. On a square-cell readout,
 points drawn beyond the calorimeter's face are dropped first (Geant4 records nothing there).
+
+**Core split** (optional, ``core=True``; for a geometry with fine squares): in each layer the fine
+square on the axis (where the beam enters) holds at most one Geant4 point, and it carries a fifth
+of a photon shower's energy in one per cent of its points. A point flow with pooled interactions
+only cannot draw "exactly one point, exactly there" and blurs it. With the split, the shower flow
+also draws each layer's *core fraction* (``log(f_core + 1e-4)`` of the layer's energy, ``L`` more
+summaries, after the centre of gravity), the point flow learns the other points only (counts per
+layer exclude the core), and :func:`calibrate` puts one point of the drawn core energy at the
+centre of the axis square in each layer; the centre-of-gravity shift moves the other points only.
 
 **Occupancy calibration** (CaloClouds II's point-count correction): Geant4's points sit on a
 sub-cell grid and a generator's points, spread a little wider, hit more cells with the same number
@@ -54,6 +62,8 @@ __all__ = [
     "calibrate",
     "face_half_widths",
     "fine_grid_mm",
+    "core_mask",
+    "without_core",
     "occupancy_table",
     "fit_occupancy",
     "apply_occupancy",
@@ -61,12 +71,14 @@ __all__ = [
     "E_SCALE_MEV",
 ]
 
-XY_SCALE_MM = 1.0
-"""Scale ``s`` of the transverse encoding ``asinh(x / s)`` of a new fit: linear within about one fine
-square of the axis (ILD ECal: 1.018 mm), logarithmic in the halo. A saved state keeps its own."""
+XY_SCALE_MM = 5.0
+"""Scale ``s`` of the transverse encoding ``asinh(x / s)`` of a new fit: linear within a cell of the
+axis (ILD ECal: 5.09 mm), logarithmic in the halo. A saved state keeps its own (1 mm, tried on ILD
+photons, drew no sharper core: docs/benchmarks.md)."""
 LEGACY_XY_SCALE_MM = 5.0
 E_SCALE_MEV = 1.0
 FRACTION_FLOOR = 1e-4
+CORE_MIN_FRACTION = 1e-5
 OCCUPANCY_BINS = 8
 OCCUPANCY_MIN_PER_BIN = 25
 OCCUPANCY_MAX_LOG_RATIO = float(np.log(4.0))
@@ -101,12 +113,15 @@ def _largest_remainders(frac: np.ndarray, total: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Summaries:
-    """Per-shower summaries in physical units: ``counts`` (N, L) points per layer, ``energies``
-    (N, L) MeV per layer, ``cog`` (N, 2) energy-weighted x, y in mm."""
+    """Per-shower summaries in physical units: ``counts`` (N, L) points per layer (without the core
+    points under the core split), ``energies`` (N, L) MeV per layer, ``cog`` (N, 2) energy-weighted
+    x, y in mm, ``core`` (see below)."""
 
     counts: np.ndarray
     energies: np.ndarray
     cog: np.ndarray
+    core: np.ndarray | None = None
+    """(N, L) MeV of each layer's core point (part of ``energies``); ``None`` without the core split."""
 
     @property
     def n_points(self) -> np.ndarray:
@@ -114,19 +129,42 @@ class Summaries:
         return self.counts.sum(axis=1)
 
 
-def shower_summaries(clouds: PointClouds, n_layers: int) -> Summaries:
-    """Points per layer, energy per layer and centre of gravity of every shower of ``clouds``."""
+def core_mask(points: np.ndarray, grid_mm: np.ndarray) -> np.ndarray:
+    """(M,) bool: the points in their layer's fine square on the axis (``|x|, |y| < grid / 2``)."""
+    p = np.asarray(points)
+    half = 0.5 * np.asarray(grid_mm, np.float64)[np.clip(np.rint(p[:, 2]).astype(np.int64), 0, len(grid_mm) - 1)]
+    return (np.abs(p[:, 0]) < half) & (np.abs(p[:, 1]) < half)
+
+
+def without_core(clouds: PointClouds, grid_mm: np.ndarray) -> PointClouds:
+    """``clouds`` less the points of :func:`core_mask` (same showers, same order)."""
+    keep = ~core_mask(clouds.points, grid_mm)
+    sizes = np.bincount(clouds.event_index()[keep], minlength=len(clouds))
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(clouds.offsets.dtype)
+    return PointClouds(clouds.points[keep], offsets, clouds.incident_mev, clouds.geometry)
+
+
+def shower_summaries(clouds: PointClouds, n_layers: int, core_grid_mm: np.ndarray | None = None) -> Summaries:
+    """Points per layer, energy per layer and centre of gravity of every shower of ``clouds``; with
+    ``core_grid_mm`` (the fine squares' widths per layer) the core split: counts without the core
+    points, and each layer's core energy."""
     n = len(clouds)
     ev = clouds.event_index()
     layer = np.rint(clouds.points[:, 2]).astype(np.int64)
     e = clouds.points[:, 3].astype(np.float64)
     key = ev * n_layers + layer
-    counts = np.bincount(key, minlength=n * n_layers).reshape(n, n_layers)
+    core = None
+    if core_grid_mm is None:
+        counts = np.bincount(key, minlength=n * n_layers).reshape(n, n_layers)
+    else:
+        is_core = core_mask(clouds.points, core_grid_mm)
+        counts = np.bincount(key[~is_core], minlength=n * n_layers).reshape(n, n_layers)
+        core = np.bincount(key[is_core], weights=e[is_core], minlength=n * n_layers).reshape(n, n_layers)
     energies = np.bincount(key, weights=e, minlength=n * n_layers).reshape(n, n_layers)
     total = np.bincount(ev, weights=e, minlength=n)
     safe = np.where(total > 0, total, 1.0)
     cog = np.stack([np.bincount(ev, weights=e * clouds.points[:, c], minlength=n) / safe for c in (0, 1)], axis=1)
-    return Summaries(counts, energies, cog)
+    return Summaries(counts, energies, cog, core)
 
 
 class PointsPreprocessor:
@@ -135,13 +173,16 @@ class PointsPreprocessor:
     Args:
         n_layers: readout layers ``L``.
         state: a saved :meth:`state` (else call :meth:`fit`).
+        core: the core split (module docstring); :meth:`fit` refuses it for a geometry without
+            fine squares. A saved state keeps its own.
     """
 
-    def __init__(self, n_layers: int, state: dict[str, Any] | None = None) -> None:
+    def __init__(self, n_layers: int, state: dict[str, Any] | None = None, *, core: bool = False) -> None:
         self.n_layers = int(n_layers)
+        self.core = bool(core)
         self.cond_mu, self.cond_sd = 0.0, 1.0
-        self.sum_mu = np.zeros(2 * self.n_layers + 4)
-        self.sum_sd = np.ones(2 * self.n_layers + 4)
+        self.sum_mu = np.zeros(self.n_summary)
+        self.sum_sd = np.ones(self.n_summary)
         self.pt_mu, self.pt_sd = np.zeros(4), np.ones(4)
         self.n_max = 1
         self.xy_scale_mm = XY_SCALE_MM
@@ -167,6 +208,7 @@ class PointsPreprocessor:
             "occupancy": self.occupancy,
             "occupancy_target": self.occupancy_target,
             "grid_mm": None if self.grid_mm is None else self.grid_mm.tolist(),
+            "core": self.core,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -177,6 +219,7 @@ class PointsPreprocessor:
         self.pt_sd = np.asarray(state["point_sd"], np.float64)
         self.n_max = int(state["n_max"])
         self.xy_scale_mm = float(state.get("xy_scale_mm", LEGACY_XY_SCALE_MM))
+        self.core = bool(state.get("core", False))
         self.occupancy = state.get("occupancy")
         self.occupancy_target = state.get("occupancy_target")
         grid = state.get("grid_mm")
@@ -193,16 +236,30 @@ class PointsPreprocessor:
     def fit(self, clouds: PointClouds, seed: int = 0) -> PointsPreprocessor:
         """Means and spreads of the encodings on ``clouds`` (the training split)."""
         self.grid_mm = fine_grid_mm(clouds.geometry, self.n_layers)
+        if self.core and self.grid_mm is None:
+            raise ValueError("the core split needs a geometry with fine squares (subcells); this one has none")
         c = self._raw_cond(clouds.incident_mev)
         self.cond_mu, self.cond_sd = float(c.mean()), float(max(c.std(), 1e-6))
-        s = self._raw_summaries(shower_summaries(clouds, self.n_layers), clouds.incident_mev)
+        s = self._raw_summaries(self.summaries_of(clouds), clouds.incident_mev)
         self.sum_mu, sd = s.mean(axis=0), s.std(axis=0)
         self.sum_sd = np.where(sd > 1e-6, sd, 1.0)
-        p = self._raw_points(clouds.points, np.random.default_rng(seed))
+        flow = self.flow_points(clouds)
+        p = self._raw_points(flow.points, np.random.default_rng(seed))
         self.pt_mu, sd = p.mean(axis=0), p.std(axis=0)
         self.pt_sd = np.where(sd > 1e-6, sd, 1.0)
-        self.n_max = int(clouds.num_points.max()) if len(clouds) else 1
+        self.n_max = int(flow.num_points.max()) if len(flow) else 1
         return self
+
+    def summaries_of(self, clouds: PointClouds) -> Summaries:
+        """:func:`shower_summaries` of ``clouds`` as this preprocessor encodes them (with the core split
+        where it has one)."""
+        return shower_summaries(clouds, self.n_layers, self.grid_mm if self.core else None)
+
+    def flow_points(self, clouds: PointClouds) -> PointClouds:
+        """The points the point flow learns: all of them, or those outside the core under the core split."""
+        if not self.core or self.grid_mm is None:
+            return clouds
+        return without_core(clouds, self.grid_mm)
 
     # ---------------------------------------------------------------- conditions
     @staticmethod
@@ -216,8 +273,8 @@ class PointsPreprocessor:
     # ---------------------------------------------------------------- summaries
     @property
     def n_summary(self) -> int:
-        """Summary features per shower: ``2 L + 4``."""
-        return 2 * self.n_layers + 4
+        """Summary features per shower: ``2 L + 4``, ``3 L + 4`` with the core split."""
+        return (3 if self.core else 2) * self.n_layers + 4
 
     def _raw_summaries(self, s: Summaries, incident_mev: np.ndarray) -> np.ndarray:
         total_e = s.energies.sum(axis=1)
@@ -225,16 +282,19 @@ class PointsPreprocessor:
         inc = np.asarray(incident_mev, np.float64).reshape(-1)
         e_frac = s.energies / np.where(total_e > 0, total_e, 1.0)[:, None]
         n_frac = s.counts / np.where(total_n > 0, total_n, 1)[:, None]
-        return np.concatenate(
-            [
-                np.log(np.maximum(total_e, 1e-6) / inc)[:, None],
-                np.log(np.maximum(total_n, 1))[:, None],
-                np.log(e_frac + FRACTION_FLOOR),
-                np.log(n_frac + FRACTION_FLOOR),
-                s.cog,
-            ],
-            axis=1,
-        )
+        cols = [
+            np.log(np.maximum(total_e, 1e-6) / inc)[:, None],
+            np.log(np.maximum(total_n, 1))[:, None],
+            np.log(e_frac + FRACTION_FLOOR),
+            np.log(n_frac + FRACTION_FLOOR),
+            s.cog,
+        ]
+        if self.core:
+            if s.core is None:
+                raise ValueError("summaries without core energies for a preprocessor with the core split")
+            frac = np.divide(s.core, s.energies, out=np.zeros_like(s.energies), where=s.energies > 0)
+            cols.append(np.log(np.clip(frac, 0.0, 1.0) + FRACTION_FLOOR))
+        return np.concatenate(cols, axis=1)
 
     def encode_summaries(self, s: Summaries, incident_mev: np.ndarray) -> np.ndarray:
         """(N, 2 L + 4) float32 standardised summaries of showers of the given incident energies."""
@@ -256,8 +316,17 @@ class PointsPreprocessor:
         n_frac = np.where(e_frac > 0, n_frac, 0.0)
         n_frac = _renormalise(n_frac, e_frac)
         counts = _largest_remainders(n_frac, total_n)
-        e_frac = _renormalise(np.where(counts > 0, e_frac, 0.0), counts.astype(np.float64))
-        return Summaries(counts, e_frac * total_e[:, None], raw[:, 2 + 2 * n_l :].copy())
+        cog = raw[:, 2 + 2 * n_l : 4 + 2 * n_l].copy()
+        if not self.core:
+            e_frac = _renormalise(np.where(counts > 0, e_frac, 0.0), counts.astype(np.float64))
+            return Summaries(counts, e_frac * total_e[:, None], cog)
+        # a layer keeps its energy if it has points or a core; one without points is all core
+        core_frac = np.clip(np.exp(np.clip(raw[:, 4 + 2 * n_l :], -30.0, 1.0)) - FRACTION_FLOOR, 0.0, 1.0)
+        core_frac = np.where(core_frac < CORE_MIN_FRACTION, 0.0, core_frac)  # float32 noise around the floor
+        e_frac = _renormalise(np.where((counts > 0) | (core_frac > 0), e_frac, 0.0), counts.astype(np.float64))
+        core_frac = np.where(counts > 0, core_frac, 1.0)
+        energies = e_frac * total_e[:, None]
+        return Summaries(counts, energies, cog, core_frac * energies)
 
     def calibrated_counts(self, counts: np.ndarray, cap: int) -> np.ndarray:
         """Points per layer to generate for the drawn ``counts`` (N, L) (identity without a fitted
@@ -331,6 +400,10 @@ def calibrate(
         incident_mev: (N,) incident energies.
         geometry: stored with the result.
 
+    Under the core split (``summaries.core`` given) the decoded points are the non-core ones: they
+    carry ``energies - core`` in each layer and the whole centre-of-gravity shift, and each layer
+    with core energy gets one more point at x = y = 0 with it.
+
     Returns:
         :class:`PointClouds` whose showers have ``energies[i, l]`` MeV in layer ``l`` and the
         energy-weighted centre ``cog[i]`` (shower without energy: unshifted), and ``counts[i, l]``
@@ -352,15 +425,22 @@ def calibrate(
         if half is not None:  # beyond the calorimeter's face: no energy (dropped below)
             p[(np.abs(p[:, 0]) >= half[layer]) | (np.abs(p[:, 1]) >= half[layer]), 3] = 0.0
         sums = np.bincount(layer, weights=p[:, 3], minlength=n_layers)
-        scale = np.divide(summaries.energies[i], sums, out=np.zeros(n_layers), where=sums > 0)
+        core = None if summaries.core is None else summaries.core[i]
+        target = summaries.energies[i] if core is None else summaries.energies[i] - core
+        scale = np.divide(target, sums, out=np.zeros(n_layers), where=sums > 0)
         p[:, 3] *= scale[layer]
         total = p[:, 3].sum()
-        if total > 0:
-            p[:, 0] += summaries.cog[i, 0] - np.dot(p[:, 3], p[:, 0]) / total
-            p[:, 1] += summaries.cog[i, 1] - np.dot(p[:, 3], p[:, 1]) / total
+        if total > 0:  # the core points sit on the axis: the others carry the whole shift
+            whole = total if core is None else total + core.sum()
+            p[:, 0] += (summaries.cog[i, 0] * whole - np.dot(p[:, 3], p[:, 0])) / total
+            p[:, 1] += (summaries.cog[i, 1] * whole - np.dot(p[:, 3], p[:, 1])) / total
         if half is not None:  # a point the shift carried over the edge stays on it
             edge = (half * (1.0 - FACE_MARGIN))[layer, None]
             p[:, :2] = np.clip(p[:, :2], -edge, edge)
+        if core is not None:
+            on = np.nonzero(core > 0)[0]
+            p = np.concatenate([p, np.stack([0 * on, 0 * on, on, core[on]], axis=1).astype(np.float64)])
+            p = p[np.argsort(p[:, 2], kind="stable")]
         keep = p[:, 3] > 0
         out.append(p[keep])
         sizes.append(int(keep.sum()))

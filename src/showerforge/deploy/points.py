@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from showerforge.data.points_preprocess import (
+    CORE_MIN_FRACTION,
     E_SCALE_MEV,
     FACE_MARGIN,
     FRACTION_FLOOR,
@@ -150,9 +151,10 @@ class SummaryDecoding(nn.Module):
     """:meth:`PointsPreprocessor.decode_summaries` and ``encode_summaries`` in torch (float64 inside).
 
     Shapes:
-        ``feats`` (N, 2 L + 4) float32 drawn summaries, ``inc`` (N,) float64 MeV ->
-        ``(counts, energies, cog, cond)``: counts (N, L) float64 integers, energies (N, L) MeV,
-        cog (N, 2) mm, ``cond`` (N, 2 L + 4) float32 the re-encoded rounded summaries.
+        ``feats`` (N, n_summary) float32 drawn summaries, ``inc`` (N,) float64 MeV ->
+        ``(counts, energies, cog, core, cond)``: counts (N, L) float64 integers, energies (N, L) MeV,
+        cog (N, 2) mm, core (N, L) MeV of each layer's core point (zeros without the core split),
+        ``cond`` (N, n_summary) float32 the re-encoded rounded summaries.
     """
 
     mu: Tensor
@@ -161,11 +163,12 @@ class SummaryDecoding(nn.Module):
     def __init__(self, pre: PointsPreprocessor, cap: int | None = None) -> None:
         super().__init__()
         self.n_layers, self.n_max = pre.n_layers, int(pre.n_max)
+        self.core = bool(pre.core)
         self.register_buffer("mu", _f64(pre.sum_mu), persistent=False)
         self.register_buffer("sd", _f64(pre.sum_sd), persistent=False)
         self.occupancy = None if pre.occupancy is None else OccupancyCounts(pre.occupancy, int(cap or pre.n_max))
 
-    def decode(self, feats: Tensor, inc: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def decode(self, feats: Tensor, inc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         raw = feats.to(torch.float64) * self.sd + self.mu
         n_l = self.n_layers
         total_e = inc * torch.exp(torch.clamp(raw[:, 0], -30.0, 5.0))
@@ -174,32 +177,43 @@ class SummaryDecoding(nn.Module):
         n_frac = _fractions(raw[:, 2 + n_l : 2 + 2 * n_l])
         n_frac = _renormalise(torch.where(e_frac > 0, n_frac, torch.zeros_like(n_frac)), e_frac)
         counts = _largest_remainders(n_frac, total_n)
-        e_frac = _renormalise(torch.where(counts > 0, e_frac, torch.zeros_like(e_frac)), counts)
-        return counts, e_frac * total_e[:, None], raw[:, 2 + 2 * n_l :]
+        cog = raw[:, 2 + 2 * n_l : 4 + 2 * n_l]
+        zero = torch.zeros_like(e_frac)
+        if not self.core:
+            e_frac = _renormalise(torch.where(counts > 0, e_frac, zero), counts)
+            return counts, e_frac * total_e[:, None], cog, zero
+        core_frac = torch.clamp(torch.exp(torch.clamp(raw[:, 4 + 2 * n_l :], -30.0, 1.0)) - FRACTION_FLOOR, 0.0, 1.0)
+        core_frac = torch.where(core_frac < CORE_MIN_FRACTION, zero, core_frac)
+        e_frac = _renormalise(torch.where((counts > 0) | (core_frac > 0), e_frac, zero), counts)
+        core_frac = torch.where(counts > 0, core_frac, torch.ones_like(core_frac))
+        energies = e_frac * total_e[:, None]
+        return counts, energies, cog, core_frac * energies
 
-    def encode(self, counts: Tensor, energies: Tensor, cog: Tensor, inc: Tensor) -> Tensor:
+    def encode(self, counts: Tensor, energies: Tensor, cog: Tensor, core: Tensor, inc: Tensor) -> Tensor:
         total_e = energies.sum(dim=1)
         total_n = counts.sum(dim=1)
         ones = torch.ones_like(total_e)
         e_frac = energies / torch.where(total_e > 0, total_e, ones)[:, None]
         n_frac = counts / torch.where(total_n > 0, total_n, ones)[:, None]
-        raw = torch.cat(
-            [
-                torch.log(torch.clamp(total_e, min=1e-6) / inc)[:, None],
-                torch.log(torch.clamp(total_n, min=1.0))[:, None],
-                torch.log(e_frac + FRACTION_FLOOR),
-                torch.log(n_frac + FRACTION_FLOOR),
-                cog,
-            ],
-            dim=1,
-        )
+        cols = [
+            torch.log(torch.clamp(total_e, min=1e-6) / inc)[:, None],
+            torch.log(torch.clamp(total_n, min=1.0))[:, None],
+            torch.log(e_frac + FRACTION_FLOOR),
+            torch.log(n_frac + FRACTION_FLOOR),
+            cog,
+        ]
+        if self.core:
+            frac = core / torch.where(energies > 0, energies, torch.ones_like(energies))
+            frac = torch.where(energies > 0, torch.clamp(frac, 0.0, 1.0), torch.zeros_like(frac))
+            cols.append(torch.log(frac + FRACTION_FLOOR))
+        raw = torch.cat(cols, dim=1)
         return ((raw - self.mu) / self.sd).to(torch.float32)
 
-    def forward(self, feats: Tensor, inc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        counts, energies, cog = self.decode(feats, inc)
+    def forward(self, feats: Tensor, inc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        counts, energies, cog, core = self.decode(feats, inc)
         if self.occupancy is not None:
             counts = self.occupancy(counts)
-        return counts, energies, cog, self.encode(counts, energies, cog, inc)
+        return counts, energies, cog, core, self.encode(counts, energies, cog, core, inc)
 
 
 class PointCalibration(nn.Module):
@@ -207,9 +221,10 @@ class PointCalibration(nn.Module):
 
     Shapes:
         ``x`` (N, n, 4) float32 point-flow output, ``counts`` (N, L) float64 drawn points per
-        layer, ``energies`` (N, L) MeV, ``cog`` (N, 2) mm -> ``(points, num_points)``: (N, n, 4)
-        float64 x, y mm, layer index, energy MeV, sorted by depth, zero beyond ``num_points``
-        (N,) int64.
+        layer, ``energies`` (N, L) MeV, ``cog`` (N, 2) mm, ``core`` (N, L) MeV (``None`` without
+        the core split) -> ``(points, num_points)``: (N, n, 4) float64 x, y mm, layer index, energy
+        MeV, sorted by depth, zero beyond ``num_points`` (N,) int64; with the core split (N, n + L,
+        4), each layer's core point after its other points, as :func:`calibrate`.
     """
 
     mu: Tensor
@@ -254,7 +269,9 @@ class PointCalibration(nn.Module):
         start = torch.gather(cum, 1, (ends - counts).to(torch.long))
         return end - start
 
-    def forward(self, x: Tensor, counts: Tensor, energies: Tensor, cog: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, counts: Tensor, energies: Tensor, cog: Tensor, core: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         p, layer, real = self.fill_layers(self.decode(x), counts)
         idx = layer.to(torch.long)
         if self.face_half is not None:  # beyond the face: no energy (dropped by compact)
@@ -262,19 +279,32 @@ class PointCalibration(nn.Module):
             real = real & (torch.abs(p[..., 0]) < half) & (torch.abs(p[..., 1]) < half)
         e = torch.where(real, p[..., 3], torch.zeros_like(p[..., 3]))
         sums = self.layer_sums(e, counts)
+        target = energies if core is None else energies - core
         scale = torch.where(
-            sums > 0, energies / torch.where(sums > 0, sums, torch.ones_like(sums)), torch.zeros_like(sums)
+            sums > 0, target / torch.where(sums > 0, sums, torch.ones_like(sums)), torch.zeros_like(sums)
         )
         e = e * torch.gather(scale, 1, idx)
         total = e.sum(dim=1, keepdim=True)
+        whole = total if core is None else total + core.sum(dim=1, keepdim=True)
         safe = torch.where(total > 0, total, torch.ones_like(total))
-        shift = torch.where(total > 0, cog - (e[..., None] * p[..., :2]).sum(dim=1) / safe, torch.zeros_like(cog))
+        moment = (e[..., None] * p[..., :2]).sum(dim=1)
+        shift = torch.where(total > 0, (cog * whole - moment) / safe, torch.zeros_like(cog))
         xy = p[..., :2] + shift[:, None, :]
         if self.face_half is not None:  # held just inside the edge, as calibrate does
             edge = (self.face_half * (1.0 - FACE_MARGIN))[idx][..., None]
             xy = torch.minimum(torch.maximum(xy, -edge), edge)
         p = torch.cat([xy, layer[..., None], e[..., None]], dim=-1)
-        return self.compact(p, e > 0)
+        if core is None:
+            return self.compact(p, e > 0)
+        # one point per layer on the axis with the core energy, after the layer's other points
+        layers = torch.cumsum(torch.ones_like(core), dim=1) - 1.0
+        axis = torch.stack([torch.zeros_like(core), torch.zeros_like(core), layers, core], dim=-1)
+        p = torch.cat([p, axis], dim=1)
+        keep = p[..., 3] > 0
+        order = stable_argsort(torch.where(keep, p[..., 2], torch.full_like(p[..., 2], float(self.n_layers))))
+        p = torch.gather(p, 1, order[..., None].expand(-1, -1, 4))
+        keep = torch.gather(keep, 1, order)
+        return self.compact(p, keep)
 
     @staticmethod
     def compact(p: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
@@ -298,7 +328,7 @@ class PointGraph(nn.Module):
     normal (``n_slots`` = the model's ``n_particles``; only the first ``num_points`` slots of a row
     are used), ``incident_energy`` (N, 1) MeV. Outputs: ``points`` (N, n_slots, 4) float32 x, y
     mm, layer index, energy MeV, sorted by depth, zero beyond ``num_points``; ``num_points`` (N,)
-    int64.
+    int64. With the core split the output has ``n_slots + L`` slots (one core point per layer).
     """
 
     def __init__(self, surrogate: Any, *, steps: int, solver: str) -> None:
@@ -308,6 +338,8 @@ class PointGraph(nn.Module):
         self.steps, self.solver = int(steps), str(solver)
         self.cond_mu, self.cond_sd = float(pre.cond_mu), float(pre.cond_sd)
         self.n_slots = int(self.model.config["n_particles"])
+        self.n_core = pre.n_layers if pre.core else 0
+        self.n_out = self.n_slots + self.n_core
         self.n_summary = int(pre.n_summary)
         self.summaries = SummaryDecoding(pre, cap=self.n_slots)
         self.calibration = PointCalibration(pre, face_half_widths(surrogate.geometry, pre.n_layers))
@@ -320,7 +352,7 @@ class PointGraph(nn.Module):
         inc = incident.reshape(-1).to(torch.float64)
         c0 = self.condition(inc)
         feats = self.model.summaries_from_noise(summary_noise, c0)
-        counts, energies, cog, encoded = self.summaries(feats, inc)
+        counts, energies, cog, core, encoded = self.summaries(feats, inc)
         count = counts.sum(dim=1, keepdim=True)
         # the point flow runs on the batch's widest shower (the pooled sums are divided by the
         # model's n_particles, so a shower's points do not depend on the width it is padded to)
@@ -330,10 +362,11 @@ class PointGraph(nn.Module):
         mask = slot_index(x0).to(count.dtype) < count
         cond = torch.cat([c0, encoded], dim=1)
         x = self.model.sample_from_noise([x0], cond, steps=self.steps, solver=self.solver, mask=mask)
-        points, num = self.calibration(x, counts, energies, cog)
-        # back to n_slots: slot w of the extended points is zero
+        points, num = self.calibration(x, counts, energies, cog, core if self.n_core else None)
+        # back to n_out slots: slot w + n_core of the extended points is zero
         ext = torch.cat([points, torch.zeros_like(points[:, :1])], dim=1)
-        return torch.index_select(ext, 1, torch.minimum(slots, width)).to(torch.float32), num
+        out_slots = torch.arange(self.n_out)
+        return torch.index_select(ext, 1, torch.minimum(out_slots, width + self.n_core)).to(torch.float32), num
 
 
 def points_difference(a: np.ndarray, b: np.ndarray, *, reach: int = 2) -> tuple[float, int]:

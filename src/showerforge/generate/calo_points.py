@@ -38,7 +38,6 @@ from showerforge.data.points_preprocess import (
     calibrate,
     fit_occupancy,
     occupancy_table,
-    shower_summaries,
 )
 from showerforge.errors import UserError
 from showerforge.generate.common import CPU_SLICE, SampleOptions, start_generation
@@ -88,7 +87,9 @@ class PointSurrogate(LoadedRun):
         summaries = pre.decode_summaries(feats, energies_mev)
         if occupancy:
             cap = int(self.model.config["n_particles"])
-            summaries = Summaries(pre.calibrated_counts(summaries.counts, cap), summaries.energies, summaries.cog)
+            summaries = Summaries(
+                pre.calibrated_counts(summaries.counts, cap), summaries.energies, summaries.cog, summaries.core
+            )
         # the point flow is conditioned on the summaries as drawn *after* rounding
         cond = np.concatenate([c0.cpu().numpy(), pre.encode_summaries(summaries, energies_mev)], axis=1)
         return cond, summaries
@@ -171,7 +172,7 @@ class PointSurrogate(LoadedRun):
         if target is not None:
             if len(target) > 5000:
                 target = target.select(np.arange(5000))
-            t_counts = shower_summaries(target, n_layers).counts
+            t_counts = pre.summaries_of(target).counts
             pre.occupancy_target = {
                 **occupancy_table(t_counts, _cells_per_layer(target, n_layers)),
                 "threshold_mip": DEFAULT_THRESHOLD_MIP,

@@ -311,6 +311,7 @@ CFM_POINTS = ModelSpec(
         "summary_blocks": 3,
         "summary_steps": 4,
         "summary_repeat": 8,
+        "core": False,
         "sigma": 0.0,
         "time_sampling": "uniform",
         "solver": "midpoint",
@@ -334,7 +335,7 @@ CFM_POINTS = ModelSpec(
         "steps": 3,
     },
     references=("arXiv:2305.04847", "arXiv:2309.05704", "arXiv:2301.08128", "arXiv:2210.02747"),
-    saved_before={"summary_repeat": 1},
+    saved_before={"summary_repeat": 1, "core": False},
 )
 
 AR_TOKENS = ModelSpec(

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from showerforge.data.points import PointClouds, read_points
-from showerforge.data.points_preprocess import PointsPreprocessor, shower_summaries
+from showerforge.data.points_preprocess import PointsPreprocessor
 from showerforge.errors import UserError
 from showerforge.models import get_spec
 from showerforge.runs.checkpoint import file_sha256
@@ -60,6 +60,7 @@ class PointTrainingData:
         seed: split, dequantisation and batch order.
         device: device of the batches.
         preprocessing: a fitted preprocessor (a resumed run), else fitted on the training split.
+        core: fit the preprocessor with the core split (see :mod:`showerforge.data.points_preprocess`).
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class PointTrainingData:
         seed: int,
         device: torch.device,
         preprocessing: PointsPreprocessor | None = None,
+        core: bool = False,
     ) -> None:
         if not 0.0 <= val_fraction < 1.0:
             raise UserError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -86,7 +88,12 @@ class PointTrainingData:
         perm = np.random.default_rng(self.seed).permutation(n)
         tr, va = np.sort(perm[n_val:]), np.sort(perm[:n_val])
         train = clouds.select(tr)
-        self.preprocessing = preprocessing or PointsPreprocessor(self.n_layers).fit(train, seed=self.seed)
+        try:
+            self.preprocessing = preprocessing or PointsPreprocessor(self.n_layers, core=core).fit(
+                train, seed=self.seed
+            )
+        except ValueError as err:
+            raise UserError(str(err)) from None
         self.n_train, self.n_val = len(tr), n_val
         self.points, self.offsets, self.cond = self._encode(train)
         self.val = self._padded(*self._encode(clouds.select(va)), np.arange(n_val)) if n_val else None
@@ -96,11 +103,12 @@ class PointTrainingData:
         cond = np.concatenate(
             [
                 pre.condition(clouds.incident_mev),
-                pre.encode_summaries(shower_summaries(clouds, self.n_layers), clouds.incident_mev),
+                pre.encode_summaries(pre.summaries_of(clouds), clouds.incident_mev),
             ],
             axis=1,
         )
-        return pre.encode_points(clouds.points, seed=self.seed + 1), clouds.offsets.copy(), cond
+        flow = pre.flow_points(clouds)
+        return pre.encode_points(flow.points, seed=self.seed + 1), flow.offsets.copy(), cond
 
     def _padded(
         self, points: np.ndarray, offsets: np.ndarray, cond: np.ndarray, idx: np.ndarray
@@ -204,6 +212,8 @@ def train_points(
     """
     cfg, run_options = split_train_options(POINTS_TRAIN_CONFIG, options, caller="train_points")
     path = Path(data)
+    spec = get_spec(model)
+    core = bool({**spec.defaults, **(run_options.get("config_overrides") or {})}.get("core", False))
 
     def prepare(ckpt: dict[str, Any] | None, dev: torch.device) -> PreparedData:
         clouds = read_points(path)
@@ -211,7 +221,7 @@ def train_points(
         if ckpt is not None:
             pre = PointsPreprocessor(clouds.geometry.n_layers if clouds.geometry else 0, ckpt["preprocessing"])
         try:
-            prepared = PointTrainingData(clouds, **cfg.split_keywords(dev), preprocessing=pre)
+            prepared = PointTrainingData(clouds, **cfg.split_keywords(dev), preprocessing=pre, core=core)
         except UserError as err:
             raise TrainError(f"{path}: {err}") from None
         provenance = {
@@ -225,6 +235,6 @@ def train_points(
             "physics_data": clouds.attrs.get("physics_data"),
         }
         assert clouds.geometry is not None
-        return _PointData(prepared, provenance, clouds.geometry.to_json(), get_spec(model).own_length)
+        return _PointData(prepared, provenance, clouds.geometry.to_json(), spec.own_length)
 
     return fit(prepare, model, out_dir, cfg, data_kind=DATA_KIND, data_name=str(data), **run_options)
