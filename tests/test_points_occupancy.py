@@ -22,6 +22,7 @@ from showerforge.data.points_preprocess import (
     apply_occupancy,
     fit_occupancy,
     occupancy_table,
+    refine_occupancy,
     shower_summaries,
 )
 from showerforge.generate.calo_points import _cells_per_layer, sample_points
@@ -53,6 +54,24 @@ def test_fit_occupancy_inverts_the_generator_table():
     empty = {"log_n": [[]], "cells": [[]]}
     assert fit_occupancy(empty, generated)["log_ratio"] == [[0.0]]
     far = fit_occupancy(table(n_values, lambda n: 1000 * n), generated)
+    assert max(far["log_ratio"][0]) == pytest.approx(OCCUPANCY_MAX_LOG_RATIO)
+
+
+def test_refine_occupancy_closes_the_remaining_gap():
+    """Geant4 c = 2 n^0.8 (slope 0.8 in log-log); calibrated showers 10 % over it at every n: each
+    ratio drops by log(1.1) / 0.8. Calibrated showers on target change nothing; layers without
+    tables are left alone; the clip at 4 holds."""
+    n_values = [4, 8, 16, 32, 64, 128, 256, 512]
+    target = table(n_values, lambda n: 2 * n**0.8)
+    start = {"log_n": [list(np.log(n_values))], "log_ratio": [[-0.2] * 8], "n_showers": 100}
+    over = refine_occupancy(start, target, table(n_values, lambda n: 2.2 * n**0.8))
+    np.testing.assert_allclose(over["log_ratio"][0], -0.2 - np.log(1.1) / 0.8, rtol=1e-9)
+    assert over["n_showers"] == 100 and start["log_ratio"][0] == [-0.2] * 8  # the input is not changed
+    same = refine_occupancy(start, target, target)
+    np.testing.assert_allclose(same["log_ratio"][0], -0.2, atol=1e-12)
+    empty = {"log_n": [[]], "cells": [[]]}
+    assert refine_occupancy(start, target, empty)["log_ratio"] == start["log_ratio"]
+    far = refine_occupancy(start, target, table(n_values, lambda n: 0.01 * n**0.8))
     assert max(far["log_ratio"][0]) == pytest.approx(OCCUPANCY_MAX_LOG_RATIO)
 
 

@@ -38,6 +38,7 @@ from showerforge.data.points_preprocess import (
     calibrate,
     fit_occupancy,
     occupancy_table,
+    refine_occupancy,
 )
 from showerforge.errors import UserError
 from showerforge.generate.common import CPU_SLICE, SampleOptions, start_generation
@@ -78,6 +79,7 @@ class PointSurrogate(LoadedRun):
     geometry: Geometry
 
     export_layouts: ClassVar[tuple[str, ...]] = ("points",)
+    calibration_refinements: ClassVar[int] = 2
 
     def _summaries(self, energies_mev: np.ndarray, seed: int, occupancy: bool = True) -> tuple[np.ndarray, Summaries]:
         pre = self.preprocessing
@@ -151,6 +153,7 @@ class PointSurrogate(LoadedRun):
         n: int = 1000,
         seed: int = 0,
         progress: Callable[[int], Any] | None = None,
+        refinements: int | None = None,
     ) -> dict[str, Any] | None:
         """Fit the occupancy calibration (module docstring) and return the checkpoint entries it changes.
 
@@ -160,6 +163,9 @@ class PointSurrogate(LoadedRun):
             n: showers the model generates, uncalibrated, to measure its own table.
             seed: seed of those showers.
             progress: called with the number of showers generated after each batch.
+            refinements: further rounds of ``n`` calibrated showers each
+                (:func:`~showerforge.data.points_preprocess.refine_occupancy`; default
+                :attr:`calibration_refinements`).
 
         Returns:
             ``{"preprocessing": state}`` with the fitted calibration, or ``None`` for a model without
@@ -190,6 +196,12 @@ class PointSurrogate(LoadedRun):
         asked = self._summaries(energies, seed, occupancy=False)[1].counts  # as drawn (before any is dropped)
         generated = occupancy_table(asked, _cells_per_layer(own, n_layers))
         pre.occupancy = {**fit_occupancy(pre.occupancy_target, generated), "n_showers": int(n), "seed": int(seed)}
+        refinements = self.calibration_refinements if refinements is None else int(refinements)
+        for _ in range(refinements):
+            own = sample_points(self, energies, seed=seed, progress=progress)
+            calibrated = occupancy_table(asked, _cells_per_layer(own, n_layers))
+            pre.occupancy = refine_occupancy(pre.occupancy, pre.occupancy_target, calibrated)
+        pre.occupancy["refinements"] = refinements
         return {"preprocessing": pre.state()}
 
 

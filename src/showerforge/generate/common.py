@@ -171,7 +171,8 @@ def calibrate_run(
     from showerforge.simulate.shards import ProgressBar
 
     run = load(Path(checkpoint))
-    with ProgressBar(int(n), 0, progress, "calibrating the sampler", "showers") as bar:
+    total = int(n) * (1 + int(getattr(run, "calibration_refinements", 0)))  # further rounds of n events
+    with ProgressBar(total, 0, progress, "calibrating the sampler", "showers") as bar:
         done = [0]
 
         def step(k: int) -> None:
