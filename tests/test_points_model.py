@@ -258,6 +258,22 @@ def test_train_generate_inspect_chain(simulated, tmp_path: Path) -> None:
     assert len(fast) == 6 and (fast.points[:, 3] > 0).all()
     # the calibrations hold for the student's showers too: drawn points and energy per layer
     assert np.array_equal(fast.num_points, gen.num_points)  # same seed: the same drawn summaries
+    # a smaller student starts from random weights but keeps the teacher's shower flow, which
+    # distillation does not train
+    small = tmp_path / "small"
+    args = ["--steps", "1", "--n-pairs", "24", "--epochs", "1", "--set", "d_model=8", "-o", str(small)]
+    proc = subprocess.run(
+        [*sf, "distill", "--model", str(run), "--trajectories", str(student / "teacher_trajectories.h5"), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tiny = sf_api.load(small)
+    assert tiny.model.config["d_model"] == 8 and tiny.config["distillation"]["init"] == "random"
+    teacher_flow, small_flow = surrogate.model.summary.state_dict(), tiny.model.summary.state_dict()
+    assert all(torch.equal(teacher_flow[k], small_flow[k]) for k in teacher_flow)
+    assert np.array_equal(tiny.sample(gen.incident_mev, seed=2).num_points, gen.num_points)
 
 
 def test_core_split_chain_draws_one_axis_point_per_layer(simulated, tmp_path: Path) -> None:

@@ -802,7 +802,7 @@ def _parse_overrides(items: tuple[str, ...]) -> dict[str, object]:
     epochs="Student epochs (default 10).",
     lr="Peak learning rate (default 5e-4).",
     seed="Seed of conditions, noise, order.",
-    overrides="Student hyperparameter override, e.g. --set d_model=64 (a smaller student starts from random weights).",
+    overrides="Student hyperparameter override, e.g. --set d_model=64 (a smaller student starts from random weights, but keeps the teacher's tensors of equal shape, such as the point models' shower flow).",
 )
 @friendly
 def distill_cmd(

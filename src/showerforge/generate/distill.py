@@ -342,7 +342,9 @@ def distill(
             log-uniform over the teacher's training range).
         options: the :class:`~showerforge.training.fit.TrainOptions` (defaults
             :data:`DEFAULT_DISTILL`: 10 epochs, lr 5e-4); ``config_overrides`` that change the
-            architecture start the student from random weights instead of the teacher's.
+            architecture start the student from random weights instead of the teacher's, except
+            for the teacher's tensors of equal name and shape (the shower flow of ``cfm-points``,
+            which distillation does not train).
 
     Returns:
         The :class:`~showerforge.training.fit.TrainResult` of the student.
@@ -415,6 +417,12 @@ def distill(
     def init_weights(model: Any) -> None:
         if init == "teacher":
             model.load_state_dict(teacher_state)
+            return
+        # a student of another architecture keeps the teacher's tensors of equal name and shape:
+        # the parts that are not distilled (cfm-points' shower flow) come over whole
+        own = model.state_dict()
+        same = {k: v for k, v in teacher_state.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(same, strict=False)
 
     def prepare(_ckpt: dict[str, Any] | None, dev: torch.device) -> PreparedData:
         return TrajectoryData(traj, run, ckpt, steps, cfg, dev)
