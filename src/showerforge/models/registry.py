@@ -309,7 +309,7 @@ CFM_POINTS = ModelSpec(
         "mlp_ratio": 2.0,
         "summary_width": 256,
         "summary_blocks": 3,
-        "summary_steps": 4,
+        "summary_steps": 8,
         "summary_repeat": 8,
         "core": False,
         "sigma": 0.0,
