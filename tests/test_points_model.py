@@ -322,6 +322,47 @@ def test_core_split_chain_draws_one_axis_point_per_layer(simulated, tmp_path: Pa
     assert np.array_equal(again.points, gen.points)
 
 
+def test_core_split_on_a_geometry_without_fine_squares_is_refused(tmp_path: Path) -> None:
+    """``core=true`` needs a geometry scored on fine squares: refused in one line naming the file,
+    before a run directory is written (``sf.train`` and the command line)."""
+    import showerforge as sf_api
+    from showerforge.data.points import write_points
+    from showerforge.training.fit import TrainError
+
+    geo = PRESETS["mini"]
+    rng = np.random.default_rng(0)
+    sizes = np.full(30, 6)
+    pts = np.column_stack(
+        [rng.normal(0, 5, 180), rng.normal(0, 5, 180), rng.integers(0, geo.n_layers, 180), rng.exponential(1.0, 180)]
+    )
+    data = write_points(
+        tmp_path / "mini_points.h5", PointClouds(pts, np.r_[0, np.cumsum(sizes)], np.full(30, 5e3), geo)
+    )
+    np.testing.assert_array_equal(read_points(data).points, pts.astype(np.float32))  # showers of equal length
+    with pytest.raises((UserError, TrainError), match="mini_points.h5.*fine squares"):
+        sf_api.train(data, output=tmp_path / "run", epochs=1, config={"core": True}, progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "showerforge",
+            "train",
+            "--data",
+            str(data),
+            "-o",
+            str(tmp_path / "cli"),
+            "--set",
+            "core=true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2 and "fine squares" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "cli" / "checkpoint.pt").exists()
+
+
 def test_point_batches_keep_each_call_within_the_point_budget():
     from showerforge.generate.calo_points import point_batches
 

@@ -346,7 +346,11 @@ class PointsWriter:
         flat = np.empty(k, dtype=object)
         for i in range(k):
             flat[i] = clouds.event(i).reshape(-1)
-        if k:
+        if k > 1 and len(set(clouds.num_points.tolist())) == 1:
+            # showers of equal length: h5py would read the object array as one 2-D block
+            for i in range(k):
+                self.ds["showers"][r + i] = flat[i]
+        elif k:
             self.ds["showers"][r : r + k] = flat
         self.ds["num_points"][r : r + k] = clouds.num_points
         self.ds["energies"][r : r + k, 0] = clouds.incident_mev
