@@ -21,6 +21,12 @@ ILD = ["simulate", "calo", "--geometry", "ild-ecal", "--particle", "gamma", "--e
 ILD += ["--spectrum", "uniform", "--n", "40", "--seed", "11", "--workers", "1", "--shard-size", "20", "--points"]
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``showerforge ARGS`` in a fresh interpreter, output captured."""
+    command = [sys.executable, "-m", "showerforge", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
 @pytest.fixture(scope="module")
 def clouds(simulated) -> PointClouds:
     return read_points(simulated(*ILD))
@@ -204,22 +210,11 @@ def test_a_shower_does_not_depend_on_the_batch_it_is_padded_into() -> None:
 def test_train_generate_inspect_chain(simulated, tmp_path: Path) -> None:
     data = simulated(*ILD)
     run = tmp_path / "run"
-    sf = [sys.executable, "-m", "showerforge"]
     small = "d_model=16 d_global=8 n_blocks=1 summary_width=32 summary_blocks=1 summary_steps=4 steps=2".split()
-    proc = subprocess.run(
-        [*sf, "train", "--data", str(data), "-o", str(run), "--epochs", "1", *[a for k in small for a in ("--set", k)]],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = cli("train", "--data", data, "-o", run, "--epochs", "1", *[a for k in small for a in ("--set", k)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = tmp_path / "gen.h5"
-    proc = subprocess.run(
-        [*sf, "generate", "--model", str(run), "--energy", "5:15GeV", "--n", "6", "--seed", "2", "-o", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = cli("generate", "--model", str(run), "--energy", "5:15GeV", "--n", "6", "--seed", "2", "-o", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     gen = read_points(out)
     assert len(gen) == 6 and gen.geometry == read_points(data).geometry
@@ -244,12 +239,7 @@ def test_train_generate_inspect_chain(simulated, tmp_path: Path) -> None:
     assert not (tmp_path / "many.h5").exists()
     # a 1-step student through `showerforge distill`, generated like the teacher
     student = tmp_path / "student"
-    proc = subprocess.run(
-        [*sf, "distill", "--model", str(run), "--steps", "1", "--n-pairs", "24", "--epochs", "1", "-o", str(student)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = cli("distill", "--model", str(run), "--steps", "1", "--n-pairs", "24", "--epochs", "1", "-o", str(student))
     assert proc.returncode == 0, proc.stderr[-2000:]
     loaded = sf_api.load(student)
     assert loaded.model.default_sampler == {"solver": "euler", "steps": 1}
@@ -262,12 +252,7 @@ def test_train_generate_inspect_chain(simulated, tmp_path: Path) -> None:
     # distillation does not train
     small = tmp_path / "small"
     args = ["--steps", "1", "--n-pairs", "24", "--epochs", "1", "--set", "d_model=8", "-o", str(small)]
-    proc = subprocess.run(
-        [*sf, "distill", "--model", str(run), "--trajectories", str(student / "teacher_trajectories.h5"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = cli("distill", "--model", str(run), "--trajectories", str(student / "teacher_trajectories.h5"), *args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     tiny = sf_api.load(small)
     assert tiny.model.config["d_model"] == 8 and tiny.config["distillation"]["init"] == "random"
@@ -285,24 +270,7 @@ def test_core_split_chain_draws_one_axis_point_per_layer(simulated, tmp_path: Pa
     data = simulated(*ILD)
     run = tmp_path / "core"
     small = "core=true d_model=16 d_global=8 n_blocks=1 summary_width=32 summary_blocks=1 steps=2".split()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "showerforge",
-            "train",
-            "--data",
-            str(data),
-            "-o",
-            str(run),
-            "--epochs",
-            "1",
-            *[a for k in small for a in ("--set", k)],
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = cli("train", "--data", data, "-o", run, "--epochs", "1", *[a for k in small for a in ("--set", k)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     model = sf_api.load(run)
     pre = model.preprocessing
@@ -342,23 +310,7 @@ def test_core_split_on_a_geometry_without_fine_squares_is_refused(tmp_path: Path
     with pytest.raises((UserError, TrainError), match="mini_points.h5.*fine squares"):
         sf_api.train(data, output=tmp_path / "run", epochs=1, config={"core": True}, progress=False)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "showerforge",
-            "train",
-            "--data",
-            str(data),
-            "-o",
-            str(tmp_path / "cli"),
-            "--set",
-            "core=true",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = cli("train", "--data", str(data), "-o", str(tmp_path / "cli"), "--set", "core=true")
     assert proc.returncode == 2 and "fine squares" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "cli" / "checkpoint.pt").exists()
 

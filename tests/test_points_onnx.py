@@ -123,6 +123,7 @@ def test_points_graph_matches_the_torch_sampler(surrogate, tmp_path):
     assert [o[0] for o in res.outputs] == ["points", "num_points"]
     meta = res.metadata
     assert meta["n_slots"] == str(surrogate.model.config["n_particles"]) and meta["summary_steps"] == "3"
+    assert meta["n_core"] == "0" and res.outputs[0][1] == f"[N, {meta['n_slots']}, 4]"
     assert meta["checkpoint_sha256"] == surrogate.sha256 and meta["steps"] == "2" and "geometry" in meta
     e = energies(surrogate, 200)
     ref = sample_points(surrogate, e, seed=5, batch_size=64)
@@ -302,6 +303,7 @@ def test_core_split_graph_matches_the_torch_sampler(core_surrogate, tmp_path):
     ref = sample_points(sur, e, seed=6, batch_size=64)
     points, num = run_graph(res.path, sur, e, seed=6)
     assert points.shape[1] == sur.model.config["n_particles"] + 30
+    assert res.metadata["n_core"] == "30" and res.outputs[0][1] == f"[N, {points.shape[1]}, 4]"
     assert_parity(points, num, ref)
     drawn = sur._summaries(e, 6)[1]
     for i, n in enumerate(num):

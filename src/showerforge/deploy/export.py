@@ -340,11 +340,12 @@ def _describe_points(module: PointGraph) -> tuple[list[Any], list[Any]]:
         ("noise", f"[N, {slots}, 4]", "standard normal; the point flow's noise (slots beyond num_points unused)"),
         ("incident_energy", "[N, 1]", "incident energy in MeV"),
     ]
+    core = " (one core point per layer on the axis, after the layer's other points)" if module.n_core else ""
     outputs = [
         (
             "points",
-            f"[N, {slots}, 4]",
-            "x, y in mm, layer index, energy in MeV; sorted by depth, zero beyond num_points",
+            f"[N, {module.n_out}, 4]",
+            f"x, y in mm, layer index, energy in MeV; sorted by depth, zero beyond num_points{core}",
         ),
         ("num_points", "[N]", "int64: points of each shower"),
     ]
@@ -361,6 +362,7 @@ def _points_metadata(surrogate: Any, module: PointGraph) -> dict[str, str]:
         "inputs": json.dumps(inputs),
         "outputs": json.dumps(outputs),
         "n_slots": str(module.n_slots),
+        "n_core": str(module.n_core),
         "n_summary": str(module.n_summary),
         "n_layers": str(pre.n_layers),
         "n_max": str(pre.n_max),
