@@ -214,6 +214,28 @@ def test_graph_applies_the_occupancy_calibration(surrogate, tmp_path):
         assert np.array_equal(got, want) and got.sum(axis=1).max() <= cap
 
 
+def test_graph_applies_the_radial_calibration(surrogate, tmp_path):
+    """With a radial energy calibration (weights 1/4 to 4 per layer and bin) the graph's points carry
+    the weighted energies the sampler gives, on the same noise, within the parity tolerance."""
+    import copy
+
+    from showerforge.data.points_preprocess import RADIAL_EDGES_MM
+
+    pre = copy.deepcopy(surrogate.preprocessing)
+    rng = np.random.default_rng(4)
+    pre.radial = {
+        "edges_mm": list(RADIAL_EDGES_MM),
+        "log_weight": rng.uniform(-np.log(4), np.log(4), (pre.n_layers, len(RADIAL_EDGES_MM))).tolist(),
+    }
+    sur = dataclasses.replace(surrogate, preprocessing=pre)
+    e = energies(sur, 120)
+    ref = sample_points(sur, e, seed=6, batch_size=64)
+    plain = sample_points(surrogate, e, seed=6, batch_size=64)
+    assert not np.allclose(ref.points[:, 3], plain.points[:, 3], rtol=1e-3)  # the weights changed the energies
+    points, num = run_graph(export_onnx(sur, tmp_path / "r.onnx").path, sur, e, seed=6)
+    assert_parity(points, num, ref)
+
+
 def test_one_step_student_exports(surrogate, tmp_path):
     """A distilled 1-step model (config ``solver=euler, steps=1``) exports its one step."""
     config = {**surrogate.config, "solver": "euler", "steps": 1}

@@ -12,7 +12,8 @@
 4. the mask ``arange(n_slots) < count`` and the point flow's ODE on the masked ``noise``;
 5. :class:`PointCalibration`: :meth:`PointsPreprocessor.decode_points` and
    :func:`~showerforge.data.points_preprocess.calibrate` in torch (points sorted by depth fill
-   the layers with the drawn counts, each layer rescaled to its drawn energy, the centre of
+   the layers with the drawn counts, each point's energy weighted by its layer and radial bin
+   (the radial energy calibration, when the model has one), each layer rescaled to its drawn energy, the centre of
    gravity shifted to the drawn one, points beyond a square-cell face and points left without
    energy dropped, shifted points held inside the face), zero-padded.
 
@@ -231,9 +232,16 @@ class PointCalibration(nn.Module):
     sd: Tensor
 
     face_half: Tensor | None
+    radial_edges: Tensor | None
+    radial_weight: Tensor | None
 
     def __init__(self, pre: PointsPreprocessor, half_widths: np.ndarray | None = None) -> None:
         super().__init__()
+        self.radial_edges = self.radial_weight = None
+        if pre.radial is not None:  # inner edges, and the (L * B,) weights
+            self.radial_edges = _f64(pre.radial["edges_mm"][1:])
+            self.radial_weight = torch.exp(_f64(pre.radial["log_weight"])).reshape(-1)
+            self.n_radial = len(pre.radial["edges_mm"])
         self.n_layers = pre.n_layers
         self.z_max = float(np.nextafter(float(pre.n_layers), 0.0))
         self.register_buffer("mu", _f64(pre.pt_mu), persistent=False)
@@ -278,6 +286,10 @@ class PointCalibration(nn.Module):
             half = self.face_half[idx]
             real = real & (torch.abs(p[..., 0]) < half) & (torch.abs(p[..., 1]) < half)
         e = torch.where(real, p[..., 3], torch.zeros_like(p[..., 3]))
+        if self.radial_edges is not None and self.radial_weight is not None:  # radial energy calibration
+            r = torch.sqrt(p[..., 0] * p[..., 0] + p[..., 1] * p[..., 1])
+            radial_bin = (r[..., None] >= self.radial_edges).to(torch.long).sum(dim=-1)
+            e = e * self.radial_weight[idx * self.n_radial + radial_bin]
         sums = self.layer_sums(e, counts)
         target = energies if core is None else energies - core
         scale = torch.where(

@@ -8,7 +8,8 @@ A generated shower is built in four steps:
    slots as the drawn points (showers of similar size are solved together);
 3. the inverse preprocessing to mm, depth and MeV;
 4. the calibrations (:func:`showerforge.data.points_preprocess.calibrate`): points per layer,
-   energy per layer and centre of gravity equal the drawn summaries exactly.
+   energy per layer and centre of gravity equal the drawn summaries exactly; with a fitted radial
+   energy calibration, each point's energy is first weighted by its layer and distance from the axis.
 
 Between steps 1 and 2 the occupancy calibration (fitted by :meth:`PointSurrogate.calibrate_sampler`
 after training and distillation) changes the number of points of each layer so that, projected
@@ -37,8 +38,10 @@ from showerforge.data.points_preprocess import (
     Summaries,
     calibrate,
     fit_occupancy,
+    fit_radial,
     occupancy_table,
     refine_occupancy,
+    refine_radial,
 )
 from showerforge.errors import UserError
 from showerforge.generate.common import CPU_SLICE, SampleOptions, start_generation
@@ -155,16 +158,19 @@ class PointSurrogate(LoadedRun):
         progress: Callable[[int], Any] | None = None,
         refinements: int | None = None,
     ) -> dict[str, Any] | None:
-        """Fit the occupancy calibration (module docstring) and return the checkpoint entries it changes.
+        """Fit the occupancy and radial energy calibrations (module docstring) and return the checkpoint
+        entries they change.
 
         Args:
-            target: reference showers (the training file) whose cells-against-points table is the
-                target; default: the table stored with the model (a student inherits its teacher's).
+            target: reference showers (the training file) whose cells-against-points table and
+                radial energy profile are the targets; default: those stored with the model (a
+                student inherits its teacher's).
             n: showers the model generates, uncalibrated, to measure its own table.
             seed: seed of those showers.
             progress: called with the number of showers generated after each batch.
             refinements: further rounds of ``n`` calibrated showers each
-                (:func:`~showerforge.data.points_preprocess.refine_occupancy`; default
+                (:func:`~showerforge.data.points_preprocess.refine_occupancy` and
+                :func:`~showerforge.data.points_preprocess.refine_radial`; default
                 :attr:`calibration_refinements`).
 
         Returns:
@@ -184,6 +190,7 @@ class PointSurrogate(LoadedRun):
                 "threshold_mip": DEFAULT_THRESHOLD_MIP,
                 "n_showers": len(target),
             }
+            pre.radial_target = pre.radial_target_of(target, seed=seed)
         if pre.occupancy_target is None:
             return None
         if not any(pre.occupancy_target["log_n"]):  # too few reference showers in every layer
@@ -192,16 +199,22 @@ class PointSurrogate(LoadedRun):
         rng = np.random.default_rng(seed)
         lo, hi = self.energy_range_mev
         energies = np.exp(rng.uniform(np.log(lo), np.log(hi), int(n)))
-        own = sample_points(self, energies, seed=seed, progress=progress, occupancy=False)
+        own = sample_points(self, energies, seed=seed, progress=progress, occupancy=False, radial=False)
         asked = self._summaries(energies, seed, occupancy=False)[1].counts  # as drawn (before any is dropped)
         generated = occupancy_table(asked, _cells_per_layer(own, n_layers))
         pre.occupancy = {**fit_occupancy(pre.occupancy_target, generated), "n_showers": int(n), "seed": int(seed)}
+        if pre.radial_target is not None:
+            pre.radial = {**fit_radial(pre.radial_target, pre.generated_profile(own)), "n_showers": int(n)}
         refinements = self.calibration_refinements if refinements is None else int(refinements)
         for _ in range(refinements):
             own = sample_points(self, energies, seed=seed, progress=progress)
             calibrated = occupancy_table(asked, _cells_per_layer(own, n_layers))
             pre.occupancy = refine_occupancy(pre.occupancy, pre.occupancy_target, calibrated)
+            if pre.radial is not None and pre.radial_target is not None:
+                pre.radial = refine_radial(pre.radial, pre.radial_target, pre.generated_profile(own))
         pre.occupancy["refinements"] = refinements
+        if pre.radial is not None:
+            pre.radial["refinements"] = refinements
         return {"preprocessing": pre.state()}
 
 
@@ -218,11 +231,13 @@ def sample_points(
     temperature: float | None = None,
     top_k: int | None = None,
     occupancy: bool = True,
+    radial: bool = True,
 ) -> PointClouds:
     """Generate showers in memory (see the module docstring); same seed and settings, same showers.
 
     ``steps``, ``solver`` set an ODE model's sampler, ``temperature``, ``top_k`` an autoregressive
-    one's; ``occupancy=False`` leaves out the occupancy calibration (to fit it).
+    one's; ``occupancy=False`` and ``radial=False`` leave out the occupancy and the radial energy
+    calibrations (to fit them).
     """
     if backend != "torch":
         raise UserError(f"--backend {backend}: point-cloud models are generated with the torch backend")
@@ -256,7 +271,7 @@ def sample_points(
         done += len(idx)
         if progress is not None:
             progress(len(idx))
-    return calibrate(points, summaries, e, surrogate.geometry)
+    return calibrate(points, summaries, e, surrogate.geometry, surrogate.preprocessing.radial if radial else None)
 
 
 CPU_POINT_BUDGET = 4096
