@@ -159,10 +159,11 @@ def test_calibrated_model_hits_the_target_cells_and_radial_profile(wide_model):
     np.testing.assert_allclose(got.energies, drawn.energies, rtol=1e-5, atol=1e-6)
     assert (got.counts <= drawn.counts).all()  # less the points drawn beyond the 110 mm face
     assert np.abs(cal.points[:, :2]).max() < 55.0
-    # the radial energy calibration, fitted in the same call: per layer, the share of the energy
-    # in each radial bin moves towards the narrow target's (L1 distance over the bins; measured
-    # 0.75-0.77 without, 0.32-0.39 with: the halo's weights are clipped at 1/4)
-    want = np.asarray(sur.preprocessing.radial_target["share"])[:3]
-    for radial, lo, hi in ((False, 0.6, 2.0), (True, 0.0, 0.5)):
-        got_share = sur.preprocessing.generated_profile(sample_points(sur, e, seed=4, radial=radial))[:3]
-        assert lo < np.abs(got_share - want).sum(axis=1).max() < hi, radial
+    # the radial energy calibration, fitted in the same call: per energy bin and layer, the share of
+    # the energy in each radial bin moves towards the narrow target's (L1 distance over the radial
+    # bins, mean over 4 energy bins x 3 layers; measured 0.76 without, 0.31 with: the halo's weights
+    # are clipped at 1/4)
+    want = np.asarray(sur.preprocessing.radial_target["share"])[:, :3]  # (energy bins, layers 0-2, radii)
+    for radial, lo, hi in ((False, 0.6, 2.0), (True, 0.0, 0.45)):
+        got_share = sur.preprocessing.generated_profile(sample_points(sur, e, seed=4, radial=radial))[:, :3]
+        assert lo < np.abs(got_share - want).sum(axis=-1).mean() < hi, radial

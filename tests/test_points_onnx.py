@@ -215,7 +215,8 @@ def test_graph_applies_the_occupancy_calibration(surrogate, tmp_path):
 
 
 def test_graph_applies_the_radial_calibration(surrogate, tmp_path):
-    """With a radial energy calibration (weights 1/4 to 4 per layer and bin) the graph's points carry
+    """With a radial energy calibration (weights 1/4 to 4 per incident-energy bin, layer and radial
+    bin) the graph's points carry
     the weighted energies the sampler gives, on the same noise, within the parity tolerance."""
     import copy
 
@@ -225,7 +226,8 @@ def test_graph_applies_the_radial_calibration(surrogate, tmp_path):
     rng = np.random.default_rng(4)
     pre.radial = {
         "edges_mm": list(RADIAL_EDGES_MM),
-        "log_weight": rng.uniform(-np.log(4), np.log(4), (pre.n_layers, len(RADIAL_EDGES_MM))).tolist(),
+        "energy_edges_mev": [2e3, 4e3, 6e3],
+        "log_weight": rng.uniform(-np.log(4), np.log(4), (4, pre.n_layers, len(RADIAL_EDGES_MM))).tolist(),
     }
     sur = dataclasses.replace(surrogate, preprocessing=pre)
     e = energies(sur, 120)

@@ -39,10 +39,18 @@ def test_radial_profile_of_points_at_known_radii():
         [[0, 0, 0, 1], [0.6, 0.8, 0, 3], [3, 4, 0, 4], [2, 0, 1, 5], [0, -50, 0, 2]],
         [3, 2],
     )
-    share = radial_profile(c, 3, edges_mm=EDGES)
+    share = radial_profile(c, 3, edges_mm=EDGES)[0]
     np.testing.assert_allclose(share[0], [0.1, 0.3, 0.4, 0.2], rtol=1e-6)
     np.testing.assert_allclose(share[1], [0, 0, 1, 0])
     assert (share[2] == 0).all()
+    # incident-energy bins: the second shower (50 GeV) alone above a 20 GeV edge
+    c = PointClouds(c.points, c.offsets, np.array([1e4, 5e4]))
+    split = radial_profile(c, 3, edges_mm=EDGES, energy_edges_mev=[2e4])
+    assert split.shape == (2, 3, 4)
+    np.testing.assert_allclose(split[0, 0], [1 / 8, 3 / 8, 4 / 8, 0], rtol=1e-6)
+    np.testing.assert_allclose(split[1, 0], [0, 0, 0, 1])
+    np.testing.assert_allclose(split[1, 1], [0, 0, 1, 0])
+    assert (split[0, 1] == 0).all()
 
 
 def test_dequantised_profile_spreads_points_over_their_squares():
@@ -50,30 +58,30 @@ def test_dequantised_profile_spreads_points_over_their_squares():
     pi 0.5^2 / 2^2 = 0.196 (binomial sd 0.002; bound 0.01); without jitter all of it."""
     n = 40_000
     c = clouds([[0.0, 0.0, 0.0, 1.0]] * n, [n])
-    plain = radial_profile(c, 1, edges_mm=EDGES)
+    plain = radial_profile(c, 1, edges_mm=EDGES)[0]
     assert plain[0, 0] == pytest.approx(1.0)
-    spread = radial_profile(c, 1, edges_mm=EDGES, jitter_mm=np.array([2.0]), seed=3)
+    spread = radial_profile(c, 1, edges_mm=EDGES, jitter_mm=np.array([2.0]), seed=3)[0]
     assert spread[0, 0] == pytest.approx(np.pi / 16, abs=0.01)
     assert spread[0, 1] == pytest.approx(1 - np.pi / 16, abs=0.01) and spread[0, 2:].sum() == 0
 
 
 def test_fit_and_refine_radial():
-    target = {"edges_mm": list(EDGES), "share": [[0.5, 0.3, 0.2, 0.0], [0.0, 0.0, 1.0, 0.0]]}
-    generated = np.array([[0.25, 0.3, 0.4, 0.05], [0.0, 0.9, 0.1, 0.0]])
+    target = {"edges_mm": list(EDGES), "share": [[[0.5, 0.3, 0.2, 0.0], [0.0, 0.0, 1.0, 0.0]]]}
+    generated = np.array([[[0.25, 0.3, 0.4, 0.05], [0.0, 0.9, 0.1, 0.0]]])
     fit = fit_radial(target, generated)
-    w = np.exp(np.asarray(fit["log_weight"]))
+    w = np.exp(np.asarray(fit["log_weight"]))[0]
     np.testing.assert_allclose(w[0], [2.0, 1.0, 0.5, 0.25])  # last: energy where the target has none
     np.testing.assert_allclose(w[1], [1.0, 0.25, 4.0, 1.0])  # clipped at 1/4 and 4; empty bins alone
     assert fit["edges_mm"] == list(EDGES)
     same = refine_radial(fit, target, np.asarray(target["share"]))
-    np.testing.assert_allclose(same["log_weight"][0][:3], fit["log_weight"][0][:3], atol=1e-12)
-    over = refine_radial(fit, target, np.array([[0.4, 0.3, 0.3, 0.0], [0.0, 0.0, 1.0, 0.0]]))
-    np.testing.assert_allclose(np.exp(over["log_weight"][0][:3]), [2.0 * 1.25, 1.0, 0.5 * 2 / 3])
-    assert max(max(r) for r in over["log_weight"]) <= RADIAL_MAX_LOG_WEIGHT + 1e-12
+    np.testing.assert_allclose(same["log_weight"][0][0][:3], fit["log_weight"][0][0][:3], atol=1e-12)
+    over = refine_radial(fit, target, np.array([[[0.4, 0.3, 0.3, 0.0], [0.0, 0.0, 1.0, 0.0]]]))
+    np.testing.assert_allclose(np.exp(over["log_weight"][0][0][:3]), [2.0 * 1.25, 1.0, 0.5 * 2 / 3])
+    assert np.max(over["log_weight"]) <= RADIAL_MAX_LOG_WEIGHT + 1e-12
 
 
 def test_calibrate_with_weights_keeps_layer_energies_and_centre():
-    """Weights 3 on the core bin (r < 0.5) and 1 elsewhere: per layer the energy is the drawn one,
+    """Weights 3 (below 20 GeV) or 1/2 (above) on the core bin (r < 0.5) and 1 elsewhere: per layer the energy is the drawn one,
     the centre of gravity the drawn one, the core point's share of its layer grows by the known
     factor, and the points' x, y move only by the centre-of-gravity shift."""
     rng = np.random.default_rng(0)
@@ -88,11 +96,13 @@ def test_calibrate_with_weights_keeps_layer_energies_and_centre():
         depth[0] = 0.0
         pts.append(np.column_stack([xy, depth, rng.exponential(1.0, k)]))
     s = Summaries(counts, summaries_e, cog)
-    log_w = np.zeros((n_layers, len(EDGES)))
-    log_w[:, 0] = np.log(3.0)
-    radial = {"edges_mm": list(EDGES), "log_weight": log_w.tolist()}
-    plain = calibrate(pts, s, np.full(n, 1e4), None)
-    weighted = calibrate(pts, s, np.full(n, 1e4), None, radial)
+    inc = np.where(np.arange(n) % 2 == 0, 1e4, 5e4)  # odd showers in the second energy bin
+    log_w = np.zeros((2, n_layers, len(EDGES)))
+    log_w[0, :, 0] = np.log(3.0)
+    log_w[1, :, 0] = np.log(0.5)
+    radial = {"edges_mm": list(EDGES), "energy_edges_mev": [2e4], "log_weight": log_w.tolist()}
+    plain = calibrate(pts, s, inc, None)
+    weighted = calibrate(pts, s, inc, None, radial)
     got = shower_summaries(weighted, n_layers)
     np.testing.assert_allclose(got.energies, summaries_e, rtol=1e-5)
     np.testing.assert_allclose(got.cog, cog, atol=1e-4)
@@ -101,8 +111,8 @@ def test_calibrate_with_weights_keeps_layer_energies_and_centre():
         a = pts[i][np.argsort(pts[i][:, 2], kind="stable")][: counts[i, 0]]  # layer 0, before calibration
         b = weighted.points[weighted.offsets[i] : weighted.offsets[i + 1]]
         b0 = b[b[:, 2] == 0]
-        w = radial_weights(a, np.zeros(len(a)), radial)  # from the positions before the shift
-        assert w[0] == pytest.approx(3.0)
+        w = radial_weights(a, np.zeros(len(a)), radial, inc[i])  # from the positions before the shift
+        assert w[0] == pytest.approx(3.0 if i % 2 == 0 else 0.5)
         assert b0[0, 3] / b0[:, 3].sum() == pytest.approx(w[0] * a[0, 3] / np.dot(w, a[:, 3]), rel=1e-5)
         c = plain.points[plain.offsets[i] : plain.offsets[i + 1]]
         shift = b[:, :2] - c[:, :2]

@@ -50,7 +50,8 @@ and centre of gravity are then imposed on the ``n'`` points as before.
 **Radial energy calibration**: a point flow that draws the right points in the right places can
 still share a layer's energy wrongly between core and halo (ILD photons: the central cell holds
 54–55 % of the energy where Geant4 puts 59 %, the most visible difference to a classifier). Per
-layer and radial bin (:data:`RADIAL_EDGES_MM` around the axis), :func:`radial_profile` measures the
+layer, radial bin (:data:`RADIAL_EDGES_MM` around the axis) and incident-energy bin
+(:data:`RADIAL_ENERGY_BINS`, quantiles of the training energies), :func:`radial_profile` measures the
 share of the layer's energy, once on the training showers (the target; Geant4's points spread
 uniformly over their fine squares, as the model learns them) and once on the model's own showers;
 :func:`fit_radial` stores the ratios as weights (clipped to [1/4, 4]) and :func:`calibrate`
@@ -89,7 +90,10 @@ __all__ = [
     "fit_radial",
     "refine_radial",
     "radial_weights",
+    "radial_log_weights",
+    "energy_bin",
     "RADIAL_EDGES_MM",
+    "RADIAL_ENERGY_BINS",
     "XY_SCALE_MM",
     "E_SCALE_MEV",
 ]
@@ -109,6 +113,8 @@ RADIAL_EDGES_MM = (0.0, 0.75, 1.5, 2.5, 3.5, 5.0, 6.5, 8.0, 10.0, 12.5, 15.0, 20
 """Lower edges (mm from the axis) of the radial bins of the radial energy calibration; the last bin is
 open. Fine where a photon shower's core is (ILD ECal: 5.09 mm cells of 1.02 mm fine squares)."""
 RADIAL_MAX_LOG_WEIGHT = float(np.log(4.0))
+RADIAL_ENERGY_BINS = 4
+"""Incident-energy bins of the radial energy calibration (equal numbers of training showers)."""
 
 
 def _fractions(log_frac: np.ndarray) -> np.ndarray:
@@ -297,20 +303,32 @@ class PointsPreprocessor:
     def radial_target_of(self, clouds: PointClouds, seed: int = 0) -> dict[str, Any]:
         """The target of the radial energy calibration: :func:`radial_profile` of the training showers
         (the points the point flow learns, spread over their fine squares)."""
-        share = radial_profile(self.flow_points(clouds), self.n_layers, jitter_mm=self.grid_mm, seed=seed)
-        return {"edges_mm": list(RADIAL_EDGES_MM), "share": share.tolist(), "n_showers": len(clouds)}
+        inc = np.asarray(clouds.incident_mev, np.float64)
+        inner: np.ndarray = (
+            np.quantile(inc, np.arange(1, RADIAL_ENERGY_BINS) / RADIAL_ENERGY_BINS) if len(inc) else np.zeros(0)
+        )
+        share = radial_profile(
+            self.flow_points(clouds), self.n_layers, energy_edges_mev=inner, jitter_mm=self.grid_mm, seed=seed
+        )
+        return {
+            "edges_mm": list(RADIAL_EDGES_MM),
+            "energy_edges_mev": [float(v) for v in inner],
+            "share": share.tolist(),
+            "n_showers": len(clouds),
+        }
 
     def generated_profile(self, clouds: PointClouds) -> np.ndarray:
         """:func:`radial_profile` of generated showers at the target's edges; under the core split
         without the core points (those :func:`calibrate` puts exactly on the axis)."""
-        edges = RADIAL_EDGES_MM if self.radial_target is None else self.radial_target["edges_mm"]
+        target = self.radial_target or {}
+        edges, e_edges = target.get("edges_mm", RADIAL_EDGES_MM), target.get("energy_edges_mev", [])
         if self.core:
             p = clouds.points
             keep = (p[:, 0] != 0) | (p[:, 1] != 0)
             sizes = np.bincount(clouds.event_index()[keep], minlength=len(clouds))
             offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(clouds.offsets.dtype)
             clouds = PointClouds(p[keep], offsets, clouds.incident_mev, clouds.geometry)
-        return radial_profile(clouds, self.n_layers, edges_mm=edges)
+        return radial_profile(clouds, self.n_layers, edges_mm=edges, energy_edges_mev=e_edges)
 
     # ---------------------------------------------------------------- conditions
     @staticmethod
@@ -483,7 +501,7 @@ def calibrate(
         if half is not None:  # beyond the calorimeter's face: no energy (dropped below)
             p[(np.abs(p[:, 0]) >= half[layer]) | (np.abs(p[:, 1]) >= half[layer]), 3] = 0.0
         if radial is not None:
-            p[:, 3] *= radial_weights(p, layer, radial)
+            p[:, 3] *= radial_weights(p, layer, radial, float(incident_mev[i]))
         sums = np.bincount(layer, weights=p[:, 3], minlength=n_layers)
         core = None if summaries.core is None else summaries.core[i]
         target = summaries.energies[i] if core is None else summaries.energies[i] - core
@@ -637,26 +655,36 @@ def _radial_bin(x: np.ndarray, y: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return (r[:, None] >= edges[None, 1:]).sum(axis=1)
 
 
+def energy_bin(incident_mev: Any, energy_edges_mev: Any) -> np.ndarray:
+    """Index of each incident energy among the inner ``energy_edges_mev`` (0 below the first)."""
+    e = np.asarray(incident_mev, np.float64).reshape(-1)
+    return (e[:, None] >= np.asarray(energy_edges_mev, np.float64).reshape(1, -1)).sum(axis=1)
+
+
 def radial_profile(
     clouds: PointClouds,
     n_layers: int,
     *,
     edges_mm: Any = RADIAL_EDGES_MM,
+    energy_edges_mev: Any = (),
     jitter_mm: np.ndarray | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """(L, B) share of each layer's energy (summed over the showers) in each radial bin around the axis.
+    """(K, L, B) share of each layer's energy (summed over the showers of each of ``K`` incident-energy
+    bins) in each radial bin around the axis.
 
     Args:
         clouds: the showers (x, y mm; layer; MeV).
         n_layers: layers ``L``.
         edges_mm: lower edges of the ``B`` bins, increasing from 0 (the last bin is open).
+        energy_edges_mev: inner edges of the ``K`` incident-energy bins (none: one bin).
         jitter_mm: per layer, the width of the fine squares on which the points sit (Geant4's):
             each point is moved uniformly within its square first (``seed``), as the model learns them.
 
     A layer without energy has zero shares.
     """
     edges = np.asarray(edges_mm, np.float64)
+    n_e = len(np.asarray(energy_edges_mev, np.float64).reshape(-1)) + 1
     p = np.asarray(clouds.points, np.float64)
     layer = np.clip(np.rint(p[:, 2]).astype(np.int64), 0, n_layers - 1)
     x, y = p[:, 0], p[:, 1]
@@ -666,9 +694,10 @@ def radial_profile(
         x = x + pitch * (rng.random(len(p)) - 0.5)
         y = y + pitch * (rng.random(len(p)) - 0.5)
     n_bins = len(edges)
-    key = layer * n_bins + _radial_bin(x, y, edges)
-    e = np.bincount(key, weights=p[:, 3], minlength=n_layers * n_bins).reshape(n_layers, n_bins)
-    total = e.sum(axis=1, keepdims=True)
+    ebin = energy_bin(clouds.incident_mev, energy_edges_mev)[clouds.event_index()]
+    key = (ebin * n_layers + layer) * n_bins + _radial_bin(x, y, edges)
+    e = np.bincount(key, weights=p[:, 3], minlength=n_e * n_layers * n_bins).reshape(n_e, n_layers, n_bins)
+    total = e.sum(axis=2, keepdims=True)
     return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
 
 
@@ -676,21 +705,23 @@ def fit_radial(target: dict[str, Any], generated: np.ndarray) -> dict[str, Any]:
     """Weights that turn the ``generated`` :func:`radial_profile` into the target's.
 
     Args:
-        target: ``{"edges_mm": [...], "share": (L, B)}`` (the training showers' profile).
-        generated: (L, B) the model's profile with the same edges.
+        target: ``{"edges_mm": [...], "energy_edges_mev": [...], "share": (K, L, B)}`` (the
+            training showers' profile).
+        generated: (K, L, B) the model's profile with the same edges.
 
     Returns:
-        ``{"edges_mm": ..., "log_weight": (L, B)}``: ``log(target / generated)`` clipped to
-        ``[-log 4, log 4]``; ``-log 4`` where only the target's share is 0, 0 where the model's is
-        (nothing there to weight).
+        ``{"edges_mm": ..., "energy_edges_mev": ..., "log_weight": (K, L, B)}``: ``log(target /
+        generated)`` clipped to ``[-log 4, log 4]``; ``-log 4`` where only the target's share is 0,
+        0 where the model's is (nothing there to weight).
     """
     t = np.asarray(target["share"], np.float64)
-    g = np.asarray(generated, np.float64)
+    g = np.asarray(generated, np.float64).reshape(t.shape)
     ok = (t > 0) & (g > 0)
     log_w = np.where(ok, np.log(np.where(ok, t, 1.0) / np.where(ok, g, 1.0)), 0.0)
     log_w = np.where((g > 0) & (t <= 0), -RADIAL_MAX_LOG_WEIGHT, log_w)  # energy where the target has none
     return {
         "edges_mm": [float(v) for v in target["edges_mm"]],
+        "energy_edges_mev": [float(v) for v in target.get("energy_edges_mev", [])],
         "log_weight": np.clip(log_w, -RADIAL_MAX_LOG_WEIGHT, RADIAL_MAX_LOG_WEIGHT).tolist(),
     }
 
@@ -699,13 +730,22 @@ def refine_radial(radial: dict[str, Any], target: dict[str, Any], calibrated: np
     """One more step of the radial calibration: ``calibrated`` is the profile of showers made *with*
     ``radial``; each weight is multiplied by ``target / calibrated`` (same clipping as :func:`fit_radial`)."""
     step = np.asarray(fit_radial(target, calibrated)["log_weight"], np.float64)
-    log_w = np.asarray(radial["log_weight"], np.float64) + step
+    log_w = np.asarray(radial["log_weight"], np.float64).reshape(step.shape) + step
     return {**radial, "log_weight": np.clip(log_w, -RADIAL_MAX_LOG_WEIGHT, RADIAL_MAX_LOG_WEIGHT).tolist()}
 
 
-def radial_weights(points: np.ndarray, layer: np.ndarray, radial: dict[str, Any]) -> np.ndarray:
-    """(M,) the weight of each point (x, y in mm; ``layer`` its layer index) under ``radial``."""
+def radial_log_weights(radial: dict[str, Any], n_layers: int) -> np.ndarray:
+    """(K, L, B) log weights of ``radial`` (a table without energy bins has K = 1)."""
+    return np.asarray(radial["log_weight"], np.float64).reshape(-1, n_layers, len(radial["edges_mm"]))
+
+
+def radial_weights(points: np.ndarray, layer: np.ndarray, radial: dict[str, Any], incident_mev: float) -> np.ndarray:
+    """(M,) the weight of each point (x, y in mm; ``layer`` its layer index) of a shower of
+    ``incident_mev`` under ``radial``."""
     edges = np.asarray(radial["edges_mm"], np.float64)
+    layer = np.asarray(layer, np.int64)
     log_w = np.asarray(radial["log_weight"], np.float64)
+    log_w = log_w[None] if log_w.ndim == 2 else log_w  # a table without energy bins
+    k = int(energy_bin([incident_mev], radial.get("energy_edges_mev", []))[0])
     p = np.asarray(points, np.float64)
-    return np.exp(log_w[np.asarray(layer, np.int64), _radial_bin(p[:, 0], p[:, 1], edges)])
+    return np.exp(log_w[k][layer, _radial_bin(p[:, 0], p[:, 1], edges)])

@@ -37,6 +37,7 @@ from showerforge.data.points_preprocess import (
     FRACTION_FLOOR,
     PointsPreprocessor,
     face_half_widths,
+    radial_log_weights,
 )
 
 __all__ = [
@@ -223,7 +224,7 @@ class PointCalibration(nn.Module):
     Shapes:
         ``x`` (N, n, 4) float32 point-flow output, ``counts`` (N, L) float64 drawn points per
         layer, ``energies`` (N, L) MeV, ``cog`` (N, 2) mm, ``core`` (N, L) MeV (``None`` without
-        the core split) -> ``(points, num_points)``: (N, n, 4) float64 x, y mm, layer index, energy
+        the core split), ``inc`` (N,) float64 MeV (for the radial energy calibration) -> ``(points, num_points)``: (N, n, 4) float64 x, y mm, layer index, energy
         MeV, sorted by depth, zero beyond ``num_points`` (N,) int64; with the core split (N, n + L,
         4), each layer's core point after its other points, as :func:`calibrate`.
     """
@@ -238,9 +239,11 @@ class PointCalibration(nn.Module):
     def __init__(self, pre: PointsPreprocessor, half_widths: np.ndarray | None = None) -> None:
         super().__init__()
         self.radial_edges = self.radial_weight = None
-        if pre.radial is not None:  # inner edges, and the (L * B,) weights
+        self.radial_energy_edges: Tensor | None = None
+        if pre.radial is not None:  # inner edges, and the (K * L * B,) weights
             self.radial_edges = _f64(pre.radial["edges_mm"][1:])
-            self.radial_weight = torch.exp(_f64(pre.radial["log_weight"])).reshape(-1)
+            self.radial_energy_edges = _f64(pre.radial.get("energy_edges_mev", []))
+            self.radial_weight = torch.exp(_f64(radial_log_weights(pre.radial, pre.n_layers))).reshape(-1)
             self.n_radial = len(pre.radial["edges_mm"])
         self.n_layers = pre.n_layers
         self.z_max = float(np.nextafter(float(pre.n_layers), 0.0))
@@ -278,7 +281,13 @@ class PointCalibration(nn.Module):
         return end - start
 
     def forward(
-        self, x: Tensor, counts: Tensor, energies: Tensor, cog: Tensor, core: Tensor | None = None
+        self,
+        x: Tensor,
+        counts: Tensor,
+        energies: Tensor,
+        cog: Tensor,
+        core: Tensor | None = None,
+        inc: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         p, layer, real = self.fill_layers(self.decode(x), counts)
         idx = layer.to(torch.long)
@@ -286,10 +295,14 @@ class PointCalibration(nn.Module):
             half = self.face_half[idx]
             real = real & (torch.abs(p[..., 0]) < half) & (torch.abs(p[..., 1]) < half)
         e = torch.where(real, p[..., 3], torch.zeros_like(p[..., 3]))
-        if self.radial_edges is not None and self.radial_weight is not None:  # radial energy calibration
+        if self.radial_weight is not None and self.radial_edges is not None:  # radial energy calibration
+            if inc is None or self.radial_energy_edges is None:
+                raise ValueError("the radial energy calibration needs the incident energies")
             r = torch.sqrt(p[..., 0] * p[..., 0] + p[..., 1] * p[..., 1])
             radial_bin = (r[..., None] >= self.radial_edges).to(torch.long).sum(dim=-1)
-            e = e * self.radial_weight[idx * self.n_radial + radial_bin]
+            energy_bin = (inc[:, None] >= self.radial_energy_edges[None, :]).to(torch.long).sum(dim=1)
+            row = energy_bin[:, None] * self.n_layers + idx
+            e = e * self.radial_weight[row * self.n_radial + radial_bin]
         sums = self.layer_sums(e, counts)
         target = energies if core is None else energies - core
         scale = torch.where(
@@ -374,7 +387,7 @@ class PointGraph(nn.Module):
         mask = slot_index(x0).to(count.dtype) < count
         cond = torch.cat([c0, encoded], dim=1)
         x = self.model.sample_from_noise([x0], cond, steps=self.steps, solver=self.solver, mask=mask)
-        points, num = self.calibration(x, counts, energies, cog, core if self.n_core else None)
+        points, num = self.calibration(x, counts, energies, cog, core if self.n_core else None, inc)
         # back to n_out slots: slot w + n_core of the extended points is zero
         ext = torch.cat([points, torch.zeros_like(points[:, :1])], dim=1)
         out_slots = torch.arange(self.n_out)
