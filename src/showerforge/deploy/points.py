@@ -8,7 +8,8 @@
 3. :class:`SummaryDecoding`: :meth:`PointsPreprocessor.decode_summaries` in torch (visible energy,
    points capped at ``n_max``, per-layer fractions, counts by largest remainders, centre of
    gravity), the occupancy calibration of the counts (:class:`OccupancyCounts`, when the model
-   has one) and the re-encoding of the counts that conditions the point flow;
+   has one) and the re-encoding of the counts that conditions the point flow; the drawn centre of
+   gravity times the centre-of-gravity calibration's factors (when the model has them);
 4. the mask ``arange(n_slots) < count`` and the point flow's ODE on the masked ``noise``;
 5. :class:`PointCalibration`: :meth:`PointsPreprocessor.decode_points` and
    :func:`~showerforge.data.points_preprocess.calibrate` in torch (points sorted by depth fill
@@ -368,6 +369,7 @@ class PointGraph(nn.Module):
         self.n_summary = int(pre.n_summary)
         self.summaries = SummaryDecoding(pre, cap=self.n_slots)
         self.calibration = PointCalibration(pre, face_half_widths(surrogate.geometry, pre.n_layers))
+        self.cog_scale: Tensor | None = None if pre.cog_scale is None else _f64(pre.cog_scale)
 
     def condition(self, inc: Tensor) -> Tensor:
         """Incident energies (N,) float64 MeV -> the energy feature (N, 1) float32."""
@@ -387,6 +389,8 @@ class PointGraph(nn.Module):
         mask = slot_index(x0).to(count.dtype) < count
         cond = torch.cat([c0, encoded], dim=1)
         x = self.model.sample_from_noise([x0], cond, steps=self.steps, solver=self.solver, mask=mask)
+        if self.cog_scale is not None:  # the centre-of-gravity calibration: imposed, not conditioned on
+            cog = cog * self.cog_scale
         points, num = self.calibration(x, counts, energies, cog, core if self.n_core else None, inc)
         # back to n_out slots: slot w + n_core of the extended points is zero
         ext = torch.cat([points, torch.zeros_like(points[:, :1])], dim=1)

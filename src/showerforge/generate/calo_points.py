@@ -97,6 +97,8 @@ class PointSurrogate(LoadedRun):
             )
         # the point flow is conditioned on the summaries as drawn *after* rounding
         cond = np.concatenate([c0.cpu().numpy(), pre.encode_summaries(summaries, energies_mev)], axis=1)
+        if occupancy and pre.cog_scale is not None:  # the centre-of-gravity calibration: imposed, not conditioned on
+            summaries = Summaries(summaries.counts, summaries.energies, summaries.cog * pre.cog_scale, summaries.core)
         return cond, summaries
 
     def draw_conditions(
@@ -191,6 +193,7 @@ class PointSurrogate(LoadedRun):
                 "n_showers": len(target),
             }
             pre.radial_target = pre.radial_target_of(target, seed=seed)
+            pre.cog_target = _cell_cog(target).std(axis=0).tolist()
         if pre.occupancy_target is None:
             return None
         if not any(pre.occupancy_target["log_n"]):  # too few reference showers in every layer
@@ -205,6 +208,10 @@ class PointSurrogate(LoadedRun):
         pre.occupancy = {**fit_occupancy(pre.occupancy_target, generated), "n_showers": int(n), "seed": int(seed)}
         if pre.radial_target is not None:
             pre.radial = {**fit_radial(pre.radial_target, pre.generated_profile(own)), "n_showers": int(n)}
+        cog_target = None if pre.cog_target is None else np.asarray(pre.cog_target, np.float64)
+        pre.cog_scale = None
+        if cog_target is not None:
+            pre.cog_scale = _cog_step(np.ones(2), cog_target, own)
         refinements = self.calibration_refinements if refinements is None else int(refinements)
         for _ in range(refinements):
             own = sample_points(self, energies, seed=seed, progress=progress)
@@ -212,9 +219,12 @@ class PointSurrogate(LoadedRun):
             pre.occupancy = refine_occupancy(pre.occupancy, pre.occupancy_target, calibrated)
             if pre.radial is not None and pre.radial_target is not None:
                 pre.radial = refine_radial(pre.radial, pre.radial_target, pre.generated_profile(own))
+            if pre.cog_scale is not None and cog_target is not None:
+                pre.cog_scale = _cog_step(pre.cog_scale, cog_target, own)
         pre.occupancy["refinements"] = refinements
         if pre.radial is not None:
             pre.radial["refinements"] = refinements
+
         return {"preprocessing": pre.state()}
 
 
@@ -292,6 +302,30 @@ def point_batches(sorted_counts: np.ndarray, step: int, budget: int | None, orde
         out.append(order[lo:hi])
         lo = hi
     return out
+
+
+def _cell_cog(clouds: PointClouds) -> np.ndarray:
+    """(N, 2) energy-weighted x, y (mm) of each shower's cells above the readout threshold, at the
+    cells' centres (what a detector sees); 0 for a shower without cells."""
+    hits = points_to_cells(clouds, threshold_mip=DEFAULT_THRESHOLD_MIP)
+    n = len(clouds)
+    total = np.bincount(hits.event, weights=hits.energy_mev, minlength=n)
+    safe = np.where(total > 0, total, 1.0)
+    return np.stack(
+        [np.bincount(hits.event, weights=hits.energy_mev * v, minlength=n) / safe for v in (hits.x_mm, hits.y_mm)], 1
+    )
+
+
+COG_SCALE_RANGE = (0.5, 2.0)
+"""Limits of the centre-of-gravity calibration's factors."""
+
+
+def _cog_step(scale: np.ndarray, target_sd: np.ndarray, own: PointClouds) -> np.ndarray:
+    """The centre-of-gravity factors after one more step: ``scale`` times the ratio of the target's
+    spread of the cells' centre of gravity to that of ``own`` (made with ``scale``), per axis."""
+    sd = _cell_cog(own).std(axis=0)
+    ratio = np.divide(target_sd, sd, out=np.ones(2), where=sd > 0)
+    return np.clip(np.asarray(scale, np.float64) * ratio, *COG_SCALE_RANGE)
 
 
 def _cells_per_layer(clouds: PointClouds, n_layers: int) -> np.ndarray:
