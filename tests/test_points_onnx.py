@@ -216,7 +216,7 @@ def test_graph_applies_the_occupancy_calibration(surrogate, tmp_path):
 
 def test_graph_applies_the_radial_and_centre_calibrations(surrogate, tmp_path):
     """With a radial energy calibration (weights 1/4 to 4 per incident-energy bin, layer and radial
-    bin) and centre-of-gravity factors (1.4, 0.6) the graph's points carry
+    bin) and centre-of-gravity factors (1.4, 0.6) and shifts (0.3, -0.2) mm the graph's points carry
     the weighted energies the sampler gives, on the same noise, within the parity tolerance."""
     import copy
 
@@ -229,16 +229,16 @@ def test_graph_applies_the_radial_and_centre_calibrations(surrogate, tmp_path):
         "energy_edges_mev": [2e3, 4e3, 6e3],
         "log_weight": rng.uniform(-np.log(4), np.log(4), (4, pre.n_layers, len(RADIAL_EDGES_MM))).tolist(),
     }
-    pre.cog_scale = np.array([1.4, 0.6])
+    pre.cog_scale, pre.cog_shift = np.array([1.4, 0.6]), np.array([0.3, -0.2])
     sur = dataclasses.replace(surrogate, preprocessing=pre)
     e = energies(sur, 120)
     ref = sample_points(sur, e, seed=6, batch_size=64)
     plain = sample_points(surrogate, e, seed=6, batch_size=64)
     assert not np.allclose(ref.points[:, 3], plain.points[:, 3], rtol=1e-3)  # the weights changed the energies
-    # the centre of gravity is the drawn one times the factors (the point flow's condition is not)
+    # the centre of gravity is the drawn one through the factors and shifts (the point flow's condition is not)
     drawn = surrogate._summaries(e, 6)[1]
     got = shower_summaries(ref, pre.n_layers)
-    np.testing.assert_allclose(got.cog, drawn.cog * [1.4, 0.6], atol=1e-3)
+    np.testing.assert_allclose(got.cog, drawn.cog * [1.4, 0.6] + [0.3, -0.2], atol=1e-3)
     np.testing.assert_array_equal(sur._summaries(e, 6)[0], surrogate._summaries(e, 6)[0])
     points, num = run_graph(export_onnx(sur, tmp_path / "r.onnx").path, sur, e, seed=6)
     assert_parity(points, num, ref)

@@ -65,10 +65,10 @@ shower flow's).
 **Centre-of-gravity calibration**: the drawn centre of gravity is imposed on the points, but a
 detector sees the cells' centres: how much of a shift shows depends on how the shower shares its
 energy between cells (a 1-step ILD student: the cells' centre of gravity spreads 0.17 mm where its
-points' spreads 0.22 mm and Geant4's cells' 0.21 mm). The sampler multiplies the drawn x and y
-(after they have conditioned the point flow) by factors (``cog_scale``, limits 0.5 and 2) fitted
-and refined with the other calibrations to give the training showers' spread of the cells' centre
-of gravity (``cog_target``, mm).
+points' spreads 0.22 mm and Geant4's cells' 0.21 mm). The sampler maps the drawn x and y (after
+they have conditioned the point flow) to ``cog * cog_scale + cog_shift`` (per axis; factors within
+0.5 and 2, shifts within 1 mm), fitted and refined with the other calibrations to give the mean and
+spread of the training showers' cells' centre of gravity (``cog_target``, mm).
 """
 
 from __future__ import annotations
@@ -233,7 +233,8 @@ class PointsPreprocessor:
         self.radial: dict[str, Any] | None = None
         self.radial_target: dict[str, Any] | None = None
         self.cog_scale: Any = None
-        self.cog_target: list[float] | None = None
+        self.cog_shift: Any = None
+        self.cog_target: dict[str, Any] | None = None
         if state is not None:
             self.load_state(state)
 
@@ -255,6 +256,7 @@ class PointsPreprocessor:
             "radial": self.radial,
             "radial_target": self.radial_target,
             "cog_scale": None if self.cog_scale is None else [float(v) for v in self.cog_scale],
+            "cog_shift": None if self.cog_shift is None else [float(v) for v in self.cog_shift],
             "cog_target": self.cog_target,
             "grid_mm": None if self.grid_mm is None else self.grid_mm.tolist(),
             "core": self.core,
@@ -275,6 +277,8 @@ class PointsPreprocessor:
         self.radial_target = state.get("radial_target")
         scale = state.get("cog_scale")
         self.cog_scale = None if scale is None else np.asarray(scale, np.float64)
+        shift = state.get("cog_shift")
+        self.cog_shift = None if shift is None else np.asarray(shift, np.float64)
         self.cog_target = state.get("cog_target")
         grid = state.get("grid_mm")
         self.grid_mm = None if grid is None else np.asarray(grid, np.float64)

@@ -9,7 +9,7 @@
    points capped at ``n_max``, per-layer fractions, counts by largest remainders, centre of
    gravity), the occupancy calibration of the counts (:class:`OccupancyCounts`, when the model
    has one) and the re-encoding of the counts that conditions the point flow; the drawn centre of
-   gravity times the centre-of-gravity calibration's factors (when the model has them);
+   gravity through the centre-of-gravity calibration (factors and shifts, when the model has them);
 4. the mask ``arange(n_slots) < count`` and the point flow's ODE on the masked ``noise``;
 5. :class:`PointCalibration`: :meth:`PointsPreprocessor.decode_points` and
    :func:`~showerforge.data.points_preprocess.calibrate` in torch (points sorted by depth fill
@@ -370,6 +370,7 @@ class PointGraph(nn.Module):
         self.summaries = SummaryDecoding(pre, cap=self.n_slots)
         self.calibration = PointCalibration(pre, face_half_widths(surrogate.geometry, pre.n_layers))
         self.cog_scale: Tensor | None = None if pre.cog_scale is None else _f64(pre.cog_scale)
+        self.cog_shift: Tensor | None = None if pre.cog_shift is None else _f64(pre.cog_shift)
 
     def condition(self, inc: Tensor) -> Tensor:
         """Incident energies (N,) float64 MeV -> the energy feature (N, 1) float32."""
@@ -391,6 +392,8 @@ class PointGraph(nn.Module):
         x = self.model.sample_from_noise([x0], cond, steps=self.steps, solver=self.solver, mask=mask)
         if self.cog_scale is not None:  # the centre-of-gravity calibration: imposed, not conditioned on
             cog = cog * self.cog_scale
+            if self.cog_shift is not None:
+                cog = cog + self.cog_shift
         points, num = self.calibration(x, counts, energies, cog, core if self.n_core else None, inc)
         # back to n_out slots: slot w + n_core of the extended points is zero
         ext = torch.cat([points, torch.zeros_like(points[:, :1])], dim=1)

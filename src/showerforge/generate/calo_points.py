@@ -98,7 +98,8 @@ class PointSurrogate(LoadedRun):
         # the point flow is conditioned on the summaries as drawn *after* rounding
         cond = np.concatenate([c0.cpu().numpy(), pre.encode_summaries(summaries, energies_mev)], axis=1)
         if occupancy and pre.cog_scale is not None:  # the centre-of-gravity calibration: imposed, not conditioned on
-            summaries = Summaries(summaries.counts, summaries.energies, summaries.cog * pre.cog_scale, summaries.core)
+            cog = summaries.cog * pre.cog_scale + (0.0 if pre.cog_shift is None else pre.cog_shift)
+            summaries = Summaries(summaries.counts, summaries.energies, cog, summaries.core)
         return cond, summaries
 
     def draw_conditions(
@@ -193,7 +194,8 @@ class PointSurrogate(LoadedRun):
                 "n_showers": len(target),
             }
             pre.radial_target = pre.radial_target_of(target, seed=seed)
-            pre.cog_target = _cell_cog(target).std(axis=0).tolist()
+            cells_cog = _cell_cog(target)
+            pre.cog_target = {"mean_mm": cells_cog.mean(axis=0).tolist(), "sd_mm": cells_cog.std(axis=0).tolist()}
         if pre.occupancy_target is None:
             return None
         if not any(pre.occupancy_target["log_n"]):  # too few reference showers in every layer
@@ -208,10 +210,10 @@ class PointSurrogate(LoadedRun):
         pre.occupancy = {**fit_occupancy(pre.occupancy_target, generated), "n_showers": int(n), "seed": int(seed)}
         if pre.radial_target is not None:
             pre.radial = {**fit_radial(pre.radial_target, pre.generated_profile(own)), "n_showers": int(n)}
-        cog_target = None if pre.cog_target is None else np.asarray(pre.cog_target, np.float64)
-        pre.cog_scale = None
+        cog_target = pre.cog_target if isinstance(pre.cog_target, dict) else None
+        pre.cog_scale = pre.cog_shift = None
         if cog_target is not None:
-            pre.cog_scale = _cog_step(np.ones(2), cog_target, own)
+            pre.cog_scale, pre.cog_shift = _cog_step(np.ones(2), np.zeros(2), cog_target, own)
         refinements = self.calibration_refinements if refinements is None else int(refinements)
         for _ in range(refinements):
             own = sample_points(self, energies, seed=seed, progress=progress)
@@ -220,7 +222,7 @@ class PointSurrogate(LoadedRun):
             if pre.radial is not None and pre.radial_target is not None:
                 pre.radial = refine_radial(pre.radial, pre.radial_target, pre.generated_profile(own))
             if pre.cog_scale is not None and cog_target is not None:
-                pre.cog_scale = _cog_step(pre.cog_scale, cog_target, own)
+                pre.cog_scale, pre.cog_shift = _cog_step(pre.cog_scale, pre.cog_shift, cog_target, own)
         pre.occupancy["refinements"] = refinements
         if pre.radial is not None:
             pre.radial["refinements"] = refinements
@@ -318,14 +320,25 @@ def _cell_cog(clouds: PointClouds) -> np.ndarray:
 
 COG_SCALE_RANGE = (0.5, 2.0)
 """Limits of the centre-of-gravity calibration's factors."""
+COG_MAX_SHIFT_MM = 1.0
+"""Limit of the centre-of-gravity calibration's shifts (mm)."""
 
 
-def _cog_step(scale: np.ndarray, target_sd: np.ndarray, own: PointClouds) -> np.ndarray:
-    """The centre-of-gravity factors after one more step: ``scale`` times the ratio of the target's
-    spread of the cells' centre of gravity to that of ``own`` (made with ``scale``), per axis."""
-    sd = _cell_cog(own).std(axis=0)
-    ratio = np.divide(target_sd, sd, out=np.ones(2), where=sd > 0)
-    return np.clip(np.asarray(scale, np.float64) * ratio, *COG_SCALE_RANGE)
+def _cog_step(
+    scale: np.ndarray, shift: np.ndarray | None, target: dict[str, Any], own: PointClouds
+) -> tuple[np.ndarray, np.ndarray]:
+    """The centre-of-gravity calibration ``cog * scale + shift`` after one more step, from ``own``
+    showers made with it: per axis, the scale times the ratio of the target's spread of the cells'
+    centre of gravity to that of ``own``, the shift plus the difference of their means."""
+    cells_cog = _cell_cog(own)
+    sd, mean = cells_cog.std(axis=0), cells_cog.mean(axis=0)
+    ratio = np.divide(np.asarray(target["sd_mm"], np.float64), sd, out=np.ones(2), where=sd > 0)
+    base = np.zeros(2) if shift is None else np.asarray(shift, np.float64)
+    new_shift = base + np.asarray(target["mean_mm"], np.float64) - mean
+    return (
+        np.clip(np.asarray(scale, np.float64) * ratio, *COG_SCALE_RANGE),
+        np.clip(new_shift, -COG_MAX_SHIFT_MM, COG_MAX_SHIFT_MM),
+    )
 
 
 def _cells_per_layer(clouds: PointClouds, n_layers: int) -> np.ndarray:
