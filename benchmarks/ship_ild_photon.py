@@ -30,7 +30,7 @@ from showerforge.data.points import read_points
 from showerforge.runs import read_checkpoint
 from showerforge.runs.shipped import PRETRAINED_DIR, export_pretrained
 
-__all__ = ["main", "fidelity"]
+__all__ = ["main", "fidelity", "calibrations"]
 
 
 def _pm(entry: dict[str, Any]) -> str:
@@ -55,6 +55,29 @@ def response(path: Path) -> dict[str, float]:
     clouds = read_points(path)
     ratio = np.bincount(clouds.event_index(), weights=clouds.points[:, 3], minlength=len(clouds)) / clouds.incident_mev
     return {"evis_over_einc_mean": round(float(ratio.mean()), 6), "evis_over_einc_std": round(float(ratio.std()), 6)}
+
+
+def calibrations(state: Any) -> dict[str, Any]:
+    """Which sampler calibrations the run carries (the preprocessing state), in a few words each."""
+    pre = json.loads(state) if isinstance(state, str) else dict(state)
+    out: dict[str, Any] = {}
+    if pre.get("occupancy"):
+        out["occupancy"] = f"points per layer, {pre['occupancy'].get('refinements', 0)} refinement rounds"
+    if pre.get("radial"):
+        edges = pre["radial"].get("energy_edges_mev", [])
+        out["radial_energy"] = (
+            f"{len(pre['radial']['edges_mm'])} radial bins x {len(edges) + 1} incident-energy bins "
+            f"(edges {', '.join(f'{e / 1e3:.1f}' for e in edges)} GeV) per layer"
+        )
+    if pre.get("cog_scale") is not None:
+        shift = pre.get("cog_shift") or [0.0, 0.0]
+        out["centre_of_gravity"] = (
+            f"x, y scaled by {pre['cog_scale'][0]:.3f}, {pre['cog_scale'][1]:.3f} and shifted by "
+            f"{shift[0]:+.3f}, {shift[1]:+.3f} mm"
+        )
+    if pre.get("core"):
+        out["core_split"] = "one point per layer on the axis carries the core energy drawn by the shower flow"
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
             "device": args.device,
             "val_loss": hist[-1]["val_loss"],
         },
+        "calibrations": calibrations(ckpt["preprocessing"]),
         "fidelity": fidelity(json.loads(args.metrics.read_text())),
         "note": args.note,
     }
