@@ -170,10 +170,11 @@ def test_calibrated_model_hits_the_target_cells_and_radial_profile(wide_model):
         assert lo < np.abs(got_share - want).sum(axis=-1).mean() < hi, radial
     # the centre-of-gravity calibration: the wide model's cells' centre of gravity spreads 3x the
     # target's (4.5 against 1.4 mm); its factors stop at the lower limit 0.5, which shrinks the
-    # spread seen on 22 mm crystals by 0.62-0.64 (measured: the cells' centres quantise it)
+    # spread seen on 22 mm crystals by 0.62-0.64 (measured, the cog calibration alone switched: the
+    # cells' centres quantise it)
     pre = sur.preprocessing
     assert pre.cog_scale == pytest.approx([COG_SCALE_RANGE[0]] * 2)
-    spread = {occ: _cell_cog(sample_points(sur, e, seed=4, occupancy=occ)).std(axis=0) for occ in (False, True)}
+    spread = {on: _cell_cog(sample_points(sur, e, seed=4, cog=on)).std(axis=0) for on in (False, True)}
     assert (spread[False] > 2.5 * np.asarray(pre.cog_target["sd_mm"])).all()
     assert np.abs(pre.cog_shift).max() < 0.5  # both symmetric about the axis: no shift to speak of
     assert ((spread[True] / spread[False] > 0.45) & (spread[True] / spread[False] < 0.75)).all()

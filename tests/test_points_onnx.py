@@ -19,7 +19,7 @@ import torch
 
 import showerforge as sf
 from showerforge.data.points import PointClouds, write_points
-from showerforge.data.points_preprocess import PointsPreprocessor, shower_summaries
+from showerforge.data.points_preprocess import PointsPreprocessor, face_half_widths, shower_summaries
 from showerforge.deploy import export_onnx, make_session
 from showerforge.deploy.points import PointGraph, SummaryDecoding, points_difference
 from showerforge.errors import UserError
@@ -215,26 +215,31 @@ def test_graph_applies_the_occupancy_calibration(surrogate, tmp_path):
 
 
 def test_graph_applies_the_radial_and_centre_calibrations(surrogate, tmp_path):
-    """With a radial energy calibration (weights 1/4 to 4 per incident-energy bin, layer and radial
-    bin) and centre-of-gravity factors (1.4, 0.6) and shifts (0.3, -0.2) mm the graph's points carry
-    the weighted energies the sampler gives, on the same noise, within the parity tolerance."""
+    """With a radial energy calibration table and centre-of-gravity factors (1.4, 0.6) and shifts
+    (0.3, -0.2) mm, the graph gives the sampler's showers on the same noise, within the parity
+    tolerance, and the imposed centre of gravity is the drawn one through the factors and shifts."""
     import copy
 
     from showerforge.data.points_preprocess import RADIAL_EDGES_MM
 
     pre = copy.deepcopy(surrogate.preprocessing)
     rng = np.random.default_rng(4)
+    # a table of the full shape, 1e-7 apart between radial bins: a point whose distance from the axis
+    # differs by float rounding between torch and onnxruntime may change bin without changing the
+    # comparison (weights that differ only between energy bins and layers cancel in each layer's
+    # rescaling; the radial bins themselves: the next test, on equal inputs)
+    strong = rng.uniform(-np.log(4), np.log(4), (4, pre.n_layers, 1))
     pre.radial = {
         "edges_mm": list(RADIAL_EDGES_MM),
         "energy_edges_mev": [2e3, 4e3, 6e3],
-        "log_weight": rng.uniform(-np.log(4), np.log(4), (4, pre.n_layers, len(RADIAL_EDGES_MM))).tolist(),
+        "log_weight": (strong + 1e-7 * np.arange(len(RADIAL_EDGES_MM))).tolist(),
     }
     pre.cog_scale, pre.cog_shift = np.array([1.4, 0.6]), np.array([0.3, -0.2])
     sur = dataclasses.replace(surrogate, preprocessing=pre)
     e = energies(sur, 120)
     ref = sample_points(sur, e, seed=6, batch_size=64)
     plain = sample_points(surrogate, e, seed=6, batch_size=64)
-    assert not np.allclose(ref.points[:, 3], plain.points[:, 3], rtol=1e-3)  # the weights changed the energies
+    assert not np.allclose(ref.points[:, :2], plain.points[:, :2], atol=1e-3)  # the centre calibration moved them
     # the centre of gravity is the drawn one through the factors and shifts (the point flow's condition is not)
     drawn = surrogate._summaries(e, 6)[1]
     got = shower_summaries(ref, pre.n_layers)
@@ -242,6 +247,42 @@ def test_graph_applies_the_radial_and_centre_calibrations(surrogate, tmp_path):
     np.testing.assert_array_equal(sur._summaries(e, 6)[0], surrogate._summaries(e, 6)[0])
     points, num = run_graph(export_onnx(sur, tmp_path / "r.onnx").path, sur, e, seed=6)
     assert_parity(points, num, ref)
+
+
+def test_point_calibration_port_weights_each_radial_bin_as_numpy(surrogate):
+    """PointCalibration (the graph's decoding and calibration, eager torch) against
+    decode_points + calibrate on the same point-flow output, with weights 1/4 to 4 per incident-energy
+    bin, layer and radial bin: the same points and energies to 1e-9 (equal float64 inputs, so every
+    point falls in the same bins)."""
+    import copy
+
+    from showerforge.data.points_preprocess import RADIAL_EDGES_MM, Summaries, calibrate
+    from showerforge.deploy.points import PointCalibration
+
+    pre = copy.deepcopy(surrogate.preprocessing)
+    rng = np.random.default_rng(7)
+    n_l, n, width = pre.n_layers, 60, 40
+    pre.radial = {
+        "edges_mm": list(RADIAL_EDGES_MM),
+        "energy_edges_mev": [2e3, 5e3],
+        "log_weight": rng.uniform(-np.log(4), np.log(4), (3, n_l, len(RADIAL_EDGES_MM))).tolist(),
+    }
+    x = rng.normal(0.0, 1.5, (n, width, 4)).astype(np.float32)
+    counts = rng.multinomial(width - 5, np.ones(n_l) / n_l, size=n).astype(np.int64)
+    energies = rng.uniform(1.0, 50.0, (n, n_l)) * (counts > 0)
+    cog = rng.normal(0.0, 0.5, (n, 2))
+    inc = np.geomspace(1e3, 1e4, n)
+    mask = np.arange(width)[None, :] < counts.sum(axis=1)[:, None]
+    want = calibrate(pre.decode_points(x, mask), Summaries(counts, energies, cog), inc, surrogate.geometry, pre.radial)
+    port = PointCalibration(pre, face_half_widths(surrogate.geometry, n_l))
+    got, num = port(
+        *(torch.from_numpy(a) for a in (x, counts.astype(np.float64), energies, cog)), None, torch.from_numpy(inc)
+    )
+    assert np.array_equal(num.numpy(), want.num_points)
+    rel, _ = points_difference(got.numpy(), padded(want, width).astype(np.float64))
+    assert rel < 1e-6
+    plain = calibrate(pre.decode_points(x, mask), Summaries(counts, energies, cog), inc, surrogate.geometry)
+    assert not np.allclose(plain.points[:, 3], want.points[:, 3], rtol=1e-2)  # the weights did act
 
 
 def test_one_step_student_exports(surrogate, tmp_path):

@@ -18,6 +18,8 @@ from showerforge.data.points_preprocess import (
     RADIAL_MAX_LOG_WEIGHT,
     Summaries,
     calibrate,
+    energy_bin,
+    energy_edges,
     fit_radial,
     radial_profile,
     radial_weights,
@@ -117,3 +119,23 @@ def test_calibrate_with_weights_keeps_layer_energies_and_centre():
         c = plain.points[plain.offsets[i] : plain.offsets[i + 1]]
         shift = b[:, :2] - c[:, :2]
         np.testing.assert_allclose(shift - shift[:1], 0.0, atol=1e-3)  # positions: one rigid shift apart
+
+
+def test_energy_edges_sit_between_training_energies():
+    """Quartile edges of 1..8 GeV (two showers each): halfway between neighbours, never on a training
+    energy; all energies equal: no edges; a request at a training energy gets the same bin in
+    float32 and float64."""
+    e = np.repeat(np.arange(1, 9) * 1e3, 2)
+    edges = energy_edges(e, 4)
+    np.testing.assert_allclose(edges, [2.5e3, 4.5e3, 6.5e3])
+    assert energy_edges(np.full(10, 12345.6), 4).size == 0
+    assert energy_edges(np.array([1e3, 1e3, 1e3, 2e3]), 4).tolist() == [1.5e3]  # repeated edges merged
+    odd = np.array([12345.6, 12345.6, 23456.7, 23456.7])
+    cut = energy_edges(odd, 2)
+    assert energy_bin(odd, cut).tolist() == energy_bin(odd.astype(np.float32), cut).tolist() == [0, 0, 1, 1]
+
+
+def test_radial_profile_of_no_points_is_zero():
+    empty = PointClouds(np.zeros((0, 4), np.float32), np.zeros(3, np.int64), np.array([1e4, 2e4]))
+    share = radial_profile(empty, 2, edges_mm=EDGES, energy_edges_mev=[1.5e4])
+    assert share.shape == (2, 2, 4) and (share == 0).all()

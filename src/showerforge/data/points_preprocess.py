@@ -51,7 +51,7 @@ and centre of gravity are then imposed on the ``n'`` points as before.
 still share a layer's energy wrongly between core and halo (ILD photons: the central cell holds
 54–55 % of the energy where Geant4 puts 59 %, the most visible difference to a classifier). Per
 layer, radial bin (:data:`RADIAL_EDGES_MM` around the axis) and incident-energy bin
-(:data:`RADIAL_ENERGY_BINS`, quantiles of the training energies), :func:`radial_profile` measures the
+(:data:`RADIAL_ENERGY_BINS`, quantiles of the training energies; :func:`energy_edges`), :func:`radial_profile` measures the
 share of the layer's energy, once on the training showers (the target; Geant4's points spread
 uniformly over their fine squares, as the model learns them) and once on the model's own showers;
 :func:`fit_radial` stores the ratios as weights (clipped to [1/4, 4]) and :func:`calibrate`
@@ -100,6 +100,7 @@ __all__ = [
     "radial_weights",
     "radial_log_weights",
     "energy_bin",
+    "energy_edges",
     "RADIAL_EDGES_MM",
     "RADIAL_ENERGY_BINS",
     "XY_SCALE_MM",
@@ -323,9 +324,7 @@ class PointsPreprocessor:
         """The target of the radial energy calibration: :func:`radial_profile` of the training showers
         (the points the point flow learns, spread over their fine squares)."""
         inc = np.asarray(clouds.incident_mev, np.float64)
-        inner: np.ndarray = (
-            np.quantile(inc, np.arange(1, RADIAL_ENERGY_BINS) / RADIAL_ENERGY_BINS) if len(inc) else np.zeros(0)
-        )
+        inner = energy_edges(inc, RADIAL_ENERGY_BINS)
         share = radial_profile(
             self.flow_points(clouds), self.n_layers, energy_edges_mev=inner, jitter_mm=self.grid_mm, seed=seed
         )
@@ -674,6 +673,18 @@ def _radial_bin(x: np.ndarray, y: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return (r[:, None] >= edges[None, 1:]).sum(axis=1)
 
 
+def energy_edges(incident_mev: Any, n_bins: int) -> np.ndarray:
+    """Inner edges (MeV) of up to ``n_bins`` incident-energy bins with equal numbers of showers, each
+    halfway between two distinct energies of ``incident_mev`` (so no shower, and no request at a
+    training energy, sits on an edge, in float64 or float32); none when all energies are equal."""
+    e = np.unique(np.asarray(incident_mev, np.float64).reshape(-1))
+    if len(e) < 2:
+        return np.zeros(0)
+    q = np.quantile(np.asarray(incident_mev, np.float64), np.arange(1, n_bins) / n_bins)
+    above = np.clip(np.searchsorted(e, q, side="right"), 1, len(e) - 1)  # the first distinct energy above
+    return np.unique(0.5 * (e[above - 1] + e[above]))
+
+
 def energy_bin(incident_mev: Any, energy_edges_mev: Any) -> np.ndarray:
     """Index of each incident energy among the inner ``energy_edges_mev`` (0 below the first)."""
     e = np.asarray(incident_mev, np.float64).reshape(-1)
@@ -715,7 +726,8 @@ def radial_profile(
     n_bins = len(edges)
     ebin = energy_bin(clouds.incident_mev, energy_edges_mev)[clouds.event_index()]
     key = (ebin * n_layers + layer) * n_bins + _radial_bin(x, y, edges)
-    e = np.bincount(key, weights=p[:, 3], minlength=n_e * n_layers * n_bins).reshape(n_e, n_layers, n_bins)
+    e = np.bincount(key, weights=p[:, 3], minlength=n_e * n_layers * n_bins).astype(np.float64)
+    e = e.reshape(n_e, n_layers, n_bins)
     total = e.sum(axis=2, keepdims=True)
     return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
 

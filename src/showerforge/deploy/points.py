@@ -8,13 +8,15 @@
 3. :class:`SummaryDecoding`: :meth:`PointsPreprocessor.decode_summaries` in torch (visible energy,
    points capped at ``n_max``, per-layer fractions, counts by largest remainders, centre of
    gravity), the occupancy calibration of the counts (:class:`OccupancyCounts`, when the model
-   has one) and the re-encoding of the counts that conditions the point flow; the drawn centre of
-   gravity through the centre-of-gravity calibration (factors and shifts, when the model has them);
-4. the mask ``arange(n_slots) < count`` and the point flow's ODE on the masked ``noise``;
+   has one) and the re-encoding of the counts that conditions the point flow;
+4. the mask ``arange(n_slots) < count`` and the point flow's ODE on the masked ``noise``; then the
+   drawn centre of gravity goes through the centre-of-gravity calibration (factors and shifts,
+   when the model has them);
 5. :class:`PointCalibration`: :meth:`PointsPreprocessor.decode_points` and
    :func:`~showerforge.data.points_preprocess.calibrate` in torch (points sorted by depth fill
-   the layers with the drawn counts, each point's energy weighted by its layer and radial bin
-   (the radial energy calibration, when the model has one), each layer rescaled to its drawn energy, the centre of
+   the layers with the drawn counts, each point's energy weighted by its incident-energy bin, layer
+   and radial bin (the radial energy calibration, when the model has one), each layer rescaled to
+   its drawn energy, the centre of
    gravity shifted to the drawn one, points beyond a square-cell face and points left without
    energy dropped, shifted points held inside the face), zero-padded.
 

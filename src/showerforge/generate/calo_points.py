@@ -9,7 +9,10 @@ A generated shower is built in four steps:
 3. the inverse preprocessing to mm, depth and MeV;
 4. the calibrations (:func:`showerforge.data.points_preprocess.calibrate`): points per layer,
    energy per layer and centre of gravity equal the drawn summaries exactly; with a fitted radial
-   energy calibration, each point's energy is first weighted by its layer and distance from the axis.
+   energy calibration, each point's energy is first weighted by its incident-energy bin, layer and
+   distance from the axis; with a fitted centre-of-gravity calibration, the imposed centre of
+   gravity is the drawn one times ``cog_scale`` plus ``cog_shift`` (the point flow is conditioned
+   on the drawn one).
 
 Between steps 1 and 2 the occupancy calibration (fitted by :meth:`PointSurrogate.calibrate_sampler`
 after training and distillation) changes the number of points of each layer so that, projected
@@ -84,7 +87,9 @@ class PointSurrogate(LoadedRun):
     export_layouts: ClassVar[tuple[str, ...]] = ("points",)
     calibration_refinements: ClassVar[int] = 2
 
-    def _summaries(self, energies_mev: np.ndarray, seed: int, occupancy: bool = True) -> tuple[np.ndarray, Summaries]:
+    def _summaries(
+        self, energies_mev: np.ndarray, seed: int, occupancy: bool = True, cog: bool = True
+    ) -> tuple[np.ndarray, Summaries]:
         pre = self.preprocessing
         c0 = torch.from_numpy(pre.condition(energies_mev)).to(self.device)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
@@ -97,9 +102,9 @@ class PointSurrogate(LoadedRun):
             )
         # the point flow is conditioned on the summaries as drawn *after* rounding
         cond = np.concatenate([c0.cpu().numpy(), pre.encode_summaries(summaries, energies_mev)], axis=1)
-        if occupancy and pre.cog_scale is not None:  # the centre-of-gravity calibration: imposed, not conditioned on
-            cog = summaries.cog * pre.cog_scale + (0.0 if pre.cog_shift is None else pre.cog_shift)
-            summaries = Summaries(summaries.counts, summaries.energies, cog, summaries.core)
+        if cog and pre.cog_scale is not None:  # the centre-of-gravity calibration: imposed, not conditioned on
+            imposed = summaries.cog * pre.cog_scale + (0.0 if pre.cog_shift is None else pre.cog_shift)
+            summaries = Summaries(summaries.counts, summaries.energies, imposed, summaries.core)
         return cond, summaries
 
     def draw_conditions(
@@ -161,12 +166,12 @@ class PointSurrogate(LoadedRun):
         progress: Callable[[int], Any] | None = None,
         refinements: int | None = None,
     ) -> dict[str, Any] | None:
-        """Fit the occupancy and radial energy calibrations (module docstring) and return the checkpoint
-        entries they change.
+        """Fit the occupancy, radial energy and centre-of-gravity calibrations (module docstring) and
+        return the checkpoint entries they change.
 
         Args:
-            target: reference showers (the training file) whose cells-against-points table and
-                radial energy profile are the targets; default: those stored with the model (a
+            target: reference showers (the training file) whose cells-against-points table, radial
+                energy profile and mean and spread of the cells' centre of gravity are the targets; default: those stored with the model (a
                 student inherits its teacher's).
             n: showers the model generates, uncalibrated, to measure its own table.
             seed: seed of those showers.
@@ -199,12 +204,12 @@ class PointSurrogate(LoadedRun):
         if pre.occupancy_target is None:
             return None
         if not any(pre.occupancy_target["log_n"]):  # too few reference showers in every layer
-            pre.occupancy = None
+            pre.occupancy = pre.radial = pre.cog_scale = pre.cog_shift = None
             return {"preprocessing": pre.state()}
         rng = np.random.default_rng(seed)
         lo, hi = self.energy_range_mev
         energies = np.exp(rng.uniform(np.log(lo), np.log(hi), int(n)))
-        own = sample_points(self, energies, seed=seed, progress=progress, occupancy=False, radial=False)
+        own = sample_points(self, energies, seed=seed, progress=progress, occupancy=False, radial=False, cog=False)
         asked = self._summaries(energies, seed, occupancy=False)[1].counts  # as drawn (before any is dropped)
         generated = occupancy_table(asked, _cells_per_layer(own, n_layers))
         pre.occupancy = {**fit_occupancy(pre.occupancy_target, generated), "n_showers": int(n), "seed": int(seed)}
@@ -244,12 +249,13 @@ def sample_points(
     top_k: int | None = None,
     occupancy: bool = True,
     radial: bool = True,
+    cog: bool = True,
 ) -> PointClouds:
     """Generate showers in memory (see the module docstring); same seed and settings, same showers.
 
     ``steps``, ``solver`` set an ODE model's sampler, ``temperature``, ``top_k`` an autoregressive
-    one's; ``occupancy=False`` and ``radial=False`` leave out the occupancy and the radial energy
-    calibrations (to fit them).
+    one's; ``occupancy=False``, ``radial=False`` and ``cog=False`` leave out the occupancy, the
+    radial energy and the centre-of-gravity calibrations (to fit them).
     """
     if backend != "torch":
         raise UserError(f"--backend {backend}: point-cloud models are generated with the torch backend")
@@ -263,7 +269,7 @@ def sample_points(
     settings = model.sampler_settings(steps=steps, solver=solver, temperature=temperature, top_k=top_k)
     if getattr(model, "own_length", False):
         return _sample_own_length(surrogate, e, seed, batch_size, settings, progress)
-    cond_all, summaries = surrogate._summaries(e, seed, occupancy)
+    cond_all, summaries = surrogate._summaries(e, seed, occupancy, cog)
     counts = summaries.n_points
     order = np.argsort(counts, kind="stable")  # showers of similar size share a padded call
     points: list[np.ndarray] = [np.zeros((0, 4))] * len(e)
