@@ -179,6 +179,17 @@ def test_cells_to_points_places_points_at_cell_centres() -> None:
     assert points_to_cells(clouds, threshold_mip=4).dense()[1].sum() == 0
 
 
+def test_cells_centre_of_gravity_is_energy_weighted_at_cell_centres() -> None:
+    """Points at 1 mm and 4 mm in the central cell, 3 MeV and 1 MeV, and 2 MeV one cell to the
+    right: cog x = 2 x 5.09 / 6 mm (the points' own offsets do not show); a shower without cells: NaN."""
+    geo = PRESETS["ild-ecal"]
+    pts = np.array([[1.0, 0.0, 0, 3.0], [2.0, 1.0, 0, 1.0], [5.5, 0.0, 3, 2.0]], np.float32)
+    clouds = PointClouds(pts, np.array([0, 3, 3]), np.array([1e4, 2e4]), geo)
+    cog = points_to_cells(clouds, threshold_mip=0).centre_of_gravity()
+    np.testing.assert_allclose(cog[0], [2 * 5.09 / 6, 0.0], rtol=1e-6)
+    assert np.isnan(cog[1]).all()
+
+
 # ----------------------------------------------------------------------------- bad input
 def _copy_with(src: Path, dst: Path, fn) -> Path:
     clouds = read_points(src)

@@ -167,6 +167,14 @@ class CellHits:
     def __len__(self) -> int:
         return len(self.incident_mev)
 
+    def centre_of_gravity(self) -> np.ndarray:
+        """(N, 2) energy-weighted x, y (mm) of each shower's cell centres (NaN for a shower without cells)."""
+        n = len(self)
+        totals = np.bincount(self.event, weights=self.energy_mev, minlength=n)
+        sums = [np.bincount(self.event, weights=self.energy_mev * v, minlength=n) for v in (self.x_mm, self.y_mm)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.stack([np.where(totals > 0, s / np.where(totals > 0, totals, 1.0), np.nan) for s in sums], 1)
+
     def dense(self, dtype: Any = np.float32) -> np.ndarray:
         """(N, n_voxels) array of cell energies in the geometry's voxel order."""
         out = np.zeros((len(self), self.geometry.n_voxels), dtype=dtype)

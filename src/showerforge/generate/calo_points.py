@@ -200,7 +200,10 @@ class PointSurrogate(LoadedRun):
             }
             pre.radial_target = pre.radial_target_of(target, seed=seed)
             cells_cog = _cell_cog(target)
-            pre.cog_target = {"mean_mm": cells_cog.mean(axis=0).tolist(), "sd_mm": cells_cog.std(axis=0).tolist()}
+            seen = cells_cog[np.isfinite(cells_cog).all(axis=1)]  # showers with cells
+            pre.cog_target = (
+                {"mean_mm": seen.mean(axis=0).tolist(), "sd_mm": seen.std(axis=0).tolist()} if len(seen) > 1 else None
+            )
         if pre.occupancy_target is None:
             return None
         if not any(pre.occupancy_target["log_n"]):  # too few reference showers in every layer
@@ -314,14 +317,9 @@ def point_batches(sorted_counts: np.ndarray, step: int, budget: int | None, orde
 
 def _cell_cog(clouds: PointClouds) -> np.ndarray:
     """(N, 2) energy-weighted x, y (mm) of each shower's cells above the readout threshold, at the
-    cells' centres (what a detector sees); 0 for a shower without cells."""
-    hits = points_to_cells(clouds, threshold_mip=DEFAULT_THRESHOLD_MIP)
-    n = len(clouds)
-    total = np.bincount(hits.event, weights=hits.energy_mev, minlength=n)
-    safe = np.where(total > 0, total, 1.0)
-    return np.stack(
-        [np.bincount(hits.event, weights=hits.energy_mev * v, minlength=n) / safe for v in (hits.x_mm, hits.y_mm)], 1
-    )
+    cells' centres (what a detector sees, as the evaluation's ``cog_x``, ``cog_y``); NaN for a
+    shower without cells."""
+    return points_to_cells(clouds, threshold_mip=DEFAULT_THRESHOLD_MIP).centre_of_gravity()
 
 
 COG_SCALE_RANGE = (0.5, 2.0)
@@ -337,7 +335,9 @@ def _cog_step(
     showers made with it: per axis, the scale times the ratio of the target's spread of the cells'
     centre of gravity to that of ``own``, the shift plus the difference of their means."""
     cells_cog = _cell_cog(own)
-    sd, mean = cells_cog.std(axis=0), cells_cog.mean(axis=0)
+    seen = cells_cog[np.isfinite(cells_cog).all(axis=1)]  # showers with cells
+    sd = seen.std(axis=0) if len(seen) > 1 else np.zeros(2)
+    mean = seen.mean(axis=0) if len(seen) else np.asarray(target["mean_mm"], np.float64)
     ratio = np.divide(np.asarray(target["sd_mm"], np.float64), sd, out=np.ones(2), where=sd > 0)
     base = np.zeros(2) if shift is None else np.asarray(shift, np.float64)
     new_shift = base + np.asarray(target["mean_mm"], np.float64) - mean

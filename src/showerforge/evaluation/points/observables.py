@@ -139,11 +139,12 @@ def observe_cells(cells: CellHits) -> PointObservables:
     n_rings = int(ring.max()) + 1
     flat_layer = ev * n_layers + layer
     flat_ring = ev * n_rings + ring[cells.cell]
+    cog = cells.centre_of_gravity()
     scalars = {
         "n_hits": np.bincount(ev, minlength=n).astype(np.float64),
         "e_vis_over_e_inc": totals / cells.incident_mev,
-        "cog_x": _centre(e, cells.x_mm, ev, totals),
-        "cog_y": _centre(e, cells.y_mm, ev, totals),
+        "cog_x": cog[:, 0],
+        "cog_y": cog[:, 1],
         "cog_z": _centre(e, z, ev, totals),
     }
     return PointObservables(
