@@ -69,6 +69,20 @@ points' spreads 0.22 mm and Geant4's cells' 0.21 mm). The sampler maps the drawn
 they have conditioned the point flow) to ``cog * cog_scale + cog_shift`` (per axis; factors within
 0.5 and 2, shifts within 1 mm), fitted and refined with the other calibrations to give the mean and
 spread of the training showers' cells' centre of gravity (``cog_target``, mm).
+
+**Cell-energy calibration**: with the right points per layer, energies per layer and radial
+sharing, the energies of single cells can still be a few per cent off (ILD photons: the median
+cell 0.577 MeV where Geant4's is 0.546, W1 x 100 of the cell spectrum 38x its Geant4-vs-Geant4
+floor). Per incident-energy bin (the radial calibration's), :func:`cell_quantiles` measures the
+quantiles of ``log10(E_cell / MeV)`` of every cell with energy (before the readout threshold),
+once on the training showers (the target) and once on the model's own showers;
+:func:`fit_cell_energy` stores the map between them as a shift of ``log10 E`` on a uniform grid
+(:data:`CELL_GRID_LOG10`; linear in between, constant beyond the quantiles, within
+:data:`CELL_MAX_LOG10_SHIFT`), and :func:`calibrate`, last, multiplies the energy of every point of
+a cell by the cell's factor ``10**shift(log10 E_cell)`` (the cell's energy becomes the target's
+at the same quantile), then rescales each layer to its drawn energy again and shifts the points
+off the axis so the centre of gravity stays the drawn one. :func:`refine_cell_energy` composes a
+correction measured on calibrated showers, in the same rounds as the other calibrations.
 """
 
 from __future__ import annotations
@@ -101,6 +115,12 @@ __all__ = [
     "radial_log_weights",
     "energy_bin",
     "energy_edges",
+    "cell_quantiles",
+    "cell_log_energies",
+    "fit_cell_energy",
+    "refine_cell_energy",
+    "cell_energy_factors",
+    "CELL_GRID_LOG10",
     "RADIAL_EDGES_MM",
     "RADIAL_ENERGY_BINS",
     "XY_SCALE_MM",
@@ -124,6 +144,12 @@ open. Fine where a photon shower's core is (ILD ECal: 5.09 mm cells of 1.02 mm f
 RADIAL_MAX_LOG_WEIGHT = float(np.log(4.0))
 RADIAL_ENERGY_BINS = 4
 """Incident-energy bins of the radial energy calibration (equal numbers of training showers)."""
+CELL_GRID_LOG10 = (-5.0, 5.0, 321)
+"""Grid of the cell-energy calibration's shifts: ``log10(E_cell / MeV)`` from, to, nodes (1/32 decade)."""
+CELL_LEVELS = 512
+"""Quantile levels of the cell-energy calibration (``(k + 0.5) / CELL_LEVELS``)."""
+CELL_MAX_LOG10_SHIFT = float(np.log10(4.0))
+"""Limit of the cell-energy calibration's shift of ``log10 E_cell`` (a factor of 4, as the radial weights)."""
 
 
 def _fractions(log_frac: np.ndarray) -> np.ndarray:
@@ -236,6 +262,8 @@ class PointsPreprocessor:
         self.cog_scale: Any = None
         self.cog_shift: Any = None
         self.cog_target: dict[str, Any] | None = None
+        self.cells: dict[str, Any] | None = None
+        self.cells_target: dict[str, Any] | None = None
         if state is not None:
             self.load_state(state)
 
@@ -259,6 +287,8 @@ class PointsPreprocessor:
             "cog_scale": None if self.cog_scale is None else [float(v) for v in self.cog_scale],
             "cog_shift": None if self.cog_shift is None else [float(v) for v in self.cog_shift],
             "cog_target": self.cog_target,
+            "cells": self.cells,
+            "cells_target": self.cells_target,
             "grid_mm": None if self.grid_mm is None else self.grid_mm.tolist(),
             "core": self.core,
         }
@@ -281,6 +311,8 @@ class PointsPreprocessor:
         shift = state.get("cog_shift")
         self.cog_shift = None if shift is None else np.asarray(shift, np.float64)
         self.cog_target = state.get("cog_target")
+        self.cells = state.get("cells")
+        self.cells_target = state.get("cells_target")
         grid = state.get("grid_mm")
         self.grid_mm = None if grid is None else np.asarray(grid, np.float64)
 
@@ -332,6 +364,22 @@ class PointsPreprocessor:
             "edges_mm": list(RADIAL_EDGES_MM),
             "energy_edges_mev": [float(v) for v in inner],
             "share": share.tolist(),
+            "n_showers": len(clouds),
+        }
+
+    def cells_target_of(self, clouds: PointClouds) -> dict[str, Any] | None:
+        """The target of the cell-energy calibration: :func:`cell_quantiles` of the training showers in
+        the radial calibration's incident-energy bins, and 64 quantiles of their incident energies
+        (the calibration draws its showers from them); ``None`` without a square-cell geometry."""
+        geo = clouds.geometry
+        if geo is None or not geo.is_crystal or geo.n_layers != self.n_layers or not len(clouds):
+            return None
+        inc = np.asarray(clouds.incident_mev, np.float64)
+        inner = energy_edges(inc, RADIAL_ENERGY_BINS)
+        return {
+            "energy_edges_mev": inner.tolist(),
+            "log10_mev": cell_quantiles(clouds, inner).tolist(),
+            "incident_quantiles_mev": np.quantile(inc, (np.arange(64) + 0.5) / 64).tolist(),
             "n_showers": len(clouds),
         }
 
@@ -482,6 +530,7 @@ def calibrate(
     incident_mev: np.ndarray,
     geometry: Geometry | None,
     radial: dict[str, Any] | None = None,
+    cells: dict[str, Any] | None = None,
 ) -> PointClouds:
     """Showers that obey ``summaries`` exactly (see the module docstring).
 
@@ -493,6 +542,9 @@ def calibrate(
         radial: the radial energy calibration (:func:`fit_radial`): each point's energy times the
             weight of its layer and radial bin (distance from the axis before the centre-of-gravity
             shift), before the layer energies are imposed.
+        cells: the cell-energy calibration (:func:`fit_cell_energy`; needs a square-cell
+            ``geometry``): last, each point's energy times its cell's factor, then the layer
+            energies and the centre of gravity imposed again.
 
     Under the core split (``summaries.core`` given) the decoded points are the non-core ones: they
     carry ``energies - core`` in each layer and the whole centre-of-gravity shift, and each layer
@@ -533,15 +585,50 @@ def calibrate(
         if half is not None:  # a point the shift carried over the edge stays on it
             edge = (half * (1.0 - FACE_MARGIN))[layer, None]
             p[:, :2] = np.clip(p[:, :2], -edge, edge)
+        n_free = len(p)
         if core is not None:
             on = np.nonzero(core > 0)[0]
             p = np.concatenate([p, np.stack([0 * on, 0 * on, on, core[on]], axis=1).astype(np.float64)])
+        if cells is not None and geometry is not None:
+            _cell_step(p, n_free, cells, geometry, summaries.energies[i], summaries.cog[i], float(incident_mev[i]))
+            if half is not None:
+                edge = (half * (1.0 - FACE_MARGIN))[layer, None]
+                p[:n_free, :2] = np.clip(p[:n_free, :2], -edge, edge)
+        if core is not None:
             p = p[np.argsort(p[:, 2], kind="stable")]
         keep = p[:, 3] > 0
         out.append(p[keep])
         sizes.append(int(keep.sum()))
     flat = np.concatenate(out) if out else np.zeros((0, 4))
     return PointClouds(flat.astype(np.float32), np.concatenate([[0], np.cumsum(sizes)]), incident_mev, geometry)
+
+
+def _cell_step(
+    p: np.ndarray,
+    n_free: int,
+    cells: dict[str, Any],
+    geometry: Geometry,
+    energies: np.ndarray,
+    cog: np.ndarray,
+    inc: float,
+) -> None:
+    """The cell-energy calibration of one shower, in place: ``p`` (M, 4) its points, the first
+    ``n_free`` movable (the others are core points on the axis)."""
+    key = cell_keys(p, geometry)
+    ok = key >= 0
+    e_cell = np.bincount(key[ok], weights=p[ok, 3], minlength=geometry.n_voxels)
+    mine = np.where(ok, e_cell[np.maximum(key, 0)], 0.0)
+    on = mine > 0
+    p[on, 3] *= cell_energy_factors(np.log10(mine[on]), cells, inc)
+    n_layers = len(energies)
+    layer = np.clip(np.rint(p[:, 2]).astype(np.int64), 0, n_layers - 1)
+    sums = np.bincount(layer, weights=p[:, 3], minlength=n_layers)
+    p[:, 3] *= np.divide(energies, sums, out=np.zeros(n_layers), where=sums > 0)[layer]
+    free = p[:n_free, 3].sum()
+    if free > 0:
+        whole = p[:, 3].sum()
+        p[:n_free, 0] += (cog[0] * whole - np.dot(p[:, 3], p[:, 0])) / free
+        p[:n_free, 1] += (cog[1] * whole - np.dot(p[:, 3], p[:, 1])) / free
 
 
 # ---------------------------------------------------------------- occupancy calibration
@@ -780,3 +867,106 @@ def radial_weights(points: np.ndarray, layer: np.ndarray, radial: dict[str, Any]
     k = int(energy_bin([incident_mev], radial.get("energy_edges_mev", []))[0])
     p = np.asarray(points, np.float64)
     return np.exp(log_w[k][layer, _radial_bin(p[:, 0], p[:, 1], edges)])
+
+
+# ---------------------------------------------------------------- cell-energy calibration
+def cell_keys(points: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """(M,) the readout cell (index among ``geometry``'s cells) of each point (x, y mm; layer index);
+    -1 beyond the cell matrix."""
+    p = np.asarray(points, np.float64)
+    layer = np.clip(np.rint(p[:, 2]).astype(np.int64), 0, geometry.n_layers - 1)
+    n_side = np.asarray([lay.n_crystals for lay in geometry.readout], np.int64)[layer]
+    width = np.asarray([lay.crystal_mm for lay in geometry.readout], np.float64)[layer]
+    col = np.floor(p[:, 0] / width + 0.5 * n_side).astype(np.int64)
+    row = np.floor(p[:, 1] / width + 0.5 * n_side).astype(np.int64)
+    inside = (col >= 0) & (col < n_side) & (row >= 0) & (row < n_side)
+    return np.where(inside, np.asarray(geometry.layer_offsets, np.int64)[layer] + row * n_side + col, -1)
+
+
+def cell_log_energies(clouds: PointClouds, geometry: Geometry | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``log10(E_cell / MeV)`` of every cell with energy (no threshold) and the index of its shower."""
+    geo = geometry or clouds.geometry
+    if geo is None or not geo.is_crystal:
+        raise ValueError("the cell-energy calibration needs a square-cell geometry")
+    key = cell_keys(clouds.points, geo)
+    ev = clouds.event_index()
+    ok = key >= 0
+    uniq, inverse = np.unique(ev[ok] * geo.n_voxels + key[ok], return_inverse=True)
+    e = np.bincount(inverse, weights=np.asarray(clouds.points[ok, 3], np.float64), minlength=len(uniq))
+    keep = e > 0
+    return np.log10(e[keep]), (uniq // geo.n_voxels)[keep]
+
+
+def cell_quantiles(
+    clouds: PointClouds, energy_edges_mev: Any = (), geometry: Geometry | None = None, n_levels: int = CELL_LEVELS
+) -> np.ndarray:
+    """(K, n_levels) quantiles of ``log10(E_cell / MeV)`` (:func:`cell_log_energies`) in each of the
+    ``K`` incident-energy bins of ``energy_edges_mev`` (inner edges); a bin without cells is NaN."""
+    log_e, ev = cell_log_energies(clouds, geometry)
+    k_of = energy_bin(clouds.incident_mev, energy_edges_mev)[ev]
+    levels = (np.arange(n_levels) + 0.5) / n_levels
+    n_e = len(np.asarray(energy_edges_mev, np.float64).reshape(-1)) + 1
+    out = np.full((n_e, n_levels), np.nan)
+    for k in range(n_e):
+        sel = log_e[k_of == k]
+        if len(sel):
+            out[k] = np.quantile(sel, levels)
+    return out
+
+
+def _grid() -> np.ndarray:
+    lo, hi, n = CELL_GRID_LOG10
+    return np.linspace(lo, hi, int(n))
+
+
+def _shift_table(source_q: np.ndarray, dest_q: np.ndarray) -> np.ndarray:
+    """Shift of log10 E on the grid that takes quantile ``source_q`` to ``dest_q`` (constant beyond)."""
+    return np.interp(_grid(), np.maximum.accumulate(source_q), dest_q - source_q)
+
+
+def fit_cell_energy(target: dict[str, Any], generated: np.ndarray) -> dict[str, Any]:
+    """The cell-energy calibration that takes the ``generated`` :func:`cell_quantiles` to the target's.
+
+    Args:
+        target: ``{"energy_edges_mev": [...], "log10_mev": (K, levels)}`` (the training showers').
+        generated: (K, levels) the model's quantiles in the same bins.
+
+    Returns:
+        ``{"energy_edges_mev": ..., "grid_log10": [from, to, nodes], "shift": (K, nodes)}``, the shift
+        of ``log10 E_cell`` at each grid node, within :data:`CELL_MAX_LOG10_SHIFT`; 0 in a bin where
+        either side has no cells.
+    """
+    t = np.asarray(target["log10_mev"], np.float64)
+    g = np.asarray(generated, np.float64).reshape(t.shape)
+    shift = np.zeros((len(t), int(CELL_GRID_LOG10[2])))
+    for k in range(len(t)):
+        if np.isfinite(t[k]).all() and np.isfinite(g[k]).all():
+            shift[k] = _shift_table(g[k], t[k])
+    return {
+        "energy_edges_mev": [float(v) for v in target.get("energy_edges_mev", [])],
+        "grid_log10": [float(v) for v in CELL_GRID_LOG10],
+        "shift": np.clip(shift, -CELL_MAX_LOG10_SHIFT, CELL_MAX_LOG10_SHIFT).tolist(),
+    }
+
+
+def refine_cell_energy(cells: dict[str, Any], target: dict[str, Any], calibrated: np.ndarray) -> dict[str, Any]:
+    """One more step: ``calibrated`` are the quantiles of showers made *with* ``cells``; the correction
+    that takes them to the target's is composed after the stored map (``s(g) + c(g + s(g))``)."""
+    t = np.asarray(target["log10_mev"], np.float64)
+    c = np.asarray(calibrated, np.float64).reshape(t.shape)
+    grid = _grid()
+    shift = np.asarray(cells["shift"], np.float64).reshape(len(t), -1)
+    out = shift.copy()
+    for k in range(len(t)):
+        if np.isfinite(t[k]).all() and np.isfinite(c[k]).all():
+            out[k] = shift[k] + np.interp(grid + shift[k], np.maximum.accumulate(c[k]), t[k] - c[k])
+    return {**cells, "shift": np.clip(out, -CELL_MAX_LOG10_SHIFT, CELL_MAX_LOG10_SHIFT).tolist()}
+
+
+def cell_energy_factors(log10_e: np.ndarray, cells: dict[str, Any], incident_mev: float) -> np.ndarray:
+    """The factor ``10**shift(log10 E_cell)`` of each cell of a shower of ``incident_mev`` under ``cells``."""
+    shift = np.asarray(cells["shift"], np.float64)
+    shift = shift[None] if shift.ndim == 1 else shift
+    k = int(energy_bin([incident_mev], cells.get("energy_edges_mev", []))[0])
+    lo, hi, n = cells["grid_log10"]
+    return np.power(10.0, np.interp(np.asarray(log10_e, np.float64), np.linspace(lo, hi, int(n)), shift[k]))

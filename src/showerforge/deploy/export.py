@@ -498,6 +498,11 @@ def export_onnx(
     if n_steps < 1:
         raise UserError(f"--steps must be >= 1, got {n_steps}")
     module, example, names, outputs = build_graph(surrogate, layout, steps=n_steps, solver=solver_name)
+    need = int(getattr(module, "min_opset", MIN_OPSET))
+    if int(opset) < need:
+        raise UserError(
+            f"--opset {opset}: this model's graph needs ONNX opset {need} or newer (default {DEFAULT_OPSET})"
+        )
     data = _torch_export(module, example, names, outputs, opset)
     macro = []
     if isinstance(module, (Par04Graph, Par04NoiseInsideGraph)):

@@ -18,7 +18,9 @@
    and radial bin (the radial energy calibration, when the model has one), each layer rescaled to
    its drawn energy, the centre of
    gravity shifted to the drawn one, points beyond a square-cell face and points left without
-   energy dropped, shifted points held inside the face), zero-padded.
+   energy dropped, shifted points held inside the face; with a cell-energy calibration, last, the
+   points' cells (``ScatterElements`` with a sum: opset 16 or newer), each cell's energy mapped,
+   the layers rescaled and the centre of gravity imposed again), zero-padded.
 
 Decoding and calibration run in float64, as the numpy originals; the sort by depth is ONNX
 ``TopK`` (equal depths keep their slot order, as numpy's stable sort). ``sinh`` (no ONNX
@@ -42,6 +44,7 @@ from showerforge.data.points_preprocess import (
     face_half_widths,
     radial_log_weights,
 )
+from showerforge.geometry import Geometry
 
 __all__ = [
     "SummaryDecoding",
@@ -239,8 +242,20 @@ class PointCalibration(nn.Module):
     radial_edges: Tensor | None
     radial_weight: Tensor | None
 
-    def __init__(self, pre: PointsPreprocessor, half_widths: np.ndarray | None = None) -> None:
+    def __init__(
+        self, pre: PointsPreprocessor, half_widths: np.ndarray | None = None, geometry: Geometry | None = None
+    ) -> None:
         super().__init__()
+        self.cell_shift: Tensor | None = None
+        if pre.cells is not None and geometry is not None and geometry.is_crystal:  # cell-energy calibration
+            lo, hi, nodes = pre.cells["grid_log10"]
+            self.cell_grid = (float(lo), float(hi - lo) / (int(nodes) - 1), int(nodes))
+            self.cell_shift = _f64(pre.cells["shift"]).reshape(-1)
+            self.cell_energy_edges = _f64(pre.cells.get("energy_edges_mev", []))
+            self.cell_side = _f64([lay.n_crystals for lay in geometry.readout])
+            self.cell_mm = _f64([lay.crystal_mm for lay in geometry.readout])
+            self.cell_offset = _f64(np.asarray(geometry.layer_offsets[: geometry.n_layers], np.float64))
+            self.n_cells = int(geometry.n_voxels)
         self.radial_edges = self.radial_weight = None
         self.radial_energy_edges: Tensor | None = None
         if pre.radial is not None:  # inner edges, and the (K * L * B,) weights
@@ -323,16 +338,65 @@ class PointCalibration(nn.Module):
             xy = torch.minimum(torch.maximum(xy, -edge), edge)
         p = torch.cat([xy, layer[..., None], e[..., None]], dim=-1)
         if core is None:
-            return self.compact(p, e > 0)
+            if self.cell_shift is not None:
+                p = self.cell_step(p, torch.ones_like(real), energies, cog, inc)
+            return self.compact(p, p[..., 3] > 0)
         # one point per layer on the axis with the core energy, after the layer's other points
         layers = torch.cumsum(torch.ones_like(core), dim=1) - 1.0
         axis = torch.stack([torch.zeros_like(core), torch.zeros_like(core), layers, core], dim=-1)
         p = torch.cat([p, axis], dim=1)
+        if self.cell_shift is not None:
+            free = torch.cat([torch.ones_like(real), torch.zeros_like(core, dtype=torch.bool)], dim=1)
+            p = self.cell_step(p, free, energies, cog, inc)
         keep = p[..., 3] > 0
         order = stable_argsort(torch.where(keep, p[..., 2], torch.full_like(p[..., 2], float(self.n_layers))))
         p = torch.gather(p, 1, order[..., None].expand(-1, -1, 4))
         keep = torch.gather(keep, 1, order)
         return self.compact(p, keep)
+
+    def cell_step(self, p: Tensor, free: Tensor, energies: Tensor, cog: Tensor, inc: Tensor | None) -> Tensor:
+        """The cell-energy calibration (:func:`~showerforge.data.points_preprocess.calibrate`, last
+        step): each cell's energy mapped, layers rescaled, the ``free`` points shifted to ``cog``."""
+        if inc is None or self.cell_shift is None:
+            raise ValueError("the cell-energy calibration needs the incident energies")
+        idx = torch.clamp(p[..., 2], 0.0, float(self.n_layers - 1)).to(torch.long)
+        side, width = self.cell_side[idx], self.cell_mm[idx]
+        col = torch.floor(p[..., 0] / width + 0.5 * side)
+        row = torch.floor(p[..., 1] / width + 0.5 * side)
+        inside = (col >= 0) & (col < side) & (row >= 0) & (row < side) & (p[..., 3] > 0)
+        key = torch.where(inside, self.cell_offset[idx] + row * side + col, torch.full_like(col, float(self.n_cells)))
+        key = key.to(torch.long)
+        e = torch.where(inside, p[..., 3], torch.zeros_like(col))
+        sums = torch.zeros(p.shape[0], self.n_cells + 1, dtype=p.dtype).scatter_add(1, key, e)
+        mine = torch.gather(sums, 1, key)
+        on = inside & (mine > 0)
+        log_e = torch.log10(torch.where(on, mine, torch.ones_like(mine)))
+        lo, step, nodes = self.cell_grid
+        u = torch.clamp((log_e - lo) / step, 0.0, float(nodes - 1))
+        i0 = torch.clamp(torch.floor(u), 0.0, float(nodes - 2))
+        frac = u - i0
+        k = (inc[:, None] >= self.cell_energy_edges[None, :]).to(torch.long).sum(dim=1)
+        base = (k * nodes)[:, None] + i0.to(torch.long)
+        shift = self.cell_shift[base] * (1.0 - frac) + self.cell_shift[base + 1] * frac
+        e = e * torch.where(on, torch.pow(10.0, shift), torch.ones_like(shift))
+        layer_sums = torch.zeros_like(energies).scatter_add(1, idx, e)
+        scale = torch.where(
+            layer_sums > 0,
+            energies / torch.where(layer_sums > 0, layer_sums, torch.ones_like(layer_sums)),
+            0.0 * energies,
+        )
+        e = e * torch.gather(scale, 1, idx)
+        ef = torch.where(free, e, torch.zeros_like(e))
+        total = ef.sum(dim=1, keepdim=True)
+        whole = e.sum(dim=1, keepdim=True)
+        moment = (e[..., None] * p[..., :2]).sum(dim=1)
+        safe = torch.where(total > 0, total, torch.ones_like(total))
+        move = torch.where(total > 0, (cog * whole - moment) / safe, torch.zeros_like(cog))
+        xy = p[..., :2] + torch.where(free[..., None], move[:, None, :], torch.zeros_like(p[..., :2]))
+        if self.face_half is not None:
+            edge = (self.face_half * (1.0 - FACE_MARGIN))[idx][..., None]
+            xy = torch.minimum(torch.maximum(xy, -edge), edge)
+        return torch.cat([xy, p[..., 2:3], e[..., None]], dim=-1)
 
     @staticmethod
     def compact(p: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
@@ -370,7 +434,8 @@ class PointGraph(nn.Module):
         self.n_out = self.n_slots + self.n_core
         self.n_summary = int(pre.n_summary)
         self.summaries = SummaryDecoding(pre, cap=self.n_slots)
-        self.calibration = PointCalibration(pre, face_half_widths(surrogate.geometry, pre.n_layers))
+        self.calibration = PointCalibration(pre, face_half_widths(surrogate.geometry, pre.n_layers), surrogate.geometry)
+        self.min_opset = 16 if self.calibration.cell_shift is not None else 13  # ScatterElements with a sum
         self.cog_scale: Tensor | None = None if pre.cog_scale is None else _f64(pre.cog_scale)
         self.cog_shift: Tensor | None = None if pre.cog_shift is None else _f64(pre.cog_shift)
 

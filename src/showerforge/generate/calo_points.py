@@ -12,7 +12,9 @@ A generated shower is built in four steps:
    energy calibration, each point's energy is first weighted by its incident-energy bin, layer and
    distance from the axis; with a fitted centre-of-gravity calibration, the imposed centre of
    gravity is the drawn one times ``cog_scale`` plus ``cog_shift`` (the point flow is conditioned
-   on the drawn one).
+   on the drawn one); with a fitted cell-energy calibration, last, the energy of each cell (all its
+   points alike) is mapped to the training showers' cell spectrum, and the layer energies and the
+   centre of gravity are imposed again.
 
 Between steps 1 and 2 the occupancy calibration (fitted by :meth:`PointSurrogate.calibrate_sampler`
 after training and distillation) changes the number of points of each layer so that, projected
@@ -40,9 +42,12 @@ from showerforge.data.points_preprocess import (
     PointsPreprocessor,
     Summaries,
     calibrate,
+    cell_quantiles,
+    fit_cell_energy,
     fit_occupancy,
     fit_radial,
     occupancy_table,
+    refine_cell_energy,
     refine_occupancy,
     refine_radial,
 )
@@ -85,7 +90,7 @@ class PointSurrogate(LoadedRun):
     geometry: Geometry
 
     export_layouts: ClassVar[tuple[str, ...]] = ("points",)
-    calibration_refinements: ClassVar[int] = 2
+    calibration_refinements: ClassVar[int] = 3
 
     def _summaries(
         self, energies_mev: np.ndarray, seed: int, occupancy: bool = True, cog: bool = True
@@ -199,6 +204,7 @@ class PointSurrogate(LoadedRun):
                 "n_showers": len(target),
             }
             pre.radial_target = pre.radial_target_of(target, seed=seed)
+            pre.cells_target = pre.cells_target_of(target)
             cells_cog = _cell_cog(target)
             seen = cells_cog[np.isfinite(cells_cog).all(axis=1)]  # showers with cells
             pre.cog_target = (
@@ -207,11 +213,17 @@ class PointSurrogate(LoadedRun):
         if pre.occupancy_target is None:
             return None
         if not any(pre.occupancy_target["log_n"]):  # too few reference showers in every layer
-            pre.occupancy = pre.radial = pre.cog_scale = pre.cog_shift = None
+            pre.occupancy = pre.radial = pre.cog_scale = pre.cog_shift = pre.cells = None
             return {"preprocessing": pre.state()}
         rng = np.random.default_rng(seed)
-        lo, hi = self.energy_range_mev
-        energies = np.exp(rng.uniform(np.log(lo), np.log(hi), int(n)))
+        cells_target = pre.cells_target if isinstance(pre.cells_target, dict) else None
+        if cells_target is not None and cells_target.get("incident_quantiles_mev"):  # the target's spectrum
+            q = np.asarray(cells_target["incident_quantiles_mev"], np.float64)
+            energies = np.interp(rng.uniform(0.0, 1.0, int(n)), (np.arange(len(q)) + 0.5) / len(q), q)
+        else:
+            lo, hi = self.energy_range_mev
+            energies = np.exp(rng.uniform(np.log(lo), np.log(hi), int(n)))
+        pre.cells = None
         own = sample_points(self, energies, seed=seed, progress=progress, occupancy=False, radial=False, cog=False)
         asked = self._summaries(energies, seed, occupancy=False)[1].counts  # as drawn (before any is dropped)
         generated = occupancy_table(asked, _cells_per_layer(own, n_layers))
@@ -231,6 +243,12 @@ class PointSurrogate(LoadedRun):
                 pre.radial = refine_radial(pre.radial, pre.radial_target, pre.generated_profile(own))
             if pre.cog_scale is not None and cog_target is not None:
                 pre.cog_scale, pre.cog_shift = _cog_step(pre.cog_scale, pre.cog_shift, cog_target, own)
+            if cells_target is not None:  # fitted on showers with the other calibrations, then refined
+                edges = cells_target["energy_edges_mev"]
+                if pre.cells is None:
+                    pre.cells = {**fit_cell_energy(cells_target, cell_quantiles(own, edges)), "n_showers": int(n)}
+                else:
+                    pre.cells = refine_cell_energy(pre.cells, cells_target, cell_quantiles(own, edges))
         pre.occupancy["refinements"] = refinements
         if pre.radial is not None:
             pre.radial["refinements"] = refinements
@@ -253,12 +271,13 @@ def sample_points(
     occupancy: bool = True,
     radial: bool = True,
     cog: bool = True,
+    cells: bool = True,
 ) -> PointClouds:
     """Generate showers in memory (see the module docstring); same seed and settings, same showers.
 
     ``steps``, ``solver`` set an ODE model's sampler, ``temperature``, ``top_k`` an autoregressive
     one's; ``occupancy=False``, ``radial=False`` and ``cog=False`` leave out the occupancy, the
-    radial energy and the centre-of-gravity calibrations (to fit them).
+    radial energy, the centre-of-gravity and the cell-energy calibrations (to fit them).
     """
     if backend != "torch":
         raise UserError(f"--backend {backend}: point-cloud models are generated with the torch backend")
@@ -292,7 +311,10 @@ def sample_points(
         done += len(idx)
         if progress is not None:
             progress(len(idx))
-    return calibrate(points, summaries, e, surrogate.geometry, surrogate.preprocessing.radial if radial else None)
+    pre = surrogate.preprocessing
+    return calibrate(
+        points, summaries, e, surrogate.geometry, pre.radial if radial else None, pre.cells if cells else None
+    )
 
 
 CPU_POINT_BUDGET = 4096
