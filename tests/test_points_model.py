@@ -169,11 +169,12 @@ def test_decoded_summaries_are_physical() -> None:
     assert np.array_equal(s.counts.sum(axis=1), n)
 
 
-def test_masks_never_leak_padded_points() -> None:
+@pytest.mark.parametrize("depth_tokens", [0, 4])
+def test_masks_never_leak_padded_points(depth_tokens: int) -> None:
     from showerforge.models import MODELS, build_model
 
     spec = MODELS["cfm-points"]
-    model = build_model(spec.resolve(**spec.example_config))
+    model = build_model(spec.resolve(**{**spec.example_config, "depth_tokens": depth_tokens}))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.3 * torch.randn_like(p))
@@ -191,10 +192,12 @@ def test_masks_never_leak_padded_points() -> None:
     assert [len(p) for p in pre.decode_points(x.numpy(), mask.numpy())] == [9, 4, 1]
 
 
-def test_a_shower_does_not_depend_on_the_batch_it_is_padded_into() -> None:
+@pytest.mark.parametrize("depth_tokens", [0, 4])
+def test_a_shower_does_not_depend_on_the_batch_it_is_padded_into(depth_tokens: int) -> None:
     """The pooled sums are divided by the model's largest set, not by the batch's padded width:
-    a shower generated alone equals the same shower generated beside a larger one."""
-    model = MODELS["cfm-points"].build(**MODELS["cfm-points"].example_config)
+    a shower generated alone equals the same shower generated beside a larger one (with depth
+    tokens too: their pooling is a weighted mean over real points)."""
+    model = MODELS["cfm-points"].build(**{**MODELS["cfm-points"].example_config, "depth_tokens": depth_tokens})
     for p in model.parameters():  # an untrained network is the zero field: give it structure
         torch.nn.init.normal_(p, std=0.3, generator=torch.Generator().manual_seed(3))
     model.eval()
@@ -347,3 +350,29 @@ def test_calibrate_drops_points_beyond_the_face_and_keeps_the_layer_energy():
     assert got[got[:, 2] == 1, 0][0] == pytest.approx(55.0, abs=1e-3)
     # without a square-cell face nothing is dropped
     assert len(calibrate([pts], drawn, np.array([5e4]), None).event(0)) == 4
+
+
+def test_depth_tokens_are_equivariant_and_start_as_the_identity() -> None:
+    """DepthAttention: untrained (zero output projection) it returns the points unchanged; with
+    random weights, permuting the points permutes its output, and a point far from every other
+    point's depth is what moves the others when it changes (through the tokens)."""
+    from showerforge.models.epic import DepthAttention
+
+    gen = torch.Generator().manual_seed(0)
+    block = DepthAttention(16, 8, 6)
+    h, z, c = torch.randn(2, 7, 16, generator=gen), torch.randn(2, 7, generator=gen), torch.randn(2, 8, generator=gen)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    assert torch.equal(block(h, z, c, mask), h)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen))
+    out = block(h, z, c, mask)
+    perm = torch.randperm(7, generator=gen)
+    assert torch.allclose(block(h[:, perm], z[:, perm], c, mask), out[:, perm], atol=1e-5)
+    z2 = z.clone()
+    z2[:, 0] = 1.8
+    z2[:, 1:] = -1.8  # point 0 alone at the far end: its features reach the others through the tokens
+    h2 = h.clone()
+    h2[:, 0] += 1.0
+    moved = (block(h2, z2, c, mask) - block(h, z2, c, mask))[:, 1:].abs().max()
+    assert moved > 1e-3

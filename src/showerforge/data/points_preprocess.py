@@ -148,6 +148,8 @@ CELL_GRID_LOG10 = (-5.0, 5.0, 321)
 """Grid of the cell-energy calibration's shifts: ``log10(E_cell / MeV)`` from, to, nodes (1/32 decade)."""
 CELL_LEVELS = 512
 """Quantile levels of the cell-energy calibration (``(k + 0.5) / CELL_LEVELS``)."""
+CELL_TARGET_SHOWERS = 20000
+"""Training showers whose cell spectrum is the target (the other calibrations' targets take 5,000)."""
 CELL_MAX_LOG10_SHIFT = float(np.log10(4.0))
 """Limit of the cell-energy calibration's shift of ``log10 E_cell`` (a factor of 4, as the radial weights)."""
 
@@ -873,14 +875,18 @@ def radial_weights(points: np.ndarray, layer: np.ndarray, radial: dict[str, Any]
 def cell_keys(points: np.ndarray, geometry: Geometry) -> np.ndarray:
     """(M,) the readout cell (index among ``geometry``'s cells) of each point (x, y mm; layer index);
     -1 beyond the cell matrix."""
-    p = np.asarray(points, np.float64)
+    p = np.asarray(points)
     layer = np.clip(np.rint(p[:, 2]).astype(np.int64), 0, geometry.n_layers - 1)
     n_side = np.asarray([lay.n_crystals for lay in geometry.readout], np.int64)[layer]
     width = np.asarray([lay.crystal_mm for lay in geometry.readout], np.float64)[layer]
-    col = np.floor(p[:, 0] / width + 0.5 * n_side).astype(np.int64)
-    row = np.floor(p[:, 1] / width + 0.5 * n_side).astype(np.int64)
+    col = np.floor(p[:, 0].astype(np.float64) / width + 0.5 * n_side).astype(np.int64)
+    row = np.floor(p[:, 1].astype(np.float64) / width + 0.5 * n_side).astype(np.int64)
     inside = (col >= 0) & (col < n_side) & (row >= 0) & (row < n_side)
     return np.where(inside, np.asarray(geometry.layer_offsets, np.int64)[layer] + row * n_side + col, -1)
+
+
+CELL_CHUNK = 2000
+"""Showers per pass of :func:`cell_log_energies` (bounds its memory on large files)."""
 
 
 def cell_log_energies(clouds: PointClouds, geometry: Geometry | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -888,13 +894,20 @@ def cell_log_energies(clouds: PointClouds, geometry: Geometry | None = None) -> 
     geo = geometry or clouds.geometry
     if geo is None or not geo.is_crystal:
         raise ValueError("the cell-energy calibration needs a square-cell geometry")
-    key = cell_keys(clouds.points, geo)
-    ev = clouds.event_index()
-    ok = key >= 0
-    uniq, inverse = np.unique(ev[ok] * geo.n_voxels + key[ok], return_inverse=True)
-    e = np.bincount(inverse, weights=np.asarray(clouds.points[ok, 3], np.float64), minlength=len(uniq))
-    keep = e > 0
-    return np.log10(e[keep]), (uniq // geo.n_voxels)[keep]
+    logs, events = [], []
+    for lo in range(0, len(clouds), CELL_CHUNK):
+        part = clouds if len(clouds) <= CELL_CHUNK else clouds.select(slice(lo, lo + CELL_CHUNK))
+        key = cell_keys(part.points, geo)
+        ev = part.event_index()
+        ok = key >= 0
+        uniq, inverse = np.unique(ev[ok] * geo.n_voxels + key[ok], return_inverse=True)
+        e = np.bincount(inverse, weights=np.asarray(part.points[ok, 3], np.float64), minlength=len(uniq))
+        keep = e > 0
+        logs.append(np.log10(e[keep]))
+        events.append((uniq // geo.n_voxels)[keep] + lo)
+    if not logs:
+        return np.zeros(0), np.zeros(0, np.int64)
+    return np.concatenate(logs), np.concatenate(events)
 
 
 def cell_quantiles(

@@ -39,6 +39,7 @@ import torch
 
 from showerforge.data.points import DEFAULT_THRESHOLD_MIP, PointClouds, PointsWriter, points_to_cells
 from showerforge.data.points_preprocess import (
+    CELL_TARGET_SHOWERS,
     PointsPreprocessor,
     Summaries,
     calibrate,
@@ -176,7 +177,8 @@ class PointSurrogate(LoadedRun):
 
         Args:
             target: reference showers (the training file) whose cells-against-points table, radial
-                energy profile and mean and spread of the cells' centre of gravity are the targets; default: those stored with the model (a
+                energy profile, mean and spread of the cells' centre of gravity (first 5,000 showers)
+                and cell-energy spectrum (first :data:`CELL_TARGET_SHOWERS`) are the targets; default: those stored with the model (a
                 student inherits its teacher's).
             n: showers the model generates, uncalibrated, to measure its own table.
             seed: seed of those showers.
@@ -195,6 +197,7 @@ class PointSurrogate(LoadedRun):
             return None
         n_layers = pre.n_layers
         if target is not None:
+            pre.cells_target = pre.cells_target_of(target.select(np.arange(min(len(target), CELL_TARGET_SHOWERS))))
             if len(target) > 5000:
                 target = target.select(np.arange(5000))
             t_counts = pre.summaries_of(target).counts
@@ -204,7 +207,6 @@ class PointSurrogate(LoadedRun):
                 "n_showers": len(target),
             }
             pre.radial_target = pre.radial_target_of(target, seed=seed)
-            pre.cells_target = pre.cells_target_of(target)
             cells_cog = _cell_cog(target)
             seen = cells_cog[np.isfinite(cells_cog).all(axis=1)]  # showers with cells
             pre.cog_target = (

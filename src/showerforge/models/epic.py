@@ -18,6 +18,16 @@ particles only: padded slots never influence real ones, and the output is zero a
 
 :func:`build_cfm_set` wraps the network in :class:`~showerforge.models.flow_matching.FlowMatching`
 (registered as ``"cfm-set"``, ``data_kind = "jet-set"``).
+
+**Depth tokens** (``depth_tokens = K > 0``, point-cloud showers): after the middle EPiC layer a
+:class:`DepthAttention` block pools the points into ``K`` tokens along one feature (the depth),
+lets the tokens attend to each other and hands each point back the tokens near its depth, so that
+what happens in one layer of the calorimeter can shape the points of another through more than the
+one global vector. The assignment of a point to the tokens is a softmax of ``-(z - c_k)^2 / (2
+w^2)`` over learnt centres ``c_k`` (initialised evenly over ``[-1.8, 1.8]``, the standardised depth
+range) and a learnt width ``w``, on the point's current (noisy) depth; the output projection starts
+at zero, so an untrained block changes nothing. The cost is linear in the number of points (``K``
+tokens per point).
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from showerforge.models.base import GenerativeModel
 from showerforge.models.flow_matching import FlowMatching
 from showerforge.models.layer_transformer import TimeEmbedding
 
-__all__ = ["EPiCLayer", "EPiCVelocity", "masked_pool", "epic_velocity", "build_cfm_set"]
+__all__ = ["EPiCLayer", "EPiCVelocity", "DepthAttention", "masked_pool", "epic_velocity", "build_cfm_set"]
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
@@ -98,6 +108,56 @@ class EPiCLayer(nn.Module):
         return h + gate * self.local_out(F.silu(a)), g
 
 
+class DepthAttention(nn.Module):
+    """Tokens along the depth: pool the points into ``n_tokens`` tokens, self-attention between the
+    tokens, each point gets back the tokens near its depth (module docstring).
+
+    Args:
+        d_model: point feature width.
+        d_cond: width of the time + condition embedding.
+        n_tokens: tokens ``K``.
+        n_heads: attention heads (``d_model`` must divide by it).
+
+    Shapes:
+        ``h`` (N, n, d_model), ``z`` (N, n) depth feature, ``c`` (N, d_cond), ``mask`` (N, n) -> ``h``.
+    """
+
+    def __init__(self, d_model: int, d_cond: int, n_tokens: int, n_heads: int = 4) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"depth tokens: d_model {d_model} must be a multiple of {n_heads} heads")
+        self.n_heads = n_heads
+        self.centres = nn.Parameter(torch.linspace(-1.8, 1.8, n_tokens))
+        spacing = 3.6 / max(n_tokens - 1, 1)
+        self.log_width = nn.Parameter(torch.tensor(float(torch.log(torch.tensor(spacing)))))
+        self.pos = nn.Parameter(torch.zeros(n_tokens, d_model))
+        self.cond = nn.Linear(d_cond, d_model)
+        self.norm = nn.LayerNorm(d_model, eps=1e-6)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.mlp = _mlp(d_model, 2 * d_model, d_model)
+        self.back = nn.Linear(d_model, d_model)
+        nn.init.zeros_(self.back.weight)
+        nn.init.zeros_(self.back.bias)
+
+    def forward(self, h: Tensor, z: Tensor, c: Tensor, mask: Tensor) -> Tensor:
+        width = torch.exp(self.log_width)
+        logits = -0.5 * ((z.unsqueeze(-1) - self.centres) / width) ** 2  # (N, n, K)
+        a = torch.softmax(logits, dim=-1) * mask.to(h.dtype).unsqueeze(-1)
+        weight = a.sum(dim=1).clamp_min(1e-6)  # (N, K)
+        tokens = torch.einsum("nik,nid->nkd", a, h) / weight.unsqueeze(-1)
+        tokens = tokens + self.pos + self.cond(c).unsqueeze(1)
+        n, k, d = tokens.shape
+        q, kk, v = self.qkv(self.norm(tokens)).reshape(n, k, 3, self.n_heads, d // self.n_heads).unbind(dim=2)
+        att = torch.softmax(torch.einsum("nqhd,nkhd->nhqk", q, kk) / (d // self.n_heads) ** 0.5, dim=-1)
+        # tokens without points do not speak
+        att = att * (weight > 1e-3).to(h.dtype)[:, None, None, :]
+        att = att / att.sum(dim=-1, keepdim=True).clamp_min(1e-9)
+        tokens = tokens + self.proj(torch.einsum("nhqk,nkhd->nqhd", att, v).reshape(n, k, d))
+        tokens = tokens + self.mlp(tokens)
+        return h + self.back(torch.einsum("nik,nkd->nid", a, tokens))
+
+
 class EPiCVelocity(nn.Module):
     """Velocity network ``v(x, t, cond, mask)`` for particle sets.
 
@@ -110,6 +170,8 @@ class EPiCVelocity(nn.Module):
         mlp_ratio: MLP hidden width / ``d_model``.
         n_max: fixed divisor of the pooled sums (see :func:`masked_pool`); ``None``: the padded
             width (sets that are always padded to the same width, as jets).
+        depth_tokens: ``K > 0`` adds a :class:`DepthAttention` block after the middle EPiC layer
+            (the first of the two middle ones), on feature ``depth_feature`` (module docstring).
 
     Shapes:
         ``x`` (N, n, n_features), ``t`` (N,), ``cond`` (N, n_cond), ``mask`` (N, n) bool or
@@ -126,9 +188,15 @@ class EPiCVelocity(nn.Module):
         n_blocks: int = 3,
         mlp_ratio: float = 2.0,
         n_max: int | None = None,
+        depth_tokens: int = 0,
+        depth_feature: int = 2,
     ) -> None:
         super().__init__()
         self.n_max = n_max
+        self.depth_feature = int(depth_feature)
+        self.depth = nn.ModuleList(
+            DepthAttention(d_model, d_model, int(depth_tokens)) for _ in range(1 if depth_tokens > 0 else 0)
+        )
         self.embed = nn.Linear(n_features, d_model)
         self.time = TimeEmbedding(d_model)
         self.cond = _mlp(n_cond, d_model, d_model)
@@ -149,8 +217,11 @@ class EPiCVelocity(nn.Module):
         c = F.silu(self.time(t) + self.cond(cond))
         h = self.embed(x * m)
         g = self.glob_in(torch.cat([*masked_pool(h, mask, self.n_max), c], dim=-1))
-        for block in self.blocks:
+        z = x[..., self.depth_feature]
+        for i, block in enumerate(self.blocks):
             h, g = block(h, g, c, mask)
+            if len(self.depth) and i == len(self.blocks) // 2 - (len(self.blocks) % 2 == 0):
+                h = self.depth[0](h, z, c, mask)
         shift, scale = self.ada_out(c).unsqueeze(1).chunk(2, dim=-1)
         return self.out(self.norm_out(h) * (1 + scale) + shift) * m
 
@@ -177,4 +248,5 @@ def epic_velocity(cfg: dict[str, Any], n_max: int | None = None) -> EPiCVelocity
         n_blocks=cfg["n_blocks"],
         mlp_ratio=cfg["mlp_ratio"],
         n_max=n_max,
+        depth_tokens=int(cfg.get("depth_tokens", 0)),
     )

@@ -100,7 +100,8 @@ def build_cfm_points(cfg: dict[str, Any]) -> PointShowerFlow:
     Args:
         cfg: data keys ``n_particles`` (largest number of points), ``n_features`` (4),
             ``n_summary`` (``2 L + 2``), ``n_cond`` (``1 + n_summary``); point network
-            ``d_model``, ``d_global``, ``n_blocks``, ``mlp_ratio``; shower flow ``summary_width``,
+            ``d_model``, ``d_global``, ``n_blocks``, ``mlp_ratio``, ``depth_tokens`` (0: none;
+            :class:`~showerforge.models.epic.DepthAttention` on the depth); shower flow ``summary_width``,
             ``summary_blocks``, ``summary_steps``, ``summary_repeat`` (draws of time and noise per
             shower in the shower-flow loss); flow matching ``sigma``, ``time_sampling``,
             ``solver``, ``steps``.

@@ -312,6 +312,7 @@ CFM_POINTS = ModelSpec(
         "summary_steps": 8,
         "summary_repeat": 8,
         "core": False,
+        "depth_tokens": 0,
         "sigma": 0.0,
         "time_sampling": "uniform",
         "solver": "midpoint",
@@ -335,7 +336,7 @@ CFM_POINTS = ModelSpec(
         "steps": 3,
     },
     references=("arXiv:2305.04847", "arXiv:2309.05704", "arXiv:2301.08128", "arXiv:2210.02747"),
-    saved_before={"summary_repeat": 1, "core": False},
+    saved_before={"summary_repeat": 1, "core": False, "depth_tokens": 0},
 )
 
 AR_TOKENS = ModelSpec(
