@@ -75,6 +75,13 @@ def calibrations(state: Any) -> dict[str, Any]:
             f"x, y scaled by {pre['cog_scale'][0]:.3f}, {pre['cog_scale'][1]:.3f} and shifted by "
             f"{shift[0]:+.3f}, {shift[1]:+.3f} mm"
         )
+    if pre.get("cells"):
+        edges = pre["cells"].get("energy_edges_mev", [])
+        target = pre.get("cells_target") or {}
+        out["cell_energy"] = (
+            f"each cell's energy mapped to the spectrum of {target.get('n_showers', '?')} training showers' cells, "
+            f"{len(edges) + 1} incident-energy bins, fitted on {pre['cells'].get('n_showers', '?')} generated showers"
+        )
     if pre.get("core"):
         out["core_split"] = "one point per layer on the axis carries the core energy drawn by the shower flow"
     return out

@@ -464,3 +464,21 @@ def test_graph_applies_the_cell_calibration(core_surrogate, tmp_path):
     with pytest.raises(UserError, match="opset 16"):
         export_onnx(cal, tmp_path / "old.onnx", opset=15)
     assert not (tmp_path / "old.onnx").exists()
+
+
+def test_depth_tokens_graph_matches_the_torch_sampler(run, tmp_path):
+    """A point flow with depth tokens (attention between tokens along the depth) exports and its
+    graph equals the sampler's showers on the same noise."""
+    config = {**SMALL, "summary_steps": 3, "steps": 2, "depth_tokens": 4}
+    train_points(run.parent / "points.h5", tmp_path / "run", epochs=1, config_overrides=config, progress=False)
+    sur = sf.load(tmp_path / "run")
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in sur.model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+    assert len(sur.model.velocity.depth) == 1
+    res = export_onnx(sur, tmp_path / "depth.onnx")
+    assert res.probe_max_rel_diff is not None and res.probe_max_rel_diff <= TOL
+    e = energies(sur, 60)
+    points, num = run_graph(res.path, sur, e, seed=3)
+    assert_parity(points, num, sample_points(sur, e, seed=3, batch_size=64))
