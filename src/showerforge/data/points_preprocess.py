@@ -562,6 +562,15 @@ def calibrate(
     n_layers = summaries.counts.shape[1]
     half = face_half_widths(geometry, n_layers)
     out, sizes = [], []
+    cell_tables = None
+    if cells is not None and geometry is not None:
+        lo, hi, nodes = cells["grid_log10"]
+        shift = np.asarray(cells["shift"], np.float64)
+        cell_tables = (
+            *_cell_tables(geometry),
+            np.linspace(lo, hi, int(nodes)),
+            shift[None] if shift.ndim == 1 else shift,
+        )
     for i, pts in enumerate(points):
         counts = summaries.counts[i]
         if len(pts) != counts.sum():
@@ -591,8 +600,8 @@ def calibrate(
         if core is not None:
             on = np.nonzero(core > 0)[0]
             p = np.concatenate([p, np.stack([0 * on, 0 * on, on, core[on]], axis=1).astype(np.float64)])
-        if cells is not None and geometry is not None:
-            _cell_step(p, n_free, cells, geometry, summaries.energies[i], summaries.cog[i], float(incident_mev[i]))
+        if cells is not None and cell_tables is not None:
+            _cell_step(p, n_free, cells, cell_tables, summaries.energies[i], summaries.cog[i], float(incident_mev[i]))
             if half is not None:
                 edge = (half * (1.0 - FACE_MARGIN))[layer, None]
                 p[:n_free, :2] = np.clip(p[:n_free, :2], -edge, edge)
@@ -609,19 +618,24 @@ def _cell_step(
     p: np.ndarray,
     n_free: int,
     cells: dict[str, Any],
-    geometry: Geometry,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     energies: np.ndarray,
     cog: np.ndarray,
     inc: float,
 ) -> None:
     """The cell-energy calibration of one shower, in place: ``p`` (M, 4) its points, the first
-    ``n_free`` movable (the others are core points on the axis)."""
-    key = cell_keys(p, geometry)
+    ``n_free`` movable (the others are core points on the axis); ``tables``: :func:`_cell_tables`,
+    the grid and the shifts (K, nodes)."""
+    side, width, offset, grid, shift = tables
+    key = cell_keys(p, None, (side, width, offset))
     ok = key >= 0
-    e_cell = np.bincount(key[ok], weights=p[ok, 3], minlength=geometry.n_voxels)
-    mine = np.where(ok, e_cell[np.maximum(key, 0)], 0.0)
+    _, inverse = np.unique(key[ok], return_inverse=True)
+    e_cell = np.bincount(inverse, weights=p[ok, 3])
+    mine = np.zeros(len(p))
+    mine[ok] = e_cell[inverse]
     on = mine > 0
-    p[on, 3] *= cell_energy_factors(np.log10(mine[on]), cells, inc)
+    k = int(energy_bin([inc], cells.get("energy_edges_mev", []))[0])
+    p[on, 3] *= np.power(10.0, np.interp(np.log10(mine[on]), grid, shift[k]))
     n_layers = len(energies)
     layer = np.clip(np.rint(p[:, 2]).astype(np.int64), 0, n_layers - 1)
     sums = np.bincount(layer, weights=p[:, 3], minlength=n_layers)
@@ -872,17 +886,30 @@ def radial_weights(points: np.ndarray, layer: np.ndarray, radial: dict[str, Any]
 
 
 # ---------------------------------------------------------------- cell-energy calibration
-def cell_keys(points: np.ndarray, geometry: Geometry) -> np.ndarray:
+def _cell_tables(geometry: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per layer: cells per side, cell width (mm) and index of the layer's first cell."""
+    side = np.asarray([lay.n_crystals for lay in geometry.readout], np.int64)
+    width = np.asarray([lay.crystal_mm for lay in geometry.readout], np.float64)
+    return side, width, np.asarray(geometry.layer_offsets, np.int64)[: len(side)]
+
+
+def cell_keys(
+    points: np.ndarray, geometry: Geometry | None, tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
     """(M,) the readout cell (index among ``geometry``'s cells) of each point (x, y mm; layer index);
-    -1 beyond the cell matrix."""
+    -1 beyond the cell matrix. ``tables``: :func:`_cell_tables` of the geometry, if at hand."""
+    if tables is None:
+        if geometry is None:
+            raise ValueError("cell_keys needs a geometry or its tables")
+        tables = _cell_tables(geometry)
+    side_of, width_of, offset_of = tables
     p = np.asarray(points)
-    layer = np.clip(np.rint(p[:, 2]).astype(np.int64), 0, geometry.n_layers - 1)
-    n_side = np.asarray([lay.n_crystals for lay in geometry.readout], np.int64)[layer]
-    width = np.asarray([lay.crystal_mm for lay in geometry.readout], np.float64)[layer]
+    layer = np.clip(np.rint(p[:, 2]).astype(np.int64), 0, len(side_of) - 1)
+    n_side, width = side_of[layer], width_of[layer]
     col = np.floor(p[:, 0].astype(np.float64) / width + 0.5 * n_side).astype(np.int64)
     row = np.floor(p[:, 1].astype(np.float64) / width + 0.5 * n_side).astype(np.int64)
     inside = (col >= 0) & (col < n_side) & (row >= 0) & (row < n_side)
-    return np.where(inside, np.asarray(geometry.layer_offsets, np.int64)[layer] + row * n_side + col, -1)
+    return np.where(inside, offset_of[layer] + row * n_side + col, -1)
 
 
 CELL_CHUNK = 2000
