@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from showerforge.data.points import PointClouds
+from showerforge.data.points import PointClouds, threshold_per_layer
 from showerforge.data.points_preprocess import (
     CELL_GRID_LOG10,
     CELL_MAX_LOG10_SHIFT,
@@ -21,6 +21,7 @@ from showerforge.data.points_preprocess import (
     calibrate,
     cell_energy_factors,
     cell_keys,
+    cell_levels,
     cell_log_energies,
     cell_quantiles,
     fit_cell_energy,
@@ -79,8 +80,21 @@ def test_cell_quantiles_per_energy_bin():
     np.testing.assert_allclose(np.sort(log_e), np.log10([0.1, 4.0, 10.0]), rtol=1e-6)
     q = cell_quantiles(c, [2e4], n_levels=4)
     np.testing.assert_allclose(q[1], -1.0, rtol=1e-6)
-    lo = np.log10(4.0)  # two cells: the quantiles at levels (k + 0.5) / 4 interpolate between them
-    np.testing.assert_allclose(q[0], lo + np.array([0.125, 0.375, 0.625, 0.875]) * (1.0 - lo), rtol=1e-6)
+    lo = np.log10(4.0)  # two cells: each quantile interpolates between them at its level
+    np.testing.assert_allclose(q[0], lo + cell_levels(4) * (1.0 - lo), rtol=1e-6)
+    # a threshold drops the cells below it: ild-ecal, 0.5 MIP of silicon (between 0.01 and 1 MeV)
+    ild = PRESETS["ild-ecal"]
+    thr = threshold_per_layer(ild, 0.5)[0]
+    assert 0.01 < thr < 1.0
+    two = PointClouds(np.array([[0, 0, 0, 1.0], [20, 0, 0, 0.01]], np.float32), np.array([0, 2]), np.array([1e4]), ild)
+    assert len(cell_log_energies(two)[0]) == 2
+    np.testing.assert_allclose(cell_log_energies(two, threshold_mip=0.5)[0], [0.0], atol=1e-6)
+
+
+def test_levels_are_dense_among_the_highest_cells():
+    levels = cell_levels(512)
+    assert len(levels) == 512 and np.all(np.diff(levels) > 0) and 0 < levels[0] and levels[-1] < 1
+    assert (levels > 0.99).sum() == 128 and 1 - levels[-1] == pytest.approx(10**-5.5)
 
 
 def test_calibrate_maps_each_cell_and_keeps_layer_energies_and_centre():

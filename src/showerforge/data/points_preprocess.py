@@ -74,8 +74,10 @@ spread of the training showers' cells' centre of gravity (``cog_target``, mm).
 sharing, the energies of single cells can still be a few per cent off (ILD photons: the median
 cell 0.577 MeV where Geant4's is 0.546, W1 x 100 of the cell spectrum 38x its Geant4-vs-Geant4
 floor). Per incident-energy bin (the radial calibration's), :func:`cell_quantiles` measures the
-quantiles of ``log10(E_cell / MeV)`` of every cell with energy (before the readout threshold),
-once on the training showers (the target) and once on the model's own showers;
+quantiles of ``log10(E_cell / MeV)`` of every cell with energy (below the readout threshold too:
+a map fitted above it alone moves cells across it and changes the number of hits), dense among
+the highest cells (:func:`cell_levels`), once on the training showers (the target) and once on
+the model's own showers;
 :func:`fit_cell_energy` stores the map between them as a shift of ``log10 E`` on a uniform grid
 (:data:`CELL_GRID_LOG10`; linear in between, constant beyond the quantiles, within
 :data:`CELL_MAX_LOG10_SHIFT`), and :func:`calibrate`, last, multiplies the energy of every point of
@@ -92,7 +94,7 @@ from typing import Any
 
 import numpy as np
 
-from showerforge.data.points import PointClouds
+from showerforge.data.points import PointClouds, threshold_per_layer
 from showerforge.geometry import Geometry
 
 __all__ = [
@@ -108,6 +110,8 @@ __all__ = [
     "fit_occupancy",
     "apply_occupancy",
     "refine_occupancy",
+    "refine_occupancy_energy",
+    "cells_per_energy_bin",
     "radial_profile",
     "fit_radial",
     "refine_radial",
@@ -465,12 +469,13 @@ class PointsPreprocessor:
         energies = e_frac * total_e[:, None]
         return Summaries(counts, energies, cog, core_frac * energies)
 
-    def calibrated_counts(self, counts: np.ndarray, cap: int) -> np.ndarray:
-        """Points per layer to generate for the drawn ``counts`` (N, L) (identity without a fitted
-        occupancy calibration); a row's total is capped at ``cap`` (the model's slots)."""
+    def calibrated_counts(self, counts: np.ndarray, cap: int, incident_mev: np.ndarray | None = None) -> np.ndarray:
+        """Points per layer to generate for the drawn ``counts`` (N, L) of showers of ``incident_mev``
+        (identity without a fitted occupancy calibration); a row's total is capped at ``cap`` (the
+        model's slots)."""
         if self.occupancy is None:
             return np.asarray(counts, np.int64)
-        return apply_occupancy(counts, self.occupancy, cap)
+        return apply_occupancy(counts, self.occupancy, cap, incident_mev)
 
     # ---------------------------------------------------------------- points
     def _raw_points(self, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -721,6 +726,44 @@ def fit_occupancy(target: dict[str, Any], generated: dict[str, Any]) -> dict[str
     return {"log_n": knots, "log_ratio": ratios}
 
 
+OCCUPANCY_ENERGY_GAIN = 1.25
+"""Step of :func:`refine_occupancy_energy` (cells answer a change of the points less than
+proportionally: ILD photons, about 0.7-0.8 per unit of ``log n``)."""
+
+
+def cells_per_energy_bin(cells: np.ndarray, incident_mev: np.ndarray, energy_edges_mev: Any) -> list[float]:
+    """Mean cells above threshold per shower (``cells`` (N,) or (N, L)) in each incident-energy bin
+    (NaN where a bin has no shower)."""
+    c = np.asarray(cells, np.float64)
+    c = c.sum(axis=1) if c.ndim == 2 else c
+    k = energy_bin(incident_mev, energy_edges_mev)
+    n_e = len(np.asarray(energy_edges_mev, np.float64).reshape(-1)) + 1
+    return [float(c[k == b].mean()) if (k == b).any() else float("nan") for b in range(n_e)]
+
+
+def refine_occupancy_energy(
+    occupancy: dict[str, Any], target: dict[str, Any], calibrated: list[float]
+) -> dict[str, Any]:
+    """One step of the occupancy's incident-energy factors: ``calibrated`` are the mean cells per
+    shower of showers made with ``occupancy`` in the bins of ``target`` (``{"energy_edges_mev",
+    "cells_per_bin"}``); each bin's ``log`` factor on the points moves by
+    :data:`OCCUPANCY_ENERGY_GAIN` x ``log(target / calibrated)`` less its mean over the bins (the
+    overall level is :func:`refine_occupancy`'s), within the occupancy's limits."""
+    t = np.asarray(target["cells_per_bin"], np.float64)
+    c = np.asarray(calibrated, np.float64)
+    ok = np.isfinite(t) & np.isfinite(c) & (t > 0) & (c > 0)
+    step = np.where(ok, np.log(np.where(ok, t, 1.0) / np.where(ok, c, 1.0)), 0.0)
+    if ok.any():  # the overall level is refine_occupancy's: only the differences between bins
+        step = np.where(ok, step - step[ok].mean(), 0.0)
+    old = np.asarray(occupancy.get("energy_log_ratio") or np.zeros(len(t)), np.float64)
+    new = np.clip(old + OCCUPANCY_ENERGY_GAIN * step, -OCCUPANCY_MAX_LOG_RATIO, OCCUPANCY_MAX_LOG_RATIO)
+    return {
+        **occupancy,
+        "energy_edges_mev": [float(e) for e in target["energy_edges_mev"]],
+        "energy_log_ratio": new.tolist(),
+    }
+
+
 def refine_occupancy(occupancy: dict[str, Any], target: dict[str, Any], calibrated: dict[str, Any]) -> dict[str, Any]:
     """One more step of the point-count correction, from the model's showers *with* ``occupancy``.
 
@@ -751,15 +794,23 @@ def refine_occupancy(occupancy: dict[str, Any], target: dict[str, Any], calibrat
     return out
 
 
-def apply_occupancy(counts: np.ndarray, occupancy: dict[str, Any], cap: int) -> np.ndarray:
-    """Points to generate per layer: ``n' = max(1, round(n * exp(r(log n))))`` for ``n > 0`` (``r``
-    interpolated linearly in ``log n`` between the knots, constant beyond them), 0 for ``n = 0``; a
-    shower above ``cap`` points in all is scaled down to ``cap`` (largest remainders)."""
+def apply_occupancy(
+    counts: np.ndarray, occupancy: dict[str, Any], cap: int, incident_mev: np.ndarray | None = None
+) -> np.ndarray:
+    """Points to generate per layer: ``n' = max(1, round(n * exp(r(log n) + r_E)))`` for ``n > 0``
+    (``r`` interpolated linearly in ``log n`` between the knots, constant beyond them; ``r_E`` the
+    incident-energy bin's ``energy_log_ratio``, where the calibration has one and ``incident_mev``
+    is given), 0 for ``n = 0``; a shower above ``cap`` points in all is scaled down to ``cap``
+    (largest remainders)."""
     counts = np.asarray(counts, np.int64)
     out = np.zeros_like(counts)
     log_n = np.log(np.maximum(counts, 1).astype(np.float64))
+    r_e = np.zeros(len(counts))
+    if occupancy.get("energy_log_ratio") is not None and incident_mev is not None:
+        k = energy_bin(incident_mev, occupancy.get("energy_edges_mev", []))
+        r_e = np.asarray(occupancy["energy_log_ratio"], np.float64)[k]
     for layer, (xs, rs) in enumerate(zip(occupancy["log_n"], occupancy["log_ratio"])):
-        r = np.interp(log_n[:, layer], np.asarray(xs, np.float64), np.asarray(rs, np.float64))
+        r = np.interp(log_n[:, layer], np.asarray(xs, np.float64), np.asarray(rs, np.float64)) + r_e
         scaled = np.maximum(1.0, np.rint(counts[:, layer] * np.exp(r)))
         out[:, layer] = np.where(counts[:, layer] > 0, scaled, 0).astype(np.int64)
     total = out.sum(axis=1)
@@ -916,11 +967,16 @@ CELL_CHUNK = 2000
 """Showers per pass of :func:`cell_log_energies` (bounds its memory on large files)."""
 
 
-def cell_log_energies(clouds: PointClouds, geometry: Geometry | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``log10(E_cell / MeV)`` of every cell with energy (no threshold) and the index of its shower."""
+def cell_log_energies(
+    clouds: PointClouds, geometry: Geometry | None = None, threshold_mip: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``log10(E_cell / MeV)`` of every cell with energy at or above ``threshold_mip`` x its layer's
+    MIP energy (0: every cell with energy) and the index of its shower."""
     geo = geometry or clouds.geometry
     if geo is None or not geo.is_crystal:
         raise ValueError("the cell-energy calibration needs a square-cell geometry")
+    thr = threshold_per_layer(geo, threshold_mip)
+    offsets = np.asarray(geo.layer_offsets, np.int64)
     logs, events = [], []
     for lo in range(0, len(clouds), CELL_CHUNK):
         part = clouds if len(clouds) <= CELL_CHUNK else clouds.select(slice(lo, lo + CELL_CHUNK))
@@ -929,7 +985,8 @@ def cell_log_energies(clouds: PointClouds, geometry: Geometry | None = None) -> 
         ok = key >= 0
         uniq, inverse = np.unique(ev[ok] * geo.n_voxels + key[ok], return_inverse=True)
         e = np.bincount(inverse, weights=np.asarray(part.points[ok, 3], np.float64), minlength=len(uniq))
-        keep = e > 0
+        layer = np.searchsorted(offsets, uniq % geo.n_voxels, side="right") - 1
+        keep = (e > 0) & (e >= thr[layer])
         logs.append(np.log10(e[keep]))
         events.append((uniq // geo.n_voxels)[keep] + lo)
     if not logs:
@@ -937,14 +994,29 @@ def cell_log_energies(clouds: PointClouds, geometry: Geometry | None = None) -> 
     return np.concatenate(logs), np.concatenate(events)
 
 
+def cell_levels(n_levels: int = CELL_LEVELS) -> np.ndarray:
+    """Quantile levels of the cell-energy calibration: three quarters evenly over [0.001, 0.99], a
+    quarter evenly in ``log10(1 - level)`` from 0.99 to ``1 - 10**-5.5`` (the few highest cells of a
+    shower hold most of its energy: a few per cent off there moves every other cell when the layer
+    energies are imposed again)."""
+    n_top = n_levels // 4
+    top = 1.0 - np.logspace(-2.0, -5.5, n_top + 1)[1:]
+    return np.concatenate([np.linspace(0.001, 0.99, n_levels - n_top), top])
+
+
 def cell_quantiles(
-    clouds: PointClouds, energy_edges_mev: Any = (), geometry: Geometry | None = None, n_levels: int = CELL_LEVELS
+    clouds: PointClouds,
+    energy_edges_mev: Any = (),
+    geometry: Geometry | None = None,
+    n_levels: int = CELL_LEVELS,
+    threshold_mip: float = 0.0,
 ) -> np.ndarray:
-    """(K, n_levels) quantiles of ``log10(E_cell / MeV)`` (:func:`cell_log_energies`) in each of the
-    ``K`` incident-energy bins of ``energy_edges_mev`` (inner edges); a bin without cells is NaN."""
-    log_e, ev = cell_log_energies(clouds, geometry)
+    """(K, n_levels) quantiles (:func:`cell_levels`) of ``log10(E_cell / MeV)`` of the cells with
+    energy (at or above ``threshold_mip``; :func:`cell_log_energies`) in each of the ``K``
+    incident-energy bins of ``energy_edges_mev`` (inner edges); a bin without cells is NaN."""
+    log_e, ev = cell_log_energies(clouds, geometry, threshold_mip)
     k_of = energy_bin(clouds.incident_mev, energy_edges_mev)[ev]
-    levels = (np.arange(n_levels) + 0.5) / n_levels
+    levels = cell_levels(n_levels)
     n_e = len(np.asarray(energy_edges_mev, np.float64).reshape(-1)) + 1
     out = np.full((n_e, n_levels), np.nan)
     for k in range(n_e):
