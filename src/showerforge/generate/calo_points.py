@@ -41,19 +41,19 @@ from showerforge.data.points import DEFAULT_THRESHOLD_MIP, PointClouds, PointsWr
 from showerforge.data.points_preprocess import (
     CELL_TARGET_SHOWERS,
     RADIAL_ENERGY_BINS,
-    cells_per_energy_bin,
-    energy_edges,
-    refine_occupancy_energy,
     PointsPreprocessor,
     Summaries,
     calibrate,
     cell_quantiles,
+    cells_per_energy_bin,
+    energy_edges,
     fit_cell_energy,
     fit_occupancy,
     fit_radial,
     occupancy_table,
     refine_cell_energy,
     refine_occupancy,
+    refine_occupancy_energy,
     refine_radial,
 )
 from showerforge.errors import UserError
