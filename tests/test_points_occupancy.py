@@ -77,24 +77,6 @@ def test_refine_occupancy_closes_the_remaining_gap():
     assert max(far["log_ratio"][0]) == pytest.approx(OCCUPANCY_MAX_LOG_RATIO)
 
 
-def test_energy_factors_of_the_occupancy():
-    """Per incident-energy bin, the factor on the points moves by 1.25 x log(target / calibrated)
-    less its mean over the bins (the level is refine_occupancy's); applied, a factor 1.5 turns 10
-    drawn points into 15 in that bin only."""
-    from showerforge.data.points_preprocess import OCCUPANCY_ENERGY_GAIN, cells_per_energy_bin, refine_occupancy_energy
-
-    occ = {"log_n": [[0.0, 3.0]], "log_ratio": [[0.0, 0.0]]}
-    target = {"energy_edges_mev": [2e4], "cells_per_bin": [100.0, 200.0]}
-    step = np.log([100 / 110, 200 / 180])
-    out = refine_occupancy_energy(occ, target, [110.0, 180.0])
-    np.testing.assert_allclose(out["energy_log_ratio"], OCCUPANCY_ENERGY_GAIN * (step - step.mean()), atol=1e-12)
-    assert out["log_ratio"] == occ["log_ratio"] and out["energy_edges_mev"] == [2e4]
-    out["energy_log_ratio"] = [0.0, float(np.log(1.5))]
-    got = apply_occupancy(np.array([[10], [10], [0]]), out, 1000, np.array([1e4, 3e4, 3e4]))
-    assert got[:, 0].tolist() == [10, 15, 0]
-    assert cells_per_energy_bin(np.array([[3, 1], [8, 0], [2, 2]]), np.array([1e4, 3e4, 5e4]), [2e4]) == [4.0, 6.0]
-
-
 def test_occupancy_table_needs_enough_showers_and_is_monotone():
     rng = np.random.default_rng(1)
     counts = rng.integers(1, 200, (400, 2))

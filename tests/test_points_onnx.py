@@ -186,7 +186,7 @@ def test_summary_decoding_is_the_numpy_decoding(core):
 
 def test_graph_applies_the_occupancy_calibration(surrogate, tmp_path):
     """With an occupancy calibration (ratios from 0.5 to 1.6, a layer left alone, knots of several
-    lengths, factors of three incident-energy bins) the graph draws the corrected numbers of points, as the sampler does, and the counts
+    lengths) the graph draws the corrected numbers of points, as the sampler does, and the counts
     port is the numpy one exactly on a grid of counts, the cap included."""
     import copy
 
@@ -198,8 +198,6 @@ def test_graph_applies_the_occupancy_calibration(surrogate, tmp_path):
     pre.occupancy = {
         "log_n": [[0.0, 1.0, 2.0, 3.5][: 2 + layer % 3] for layer in range(n_l - 1)] + [[0.0]],
         "log_ratio": [list(np.log(np.linspace(0.5, 1.6, 2 + layer % 3))) for layer in range(n_l - 1)] + [[0.0]],
-        "energy_edges_mev": [3e3, 6e3],
-        "energy_log_ratio": [0.2, -0.1, 0.3],
     }
     sur = dataclasses.replace(surrogate, preprocessing=pre)
     e = energies(sur, 120)
@@ -210,16 +208,10 @@ def test_graph_applies_the_occupancy_calibration(surrogate, tmp_path):
     assert_parity(points, num, ref)
     counts = np.random.default_rng(2).integers(0, 40, (500, n_l))
     counts[:50] = 0
-    inc = np.geomspace(1e3, 1e4, 500)
     for cap in (10_000, 150):
-        want = apply_occupancy(counts, pre.occupancy, cap, inc)
-        port = OccupancyCounts(pre.occupancy, cap)
-        got = port(torch.from_numpy(counts.astype(np.float64)), torch.from_numpy(inc)).numpy()
+        want = apply_occupancy(counts, pre.occupancy, cap)
+        got = OccupancyCounts(pre.occupancy, cap)(torch.from_numpy(counts.astype(np.float64))).numpy()
         assert np.array_equal(got, want) and got.sum(axis=1).max() <= cap
-    # the incident-energy factors act: without them, other counts
-    assert not np.array_equal(
-        apply_occupancy(counts, pre.occupancy, 10_000, inc), apply_occupancy(counts, pre.occupancy, 10_000)
-    )
 
 
 def test_graph_applies_the_radial_and_centre_calibrations(surrogate, tmp_path):

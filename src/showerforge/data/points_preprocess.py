@@ -110,8 +110,6 @@ __all__ = [
     "fit_occupancy",
     "apply_occupancy",
     "refine_occupancy",
-    "refine_occupancy_energy",
-    "cells_per_energy_bin",
     "radial_profile",
     "fit_radial",
     "refine_radial",
@@ -469,13 +467,12 @@ class PointsPreprocessor:
         energies = e_frac * total_e[:, None]
         return Summaries(counts, energies, cog, core_frac * energies)
 
-    def calibrated_counts(self, counts: np.ndarray, cap: int, incident_mev: np.ndarray | None = None) -> np.ndarray:
-        """Points per layer to generate for the drawn ``counts`` (N, L) of showers of ``incident_mev``
-        (identity without a fitted occupancy calibration); a row's total is capped at ``cap`` (the
-        model's slots)."""
+    def calibrated_counts(self, counts: np.ndarray, cap: int) -> np.ndarray:
+        """Points per layer to generate for the drawn ``counts`` (N, L) (identity without a fitted
+        occupancy calibration); a row's total is capped at ``cap`` (the model's slots)."""
         if self.occupancy is None:
             return np.asarray(counts, np.int64)
-        return apply_occupancy(counts, self.occupancy, cap, incident_mev)
+        return apply_occupancy(counts, self.occupancy, cap)
 
     # ---------------------------------------------------------------- points
     def _raw_points(self, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -726,44 +723,6 @@ def fit_occupancy(target: dict[str, Any], generated: dict[str, Any]) -> dict[str
     return {"log_n": knots, "log_ratio": ratios}
 
 
-OCCUPANCY_ENERGY_GAIN = 1.25
-"""Step of :func:`refine_occupancy_energy` (cells answer a change of the points less than
-proportionally: ILD photons, about 0.7-0.8 per unit of ``log n``)."""
-
-
-def cells_per_energy_bin(cells: np.ndarray, incident_mev: np.ndarray, energy_edges_mev: Any) -> list[float]:
-    """Mean cells above threshold per shower (``cells`` (N,) or (N, L)) in each incident-energy bin
-    (NaN where a bin has no shower)."""
-    c = np.asarray(cells, np.float64)
-    c = c.sum(axis=1) if c.ndim == 2 else c
-    k = energy_bin(incident_mev, energy_edges_mev)
-    n_e = len(np.asarray(energy_edges_mev, np.float64).reshape(-1)) + 1
-    return [float(c[k == b].mean()) if (k == b).any() else float("nan") for b in range(n_e)]
-
-
-def refine_occupancy_energy(
-    occupancy: dict[str, Any], target: dict[str, Any], calibrated: list[float]
-) -> dict[str, Any]:
-    """One step of the occupancy's incident-energy factors: ``calibrated`` are the mean cells per
-    shower of showers made with ``occupancy`` in the bins of ``target`` (``{"energy_edges_mev",
-    "cells_per_bin"}``); each bin's ``log`` factor on the points moves by
-    :data:`OCCUPANCY_ENERGY_GAIN` x ``log(target / calibrated)`` less its mean over the bins (the
-    overall level is :func:`refine_occupancy`'s), within the occupancy's limits."""
-    t = np.asarray(target["cells_per_bin"], np.float64)
-    c = np.asarray(calibrated, np.float64)
-    ok = np.isfinite(t) & np.isfinite(c) & (t > 0) & (c > 0)
-    step = np.where(ok, np.log(np.where(ok, t, 1.0) / np.where(ok, c, 1.0)), 0.0)
-    if ok.any():  # the overall level is refine_occupancy's: only the differences between bins
-        step = np.where(ok, step - step[ok].mean(), 0.0)
-    old = np.asarray(occupancy.get("energy_log_ratio") or np.zeros(len(t)), np.float64)
-    new = np.clip(old + OCCUPANCY_ENERGY_GAIN * step, -OCCUPANCY_MAX_LOG_RATIO, OCCUPANCY_MAX_LOG_RATIO)
-    return {
-        **occupancy,
-        "energy_edges_mev": [float(e) for e in target["energy_edges_mev"]],
-        "energy_log_ratio": new.tolist(),
-    }
-
-
 def refine_occupancy(occupancy: dict[str, Any], target: dict[str, Any], calibrated: dict[str, Any]) -> dict[str, Any]:
     """One more step of the point-count correction, from the model's showers *with* ``occupancy``.
 
@@ -794,23 +753,15 @@ def refine_occupancy(occupancy: dict[str, Any], target: dict[str, Any], calibrat
     return out
 
 
-def apply_occupancy(
-    counts: np.ndarray, occupancy: dict[str, Any], cap: int, incident_mev: np.ndarray | None = None
-) -> np.ndarray:
-    """Points to generate per layer: ``n' = max(1, round(n * exp(r(log n) + r_E)))`` for ``n > 0``
-    (``r`` interpolated linearly in ``log n`` between the knots, constant beyond them; ``r_E`` the
-    incident-energy bin's ``energy_log_ratio``, where the calibration has one and ``incident_mev``
-    is given), 0 for ``n = 0``; a shower above ``cap`` points in all is scaled down to ``cap``
-    (largest remainders)."""
+def apply_occupancy(counts: np.ndarray, occupancy: dict[str, Any], cap: int) -> np.ndarray:
+    """Points to generate per layer: ``n' = max(1, round(n * exp(r(log n))))`` for ``n > 0`` (``r``
+    interpolated linearly in ``log n`` between the knots, constant beyond them), 0 for ``n = 0``; a
+    shower above ``cap`` points in all is scaled down to ``cap`` (largest remainders)."""
     counts = np.asarray(counts, np.int64)
     out = np.zeros_like(counts)
     log_n = np.log(np.maximum(counts, 1).astype(np.float64))
-    r_e = np.zeros(len(counts))
-    if occupancy.get("energy_log_ratio") is not None and incident_mev is not None:
-        k = energy_bin(incident_mev, occupancy.get("energy_edges_mev", []))
-        r_e = np.asarray(occupancy["energy_log_ratio"], np.float64)[k]
     for layer, (xs, rs) in enumerate(zip(occupancy["log_n"], occupancy["log_ratio"])):
-        r = np.interp(log_n[:, layer], np.asarray(xs, np.float64), np.asarray(rs, np.float64)) + r_e
+        r = np.interp(log_n[:, layer], np.asarray(xs, np.float64), np.asarray(rs, np.float64))
         scaled = np.maximum(1.0, np.rint(counts[:, layer] * np.exp(r)))
         out[:, layer] = np.where(counts[:, layer] > 0, scaled, 0).astype(np.int64)
     total = out.sum(axis=1)

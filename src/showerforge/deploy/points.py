@@ -139,21 +139,13 @@ class OccupancyCounts(nn.Module):
         self.register_buffer("x", _f64(xs), persistent=False)
         self.register_buffer("r", _f64(rs), persistent=False)
         self.cap = float(cap)
-        self.energy_edges: Tensor | None = None
-        self.energy_ratio: Tensor | None = None
-        if occupancy.get("energy_log_ratio") is not None:  # the incident-energy bins' factors
-            self.energy_edges = _f64(occupancy.get("energy_edges_mev", []))
-            self.energy_ratio = _f64(occupancy["energy_log_ratio"])
 
-    def forward(self, counts: Tensor, inc: Tensor | None = None) -> Tensor:
+    def forward(self, counts: Tensor) -> Tensor:
         v = torch.log(torch.clamp(counts, min=1.0))[..., None]  # (N, L, 1)
         lo, hi = self.x[None, :, :-1], self.x[None, :, 1:]
         slope = (self.r[:, 1:] - self.r[:, :-1]) / (self.x[:, 1:] - self.x[:, :-1])
         piece = torch.minimum(torch.maximum(v, lo), hi) - lo
         r = self.r[None, :, 0] + (slope[None] * piece).sum(dim=2)
-        if self.energy_ratio is not None and self.energy_edges is not None and inc is not None:
-            k = (inc[:, None] >= self.energy_edges[None, :]).to(torch.long).sum(dim=1)
-            r = r + self.energy_ratio[k][:, None]
         scaled = torch.clamp(torch.round(counts * torch.exp(r)), min=1.0)
         out = torch.where(counts > 0, scaled, torch.zeros_like(counts))
         total = out.sum(dim=1)
@@ -228,7 +220,7 @@ class SummaryDecoding(nn.Module):
     def forward(self, feats: Tensor, inc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         counts, energies, cog, core = self.decode(feats, inc)
         if self.occupancy is not None:
-            counts = self.occupancy(counts, inc)
+            counts = self.occupancy(counts)
         return counts, energies, cog, core, self.encode(counts, energies, cog, core, inc)
 
 

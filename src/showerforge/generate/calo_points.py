@@ -40,20 +40,16 @@ import torch
 from showerforge.data.points import DEFAULT_THRESHOLD_MIP, PointClouds, PointsWriter, points_to_cells
 from showerforge.data.points_preprocess import (
     CELL_TARGET_SHOWERS,
-    RADIAL_ENERGY_BINS,
     PointsPreprocessor,
     Summaries,
     calibrate,
     cell_quantiles,
-    cells_per_energy_bin,
-    energy_edges,
     fit_cell_energy,
     fit_occupancy,
     fit_radial,
     occupancy_table,
     refine_cell_energy,
     refine_occupancy,
-    refine_occupancy_energy,
     refine_radial,
 )
 from showerforge.errors import UserError
@@ -108,10 +104,7 @@ class PointSurrogate(LoadedRun):
         if occupancy:
             cap = int(self.model.config["n_particles"])
             summaries = Summaries(
-                pre.calibrated_counts(summaries.counts, cap, energies_mev),
-                summaries.energies,
-                summaries.cog,
-                summaries.core,
+                pre.calibrated_counts(summaries.counts, cap), summaries.energies, summaries.cog, summaries.core
             )
         # the point flow is conditioned on the summaries as drawn *after* rounding
         cond = np.concatenate([c0.cpu().numpy(), pre.encode_summaries(summaries, energies_mev)], axis=1)
@@ -208,14 +201,10 @@ class PointSurrogate(LoadedRun):
             if len(target) > 5000:
                 target = target.select(np.arange(5000))
             t_counts = pre.summaries_of(target).counts
-            t_cells = _cells_per_layer(target, n_layers)
-            t_edges = energy_edges(target.incident_mev, RADIAL_ENERGY_BINS)
             pre.occupancy_target = {
-                **occupancy_table(t_counts, t_cells),
+                **occupancy_table(t_counts, _cells_per_layer(target, n_layers)),
                 "threshold_mip": DEFAULT_THRESHOLD_MIP,
                 "n_showers": len(target),
-                "energy_edges_mev": t_edges.tolist(),
-                "cells_per_bin": cells_per_energy_bin(t_cells, target.incident_mev, t_edges),
             }
             pre.radial_target = pre.radial_target_of(target, seed=seed)
             cells_cog = _cell_cog(target)
@@ -250,14 +239,8 @@ class PointSurrogate(LoadedRun):
         refinements = self.calibration_refinements if refinements is None else int(refinements)
         for _ in range(refinements):
             own = sample_points(self, energies, seed=seed, progress=progress)
-            own_cells = _cells_per_layer(own, n_layers)
-            calibrated = occupancy_table(asked, own_cells)
+            calibrated = occupancy_table(asked, _cells_per_layer(own, n_layers))
             pre.occupancy = refine_occupancy(pre.occupancy, pre.occupancy_target, calibrated)
-            if pre.occupancy_target.get("cells_per_bin") is not None:  # cells per shower in each energy bin
-                edges = pre.occupancy_target["energy_edges_mev"]
-                pre.occupancy = refine_occupancy_energy(
-                    pre.occupancy, pre.occupancy_target, cells_per_energy_bin(own_cells, energies, edges)
-                )
             if pre.radial is not None and pre.radial_target is not None:
                 pre.radial = refine_radial(pre.radial, pre.radial_target, pre.generated_profile(own))
             if pre.cog_scale is not None and cog_target is not None:
