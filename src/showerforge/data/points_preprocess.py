@@ -43,7 +43,7 @@ target's bins, the ratio ``n' / n`` of points to generate so that the model's me
 equals Geant4's at ``n`` points, and :meth:`PointsPreprocessor.calibrated_counts` applies it
 (log-linear interpolation in ``log n``, constant beyond the end bins). The model spreads its points
 a little differently when asked for ``n'`` instead of ``n``, so :func:`refine_occupancy` measures
-the calibrated showers again and corrects the ratios (twice by default: ILD photons, cells per
+the calibrated showers again and corrects the ratios (three times by default, the third for the cell-energy calibration: ILD photons, cells per
 shower 5.4 % over Geant4's after the first fit, 1.7 % and 0.7 % after one and two refinements). The drawn energy per layer
 and centre of gravity are then imposed on the ``n'`` points as before.
 
