@@ -631,13 +631,17 @@ def _cell_step(
     side, width, offset, grid, shift = tables
     key = cell_keys(p, None, (side, width, offset))
     ok = key >= 0
-    _, inverse = np.unique(key[ok], return_inverse=True)
-    e_cell = np.bincount(inverse, weights=p[ok, 3])
-    mine = np.zeros(len(p))
-    mine[ok] = e_cell[inverse]
+    n_cells = int(offset[-1] + side[-1] * side[-1])
+    e_cell = np.bincount(np.where(ok, key, n_cells), weights=np.where(ok, p[:, 3], 0.0), minlength=n_cells + 1)
+    mine = e_cell[np.where(ok, key, n_cells)]
     on = mine > 0
     k = int(energy_bin([inc], cells.get("energy_edges_mev", []))[0])
-    p[on, 3] *= np.power(10.0, np.interp(np.log10(mine[on]), grid, shift[k]))
+    # linear interpolation on the uniform grid (as numpy.interp, constant beyond its ends)
+    u = np.clip((np.log10(mine[on]) - grid[0]) / (grid[1] - grid[0]), 0.0, len(grid) - 1.0)
+    i0 = np.minimum(u.astype(np.int64), len(grid) - 2)
+    t = u - i0
+    row = shift[k]
+    p[on, 3] *= np.power(10.0, row[i0] * (1.0 - t) + row[i0 + 1] * t)
     n_layers = len(energies)
     layer = np.clip(np.rint(p[:, 2]).astype(np.int64), 0, n_layers - 1)
     sums = np.bincount(layer, weights=p[:, 3], minlength=n_layers)
