@@ -13,14 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from showerforge.data.points import PointClouds, threshold_per_layer
+from showerforge.data.points import PointClouds, cell_keys, threshold_per_layer
 from showerforge.data.points_preprocess import (
     CELL_GRID_LOG10,
     CELL_MAX_LOG10_SHIFT,
     Summaries,
     calibrate,
     cell_energy_factors,
-    cell_keys,
     cell_levels,
     cell_log_energies,
     cell_quantiles,

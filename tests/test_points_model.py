@@ -376,3 +376,20 @@ def test_depth_tokens_are_equivariant_and_start_as_the_identity() -> None:
     h2[:, 0] += 1.0
     moved = (block(h2, z2, c, mask) - block(h, z2, c, mask))[:, 1:].abs().max()
     assert moved > 1e-3
+
+
+@pytest.mark.parametrize(
+    "overrides,words",
+    [
+        ({"depth_tokens": -1}, ["--set depth_tokens=-1", "depth_tokens >= 0"]),
+        ({"depth_tokens": 2.5}, ["depth_tokens must be int"]),
+        ({"depth_tokens": 30, "d_model": 30}, ["--set d_model=30", "multiple of 4"]),
+    ],
+)
+def test_bad_depth_tokens_are_refused_in_one_line(overrides, words) -> None:
+    """Checked before any work (``train`` and ``distill`` call ``check_overrides`` first)."""
+    with pytest.raises(UserError) as err:
+        MODELS["cfm-points"].check_overrides(overrides)
+    msg = str(err.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+    MODELS["cfm-points"].check_overrides({"depth_tokens": 30, "d_model": 32})  # a valid pair passes

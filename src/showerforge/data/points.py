@@ -226,6 +226,34 @@ def threshold_per_layer(geometry: Geometry, threshold_mip: float) -> np.ndarray:
     return np.where(np.isfinite(mip), float(threshold_mip) * np.nan_to_num(mip), 0.0)
 
 
+def cell_tables(geometry: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per layer of a cell-matrix ``geometry``: cells per side, cell width (mm) and the index of the
+    layer's first cell (for :func:`cell_keys` on many small batches)."""
+    side = np.asarray([lay.n_crystals for lay in geometry.readout], np.int64)
+    width = np.asarray([lay.crystal_mm for lay in geometry.readout], np.float64)
+    return side, width, np.asarray(geometry.layer_offsets, np.int64)[: len(side)]
+
+
+def cell_keys(
+    points: np.ndarray, geometry: Geometry | None, tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
+    """(M,) the readout cell (index among the geometry's cells) of each point (x, y mm; layer index
+    in column 2, rounded); -1 beyond the cell matrix. ``tables``: :func:`cell_tables` of the
+    geometry, if at hand (then ``geometry`` may be ``None``)."""
+    if tables is None:
+        if geometry is None:
+            raise ValueError("cell_keys needs a geometry or its cell_tables")
+        tables = cell_tables(geometry)
+    side_of, width_of, offset_of = tables
+    p = np.asarray(points)
+    layer = np.clip(np.rint(p[:, 2]).astype(np.int64), 0, len(side_of) - 1)
+    n_side, width = side_of[layer], width_of[layer]
+    col = np.floor(p[:, 0].astype(np.float64) / width + 0.5 * n_side).astype(np.int64)
+    row = np.floor(p[:, 1].astype(np.float64) / width + 0.5 * n_side).astype(np.int64)
+    inside = (col >= 0) & (col < n_side) & (row >= 0) & (row < n_side)
+    return np.where(inside, offset_of[layer] + row * n_side + col, -1)
+
+
 def points_to_cells(
     clouds: PointClouds, geometry: Geometry | None = None, threshold_mip: float = DEFAULT_THRESHOLD_MIP, where: str = ""
 ) -> CellHits:
@@ -239,15 +267,11 @@ def points_to_cells(
         raise PointsFileError(where or "points", None, "no geometry: give one (--geometry)")
     _require_cells(geo, "projecting points onto cells")
     pts = clouds.points
-    li = _layer_of_points(pts, geo, where or "points")
-    n_side = np.asarray([lay.n_crystals for lay in geo.readout], np.int64)[li]
-    width = np.asarray([lay.crystal_mm for lay in geo.readout], np.float64)[li]
-    col = np.floor(pts[:, 0].astype(np.float64) / width + 0.5 * n_side).astype(np.int64)
-    row = np.floor(pts[:, 1].astype(np.float64) / width + 0.5 * n_side).astype(np.int64)
-    inside = (col >= 0) & (col < n_side) & (row >= 0) & (row < n_side)
+    _layer_of_points(pts, geo, where or "points")  # refuses depths that are not layer indices
+    cells = cell_keys(pts, geo)
+    inside = cells >= 0
     ev = clouds.event_index()[inside]
-    cell = geo.layer_offsets[li[inside]] + row[inside] * n_side[inside] + col[inside]
-    key = ev * geo.n_voxels + cell
+    key = ev * geo.n_voxels + cells[inside]
     uniq, inverse = np.unique(key, return_inverse=True)
     energy = np.bincount(inverse, weights=pts[inside, 3].astype(np.float64), minlength=len(uniq))
     ev_u, cell_u = uniq // geo.n_voxels, uniq % geo.n_voxels

@@ -43,9 +43,10 @@ target's bins, the ratio ``n' / n`` of points to generate so that the model's me
 equals Geant4's at ``n`` points, and :meth:`PointsPreprocessor.calibrated_counts` applies it
 (log-linear interpolation in ``log n``, constant beyond the end bins). The model spreads its points
 a little differently when asked for ``n'`` instead of ``n``, so :func:`refine_occupancy` measures
-the calibrated showers again and corrects the ratios (three times by default, the third for the cell-energy calibration: ILD photons, cells per
-shower 5.4 % over Geant4's after the first fit, 1.7 % and 0.7 % after one and two refinements). The drawn energy per layer
-and centre of gravity are then imposed on the ``n'`` points as before.
+the calibrated showers again and corrects the ratios (three rounds by default, the other
+calibrations refined in the same rounds; ILD photons, cells per shower 5.4 % over Geant4's after
+the first fit, 1.7 % and 0.7 % after one and two refinements). The drawn energy per layer and
+centre of gravity are then imposed on the ``n'`` points as before.
 
 **Radial energy calibration**: a point flow that draws the right points in the right places can
 still share a layer's energy wrongly between core and halo (ILD photons: the central cell holds
@@ -94,7 +95,7 @@ from typing import Any
 
 import numpy as np
 
-from showerforge.data.points import PointClouds, threshold_per_layer
+from showerforge.data.points import PointClouds, cell_keys, cell_tables, points_to_cells
 from showerforge.geometry import Geometry
 
 __all__ = [
@@ -149,7 +150,7 @@ RADIAL_ENERGY_BINS = 4
 CELL_GRID_LOG10 = (-5.0, 5.0, 321)
 """Grid of the cell-energy calibration's shifts: ``log10(E_cell / MeV)`` from, to, nodes (1/32 decade)."""
 CELL_LEVELS = 512
-"""Quantile levels of the cell-energy calibration (``(k + 0.5) / CELL_LEVELS``)."""
+"""Quantile levels of the cell-energy calibration (spaced by :func:`cell_levels`)."""
 CELL_TARGET_SHOWERS = 20000
 """Training showers whose cell spectrum is the target (the other calibrations' targets take 5,000)."""
 CELL_MAX_LOG10_SHIFT = float(np.log10(4.0))
@@ -564,12 +565,12 @@ def calibrate(
     n_layers = summaries.counts.shape[1]
     half = face_half_widths(geometry, n_layers)
     out, sizes = [], []
-    cell_tables = None
+    step_tables = None
     if cells is not None and geometry is not None:
         lo, hi, nodes = cells["grid_log10"]
         shift = np.asarray(cells["shift"], np.float64)
-        cell_tables = (
-            *_cell_tables(geometry),
+        step_tables = (
+            *cell_tables(geometry),
             np.linspace(lo, hi, int(nodes)),
             shift[None] if shift.ndim == 1 else shift,
         )
@@ -602,8 +603,8 @@ def calibrate(
         if core is not None:
             on = np.nonzero(core > 0)[0]
             p = np.concatenate([p, np.stack([0 * on, 0 * on, on, core[on]], axis=1).astype(np.float64)])
-        if cells is not None and cell_tables is not None:
-            _cell_step(p, n_free, cells, cell_tables, summaries.energies[i], summaries.cog[i], float(incident_mev[i]))
+        if cells is not None and step_tables is not None:
+            _cell_step(p, n_free, cells, step_tables, summaries.energies[i], summaries.cog[i], float(incident_mev[i]))
             if half is not None:
                 edge = (half * (1.0 - FACE_MARGIN))[layer, None]
                 p[:n_free, :2] = np.clip(p[:n_free, :2], -edge, edge)
@@ -626,7 +627,7 @@ def _cell_step(
     inc: float,
 ) -> None:
     """The cell-energy calibration of one shower, in place: ``p`` (M, 4) its points, the first
-    ``n_free`` movable (the others are core points on the axis); ``tables``: :func:`_cell_tables`,
+    ``n_free`` movable (the others are core points on the axis); ``tables``: :func:`~showerforge.data.points.cell_tables`,
     the grid and the shifts (K, nodes)."""
     side, width, offset, grid, shift = tables
     key = cell_keys(p, None, (side, width, offset))
@@ -636,12 +637,7 @@ def _cell_step(
     mine = e_cell[np.where(ok, key, n_cells)]
     on = mine > 0
     k = int(energy_bin([inc], cells.get("energy_edges_mev", []))[0])
-    # linear interpolation on the uniform grid (as numpy.interp, constant beyond its ends)
-    u = np.clip((np.log10(mine[on]) - grid[0]) / (grid[1] - grid[0]), 0.0, len(grid) - 1.0)
-    i0 = np.minimum(u.astype(np.int64), len(grid) - 2)
-    t = u - i0
-    row = shift[k]
-    p[on, 3] *= np.power(10.0, row[i0] * (1.0 - t) + row[i0 + 1] * t)
+    p[on, 3] *= np.power(10.0, _on_grid(np.log10(mine[on]), grid, shift[k]))
     n_layers = len(energies)
     layer = np.clip(np.rint(p[:, 2]).astype(np.int64), 0, n_layers - 1)
     sums = np.bincount(layer, weights=p[:, 3], minlength=n_layers)
@@ -892,32 +888,6 @@ def radial_weights(points: np.ndarray, layer: np.ndarray, radial: dict[str, Any]
 
 
 # ---------------------------------------------------------------- cell-energy calibration
-def _cell_tables(geometry: Geometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per layer: cells per side, cell width (mm) and index of the layer's first cell."""
-    side = np.asarray([lay.n_crystals for lay in geometry.readout], np.int64)
-    width = np.asarray([lay.crystal_mm for lay in geometry.readout], np.float64)
-    return side, width, np.asarray(geometry.layer_offsets, np.int64)[: len(side)]
-
-
-def cell_keys(
-    points: np.ndarray, geometry: Geometry | None, tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-) -> np.ndarray:
-    """(M,) the readout cell (index among ``geometry``'s cells) of each point (x, y mm; layer index);
-    -1 beyond the cell matrix. ``tables``: :func:`_cell_tables` of the geometry, if at hand."""
-    if tables is None:
-        if geometry is None:
-            raise ValueError("cell_keys needs a geometry or its tables")
-        tables = _cell_tables(geometry)
-    side_of, width_of, offset_of = tables
-    p = np.asarray(points)
-    layer = np.clip(np.rint(p[:, 2]).astype(np.int64), 0, len(side_of) - 1)
-    n_side, width = side_of[layer], width_of[layer]
-    col = np.floor(p[:, 0].astype(np.float64) / width + 0.5 * n_side).astype(np.int64)
-    row = np.floor(p[:, 1].astype(np.float64) / width + 0.5 * n_side).astype(np.int64)
-    inside = (col >= 0) & (col < n_side) & (row >= 0) & (row < n_side)
-    return np.where(inside, offset_of[layer] + row * n_side + col, -1)
-
-
 CELL_CHUNK = 2000
 """Showers per pass of :func:`cell_log_energies` (bounds its memory on large files)."""
 
@@ -926,26 +896,17 @@ def cell_log_energies(
     clouds: PointClouds, geometry: Geometry | None = None, threshold_mip: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """``log10(E_cell / MeV)`` of every cell with energy at or above ``threshold_mip`` x its layer's
-    MIP energy (0: every cell with energy) and the index of its shower."""
+    MIP energy (0: every cell with energy; :func:`~showerforge.data.points.points_to_cells`, in
+    passes of :data:`CELL_CHUNK` showers) and the index of its shower."""
     geo = geometry or clouds.geometry
     if geo is None or not geo.is_crystal:
         raise ValueError("the cell-energy calibration needs a square-cell geometry")
-    thr = threshold_per_layer(geo, threshold_mip)
-    offsets = np.asarray(geo.layer_offsets, np.int64)
-    logs, events = [], []
+    logs, events = [np.zeros(0)], [np.zeros(0, np.int64)]
     for lo in range(0, len(clouds), CELL_CHUNK):
         part = clouds if len(clouds) <= CELL_CHUNK else clouds.select(slice(lo, lo + CELL_CHUNK))
-        key = cell_keys(part.points, geo)
-        ev = part.event_index()
-        ok = key >= 0
-        uniq, inverse = np.unique(ev[ok] * geo.n_voxels + key[ok], return_inverse=True)
-        e = np.bincount(inverse, weights=np.asarray(part.points[ok, 3], np.float64), minlength=len(uniq))
-        layer = np.searchsorted(offsets, uniq % geo.n_voxels, side="right") - 1
-        keep = (e > 0) & (e >= thr[layer])
-        logs.append(np.log10(e[keep]))
-        events.append((uniq // geo.n_voxels)[keep] + lo)
-    if not logs:
-        return np.zeros(0), np.zeros(0, np.int64)
+        hits = points_to_cells(part, geo, threshold_mip)
+        logs.append(np.log10(hits.energy_mev))
+        events.append(np.asarray(hits.event, np.int64) + lo)
     return np.concatenate(logs), np.concatenate(events)
 
 
@@ -1030,10 +991,19 @@ def refine_cell_energy(cells: dict[str, Any], target: dict[str, Any], calibrated
     return {**cells, "shift": np.clip(out, -CELL_MAX_LOG10_SHIFT, CELL_MAX_LOG10_SHIFT).tolist()}
 
 
+def _on_grid(x: np.ndarray, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` on the uniform ``grid`` read at ``x``: linear in between, constant beyond the ends
+    (``numpy.interp`` without its search; the ONNX graph reads the table the same way)."""
+    u = np.clip((np.asarray(x, np.float64) - grid[0]) / (grid[1] - grid[0]), 0.0, len(grid) - 1.0)
+    i0 = np.minimum(u.astype(np.int64), len(grid) - 2)
+    t = u - i0
+    return values[i0] * (1.0 - t) + values[i0 + 1] * t
+
+
 def cell_energy_factors(log10_e: np.ndarray, cells: dict[str, Any], incident_mev: float) -> np.ndarray:
     """The factor ``10**shift(log10 E_cell)`` of each cell of a shower of ``incident_mev`` under ``cells``."""
     shift = np.asarray(cells["shift"], np.float64)
     shift = shift[None] if shift.ndim == 1 else shift
     k = int(energy_bin([incident_mev], cells.get("energy_edges_mev", []))[0])
     lo, hi, n = cells["grid_log10"]
-    return np.power(10.0, np.interp(np.asarray(log10_e, np.float64), np.linspace(lo, hi, int(n)), shift[k]))
+    return np.power(10.0, _on_grid(log10_e, np.linspace(lo, hi, int(n)), shift[k]))

@@ -172,14 +172,14 @@ class PointSurrogate(LoadedRun):
         progress: Callable[[int], Any] | None = None,
         refinements: int | None = None,
     ) -> dict[str, Any] | None:
-        """Fit the occupancy, radial energy and centre-of-gravity calibrations (module docstring) and
-        return the checkpoint entries they change.
+        """Fit the occupancy, radial energy, centre-of-gravity and cell-energy calibrations (module
+        docstring) and return the checkpoint entries they change.
 
         Args:
             target: reference showers (the training file) whose cells-against-points table, radial
                 energy profile, mean and spread of the cells' centre of gravity (first 5,000 showers)
-                and cell-energy spectrum (first :data:`CELL_TARGET_SHOWERS`) are the targets; default: those stored with the model (a
-                student inherits its teacher's).
+                and cell-energy spectrum (first :data:`CELL_TARGET_SHOWERS`) are the targets;
+                default: those stored with the model (a student inherits its teacher's).
             n: showers the model generates, uncalibrated, to measure its own table.
             seed: seed of those showers.
             progress: called with the number of showers generated after each batch.
@@ -278,8 +278,8 @@ def sample_points(
     """Generate showers in memory (see the module docstring); same seed and settings, same showers.
 
     ``steps``, ``solver`` set an ODE model's sampler, ``temperature``, ``top_k`` an autoregressive
-    one's; ``occupancy=False``, ``radial=False`` and ``cog=False`` leave out the occupancy, the
-    radial energy, the centre-of-gravity and the cell-energy calibrations (to fit them).
+    one's; ``occupancy=False``, ``radial=False``, ``cog=False`` and ``cells=False`` leave out the
+    occupancy, the radial energy, the centre-of-gravity and the cell-energy calibrations (to fit them).
     """
     if backend != "torch":
         raise UserError(f"--backend {backend}: point-cloud models are generated with the torch backend")

@@ -42,7 +42,18 @@ from showerforge.models.base import GenerativeModel
 from showerforge.models.flow_matching import FlowMatching
 from showerforge.models.layer_transformer import TimeEmbedding
 
-__all__ = ["EPiCLayer", "EPiCVelocity", "DepthAttention", "masked_pool", "epic_velocity", "build_cfm_set"]
+__all__ = [
+    "EPiCLayer",
+    "EPiCVelocity",
+    "DepthAttention",
+    "DEPTH_HEADS",
+    "masked_pool",
+    "epic_velocity",
+    "build_cfm_set",
+]
+
+DEPTH_HEADS = 4
+"""Attention heads of :class:`DepthAttention` (``d_model`` must be a multiple)."""
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
@@ -122,7 +133,7 @@ class DepthAttention(nn.Module):
         ``h`` (N, n, d_model), ``z`` (N, n) depth feature, ``c`` (N, d_cond), ``mask`` (N, n) -> ``h``.
     """
 
-    def __init__(self, d_model: int, d_cond: int, n_tokens: int, n_heads: int = 4) -> None:
+    def __init__(self, d_model: int, d_cond: int, n_tokens: int, n_heads: int = DEPTH_HEADS) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"depth tokens: d_model {d_model} must be a multiple of {n_heads} heads")

@@ -9,7 +9,7 @@ from typing import Any
 from showerforge.errors import UserError
 from showerforge.models.autoregressive import build_ar_tokens
 from showerforge.models.base import GenerativeModel
-from showerforge.models.epic import build_cfm_set
+from showerforge.models.epic import DEPTH_HEADS, build_cfm_set
 from showerforge.models.factorised import build_factorised
 from showerforge.models.flow_matching import FlowMatching
 from showerforge.models.layer_transformer import LayerTransformer
@@ -34,7 +34,7 @@ _POSITIVE = (
     "vq_hidden",
     "vq_steps",
 )
-_NON_NEGATIVE = ("layers_per_token", "x_units", "shape_energy_bins")
+_NON_NEGATIVE = ("layers_per_token", "x_units", "shape_energy_bins", "depth_tokens")
 _AT_LEAST_TWO = ("bins", "codebook_size")
 _CHOICES = {"tokeniser": ("axis", "vq"), "spacing": ("uniform", "quantile"), "decode": ("uniform", "centre")}
 
@@ -111,7 +111,7 @@ class ModelSpec:
         """Refuse hyperparameter overrides that cannot build a model, before any work.
 
         Sizes and step counts must be positive integers, ``layers_per_token`` / ``x_units`` /
-        ``shape_energy_bins`` integers >= 0, ``mlp_ratio`` > 0, ``sigma`` >= 0, ``d_model`` a
+        ``shape_energy_bins`` / ``depth_tokens`` integers >= 0, ``mlp_ratio`` > 0, ``sigma`` >= 0, ``d_model`` a
         multiple of ``n_heads``, ``solver`` and ``time_sampling`` known names (types as
         :meth:`resolve` checks them).
 
@@ -145,6 +145,9 @@ class ModelSpec:
             raise bad("solver", f"solver to be one of {', '.join(SOLVERS)}")
         if "time_sampling" in given and cfg["time_sampling"] not in TIME_SAMPLING:
             raise bad("time_sampling", f"time_sampling to be one of {', '.join(TIME_SAMPLING)}")
+        if cfg.get("depth_tokens", 0) > 0 and cfg["d_model"] % DEPTH_HEADS:
+            key = "d_model" if "d_model" in given else "depth_tokens"
+            raise bad(key, f"d_model to be a multiple of {DEPTH_HEADS} (the depth tokens' attention heads)")
         if "n_heads" in cfg and "d_model" in cfg and cfg["d_model"] % cfg["n_heads"]:
             key = "d_model" if "d_model" in given else "n_heads"
             raise bad(key, f"d_model to be a multiple of n_heads (d_model={cfg['d_model']}, n_heads={cfg['n_heads']})")
