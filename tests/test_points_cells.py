@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from showerforge.data.points import PointClouds, cell_keys, cell_tables, threshold_per_layer
+from showerforge.data.points import PointClouds, cell_keys, threshold_per_layer
 from showerforge.data.points_preprocess import (
     CELL_GRID_LOG10,
     CELL_MAX_LOG10_SHIFT,
@@ -23,8 +23,6 @@ from showerforge.data.points_preprocess import (
     cell_levels,
     cell_log_energies,
     cell_quantiles,
-    cells_per_shower,
-    count_matched_levels,
     fit_cell_energy,
     refine_cell_energy,
     shower_summaries,
@@ -90,40 +88,6 @@ def test_cell_quantiles_per_energy_bin():
     two = PointClouds(np.array([[0, 0, 0, 1.0], [20, 0, 0, 0.01]], np.float32), np.array([0, 2]), np.array([1e4]), ild)
     assert len(cell_log_energies(two)[0]) == 2
     np.testing.assert_allclose(cell_log_energies(two, threshold_mip=0.5)[0], [0.0], atol=1e-6)
-
-
-def _cells_at(energies: list[np.ndarray], geo, layers_from: int = 0) -> PointClouds:
-    """One point per cell: shower i puts ``energies[i]`` into distinct cells of layers ``layers_from``
-    and on (30 cells per layer along x)."""
-    pts, offsets, width = [], [0], float(cell_tables(geo)[1][0])
-    for e in energies:
-        j = np.arange(len(e))
-        pts.append(np.stack([(j % 30 - 15) * width + 1.0, np.zeros(len(e)), layers_from + j // 30, e], axis=1))
-        offsets.append(offsets[-1] + len(e))
-    return PointClouds(np.concatenate(pts).astype(np.float32), np.array(offsets), np.full(len(energies), 2e4), geo)
-
-
-def test_count_matched_quantiles_see_through_extra_cells():
-    """Target: 200 showers of 40 cells, log10 E uniform in [-1, 1]; the same showers with 4 more cells
-    of 0.001 MeV each (10 % more cells): their plain quantiles sit far below the target's, their
-    quantiles at the count-matched levels are the target's (one cell's spacing of the quantiles), and
-    a map between them would leave the extra cells below every target cell."""
-    assert count_matched_levels(np.array([0.0, 0.5, 1.0]), 40, 44) == pytest.approx([1 - 40 / 44, 1 - 20 / 44, 1.0])
-    assert count_matched_levels(np.array([0.0, 0.5]), 44, 40) == pytest.approx([0.0, 0.45])  # fewer: clipped
-    geo = PRESETS["ild-ecal"]
-    rng = np.random.default_rng(3)
-    tgt_e = [10 ** rng.uniform(-1.0, 1.0, 40) for _ in range(200)]
-    target = _cells_at(tgt_e, geo)
-    gen = _cells_at([np.concatenate([e, np.full(4, 1e-3)]) for e in tgt_e], geo)
-    assert len(np.unique(cell_keys(gen.points, geo) + 10**6 * np.repeat(np.arange(200), 44))) == 200 * 44
-    per = cells_per_shower(target, [])
-    assert per == pytest.approx([40.0]) and cells_per_shower(gen, []) == pytest.approx([44.0])
-    t_q, plain = cell_quantiles(target, []), cell_quantiles(gen, [])
-    matched = cell_quantiles(gen, [], per_shower=per)
-    assert np.abs(plain - t_q)[0, :100].min() > 0.1  # the plain ones see the extra cells
-    np.testing.assert_allclose(matched, t_q, atol=2.0 / 8000 * 2 + 1e-6)
-    with pytest.raises(ValueError, match="per_shower has 2 bins"):
-        cell_quantiles(gen, [], per_shower=[40.0, 40.0])
 
 
 def test_levels_are_dense_among_the_highest_cells():

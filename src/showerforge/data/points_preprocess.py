@@ -78,10 +78,7 @@ floor). Per incident-energy bin (the radial calibration's), :func:`cell_quantile
 quantiles of ``log10(E_cell / MeV)`` of every cell with energy (below the readout threshold too:
 a map fitted above it alone moves cells across it and changes the number of hits), dense among
 the highest cells (:func:`cell_levels`), once on the training showers (the target) and once on
-the model's own showers, there at count-matched levels (:func:`count_matched_levels`: as many cells
-per shower above each quantile as the target has above its own, with the target's
-:func:`cells_per_shower`; a map between normalised spectra would leave a 1 % excess of cells as a
-common shift of every cell, which the layer energies imposed again keep);
+the model's own showers;
 :func:`fit_cell_energy` stores the map between them as a shift of ``log10 E`` on a uniform grid
 (:data:`CELL_GRID_LOG10`; linear in between, constant beyond the quantiles, within
 :data:`CELL_MAX_LOG10_SHIFT`), and :func:`calibrate`, last, multiplies the energy of every point of
@@ -122,8 +119,6 @@ __all__ = [
     "energy_bin",
     "energy_edges",
     "cell_quantiles",
-    "cells_per_shower",
-    "count_matched_levels",
     "cell_log_energies",
     "fit_cell_energy",
     "refine_cell_energy",
@@ -389,7 +384,6 @@ class PointsPreprocessor:
         return {
             "energy_edges_mev": inner.tolist(),
             "log10_mev": cell_quantiles(clouds, inner).tolist(),
-            "cells_per_shower": cells_per_shower(clouds, inner).tolist(),
             "incident_quantiles_mev": np.quantile(inc, (np.arange(64) + 0.5) / 64).tolist(),
             "n_showers": len(clouds),
         }
@@ -926,69 +920,25 @@ def cell_levels(n_levels: int = CELL_LEVELS) -> np.ndarray:
     return np.concatenate([np.linspace(0.001, 0.99, n_levels - n_top), top])
 
 
-def _cell_bins(
-    clouds: PointClouds, energy_edges_mev: Any, geometry: Geometry | None, threshold_mip: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``log10(E_cell / MeV)`` of every cell (:func:`cell_log_energies`), the incident-energy bin of
-    its shower, and the number of showers in each bin."""
-    log_e, ev = cell_log_energies(clouds, geometry, threshold_mip)
-    k_shower = energy_bin(clouds.incident_mev, energy_edges_mev)
-    n_e = len(np.asarray(energy_edges_mev, np.float64).reshape(-1)) + 1
-    return log_e, k_shower[ev], np.bincount(k_shower, minlength=n_e)[:n_e]
-
-
-def cells_per_shower(
-    clouds: PointClouds, energy_edges_mev: Any = (), geometry: Geometry | None = None, threshold_mip: float = 0.0
-) -> np.ndarray:
-    """Mean number of cells with energy (at or above ``threshold_mip``) per shower in each
-    incident-energy bin of ``energy_edges_mev``; NaN for a bin without showers."""
-    _, k_of, n_showers = _cell_bins(clouds, energy_edges_mev, geometry, threshold_mip)
-    counts = np.bincount(k_of, minlength=len(n_showers))[: len(n_showers)].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_showers > 0, counts / np.maximum(n_showers, 1), np.nan)
-
-
-def count_matched_levels(levels: np.ndarray, target_per_shower: float, own_per_shower: float) -> np.ndarray:
-    """The levels of a sample with ``own_per_shower`` cells per shower at which as many cells per
-    shower lie above as lie above ``levels`` in a target with ``target_per_shower``:
-    ``1 - (1 - level) * target / own``, within [0, 1] (a sample with more cells than the target has
-    its lowest ones below the target's lowest quantile)."""
-    ratio = float(target_per_shower) / float(own_per_shower)
-    return np.clip(1.0 - (1.0 - np.asarray(levels, np.float64)) * ratio, 0.0, 1.0)
-
-
 def cell_quantiles(
     clouds: PointClouds,
     energy_edges_mev: Any = (),
     geometry: Geometry | None = None,
     n_levels: int = CELL_LEVELS,
     threshold_mip: float = 0.0,
-    per_shower: Any = None,
 ) -> np.ndarray:
     """(K, n_levels) quantiles (:func:`cell_levels`) of ``log10(E_cell / MeV)`` of the cells with
     energy (at or above ``threshold_mip``; :func:`cell_log_energies`) in each of the ``K``
-    incident-energy bins of ``energy_edges_mev`` (inner edges); a bin without cells is NaN.
-
-    With ``per_shower`` (K target cells per shower, :func:`cells_per_shower`), quantile ``j`` of bin
-    ``k`` is taken at :func:`count_matched_levels`: the energy above which these showers have, per
-    shower, as many cells as the target has above its own quantile ``j`` (so a map between the two
-    also brings the number of cells above any energy, the readout threshold among them, to the
-    target's)."""
-    log_e, k_of, n_showers = _cell_bins(clouds, energy_edges_mev, geometry, threshold_mip)
+    incident-energy bins of ``energy_edges_mev`` (inner edges); a bin without cells is NaN."""
+    log_e, ev = cell_log_energies(clouds, geometry, threshold_mip)
+    k_of = energy_bin(clouds.incident_mev, energy_edges_mev)[ev]
     levels = cell_levels(n_levels)
-    n_e = len(n_showers)
-    target = None if per_shower is None else np.asarray(per_shower, np.float64).reshape(-1)
-    if target is not None and len(target) != n_e:
-        raise ValueError(f"per_shower has {len(target)} bins, the energy edges give {n_e}")
+    n_e = len(np.asarray(energy_edges_mev, np.float64).reshape(-1)) + 1
     out = np.full((n_e, n_levels), np.nan)
     for k in range(n_e):
         sel = log_e[k_of == k]
-        if not len(sel):
-            continue
-        at = levels
-        if target is not None and np.isfinite(target[k]) and target[k] > 0:
-            at = count_matched_levels(levels, target[k], len(sel) / n_showers[k])
-        out[k] = np.quantile(sel, at)
+        if len(sel):
+            out[k] = np.quantile(sel, levels)
     return out
 
 

@@ -246,12 +246,11 @@ class PointSurrogate(LoadedRun):
             if pre.cog_scale is not None and cog_target is not None:
                 pre.cog_scale, pre.cog_shift = _cog_step(pre.cog_scale, pre.cog_shift, cog_target, own)
             if cells_target is not None:  # fitted on showers with the other calibrations, then refined
-                edges, per_shower = cells_target["energy_edges_mev"], cells_target.get("cells_per_shower")
-                own_q = cell_quantiles(own, edges, per_shower=per_shower)  # count-matched where the target says
+                edges = cells_target["energy_edges_mev"]
                 if pre.cells is None:
-                    pre.cells = {**fit_cell_energy(cells_target, own_q), "n_showers": int(n)}
+                    pre.cells = {**fit_cell_energy(cells_target, cell_quantiles(own, edges)), "n_showers": int(n)}
                 else:
-                    pre.cells = refine_cell_energy(pre.cells, cells_target, own_q)
+                    pre.cells = refine_cell_energy(pre.cells, cells_target, cell_quantiles(own, edges))
         pre.occupancy["refinements"] = refinements
         if pre.radial is not None:
             pre.radial["refinements"] = refinements
